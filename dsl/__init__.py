@@ -1,0 +1,1 @@
+"""dsl subpackage of poletti."""

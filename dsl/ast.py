@@ -1,0 +1,459 @@
+"""The abstract syntax tree of a rule file.
+
+One frozen attrs class per grammar production, each with a ``span``. Nodes
+carry no behaviour: the checker, formatter and compiler are passes over them,
+and what a pass learns (types, resolved names) lives in side tables keyed by
+node, not on the nodes.
+
+Numbers are kept as ``Decimal`` exactly as written (``3.50`` stays ``3.50``)
+so the formatter can print them back unchanged; dates are kept as their text
+so that an impossible date such as ``2026-02-30`` still reaches the checker,
+which reports it.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Union
+
+import attrs
+
+
+@attrs.frozen
+class Span:
+    """Where a node stands in its file: 1-based line and column, and offsets."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    start: int
+    end: int
+
+
+# An invisible span for nodes made by passes (e.g. module expansion defaults).
+NO_SPAN = Span(0, 0, 0, 0, 0, 0)
+
+
+@attrs.frozen
+class Ident:
+    """A name as written at one place: a declaration or a reference."""
+
+    name: str
+    span: Span
+
+
+# ------------------------------------------------------------------ expressions
+
+
+@attrs.frozen
+class NumberLit:
+    value: Decimal
+    span: Span
+
+
+@attrs.frozen
+class NameRef:
+    """A bare name in an expression or in a literal's amount slot (a module parameter)."""
+
+    name: str
+    span: Span
+
+
+@attrs.frozen
+class MoneyLit:
+    amount: NumberLit | NameRef
+    currency: str
+    span: Span
+
+
+@attrs.frozen
+class PointsLit:
+    amount: NumberLit | NameRef
+    span: Span
+
+
+@attrs.frozen
+class DurationLit:
+    """``30d`` ``12w`` ``12m`` ``1y``: unit d/w/m/y (days, weeks, calendar months, years)."""
+
+    amount: int
+    unit: str
+    span: Span
+
+
+@attrs.frozen
+class DateLit:
+    text: str
+    span: Span
+
+
+@attrs.frozen
+class TextLit:
+    value: str
+    span: Span
+
+
+@attrs.frozen
+class BoolLit:
+    value: bool
+    span: Span
+
+
+@attrs.frozen
+class EventAttr:
+    """``event.channel``: an attribute of the event being processed."""
+
+    name: str
+    span: Span
+
+
+@attrs.frozen
+class Compare:
+    op: str  # one of > >= < <= == !=
+    left: Expr
+    right: Expr
+    span: Span
+
+
+@attrs.frozen
+class BinaryOp:
+    op: str  # one of + - * /
+    left: Expr
+    right: Expr
+    span: Span
+
+
+@attrs.frozen
+class AndOp:
+    left: Expr
+    right: Expr
+    span: Span
+
+
+@attrs.frozen
+class OrOp:
+    left: Expr
+    right: Expr
+    span: Span
+
+
+@attrs.frozen
+class NotOp:
+    operand: Expr
+    span: Span
+
+
+Expr = Union[
+    NumberLit, NameRef, MoneyLit, PointsLit, DurationLit, DateLit, TextLit, BoolLit,
+    EventAttr, Compare, BinaryOp, AndOp, OrOp, NotOp,
+]
+Window = Union[DurationLit, NameRef]
+Count = Union[NumberLit, NameRef]
+
+# ------------------------------------------------------------------ rule parts
+
+
+@attrs.frozen
+class ItemFilter:
+    """``on category "beans"`` / ``on sku "esp-250"``."""
+
+    kind: str  # "category" or "sku"
+    value: TextLit | NameRef
+    span: Span
+
+
+@attrs.frozen
+class Multiplier:
+    """``x2`` in ``earn x2 if tier >= gold``."""
+
+    factor: Decimal
+    span: Span
+
+
+@attrs.frozen
+class PerCurrency:
+    """``per EUR``: points for every currency unit of the amount."""
+
+    currency: str
+    filter: ItemFilter | None
+    span: Span
+
+
+@attrs.frozen
+class PerMoney:
+    """``per 10 EUR``: points for every full 10 EUR."""
+
+    money: MoneyLit
+    filter: ItemFilter | None
+    span: Span
+
+
+@attrs.frozen
+class PerUnit:
+    """``per purchase`` / ``per visit`` / ``per item``."""
+
+    unit: str
+    filter: ItemFilter | None
+    span: Span
+
+
+@attrs.frozen
+class OnEvent:
+    """``on signup``: a fixed award for each event of a type."""
+
+    event: Ident
+    span: Span
+
+
+EarnBasis = Union[PerCurrency, PerMoney, PerUnit, OnEvent]
+GrantTarget = Union[Ident, PointsLit]
+
+
+@attrs.frozen
+class IfOption:
+    condition: Expr
+    span: Span
+
+
+@attrs.frozen
+class DuringOption:
+    """``during 2026-12-01..2026-12-24``, inclusive calendar dates; one date means one day."""
+
+    start: DateLit
+    end: DateLit | None
+    span: Span
+
+
+@attrs.frozen
+class LimitOption:
+    """``limit 500 points per day`` / ``limit 3 times per 30d``."""
+
+    count: Count
+    unit: str  # "points" or "times"
+    period: str | DurationLit | NameRef  # day/week/month/year, or a rolling window
+    span: Span
+
+
+@attrs.frozen
+class OnceOption:
+    """``once`` (ever) or ``once per 12m``."""
+
+    window: Window | None
+    span: Span
+
+
+RuleOption = Union[IfOption, DuringOption, LimitOption, OnceOption]
+
+# ----------------------------------------------------------------- declarations
+
+
+@attrs.frozen
+class ProgramDecl:
+    title: str
+    span: Span
+
+
+@attrs.frozen
+class CurrencyDecl:
+    code: str
+    span: Span
+
+
+@attrs.frozen
+class RoundingDecl:
+    mode: str  # down / nearest / up
+    span: Span
+
+
+@attrs.frozen
+class TimezoneDecl:
+    zone: str
+    span: Span
+
+
+@attrs.frozen
+class RewardValue:
+    money: MoneyLit
+    span: Span
+
+
+@attrs.frozen
+class RewardCost:
+    points: PointsLit
+    span: Span
+
+
+@attrs.frozen
+class RewardDecl:
+    """``reward free_drink "Free drink" value 3.50 EUR costs 50 points``."""
+
+    name: Ident
+    label: str | None
+    parts: tuple[RewardValue | RewardCost, ...]
+    span: Span
+
+
+@attrs.frozen
+class SegmentDecl:
+    name: Ident
+    condition: Expr
+    span: Span
+
+
+@attrs.frozen
+class MetricDecl:
+    """``metric beans_30d = sum of amount of purchase on category "beans" over 30d``.
+
+    ``field`` is None in the short forms ``count of review over 90d`` (count
+    events of a type) and ``max of amount over 12m`` (a field of purchases):
+    which of the two the single name is, the checker decides.
+    """
+
+    name: Ident
+    aggregate: str
+    field: Ident | None
+    event: Ident
+    filter: ItemFilter | None
+    window: Window
+    span: Span
+
+
+@attrs.frozen
+class AttributeDecl:
+    """``attribute channel: text``: a custom event attribute and its type."""
+
+    name: Ident
+    type_name: str
+    span: Span
+
+
+@attrs.frozen
+class EventDecl:
+    """``event checkin``: a custom event type."""
+
+    name: Ident
+    span: Span
+
+
+@attrs.frozen
+class ParamDecl:
+    """``param every: count = 10``: a parameter of a stdlib module."""
+
+    name: Ident
+    type_name: str
+    default: Expr | None
+    span: Span
+
+
+@attrs.frozen
+class UseArg:
+    name: Ident
+    value: Expr
+    span: Span
+
+
+@attrs.frozen
+class UseDecl:
+    """``use stamp_card with every = 10, reward = free_coffee``."""
+
+    module: Ident
+    args: tuple[UseArg, ...]
+    span: Span
+
+
+# ------------------------------------------------------------------------ rules
+
+
+@attrs.frozen
+class EarnRule:
+    amount: PointsLit | Multiplier
+    basis: EarnBasis | None
+    options: tuple[RuleOption, ...]
+    span: Span
+
+
+@attrs.frozen
+class ConvertRule:
+    """``at 50 points grant free_drink``."""
+
+    threshold: PointsLit
+    target: GrantTarget
+    options: tuple[RuleOption, ...]
+    span: Span
+
+
+@attrs.frozen
+class StampRule:
+    """``every 10 purchases on category "coffee" grant free_coffee``."""
+
+    count: Count
+    unit: str  # "purchases" or "visits"
+    filter: ItemFilter | None
+    target: GrantTarget
+    options: tuple[RuleOption, ...]
+    span: Span
+
+
+@attrs.frozen
+class TierRule:
+    name: Ident
+    condition: Expr
+    keep: Window | None
+    span: Span
+
+
+@attrs.frozen
+class OnRule:
+    """``on review grant thank_you``."""
+
+    event: Ident
+    target: GrantTarget
+    options: tuple[RuleOption, ...]
+    span: Span
+
+
+@attrs.frozen
+class WhenRule:
+    """``when spend_lifetime > 5000 grant vip_gift once``."""
+
+    condition: Expr
+    target: GrantTarget
+    options: tuple[RuleOption, ...]
+    span: Span
+
+
+@attrs.frozen
+class ExpireRule:
+    window: Window
+    span: Span
+
+
+@attrs.frozen
+class PendingRule:
+    window: Window
+    span: Span
+
+
+Statement = Union[
+    ProgramDecl, CurrencyDecl, RoundingDecl, TimezoneDecl, RewardDecl, SegmentDecl,
+    MetricDecl, AttributeDecl, EventDecl, ParamDecl, UseDecl,
+    EarnRule, ConvertRule, StampRule, TierRule, OnRule, WhenRule, ExpireRule, PendingRule,
+]
+
+
+@attrs.frozen
+class Comment:
+    """A ``#`` comment; kept beside the tree so the formatter can put it back."""
+
+    text: str  # including the leading '#'
+    span: Span
+
+
+@attrs.frozen
+class RuleFile:
+    """A whole parsed file: its statements in file order."""
+
+    statements: tuple[Statement, ...]
+    comments: tuple[Comment, ...]
+    span: Span

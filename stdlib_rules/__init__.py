@@ -1,0 +1,1 @@
+"""stdlib_rules subpackage of poletti."""
