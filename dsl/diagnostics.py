@@ -66,6 +66,8 @@ _CODES = [
     Code("E122", "param-outside-module", ERROR, "'param' is only for standard-library modules"),
     Code("E123", "invalid-metric", ERROR, "a metric that cannot be computed as written"),
     Code("E124", "too-many-diagnostics", ERROR, "more problems than are worth listing"),
+    Code("E125", "event-attribute-without-event", ERROR, "an event attribute where no single event is being processed (segments, tiers, 'when' and 'at' rules)"),
+    Code("E126", "earn-rule-without-basis", ERROR, "an earn rule that does not say what its points are for, or a multiplier with 'per'/'on'"),
     # -- warnings
     Code("W201", "implicit-reward", WARNING, "a granted reward that has no 'reward' declaration"),
     Code("W202", "unreachable-rule", WARNING, "a rule that can never fire"),

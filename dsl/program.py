@@ -84,6 +84,8 @@ class MetricInfo:
     event: str  # the event type it aggregates
     type: Type
     decl: ast.MetricDecl
+    # The window; None for `over lifetime` (where decl.window is the name `lifetime`).
+    window: ast.DurationLit | None = None
 
 
 @attrs.frozen(eq=False)
@@ -112,6 +114,11 @@ class CheckedProgram:
     types: Mapping[Any, Type]
     builtins: Mapping[str, "BuiltinQuantity"]
     source_name: str | None = None
+    # What each NameRef in an expression names: "builtin" (see ``builtins``),
+    # "tier", "none" (no tier), "segment", "metric" or "reward".
+    references: Mapping[Any, str] = attrs.field(factory=dict)
+    # For statements that come from a `use`d module: the module line and the `use`.
+    origins: Mapping[Any, Any] = attrs.field(factory=dict)
 
     @property
     def rules(self) -> tuple[ast.Statement, ...]:

@@ -1,3 +1,110 @@
-"""poletti: a declarative rules engine for customer loyalty programs."""
+"""poletti: a declarative rules engine for customer loyalty programs.
+
+    import poletti
+    program = poletti.compile("earn 1 point per EUR; at 50 points grant free_drink")
+    program = poletti.load("rules.loyalty")
+
+``compile`` and ``load`` raise ``CompileError`` when the rules have errors;
+its ``diagnostics`` say what and where (``code``, ``severity``, ``message``,
+``line``, ``column``), and ``str()`` of it is the same report
+``poletti check`` prints. Warnings do not raise: the program keeps them
+(``program.warnings`` when the program type has that field), and
+``poletti.diagnose`` returns every diagnostic without raising.
+
+The heavy parts (the grammar, the checker) load on first use, so
+``import poletti`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from poletti.dsl.diagnostics import ERROR, WARNING, Diagnostic
+
+if TYPE_CHECKING:
+    from poletti.dsl.frontend import FrontendResult
+    from poletti.dsl.program import CheckedProgram
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "CompileError",
+    "Diagnostic",
+    "__version__",
+    "compile",
+    "diagnose",
+    "load",
+]
+
+
+class CompileError(Exception):
+    """The rules have errors.
+
+    Attributes: ``diagnostics`` (every diagnostic, in file order, warnings
+    included), ``errors`` (only the errors), ``warnings``, ``filename`` and
+    ``text`` (the source, for rendering).
+    """
+
+    def __init__(self, diagnostics: tuple[Diagnostic, ...], text: str, filename: str | None) -> None:
+        self.diagnostics = tuple(diagnostics)
+        self.text = text
+        self.filename = filename
+        super().__init__(self._render())
+
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.severity == ERROR)
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.severity == WARNING)
+
+    def _render(self) -> str:
+        from poletti.dsl.render import render_diagnostics
+
+        return render_diagnostics(self.diagnostics, self.text, self.filename, color=False).rstrip("\n")
+
+    def __reduce__(self) -> tuple[object, ...]:  # picklable (e.g. across processes)
+        return (type(self), (self.diagnostics, self.text, self.filename))
+
+
+def _analyze(source: str | bytes, filename: str | None) -> FrontendResult:
+    from poletti.dsl.frontend import analyze, analyze_bytes
+
+    if isinstance(source, bytes):
+        return analyze_bytes(source, filename)
+    if isinstance(source, str):
+        return analyze(source, filename)
+    raise TypeError(f"rules must be text (str) or bytes, not {type(source).__name__}")
+
+
+def diagnose(source: str | bytes, filename: str | None = None) -> tuple[Diagnostic, ...]:
+    """Every diagnostic for a rule file's text (or bytes), errors and warnings; never raises for bad rules."""
+    return _analyze(source, filename).diagnostics
+
+
+def compile(source: str | bytes, filename: str | None = None) -> CheckedProgram:  # noqa: A001 — the brief's name
+    """Check rule-file text and return the program; raise ``CompileError`` if it has errors.
+
+    ``filename`` is only used in messages. Bytes are decoded as UTF-8 (bytes
+    that are not UTF-8 are an error, P006).
+    """
+    result = _analyze(source, filename)
+    if result.program is None:
+        raise CompileError(result.diagnostics, result.text, filename)
+    program = result.program
+    warnings = tuple(d for d in result.diagnostics if d.severity == WARNING)
+    if "warnings" in attrs.fields_dict(type(program)) and getattr(program, "warnings", None) != warnings:
+        changes: dict[str, Any] = {"warnings": warnings}  # the field is not on every version of CheckedProgram
+        program = attrs.evolve(program, **changes)
+    return program
+
+
+def load(path: str | os.PathLike[str]) -> CheckedProgram:
+    """Read a rule file and ``compile`` it, with the path in messages. OSError if it cannot be read."""
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    return compile(raw, os.fspath(path))

@@ -1,0 +1,225 @@
+"""``poletti fmt``'s engine: golden layouts and the layout rules one by one.
+
+Golden files: ``tests/data/fmt/NAME.loyalty`` (messy but valid) beside
+``NAME.expected`` (its canonical layout, reviewed by hand).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from poletti.dsl import ast
+from poletti.dsl.ast import NO_SPAN as S
+from poletti.dsl.formatter import FormatResult, format_expr, format_rule_file, format_statement, format_text
+from poletti.dsl.parser import parse
+
+FMT_DATA = Path(__file__).parent.parent / "data" / "fmt"
+CASES = sorted(FMT_DATA.glob("*.loyalty"))
+
+
+def fmt(text: str) -> str:
+    result = format_text(text)
+    assert result.text is not None, [(d.code, d.message) for d in result.diagnostics]
+    return result.text
+
+
+# ------------------------------------------------------------------- goldens
+
+
+@pytest.mark.parametrize("path", CASES, ids=lambda p: p.stem)
+def test_golden_format(path: Path, golden: Any) -> None:
+    golden.check(fmt(path.read_text(encoding="utf-8")), path.with_suffix(".expected"))
+
+
+@pytest.mark.parametrize("path", CASES, ids=lambda p: p.stem)
+def test_golden_output_is_a_fixed_point(path: Path) -> None:
+    expected = path.with_suffix(".expected")
+    if expected.exists():
+        assert fmt(expected.read_text(encoding="utf-8")) == expected.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("path", CASES, ids=lambda p: p.stem)
+def test_golden_keeps_every_comment_in_order(path: Path) -> None:
+    source = path.read_text(encoding="utf-8")
+    before = [c.text for c in parse(source).rule_file.comments]
+    assert [c.text for c in parse(fmt(source)).rule_file.comments] == before
+
+
+# --------------------------------------------------------------------- API
+
+
+def test_syntax_errors_give_no_text_and_the_diagnostics() -> None:
+    result = format_text("earn 1 point per\ncurrency EUR\n")
+    assert isinstance(result, FormatResult)
+    assert result.text is None
+    assert [(d.code, d.line) for d in result.diagnostics] == [("P003", 1)]
+
+
+def test_clean_input_has_no_diagnostics() -> None:
+    assert format_text("currency EUR").diagnostics == ()
+
+
+def test_empty_and_blank_files() -> None:
+    assert fmt("") == ""
+    assert fmt("\n\n  \n;;\n") == ""
+
+
+def test_byte_order_mark_is_dropped() -> None:
+    assert fmt("\ufeffcurrency EUR\n") == "currency EUR\n"
+
+
+def test_crlf_becomes_lf() -> None:
+    assert fmt("currency EUR\r\n\r\n# c\r\nrounding up\r\n") == "currency EUR\n\n# c\nrounding up\n"
+
+
+def test_format_rule_file_accepts_trees_without_spans() -> None:
+    tree = ast.RuleFile((
+        ast.CurrencyDecl("EUR", S),
+        ast.EarnRule(ast.PointsLit(ast.NumberLit(Decimal("1"), S), S), ast.PerCurrency("EUR", None, S), (), S),
+    ), (), S)
+    assert format_rule_file(tree) == "currency EUR\nearn 1 point per EUR\n"
+
+
+# ------------------------------------------------------------------ layout
+
+
+def test_one_statement_per_line_and_single_spaces() -> None:
+    assert fmt("  earn   1  point\tper EUR ;at 50 points   grant x;;") == (
+        "earn 1 point per EUR\nat 50 points grant x\n")
+
+
+def test_multi_line_statement_joins_onto_one_line() -> None:
+    assert fmt("tier gold when (spend_12m > 1000\n    or visits_12m > 20)\n") == (
+        "tier gold when spend_12m > 1000 or visits_12m > 20\n")
+
+
+def test_blank_lines_collapse_to_one_and_vanish_at_the_edges() -> None:
+    assert fmt("\n\n\ncurrency EUR\n\n\n\nrounding up\nevent x\n\n\n") == "currency EUR\n\nrounding up\nevent x\n"
+
+
+def test_statements_keep_their_order() -> None:
+    source = "tier silver when x > 1\ntier gold when x > 2\nat 50 points grant b\nat 10 points grant a\n"
+    assert fmt(source) == source
+
+
+def test_reward_parts_in_canonical_order() -> None:
+    assert fmt('reward r "R" costs 5 points value 1 EUR') == 'reward r "R" value 1 EUR costs 5 points\n'
+
+
+def test_options_in_canonical_order_keeping_repeats_in_place() -> None:
+    source = "earn 1 point per EUR once limit 2 times per week during 2026-12-01 if a limit 9 points per day if b"
+    assert fmt(source) == (
+        "earn 1 point per EUR if a if b during 2026-12-01 limit 2 times per week limit 9 points per day once\n")
+
+
+# --------------------------------------------------------------- comments
+
+
+def test_own_line_comment_stays_above_its_statement() -> None:
+    assert fmt("currency EUR\n   # why\nrounding up\n") == "currency EUR\n# why\nrounding up\n"
+
+
+def test_trailing_comment_stays_on_its_line() -> None:
+    assert fmt("currency EUR    # euro\n") == "currency EUR  # euro\n"
+
+
+def test_trailing_comment_follows_the_last_statement_of_a_split_line() -> None:
+    assert fmt("currency EUR; rounding up # both\n") == "currency EUR\nrounding up  # both\n"
+
+
+def test_trailing_comment_after_a_final_semicolon() -> None:
+    assert fmt("currency EUR; # c\nrounding up\n") == "currency EUR  # c\nrounding up\n"
+
+
+def test_comments_inside_a_condition_move_above_it() -> None:
+    source = "segment s when (a > 1 # first\n  # second\n  or b > 2) # last\n"
+    assert fmt(source) == "# first\n# second\nsegment s when a > 1 or b > 2  # last\n"
+
+
+def test_comments_at_the_end_of_the_file() -> None:
+    assert fmt("currency EUR\n\n# end one\n# end two") == "currency EUR\n\n# end one\n# end two\n"
+
+
+def test_comment_text_is_kept_verbatim() -> None:
+    assert fmt("#!  odd   spacing ; (x \"y\n") == "#!  odd   spacing ; (x \"y\n"
+
+
+def test_hash_inside_a_string_is_not_a_comment() -> None:
+    assert fmt('program "a # b"   ') == 'program "a # b"\n'
+
+
+# ------------------------------------------------------------- expressions
+
+
+def _condition(text: str) -> str:
+    statement = fmt(f"segment s when {text}")
+    assert statement.startswith("segment s when ") and statement.endswith("\n")
+    return statement[len("segment s when "):-1]
+
+
+@pytest.mark.parametrize(("written", "canonical"), [
+    ("(a - b) - c", "a - b - c"),
+    ("a - (b - c)", "a - (b - c)"),
+    ("a + (b + c)", "a + (b + c)"),
+    ("(a * b) / c", "a * b / c"),
+    ("a / (b * c)", "a / (b * c)"),
+    ("a * (b + c)", "a * (b + c)"),
+    ("(a * b) + (c * d)", "a * b + c * d"),
+    ("(a + b) > (c)", "a + b > c"),
+    ("(a > b) == c", "(a > b) == c"),
+    ("a == (b > c)", "a == (b > c)"),
+    ("(a and b) or (c and d)", "a and b or c and d"),
+    ("(a or b) and c", "(a or b) and c"),
+    ("a and (b and c)", "a and (b and c)"),
+    ("(a and b) and c", "a and b and c"),
+    ("a or (b or c)", "a or (b or c)"),
+    ("not (a > b)", "not a > b"),
+    ("not (a and b)", "not (a and b)"),
+    ("(not a) and (not b)", "not a and not b"),
+    ("not (not a)", "not not a"),
+    ("((((a))))", "a"),
+    ("(a + b) * 2 > (c)", "(a + b) * 2 > c"),
+])
+def test_minimal_parentheses(written: str, canonical: str) -> None:
+    assert _condition(written) == canonical
+
+
+@pytest.mark.parametrize(("written", "canonical"), [
+    ("3.50", "3.50"),
+    ("0.0000001", "0.0000001"),
+    ("007", "7"),
+    ("00.50", "0.50"),
+    ("1000000000000000000000000000001", "1000000000000000000000000000001"),
+    ("12.50 EUR", "12.50 EUR"),
+    ("1 points", "1 point"),
+    ("1.00 points", "1.00 point"),
+    ("2 point", "2 points"),
+    ("n point", "n points"),
+    ("030d", "30d"),
+    ("2026-02-30", "2026-02-30"),
+    ('"a\\"b\\\\c\\nd\\te"', '"a\\"b\\\\c\\nd\\te"'),
+    ('"raw\ttab"', '"raw\\ttab"'),
+    ("true", "true"),
+    ("event . channel", "event.channel"),
+])
+def test_literals(written: str, canonical: str) -> None:
+    assert _condition(written) == canonical
+
+
+def test_limit_unit_follows_the_count() -> None:
+    assert fmt("on r grant x limit 1 times per day limit 3 time per week limit 1 points per month") == (
+        "on r grant x limit 1 time per day limit 3 times per week limit 1 point per month\n")
+
+
+def test_format_expr_and_format_statement_on_built_trees() -> None:
+    one = ast.NumberLit(Decimal("1"), S)
+    a = ast.NameRef("a", S)
+    nested = ast.BinaryOp("-", a, ast.BinaryOp("-", a, one, S), S)
+    assert format_expr(ast.NotOp(ast.AndOp(nested, a, S), S)) == "not (a - (a - 1) and a)"
+    assert format_statement(ast.ExpireRule(ast.DurationLit(12, "m", S), S)) == "points expire after 12m"
+    with pytest.raises(TypeError):
+        format_statement(a)  # type: ignore[arg-type]
