@@ -1,0 +1,367 @@
+"""Time arithmetic for windows, calendar periods, birthdays and timestamps.
+
+Every function here takes timezone-aware datetimes and rejects naive ones
+with ``ValueError``: a naive datetime names no instant, and guessing a zone
+would silently shift windows and expiries by hours.
+
+Every datetime returned is in UTC (``datetime.timezone.utc``). Python
+compares and subtracts two datetimes that share one ``tzinfo`` by their wall
+clock, ignoring ``fold``; in the hour repeated when daylight saving time
+ends, two different instants in ``Europe/Helsinki`` then compare equal. UTC
+datetimes have no folds, so ``<``, ``==`` and ``-`` on our results are always
+instant comparisons. Convert with ``.astimezone(tz)`` only for display.
+
+Wall-clock times that do not exist (the hour skipped when DST starts) or
+exist twice (the hour repeated when it ends) are resolved the zoneinfo way
+with ``fold=0`` and normalised by a round trip through UTC:
+
+* a time in a gap is read with the offset in force *before* the gap, so it
+  lands the length of the gap later (03:30 on the day Helsinki springs
+  forward is 04:30 EEST, the instant 01:30 UTC);
+* a time in a fold is the *first* of its two instants (03:30 on the day
+  Helsinki falls back is 03:30 EEST, the instant 00:30 UTC).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Final, Literal
+from zoneinfo import ZoneInfo
+
+import attrs
+
+__all__ = [
+    "DURATION_UNITS",
+    "PERIODS",
+    "Duration",
+    "Period",
+    "PeriodKey",
+    "add",
+    "from_wall_clock",
+    "in_window",
+    "next_birthday",
+    "parse_timestamp",
+    "period_end",
+    "period_key",
+    "period_start",
+    "require_aware",
+    "subtract",
+    "whole_days_between",
+    "window_start",
+]
+
+UTC: Final = timezone.utc
+
+#: Duration units: days, weeks, calendar months, calendar years.
+DURATION_UNITS: Final = frozenset({"d", "w", "m", "y"})
+
+Period = Literal["day", "week", "month", "year"]
+#: Calendar periods of caps such as ``limit 3 times per month``.
+PERIODS: Final[frozenset[str]] = frozenset({"day", "week", "month", "year"})
+
+#: ("day", y, m, d) | ("week", iso_year, iso_week) | ("month", y, m) | ("year", y)
+PeriodKey = tuple[str | int, ...]
+
+_DURATION_RE: Final = re.compile(r"\s*([0-9]+)\s*([dwmy])\s*")
+_DATE_ONLY_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_ONE_DAY: Final = timedelta(days=1)
+
+
+def _check_amount(_instance: object, _attribute: attrs.Attribute[int], value: int) -> None:
+    # bool is an int subclass; `True` weeks is a bug upstream, not a duration.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"duration amount must be an int, got {value!r}")
+    if value < 0:
+        raise ValueError(f"duration amount must not be negative, got {value}")
+
+
+def _check_unit(_instance: object, _attribute: attrs.Attribute[str], value: str) -> None:
+    if value not in DURATION_UNITS:
+        raise ValueError(
+            f"duration unit must be one of d, w, m, y (days, weeks, months, years), got {value!r}"
+        )
+
+
+@attrs.frozen
+class Duration:
+    """A length of time as written in rules: ``30d``, ``12w``, ``12m``, ``1y``.
+
+    ``d`` and ``w`` are absolute (multiples of 24 hours); ``m`` and ``y`` are
+    calendar months and years, counted on the wall clock of the program zone
+    (see :func:`add`).
+    """
+
+    amount: int = attrs.field(validator=_check_amount)
+    unit: str = attrs.field(validator=_check_unit)
+
+    @classmethod
+    def parse(cls, text: str) -> Duration:
+        """Parse ``"30d"`` → ``Duration(30, "d")``; surrounding spaces are allowed.
+
+        Raises ``ValueError`` for anything else (``"30"``, ``"1.5m"``, ``"-2d"``).
+        """
+        match = _DURATION_RE.fullmatch(text)
+        if match is None:
+            raise ValueError(
+                f"not a duration: {text!r} (expected a whole number and d, w, m or y, e.g. 30d, 12m)"
+            )
+        return cls(int(match.group(1)), match.group(2))
+
+    @property
+    def is_calendar(self) -> bool:
+        """True for months and years, whose length depends on where they start."""
+        return self.unit in ("m", "y")
+
+    def __str__(self) -> str:
+        return f"{self.amount}{self.unit}"
+
+
+def require_aware(t: datetime, name: str = "datetime") -> datetime:
+    """Return ``t`` unchanged if it is timezone-aware; raise ``ValueError`` if naive."""
+    if not isinstance(t, datetime):
+        raise TypeError(f"{name} must be a datetime, got {type(t).__name__}")
+    if t.tzinfo is None or t.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got naive {t.isoformat()}")
+    return t
+
+
+def _utc(t: datetime, name: str = "datetime") -> datetime:
+    return require_aware(t, name).astimezone(UTC)
+
+
+def from_wall_clock(wall: datetime, tz: ZoneInfo) -> datetime:
+    """Naive wall-clock time in ``tz`` → the UTC instant it denotes.
+
+    Gaps and folds are resolved with ``fold=0`` (see the module docstring):
+    a time in a gap moves later by the gap, a time in a fold is its first
+    occurrence. Raises ``ValueError`` if ``wall`` is aware.
+    """
+    if wall.tzinfo is not None:
+        raise ValueError(f"expected a naive wall-clock time, got {wall.isoformat()}")
+    return wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+
+
+def _midnight(day: date, tz: ZoneInfo) -> datetime:
+    # Where a zone skips midnight (DST at 00:00), the fold=0 rule yields the
+    # first instant that does exist on that day, which is what a day's start means.
+    return from_wall_clock(datetime.combine(day, time()), tz)
+
+
+def _shift_months(wall: datetime, months: int) -> datetime:
+    index = wall.year * 12 + (wall.month - 1) + months
+    year, month0 = divmod(index, 12)
+    if not 1 <= year <= 9999:
+        raise ValueError(f"{wall.date().isoformat()} shifted by {months} months is out of range")
+    month = month0 + 1
+    # Clamp: 31 March − 1 month is the last day of February, not 3 March.
+    day = min(wall.day, _days_in_month(year, month))
+    return wall.replace(year=year, month=month, day=day)
+
+
+def _days_in_month(year: int, month: int) -> int:
+    if month == 12:
+        return 31
+    return (date(year, month + 1, 1) - date(year, month, 1)).days
+
+
+def _shift(t: datetime, d: Duration, tz: ZoneInfo, sign: int) -> datetime:
+    if not isinstance(d, Duration):
+        raise TypeError(f"expected a Duration, got {type(d).__name__}")
+    instant = _utc(t, "t")
+    if d.amount == 0:
+        # Without this, a wall-clock round trip would move an instant in the
+        # second pass of a DST fold to the first pass.
+        return instant
+    try:
+        if d.unit == "d":
+            return instant + sign * timedelta(days=d.amount)
+        if d.unit == "w":
+            return instant + sign * timedelta(weeks=d.amount)
+        months = d.amount * (12 if d.unit == "y" else 1)
+        wall = instant.astimezone(tz).replace(tzinfo=None, fold=0)
+        return from_wall_clock(_shift_months(wall, sign * months), tz)
+    except OverflowError as exc:
+        raise ValueError(f"{t.isoformat()} shifted by {sign * d.amount}{d.unit} is out of range") from exc
+
+
+def add(t: datetime, d: Duration, tz: ZoneInfo) -> datetime:
+    """Instant ``t`` plus duration ``d`` → a UTC instant.
+
+    Days and weeks are exact multiples of 24 hours (``30d`` is 720 hours,
+    even across a DST change). Months and years move the wall-clock date in
+    ``tz`` and keep the wall-clock time; the day of month is clamped to the
+    target month (31 January + 1m → 28 or 29 February; 29 February 2028 +
+    1y → 28 February 2029). A resulting wall time in a DST gap or fold is
+    resolved with ``fold=0`` (module docstring). Raises ``ValueError`` for a
+    naive ``t`` or a result outside years 1–9999.
+    """
+    return _shift(t, d, tz, +1)
+
+
+def subtract(t: datetime, d: Duration, tz: ZoneInfo) -> datetime:
+    """Instant ``t`` minus duration ``d`` → a UTC instant; the mirror of :func:`add`.
+
+    31 March − 1m → 28 or 29 February, same wall-clock time in ``tz``.
+    """
+    return _shift(t, d, tz, -1)
+
+
+def window_start(t: datetime, d: Duration, tz: ZoneInfo) -> datetime:
+    """Exclusive start of the window W = ``d`` ending at ``t``, as a UTC instant.
+
+    The window covers the instants in (``t`` − W, ``t``]: an instant exactly
+    at the returned start is *outside*, one microsecond later is inside.
+    """
+    return subtract(t, d, tz)
+
+
+def in_window(x: datetime, t: datetime, d: Duration, tz: ZoneInfo) -> bool:
+    """True if instant ``x`` lies in the window (``t`` − ``d``, ``t``]."""
+    ux = _utc(x, "x")
+    return window_start(t, d, tz) < ux <= _utc(t, "t")
+
+
+def _check_period(period: str) -> None:
+    if period not in PERIODS:
+        raise ValueError(f"period must be one of day, week, month, year; got {period!r}")
+
+
+def _first_day(day: date, period: str) -> date:
+    if period == "day":
+        return day
+    if period == "week":
+        return day - timedelta(days=day.weekday())  # Monday is weekday 0
+    if period == "month":
+        return day.replace(day=1)
+    return day.replace(month=1, day=1)
+
+
+def _next_first_day(first: date, period: str) -> date:
+    if period == "day":
+        return first + _ONE_DAY
+    if period == "week":
+        return first + timedelta(weeks=1)
+    if period == "month":
+        return date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    return date(first.year + 1, 1, 1)
+
+
+def period_start(t: datetime, period: str, tz: ZoneInfo) -> datetime:
+    """Start of the calendar ``period`` in ``tz`` that contains instant ``t`` (UTC).
+
+    ``period`` is ``"day"``, ``"week"`` (weeks start on Monday), ``"month"``
+    or ``"year"``. The period is [start, end): the start itself belongs to it.
+    The start is local midnight of the period's first day.
+    """
+    _check_period(period)
+    local_day = _utc(t, "t").astimezone(tz).date()
+    return _midnight(_first_day(local_day, period), tz)
+
+
+def period_end(t: datetime, period: str, tz: ZoneInfo) -> datetime:
+    """Exclusive end of the calendar ``period`` containing ``t`` (UTC).
+
+    This is the start of the next period, so ``period_start(t) <= t <
+    period_end(t)``; a day is 23 or 25 hours long on the days DST changes.
+    """
+    _check_period(period)
+    local_day = _utc(t, "t").astimezone(tz).date()
+    return _midnight(_next_first_day(_first_day(local_day, period), period), tz)
+
+
+def period_key(t: datetime, period: str, tz: ZoneInfo) -> PeriodKey:
+    """A hashable name for the calendar ``period`` in ``tz`` that contains ``t``.
+
+    ``("day", 2026, 11, 23)``, ``("week", 2026, 48)`` (ISO year and week, so
+    Monday 29 December 2025 is ``("week", 2026, 1)``), ``("month", 2026,
+    11)``, ``("year", 2026)``. Keys of the same period kind order by time.
+    """
+    _check_period(period)
+    local_day = _utc(t, "t").astimezone(tz).date()
+    if period == "day":
+        return ("day", local_day.year, local_day.month, local_day.day)
+    if period == "week":
+        iso = local_day.isocalendar()
+        return ("week", iso.year, iso.week)
+    if period == "month":
+        return ("month", local_day.year, local_day.month)
+    return ("year", local_day.year)
+
+
+def parse_timestamp(value: str, tz: ZoneInfo) -> datetime:
+    """Parse an event's ISO 8601 ``at`` → a UTC instant.
+
+    Accepted:
+
+    * a date and time with a UTC offset or ``Z``:
+      ``2026-11-23T10:00:00+02:00``, ``2026-11-23T08:00Z``;
+    * a date alone, ``2026-11-23``, meaning midnight of that day in ``tz``
+      (the program zone), as the language defines.
+
+    A date and time *without* an offset is rejected with ``ValueError``: it
+    is ambiguous (the sender's zone or the program's?), and a wrong guess
+    would move purchases across window and day boundaries without a trace.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"timestamp must be a string, got {type(value).__name__}")
+    text = value.strip()
+    if _DATE_ONLY_RE.fullmatch(text):
+        try:
+            day = date.fromisoformat(text)
+        except ValueError as exc:
+            raise ValueError(f"not a valid date: {value!r} ({exc})") from None
+        return _midnight(day, tz)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"not an ISO 8601 timestamp: {value!r} "
+            "(expected e.g. 2026-11-23T10:00:00+02:00, 2026-11-23T08:00:00Z or 2026-11-23)"
+        ) from None
+    if parsed.tzinfo is None:
+        raise ValueError(
+            f"timestamp {value!r} has no UTC offset; add one (e.g. +02:00 or Z), "
+            "or give a date alone (YYYY-MM-DD) for midnight in the program time zone"
+        )
+    return parsed.astimezone(UTC)
+
+
+def _birthday_in(year: int, birthday: date) -> date:
+    if birthday.month == 2 and birthday.day == 29 and _days_in_month(year, 2) == 28:
+        return date(year, 2, 28)
+    return birthday.replace(year=year)
+
+
+def next_birthday(after: datetime, birthday: date, tz: ZoneInfo) -> datetime:
+    """Start of the first birthday strictly after instant ``after`` (UTC).
+
+    The birthday starts at local midnight in ``tz``; a 29 February birthday
+    falls on 28 February in common years. An ``after`` exactly at a
+    birthday's midnight returns next year's: that birthday has already begun.
+    ``birthday`` is a date (its year is ignored).
+    """
+    if isinstance(birthday, datetime) or not isinstance(birthday, date):
+        raise TypeError(f"birthday must be a date, got {type(birthday).__name__}")
+    instant = _utc(after, "after")
+    year = instant.astimezone(tz).year
+    # This year's birthday may have passed; next year's never has, since its
+    # local date lies beyond `after`'s.
+    for candidate_year in (year, year + 1):
+        start = _midnight(_birthday_in(candidate_year, birthday), tz)
+        if start > instant:
+            return start
+    raise AssertionError("unreachable: next year's birthday is always later")  # pragma: no cover
+
+
+def whole_days_between(a: datetime, b: datetime, tz: ZoneInfo) -> int:
+    """Whole days elapsed from instant ``a`` to instant ``b``: floor((b − a) / 24 h).
+
+    Days are absolute 24-hour spans, like ``30d`` windows, not calendar-date
+    differences: 23:00 to 01:00 the next day is 0 days, and 25 elapsed hours
+    across a DST change are 1 day. Negative when ``b`` is before ``a``
+    (floored: one second before is −1). ``tz`` does not change the answer;
+    it is accepted so every time helper has the same shape.
+    """
+    del tz  # absolute days do not depend on the zone (see docstring)
+    return (_utc(b, "b") - _utc(a, "a")) // _ONE_DAY

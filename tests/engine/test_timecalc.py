@@ -1,0 +1,545 @@
+"""Tests for poletti.engine.timecalc: durations, windows, periods, timestamps.
+
+Europe/Helsinki facts used below (2026): EET is UTC+2, EEST is UTC+3.
+DST starts Sunday 29 March at 03:00 local (01:00 UTC): clocks jump to
+04:00, so 03:00–03:59 does not exist and that day has 23 hours.
+DST ends Sunday 25 October at 04:00 EEST (01:00 UTC): clocks go back to
+03:00, so 03:00–03:59 happens twice and that day has 25 hours.
+2028 is a leap year; 2026, 2027 and 2029 are not.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from poletti.engine.timecalc import (
+    Duration,
+    add,
+    from_wall_clock,
+    in_window,
+    next_birthday,
+    parse_timestamp,
+    period_end,
+    period_key,
+    period_start,
+    subtract,
+    whole_days_between,
+    window_start,
+)
+
+HEL = ZoneInfo("Europe/Helsinki")
+UTC = timezone.utc
+US = timedelta(microseconds=1)
+
+
+def ts(text: str) -> datetime:
+    """A fixed-offset instant, so expected values compare by instant."""
+    value = datetime.fromisoformat(text)
+    assert value.tzinfo is not None
+    return value
+
+
+def d(text: str) -> Duration:
+    return Duration.parse(text)
+
+
+# -- Duration ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "amount", "unit"),
+    [("30d", 30, "d"), ("12w", 12, "w"), ("12m", 12, "m"), ("1y", 1, "y"), (" 7d ", 7, "d")],
+)
+def test_duration_parse(text: str, amount: int, unit: str) -> None:
+    assert Duration.parse(text) == Duration(amount, unit)
+    assert str(Duration.parse(text)) == text.strip()
+
+
+@pytest.mark.parametrize("text", ["30", "d", "1.5m", "-2d", "30x", "", "3 0d", "12M"])
+def test_duration_parse_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match="not a duration"):
+        Duration.parse(text)
+
+
+def test_duration_validates_fields() -> None:
+    with pytest.raises(ValueError):
+        Duration(-1, "d")
+    with pytest.raises(ValueError):
+        Duration(1, "h")
+    with pytest.raises(TypeError):
+        Duration(True, "d")
+    assert Duration(12, "m").is_calendar and not Duration(30, "d").is_calendar
+
+
+# -- add / subtract: days and weeks are absolute ----------------------------
+
+
+def test_days_are_24_hours_across_spring_forward() -> None:
+    # 28 Mar 12:00 EET = 10:00 UTC; + 24 h = 29 Mar 10:00 UTC = 13:00 EEST
+    # (the wall clock moves 25 hours because 03:00–04:00 was skipped).
+    assert add(ts("2026-03-28T12:00+02:00"), d("1d"), HEL) == ts("2026-03-29T13:00+03:00")
+
+
+def test_30_days_back_across_fall_back() -> None:
+    # 10 Nov 12:00 EET = 10:00 UTC; − 720 h = 11 Oct 10:00 UTC = 13:00 EEST.
+    assert subtract(ts("2026-11-10T12:00+02:00"), d("30d"), HEL) == ts("2026-10-11T13:00+03:00")
+
+
+def test_weeks_are_7_times_24_hours() -> None:
+    # 20 Oct 12:00 EEST = 09:00 UTC; + 336 h = 3 Nov 09:00 UTC = 11:00 EET.
+    assert add(ts("2026-10-20T12:00+03:00"), d("2w"), HEL) == ts("2026-11-03T11:00+02:00")
+
+
+def test_results_are_utc() -> None:
+    for unit in ("1d", "1w", "1m", "1y"):
+        assert add(ts("2026-05-01T12:00+03:00"), d(unit), HEL).tzinfo is UTC
+
+
+def test_zero_duration_is_identity_even_in_fold() -> None:
+    # 25 Oct 03:30 second pass (EET, +02:00) = 01:30 UTC; 0 months keeps it,
+    # although a wall-clock round trip would pick the first pass (00:30 UTC).
+    second_pass = ts("2026-10-25T03:30+02:00")
+    assert add(second_pass, d("0m"), HEL) == second_pass
+    assert subtract(second_pass, d("0y"), HEL) == second_pass
+
+
+# -- add / subtract: months and years are calendar arithmetic ----------------
+
+
+@pytest.mark.parametrize(
+    ("start", "duration", "expected"),
+    [
+        # 31 Jan + 1m → 28 Feb 2026 (2026 not leap), same wall time 10:00 EET.
+        ("2026-01-31T10:00+02:00", "1m", "2026-02-28T10:00+02:00"),
+        # 31 Jan 2028 + 1m → 29 Feb 2028 (leap).
+        ("2028-01-31T10:00+02:00", "1m", "2028-02-29T10:00+02:00"),
+        # 29 Feb 2028 + 1y → 28 Feb 2029 (no 29 Feb in 2029).
+        ("2028-02-29T10:00+02:00", "1y", "2029-02-28T10:00+02:00"),
+        # 31 Dec 2026 + 2m → Feb 2027, clamped to 28.
+        ("2026-12-31T10:00+02:00", "2m", "2027-02-28T10:00+02:00"),
+        # 30 Apr + 1m → 30 May (no clamp needed; 31 days would be wrong).
+        ("2026-04-30T10:00+03:00", "1m", "2026-05-30T10:00+03:00"),
+        # 15 Mar 12:00 EET + 1m → 15 Apr 12:00 EEST: wall time kept, offset
+        # changes, so the absolute length is 31 days − 1 hour.
+        ("2026-03-15T12:00+02:00", "1m", "2026-04-15T12:00+03:00"),
+        # 23 Nov 2026 + 12m → 23 Nov 2027.
+        ("2026-11-23T10:00+02:00", "12m", "2027-11-23T10:00+02:00"),
+    ],
+)
+def test_add_calendar(start: str, duration: str, expected: str) -> None:
+    assert add(ts(start), d(duration), HEL) == ts(expected)
+
+
+@pytest.mark.parametrize(
+    ("start", "duration", "expected"),
+    [
+        # 31 Mar 12:00 EEST − 1m → 28 Feb 2026 12:00 EET (clamped; not 3 Mar).
+        ("2026-03-31T12:00+03:00", "1m", "2026-02-28T12:00+02:00"),
+        # 31 Mar 2028 − 1m → 29 Feb 2028 (leap).
+        ("2028-03-31T12:00+03:00", "1m", "2028-02-29T12:00+02:00"),
+        # 29 Feb 2028 − 1y → 28 Feb 2027.
+        ("2028-02-29T12:00+02:00", "1y", "2027-02-28T12:00+02:00"),
+        # 15 Jan 2026 − 1m → 15 Dec 2025 (year wraps).
+        ("2026-01-15T09:00+02:00", "1m", "2025-12-15T09:00+02:00"),
+        # 23 Nov 2026 − 12m → 23 Nov 2025.
+        ("2026-11-23T10:00+02:00", "12m", "2025-11-23T10:00+02:00"),
+    ],
+)
+def test_subtract_calendar(start: str, duration: str, expected: str) -> None:
+    assert subtract(ts(start), d(duration), HEL) == ts(expected)
+
+
+def test_month_landing_in_spring_gap_moves_forward() -> None:
+    # 29 Jan 03:30 EET + 2m → wall 29 Mar 03:30, which does not exist.
+    # fold=0 reads it with the pre-gap offset +02:00: 01:30 UTC = 04:30 EEST.
+    assert add(ts("2026-01-29T03:30+02:00"), d("2m"), HEL) == ts("2026-03-29T04:30+03:00")
+
+
+def test_month_landing_in_fall_fold_takes_first_pass() -> None:
+    # 25 Sep 03:30 EEST + 1m → wall 25 Oct 03:30, which happens twice;
+    # fold=0 is the first pass, EEST: 00:30 UTC.
+    assert add(ts("2026-09-25T03:30+03:00"), d("1m"), HEL) == ts("2026-10-25T00:30+00:00")
+    # 25 Nov 03:30 EET − 1m → the same ambiguous wall time → first pass too.
+    assert subtract(ts("2026-11-25T03:30+02:00"), d("1m"), HEL) == ts("2026-10-25T03:30+03:00")
+
+
+def test_month_from_second_pass_of_fold_uses_its_wall_time() -> None:
+    # Second pass of 25 Oct 03:30 (EET, 01:30 UTC) − 1m → 25 Sep 03:30 EEST = 00:30 UTC.
+    assert subtract(ts("2026-10-25T03:30+02:00"), d("1m"), HEL) == ts("2026-09-25T03:30+03:00")
+
+
+def test_from_wall_clock_gap_and_fold() -> None:
+    # Gap: 29 Mar 03:15 → read at +02:00 → 01:15 UTC (= 04:15 EEST).
+    assert from_wall_clock(datetime(2026, 3, 29, 3, 15), HEL) == ts("2026-03-29T01:15+00:00")
+    # Fold: 25 Oct 03:15 → first pass, +03:00 → 00:15 UTC.
+    assert from_wall_clock(datetime(2026, 10, 25, 3, 15), HEL) == ts("2026-10-25T00:15+00:00")
+    with pytest.raises(ValueError):
+        from_wall_clock(ts("2026-10-25T03:15+03:00"), HEL)
+
+
+def test_naive_datetimes_are_rejected() -> None:
+    naive = datetime(2026, 11, 23, 10, 0)
+    for call in (
+        lambda: add(naive, d("1d"), HEL),
+        lambda: subtract(naive, d("1m"), HEL),
+        lambda: window_start(naive, d("30d"), HEL),
+        lambda: period_start(naive, "day", HEL),
+        lambda: period_end(naive, "week", HEL),
+        lambda: period_key(naive, "month", HEL),
+        lambda: next_birthday(naive, date(1990, 1, 1), HEL),
+        lambda: whole_days_between(naive, ts("2026-11-23T10:00+02:00"), HEL),
+    ):
+        with pytest.raises(ValueError, match="timezone-aware"):
+            call()
+
+
+def test_out_of_range_is_value_error() -> None:
+    with pytest.raises(ValueError):
+        add(ts("9999-12-01T00:00+00:00"), d("1m"), ZoneInfo("UTC"))
+    with pytest.raises(ValueError):
+        subtract(ts("0001-01-02T00:00+00:00"), d("2d"), ZoneInfo("UTC"))
+
+
+# -- windows (t − W, t] --------------------------------------------------------
+
+
+def test_window_30d_boundary() -> None:
+    t = ts("2026-11-23T10:00+02:00")
+    # t = 23 Nov 08:00 UTC; − 720 h = 24 Oct 08:00 UTC = 11:00 EEST (DST ends 25 Oct).
+    start = window_start(t, d("30d"), HEL)
+    assert start == ts("2026-10-24T11:00+03:00")
+    assert not in_window(start, t, d("30d"), HEL)  # exactly t − W: excluded
+    assert in_window(start + US, t, d("30d"), HEL)  # just after: included
+    assert in_window(t, t, d("30d"), HEL)  # t itself: included
+    assert not in_window(t + US, t, d("30d"), HEL)  # the future: excluded
+
+
+def test_window_1m_boundary_is_clamped() -> None:
+    t = ts("2026-03-31T12:00+03:00")
+    # 31 Mar − 1m → 28 Feb 12:00 EET (clamped).
+    start = window_start(t, d("1m"), HEL)
+    assert start == ts("2026-02-28T12:00+02:00")
+    assert not in_window(ts("2026-02-28T12:00+02:00"), t, d("1m"), HEL)
+    assert in_window(ts("2026-02-28T12:00:00.000001+02:00"), t, d("1m"), HEL)
+
+
+def test_window_12m() -> None:
+    t = ts("2026-11-23T10:00+02:00")
+    assert window_start(t, d("12m"), HEL) == ts("2025-11-23T10:00+02:00")
+    assert not in_window(ts("2025-11-23T08:00Z"), t, d("12m"), HEL)
+    assert in_window(ts("2025-11-23T08:00:00.000001Z"), t, d("12m"), HEL)
+
+
+# -- calendar periods -----------------------------------------------------------
+
+
+def test_day_of_spring_forward_has_23_hours() -> None:
+    t = ts("2026-03-29T12:00+03:00")
+    start, end = period_start(t, "day", HEL), period_end(t, "day", HEL)
+    # Starts 00:00 EET (+02:00), ends next midnight 00:00 EEST (+03:00).
+    assert start == ts("2026-03-29T00:00+02:00")
+    assert end == ts("2026-03-30T00:00+03:00")
+    assert end - start == timedelta(hours=23)
+    assert period_key(t, "day", HEL) == ("day", 2026, 3, 29)
+
+
+def test_day_of_fall_back_has_25_hours() -> None:
+    t = ts("2026-10-25T12:00+02:00")
+    start, end = period_start(t, "day", HEL), period_end(t, "day", HEL)
+    assert start == ts("2026-10-25T00:00+03:00")
+    assert end == ts("2026-10-26T00:00+02:00")
+    assert end - start == timedelta(hours=25)
+
+
+def test_day_uses_program_zone_not_utc() -> None:
+    # 22 Nov 22:30 UTC is already 23 Nov 00:30 in Helsinki.
+    t = ts("2026-11-22T22:30Z")
+    assert period_key(t, "day", HEL) == ("day", 2026, 11, 23)
+    assert period_start(t, "day", HEL) == ts("2026-11-23T00:00+02:00")
+    assert period_key(t, "day", ZoneInfo("UTC")) == ("day", 2026, 11, 22)
+
+
+def test_week_starts_monday() -> None:
+    # Sunday 29 Nov 23:59 → the week of Monday 23 Nov (ISO week 48).
+    t = ts("2026-11-29T23:59+02:00")
+    assert period_start(t, "week", HEL) == ts("2026-11-23T00:00+02:00")
+    assert period_end(t, "week", HEL) == ts("2026-11-30T00:00+02:00")
+    assert period_key(t, "week", HEL) == ("week", 2026, 48)
+    # 29 Nov 22:30 UTC = Monday 30 Nov 00:30 Helsinki → week 49.
+    u = ts("2026-11-29T22:30Z")
+    assert period_key(u, "week", HEL) == ("week", 2026, 49)
+    assert period_start(u, "week", HEL) == ts("2026-11-30T00:00+02:00")
+
+
+def test_week_key_uses_iso_year() -> None:
+    # Monday 29 Dec 2025 starts ISO week 1 of 2026 (it holds Thursday 1 Jan 2026).
+    t = ts("2025-12-29T12:00+02:00")
+    assert period_key(t, "week", HEL) == ("week", 2026, 1)
+    assert period_start(ts("2026-01-01T12:00+02:00"), "week", HEL) == ts("2025-12-29T00:00+02:00")
+
+
+def test_week_spanning_spring_forward() -> None:
+    # Monday 23 Mar 00:00 EET → Monday 30 Mar 00:00 EEST: 7 × 24 h − 1 h.
+    t = ts("2026-03-29T12:00+03:00")
+    assert period_start(t, "week", HEL) == ts("2026-03-23T00:00+02:00")
+    assert period_end(t, "week", HEL) == ts("2026-03-30T00:00+03:00")
+
+
+def test_month_and_year_periods() -> None:
+    t = ts("2026-12-31T23:30+02:00")
+    assert period_start(t, "month", HEL) == ts("2026-12-01T00:00+02:00")
+    assert period_end(t, "month", HEL) == ts("2027-01-01T00:00+02:00")
+    assert period_key(t, "month", HEL) == ("month", 2026, 12)
+    assert period_start(t, "year", HEL) == ts("2026-01-01T00:00+02:00")
+    assert period_end(t, "year", HEL) == ts("2027-01-01T00:00+02:00")
+    assert period_key(t, "year", HEL) == ("year", 2026)
+    # 31 Dec 22:30 UTC = 1 Jan 2027 00:30 Helsinki.
+    u = ts("2026-12-31T22:30Z")
+    assert period_key(u, "month", HEL) == ("month", 2027, 1)
+    assert period_key(u, "year", HEL) == ("year", 2027)
+    # April in Helsinki: 1 Apr 00:00 EEST → 1 May 00:00 EEST.
+    a = ts("2026-04-15T12:00+03:00")
+    assert period_start(a, "month", HEL) == ts("2026-04-01T00:00+03:00")
+    assert period_end(a, "month", HEL) == ts("2026-05-01T00:00+03:00")
+
+
+def test_period_boundaries_belong_to_their_period() -> None:
+    start = ts("2026-11-23T00:00+02:00")
+    assert period_key(start, "day", HEL) == ("day", 2026, 11, 23)
+    assert period_key(start - US, "day", HEL) == ("day", 2026, 11, 22)
+
+
+def test_unknown_period() -> None:
+    with pytest.raises(ValueError, match="period"):
+        period_start(ts("2026-11-23T10:00+02:00"), "fortnight", HEL)
+    with pytest.raises(ValueError, match="period"):
+        period_key(ts("2026-11-23T10:00+02:00"), "30d", HEL)
+
+
+# -- parse_timestamp ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # 10:00 at +02:00 = 08:00 UTC.
+        ("2026-11-23T10:00:00+02:00", "2026-11-23T08:00:00+00:00"),
+        ("2026-11-23T08:00:00Z", "2026-11-23T08:00:00+00:00"),
+        ("2026-11-23T08:00Z", "2026-11-23T08:00:00+00:00"),
+        ("2026-11-23T08:00:00.250000Z", "2026-11-23T08:00:00.250000+00:00"),
+        # A date alone is midnight in Helsinki: 00:00 EET = 22:00 UTC the day before.
+        ("2026-11-23", "2026-11-22T22:00:00+00:00"),
+        # In summer: 00:00 EEST = 21:00 UTC the day before.
+        ("2026-07-01", "2026-06-30T21:00:00+00:00"),
+        (" 2026-11-23T10:00:00+02:00 ", "2026-11-23T08:00:00+00:00"),
+    ],
+)
+def test_parse_timestamp(text: str, expected: str) -> None:
+    parsed = parse_timestamp(text, HEL)
+    assert parsed == ts(expected)
+    assert parsed.tzinfo is UTC
+
+
+def test_parse_timestamp_without_offset_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no UTC offset"):
+        parse_timestamp("2026-11-23T10:00:00", HEL)
+
+
+@pytest.mark.parametrize("text", ["", "yesterday", "2026-02-30", "2026-11-23T25:00Z", "23.11.2026"])
+def test_parse_timestamp_rejects_garbage(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_timestamp(text, HEL)
+
+
+def test_parse_timestamp_rejects_non_strings() -> None:
+    with pytest.raises(ValueError):
+        parse_timestamp(20261123, HEL)  # type: ignore[arg-type]
+
+
+# -- next_birthday ---------------------------------------------------------------
+
+
+def test_next_birthday_later_this_year() -> None:
+    # After 23 Nov 2026, a 5 Dec birthday → 5 Dec 2026 00:00 EET.
+    assert next_birthday(ts("2026-11-23T10:00+02:00"), date(1990, 12, 5), HEL) == ts(
+        "2026-12-05T00:00+02:00"
+    )
+
+
+def test_next_birthday_already_passed_this_year() -> None:
+    # 1 Mar has passed on 23 Nov 2026 → 1 Mar 2027 00:00 EET.
+    assert next_birthday(ts("2026-11-23T10:00+02:00"), date(1990, 3, 1), HEL) == ts(
+        "2027-03-01T00:00+02:00"
+    )
+
+
+def test_next_birthday_is_strictly_after() -> None:
+    midnight = ts("2026-12-05T00:00+02:00")
+    # Exactly at the birthday's start: it has begun → next year's.
+    assert next_birthday(midnight, date(1990, 12, 5), HEL) == ts("2027-12-05T00:00+02:00")
+    # One microsecond before: this one.
+    assert next_birthday(midnight - US, date(1990, 12, 5), HEL) == midnight
+
+
+def test_next_birthday_in_summer_is_eest_midnight() -> None:
+    # 15 Jul 00:00 EEST = 14 Jul 21:00 UTC.
+    assert next_birthday(ts("2026-11-23T10:00+02:00"), date(1985, 7, 15), HEL) == ts(
+        "2027-07-14T21:00Z"
+    )
+
+
+def test_next_birthday_uses_program_zone() -> None:
+    # 4 Dec 22:30 UTC is 5 Dec 00:30 in Helsinki: the birthday has begun there.
+    assert next_birthday(ts("2026-12-04T22:30Z"), date(1990, 12, 5), HEL) == ts(
+        "2027-12-05T00:00+02:00"
+    )
+
+
+def test_leap_day_birthday() -> None:
+    leap = date(2000, 2, 29)
+    # 2026 is not leap → 28 Feb 2026.
+    assert next_birthday(ts("2026-01-01T00:00+02:00"), leap, HEL) == ts("2026-02-28T00:00+02:00")
+    # After 28 Feb 2027 → 2028 is leap → 29 Feb 2028.
+    assert next_birthday(ts("2027-03-01T00:00+02:00"), leap, HEL) == ts("2028-02-29T00:00+02:00")
+    # At 29 Feb 2028 midnight → begun → 28 Feb 2029.
+    assert next_birthday(ts("2028-02-29T00:00+02:00"), leap, HEL) == ts("2029-02-28T00:00+02:00")
+
+
+def test_next_birthday_rejects_datetime_birthday() -> None:
+    with pytest.raises(TypeError):
+        next_birthday(ts("2026-01-01T00:00+02:00"), ts("1990-01-01T00:00+02:00"), HEL)
+
+
+# -- whole_days_between ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "days"),
+    [
+        ("2026-11-23T10:00+02:00", "2026-11-23T10:00+02:00", 0),
+        # 23 h 59 m 59.999999 s → 0.
+        ("2026-11-23T10:00+02:00", "2026-11-24T09:59:59.999999+02:00", 0),
+        # exactly 24 h → 1.
+        ("2026-11-23T10:00+02:00", "2026-11-24T10:00+02:00", 1),
+        # 23:00 → 01:00 next day: 2 h, a new calendar day but 0 whole days.
+        ("2026-11-23T23:00+02:00", "2026-11-24T01:00+02:00", 0),
+        # 28 Mar 12:00 EET → 29 Mar 12:00 EEST is 23 h (spring forward) → 0.
+        ("2026-03-28T12:00+02:00", "2026-03-29T12:00+03:00", 0),
+        # 24 Oct 12:00 EEST → 25 Oct 12:00 EET is 25 h (fall back) → 1.
+        ("2026-10-24T12:00+03:00", "2026-10-25T12:00+02:00", 1),
+        # 1 Jan → 1 Mar 2028: 31 + 29 = 60 days (leap year).
+        ("2028-01-01T00:00+02:00", "2028-03-01T00:00+02:00", 60),
+        # b one second before a → floor(−1 s / 24 h) = −1.
+        ("2026-11-23T10:00:01+02:00", "2026-11-23T10:00:00+02:00", -1),
+    ],
+)
+def test_whole_days_between(a: str, b: str, days: int) -> None:
+    assert whole_days_between(ts(a), ts(b), HEL) == days
+
+
+def test_whole_days_between_same_zone_fold_instants() -> None:
+    # Both in Helsinki's zone object, in the repeated hour: 03:30 first pass
+    # (00:30 UTC) and 03:10 second pass (01:10 UTC) are 40 min apart; naive
+    # same-zone subtraction would say −20 min and floor to −1.
+    first = datetime(2026, 10, 25, 3, 30, tzinfo=HEL)
+    second = datetime(2026, 10, 25, 3, 10, tzinfo=HEL, fold=1)
+    assert whole_days_between(first, second, HEL) == 0
+
+
+# -- properties ---------------------------------------------------------------------
+
+ZONES = [HEL, ZoneInfo("UTC"), ZoneInfo("America/New_York"), ZoneInfo("Australia/Lord_Howe")]
+instants = st.datetimes(
+    min_value=datetime(1990, 1, 1), max_value=datetime(2090, 12, 31), timezones=st.just(UTC)
+)
+zones = st.sampled_from(ZONES)
+fast = settings(max_examples=150, deadline=None)
+
+
+@fast
+@given(instants, st.integers(0, 5000), st.sampled_from(["d", "w"]), zones)
+def test_absolute_durations_are_exact(t: datetime, n: int, unit: str, tz: ZoneInfo) -> None:
+    dur = Duration(n, unit)
+    hours = n * 24 * (7 if unit == "w" else 1)
+    assert add(t, dur, tz) - t == timedelta(hours=hours)
+    assert subtract(add(t, dur, tz), dur, tz) == t
+
+
+@fast
+@given(instants, st.integers(1, 60), st.sampled_from(["m", "y"]), zones)
+def test_calendar_durations_keep_clamped_date(t: datetime, n: int, unit: str, tz: ZoneInfo) -> None:
+    dur = Duration(n, unit)
+    months = n * (12 if unit == "y" else 1)
+    local = t.astimezone(tz)
+    for sign, result in ((1, add(t, dur, tz)), (-1, subtract(t, dur, tz))):
+        assert result.tzinfo is UTC
+        assert (result > t) if sign > 0 else (result < t)
+        index = local.year * 12 + local.month - 1 + sign * months
+        year, month = index // 12, index % 12 + 1
+        last_day = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
+        expected_wall = local.replace(
+            tzinfo=None, fold=0, year=year, month=month, day=min(local.day, last_day)
+        )
+        # The result is that wall time read with fold=0 (moved on if it is in a gap).
+        assert result == from_wall_clock(expected_wall, tz)
+
+
+@fast
+@given(instants, st.sampled_from(["day", "week", "month", "year"]), zones)
+def test_period_contains_t(t: datetime, period: str, tz: ZoneInfo) -> None:
+    start, end = period_start(t, period, tz), period_end(t, period, tz)
+    assert start <= t < end
+    key = period_key(t, period, tz)
+    assert period_key(start, period, tz) == key
+    assert period_key(end - US, period, tz) == key
+    assert period_key(end, period, tz) != key
+    assert period_key(start - US, period, tz) != key
+    hash(key)
+
+
+@fast
+@given(instants, st.integers(1, 400), st.sampled_from(["d", "w", "m", "y"]), zones)
+def test_window_excludes_its_start(t: datetime, n: int, unit: str, tz: ZoneInfo) -> None:
+    dur = Duration(n, unit)
+    start = window_start(t, dur, tz)
+    assert start < t
+    assert not in_window(start, t, dur, tz)
+    assert in_window(start + US, t, dur, tz)
+
+
+@fast
+@given(instants, st.dates(min_value=date(1920, 1, 1), max_value=date(2020, 12, 31)), zones)
+def test_next_birthday_properties(after: datetime, birthday: date, tz: ZoneInfo) -> None:
+    nxt = next_birthday(after, birthday, tz)
+    assert after < nxt <= after + timedelta(days=367)
+    local = nxt.astimezone(tz).date()
+    if (birthday.month, birthday.day) == (2, 29) and local.month == 2 and local.day == 28:
+        pass  # clamped in a common year
+    else:
+        assert (local.month, local.day) == (birthday.month, birthday.day)
+    # Nothing in between: the previous occurrence is not after `after`.
+    assert next_birthday(nxt - US, birthday, tz) == nxt
+
+
+@fast
+@given(
+    st.datetimes(
+        min_value=datetime(1990, 1, 1),
+        max_value=datetime(2090, 12, 31),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(-timedelta(hours=5, minutes=30))]),
+    )
+)
+def test_parse_timestamp_round_trip(t: datetime) -> None:
+    assert parse_timestamp(t.isoformat(), HEL) == t
+
+
+@fast
+@given(instants, st.integers(-10**9, 10**9))
+def test_whole_days_is_floor(a: datetime, micros: int) -> None:
+    b = a + timedelta(microseconds=micros * 1000)
+    assert whole_days_between(a, b, HEL) == (micros * 1000) // (24 * 3600 * 10**6)
