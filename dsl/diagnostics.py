@@ -3,7 +3,7 @@
 Codes are stable: tools and docs refer to them, so a code is never reused for
 a different problem. ``P`` codes come from the parser, ``E`` codes are errors
 found by the checker, ``W`` codes are warnings (the program still runs).
-docs/language.md lists every code with a fix; tests/test_codes.py makes sure
+docs/language.md lists every code with a fix; tests/dsl/test_diagnostic_codes.py makes sure
 each one is triggered by at least one test and documented.
 """
 
@@ -68,6 +68,7 @@ _CODES = [
     Code("E124", "too-many-diagnostics", ERROR, "more problems than are worth listing"),
     Code("E125", "event-attribute-without-event", ERROR, "an event attribute where no single event is being processed (segments, tiers, 'when' and 'at' rules)"),
     Code("E126", "earn-rule-without-basis", ERROR, "an earn rule that does not say what its points are for, or a multiplier with 'per'/'on'"),
+    Code("E127", "dependency-cycle", ERROR, "segments or tiers that are defined through each other in a circle"),
     # -- warnings
     Code("W201", "implicit-reward", WARNING, "a granted reward that has no 'reward' declaration"),
     Code("W202", "unreachable-rule", WARNING, "a rule that can never fire"),
@@ -114,15 +115,21 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
 
 
 def finish(diagnostics: Iterable[Diagnostic]) -> tuple[Diagnostic, ...]:
-    """Sort by position (then code) and cap, so output is stable and readable."""
-    ordered = sorted(set(diagnostics), key=lambda d: (d.span.line, d.span.column, d.code, d.message))
+    """Sort by position (then code) and cap, so output is stable and readable.
+
+    Safe to call again on its own output (a later stage adding problems):
+    an earlier "more not shown" line is dropped and worked out afresh. The
+    cap line is an error only when an error is among the hidden ones, so
+    many warnings never stop a program from compiling.
+    """
+    fresh = {d for d in diagnostics if d.code != "E124"}
+    ordered = sorted(fresh, key=lambda d: (d.span.line, d.span.column, d.code, d.message))
     if len(ordered) <= MAX_DIAGNOSTICS:
         return tuple(ordered)
-    kept = ordered[:MAX_DIAGNOSTICS]
-    hidden = len(ordered) - MAX_DIAGNOSTICS
-    return tuple(kept) + (
-        make("E124", f"{hidden} more problem(s) not shown; fix the ones above first", kept[-1].span),
-    )
+    kept, hidden = ordered[:MAX_DIAGNOSTICS], ordered[MAX_DIAGNOSTICS:]
+    severity = ERROR if has_errors(hidden) else WARNING
+    message = f"{len(hidden)} more problem(s) not shown; fix the ones above first"
+    return tuple(kept) + (Diagnostic("E124", severity, message, kept[-1].span),)
 
 
 def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:

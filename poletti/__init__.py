@@ -3,16 +3,20 @@
     import poletti
     program = poletti.compile("earn 1 point per EUR; at 50 points grant free_drink")
     program = poletti.load("rules.loyalty")
+    engine = poletti.Engine(program)
+    outcome = engine.process({"id": "e1", "type": "purchase", "customer": "c1",
+                              "time": "2026-03-01T09:00:00+01:00", "amount": "12.50"})
+    engine.customer("c1").points
 
 ``compile`` and ``load`` raise ``CompileError`` when the rules have errors;
 its ``diagnostics`` say what and where (``code``, ``severity``, ``message``,
 ``line``, ``column``), and ``str()`` of it is the same report
 ``poletti check`` prints. Warnings do not raise: the program keeps them
-(``program.warnings`` when the program type has that field), and
+(``program.warnings``), and
 ``poletti.diagnose`` returns every diagnostic without raising.
 
-The heavy parts (the grammar, the checker) load on first use, so
-``import poletti`` stays cheap.
+The heavy parts (the grammar, the checker, the engine) load on first use,
+so ``import poletti`` stays cheap.
 """
 
 from __future__ import annotations
@@ -20,19 +24,26 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from poletti.dsl.diagnostics import ERROR, WARNING, Diagnostic
 
 if TYPE_CHECKING:
-    from poletti.dsl.frontend import FrontendResult
-    from poletti.dsl.program import CheckedProgram
+    from poletti.engine.program import BuildResult, Program
+    from poletti.interpreter.engine import BatchResult, CustomerView, Engine, Rejection
+    from poletti.interpreter.events import EventError
+    from poletti.interpreter.outcome import Outcome
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchResult",
     "CompileError",
+    "CustomerView",
     "Diagnostic",
+    "Engine",
+    "EventError",
+    "Outcome",
+    "Program",
+    "Rejection",
     "__version__",
     "compile",
     "diagnose",
@@ -71,13 +82,36 @@ class CompileError(Exception):
         return (type(self), (self.diagnostics, self.text, self.filename))
 
 
-def _analyze(source: str | bytes, filename: str | None) -> FrontendResult:
-    from poletti.dsl.frontend import analyze, analyze_bytes
+# The engine's names load on first use (PEP 562), keeping ``import poletti`` light.
+_LAZY = {
+    "Engine": "poletti.interpreter.engine",
+    "BatchResult": "poletti.interpreter.engine",
+    "CustomerView": "poletti.interpreter.engine",
+    "Rejection": "poletti.interpreter.engine",
+    "EventError": "poletti.interpreter.events",
+    "Outcome": "poletti.interpreter.outcome",
+    "Program": "poletti.engine.program",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'poletti' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def _analyze(source: str | bytes, filename: str | None) -> BuildResult:
+    from poletti.engine.program import build, build_bytes
 
     if isinstance(source, bytes):
-        return analyze_bytes(source, filename)
+        return build_bytes(source, filename)
     if isinstance(source, str):
-        return analyze(source, filename)
+        return build(source, filename)
     raise TypeError(f"rules must be text (str) or bytes, not {type(source).__name__}")
 
 
@@ -86,24 +120,19 @@ def diagnose(source: str | bytes, filename: str | None = None) -> tuple[Diagnost
     return _analyze(source, filename).diagnostics
 
 
-def compile(source: str | bytes, filename: str | None = None) -> CheckedProgram:  # noqa: A001 — the brief's name
-    """Check rule-file text and return the program; raise ``CompileError`` if it has errors.
+def compile(source: str | bytes, filename: str | None = None) -> Program:  # noqa: A001 — the brief's name
+    """Check rule-file text and compile it for ``Engine``; raise ``CompileError`` if it has errors.
 
     ``filename`` is only used in messages. Bytes are decoded as UTF-8 (bytes
-    that are not UTF-8 are an error, P006).
+    that are not UTF-8 are an error, P006). Warnings are on ``program.warnings``.
     """
     result = _analyze(source, filename)
     if result.program is None:
         raise CompileError(result.diagnostics, result.text, filename)
-    program = result.program
-    warnings = tuple(d for d in result.diagnostics if d.severity == WARNING)
-    if "warnings" in attrs.fields_dict(type(program)) and getattr(program, "warnings", None) != warnings:
-        changes: dict[str, Any] = {"warnings": warnings}  # the field is not on every version of CheckedProgram
-        program = attrs.evolve(program, **changes)
-    return program
+    return result.program
 
 
-def load(path: str | os.PathLike[str]) -> CheckedProgram:
+def load(path: str | os.PathLike[str]) -> Program:
     """Read a rule file and ``compile`` it, with the path in messages. OSError if it cannot be read."""
     with open(path, "rb") as handle:
         raw = handle.read()

@@ -201,7 +201,7 @@ def check(ctx: click.Context, files: Sequence[str], output_format: str) -> None:
     Exits 0 when there are no errors (warnings are fine), 1 when any file has
     errors, 2 when a file cannot be read. FILE may be - for standard input.
     """
-    from poletti.dsl.frontend import analyze_bytes
+    from poletti.engine.program import build_bytes
 
     reports = []
     unreadable = False
@@ -213,7 +213,7 @@ def check(ctx: click.Context, files: Sequence[str], output_format: str) -> None:
             unreadable = True
             continue
         name = _display_name(path)
-        reports.append((name, analyze_bytes(raw, name)))
+        reports.append((name, build_bytes(raw, name)))
 
     everything: list[Diagnostic] = [d for _, result in reports for d in result.diagnostics]
     if output_format == "json":

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from poletti.dsl.diagnostics import CODES, ERROR
-from poletti.dsl.frontend import analyze_bytes
+from poletti.engine.program import build_bytes
 
 CASES = Path(__file__).parent.parent / "data" / "diagnostics"
 DOCS = Path(__file__).parent.parent.parent / "docs" / "language.md"
-# E124 (too many diagnostics) is triggered by tests/dsl/test_diagnostics.py.
+# E124 (too many diagnostics) is triggered by tests/dsl/test_checker.py (test_too_many_problems_are_capped_E124).
 GENERATED_ELSEWHERE = {"E124"}
 
 
@@ -34,7 +34,7 @@ def test_case_triggers_its_code(path: Path) -> None:
     match = re.search(rb"# expect: (\d+):(\d+)", raw)
     assert match, f"{path} needs a '# expect: LINE:COL' comment"
     line, column = int(match.group(1)), int(match.group(2))
-    result = analyze_bytes(raw, str(path))
+    result = build_bytes(raw, str(path))  # the whole pipeline: E127 comes from the rule graph
     hits = [d for d in result.diagnostics if d.code == code]
     assert hits, f"{code} not reported; got {[(d.code, d.message) for d in result.diagnostics]}"
     assert (hits[0].line, hits[0].column) == (line, column)

@@ -1,0 +1,462 @@
+"""Compile a checked program into the rule graph and runnable rule objects.
+
+``compile_program(checked) -> CompiledProgram``. Each rule becomes a small
+object with its numbers, filters and conditions resolved into closures;
+rules are grouped by the processing step and event type that runs them, so
+the interpreter does no tree walking and no name lookups per event.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+import attrs
+import networkx as nx
+
+from poletti.dsl import ast
+from poletti.dsl.program import BuiltinQuantity, CheckedProgram
+from poletti.engine.expressions import Ctx, Evaluator, ExpressionCompiler, day_start, duration_of, literal_date
+from poletti.engine.graph import build_graph, segment_order
+from poletti.engine.timecalc import Duration
+
+_ROUNDING = {"down": ROUND_FLOOR, "up": ROUND_CEILING, "nearest": ROUND_HALF_UP}
+
+
+def make_rounder(mode: str) -> Callable[[Decimal], int]:
+    how = _ROUNDING[mode]
+    return lambda value: int(value.to_integral_value(rounding=how))
+
+
+@attrs.frozen
+class Cap:
+    """``limit N points|times per PERIOD``: a calendar period or a rolling window."""
+
+    amount: int
+    unit: str  # "points" or "times"
+    period: str | None  # day/week/month/year
+    window: Duration | None
+
+    def describe(self) -> str:
+        per = self.period or str(self.window)
+        return f"limit {self.amount} {self.unit} per {per}"
+
+
+@attrs.frozen
+class Guard:
+    """The options every earn or grant rule may carry."""
+
+    condition: Evaluator | None = None
+    condition_text: str = ""
+    during: tuple[datetime, datetime] | None = None  # [start, end) in UTC
+    during_text: str = ""
+    cap: Cap | None = None
+    once: bool = False
+    once_window: Duration | None = None
+
+    def blocked(self, ctx: Ctx) -> str | None:
+        """Why the rule cannot fire now (for explain), or None."""
+        if self.during is not None:
+            start, end = self.during
+            if ctx.now < start:
+                return f"campaign starts {self.during_text.split('..')[0]}"
+            if ctx.now >= end:
+                return f"campaign ended {self.during_text.split('..')[-1]}"
+        if self.condition is not None and not self.condition(ctx):
+            return f"condition not met: {self.condition_text}"
+        return None
+
+
+@attrs.frozen
+class Rule:
+    index: int  # position among the program's rules; keys cap usage and trigger memory
+    line: int
+    text: str  # the rule as written, for explain
+
+
+@attrs.frozen
+class PerRule(Rule):
+    """``earn R points per …``: spend-based or unit-based points, multiplied by multipliers."""
+
+    rate: Decimal
+    base: str  # "money", "purchase", "visit", "item"
+    divisor: Decimal | None  # per N EUR: full units of N; None: proportional (per EUR)
+    filter: tuple[str, str] | None  # ("category"|"sku", value)
+    guard: Guard
+
+
+@attrs.frozen
+class FixedRule(Rule):
+    """``earn N points on TYPE``: a fixed award, never multiplied."""
+
+    event_type: str
+    points: int
+    guard: Guard
+
+
+@attrs.frozen
+class MultiplierRule(Rule):
+    factor: Decimal
+    guard: Guard
+
+
+@attrs.frozen
+class ConvertRule(Rule):
+    threshold: int
+    target: str | int  # a reward name, or points
+    guard: Guard
+
+
+@attrs.frozen
+class StampRule(Rule):
+    slot: int
+    every: int
+    event_type: str  # "purchase" or "visit"
+    filter: tuple[str, str] | None
+    target: str | int
+    guard: Guard
+
+
+@attrs.frozen
+class TierRule(Rule):
+    rank: int
+    name: str
+    condition: Evaluator
+    keep: Duration | None
+
+
+@attrs.frozen
+class SegmentRule(Rule):
+    slot: int
+    name: str
+    condition: Evaluator
+
+
+@attrs.frozen
+class OnRule(Rule):
+    event_type: str
+    target: str | int
+    guard: Guard
+
+
+@attrs.frozen
+class WhenRule(Rule):
+    slot: int
+    condition: Evaluator
+    target: str | int
+    guard: Guard
+
+
+@attrs.frozen
+class MetricSpec:
+    slot: int
+    name: str
+    event_type: str
+    field: str | None  # None: count events
+    filter: tuple[str, str] | None
+    window: Duration | None
+
+
+@attrs.frozen
+class TimeSources:
+    """What can change a customer's tiers, segments or `when` rules with no event.
+
+    The clock schedules only these: windows whose edges move, day-count
+    thresholds that can be crossed, streaks, birthdays, campaign edges.
+    """
+
+    purchase_windows: tuple[Duration, ...] = ()
+    visit_windows: tuple[Duration, ...] = ()
+    metric_windows: tuple[tuple[int, Duration], ...] = ()
+    # (kind, day counts at which a condition can change); kind is
+    # days_since_last_purchase or member_days. `daily` kinds change every day.
+    day_thresholds: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    daily: frozenset[str] = frozenset()
+    streak_days: bool = False
+    streak_weeks: bool = False
+    campaign_edges: tuple[datetime, ...] = ()
+
+    @property
+    def reads_last_purchase(self) -> bool:
+        """Whether a status or `when` condition reads days_since_last_purchase."""
+        return "days_since_last_purchase" in self.daily or any(
+            kind == "days_since_last_purchase" for kind, _ in self.day_thresholds)
+
+
+@attrs.frozen(eq=False)
+class CompiledProgram:
+    checked: CheckedProgram
+    tz: ZoneInfo
+    round: Callable[[Decimal], int]
+    per_rules: dict[str, tuple[PerRule, ...]]  # by event type
+    fixed_rules: dict[str, tuple[FixedRule, ...]]
+    multipliers: tuple[MultiplierRule, ...]
+    converts: tuple[ConvertRule, ...]
+    stamps: tuple[StampRule, ...]
+    tiers: tuple[TierRule, ...]  # ascending rank
+    segments: tuple[SegmentRule, ...]  # in dependency order
+    on_rules: dict[str, tuple[OnRule, ...]]
+    when_rules: tuple[WhenRule, ...]
+    metrics: tuple[MetricSpec, ...]
+    expire_after: Duration | None
+    pending_for: Duration | None
+    rewards: dict[str, tuple[Decimal | None, int | None]]  # name → (value, cost)
+    tier_names: tuple[str | None, ...]  # by rank; rank 0 is None
+    segment_names: tuple[str, ...]  # by slot
+    time_sources: TimeSources
+    cache_slots: int
+    graph: nx.DiGraph
+
+    def make_ctx(self, state: object, now: datetime, event: object) -> Ctx:
+        return Ctx(state, now, event, self.tz, self.cache_slots)  # type: ignore[arg-type]
+
+
+class _Builder:
+    def __init__(self, checked: CheckedProgram, source_lines: list[str] | None) -> None:
+        self.checked = checked
+        self.tz = ZoneInfo(checked.timezone)
+        self.lines = source_lines
+        segment_names = list(checked.segments)
+        self.exprs = ExpressionCompiler(
+            checked,
+            self.tz,
+            segment_index={name: i for i, name in enumerate(segment_names)},
+            metric_index={name: i for i, name in enumerate(checked.metrics)},
+            tier_rank={**{t.name: t.rank for t in checked.tiers}, "none": 0},
+        )
+
+    def text_of(self, node: object) -> str:
+        span = getattr(node, "span")
+        if self.lines and 0 < span.line <= len(self.lines) and span.line == span.end_line:
+            return self.lines[span.line - 1][span.column - 1:span.end_column - 1].strip()
+        if self.lines and 0 < span.line <= len(self.lines):
+            return self.lines[span.line - 1][span.column - 1:].strip() + " …"
+        return type(node).__name__
+
+    def guard(self, options: tuple[ast.RuleOption, ...]) -> Guard:
+        fields: dict[str, object] = {}
+        for option in options:
+            if isinstance(option, ast.IfOption):
+                fields["condition"] = self.exprs.compile(option.condition)
+                fields["condition_text"] = self.text_of(option.condition)
+            elif isinstance(option, ast.DuringOption):
+                first = literal_date(option.start)
+                last = literal_date(option.end) if option.end is not None else first
+                fields["during"] = (day_start(first, self.tz), day_start(last + timedelta(days=1), self.tz))
+                fields["during_text"] = f"{first.isoformat()}..{last.isoformat()}"
+            elif isinstance(option, ast.LimitOption):
+                amount = int(option.count.value) if isinstance(option.count, ast.NumberLit) else 0
+                period = option.period
+                fields["cap"] = Cap(
+                    amount,
+                    option.unit,
+                    period if isinstance(period, str) else None,
+                    duration_of(period) if isinstance(period, ast.DurationLit) else None,
+                )
+            elif isinstance(option, ast.OnceOption):
+                fields["once"] = True
+                if isinstance(option.window, ast.DurationLit):
+                    fields["once_window"] = duration_of(option.window)
+        return Guard(**fields)  # type: ignore[arg-type]
+
+
+def _number(node: ast.NumberLit | ast.NameRef) -> Decimal:
+    if isinstance(node, ast.NumberLit):
+        return node.value
+    raise ValueError(f"module parameter {node.name!r} was not substituted")
+
+
+def _target(node: ast.GrantTarget) -> str | int:
+    if isinstance(node, ast.Ident):
+        return node.name
+    return int(_number(node.amount))
+
+
+def _filter(item_filter: ast.ItemFilter | None) -> tuple[str, str] | None:
+    if item_filter is None:
+        return None
+    value = item_filter.value.value if isinstance(item_filter.value, ast.TextLit) else item_filter.value.name
+    return (item_filter.kind, value)
+
+
+def compile_program(checked: CheckedProgram, source: str | None = None) -> CompiledProgram:
+    """Checked program (and its source text, for explain) → compiled rules and the rule graph.
+
+    Raises ``ValueError`` only for programs the checker should have
+    rejected; dependency cycles are found earlier by ``graph.find_cycles``.
+    """
+    b = _Builder(checked, source.splitlines() if source is not None else None)
+    per: dict[str, list[PerRule]] = {}
+    fixed: dict[str, list[FixedRule]] = {}
+    on_rules: dict[str, list[OnRule]] = {}
+    multipliers: list[MultiplierRule] = []
+    converts: list[ConvertRule] = []
+    stamps: list[StampRule] = []
+    whens: list[WhenRule] = []
+    tier_rules: dict[str, ast.TierRule] = {t.name: t.rule for t in checked.tiers}
+    time_exprs: list[ast.Expr] = []
+    campaign_edges: list[datetime] = []
+
+    for index, rule in enumerate(checked.rules):
+        line, text = rule.span.line, b.text_of(rule)
+        if isinstance(rule, ast.EarnRule):
+            guard = b.guard(rule.options)
+            if isinstance(rule.amount, ast.Multiplier):
+                multipliers.append(MultiplierRule(index, line, text, rule.amount.factor, guard))
+                continue
+            points = _number(rule.amount.amount)
+            basis = rule.basis
+            if isinstance(basis, ast.OnEvent):
+                fixed.setdefault(basis.event.name, []).append(
+                    FixedRule(index, line, text, basis.event.name, int(points), guard))
+            elif isinstance(basis, ast.PerCurrency):
+                per.setdefault("purchase", []).append(
+                    PerRule(index, line, text, points, "money", None, _filter(basis.filter), guard))
+            elif isinstance(basis, ast.PerMoney):
+                per.setdefault("purchase", []).append(
+                    PerRule(index, line, text, points, "money", _number(basis.money.amount), _filter(basis.filter), guard))
+            elif isinstance(basis, ast.PerUnit):
+                event_type = "visit" if basis.unit == "visit" else "purchase"
+                per.setdefault(event_type, []).append(
+                    PerRule(index, line, text, points, basis.unit, None, _filter(basis.filter), guard))
+            else:  # `earn N points` with no basis: a fixed award on every purchase
+                fixed.setdefault("purchase", []).append(FixedRule(index, line, text, "purchase", int(points), guard))
+        elif isinstance(rule, ast.ConvertRule):
+            threshold = int(_number(rule.threshold.amount))
+            converts.append(ConvertRule(index, line, text, threshold, _target(rule.target), b.guard(rule.options)))
+        elif isinstance(rule, ast.StampRule):
+            stamps.append(StampRule(
+                index, line, text, len(stamps), int(_number(rule.count)),
+                "visit" if rule.unit == "visits" else "purchase", _filter(rule.filter),
+                _target(rule.target), b.guard(rule.options)))
+        elif isinstance(rule, ast.OnRule):
+            on_rules.setdefault(rule.event.name, []).append(
+                OnRule(index, line, text, rule.event.name, _target(rule.target), b.guard(rule.options)))
+        elif isinstance(rule, ast.WhenRule):
+            guard = b.guard(rule.options)
+            whens.append(WhenRule(index, line, text, len(whens), b.exprs.compile(rule.condition), _target(rule.target), guard))
+            time_exprs.append(rule.condition)
+            time_exprs.extend(o.condition for o in rule.options if isinstance(o, ast.IfOption))
+            if guard.during is not None:
+                campaign_edges.extend(guard.during)
+
+    tiers = tuple(
+        TierRule(
+            checked.rules.index(info.rule), info.rule.span.line, b.text_of(info.rule), info.rank, info.name,
+            b.exprs.compile(info.rule.condition),
+            duration_of(info.rule.keep) if isinstance(info.rule.keep, ast.DurationLit) else None,
+        )
+        for info in checked.tiers
+    )
+    time_exprs.extend(rule.condition for rule in tier_rules.values())
+
+    graph = build_graph(checked, b.text_of)
+    segment_slots = {name: i for i, name in enumerate(checked.segments)}
+    segments = tuple(
+        SegmentRule(-1, checked.segments[name].span.line, b.text_of(checked.segments[name]), segment_slots[name], name,
+                    b.exprs.compile(checked.segments[name].condition))
+        for name in segment_order(graph, checked)
+    )
+    time_exprs.extend(decl.condition for decl in checked.segments.values())
+
+    metrics = tuple(
+        MetricSpec(i, name, info.event, info.field, _filter(info.decl.filter),
+                   duration_of(info.decl.window) if isinstance(info.decl.window, ast.DurationLit) else None)
+        for i, (name, info) in enumerate(checked.metrics.items())
+    )
+
+    return CompiledProgram(
+        checked=checked,
+        tz=b.tz,
+        round=make_rounder(checked.rounding),
+        per_rules={k: tuple(v) for k, v in per.items()},
+        fixed_rules={k: tuple(v) for k, v in fixed.items()},
+        multipliers=tuple(multipliers),
+        converts=tuple(converts),
+        stamps=tuple(stamps),
+        tiers=tiers,
+        segments=segments,
+        on_rules={k: tuple(v) for k, v in on_rules.items()},
+        when_rules=tuple(whens),
+        metrics=metrics,
+        expire_after=duration_of(checked.expire_after) if checked.expire_after else None,
+        pending_for=duration_of(checked.pending_for) if checked.pending_for else None,
+        rewards={name: (info.value, info.cost) for name, info in checked.rewards.items()},
+        tier_names=(None, *(t.name for t in checked.tiers)),
+        segment_names=tuple(checked.segments),
+        time_sources=_time_sources(checked, time_exprs, metrics, campaign_edges),
+        cache_slots=b.exprs.slots,
+        graph=graph,
+    )
+
+
+def _time_sources(checked: CheckedProgram, exprs: list[ast.Expr], metrics: tuple[MetricSpec, ...],
+                  campaign_edges: list[datetime]) -> TimeSources:
+    """Find what in the time-driven conditions can change as time passes."""
+    purchase_windows: set[Duration] = set()
+    visit_windows: set[Duration] = set()
+    metric_windows: set[tuple[int, Duration]] = set()
+    thresholds: dict[str, set[int]] = {}
+    daily: set[str] = set()
+    streak_days = streak_weeks = False
+    metric_slot = {m.name: m for m in metrics}
+    pending = list(exprs)
+    seen_segments: set[str] = set()
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.Compare):
+            for mine, other in ((node.left, node.right), (node.right, node.left)):
+                quantity = _day_quantity(checked, mine)
+                if quantity and isinstance(other, ast.NumberLit):
+                    k = int(other.value.to_integral_value(rounding=ROUND_FLOOR))
+                    thresholds.setdefault(quantity, set()).update({k, k + 1})
+                    pending.append(other)
+                    break
+            else:
+                pending.extend((node.left, node.right))
+            continue
+        if isinstance(node, ast.NameRef):
+            name = node.name
+            if name in checked.segments and name not in seen_segments:
+                seen_segments.add(name)  # a segment read by a tier reads its own quantities too
+                pending.append(checked.segments[name].condition)
+            elif name in metric_slot and metric_slot[name].window is not None:
+                spec = metric_slot[name]
+                metric_windows.add((spec.slot, spec.window))  # type: ignore[arg-type]
+            elif name in checked.builtins:
+                quantity = checked.builtins[name]
+                if quantity.window is not None and quantity.kind in ("spend", "purchases"):
+                    purchase_windows.add(duration_of(quantity.window))
+                elif quantity.window is not None and quantity.kind == "visits":
+                    visit_windows.add(duration_of(quantity.window))
+                elif quantity.kind in ("days_since_last_purchase", "member_days"):
+                    daily.add(quantity.kind)  # used outside a simple comparison
+                elif quantity.kind == "streak_days":
+                    streak_days = True
+                elif quantity.kind == "streak_weeks":
+                    streak_weeks = True
+            continue
+        for field in attrs.fields(type(node)):
+            value = getattr(node, field.name)
+            if attrs.has(type(value)) and field.name != "span":
+                pending.append(value)
+    return TimeSources(
+        purchase_windows=tuple(sorted(purchase_windows, key=str)),
+        visit_windows=tuple(sorted(visit_windows, key=str)),
+        metric_windows=tuple(sorted(metric_windows, key=lambda mw: (mw[0], str(mw[1])))),
+        day_thresholds=tuple(sorted((k, tuple(sorted(v))) for k, v in thresholds.items() if k not in daily)),
+        daily=frozenset(daily),
+        streak_days=streak_days,
+        streak_weeks=streak_weeks,
+        campaign_edges=tuple(sorted(set(campaign_edges))),
+    )
+
+
+def _day_quantity(checked: CheckedProgram, node: ast.Expr) -> str | None:
+    if isinstance(node, ast.NameRef) and node.name in checked.builtins:
+        quantity: BuiltinQuantity = checked.builtins[node.name]
+        if quantity.kind in ("days_since_last_purchase", "member_days"):
+            return quantity.kind
+    return None

@@ -1,0 +1,267 @@
+"""Compile checked expressions into plain Python closures.
+
+``ExpressionCompiler(program).compile(expr) -> Callable[[Ctx], value]``.
+Every name is resolved here, once: a closure reads a list slot or a ledger
+attribute, never a name. Values: Money and Number are ``Decimal``, Points
+and Count ``int``, tiers their rank (0 = no tier), dates ``date``.
+
+``None`` stands for "no value" (an event attribute the event lacks, a
+division by zero, an empty ``avg``); arithmetic passes it on and every
+comparison with it is false, so a missing value never fires a rule.
+"""
+
+from __future__ import annotations
+
+import operator
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Callable
+from zoneinfo import ZoneInfo
+
+import attrs
+
+from poletti.dsl import ast
+from poletti.dsl.program import BuiltinQuantity, CheckedProgram, Type
+from poletti.engine.state import CustomerState
+from poletti.engine.timecalc import Duration, subtract, whole_days_between
+
+Evaluator = Callable[["Ctx"], Any]
+
+_UNSET = object()
+
+
+class Ctx:
+    """What an expression is evaluated against: one customer at one instant.
+
+    ``last_purchase`` is the reference of ``days_since_last_purchase``: the
+    latest purchase before the event being processed (or the first event).
+    ``cache`` memoises window sums for this instant, by slot number.
+    """
+
+    __slots__ = ("state", "now", "event", "last_purchase", "cache", "local_day")
+
+    def __init__(self, state: CustomerState, now: datetime, event: Any, tz: ZoneInfo, slots: int) -> None:
+        self.state = state
+        self.now = now
+        self.event = event
+        self.last_purchase = state.last_purchase_at or state.first_seen or now
+        self.cache: list[Any] = [_UNSET] * slots
+        self.local_day = now.astimezone(tz).date().toordinal()
+
+
+def duration_of(lit: ast.DurationLit) -> Duration:
+    return Duration(lit.amount, lit.unit)
+
+
+def literal_date(lit: ast.DateLit) -> date:
+    return date.fromisoformat(lit.text)
+
+
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
+    "==": operator.eq, "!=": operator.ne,
+}
+
+
+def _arith(op: str) -> Callable[[Any, Any], Any]:
+    def div(a: Any, b: Any) -> Any:
+        return None if b == 0 else Decimal(a) / Decimal(b)
+
+    return {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": div}[op]
+
+
+@attrs.define
+class ExpressionCompiler:
+    """Resolves names of one program and compiles its expressions."""
+
+    program: CheckedProgram
+    tz: ZoneInfo
+    segment_index: dict[str, int]
+    metric_index: dict[str, int]
+    tier_rank: dict[str, int]
+    slots: int = 0
+    _slot_of: dict[tuple[str, str], int] = attrs.Factory(dict)
+
+    def _slot(self, key: tuple[str, str]) -> int:
+        if key not in self._slot_of:
+            self._slot_of[key] = self.slots
+            self.slots += 1
+        return self._slot_of[key]
+
+    def compile(self, expr: ast.Expr) -> Evaluator:
+        method = getattr(self, "_" + type(expr).__name__)
+        return method(expr)  # type: ignore[no-any-return]
+
+    # -- literals
+
+    def _NumberLit(self, node: ast.NumberLit) -> Evaluator:
+        value = node.value
+        return lambda ctx: value
+
+    def _MoneyLit(self, node: ast.MoneyLit) -> Evaluator:
+        value = node.amount.value if isinstance(node.amount, ast.NumberLit) else Decimal(0)
+        return lambda ctx: value
+
+    def _PointsLit(self, node: ast.PointsLit) -> Evaluator:
+        value = int(node.amount.value) if isinstance(node.amount, ast.NumberLit) else 0
+        return lambda ctx: value
+
+    def _DurationLit(self, node: ast.DurationLit) -> Evaluator:
+        value = duration_of(node)
+        return lambda ctx: value
+
+    def _DateLit(self, node: ast.DateLit) -> Evaluator:
+        value = literal_date(node)
+        return lambda ctx: value
+
+    def _TextLit(self, node: ast.TextLit) -> Evaluator:
+        value = node.value
+        return lambda ctx: value
+
+    def _BoolLit(self, node: ast.BoolLit) -> Evaluator:
+        value = node.value
+        return lambda ctx: value
+
+    # -- names
+
+    def _NameRef(self, node: ast.NameRef) -> Evaluator:
+        name = node.name
+        if name in self.segment_index:
+            index = self.segment_index[name]
+            return lambda ctx: ctx.state.segments[index]
+        if name in self.metric_index:
+            return self._metric(name)
+        if name in self.tier_rank:
+            rank = self.tier_rank[name]
+            return lambda ctx: rank
+        if name in self.program.builtins:
+            return self.builtin(self.program.builtins[name])
+        raise ValueError(f"unresolved name {name!r} reached the compiler")  # the checker rejects these
+
+    def _EventAttr(self, node: ast.EventAttr) -> Evaluator:
+        name = node.name
+        if name == "amount":
+            return lambda ctx: ctx.event.amount if ctx.event is not None else None
+        if name == "type":
+            return lambda ctx: ctx.event.type if ctx.event is not None else None
+        return lambda ctx: ctx.event.attributes.get(name) if ctx.event is not None else None
+
+    def builtin(self, quantity: BuiltinQuantity) -> Evaluator:
+        kind, tz = quantity.kind, self.tz
+        if kind == "points":
+            return lambda ctx: ctx.state.ledger.balance
+        if kind == "pending_points":
+            return lambda ctx: ctx.state.ledger.pending
+        if kind == "lifetime_points":
+            return lambda ctx: ctx.state.ledger.lifetime
+        if kind == "tier":
+            return lambda ctx: ctx.state.tier
+        if kind == "days_since_last_purchase":
+            return lambda ctx: whole_days_between(ctx.last_purchase, ctx.now, tz)
+        if kind == "member_days":
+            return lambda ctx: whole_days_between(ctx.state.first_seen or ctx.now, ctx.now, tz)
+        if kind == "streak_days":
+            return lambda ctx: ctx.state.day_run if ctx.state.last_active_day == ctx.local_day else 0
+        if kind == "streak_weeks":
+            def weeks(ctx: Ctx) -> int:
+                monday = ctx.local_day - date.fromordinal(ctx.local_day).weekday()
+                return ctx.state.week_run if ctx.state.last_active_week == monday else 0
+            return weeks
+        if kind in ("spend", "purchases", "visits"):
+            return self._windowed(quantity)
+        raise ValueError(f"unknown built-in quantity kind {kind!r}")
+
+    def _windowed(self, quantity: BuiltinQuantity) -> Evaluator:
+        kind, tz = quantity.kind, self.tz
+        if quantity.window is None:  # lifetime
+            if kind == "spend":
+                return lambda ctx: ctx.state.spend_lifetime()
+            if kind == "purchases":
+                return lambda ctx: len(ctx.state.purchase_times)
+            return lambda ctx: len(ctx.state.visit_times)
+        window = duration_of(quantity.window)
+        slot = self._slot((kind, str(window)))
+        read = {
+            "spend": CustomerState.spend_since,
+            "purchases": CustomerState.purchases_since,
+            "visits": CustomerState.visits_since,
+        }[kind]
+
+        def evaluate(ctx: Ctx) -> Any:
+            value = ctx.cache[slot]
+            if value is _UNSET:
+                value = ctx.cache[slot] = read(ctx.state, subtract(ctx.now, window, tz))
+            return value
+
+        return evaluate
+
+    def _metric(self, name: str) -> Evaluator:
+        info = self.program.metrics[name]
+        index = self.metric_index[name]
+        window = duration_of(info.decl.window) if isinstance(info.decl.window, ast.DurationLit) else None
+        aggregate, tz = info.aggregate, self.tz
+        as_int = info.type in (Type.COUNT, Type.POINTS)
+
+        def evaluate(ctx: Ctx) -> Any:
+            entries = ctx.state.metric_events[index]
+            if window is not None:
+                start = subtract(ctx.now, window, tz)
+                values = [v for (t, v) in entries if t > start]
+            else:
+                values = [v for (_, v) in entries]
+            if aggregate == "count":
+                return len(values)
+            if aggregate == "sum":
+                total = sum(values, Decimal(0))
+                return int(total) if as_int else total
+            if not values:
+                return None
+            if aggregate == "max":
+                return max(values)
+            if aggregate == "min":
+                return min(values)
+            return sum(values, Decimal(0)) / len(values)
+
+        return evaluate
+
+    # -- operators
+
+    def _Compare(self, node: ast.Compare) -> Evaluator:
+        left, right, test = self.compile(node.left), self.compile(node.right), _COMPARE[node.op]
+
+        def evaluate(ctx: Ctx) -> bool:
+            a, b = left(ctx), right(ctx)
+            return a is not None and b is not None and test(a, b)
+
+        return evaluate
+
+    def _BinaryOp(self, node: ast.BinaryOp) -> Evaluator:
+        left, right, apply = self.compile(node.left), self.compile(node.right), _arith(node.op)
+
+        def evaluate(ctx: Ctx) -> Any:
+            a, b = left(ctx), right(ctx)
+            return None if a is None or b is None else apply(a, b)
+
+        return evaluate
+
+    def _AndOp(self, node: ast.AndOp) -> Evaluator:
+        left, right = self.compile(node.left), self.compile(node.right)
+        return lambda ctx: bool(left(ctx)) and bool(right(ctx))
+
+    def _OrOp(self, node: ast.OrOp) -> Evaluator:
+        left, right = self.compile(node.left), self.compile(node.right)
+        return lambda ctx: bool(left(ctx)) or bool(right(ctx))
+
+    def _NotOp(self, node: ast.NotOp) -> Evaluator:
+        operand = self.compile(node.operand)
+        return lambda ctx: not operand(ctx)
+
+
+def day_start(day: date, tz: ZoneInfo) -> datetime:
+    """Midnight starting ``day`` in ``tz``, as a UTC instant."""
+    from poletti.engine.timecalc import from_wall_clock
+
+    return from_wall_clock(datetime(day.year, day.month, day.day), tz)
+
+
+ONE_DAY = timedelta(days=1)

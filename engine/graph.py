@@ -1,0 +1,211 @@
+"""The rule graph: what each rule reads and writes, as a networkx DiGraph.
+
+Nodes are the processing steps (``step:1`` … ``step:6``), the quantities
+rules read (``quantity:spend_12m``, ``metric:…``, ``segment:…``,
+``quantity:tier``), the rules (``rule:N``, N its index among the rules),
+tiers and rewards. Edges point from what is read to who reads it
+(``reads``), from a step to the rules it runs (``runs``), from a rule to
+what it produces (``sets``/``grants``). Iteration order is deterministic:
+nodes and edges are added in file order.
+
+A cycle among ``reads``/``sets`` edges (a segment defined through itself, a
+tier that reads ``tier``) cannot be evaluated; ``find_cycles`` reports it
+as a diagnostic with its path.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import networkx as nx
+
+from poletti.dsl import ast
+from poletti.dsl.diagnostics import Diagnostic, make
+from poletti.dsl.parser import iter_nodes
+from poletti.dsl.program import CheckedProgram
+
+STEPS = (
+    (1, "clock: time-driven changes"),
+    (2, "facts: record the event"),
+    (3, "earn"),
+    (4, "convert: at-rules, then stamp cards"),
+    (5, "status: tiers and segments"),
+    (6, "triggers: on and when rules"),
+)
+
+_DEPENDENCY_EDGES = frozenset({"reads", "sets"})
+
+
+def _rule_step(rule: ast.Statement) -> int:
+    if isinstance(rule, ast.EarnRule):
+        return 3
+    if isinstance(rule, (ast.ConvertRule, ast.StampRule)):
+        return 4
+    if isinstance(rule, ast.TierRule):
+        return 5
+    if isinstance(rule, (ast.OnRule, ast.WhenRule)):
+        return 6
+    return 1  # expiry and pending release are applied by the clock
+
+
+def _reads(checked: CheckedProgram, node: object) -> Iterator[str]:
+    """Graph nodes of the quantities an AST subtree reads, in order of appearance."""
+    tier_names = {t.name for t in checked.tiers} | {"none"}
+    for sub in iter_nodes(node):
+        if isinstance(sub, ast.NameRef):
+            name = sub.name
+            if name in checked.segments:
+                yield f"segment:{name}"
+            elif name in checked.metrics:
+                yield f"metric:{name}"
+            elif name in checked.builtins:
+                yield "quantity:tier" if checked.builtins[name].kind == "tier" else f"quantity:{name}"
+            elif name in tier_names:
+                continue  # a tier name is a constant rank
+        elif isinstance(sub, ast.EventAttr):
+            yield f"event:{sub.name}"
+
+
+def build_graph(checked: CheckedProgram, text_of: Callable[[object], str]) -> nx.DiGraph:
+    """Checked program → rule graph (see module docstring)."""
+    graph = nx.DiGraph()
+    for number, label in STEPS:
+        graph.add_node(f"step:{number}", kind="step", label=f"step {number}: {label}", layer=number)
+    for (a, _), (b, _) in zip(STEPS, STEPS[1:]):
+        graph.add_edge(f"step:{a}", f"step:{b}", kind="then")
+
+    def add_reads(target: str, node: object, layer: int) -> None:
+        for source in _reads(checked, node):
+            if source not in graph:
+                graph.add_node(source, kind=source.split(":")[0], label=source.split(":", 1)[1], layer=0)
+            graph.add_edge(source, target, kind="reads")
+
+    for name, metric in checked.metrics.items():
+        graph.add_node(f"metric:{name}", kind="metric", label=name, layer=2, line=metric.decl.span.line)
+    for name, decl in checked.segments.items():
+        graph.add_node(f"segment:{name}", kind="segment", label=name, layer=5, line=decl.span.line)
+    for name, decl in checked.segments.items():
+        add_reads(f"segment:{name}", decl.condition, 5)
+        graph.add_edge("step:5", f"segment:{name}", kind="runs")
+
+    for index, rule in enumerate(checked.rules):
+        node = f"rule:{index}"
+        step = _rule_step(rule)
+        graph.add_node(node, kind="rule", label=text_of(rule), layer=step, line=rule.span.line)
+        graph.add_edge(f"step:{step}", node, kind="runs")
+        if isinstance(rule, ast.TierRule):
+            graph.add_node(f"tier:{rule.name.name}", kind="tier", label=rule.name.name, layer=5)
+            graph.add_edge(node, f"tier:{rule.name.name}", kind="sets")
+            if "quantity:tier" not in graph:
+                graph.add_node("quantity:tier", kind="quantity", label="tier", layer=0)
+            graph.add_edge(f"tier:{rule.name.name}", "quantity:tier", kind="sets")
+        for field in ("condition", "options", "amount"):
+            if hasattr(rule, field):
+                add_reads(node, getattr(rule, field), step)
+        target = getattr(rule, "target", None)
+        if isinstance(target, ast.Ident):
+            reward = f"reward:{target.name}"
+            if reward not in graph:
+                graph.add_node(reward, kind="reward", label=target.name, layer=6)
+            graph.add_edge(node, reward, kind="grants")
+    return graph
+
+
+def _dependency_view(graph: nx.DiGraph) -> nx.DiGraph:
+    return nx.subgraph_view(graph, filter_edge=lambda a, b: graph.edges[a, b]["kind"] in _DEPENDENCY_EDGES)
+
+
+def find_cycles(checked: CheckedProgram, graph: nx.DiGraph) -> list[Diagnostic]:
+    """One diagnostic per dependency cycle, naming its path."""
+    view = _dependency_view(graph)
+    problems = []
+    seen: set[frozenset[str]] = set()
+    for cycle in sorted(nx.simple_cycles(view), key=lambda c: (len(c), c)):
+        members = frozenset(cycle)
+        if members in seen:
+            continue
+        seen.add(members)
+        start = min(cycle)
+        i = cycle.index(start)
+        ordered = cycle[i:] + cycle[:i]
+        path = " → ".join(_describe(graph, n) for n in ordered + [ordered[0]])
+        span = _span_of(checked, ordered)
+        problems.append(make("E127", f"these definitions depend on each other in a circle: {path}", span,
+                             ["a tier or segment cannot be defined through itself; break the circle"]))
+        if len(problems) >= 10:
+            break
+    return problems
+
+
+def _describe(graph: nx.DiGraph, node: str) -> str:
+    kind = graph.nodes[node].get("kind", "")
+    label = graph.nodes[node].get("label", node)
+    if kind == "rule":
+        return f"rule '{label}'"
+    return f"{kind} {label}" if kind != "quantity" else str(label)
+
+
+def _span_of(checked: CheckedProgram, nodes: list[str]) -> ast.Span:
+    for node in nodes:
+        kind, _, name = node.partition(":")
+        if kind == "segment" and name in checked.segments:
+            return checked.segments[name].name.span
+        if kind == "tier":
+            for tier in checked.tiers:
+                if tier.name == name:
+                    return tier.rule.name.span
+        if kind == "rule":
+            return checked.rules[int(name)].span
+    return ast.NO_SPAN
+
+
+def segment_order(graph: nx.DiGraph, checked: CheckedProgram) -> list[str]:
+    """Segments in an order where each comes after the segments it reads (file order otherwise)."""
+    names = list(checked.segments)
+    position = {name: i for i, name in enumerate(names)}
+    deps = nx.DiGraph()
+    deps.add_nodes_from(names)
+    view = _dependency_view(graph)
+    for name in names:
+        for other in names:
+            if other != name and nx.has_path(view, f"segment:{other}", f"segment:{name}"):
+                deps.add_edge(other, name)
+    return list(nx.lexicographical_topological_sort(deps, key=lambda n: position[n]))
+
+
+def to_text(graph: nx.DiGraph) -> str:
+    """A readable listing: each step with its rules, and what each rule reads and grants."""
+    lines = []
+    for number, label in STEPS:
+        lines.append(f"step {number}: {label}")
+        for node in graph.successors(f"step:{number}"):
+            if graph.edges[f"step:{number}", node]["kind"] != "runs":
+                continue
+            data = graph.nodes[node]
+            where = f"  (line {data['line']})" if "line" in data else ""
+            lines.append(f"  {data['kind']} {data['label']}{where}")
+            reads = [graph.nodes[p]["label"] for p in graph.predecessors(node) if graph.edges[p, node]["kind"] == "reads"]
+            if reads:
+                lines.append(f"    reads: {', '.join(dict.fromkeys(reads))}")
+            writes = [f"{graph.nodes[s]['kind']} {graph.nodes[s]['label']}" for s in graph.successors(node)
+                      if graph.edges[node, s]["kind"] in ("grants", "sets")]
+            if writes:
+                lines.append(f"    gives: {', '.join(writes)}")
+    return "\n".join(lines) + "\n"
+
+
+def to_dot(graph: nx.DiGraph) -> str:
+    """Graphviz DOT text (labels quoted and escaped; nothing is executed)."""
+    def quote(text: str) -> str:
+        return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+    shapes = {"step": "box", "rule": "note", "reward": "octagon", "tier": "hexagon", "segment": "ellipse"}
+    out = ["digraph poletti {", "  rankdir=LR;"]
+    for node, data in graph.nodes(data=True):
+        label = data.get("label", node)
+        out.append(f"  {quote(node)} [label={quote(label)}, shape={shapes.get(data.get('kind'), 'ellipse')}];")
+    for a, b, data in graph.edges(data=True):
+        style = ", style=dashed" if data["kind"] in ("runs", "then") else ""
+        out.append(f"  {quote(a)} -> {quote(b)} [label={quote(data['kind'])}{style}];")
+    out.append("}")
+    return "\n".join(out) + "\n"

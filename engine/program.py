@@ -1,0 +1,93 @@
+"""From rule-file text to a runnable ``Program``: front end, cycle check, compile.
+
+``build(text, filename) -> BuildResult`` runs the whole pipeline and never
+raises for user mistakes; the facade (``poletti.compile``) turns errors into
+``CompileError``.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import attrs
+
+from poletti.dsl import frontend
+from poletti.dsl.diagnostics import Diagnostic, finish, has_errors
+from poletti.dsl.frontend import FrontendResult
+from poletti.dsl.program import CheckedProgram, RewardInfo, TierInfo
+from poletti.engine.compiler import CompiledProgram, compile_program
+from poletti.engine.graph import build_graph, find_cycles
+
+
+@attrs.frozen(eq=False)
+class Program:
+    """A compiled loyalty program, ready for ``poletti.Engine``."""
+
+    checked: CheckedProgram
+    compiled: CompiledProgram
+    source: str
+    filename: str | None
+    warnings: tuple[Diagnostic, ...]
+
+    @property
+    def graph(self):  # type: ignore[no-untyped-def]
+        """The rule graph (a networkx DiGraph)."""
+        return self.compiled.graph
+
+    # What the program declares, for hosts and tools (read from the checked program).
+    @property
+    def title(self) -> str | None:
+        return self.checked.title
+
+    @property
+    def currency(self) -> str:
+        return self.checked.currency
+
+    @property
+    def timezone(self) -> str:
+        return self.checked.timezone
+
+    @property
+    def rewards(self) -> Mapping[str, RewardInfo]:
+        return self.checked.rewards
+
+    @property
+    def tiers(self) -> tuple[TierInfo, ...]:
+        return self.checked.tiers
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        return tuple(self.checked.segments)
+
+    @property
+    def event_types(self) -> frozenset[str]:
+        return self.checked.event_types
+
+
+@attrs.frozen
+class BuildResult:
+    program: Program | None
+    diagnostics: tuple[Diagnostic, ...]
+    text: str
+
+
+def _finish(front: FrontendResult, filename: str | None) -> BuildResult:
+    if front.program is None:
+        return BuildResult(None, front.diagnostics, front.text)
+    checked = front.program
+    cycles = find_cycles(checked, build_graph(checked, lambda node: type(node).__name__))
+    diagnostics = finish(front.diagnostics + tuple(cycles)) if cycles else front.diagnostics
+    if has_errors(diagnostics):
+        return BuildResult(None, diagnostics, front.text)
+    compiled = compile_program(checked, front.text)
+    return BuildResult(Program(checked, compiled, front.text, filename, diagnostics), diagnostics, front.text)
+
+
+def build(text: str, filename: str | None = None) -> BuildResult:
+    """Rule-file text → Program (None on errors) and every diagnostic."""
+    return _finish(frontend.analyze(text, filename), filename)
+
+
+def build_bytes(raw: bytes, filename: str | None = None) -> BuildResult:
+    """Like ``build`` for a file's bytes (undecodable bytes are a diagnostic)."""
+    return _finish(frontend.analyze_bytes(raw, filename), filename)

@@ -1,0 +1,60 @@
+"""The one cattrs converter for everything that crosses a boundary.
+
+Outcomes, customer views and customer state are unstructured to JSON-ready
+dicts with it (for ``--json`` output, reports and store rows) and customer
+state is structured back from them (stores). Money stays exact: Decimals
+travel as strings, datetimes as ISO 8601 text with their offset.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import cattrs
+
+from poletti.engine.ledger import Lot, PointsLedger
+
+converter = cattrs.Converter()
+
+converter.register_unstructure_hook(Decimal, str)
+converter.register_structure_hook(Decimal, lambda value, _t: Decimal(str(value)))
+converter.register_unstructure_hook(datetime, lambda value: value.isoformat())
+converter.register_structure_hook(datetime, lambda value, _t: datetime.fromisoformat(value))
+converter.register_unstructure_hook(date, lambda value: value.isoformat())
+converter.register_structure_hook(date, lambda value, _t: date.fromisoformat(value))
+converter.register_unstructure_hook(frozenset, lambda value: sorted(value))
+
+
+def _unstructure_ledger(ledger: PointsLedger) -> dict[str, Any]:
+    return {
+        "lots": [converter.unstructure(lot) for lot in ledger.lots],
+        "owed": ledger.owed,
+        "earned_total": ledger.earned_total,
+        "spent_total": ledger.spent_total,
+        "expired_total": ledger.expired_total,
+        "deducted_total": ledger.deducted_total,
+    }
+
+
+def _structure_ledger(value: dict[str, Any], _type: Any) -> PointsLedger:
+    return PointsLedger(
+        lots=[converter.structure(lot, Lot) for lot in value["lots"]],
+        owed=value["owed"],
+        earned_total=value["earned_total"],
+        spent_total=value["spent_total"],
+        expired_total=value["expired_total"],
+        deducted_total=value["deducted_total"],
+    )
+
+
+converter.register_unstructure_hook(PointsLedger, _unstructure_ledger)
+converter.register_structure_hook(PointsLedger, _structure_ledger)
+
+
+def _tuple_key(value: Any, _type: Any) -> tuple[object, ...] | None:
+    return None if value is None else tuple(value)
+
+
+converter.register_structure_hook(tuple[object, ...] | None, _tuple_key)

@@ -1,0 +1,238 @@
+"""Events: the typed form of what a host sends, and its validation.
+
+``EventReader(program).read(raw: dict) -> Event`` structures a dict with the
+cattrs converter (its errors become ``EventError`` reasons naming the field)
+and then applies the contract's rules per event type. Nothing here touches
+customer state; checks that need state (order, refunds, balances) are made
+by the engine before it changes anything.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Mapping
+from zoneinfo import ZoneInfo
+
+import attrs
+import cattrs
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
+
+from poletti.dsl.program import BUILTIN_EVENT_TYPES, CheckedProgram, Type
+from poletti.engine.timecalc import parse_timestamp
+
+
+class EventError(ValueError):
+    """An event was rejected; ``reason`` says why. Nothing was changed."""
+
+    def __init__(self, reason: str, event_id: str | None = None) -> None:
+        super().__init__(reason if event_id is None else f"event {event_id!r}: {reason}")
+        self.reason = reason
+        self.event_id = event_id
+
+
+@attrs.frozen
+class Item:
+    sku: str | None = None
+    category: str | None = None
+    quantity: int = 1
+    price: Decimal = Decimal(0)
+
+
+@attrs.frozen
+class Event:
+    id: str
+    type: str
+    customer: str
+    at: datetime  # UTC
+    amount: Decimal | None = None
+    currency: str | None = None
+    items: tuple[Item, ...] = ()
+    original: str | None = None
+    reward: str | None = None
+    birthday: date | None = None
+    attributes: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+_CORE_FIELDS = frozenset(f.name for f in attrs.fields(Event)) - {"attributes"}
+
+
+def _text(value: Any, _type: Any) -> str:
+    # Hosts often use numeric ids; a bool or a float is almost surely a bug.
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"expected text, got {type(value).__name__}")
+    text = str(value)
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return text
+
+
+def _decimal(value: Any, _type: Any = None) -> Decimal:
+    if isinstance(value, bool):
+        raise ValueError("expected a number, got true/false")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("expected a finite number")
+        value = repr(value)  # 12.3 → "12.3", not the binary expansion
+    if not isinstance(value, (str, int)):
+        raise ValueError(f"expected a decimal number, got {type(value).__name__}")
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"not a decimal number: {value!r}") from None
+    if not number.is_finite():
+        raise ValueError(f"not a finite number: {value!r}")
+    return number
+
+
+def _quantity(value: Any, _type: Any) -> int:
+    number = _decimal(value)
+    if number != number.to_integral_value() or number <= 0:
+        raise ValueError(f"quantity must be a whole number above 0, got {value!r}")
+    return int(number)
+
+
+def _date(value: Any, _type: Any) -> date:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a date YYYY-MM-DD, got {type(value).__name__}")
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"not a date YYYY-MM-DD: {value!r}") from None
+
+
+def make_converter(tz: ZoneInfo) -> cattrs.Converter:
+    """The converter that structures raw event dicts for a program in zone ``tz``."""
+    converter = cattrs.Converter(forbid_extra_keys=True)
+    converter.register_structure_hook(str, _text)
+    converter.register_structure_hook(Decimal, _decimal)
+    converter.register_structure_hook(date, _date)
+    converter.register_structure_hook(
+        datetime, lambda value, _t: parse_timestamp(value, tz) if isinstance(value, str) else _bad_time(value)
+    )
+
+    def structure_item(value: Any, _type: Any) -> Item:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"an item must be an object, got {type(value).__name__}")
+        return Item(
+            sku=_text(value["sku"], str) if value.get("sku") is not None else None,
+            category=_text(value["category"], str) if value.get("category") is not None else None,
+            quantity=_quantity(value.get("quantity", 1), int),
+            price=_decimal(value.get("price", 0)),
+        )
+
+    converter.register_structure_hook(Item, structure_item)
+    return converter
+
+
+def _bad_time(value: Any) -> datetime:
+    raise ValueError(f"expected an ISO 8601 timestamp text, got {type(value).__name__}")
+
+
+def _leaf_message(error: BaseException, expected: Any) -> str:
+    """Our own hooks raise ValueError with a sentence meant for people: keep it."""
+    if isinstance(error, ValueError) and str(error):
+        return str(error)
+    return cattrs.v.format_exception(error, expected)
+
+
+def _describe(error: Exception) -> str:
+    """One readable sentence from a cattrs error tree."""
+    if isinstance(error, (ClassValidationError, ForbiddenExtraKeysError)):
+        messages = cattrs.transform_error(error, path="event", format_exception=_leaf_message)
+        return "; ".join(m.replace("event.", "", 1) for m in messages)
+    return str(error)
+
+
+class EventReader:
+    """Validates raw event dicts against one program (its zone, currency, types, attributes)."""
+
+    def __init__(self, program: CheckedProgram) -> None:
+        self.program = program
+        self.tz = ZoneInfo(program.timezone)
+        self.converter = make_converter(self.tz)
+        self.event_types = program.event_types | BUILTIN_EVENT_TYPES
+        self.attribute_types = dict(program.attributes)
+
+    def read(self, raw: Any) -> Event:
+        """Raw dict → Event, or EventError with the reason."""
+        if not isinstance(raw, Mapping):
+            raise EventError(f"an event must be an object (a dict), got {type(raw).__name__}")
+        raw_id = raw.get("id")
+        event_id = str(raw_id) if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool) else None
+        for key in ("id", "type", "customer", "at"):
+            if raw.get(key) in (None, ""):
+                raise EventError(f"missing required field '{key}'", event_id)
+        core = {k: v for k, v in raw.items() if k in _CORE_FIELDS and v is not None}
+        extra = {k: v for k, v in raw.items() if k not in _CORE_FIELDS}
+        try:
+            event = self.converter.structure(core, Event)
+        except (ClassValidationError, ForbiddenExtraKeysError, ValueError, TypeError, KeyError) as err:
+            raise EventError(_describe(err), event_id) from None
+        attributes = self._attributes(extra, event_id)
+        event = attrs.evolve(event, attributes=attributes)
+        self._check_type_rules(event)
+        return event
+
+    def _attributes(self, extra: Mapping[str, Any], event_id: str | None) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, value in extra.items():
+            kind = self.attribute_types.get(str(name))
+            if kind is None or value is None:
+                continue  # hosts may send more than the rules read
+            try:
+                values[str(name)] = _attribute_value(value, kind)
+            except ValueError as err:
+                raise EventError(f"attribute '{name}': {err}", event_id) from None
+        return values
+
+    def _check_type_rules(self, event: Event) -> None:
+        def reject(reason: str) -> None:
+            raise EventError(reason, event.id)
+
+        if event.type not in self.event_types:
+            known = ", ".join(sorted(self.event_types))
+            reject(f"unknown event type '{event.type}' (known: {known}; declare others with `event NAME`)")
+        if event.currency is not None and event.currency != self.program.currency:
+            reject(f"currency {event.currency} does not match the program currency {self.program.currency}")
+        if event.type == "purchase":
+            if event.amount is None:
+                reject("a purchase needs an 'amount'")
+            elif event.amount < 0:
+                reject(f"amount must not be negative, got {event.amount}")
+        elif event.amount is not None and event.type != "refund":
+            reject(f"'amount' only belongs on purchase and refund events, not on {event.type}")
+        for item in event.items:
+            if item.price < 0:
+                reject(f"item price must not be negative, got {item.price}")
+        if event.type == "refund":
+            if not event.original:
+                reject("a refund needs 'original', the id of the refunded purchase")
+            if event.amount is not None and event.amount <= 0:
+                reject(f"a refund amount must be above 0, got {event.amount}")
+        if event.type == "redeem" and not event.reward:
+            reject("a redeem needs 'reward', the name of the reward")
+        if event.birthday is not None and event.type != "signup":
+            reject("'birthday' belongs on signup events")
+
+
+def _attribute_value(value: Any, kind: Type) -> Any:
+    if kind in (Type.TEXT,):
+        if not isinstance(value, str):
+            raise ValueError(f"expected text, got {type(value).__name__}")
+        return value
+    if kind is Type.BOOL:
+        if not isinstance(value, bool):
+            raise ValueError(f"expected true or false, got {value!r}")
+        return value
+    if kind in (Type.NUMBER, Type.MONEY):
+        return _decimal(value)
+    if kind in (Type.COUNT, Type.POINTS):
+        number = _decimal(value)
+        if number != number.to_integral_value():
+            raise ValueError(f"expected a whole number, got {value!r}")
+        return int(number)
+    if kind is Type.DATE:
+        return _date(value, date)
+    raise ValueError(f"attributes of type {kind} are not supported")

@@ -1,0 +1,511 @@
+"""The six processing steps of LANGUAGE.md "How an event is processed", and the clock.
+
+``Processor(compiled)`` runs them on a ``CustomerState``:
+
+* ``advance(state, until, rec)`` — step 1: every time-driven change between
+  the state's clock and ``until``, in time order, each at its exact instant;
+* ``apply(state, event, rec)`` — steps 2–6 for one validated event;
+* ``next_change(state)`` — the instant of the customer's next time-driven
+  change, so the engine can schedule customers instead of scanning them.
+
+Validation that needs state (order, refunds, redeem balances) is done by
+the engine before anything changes; the steps here assume a valid event.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from datetime import date, datetime, timedelta
+from decimal import ROUND_FLOOR, Decimal
+from typing import Iterable
+
+from poletti.engine.compiler import (
+    Cap, CompiledProgram, ConvertRule, Guard, PerRule, Rule, StampRule,
+)
+from poletti.engine.expressions import Ctx, day_start
+from poletti.engine.state import CapUsage, CustomerState, PurchaseRecord
+from poletti.engine.timecalc import Duration, add, next_birthday, period_key, subtract
+from poletti.interpreter.events import Event, Item
+from poletti.interpreter.outcome import Recorder
+
+ONE_DAY = timedelta(days=1)
+
+
+def window_exit(at: datetime, window: Duration, tz: object) -> datetime:
+    """The first instant whose window (t − W, t] no longer contains ``at``.
+
+    For days and weeks that is ``at + W``. For calendar months and years the
+    day of month is clamped: a purchase on 31 March is in the 1-month window
+    of every instant up to the end of 30 April, and leaves it at 1 May 00:00.
+    """
+    candidate = add(at, window, tz)  # type: ignore[arg-type]
+    if window.unit in ("d", "w") or subtract(candidate, window, tz) >= at:  # type: ignore[arg-type]
+        return candidate
+    local = candidate.astimezone(tz).date()  # type: ignore[arg-type]
+    return day_start(local + ONE_DAY, tz)  # type: ignore[arg-type]
+
+
+def _matches(item: Item, item_filter: tuple[str, str] | None) -> bool:
+    if item_filter is None:
+        return True
+    kind, value = item_filter
+    return (item.category if kind == "category" else item.sku) == value
+
+
+class Processor:
+    def __init__(self, compiled: CompiledProgram, keep_skips: bool = True) -> None:
+        self.cp = compiled
+        self.tz = compiled.tz
+        self.keep_skips = keep_skips
+
+    # ------------------------------------------------------------- state setup
+
+    def new_state(self, customer: str) -> CustomerState:
+        cp = self.cp
+        return CustomerState(
+            customer=customer,
+            metric_events=[[] for _ in cp.metrics],
+            stamps=[0] * len(cp.stamps),
+            tier_held=[False] * len(cp.tiers),
+            tier_keep_until=[None] * len(cp.tiers),
+            segments=[False] * len(cp.segments),
+            when_active=[False] * len(cp.when_rules),
+        )
+
+    # ------------------------------------------------------------------ step 1
+
+    def advance(self, state: CustomerState, until: datetime, rec: Recorder) -> None:
+        """Apply every time-driven change in (state.clock, until], in time order."""
+        if state.clock is None:
+            state.clock = until
+            return
+        while True:
+            instant = self.next_change(state)
+            if instant is None or instant > until:
+                break
+            self._apply_instant(state, instant, rec)
+            state.clock = instant
+        if until > state.clock:
+            state.clock = until
+
+    def _apply_instant(self, state: CustomerState, instant: datetime, rec: Recorder) -> None:
+        cp = self.cp
+        previous = state.clock
+        for lot in state.ledger.expire_until(instant):
+            rec.expired += lot.points
+            state.totals.expired += lot.points
+            rec.add("expire", instant, points=lot.points, detail=f"earned {lot.earned_at.date().isoformat()}")
+        for lot in state.ledger.release_pending_until(instant):
+            rec.add("release", instant, points=lot.points)
+        ctx = cp.make_ctx(state, instant, None)
+        granted_points = False
+        birthday_rules = cp.on_rules.get("birthday", ())
+        if state.birthday is not None and birthday_rules and previous is not None:
+            if next_birthday(previous, state.birthday, self.tz) == instant:
+                for rule in birthday_rules:
+                    granted_points |= self._fire(state, ctx, rule, rule.guard, rule.target, rec, kind="birthday")
+        self.status(state, ctx, rec)
+        granted_points |= self._when_rules(state, ctx, rec)
+        if granted_points:
+            self.convert(state, ctx, rec)
+
+    def next_change(self, state: CustomerState) -> datetime | None:
+        """The earliest instant after the state's clock at which something can change by itself."""
+        after = state.clock
+        if after is None:
+            return None
+        cp, tz, ts = self.cp, self.tz, self.cp.time_sources
+        candidates: list[datetime] = []
+        ledger_next = state.ledger.next_change_after(after)
+        if ledger_next is not None:
+            candidates.append(ledger_next)
+        for windows, times in ((ts.purchase_windows, state.purchase_times), (ts.visit_windows, state.visit_times)):
+            for window in windows:
+                first = bisect_right(times, subtract(after, window, tz))
+                if first < len(times):
+                    candidates.append(window_exit(times[first], window, tz))
+        for slot, window in ts.metric_windows:
+            metric_times = [t for t, _ in state.metric_events[slot]]
+            first = bisect_right(metric_times, subtract(after, window, tz))
+            if first < len(metric_times):
+                candidates.append(window_exit(metric_times[first], window, tz))
+        first_seen = state.first_seen or after
+        for kind, days in ts.day_thresholds:
+            ref = (state.last_purchase_at or first_seen) if kind == "days_since_last_purchase" else first_seen
+            for k in days:
+                instant = ref + k * ONE_DAY
+                if instant > after:
+                    candidates.append(instant)
+                    break
+        for kind in ts.daily:
+            ref = (state.last_purchase_at or first_seen) if kind == "days_since_last_purchase" else first_seen
+            candidates.append(ref + ((after - ref) // ONE_DAY + 1) * ONE_DAY)
+        if ts.streak_days and state.last_active_day is not None:
+            candidates.append(day_start(date.fromordinal(state.last_active_day + 1), tz))
+        if ts.streak_weeks and state.last_active_week is not None:
+            candidates.append(day_start(date.fromordinal(state.last_active_week + 7), tz))
+        if state.birthday is not None and "birthday" in cp.on_rules:
+            candidates.append(next_birthday(after, state.birthday, tz))
+        candidates.extend(t for t in state.tier_keep_until if t is not None)
+        candidates.extend(ts.campaign_edges)
+        future = [t for t in candidates if t > after]
+        return min(future, default=None)
+
+    # ------------------------------------------------------------------ step 2
+
+    def record_facts(self, state: CustomerState, event: Event) -> None:
+        """Record the event so windowed quantities include it."""
+        at = event.at
+        if state.first_seen is None:
+            state.first_seen = at
+        if event.type == "purchase":
+            assert event.amount is not None
+            state.purchases.append(PurchaseRecord(event.id, at, event.amount))
+            state.purchase_times.append(at)
+            self._mark_active(state, at)
+        elif event.type == "visit":
+            state.visit_times.append(at)
+            self._mark_active(state, at)
+        elif event.type == "signup" and event.birthday is not None:
+            state.birthday = event.birthday
+        for spec in self.cp.metrics:
+            if spec.event_type != event.type:
+                continue
+            value = self._metric_value(spec.field, spec.filter, event)
+            if value is not None:
+                state.metric_events[spec.slot].append((at, value))
+
+    def _metric_value(self, field: str | None, item_filter: tuple[str, str] | None, event: Event) -> Decimal | None:
+        items = [i for i in event.items if _matches(i, item_filter)]
+        if field is None:
+            return Decimal(1) if item_filter is None or items else None
+        if field == "amount":
+            if item_filter is None:
+                return event.amount
+            return sum((i.price * i.quantity for i in items), Decimal(0)) if items else None
+        if field == "quantity":
+            return Decimal(sum(i.quantity for i in items)) if items else None
+        value = event.attributes.get(field)
+        return None if value is None or isinstance(value, bool) else Decimal(value)
+
+    def _mark_active(self, state: CustomerState, at: datetime) -> None:
+        day = at.astimezone(self.tz).date().toordinal()
+        if state.last_active_day != day:
+            state.day_run = state.day_run + 1 if state.last_active_day == day - 1 else 1
+            state.last_active_day = day
+        monday = day - date.fromordinal(day).weekday()
+        if state.last_active_week != monday:
+            state.week_run = state.week_run + 1 if state.last_active_week == monday - 7 else 1
+            state.last_active_week = monday
+
+    def refund(self, state: CustomerState, record: PurchaseRecord, amount: Decimal, at: datetime, rec: Recorder) -> None:
+        """Apply a validated refund: the net amount drops, the purchase's points are reversed pro rata."""
+        record.refunded += amount
+        target = 0
+        if record.amount > 0:
+            target = int((Decimal(record.points) * record.refunded / record.amount).to_integral_value(rounding=ROUND_FLOOR))
+        delta = target - record.reversed
+        if delta > 0:
+            state.ledger.deduct(delta, at)
+            record.reversed = target
+            rec.reversed += delta
+            state.totals.reversed += delta
+            rec.add("reverse", at, points=delta,
+                    detail=f"refund of {amount} on purchase {record.id}: {record.refunded} of {record.amount} refunded")
+
+    def redeem(self, state: CustomerState, reward: str, cost: int, at: datetime, rec: Recorder) -> None:
+        state.ledger.spend(cost, at)
+        rec.spent += cost
+        state.totals.spent += cost
+        rec.add("redeem", at, points=cost, reward=reward)
+        self._give_reward(state, reward, rec)
+
+    # ------------------------------------------------------------------ step 3
+
+    def earn(self, state: CustomerState, ctx: Ctx, event: Event, rec: Recorder) -> int:
+        """Points the event earns: per rules (capped), scaled by multipliers, plus fixed awards."""
+        cp, at = self.cp, event.at
+        per_total = 0
+        for rule in cp.per_rules.get(event.type, ()):
+            why = rule.guard.blocked(ctx)
+            if why:
+                rec.add("skip", at, rule=rule.text, line=rule.line, detail=why)
+                continue
+            points = self._per_points(rule, event)
+            points = self._capped(state, ctx, rule, rule.guard.cap, points, rec)
+            if points > 0:
+                rec.add("earn", at, points=points, rule=rule.text, line=rule.line)
+                per_total += points
+        total = per_total
+        if per_total > 0 and cp.multipliers:
+            factor, applied = Decimal(1), []
+            for mult in cp.multipliers:
+                why = mult.guard.blocked(ctx)
+                if why is None and mult.guard.cap is not None and self._cap_left(state, ctx, mult, mult.guard.cap) <= 0:
+                    why = f"{mult.guard.cap.describe()} reached"
+                if why:
+                    rec.add("skip", at, rule=mult.text, line=mult.line, detail=why)
+                    continue
+                factor *= mult.factor
+                applied.append(mult)
+            if applied:
+                total = cp.round(Decimal(per_total) * factor)
+                for mult in applied:
+                    if mult.guard.cap is not None:
+                        self._use_cap(state, ctx, mult, mult.guard.cap, 1)
+                names = " × ".join(f"x{m.factor} ('{m.text}', line {m.line})" for m in applied)
+                rec.add("multiplier", at, points=total - per_total, detail=f"{names}: {per_total} → {total}")
+        for fixed in cp.fixed_rules.get(event.type, ()):
+            why = fixed.guard.blocked(ctx)
+            if why:
+                rec.add("skip", at, rule=fixed.text, line=fixed.line, detail=why)
+                continue
+            points = self._capped(state, ctx, fixed, fixed.guard.cap, fixed.points, rec)
+            if points > 0:
+                rec.add("fixed", at, points=points, rule=fixed.text, line=fixed.line)
+                total += points
+        return total
+
+    def _per_points(self, rule: PerRule, event: Event) -> int:
+        items = [i for i in event.items if _matches(i, rule.filter)]
+        if rule.base == "money":
+            base = event.amount or Decimal(0)
+            if rule.filter is not None:
+                base = sum((i.price * i.quantity for i in items), Decimal(0))
+            if rule.divisor is None:
+                return self.cp.round(rule.rate * base)
+            units = (base / rule.divisor).to_integral_value(rounding=ROUND_FLOOR)
+            return int(rule.rate * units)
+        if rule.base == "item":
+            return int(rule.rate * sum(i.quantity for i in items))
+        if rule.base == "purchase" and rule.filter is not None and not items:
+            return 0
+        return int(rule.rate)
+
+    # -- caps
+
+    def _usage(self, state: CustomerState, rule: Rule) -> CapUsage:
+        usage = state.caps.get(rule.index)
+        if usage is None:
+            usage = state.caps[rule.index] = CapUsage()
+        return usage
+
+    def _cap_left(self, state: CustomerState, ctx: Ctx, rule: Rule, cap: Cap) -> int:
+        usage = state.caps.get(rule.index)
+        if usage is None:
+            return cap.amount
+        if cap.period is not None:
+            used = usage.used if usage.period == period_key(ctx.now, cap.period, self.tz) else 0
+        else:
+            assert cap.window is not None
+            start = subtract(ctx.now, cap.window, self.tz)
+            used = sum(amount for t, amount in usage.entries if t > start)
+        return max(0, cap.amount - used)
+
+    def _use_cap(self, state: CustomerState, ctx: Ctx, rule: Rule, cap: Cap, amount: int) -> None:
+        usage = self._usage(state, rule)
+        if cap.period is not None:
+            key = period_key(ctx.now, cap.period, self.tz)
+            if usage.period != key:
+                usage.period, usage.used = key, 0
+            usage.used += amount
+        else:
+            assert cap.window is not None
+            start = subtract(ctx.now, cap.window, self.tz)
+            usage.entries = [(t, a) for t, a in usage.entries if t > start] + [(ctx.now, amount)]
+
+    def _capped(self, state: CustomerState, ctx: Ctx, rule: Rule, cap: Cap | None, points: int, rec: Recorder) -> int:
+        """Cut an award to what is left under the rule's cap, and count it."""
+        if cap is None or points <= 0:
+            return points
+        left = self._cap_left(state, ctx, rule, cap)
+        if cap.unit == "times":
+            if left <= 0:
+                rec.add("skip", ctx.now, rule=rule.text, line=rule.line, detail=f"{cap.describe()} reached")
+                return 0
+            self._use_cap(state, ctx, rule, cap, 1)
+            return points
+        granted = min(points, left)
+        if granted < points:
+            rec.add("skip", ctx.now, rule=rule.text, line=rule.line,
+                    detail=f"{cap.describe()}: cut {points} to {granted}")
+        if granted > 0:
+            self._use_cap(state, ctx, rule, cap, granted)
+        return granted
+
+    # ------------------------------------------------------------------ step 4
+
+    def convert(self, state: CustomerState, ctx: Ctx, rec: Recorder) -> None:
+        """`at` rules in file order, each repeated while the balance allows."""
+        for rule in self.cp.converts:
+            self._convert_rule(state, ctx, rule, rec)
+
+    def _convert_rule(self, state: CustomerState, ctx: Ctx, rule: ConvertRule, rec: Recorder) -> None:
+        ledger = state.ledger
+        if ledger.balance < rule.threshold:
+            if ledger.balance > 0:
+                rec.add("skip", ctx.now, rule=rule.text, line=rule.line,
+                        detail=f"needed {rule.threshold} points, had {ledger.balance}")
+            return
+        why = rule.guard.blocked(ctx)
+        if why:
+            rec.add("skip", ctx.now, rule=rule.text, line=rule.line, detail=why)
+            return
+        while ledger.balance >= rule.threshold:
+            if rule.guard.cap is not None and self._capped(state, ctx, rule, rule.guard.cap, 1, rec) == 0:
+                return
+            ledger.spend(rule.threshold, ctx.now)
+            rec.spent += rule.threshold
+            state.totals.spent += rule.threshold
+            label = rule.target if isinstance(rule.target, str) else f"{rule.target} points"
+            rec.add("convert", ctx.now, points=rule.threshold, reward=label, rule=rule.text, line=rule.line)
+            self._grant_target(state, ctx, rule.target, rec)
+            if isinstance(rule.target, int):
+                return  # converting points into points: once per pass, never a loop
+
+    def stamps(self, state: CustomerState, ctx: Ctx, event: Event, rec: Recorder) -> None:
+        for rule in self.cp.stamps:
+            if rule.event_type != event.type:
+                continue
+            if rule.filter is not None and not any(_matches(i, rule.filter) for i in event.items):
+                continue
+            why = rule.guard.blocked(ctx)
+            if why:
+                rec.add("skip", ctx.now, rule=rule.text, line=rule.line, detail=f"no stamp: {why}")
+                continue
+            state.stamps[rule.slot] += 1
+            count = state.stamps[rule.slot]
+            if count % rule.every == 0:
+                self._fire(state, ctx, rule, rule.guard, rule.target, rec, kind="stamp",
+                           detail=f"stamp {count}, every {rule.every}", check_guard=False)
+
+    # ------------------------------------------------------------------ step 5
+
+    def status(self, state: CustomerState, ctx: Ctx, rec: Recorder) -> None:
+        """Re-evaluate tiers (with keep) and segments."""
+        cp, now = self.cp, ctx.now
+        rank = 0
+        for tier in cp.tiers:
+            i = tier.rank - 1
+            holds = bool(tier.condition(ctx))
+            if holds:
+                state.tier_held[i] = True
+                state.tier_keep_until[i] = None
+            else:
+                if state.tier_held[i] and tier.keep is not None:
+                    state.tier_keep_until[i] = add(now, tier.keep, self.tz)
+                state.tier_held[i] = False
+                until = state.tier_keep_until[i]
+                if until is not None and until <= now:
+                    state.tier_keep_until[i] = until = None
+                holds = until is not None
+            if holds:
+                rank = tier.rank
+        if rank != state.tier:
+            old, new = cp.tier_names[state.tier], cp.tier_names[rank]
+            rule = cp.tiers[rank - 1] if rank else cp.tiers[state.tier - 1]
+            kept = rank and not state.tier_held[rank - 1]
+            detail = f"{old or 'none'} → {new or 'none'}" + (" (kept by keep)" if kept else "")
+            rec.add("tier", now, detail=detail, rule=rule.text, line=rule.line)
+            state.tier = rank
+        for segment in cp.segments:
+            inside = bool(segment.condition(ctx))
+            if inside != state.segments[segment.slot]:
+                state.segments[segment.slot] = inside
+                rec.add("segment", now, detail=f"{'entered' if inside else 'left'} {segment.name}", line=segment.line)
+
+    def settle(self, state: CustomerState, at: datetime, rec: Recorder) -> None:
+        """Re-evaluate status once the purchase just processed has become history.
+
+        During the event, days_since_last_purchase counts from the purchase
+        *before* it (the contract); straight after, that purchase is the
+        latest one, so the count drops to 0. A win-back purchase therefore
+        earns as "lapsed" and leaves the segment at the same instant.
+        """
+        if not self.cp.time_sources.reads_last_purchase:
+            return
+        ctx = self.cp.make_ctx(state, at, None)
+        self.status(state, ctx, rec)
+        if self._when_rules(state, ctx, rec):
+            self.convert(state, ctx, rec)
+
+    # ------------------------------------------------------------------ step 6
+
+    def triggers(self, state: CustomerState, ctx: Ctx, event: Event, rec: Recorder) -> None:
+        granted_points = False
+        for rule in self.cp.on_rules.get(event.type, ()):
+            granted_points |= self._fire(state, ctx, rule, rule.guard, rule.target, rec)
+        granted_points |= self._when_rules(state, ctx, rec)
+        if granted_points:
+            self.convert(state, ctx, rec)
+
+    def _when_rules(self, state: CustomerState, ctx: Ctx, rec: Recorder) -> bool:
+        granted_points = False
+        for rule in self.cp.when_rules:
+            active = bool(rule.condition(ctx)) and rule.guard.blocked(ctx) is None
+            was = state.when_active[rule.slot]
+            state.when_active[rule.slot] = active
+            if active and not was:
+                granted_points |= self._fire(state, ctx, rule, rule.guard, rule.target, rec, check_guard=False)
+        return granted_points
+
+    def _fire(self, state: CustomerState, ctx: Ctx, rule: Rule, guard: Guard, target: str | int, rec: Recorder,
+              kind: str = "grant", detail: str = "", check_guard: bool = True) -> bool:
+        """Grant a rule's target if its options allow; True when points were granted."""
+        now = ctx.now
+        if check_guard:
+            why = guard.blocked(ctx)
+            if why:
+                rec.add("skip", now, rule=rule.text, line=rule.line, detail=why)
+                return False
+        if guard.once:
+            last = state.last_grant.get(rule.index)
+            if last is not None and (guard.once_window is None or add(last, guard.once_window, self.tz) > now):
+                when = "already granted once" if guard.once_window is None else f"granted {last.date().isoformat()}, once per {guard.once_window}"
+                rec.add("skip", now, rule=rule.text, line=rule.line, detail=when)
+                return False
+        if guard.cap is not None and self._capped(state, ctx, rule, guard.cap, 1 if guard.cap.unit == "times" else _points_of(target), rec) == 0:
+            return False
+        state.last_grant[rule.index] = now
+        label = target if isinstance(target, str) else None
+        rec.add(kind, now, points=0 if label else int(target), reward=label, rule=rule.text, line=rule.line, detail=detail)
+        self._grant_target(state, ctx, target, rec, record=False)
+        return isinstance(target, int)
+
+    def _grant_target(self, state: CustomerState, ctx: Ctx, target: str | int, rec: Recorder, record: bool = True) -> None:
+        if isinstance(target, str):
+            self._give_reward(state, target, rec)
+        else:
+            self.add_points(state, target, ctx.now, rec, source="grant", pending=False)
+
+    def _give_reward(self, state: CustomerState, reward: str, rec: Recorder) -> None:
+        state.rewards[reward] = state.rewards.get(reward, 0) + 1
+        value = self.cp.rewards.get(reward, (None, None))[0]
+        if value is not None:
+            state.totals.cost += value
+        rec.grant(reward)
+
+    def add_points(self, state: CustomerState, points: int, at: datetime, rec: Recorder, source: str, pending: bool) -> None:
+        """A new lot (debt is paid first), with the program's expiry and, for purchases, pending period."""
+        if points <= 0:
+            return
+        cp = self.cp
+        expires = add(at, cp.expire_after, self.tz) if cp.expire_after else None
+        available = add(at, cp.pending_for, self.tz) if (pending and cp.pending_for) else None
+        state.ledger.earn(points, at, expires_at=expires, available_at=available, source=source)
+        state.totals.earned += points
+
+
+def _points_of(target: str | int) -> int:
+    return target if isinstance(target, int) else 1
+
+
+def iter_rules(compiled: CompiledProgram) -> Iterable[Rule]:
+    yield from (r for rules in compiled.per_rules.values() for r in rules)
+    yield from (r for rules in compiled.fixed_rules.values() for r in rules)
+    yield from compiled.multipliers
+    yield from compiled.converts
+    yield from compiled.stamps
+
+
+__all__ = ["Processor", "window_exit", "StampRule"]
