@@ -14,8 +14,9 @@ No input may end in a traceback: whatever a command does not handle is
 caught by ``PolettiGroup.invoke`` (and, outside any command, by ``main``),
 reported as an internal error with a request to report it, and exits 3.
 
-Later commands (``run``, ``simulate``, ``explain``, ``graph``) are added to
-the ``cli`` group with ``@cli.command()`` like the two below.
+Other commands live one per module in ``poletti/commands/`` (each defines
+a click command named ``command``) and are listed in ``COMMAND_MODULES``;
+they share ``load_program`` and the file helpers here.
 """
 
 from __future__ import annotations
@@ -303,6 +304,42 @@ def _decode_for_fmt(ctx: click.Context, raw: bytes, name: str) -> str | None:
         click.echo(render_diagnostics(syntax, result.text, name, color), err=True, nl=False, color=color)
         return None
     return text[1:] if text.startswith("\ufeff") else text
+
+
+# ----------------------------------------------------------- shared by commands
+
+
+def load_program(ctx: click.Context, path: str) -> Any:
+    """Compile a rule file for the engine; on errors print the diagnostics and exit 1.
+
+    Unreadable files exit 2 (``Unreadable``). Warnings are printed to stderr
+    and do not stop the command.
+    """
+    from poletti.engine.program import build_bytes
+
+    raw = _read(path)
+    name = _display_name(path)
+    result = build_bytes(raw, name)
+    color = _use_color(ctx, err=True)
+    if result.diagnostics:
+        click.echo(render_diagnostics(result.diagnostics, result.text, name, color), err=True, nl=False, color=color)
+    if result.program is None:
+        ctx.exit(EXIT_ERRORS)
+    return result.program
+
+
+# Modules of poletti/commands/, each defining ``command``; imported on start-up.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def _register_commands() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        cli.add_command(importlib.import_module(f"poletti.commands.{name}").command)
+
+
+_register_commands()
 
 
 # -------------------------------------------------------------------- main
