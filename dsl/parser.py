@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any, Iterator
 
 import attrs
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from poletti.dsl import ast
@@ -95,7 +95,8 @@ def _split(text: str, index: LineIndex) -> tuple[list[_Chunk], list[ast.Comment]
         if ch == '"':
             j = i + 1
             while j < n and text[j] not in '"\n':
-                j += 2 if text[j] == "\\" else 1
+                # A backslash escapes the next character, but never the end of the line.
+                j += 2 if text[j] == "\\" and j + 1 < n and text[j + 1] != "\n" else 1
             if j >= n or text[j] != '"':
                 problems.append(make("P004", "this text in quotes is not closed", index.span(i, min(j, n)),
                                      ["a text must end with \" on the same line"]))
@@ -106,7 +107,8 @@ def _split(text: str, index: LineIndex) -> tuple[list[_Chunk], list[ast.Comment]
         elif ch == "#":
             j = text.find("\n", i)
             j = n if j < 0 else j
-            comments.append(ast.Comment(text[i:j].rstrip(), index.span(i, j)))
+            body = text[i:j].rstrip()  # a CRLF file leaves "\r" before the "\n"
+            comments.append(ast.Comment(body, index.span(i, i + len(body))))
             i = j
         elif ch == "(":
             open_parens.append(i)
@@ -163,16 +165,38 @@ def parse(text: str) -> ParseResult:
     )
 
 
+# Deeper than this no rule a person writes goes; every later stage walks the
+# tree recursively, so the limit keeps them far from Python's recursion limit.
+MAX_NESTING = 100
+
+
 def _parse_statement(text: str, chunk: _Chunk, index: LineIndex) -> ast.Statement | Diagnostic:
     source = text[chunk.start:chunk.end]
+    too_deep = make("P001", f"this statement is nested too deeply (more than {MAX_NESTING} levels)",
+                    index.span(chunk.start, chunk.end), ["split the condition with a segment or a metric"])
     try:
         tree = grammar().parse(source)
+        if _depth(tree) > MAX_NESTING:
+            return too_deep
         statement = _ToAst(chunk.start, index).transform(tree)
     except UnexpectedInput as err:
         return _syntax_diagnostic(err, source, chunk, index)
     except VisitError as err:  # a literal the transformer cannot read, e.g. a huge duration
         return make("P001", f"cannot read this statement: {err.orig_exc}", index.span(chunk.start, chunk.end))
+    except RecursionError:
+        return too_deep
     return statement  # type: ignore[no-any-return]
+
+
+def _depth(tree: Tree) -> int:
+    """The tree's depth, measured without recursion (the tree may be very deep)."""
+    deepest = 0
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+    return deepest
 
 
 # ------------------------------------------------------------- syntax messages

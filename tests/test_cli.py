@@ -33,12 +33,6 @@ BROKEN = "earn 1 point per EUR\nrounding sideways\n"
 UNFORMATTED = "earn   1 point per EUR ;at 50 points grant free_drink\n\n\n\ntier gold when (spend_12m > 1000)"
 
 
-# dsl/parser.py turns the Lark tree into the AST with lark's recursive
-# Transformer, so a statement nested a few hundred levels deep raises
-# RecursionError there (reported to the parser's owner). Remove the mark
-# once the parser reports such a statement as a diagnostic.
-DEEP_NESTING = pytest.mark.xfail(reason="parser: RecursionError on deeply nested statements", strict=False)
-
 
 def run(*args: str, input: str | bytes | None = None) -> Result:
     return CliRunner().invoke(cli, list(args), input=input)
@@ -220,9 +214,9 @@ def test_check_reads_standard_input() -> None:
         b'"' * 5001,
         b"x" * 200_000,
         b"earn 1 point per EUR if " + b"(" * 1000 + b"true" + b")" * 1000,
-        pytest.param(b"earn 1 point per EUR if " + b"not " * 3000 + b"true", marks=DEEP_NESTING, id="deep-not"),
-        pytest.param(b"earn 1 point per EUR if points > " + b"1 + " * 3000 + b"1", marks=DEEP_NESTING, id="long-sum"),
-        pytest.param(b"earn 1 point per EUR if " + b"true and " * 3000 + b"true", marks=DEEP_NESTING, id="long-and"),
+        pytest.param(b"earn 1 point per EUR if " + b"not " * 3000 + b"true", id="deep-not"),
+        pytest.param(b"earn 1 point per EUR if points > " + b"1 + " * 3000 + b"1", id="long-sum"),
+        pytest.param(b"earn 1 point per EUR if " + b"true and " * 3000 + b"true", id="long-and"),
         b"earn 1 point per EUR; " * 2000,
         ("tier gold when spend_12m > 1000 # caf\u00e9 \u65e5\u672c\n" * 50).encode(),
     ],

@@ -434,3 +434,33 @@ def _walk(node: Any) -> Any:
             for item in value if isinstance(value, tuple) else (value,):
                 if attrs.has(type(item)) and not isinstance(item, ast.Span):
                     yield from _walk(item)
+
+
+# ------------------------------------------------------------ edge cases of the splitter
+
+
+@pytest.mark.parametrize("nested", [
+    "not " * 3000 + "true",
+    "points > " + "1 + " * 3000 + "1",
+    "true and " * 3000 + "true",
+])
+def test_absurdly_deep_statement_is_one_diagnostic(nested: str) -> None:
+    result = parse("earn 1 point per EUR if " + nested + "\nearn 2 points per visit\n")
+    assert [(d.code, d.line, d.column) for d in result.diagnostics] == [("P001", 1, 1)]
+    assert "nested too deeply" in result.diagnostics[0].message
+    assert len(result.rule_file.statements) == 1  # the next statement still parses
+
+
+def test_backslash_at_end_of_line_does_not_continue_a_text() -> None:
+    # The text on line 1 is unterminated: the backslash must not swallow the newline
+    # and let the quote on line 2 close it.
+    result = parse('reward a "x\\\n"\nearn 1 point per EUR\n')
+    assert [(d.code, d.line) for d in result.diagnostics] == [("P004", 1), ("P004", 2)]
+    assert len(result.rule_file.statements) == 1
+
+
+def test_comment_span_in_a_crlf_file_stops_before_the_carriage_return() -> None:
+    result = parse("# hello\r\nearn 1 point per EUR\r\n")
+    (comment,) = result.rule_file.comments
+    assert comment.text == "# hello"
+    assert comment.span.end - comment.span.start == len("# hello")
