@@ -8,11 +8,8 @@ at the end check whole realistic files against tests/data/check/*.expected.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from decimal import Decimal
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -24,21 +21,8 @@ from poletti.dsl.diagnostics import ERROR, MAX_DIAGNOSTICS, Diagnostic
 from poletti.dsl.frontend import FrontendResult, analyze, analyze_bytes
 from poletti.dsl.parser import iter_nodes, parse
 from poletti.dsl.program import BUILTIN_EVENT_TYPES, BuiltinQuantity, CheckedProgram, Type
+import program_strategies as strategies
 
-
-def _load_sibling(name: str) -> ModuleType:
-    """Load tests/dsl/<name>.py once per process (tests/ is not a package; see program_strategies)."""
-    module_name = f"poletti_tests_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, Path(__file__).with_name(f"{name}.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
-
-
-strategies = _load_sibling("program_strategies")
 
 BRIEF = "earn 1 point per EUR; at 50 points grant free_drink; tier gold when spend_12m > 1000"
 

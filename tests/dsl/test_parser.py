@@ -7,13 +7,10 @@ dump whole files to JSON, spans included, so span regressions show too.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from decimal import Decimal
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import attrs
@@ -23,21 +20,8 @@ import pytest
 from poletti.dsl import ast
 from poletti.dsl.ast import NO_SPAN as S
 from poletti.dsl.parser import grammar, parse
+from program_strategies import shape
 
-
-def _load_sibling(name: str) -> ModuleType:
-    """Load tests/dsl/<name>.py once per process (tests/ is not a package; see program_strategies)."""
-    module_name = f"poletti_tests_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, Path(__file__).with_name(f"{name}.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
-
-
-shape = _load_sibling("program_strategies").shape
 
 PARSE_DATA = Path(__file__).parent.parent / "data" / "parse"
 

@@ -11,30 +11,14 @@ For every valid program ``p`` (messy text from ``program_strategies.programs``):
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
 
 from hypothesis import HealthCheck, given, settings
 
 from poletti.dsl.formatter import format_rule_file, format_text
 from poletti.dsl.parser import parse
+import program_strategies as strategies
 
 
-def _load_sibling(name: str) -> ModuleType:
-    """Load tests/dsl/<name>.py once per process (tests/ is not a package; see program_strategies)."""
-    module_name = f"poletti_tests_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, Path(__file__).with_name(f"{name}.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
-
-
-strategies = _load_sibling("program_strategies")
 shape = strategies.shape
 
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -6,11 +6,7 @@ Expansions are compared with hand-written rule text through ``shape``
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -19,21 +15,8 @@ from poletti.dsl import ast, modules
 from poletti.dsl.frontend import analyze
 from poletti.dsl.parser import parse
 from poletti.dsl.program import TYPE_NAMES, CheckedProgram, Type
+from program_strategies import shape
 
-
-def _load_sibling(name: str) -> ModuleType:
-    """Load tests/dsl/<name>.py once per process (tests/ is not a package; see program_strategies)."""
-    module_name = f"poletti_tests_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, Path(__file__).with_name(f"{name}.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
-
-
-shape = _load_sibling("program_strategies").shape
 
 TESTED = {"stamp_card", "welcome_bonus", "birthday_gift", "win_back", "review_points"}
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import attrs
 import pytest
@@ -19,16 +18,8 @@ from poletti.engine.ledger import (
     ReleasedLot,
 )
 from poletti.engine.timecalc import Duration, add
+from instants import HEL, US, UTC, ts
 
-HEL = ZoneInfo("Europe/Helsinki")
-UTC = timezone.utc
-US = timedelta(microseconds=1)
-
-
-def ts(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    assert value.tzinfo is not None
-    return value
 
 
 JAN = ts("2026-01-01T10:00+02:00")

@@ -31,17 +31,8 @@ from poletti.engine.timecalc import (
     whole_days_between,
     window_start,
 )
+from instants import HEL, US, UTC, ts
 
-HEL = ZoneInfo("Europe/Helsinki")
-UTC = timezone.utc
-US = timedelta(microseconds=1)
-
-
-def ts(text: str) -> datetime:
-    """A fixed-offset instant, so expected values compare by instant."""
-    value = datetime.fromisoformat(text)
-    assert value.tzinfo is not None
-    return value
 
 
 def d(text: str) -> Duration:

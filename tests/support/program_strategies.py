@@ -22,24 +22,8 @@ What is here
 How test modules load it
 ------------------------
 
-``tests/`` is not a package and pytest runs with ``--import-mode=importlib``,
-so ``import program_strategies`` would not resolve. Test modules load this
-file by path, once per process, without touching ``sys.path``::
-
-    def _load_sibling(name):
-        module_name = f"poletti_tests_{name}"
-        if module_name not in sys.modules:
-            spec = importlib.util.spec_from_file_location(module_name, Path(__file__).with_name(f"{name}.py"))
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[module_name] = module
-            spec.loader.exec_module(module)
-        return sys.modules[module_name]
-
-    strategies = _load_sibling("program_strategies")
-
-(The module is registered in ``sys.modules`` so that every test module that
-loads it shares one copy.) The name does not start with ``test_``, so pytest
-does not collect it.
+pytest puts ``tests/support`` on the import path (``pythonpath`` in
+pyproject.toml), so a test module says ``import program_strategies``.
 """
 
 from __future__ import annotations
