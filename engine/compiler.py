@@ -55,9 +55,11 @@ class Guard:
     cap: Cap | None = None
     once: bool = False
     once_window: Duration | None = None
+    # Says which part of a false condition failed and the values it read (explain only).
+    explain_condition: Callable[[Ctx], str] | None = None
 
-    def blocked(self, ctx: Ctx) -> str | None:
-        """Why the rule cannot fire now (for explain), or None."""
+    def blocked(self, ctx: Ctx, detailed: bool = False) -> str | None:
+        """Why the rule cannot fire now, or None; ``detailed`` adds the values a false condition read."""
         if self.during is not None:
             start, end = self.during
             if ctx.now < start:
@@ -65,6 +67,8 @@ class Guard:
             if ctx.now >= end:
                 return f"campaign ended {self.during_text.split('..')[-1]}"
         if self.condition is not None and not self.condition(ctx):
+            if detailed and self.explain_condition is not None:
+                return self.explain_condition(ctx)
             return f"condition not met: {self.condition_text}"
         return None
 
@@ -235,12 +239,63 @@ class _Builder:
             return self.lines[span.line - 1][span.column - 1:].strip() + " …"
         return type(node).__name__
 
+    def condition_explainer(self, condition: ast.Expr) -> Callable[[Ctx], str]:
+        """A closure naming the first false part of an ``and`` chain and the values that part read."""
+        parts: list[ast.Expr] = []
+        pending = [condition]
+        while pending:
+            node = pending.pop()
+            if isinstance(node, ast.AndOp):
+                pending.extend((node.right, node.left))
+            else:
+                parts.append(node)
+        compiled = [(self.text_of(part), self.exprs.compile(part), self._shown_values(part)) for part in parts]
+        whole = self.text_of(condition)
+
+        def explain(ctx: Ctx) -> str:
+            for text, test, shown in compiled:
+                if not test(ctx):
+                    values = ", ".join(f"{name} is {show(read(ctx))}" for name, read, show in shown)
+                    return f"condition not met: {text}" + (f" ({values})" if values else "")
+            return f"condition not met: {whole}"
+
+        return explain
+
+    def _shown_values(self, expr: ast.Expr) -> list[tuple[str, Evaluator, Callable[[object], str]]]:
+        """The customer quantities and event attributes an expression reads, each with a formatter."""
+        from poletti.dsl.parser import iter_nodes
+        from poletti.dsl.program import Type
+
+        shown: dict[str, tuple[str, Evaluator, Callable[[object], str]]] = {}
+        tier_names = {t.rank: t.name for t in self.checked.tiers}
+        currency = self.checked.currency
+        for node in iter_nodes(expr):
+            if isinstance(node, ast.NameRef):
+                name = node.name
+                if name in shown or not (name in self.checked.builtins or name in self.checked.metrics
+                                         or name in self.checked.segments):
+                    continue  # tier names and `none` are constants
+            elif isinstance(node, ast.EventAttr):
+                name = f"event.{node.name}"
+                if name in shown:
+                    continue
+            else:
+                continue
+            kind = self.checked.types.get(node)
+            if name in self.checked.segments:
+                kind = Type.BOOL
+            elif name in self.checked.builtins and self.checked.builtins[name].kind == "tier":
+                kind = Type.TIER
+            shown[name] = (name, self.exprs.compile(node), _value_formatter(kind, currency, tier_names))
+        return list(shown.values())
+
     def guard(self, options: tuple[ast.RuleOption, ...]) -> Guard:
         fields: dict[str, object] = {}
         for option in options:
             if isinstance(option, ast.IfOption):
                 fields["condition"] = self.exprs.compile(option.condition)
                 fields["condition_text"] = self.text_of(option.condition)
+                fields["explain_condition"] = self.condition_explainer(option.condition)
             elif isinstance(option, ast.DuringOption):
                 first = literal_date(option.start)
                 last = literal_date(option.end) if option.end is not None else first
@@ -260,6 +315,29 @@ class _Builder:
                 if isinstance(option.window, ast.DurationLit):
                     fields["once_window"] = duration_of(option.window)
         return Guard(**fields)  # type: ignore[arg-type]
+
+
+def _value_formatter(kind: object, currency: str, tier_names: dict[int, str]) -> Callable[[object], str]:
+    """How explain shows a value of one type: 43.20 EUR, 43 points, gold, true."""
+    from poletti.dsl.program import Type
+
+    def show(value: object) -> str:
+        if value is None:
+            return "unknown"
+        if kind is Type.TIER and isinstance(value, int):
+            return tier_names.get(value, "none")
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, Decimal):
+            if kind is Type.MONEY:
+                cents = value.quantize(Decimal("0.01"))
+                return f"{format(cents if cents == value else value, 'f')} {currency}"
+            return format(round(value, 4).normalize(), "f")
+        if kind is Type.POINTS and isinstance(value, int):
+            return f"{value} point{'s' if value != 1 else ''}"
+        return str(value)
+
+    return show
 
 
 def _number(node: ast.NumberLit | ast.NameRef) -> Decimal:

@@ -82,6 +82,7 @@ def build_graph(checked: CheckedProgram, text_of: Callable[[object], str]) -> nx
 
     for name, metric in checked.metrics.items():
         graph.add_node(f"metric:{name}", kind="metric", label=name, layer=2, line=metric.decl.span.line)
+        graph.add_edge("step:2", f"metric:{name}", kind="runs")  # step 2 records what metrics aggregate
     for name, decl in checked.segments.items():
         graph.add_node(f"segment:{name}", kind="segment", label=name, layer=5, line=decl.span.line)
     for name, decl in checked.segments.items():
@@ -100,8 +101,10 @@ def build_graph(checked: CheckedProgram, text_of: Callable[[object], str]) -> nx
                 graph.add_node("quantity:tier", kind="quantity", label="tier", layer=0)
             graph.add_edge(f"tier:{rule.name.name}", "quantity:tier", kind="sets")
         for field in ("condition", "options", "amount"):
-            if hasattr(rule, field):
-                add_reads(node, getattr(rule, field), step)
+            value = getattr(rule, field, None)
+            for part in value if isinstance(value, tuple) else (value,):  # options: a tuple of nodes
+                if part is not None:
+                    add_reads(node, part, step)
         target = getattr(rule, "target", None)
         if isinstance(target, ast.Ident):
             reward = f"reward:{target.name}"
@@ -174,24 +177,46 @@ def segment_order(graph: nx.DiGraph, checked: CheckedProgram) -> list[str]:
 
 
 def to_text(graph: nx.DiGraph) -> str:
-    """A readable listing: each step with its rules, and what each rule reads and grants."""
+    """A readable listing: each step with its rules, what each rule reads and gives, then every quantity read.
+
+    The order is the graph's (file order), so the same program always gives the same text.
+    """
+    def describe(node: str) -> str:
+        data = graph.nodes[node]
+        where = f"  (line {data['line']})" if "line" in data else ""
+        return f"{data['kind']} {data['label']}{where}"
+
     lines = []
     for number, label in STEPS:
         lines.append(f"step {number}: {label}")
-        for node in graph.successors(f"step:{number}"):
-            if graph.edges[f"step:{number}", node]["kind"] != "runs":
-                continue
-            data = graph.nodes[node]
-            where = f"  (line {data['line']})" if "line" in data else ""
-            lines.append(f"  {data['kind']} {data['label']}{where}")
-            reads = [graph.nodes[p]["label"] for p in graph.predecessors(node) if graph.edges[p, node]["kind"] == "reads"]
+        runs = [n for n in graph.successors(f"step:{number}") if graph.edges[f"step:{number}", n]["kind"] == "runs"]
+        if not runs:
+            lines.append("  (nothing)")
+        for node in runs:
+            lines.append("  " + describe(node))
+            reads = [_name(graph, p) for p in graph.predecessors(node) if graph.edges[p, node]["kind"] == "reads"]
             if reads:
                 lines.append(f"    reads: {', '.join(dict.fromkeys(reads))}")
             writes = [f"{graph.nodes[s]['kind']} {graph.nodes[s]['label']}" for s in graph.successors(node)
                       if graph.edges[node, s]["kind"] in ("grants", "sets")]
             if writes:
                 lines.append(f"    gives: {', '.join(writes)}")
+    quantities = [n for n, data in graph.nodes(data=True) if data.get("kind") in ("quantity", "metric", "segment", "event")]
+    if quantities:
+        lines.append("quantities read by the rules:")
+        for node in quantities:
+            data = graph.nodes[node]
+            name = _name(graph, node)
+            kind = "" if data["kind"] in ("quantity", "event") else f" ({data['kind']})"
+            readers = [graph.nodes[r] for r in graph.successors(node) if graph.edges[node, r]["kind"] == "reads"]
+            who = ", ".join(f"line {r['line']}" if "line" in r else r["label"] for r in readers)
+            lines.append(f"  {name}{kind}" + (f": read by {who}" if who else ": set by the tiers" if name == "tier" else ""))
     return "\n".join(lines) + "\n"
+
+
+def _name(graph: nx.DiGraph, node: str) -> str:
+    data = graph.nodes[node]
+    return f"event.{data['label']}" if data.get("kind") == "event" else str(data.get("label", node))
 
 
 def to_dot(graph: nx.DiGraph) -> str:
@@ -199,10 +224,11 @@ def to_dot(graph: nx.DiGraph) -> str:
     def quote(text: str) -> str:
         return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
-    shapes = {"step": "box", "rule": "note", "reward": "octagon", "tier": "hexagon", "segment": "ellipse"}
+    shapes = {"step": "box", "rule": "note", "reward": "octagon", "tier": "hexagon", "segment": "ellipse",
+              "metric": "ellipse", "quantity": "ellipse", "event": "ellipse"}
     out = ["digraph poletti {", "  rankdir=LR;"]
     for node, data in graph.nodes(data=True):
-        label = data.get("label", node)
+        label = _name(graph, node)
         out.append(f"  {quote(node)} [label={quote(label)}, shape={shapes.get(data.get('kind'), 'ellipse')}];")
     for a, b, data in graph.edges(data=True):
         style = ", style=dashed" if data["kind"] in ("runs", "then") else ""

@@ -308,17 +308,32 @@ class PointsLedger:
         self.lots, _ = _take(self.lots, count, from_pending=False)
         self.spent_total += count
 
-    def deduct(self, points: int, at: datetime) -> None:
+    def deduct(self, points: int, at: datetime, pending_source: str | None = None) -> None:
         """Remove ``points`` even beyond the balance (refund reversals); returns nothing.
 
-        Takes from spendable lots oldest first, then from pending lots
-        oldest first, and records whatever is left as debt, which later
-        earnings pay first. Raises ``ValueError`` like :meth:`spend` if
-        changes due at or before ``at`` have not been applied.
+        With ``pending_source``, first takes from the still-pending lots of
+        that source (a refunded purchase's own points, inside its return
+        window). Then takes from spendable lots oldest first, then from
+        pending lots oldest first, and records whatever is left as debt,
+        which later earnings pay first. Raises ``ValueError`` like
+        :meth:`spend` if changes due at or before ``at`` have not been applied.
         """
         count = _check_points(points)
         self._require_current(at)
-        lots, left = _take(self.lots, count, from_pending=False)
+        lots, left = self.lots, count
+        if pending_source is not None:
+            result: list[Lot] = []
+            for lot in lots:
+                if left and lot.pending and lot.source == pending_source:
+                    if lot.points > left:
+                        result.append(attrs.evolve(lot, points=lot.points - left))
+                        left = 0
+                    else:
+                        left -= lot.points
+                else:
+                    result.append(lot)
+            lots = result
+        lots, left = _take(lots, left, from_pending=False)
         lots, left = _take(lots, left, from_pending=True)
         self.lots = lots
         self.owed += left

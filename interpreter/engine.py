@@ -22,7 +22,7 @@ from poletti.engine.program import Program
 from poletti.engine.state import CustomerState
 from poletti.engine.store import MemoryStore, Store
 from poletti.engine.timecalc import parse_timestamp, require_aware
-from poletti.interpreter.events import Event, EventError, EventReader
+from poletti.interpreter.events import FIRST_YEAR, LAST_YEAR, Event, EventError, EventReader
 from poletti.interpreter.outcome import Outcome, Recorder
 from poletti.interpreter.processing import Processor
 
@@ -186,13 +186,17 @@ class Engine:
 
     def _instant(self, when: str | date | datetime) -> datetime:
         if isinstance(when, datetime):
-            return require_aware(when, "advance_to").astimezone(timezone.utc)
-        if isinstance(when, date):
-            when = when.isoformat()
-        try:
-            return parse_timestamp(when, self.compiled.tz)
-        except ValueError as err:
-            raise ValueError(f"advance_to: {err}") from None
+            instant = require_aware(when, "advance_to").astimezone(timezone.utc)
+        else:
+            if isinstance(when, date):
+                when = when.isoformat()
+            try:
+                instant = parse_timestamp(when, self.compiled.tz)
+            except ValueError as err:
+                raise ValueError(f"advance_to: {err}") from None
+        if not FIRST_YEAR <= instant.year <= LAST_YEAR:
+            raise ValueError(f"advance_to: {instant.isoformat()} is out of range: years {FIRST_YEAR} to {LAST_YEAR}")
+        return instant
 
     def advance_to(self, when: str | date | datetime) -> list[Outcome]:
         """Apply every time-driven change up to ``when`` for all customers with one due."""

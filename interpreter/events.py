@@ -58,6 +58,24 @@ class Event:
 _CORE_FIELDS = frozenset(f.name for f in attrs.fields(Event)) - {"attributes"}
 
 
+# Durations in rules are at most 100 years, so instants in these years can be
+# moved by any rule's window, expiry or keep without leaving the calendar.
+FIRST_YEAR, LAST_YEAR = 1900, 9000
+# Money beyond this is surely a bug upstream, and it keeps every sum exact in
+# Decimal's 28 significant digits.
+MAX_MONEY = Decimal(10) ** 15
+MAX_QUANTITY = 10**9
+
+
+def _instant(value: Any, tz: ZoneInfo) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError(f"expected an ISO 8601 timestamp text, got {type(value).__name__}")
+    at = parse_timestamp(value, tz)
+    if not FIRST_YEAR <= at.year <= LAST_YEAR:
+        raise ValueError(f"timestamp {value!r} is out of range: years {FIRST_YEAR} to {LAST_YEAR}")
+    return at
+
+
 def _text(value: Any, _type: Any) -> str:
     # Hosts often use numeric ids; a bool or a float is almost surely a bug.
     if isinstance(value, bool) or not isinstance(value, (str, int)):
@@ -83,6 +101,8 @@ def _decimal(value: Any, _type: Any = None) -> Decimal:
         raise ValueError(f"not a decimal number: {value!r}") from None
     if not number.is_finite():
         raise ValueError(f"not a finite number: {value!r}")
+    if abs(number) >= MAX_MONEY:
+        raise ValueError(f"{value!r} is too large (at most 15 digits before the decimal point)")
     return number
 
 
@@ -90,6 +110,8 @@ def _quantity(value: Any, _type: Any) -> int:
     number = _decimal(value)
     if number != number.to_integral_value() or number <= 0:
         raise ValueError(f"quantity must be a whole number above 0, got {value!r}")
+    if number > MAX_QUANTITY:
+        raise ValueError(f"quantity {value!r} is too large (at most {MAX_QUANTITY})")
     return int(number)
 
 
@@ -108,9 +130,7 @@ def make_converter(tz: ZoneInfo) -> cattrs.Converter:
     converter.register_structure_hook(str, _text)
     converter.register_structure_hook(Decimal, _decimal)
     converter.register_structure_hook(date, _date)
-    converter.register_structure_hook(
-        datetime, lambda value, _t: parse_timestamp(value, tz) if isinstance(value, str) else _bad_time(value)
-    )
+    converter.register_structure_hook(datetime, lambda value, _t: _instant(value, tz))
 
     def structure_item(value: Any, _type: Any) -> Item:
         if not isinstance(value, Mapping):
@@ -124,10 +144,6 @@ def make_converter(tz: ZoneInfo) -> cattrs.Converter:
 
     converter.register_structure_hook(Item, structure_item)
     return converter
-
-
-def _bad_time(value: Any) -> datetime:
-    raise ValueError(f"expected an ISO 8601 timestamp text, got {type(value).__name__}")
 
 
 def _leaf_message(error: BaseException, expected: Any) -> str:

@@ -7,7 +7,7 @@ including the rules that did not fire and why ("needed 50 points, had 43").
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 import attrs
@@ -18,7 +18,9 @@ class Line:
     """One thing that happened (or did not) while processing.
 
     kind: earn, multiplier, fixed, convert, stamp, grant, redeem, expire,
-    release, reverse, tier, segment, skip, birthday.
+    release, reverse, tier, segment, birthday; and, recorded only when the
+    engine keeps explanations, skip (a rule that did not fire, and why) and
+    cap (an award cut by its rule's limit).
     """
 
     kind: str
@@ -49,26 +51,51 @@ class Outcome:
     lifetime_points: int = 0
     lines: tuple[Line, ...] = ()
 
-    def explain(self) -> str:
-        """The outcome in plain words, one line per happening."""
-        when = self.at.isoformat()
+    def explain(self, tz: tzinfo | None = None) -> str:
+        """The outcome in plain words, one line per happening.
+
+        Instants are shown in ``tz`` (UTC when None). A happening at another
+        instant than the event (an expiry or a tier change applied by the
+        clock in step 1) is shown with its own time.
+        """
+        def show(instant: datetime) -> str:
+            return (instant.astimezone(tz) if tz is not None else instant).isoformat()
+
+        when = show(self.at)
         if self.status == "duplicate":
-            return f"{when} {self.type} {self.event_id}: duplicate id, already processed; nothing changed\n"
+            return (f"{when} {self.type} {self.event_id} (customer {self.customer}): duplicate id, "
+                    "already processed; nothing changed\n")
         title = "clock advanced" if self.type == "clock" else f"{self.type} {self.event_id}"
         out = [f"{when} {title} (customer {self.customer})"]
-        for line in self.lines:
-            out.append("  " + _describe(line))
+        for line, count in _grouped(self.lines):
+            prefix = f"at {show(line.at)}: " if line.at != self.at else ""
+            out.append("  " + prefix + _describe(line, count))
         tier_text = self.tier or "none"
         if self.tier_before != self.tier:
             tier_text = f"{self.tier_before or 'none'} → {tier_text}"
         pending = f", {self.pending_points} pending" if self.pending_points else ""
-        out.append(f"  = balance {self.points} points{pending}, lifetime {self.lifetime_points}, tier {tier_text}")
+        debt = f" ({_points(-self.points)} of debt, paid first by later earnings)" if self.points < 0 else ""
+        out.append(f"  = balance {_points(self.points)}{debt}{pending}, lifetime {self.lifetime_points}, tier {tier_text}")
         return "\n".join(out) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
         from poletti.engine.serial import converter
 
         return converter.unstructure(self)  # type: ignore[no-any-return]
+
+
+EXPLANATION_KINDS = frozenset({"skip", "cap"})  # lines that explain, never change anything
+
+
+def _grouped(lines: tuple[Line, ...]) -> list[tuple[Line, int]]:
+    """Consecutive identical conversions collapse into one line with a count."""
+    out: list[tuple[Line, int]] = []
+    for line in lines:
+        if out and line.kind == "convert" and out[-1][0] == line:
+            out[-1] = (line, out[-1][1] + 1)
+        else:
+            out.append((line, 1))
+    return out
 
 
 def _where(line: Line) -> str:
@@ -78,30 +105,49 @@ def _where(line: Line) -> str:
     return f" by '{line.rule}'{at_line}"
 
 
-def _describe(line: Line) -> str:
+def _ref(line: Line) -> str:
+    if not line.rule:
+        return f" (line {line.line})" if line.line else ""
+    at_line = f", line {line.line}" if line.line else ""
+    return f" ('{line.rule}'{at_line})"
+
+
+def _points(n: int) -> str:
+    return f"{n} point{'' if abs(n) == 1 else 's'}"
+
+
+def _describe(line: Line, count: int = 1) -> str:
     kind = line.kind
     if kind in ("earn", "fixed"):
-        return f"+{line.points} points{_where(line)}{': ' + line.detail if line.detail else ''}"
+        return f"+{_points(line.points)}{_where(line)}{': ' + line.detail if line.detail else ''}"
     if kind == "multiplier":
-        return f"+{line.points} points from multipliers {line.detail}"
+        return f"+{_points(line.points)} from multipliers {line.detail}"
     if kind == "convert":
-        return f"-{line.points} points converted into {line.reward}{_where(line)}"
+        if count > 1:
+            return f"-{_points(line.points * count)} converted into {count} × {line.reward}{_where(line)}"
+        return f"-{_points(line.points)} converted into {line.reward}{_where(line)}"
     if kind in ("grant", "stamp", "birthday"):
-        what = line.reward if line.reward else f"{line.points} points"
-        extra = f" ({line.detail})" if line.detail else ""
-        return f"granted {what}{_where(line)}{extra}"
+        what = line.reward if line.reward else _points(line.points)
+        extra = f": {line.detail}" if line.detail else ""
+        occasion = " for the birthday" if kind == "birthday" else ""
+        return f"granted {what}{occasion}{_where(line)}{extra}"
     if kind == "redeem":
-        return f"-{line.points} points redeemed for {line.reward}"
+        return f"-{_points(line.points)} redeemed for {line.reward}"
     if kind == "expire":
-        return f"-{line.points} points expired ({line.detail})"
+        return f"-{_points(line.points)} expired ({line.detail})"
     if kind == "release":
-        return f"{line.points} pending points became spendable"
+        extra = f" ({line.detail})" if line.detail else ""
+        return f"{_points(line.points)} pending became spendable{extra}"
     if kind == "reverse":
-        return f"-{line.points} points reversed ({line.detail})"
+        if not line.points:
+            return f"no points reversed ({line.detail})"
+        return f"-{_points(line.points)} reversed ({line.detail})"
     if kind == "tier":
-        return f"tier {line.detail}{_where(line)}"
+        return f"tier {line.detail}{_ref(line)}"
     if kind == "segment":
-        return f"segment {line.detail}"
+        return f"segment {line.detail}{_ref(line)}"
+    if kind == "cap":
+        return f"{_points(line.points)} cut{_where(line)}: {line.detail}"
     if kind == "skip":
         return f"not fired{_where(line)}: {line.detail}"
     return f"{kind}: {line.detail}"
@@ -120,7 +166,7 @@ class Recorder:
         self.keep_skips = keep_skips
 
     def add(self, kind: str, at: datetime, **fields: Any) -> None:
-        if kind == "skip" and not self.keep_skips:
+        if kind in EXPLANATION_KINDS and not self.keep_skips:
             return
         self.lines.append(Line(kind, at, **fields))
 
@@ -129,4 +175,4 @@ class Recorder:
 
     @property
     def changed(self) -> bool:
-        return any(line.kind != "skip" for line in self.lines)
+        return any(line.kind not in EXPLANATION_KINDS for line in self.lines)

@@ -72,6 +72,10 @@ class Processor:
             when_active=[False] * len(cp.when_rules),
         )
 
+    def _day(self, instant: datetime) -> str:
+        """The calendar date of an instant in the program zone, for explanations."""
+        return instant.astimezone(self.tz).date().isoformat()
+
     # ------------------------------------------------------------------ step 1
 
     def advance(self, state: CustomerState, until: datetime, rec: Recorder) -> None:
@@ -94,9 +98,14 @@ class Processor:
         for lot in state.ledger.expire_until(instant):
             rec.expired += lot.points
             state.totals.expired += lot.points
-            rec.add("expire", instant, points=lot.points, detail=f"earned {lot.earned_at.date().isoformat()}")
-        for lot in state.ledger.release_pending_until(instant):
-            rec.add("release", instant, points=lot.points)
+            pending = ", still pending" if lot.pending else ""
+            rec.add("expire", instant, points=lot.points,
+                    detail=f"lot earned {self._day(lot.earned_at)} {_source(lot.source)}{pending}; "
+                           f"points expire after {cp.expire_after}")
+        for released in state.ledger.release_pending_until(instant):
+            rec.add("release", instant, points=released.points,
+                    detail=f"earned {self._day(released.earned_at)} {_source(released.source)}; "
+                           f"points pending for {cp.pending_for}")
         ctx = cp.make_ctx(state, instant, None)
         granted_points = False
         birthday_rules = cp.on_rules.get("birthday", ())
@@ -199,19 +208,29 @@ class Processor:
             state.last_active_week = monday
 
     def refund(self, state: CustomerState, record: PurchaseRecord, amount: Decimal, at: datetime, rec: Recorder) -> None:
-        """Apply a validated refund: the net amount drops, the purchase's points are reversed pro rata."""
+        """Apply a validated refund: the net amount drops, the purchase's points are reversed pro rata.
+
+        Inside the purchase's pending window its own pending points are taken
+        first, so a return does not touch points the customer could already spend.
+        """
         record.refunded += amount
         target = 0
         if record.amount > 0:
             target = int((Decimal(record.points) * record.refunded / record.amount).to_integral_value(rounding=ROUND_FLOOR))
         delta = target - record.reversed
         if delta > 0:
-            state.ledger.deduct(delta, at)
+            state.ledger.deduct(delta, at, pending_source=record.id)
             record.reversed = target
             rec.reversed += delta
             state.totals.reversed += delta
+        if rec.keep_skips or delta > 0:
+            currency = self.cp.checked.currency
+            before = f", {target - delta} of them reversed before" if target - delta else ""
             rec.add("reverse", at, points=delta,
-                    detail=f"refund of {amount} on purchase {record.id}: {record.refunded} of {record.amount} refunded")
+                    detail=(f"refund of {amount} {currency} on purchase {record.id}, which earned {record.points} points "
+                            f"for {record.amount} {currency}: {record.refunded} refunded so far → "
+                            f"floor({record.points} × {record.refunded} ÷ {record.amount}) = {target} reversed in all"
+                            f"{before}"))
 
     def redeem(self, state: CustomerState, reward: str, cost: int, at: datetime, rec: Recorder) -> None:
         state.ledger.spend(cost, at)
@@ -227,11 +246,13 @@ class Processor:
         cp, at = self.cp, event.at
         per_total = 0
         for rule in cp.per_rules.get(event.type, ()):
-            why = rule.guard.blocked(ctx)
+            why = rule.guard.blocked(ctx, self.keep_skips)
             if why:
                 rec.add("skip", at, rule=rule.text, line=rule.line, detail=why)
                 continue
             points = self._per_points(rule, event)
+            if points <= 0 and self.keep_skips:
+                rec.add("skip", at, rule=rule.text, line=rule.line, detail=self._why_zero(rule, event))
             points = self._capped(state, ctx, rule, rule.guard.cap, points, rec)
             if points > 0:
                 rec.add("earn", at, points=points, rule=rule.text, line=rule.line)
@@ -240,7 +261,7 @@ class Processor:
         if per_total > 0 and cp.multipliers:
             factor, applied = Decimal(1), []
             for mult in cp.multipliers:
-                why = mult.guard.blocked(ctx)
+                why = mult.guard.blocked(ctx, self.keep_skips)
                 if why is None and mult.guard.cap is not None and self._cap_left(state, ctx, mult, mult.guard.cap) <= 0:
                     why = f"{mult.guard.cap.describe()} reached"
                 if why:
@@ -256,7 +277,7 @@ class Processor:
                 names = " × ".join(f"x{m.factor} ('{m.text}', line {m.line})" for m in applied)
                 rec.add("multiplier", at, points=total - per_total, detail=f"{names}: {per_total} → {total}")
         for fixed in cp.fixed_rules.get(event.type, ()):
-            why = fixed.guard.blocked(ctx)
+            why = fixed.guard.blocked(ctx, self.keep_skips)
             if why:
                 rec.add("skip", at, rule=fixed.text, line=fixed.line, detail=why)
                 continue
@@ -265,6 +286,22 @@ class Processor:
                 rec.add("fixed", at, points=points, rule=fixed.text, line=fixed.line)
                 total += points
         return total
+
+    def _why_zero(self, rule: PerRule, event: Event) -> str:
+        """Why a matching per rule earned nothing, in words (explain only)."""
+        currency = self.cp.checked.currency
+        what = f'{rule.filter[0]} "{rule.filter[1]}"' if rule.filter else ""
+        if rule.filter is not None and not any(_matches(i, rule.filter) for i in event.items):
+            return f"no items of {what} in this {event.type}"
+        if rule.base == "money":
+            base = event.amount or Decimal(0)
+            if rule.filter is not None:
+                base = sum((i.price * i.quantity for i in event.items if _matches(i, rule.filter)), Decimal(0))
+            spent = f"{base} {currency}" + (f" on {what}" if what else "")
+            if rule.divisor is not None:
+                return f"{spent} is not a full {rule.divisor} {currency}"
+            return f"{spent} × {rule.rate} = {rule.rate * base} rounds {self.cp.checked.rounding} to 0 points"
+        return "0 points"
 
     def _per_points(self, rule: PerRule, event: Event) -> int:
         items = [i for i in event.items if _matches(i, rule.filter)]
@@ -275,9 +312,9 @@ class Processor:
             if rule.divisor is None:
                 return self.cp.round(rule.rate * base)
             units = (base / rule.divisor).to_integral_value(rounding=ROUND_FLOOR)
-            return int(rule.rate * units)
+            return self.cp.round(rule.rate * units)  # whole units; a fractional rate still rounds per `rounding`
         if rule.base == "item":
-            return int(rule.rate * sum(i.quantity for i in items))
+            return self.cp.round(rule.rate * sum(i.quantity for i in items))
         if rule.base == "purchase" and rule.filter is not None and not items:
             return 0
         return int(rule.rate)
@@ -321,14 +358,16 @@ class Processor:
         left = self._cap_left(state, ctx, rule, cap)
         if cap.unit == "times":
             if left <= 0:
-                rec.add("skip", ctx.now, rule=rule.text, line=rule.line, detail=f"{cap.describe()} reached")
+                rec.add("skip", ctx.now, rule=rule.text, line=rule.line,
+                        detail=f"{cap.describe()} reached: used {cap.amount} times {_cap_scope(cap)}")
                 return 0
             self._use_cap(state, ctx, rule, cap, 1)
             return points
         granted = min(points, left)
         if granted < points:
-            rec.add("skip", ctx.now, rule=rule.text, line=rule.line,
-                    detail=f"{cap.describe()}: cut {points} to {granted}")
+            used = cap.amount - left
+            rec.add("skip" if granted == 0 else "cap", ctx.now, rule=rule.text, line=rule.line, points=points - granted,
+                    detail=f"{cap.describe()}: {used} already earned {_cap_scope(cap)}, so {points} cut to {granted}")
         if granted > 0:
             self._use_cap(state, ctx, rule, cap, granted)
         return granted
@@ -347,7 +386,7 @@ class Processor:
                 rec.add("skip", ctx.now, rule=rule.text, line=rule.line,
                         detail=f"needed {rule.threshold} points, had {ledger.balance}")
             return
-        why = rule.guard.blocked(ctx)
+        why = rule.guard.blocked(ctx, self.keep_skips)
         if why:
             rec.add("skip", ctx.now, rule=rule.text, line=rule.line, detail=why)
             return
@@ -369,7 +408,7 @@ class Processor:
                 continue
             if rule.filter is not None and not any(_matches(i, rule.filter) for i in event.items):
                 continue
-            why = rule.guard.blocked(ctx)
+            why = rule.guard.blocked(ctx, self.keep_skips)
             if why:
                 rec.add("skip", ctx.now, rule=rule.text, line=rule.line, detail=f"no stamp: {why}")
                 continue
@@ -378,6 +417,10 @@ class Processor:
             if count % rule.every == 0:
                 self._fire(state, ctx, rule, rule.guard, rule.target, rec, kind="stamp",
                            detail=f"stamp {count}, every {rule.every}", check_guard=False)
+            elif self.keep_skips:
+                next_at = count + rule.every - count % rule.every
+                rec.add("skip", ctx.now, rule=rule.text, line=rule.line,
+                        detail=f"stamp {count}; the next grant comes with stamp {next_at}")
 
     # ------------------------------------------------------------------ step 5
 
@@ -385,6 +428,8 @@ class Processor:
         """Re-evaluate tiers (with keep) and segments."""
         cp, now = self.cp, ctx.now
         rank = 0
+        keep_started: list[int] = []  # tiers whose keep began now
+        keep_ended: list[int] = []  # tiers whose keep ran out now
         for tier in cp.tiers:
             i = tier.rank - 1
             holds = bool(tier.condition(ctx))
@@ -394,10 +439,12 @@ class Processor:
             else:
                 if state.tier_held[i] and tier.keep is not None:
                     state.tier_keep_until[i] = add(now, tier.keep, self.tz)
+                    keep_started.append(i)
                 state.tier_held[i] = False
                 until = state.tier_keep_until[i]
                 if until is not None and until <= now:
                     state.tier_keep_until[i] = until = None
+                    keep_ended.append(i)
                 holds = until is not None
             if holds:
                 rank = tier.rank
@@ -406,8 +453,21 @@ class Processor:
             rule = cp.tiers[rank - 1] if rank else cp.tiers[state.tier - 1]
             kept = rank and not state.tier_held[rank - 1]
             detail = f"{old or 'none'} → {new or 'none'}" + (" (kept by keep)" if kept else "")
+            if rank < state.tier:
+                lost = cp.tiers[state.tier - 1]
+                why = f"the keep {lost.keep} of {lost.name} ran out" if state.tier - 1 in keep_ended else \
+                    f"the condition of {lost.name} no longer holds"
+                detail += f" ({why})"
+                rule = lost
             rec.add("tier", now, detail=detail, rule=rule.text, line=rule.line)
             state.tier = rank
+        elif rank and rank - 1 in keep_started:
+            tier = cp.tiers[rank - 1]
+            until = state.tier_keep_until[rank - 1]
+            assert until is not None
+            rec.add("tier", now, rule=tier.text, line=tier.line,
+                    detail=f"{tier.name} kept until {until.astimezone(self.tz).isoformat()}: its condition no longer "
+                           f"holds, and keep {tier.keep} holds it")
         for segment in cp.segments:
             inside = bool(segment.condition(ctx))
             if inside != state.segments[segment.slot]:
@@ -454,14 +514,18 @@ class Processor:
         """Grant a rule's target if its options allow; True when points were granted."""
         now = ctx.now
         if check_guard:
-            why = guard.blocked(ctx)
+            why = guard.blocked(ctx, self.keep_skips)
             if why:
                 rec.add("skip", now, rule=rule.text, line=rule.line, detail=why)
                 return False
         if guard.once:
             last = state.last_grant.get(rule.index)
             if last is not None and (guard.once_window is None or add(last, guard.once_window, self.tz) > now):
-                when = "already granted once" if guard.once_window is None else f"granted {last.date().isoformat()}, once per {guard.once_window}"
+                if guard.once_window is None:
+                    when = f"once: already granted on {self._day(last)}"
+                else:
+                    again = self._day(add(last, guard.once_window, self.tz))
+                    when = f"once per {guard.once_window}: last granted on {self._day(last)}, not again before {again}"
                 rec.add("skip", now, rule=rule.text, line=rule.line, detail=when)
                 return False
         if guard.cap is not None and self._capped(state, ctx, rule, guard.cap, 1 if guard.cap.unit == "times" else _points_of(target), rec) == 0:
@@ -494,6 +558,14 @@ class Processor:
         available = add(at, cp.pending_for, self.tz) if (pending and cp.pending_for) else None
         state.ledger.earn(points, at, expires_at=expires, available_at=available, source=source)
         state.totals.earned += points
+
+
+def _cap_scope(cap: Cap) -> str:
+    return f"this {cap.period}" if cap.period else f"in the last {cap.window}"
+
+
+def _source(source: str) -> str:
+    return "by a grant" if source == "grant" else f"by {source}"
 
 
 def _points_of(target: str | int) -> int:

@@ -5,7 +5,7 @@
     program = poletti.load("rules.loyalty")
     engine = poletti.Engine(program)
     outcome = engine.process({"id": "e1", "type": "purchase", "customer": "c1",
-                              "time": "2026-03-01T09:00:00+01:00", "amount": "12.50"})
+                              "at": "2026-03-01T09:00:00+01:00", "amount": "12.50"})
     engine.customer("c1").points
 
 ``compile`` and ``load`` raise ``CompileError`` when the rules have errors;
