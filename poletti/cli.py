@@ -329,7 +329,7 @@ def load_program(ctx: click.Context, path: str) -> Any:
 
 
 # Modules of poletti/commands/, each defining ``command``; imported on start-up.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("generate", "run", "explain", "graph", "simulate")
 
 
 def _register_commands() -> None:

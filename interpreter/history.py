@@ -1,0 +1,463 @@
+"""Event histories on disk: CSV, JSON Lines and Parquet, read as a stream, in time order.
+
+``History(path, tz)`` is the one entry point. Iterating it yields
+``Record``s in time order (by the instant of ``at``; equal instants keep
+their order in the file), whatever order the file is in, with memory
+bounded by ``run_size`` events:
+
+* a first pass (``scan``) streams the file, counts its records and checks
+  whether they are already in time order;
+* if they are not, a second pass cuts the stream into sorted runs of
+  ``run_size`` records, spills each to a temporary JSON Lines file and
+  ``heapq.merge``s the runs, keyed by (instant, row) so the sort is stable.
+
+A row becomes the same event dict whatever the format: an empty cell (or
+a null) is absent, the ``items`` column holds JSON text (CSV, and Parquet
+when it is a text column), every other column is passed on as is — core
+fields and custom attributes alike — for the engine to validate. A row that
+cannot become an event dict at all (a line that is not JSON, ``items`` that
+is not JSON, a CSV row with more cells than the header) is a ``Record``
+with ``error`` set: a rejected event with its reason, never a crash.
+Problems with the file as a whole (it cannot be opened, it is not UTF-8,
+a CSV header or Parquet schema without the required columns, a broken
+Parquet file) raise ``HistoryError``.
+
+``row`` numbers what a person would look for in the file: the line of a
+JSON Lines file, the data row of a CSV file (1 is the row after the header),
+the row of a Parquet file; all 1-based.
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import io
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import IO, Any, Callable, Iterable, Iterator, NamedTuple
+from zoneinfo import ZoneInfo
+
+from poletti.engine.timecalc import parse_timestamp
+
+FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+STDIN = "-"
+REQUIRED_COLUMNS = ("id", "type", "customer", "at")
+DEFAULT_RUN_SIZE = 200_000
+
+# Progress callback: (phase, done, total). Phases: "scan" (bytes, or rows of a
+# Parquet file), "sort" (records spilled into sorted runs).
+Progress = Callable[[str, int, "int | None"], None]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+_NO_INSTANT = -(2**63)  # records whose `at` cannot be read sort first; the engine rejects them
+_REPORT_EVERY = 4096
+_CELL_LIMIT = 1 << 24
+
+
+class HistoryError(Exception):
+    """The history file as a whole cannot be read (a row-level problem is a rejected ``Record`` instead)."""
+
+
+class Record(NamedTuple):
+    """One row of a history: the event dict, or why the row is not one.
+
+    ``instant`` is the UTC instant of ``at`` (None when it is missing or not a
+    timestamp: the engine then rejects the event with its own reason).
+    (A named tuple: histories have millions of rows.)
+    """
+
+    row: int
+    event: dict[str, Any] | None
+    error: str | None = None
+    instant: datetime | None = None
+
+
+def detect_format(path: str) -> str:
+    """``csv``, ``jsonl`` or ``parquet`` from the file name; ``-`` (standard input) is JSON Lines."""
+    if path == STDIN:
+        return "jsonl"
+    suffix = os.path.splitext(path)[1].lower()
+    try:
+        return FORMATS[suffix]
+    except KeyError:
+        known = ", ".join(FORMATS)
+        raise HistoryError(f"cannot tell the format of '{path}' from its name: use one of {known}") from None
+
+
+def instant_of(event: dict[str, Any] | None, tz: ZoneInfo) -> datetime | None:
+    """The UTC instant of an event's ``at``, or None when it has none the engine would accept."""
+    if event is None:
+        return None
+    value = event.get("at")
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_timestamp(value, tz)
+    except (ValueError, OverflowError):  # years 1 and 9999 overflow when moved to UTC
+        return None
+
+
+def _key(instant: datetime | None) -> int:
+    return _NO_INSTANT if instant is None else (instant - _EPOCH) // _MICROSECOND
+
+
+class History:
+    """A history file read as a stream of ``Record``s in time order.
+
+    ``path``: a ``.csv``, ``.jsonl``/``.ndjson`` or ``.parquet`` file, or ``-``
+    for JSON Lines on standard input (spooled to a temporary file, since the
+    history is read more than once). ``tz``: the program time zone, for
+    date-only timestamps. ``bool_columns``: CSV columns whose ``true`` /
+    ``false`` cells become booleans (CSV has no other way to say yes/no).
+    ``run_size``: how many records are sorted in memory at a time.
+
+    Use it as a context manager (or call ``close``) to remove temporary files.
+    """
+
+    def __init__(self, path: str, tz: ZoneInfo, *, fmt: str | None = None, run_size: int = DEFAULT_RUN_SIZE,
+                 bool_columns: Iterable[str] = (), temp_dir: str | None = None) -> None:
+        if run_size < 1:
+            raise ValueError("run_size must be at least 1")
+        self.path = path
+        self.tz = tz
+        self.format = fmt or detect_format(path)
+        if self.format not in ("csv", "jsonl", "parquet"):
+            raise ValueError(f"unknown history format {self.format!r}")
+        self.run_size = run_size
+        self.bool_columns = frozenset(bool_columns)
+        self.temp_dir = temp_dir
+        self.count: int | None = None  # records in the file, once scanned
+        self.reordered: bool | None = None  # True when the file was not in time order
+        self.runs = 0  # sorted runs spilled to disk (0: sorted in memory or not needed)
+        self._work: str | None = None
+        self._source = path
+        if path == STDIN:
+            self._source = self._spool_stdin()
+
+    # ------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._work is not None:
+            shutil.rmtree(self._work, ignore_errors=True)
+            self._work = None
+
+    def _workdir(self) -> str:
+        if self._work is None:
+            self._work = tempfile.mkdtemp(prefix="poletti-history-", dir=self.temp_dir)
+        return self._work
+
+    def _spool_stdin(self) -> str:
+        target = os.path.join(self._workdir(), "stdin.jsonl")
+        stream = getattr(sys.stdin, "buffer", None)
+        try:
+            with open(target, "wb") as out:
+                if stream is not None:
+                    shutil.copyfileobj(stream, out)
+                elif sys.stdin is not None:
+                    out.write(sys.stdin.read().encode("utf-8", "surrogateescape"))
+        except OSError as err:
+            raise HistoryError(f"cannot read standard input: {err.strerror or err}") from None
+        return target
+
+    @property
+    def name(self) -> str:
+        return "<stdin>" if self.path == STDIN else self.path
+
+    def size(self) -> int:
+        """The file's size in bytes (what the scan's progress counts for CSV and JSON Lines)."""
+        try:
+            return os.path.getsize(self._source)
+        except OSError:
+            return 0
+
+    # ------------------------------------------------------------- reading
+
+    def records(self, progress: Progress | None = None) -> Iterator[Record]:
+        """Every record in file order, with its instant."""
+        readers = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}
+        reader = readers[self.format]
+        tz = self.tz
+        for record in reader(self._source, self.name, self.bool_columns, progress):
+            if record.event is not None:
+                record = Record(record.row, record.event, record.error, instant_of(record.event, tz))
+            yield record
+
+    def scan(self, progress: Progress | None = None) -> None:
+        """First pass: count the records and find out whether they are in time order."""
+        count, latest, ordered = 0, _NO_INSTANT, True
+        for record in self.records(progress):
+            count += 1
+            if record.instant is not None:
+                key = _key(record.instant)
+                if key < latest:
+                    ordered = False
+                else:
+                    latest = key
+        self.count = count
+        self.reordered = not ordered
+
+    def __iter__(self) -> Iterator[Record]:
+        return self.in_time_order()
+
+    def in_time_order(self, progress: Progress | None = None) -> Iterator[Record]:
+        """The records in time order (stable); scans first if that was not done yet."""
+        if self.reordered is None:
+            self.scan(progress)
+        if not self.reordered:
+            return self.records()
+        return self._sorted(progress)
+
+    # ------------------------------------------------------------- sorting
+
+    def _sorted(self, progress: Progress | None) -> Iterator[Record]:
+        runs: list[str] = []
+        batch: list[tuple[int, int, dict[str, Any] | None, str | None]] = []
+        done = 0
+        for record in self.records():
+            batch.append((_key(record.instant), record.row, record.event, record.error))
+            done += 1
+            if len(batch) >= self.run_size:
+                runs.append(self._spill(batch, len(runs)))
+                batch = []
+            if progress is not None and done % _REPORT_EVERY == 0:
+                progress("sort", done, self.count)
+        if progress is not None:
+            progress("sort", done, self.count)
+        batch.sort(key=_sort_key)
+        self.runs = len(runs)
+        if not runs:
+            return (Record(row, event, error, _instant_from_key(key)) for key, row, event, error in batch)
+        if batch:
+            runs.append(self._spill(batch, len(runs)))
+            self.runs = len(runs)
+        return self._merge(runs)
+
+    def _spill(self, batch: list[tuple[int, int, dict[str, Any] | None, str | None]], number: int) -> str:
+        batch.sort(key=_sort_key)
+        target = os.path.join(self._workdir(), f"run-{number:05d}.jsonl")
+        encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+        try:
+            with open(target, "w", encoding="utf-8") as out:
+                out.writelines(encode(item) + "\n" for item in batch)
+        except OSError as err:
+            raise HistoryError(f"cannot write a temporary file while sorting the history: {err.strerror or err}") \
+                from None
+        return target
+
+    def _merge(self, runs: list[str]) -> Iterator[Record]:
+        handles = [open(path, encoding="utf-8") for path in runs]
+        try:
+            streams = [(tuple(json.loads(line)) for line in handle) for handle in handles]
+            for key, row, event, error in heapq.merge(*streams, key=_sort_key):
+                yield Record(row, event, error, _instant_from_key(key))
+        finally:
+            for handle in handles:
+                handle.close()
+
+
+def _sort_key(item: tuple[Any, ...]) -> tuple[int, int]:
+    return item[0], item[1]
+
+
+def _instant_from_key(key: int) -> datetime | None:
+    return None if key == _NO_INSTANT else _EPOCH + key * _MICROSECOND
+
+
+# --------------------------------------------------------------------- CSV
+
+
+def _read_csv(path: str, name: str, bool_columns: frozenset[str], progress: Progress | None) -> Iterator[Record]:
+    try:
+        raw = open(path, "rb")
+    except OSError as err:
+        raise HistoryError(f"cannot read '{name}': {err.strerror or err}") from None
+    total = _size(raw)
+    if csv.field_size_limit() < _CELL_LIMIT:
+        csv.field_size_limit(_CELL_LIMIT)  # an `items` cell of a big basket may exceed the default 128 KiB
+    with raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+        try:
+            reader = csv.reader(text)
+            header = next(reader, None)
+            if header is None:
+                return
+            header = [column.strip() for column in header]
+            _require_columns(header, name, "CSV header")
+            width = len(header)
+            items_at = header.index("items") if "items" in header else -1
+            bools = [i for i, column in enumerate(header) if column in bool_columns]
+            for row_number, cells in enumerate(reader, start=1):
+                if progress is not None and row_number % _REPORT_EVERY == 0:
+                    progress("scan", raw.tell(), total)
+                if not cells:
+                    continue
+                if len(cells) > width:
+                    yield Record(row_number, None, f"the row has {len(cells)} cells but the header names {width}")
+                    continue
+                event: dict[str, Any] = {}
+                for i, cell in enumerate(cells):
+                    if cell != "":
+                        event[header[i]] = cell
+                error = None
+                if items_at >= 0 and items_at < len(cells) and cells[items_at] != "":
+                    try:
+                        event["items"] = json.loads(cells[items_at])
+                    except ValueError as err:
+                        error = f"'items' is not valid JSON: {err}"
+                for i in bools:
+                    if i < len(cells):
+                        flag = cells[i].strip().lower()
+                        if flag in ("true", "false"):
+                            event[header[i]] = flag == "true"
+                yield Record(row_number, None if error else event, error)
+        except UnicodeDecodeError as err:
+            raise HistoryError(f"'{name}' is not UTF-8 text ({err.reason} at byte {err.start} of a block)") from None
+        except csv.Error as err:
+            raise HistoryError(f"'{name}' is not a readable CSV file: {err}") from None
+        if progress is not None:
+            progress("scan", total, total)
+
+
+def _require_columns(columns: list[str], name: str, what: str) -> None:
+    missing = [column for column in REQUIRED_COLUMNS if column not in columns]
+    if missing:
+        shown = ", ".join(repr(c) for c in columns[:12]) or "none"
+        raise HistoryError(f"the {what} of '{name}' has no column {', '.join(repr(m) for m in missing)} "
+                           f"(an event needs {', '.join(REQUIRED_COLUMNS)}; columns found: {shown})")
+
+
+def _size(handle: IO[bytes]) -> int:
+    try:
+        return os.fstat(handle.fileno()).st_size
+    except OSError:
+        return 0
+
+
+# ------------------------------------------------------------- JSON Lines
+
+
+def _read_jsonl(path: str, name: str, _bools: frozenset[str], progress: Progress | None) -> Iterator[Record]:
+    try:
+        handle = open(path, "rb")
+    except OSError as err:
+        raise HistoryError(f"cannot read '{name}': {err.strerror or err}") from None
+    total = _size(handle)
+    done = 0
+    loads = json.loads
+    with handle:
+        for line_number, raw in enumerate(handle, start=1):
+            done += len(raw)
+            if progress is not None and line_number % _REPORT_EVERY == 0:
+                progress("scan", done, total)
+            if not raw.strip():
+                continue
+            try:
+                value = loads(raw)  # bytes: json finds the encoding (and a byte order mark) itself
+            except UnicodeDecodeError as err:
+                yield Record(line_number, None, f"the line is not UTF-8 text ({err.reason} at byte {err.start + 1})")
+                continue
+            except ValueError as err:
+                yield Record(line_number, None, f"the line is not valid JSON: {err}")
+                continue
+            if not isinstance(value, dict):
+                yield Record(line_number, None, f"the line must be a JSON object (an event), not {_json_kind(value)}")
+                continue
+            if None in value.values():
+                value = {k: v for k, v in value.items() if v is not None}
+            yield Record(line_number, value)
+    if progress is not None:
+        progress("scan", total, total)
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    return "a number"
+
+
+# ----------------------------------------------------------------- Parquet
+
+
+def _read_parquet(path: str, name: str, _bools: frozenset[str], progress: Progress | None) -> Iterator[Record]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except OSError as err:
+        raise HistoryError(f"cannot read '{name}': {getattr(err, 'strerror', None) or err}") from None
+    except (pa.ArrowException, ValueError) as err:
+        raise HistoryError(f"'{name}' is not a readable Parquet file: {err}") from None
+    schema = parquet.schema_arrow
+    _require_columns(list(schema.names), name, "schema")
+    total = parquet.metadata.num_rows
+    # Nanosecond timestamps do not fit Python's datetime: read them as microseconds.
+    casts = {i: pa.timestamp("us", tz=field.type.tz) for i, field in enumerate(schema)
+             if pa.types.is_timestamp(field.type) and field.type.unit == "ns"}
+    row_number = 0
+    try:
+        for batch in parquet.iter_batches(batch_size=8192):
+            if casts:
+                columns = [batch.column(i).cast(casts[i], safe=False) if i in casts else batch.column(i)
+                           for i in range(batch.num_columns)]
+                batch = pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+            for values in batch.to_pylist():
+                row_number += 1
+                event: dict[str, Any] = {}
+                error = None
+                for key, value in values.items():
+                    value = _plain(value)
+                    if value is None:
+                        continue
+                    if key == "items" and isinstance(value, str):
+                        try:
+                            value = json.loads(value)
+                        except ValueError as err:
+                            error = f"'items' is not valid JSON: {err}"
+                            continue
+                    event[key] = value
+                yield Record(row_number, None if error else event, error)
+            if progress is not None:
+                progress("scan", row_number, total)
+    except (pa.ArrowException, OSError) as err:
+        raise HistoryError(f"'{name}' could not be read to the end: {err}") from None
+
+
+def _plain(value: Any) -> Any:
+    """A Parquet cell as the value a JSON Lines file would hold (None: absent)."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()  # a naive timestamp stays naive: the engine rejects it as ambiguous
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {k: plain for k, v in value.items() if (plain := _plain(v)) is not None}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return str(value)

@@ -1,0 +1,734 @@
+"""The simulate report: one self-contained HTML file with charts and tables.
+
+``render_report(result, names) -> str`` turns a ``SimulationResult`` into
+HTML that works offline: the charts are inline SVG drawn by matplotlib
+(Agg backend, text kept as text), the style is an inline ``<style>``, and
+nothing is fetched from anywhere — no scripts, web fonts, images or links
+to other sites.
+
+Charts, each with a title, axis labels with units and a legend:
+
+* points earned / spent / expired / reversed per month, and the outstanding
+  liability (points held, pending included) at each month's end;
+* rewards granted per month by reward, and their cost per month;
+* customers per tier at each month's end (stacked);
+* purchases per month and the average basket (a line at ``--effect-from``);
+* with a baseline: old vs new side by side, and the distribution of the
+  per-customer change.
+
+Tables: the summary (new, baseline, change), the program-effect measures,
+the monthly figures, and the first rejected events.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import os
+import re
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Sequence
+
+import attrs
+
+from poletti.engine.expressions import day_start
+from poletti.interpreter.simulate import ActivityMonth, Month, SimulationResult
+
+# Colours that stay apart for colour-blind readers (Okabe–Ito).
+BLUE, ORANGE, GREEN, RED, PURPLE, SKY, YELLOW, GREY = (
+    "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#999999")
+SERIES = {"earned": GREEN, "spent": BLUE, "expired": RED, "reversed": PURPLE}
+PALETTE = (BLUE, ORANGE, GREEN, PURPLE, SKY, RED, YELLOW, "#000000")
+
+
+@attrs.frozen
+class Names:
+    """What the report calls its inputs."""
+
+    rules: str = "rules"
+    history: str = "history"
+    baseline: str | None = None
+    generated: str = ""
+
+
+@attrs.frozen
+class Chart:
+    name: str
+    title: str
+    svg: str
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _style() -> dict[str, Any]:
+    return {
+        "svg.fonttype": "none",  # text stays text: smaller, sharp, searchable
+        "font.family": "sans-serif",
+        "font.size": 9.5,
+        "axes.titlesize": 11,
+        "axes.titleweight": "bold",
+        "axes.titlelocation": "left",
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.grid": True,
+        "axes.grid.axis": "y",
+        "grid.color": "#e4e4e4",
+        "grid.linewidth": 0.8,
+        "legend.frameon": False,
+        "legend.fontsize": 8.5,
+        "figure.dpi": 100,
+    }
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _mid(start: date) -> datetime:
+    return datetime(start.year, start.month, 15)
+
+
+def _month_axis(ax: Any, months: Sequence[date]) -> None:
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=9)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    if months:
+        first = months[0]
+        last = months[-1]
+        end = date(last.year + last.month // 12, last.month % 12 + 1, 1)
+        ax.set_xlim(datetime(first.year, first.month, 1) - timedelta(days=3), datetime(end.year, end.month, end.day)
+                    + timedelta(days=3))
+
+
+def _compact(value: float, _pos: Any = None) -> str:
+    """Tick labels that stay short: 950, 1.5k, 12.5k, 3.2M."""
+    size = abs(value)
+    if size >= 1_000_000:
+        return f"{value / 1_000_000:.3g}M"
+    if size >= 1_000:
+        return f"{value / 1_000:.3g}k"
+    if size >= 1 or value == 0:
+        return f"{value:,.0f}"
+    return f"{value:g}"
+
+
+def _thousands(ax: Any, axis: str = "y", integer: bool = True) -> None:
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_locator(MaxNLocator(nbins=5 if axis == "x" else 6, integer=integer))
+    target.set_major_formatter(FuncFormatter(_compact))
+    ax.set_axisbelow(True)
+
+
+def _mark_partial(ax: Any, partial: tuple[datetime, datetime] | None, label: bool = False) -> None:
+    """Shade the last month when the simulation ends inside it: its flows cover only part of a month."""
+    if partial is None:
+        return
+    start, until = partial
+    end = datetime(start.year + start.month // 12, start.month % 12 + 1, 1)
+    ax.axvspan(start, end, color="#ececec", zorder=0, linewidth=0,
+               label=f"partial month (to {until.day} {until:%b})" if label else None)
+
+
+def _svg(fig: Any, name: str, title: str, png_dir: str | None) -> str:
+    plt = _pyplot()
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    if png_dir is not None:
+        fig.savefig(os.path.join(png_dir, f"{name}.png"), format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    text = buffer.getvalue()
+    text = text[text.index("<svg"):]  # drop the XML declaration and DOCTYPE (they name outside URLs)
+    text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
+    # Inline SVG in HTML needs no namespace declarations; without them the file names no outside address at all.
+    text = re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", text)
+    # Several SVGs share one HTML document: give each its own ids.
+    text = re.sub(r'id="([^"]+)"', rf'id="{name}-\1"', text)
+    text = re.sub(r"url\(#([^)]+)\)", rf"url(#{name}-\1)", text)
+    text = re.sub(r'href="#([^"]+)"', rf'href="#{name}-\1"', text)
+    text = re.sub(r'<svg ', f'<svg role="img" aria-labelledby="{name}-title" ', text, count=1)
+    text = text.replace(">", f"><title id=\"{name}-title\">{html.escape(title)}</title>", 1)
+    return text.strip()
+
+
+# ------------------------------------------------------------------- charts
+
+
+def _style_legend(ax: Any, with_baseline: bool) -> None:
+    """The colour legend of the series, plus one entry each for the line styles of new and baseline rules."""
+    from matplotlib.lines import Line2D
+
+    handles, labels = ax.get_legend_handles_labels()
+    if with_baseline:
+        handles += [Line2D([], [], color="#555555", linewidth=1.8), Line2D([], [], color="#555555", linestyle="--",
+                                                                             linewidth=1.2)]
+        labels += ["new rules", "baseline rules"]
+    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+
+
+def points_chart(new: Sequence[Month], old: Sequence[Month] | None, png_dir: str | None = None,
+                 partial: tuple[datetime, datetime] | None = None) -> Chart:
+    plt = _pyplot()
+    months = [m.start for m in new]
+    x = [_mid(m) for m in months]
+    with plt.rc_context(_style()):
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(9.5, 6.4), sharex=True,
+                                          gridspec_kw={"height_ratios": [1.25, 1], "hspace": 0.32})
+        for key, colour in SERIES.items():
+            values = [getattr(m, key) for m in new]
+            if key == "reversed" and not any(values) and not (old and any(m.reversed for m in old)):
+                continue
+            top.plot(x, values, color=colour, marker="o", markersize=3.5, linewidth=1.8, label=f"{key}")
+            if old is not None:
+                top.plot([_mid(m.start) for m in old], [getattr(m, key) for m in old], color=colour,
+                         linestyle="--", linewidth=1.2, alpha=0.8)
+        top.set_title("Points earned, spent, expired and reversed per month")
+        top.set_ylabel("points per month")
+        top.set_ylim(bottom=0)
+        _thousands(top)
+        _mark_partial(top, partial, label=True)
+        _mark_partial(bottom, partial)
+        _style_legend(top, old is not None)
+        bottom.fill_between(x, [m.outstanding for m in new], color=ORANGE, alpha=0.25, linewidth=0)
+        bottom.plot(x, [m.outstanding for m in new], color=ORANGE, marker="o", markersize=3.5, linewidth=1.8,
+                    label="outstanding")
+        if old is not None:
+            bottom.plot([_mid(m.start) for m in old], [m.outstanding for m in old], color="#8a5a00",
+                        linestyle="--", linewidth=1.2, label="outstanding (baseline rules)")
+        bottom.set_title("Outstanding points (liability) at each month's end, pending included")
+        bottom.set_ylabel("points held")
+        _thousands(bottom)
+        bottom.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        _month_axis(bottom, months)
+        return Chart("points", "Points over time", _svg(fig, "points", "Points over time", png_dir))
+
+
+def rewards_chart(new: Sequence[Month], old: Sequence[Month] | None, currency: str,
+                  png_dir: str | None = None, partial: tuple[datetime, datetime] | None = None) -> Chart:
+    plt = _pyplot()
+    months = [m.start for m in new]
+    names = list(new[0].rewards) if new else []
+    for month in list(new) + list(old or []):
+        names.extend(r for r in month.rewards if r not in names)
+    colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+    offset = timedelta(days=6) if old is not None else timedelta(0)
+    width = 11 if old is not None else 22
+    with plt.rc_context(_style()):
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(9.5, 6.4), sharex=True,
+                                          gridspec_kw={"height_ratios": [1.25, 1], "hspace": 0.32})
+        series: list[tuple[str, Sequence[Month], float, str | None]] = [("new", new, 1.0, None)]
+        if old is not None:
+            series.insert(0, ("baseline", old, 0.45, "///"))
+        for label, data, alpha, hatch in series:
+            shift = -offset if label == "baseline" else offset
+            xs = [_mid(m.start) + shift for m in data]
+            base = [0] * len(data)
+            for name in names:
+                counts = [m.rewards.get(name, 0) for m in data]
+                if not any(counts):
+                    continue
+                legend = name if label == "new" else f"{name} (baseline)"
+                top.bar(xs, counts, width=width, bottom=base, color=colours[name], alpha=alpha, hatch=hatch,
+                        edgecolor="white" if hatch is None else colours[name], linewidth=0.5, label=legend)
+                base = [b + c for b, c in zip(base, counts)]
+            bottom.bar(xs, [float(m.cost) for m in data], width=width, color=BLUE if label == "new" else GREY,
+                       alpha=1.0 if label == "new" else 0.7, label=f"cost ({label} rules)")
+        if not any(sum(m.rewards.values()) for m in new) and not (old and any(sum(m.rewards.values()) for m in old)):
+            top.text(0.5, 0.5, "no rewards were granted", transform=top.transAxes, ha="center", va="center",
+                     color="#666666")
+        _mark_partial(top, partial, label=True)
+        _mark_partial(bottom, partial)
+        top.set_title("Rewards granted per month")
+        top.set_ylabel("rewards granted")
+        _thousands(top)
+        handles, _labels = top.get_legend_handles_labels()
+        if handles:
+            top.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        bottom.set_title(f"Cost of the rewards granted per month ({currency})")
+        bottom.set_ylabel(f"cost ({currency})")
+        _thousands(bottom, integer=False)
+        bottom.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        _month_axis(bottom, months)
+        return Chart("rewards", "Rewards and their cost", _svg(fig, "rewards", "Rewards and their cost", png_dir))
+
+
+TIER_COLOURS = {"bronze": "#B07A45", "silver": "#8E9AA6", "gold": "#E0A800", "platinum": "#5B6770",
+                "diamond": "#56B4E9", "vip": PURPLE}
+
+
+def _tier_colours(names: Sequence[str]) -> dict[str, str]:
+    """One colour per tier name, the same in every panel (gold looks gold, silver silver)."""
+    colours: dict[str, str] = {}
+    spare = iter(c for c in PALETTE if c not in TIER_COLOURS.values())
+    for name in names:
+        colours[name] = TIER_COLOURS.get(name.lower()) or next(spare, GREY)
+    return colours
+
+
+def _tier_panel(ax: Any, data: Sequence[Month], tiers: Sequence[str], colours: dict[str, str], title: str,
+                partial: tuple[datetime, datetime] | None) -> None:
+    xs = [_mid(m.start) for m in data]
+    present = [t for t in tiers if t in (data[0].tiers if data else {})]
+    if present:
+        ax.stackplot(xs, [[m.tiers.get(t, 0) for m in data] for t in present], colors=[colours[t] for t in present],
+                     labels=present, alpha=0.9, linewidth=0)
+        handles, names = ax.get_legend_handles_labels()
+        ax.legend(handles[::-1], names[::-1], loc="upper left", fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "these rules have no tiers", transform=ax.transAxes, ha="center", va="center",
+                color="#666666")
+    _mark_partial(ax, partial)
+    ax.set_title(title)
+    untiered = data[-1].tiers.get("none", 0) if data else 0
+    ax.set_xlabel(f"customers without a tier (not drawn): {untiered:,} at the end", fontsize=8, color="#444444")
+    ax.set_ylabel("customers at month end")
+    _thousands(ax)
+    _month_axis(ax, [m.start for m in data])
+
+
+def tiers_chart(new: Sequence[Month], old: Sequence[Month] | None, png_dir: str | None = None,
+                partial: tuple[datetime, datetime] | None = None) -> Chart:
+    plt = _pyplot()
+    tiers = [name for name in (new[0].tiers if new else {}) if name != "none"]
+    if old:
+        tiers += [name for name in old[0].tiers if name != "none" and name not in tiers]
+    colours = _tier_colours(tiers)
+    with plt.rc_context(_style()):
+        if old is None:
+            fig, ax = plt.subplots(figsize=(9.5, 3.6))
+            _tier_panel(ax, new, tiers, colours, "Customers per tier at month end", partial)
+        else:
+            fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.9), sharey=True)
+            _tier_panel(left, old, tiers, colours, "Customers per tier: baseline rules", partial)
+            _tier_panel(right, new, tiers, colours, "Customers per tier: new rules", partial)
+            right.set_ylabel("")
+        return Chart("tiers", "Tier sizes over time", _svg(fig, "tiers", "Tier sizes over time", png_dir))
+
+
+def activity_chart(months: Sequence[ActivityMonth], currency: str, effect_from: datetime | None,
+                   png_dir: str | None = None, partial: tuple[datetime, datetime] | None = None) -> Chart:
+    plt = _pyplot()
+    xs = [_mid(m.start) for m in months]
+    with plt.rc_context(_style()):
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(9.5, 5.6), sharex=True,
+                                          gridspec_kw={"height_ratios": [1.2, 1], "hspace": 0.32})
+        top.bar(xs, [m.purchases for m in months], width=22, color=SKY, label="purchases")
+        top.plot(xs, [m.purchasers for m in months], color=BLUE, marker="o", markersize=3.5, linewidth=1.8,
+                 label="customers who purchased")
+        _mark_partial(top, partial, label=True)
+        top.set_title("Purchases and purchasing customers per month")
+        top.set_ylabel("per month")
+        _thousands(top)
+        baskets = [(x, float(m.spend / m.purchases)) for x, m in zip(xs, months) if m.purchases]
+        bottom.plot([b[0] for b in baskets], [b[1] for b in baskets], color=GREEN, marker="o", markersize=3.5,
+                    linewidth=1.8, label="average basket")
+        _mark_partial(bottom, partial)
+        bottom.set_title(f"Average basket per month ({currency})")
+        bottom.set_ylabel(f"{currency} per purchase")
+        bottom.set_ylim(bottom=0)
+        shown = [m.start for m in months]
+        if effect_from is not None and shown and datetime(shown[0].year, shown[0].month, 1) <= effect_from \
+                <= datetime(shown[-1].year + shown[-1].month // 12, shown[-1].month % 12 + 1, 1):
+            pivot = effect_from
+            for ax in (top, bottom):
+                ax.axvline(pivot, color=RED, linestyle="--", linewidth=1.3, label="effect from")
+        for ax in (top, bottom):
+            ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        _month_axis(bottom, [m.start for m in months])
+        return Chart("activity", "Purchases and average basket", _svg(fig, "activity", "Purchases and average basket", png_dir))
+
+
+def comparison_chart(summary: dict[str, Any], png_dir: str | None = None) -> Chart:
+    """Old vs new, side by side: points, rewards granted, customers per tier."""
+    plt = _pyplot()
+    old = summary["baseline"]
+    panels = [
+        ("Points", "points", list(summary["points"])),
+        ("Rewards granted", "rewards", _union(summary["rewards"], old["rewards"])),
+        ("Customers per tier", "tiers", _union(summary["tiers"], old["tiers"])),
+    ]
+    with plt.rc_context(_style()):
+        heights = [max(1.6, 0.42 * len(keys) + 0.9) for _, _, keys in panels]
+        fig, axes = plt.subplots(1, 3, figsize=(11.5, max(heights)))
+        for ax, (title, key, names) in zip(axes, panels):
+            ys = list(range(len(names)))
+            new_values = [summary[key].get(n, 0) for n in names]
+            old_values = [old[key].get(n, 0) for n in names]
+            ax.barh([y + 0.2 for y in ys], old_values, height=0.38, color=GREY, label="baseline rules")
+            ax.barh([y - 0.2 for y in ys], new_values, height=0.38, color=BLUE, label="new rules")
+            ax.set_yticks(ys, names)
+            ax.invert_yaxis()
+            ax.set_title(title)
+            ax.grid(axis="x", color="#e4e4e4")
+            ax.grid(axis="y", visible=False)
+            ax.set_axisbelow(True)
+            _thousands(ax, "x")
+            ax.set_xlabel({"points": "points", "rewards": "times granted", "tiers": "customers"}[key])
+        axes[0].legend(loc="lower right", fontsize=8)
+        fig.suptitle("Old vs new rules", x=0.01, ha="left", fontweight="bold", fontsize=12)
+        fig.tight_layout()
+        return Chart("comparison", "Old vs new rules", _svg(fig, "comparison", "Old vs new rules", png_dir))
+
+
+def _union(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    return list(a) + [k for k in b if k not in a]
+
+
+def _zero_aligned_edges(values: Any, whole: bool) -> Any:
+    """Histogram bin edges with 0 as an edge, so no bar mixes gains with losses; about 30 bins at most."""
+    import numpy as np
+
+    low, high = float(values.min()), float(values.max())
+    width = float(np.diff(np.histogram_bin_edges(values, bins="auto"))[0]) if high > low else 1.0
+    width = max(width, (high - low) / 30, 1.0 if whole else 0.01)
+    if whole:
+        width = float(np.ceil(width))
+    first = np.floor(min(low, 0.0) / width) * width
+    last = np.ceil(max(high, 0.0) / width) * width
+    if last <= high:
+        last += width
+    return np.arange(first, last + width / 2, width)
+
+
+def delta_chart(deltas: dict[str, list[float]], currency: str, png_dir: str | None = None) -> Chart:
+    """Histograms of the per-customer change; customers with no change are counted, not drawn."""
+    import numpy as np
+
+    plt = _pyplot()
+    panels = [("lifetime_points", "Change in points earned", "points (new − baseline)"),
+              ("held_points", "Change in points held at the end", "points (new − baseline)"),
+              ("reward_value", "Change in reward value", f"{currency} (new − baseline)")]
+    with plt.rc_context(_style()):
+        fig, axes = plt.subplots(1, 3, figsize=(11.5, 3.6))
+        for ax, (key, title, xlabel) in zip(axes, panels):
+            values = np.asarray(deltas.get(key, []), dtype=float)
+            changed = values[values != 0]
+            same = int((values == 0).sum())
+            beyond = ""
+            if changed.size:
+                shown = changed
+                if changed.size >= 50:
+                    # A long tail would squash everyone else into one bar: the outer 1 % on each side are
+                    # counted in the end bars instead.
+                    low, high = np.percentile(changed, [1, 99])
+                    low, high = min(low, 0.0), max(high, 0.0)
+                    outside = int(((changed < low) | (changed > high)).sum())
+                    if outside and high > low:
+                        shown = np.clip(changed, low, high)
+                        beyond = f"\n{outside:,} outside the range drawn, counted in the end bars"
+                edges = _zero_aligned_edges(shown, whole=key != "reward_value")
+                counts, edges = np.histogram(shown, bins=edges)
+                colours = [GREEN if (lo + hi) / 2 > 0 else RED for lo, hi in zip(edges[:-1], edges[1:])]
+                ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color=colours, edgecolor="white",
+                       linewidth=0.4)
+                ax.axvline(0, color="#444444", linewidth=0.8)
+            else:
+                ax.text(0.5, 0.5, "no customer changed", transform=ax.transAxes, ha="center", va="center",
+                        color="#666666")
+            gains, losses = int((changed > 0).sum()), int((changed < 0).sum())
+            ax.set_title(title)
+            ax.set_xlabel(f"{xlabel}\n{gains:,} up · {losses:,} down · {same:,} same (not drawn){beyond}")
+            ax.set_ylabel("customers")
+            _thousands(ax)
+            if key == "reward_value":
+                _thousands(ax, "x", integer=False)
+        fig.suptitle("Who gains and who loses: change per customer", x=0.01, ha="left", fontweight="bold",
+                     fontsize=12)
+        fig.tight_layout()
+        return Chart("deltas", "Per-customer change", _svg(fig, "deltas", "Per-customer change", png_dir))
+
+
+# ------------------------------------------------------------------- tables
+
+
+def _num(value: Any) -> str:
+    """A figure for people: thousands separated, money (a decimal string) with two places."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    if isinstance(value, str) and _MONEY.fullmatch(value):
+        return f"{Decimal(value):,.2f}"
+    return str(value)
+
+
+_MONEY = re.compile(r"-?\d+\.\d\d")
+
+
+def _signed(value: Any) -> str:
+    """A change: with its sign, 0 without one."""
+    if isinstance(value, str):
+        number = Decimal(value)
+        return f"{number:+,.2f}" if number else "0.00"
+    if isinstance(value, int):
+        return f"{value:+,}" if value else "0"
+    return _num(value)
+
+
+def _change_class(value: Any) -> str:
+    number = Decimal(value) if isinstance(value, str) else value
+    return "up" if number > 0 else "down" if number < 0 else ""
+
+
+def _figure_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, path) of every figure in the summary table."""
+    rows = [("Events read", "events"), ("Rejected events", "rejected"), ("Customers", "customers")]
+    rows += [(f"Points {key}", f"points.{key}") for key in summary["points"]]
+    names = _union(summary["rewards"], summary.get("baseline", {}).get("rewards", {}))
+    rows += [(f"Reward {name}", f"rewards.{name}") for name in names]
+    tiers = _union(summary["tiers"], summary.get("baseline", {}).get("tiers", {}))
+    rows += [(f"Tier {name}", f"tiers.{name}") for name in tiers]
+    rows.append((f"Cost of rewards ({summary.get('currency', '')})", "cost"))
+    return rows
+
+
+def _get(data: dict[str, Any] | None, path: str) -> Any:
+    value: Any = data
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def summary_table(summary: dict[str, Any]) -> str:
+    baseline = summary.get("baseline")
+    head = "<tr><th>Figure</th><th>New rules</th>" + (
+        "<th>Baseline rules</th><th>Change</th>" if baseline else "") + "</tr>"
+    body = []
+    for label, path in _figure_rows(summary):
+        new_value = _get(summary, path)
+        cells = f"<td>{html.escape(label)}</td><td class=num>{_num(new_value if new_value is not None else 0)}</td>"
+        if baseline is not None:
+            old_value = _get(baseline, path)
+            change = _get(summary["delta"], path)
+            cells += f"<td class=num>{_num(old_value if old_value is not None else 0)}</td>"
+            cells += f"<td class='num {_change_class(change or 0)}'>{_signed(change if change is not None else 0)}</td>"
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table class=figures><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
+
+
+EFFECT_ROWS = (
+    ("Purchases", "purchases"),
+    ("Customers who purchased", "purchasing_customers"),
+    ("Customers with 2 or more purchases", "repeat_purchasers"),
+    ("Repeat-purchase rate", "repeat_purchase_rate"),
+    ("Purchases per purchasing customer", "purchases_per_customer"),
+    ("Purchase frequency (per purchasing customer per month)", "purchases_per_customer_per_month"),
+    ("Spend", "spend"),
+    ("Average basket", "average_basket"),
+    ("From", "from"),
+    ("To", "to"),
+)
+
+
+def effect_table(effect: dict[str, Any], currency: str) -> str:
+    columns = [("Whole history", "all")]
+    if "before" in effect:
+        columns += [("Before", "before"), ("From then on", "after")]
+    head = "<tr><th>Measure</th>" + "".join(f"<th>{html.escape(title)}</th>" for title, _ in columns) + "</tr>"
+    body = []
+    for label, key in EFFECT_ROWS:
+        cells = []
+        for _, column in columns:
+            value = effect[column].get(key)
+            if key == "repeat_purchase_rate" and value is not None:
+                text = f"{value * 100:.1f} %"
+            elif key in ("spend", "average_basket") and value is not None:
+                text = f"{_num(value)} {currency}"
+            elif key in ("from", "to") and value:
+                text = value[:16].replace("T", " ")
+            else:
+                text = _num(value)
+            cells.append(f"<td class=num>{html.escape(text)}</td>")
+        body.append(f"<tr><td>{html.escape(label)}</td>{''.join(cells)}</tr>")
+    return f"<table class=figures><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def months_table(new: Sequence[Month], old: Sequence[Month] | None, activity: Sequence[ActivityMonth],
+                 currency: str) -> str:
+    head = ("<tr><th>Month</th><th>Earned</th><th>Spent</th><th>Expired</th><th>Reversed</th><th>Outstanding</th>"
+            f"<th>Rewards</th><th>Cost ({html.escape(currency)})</th><th>Purchases</th><th>Customers</th>"
+            + ("<th>Outstanding (baseline)</th><th>Cost (baseline)</th>" if old is not None else "") + "</tr>")
+    body = []
+    old_by_month = {m.start: m for m in old or []}
+    activity_by_month = {m.start: m for m in activity}
+    for month in new:
+        act = activity_by_month.get(month.start)
+        cells = [month.start.strftime("%Y-%m"), _num(month.earned), _num(month.spent), _num(month.expired),
+                 _num(month.reversed), _num(month.outstanding), _num(sum(month.rewards.values())),
+                 f"{month.cost:.2f}", _num(act.purchases if act else 0), _num(month.customers)]
+        if old is not None:
+            previous = old_by_month.get(month.start)
+            cells += [_num(previous.outstanding if previous else 0), f"{previous.cost if previous else 0:.2f}"]
+        body.append("<tr>" + "".join(f"<td class=num>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    return f"<table class='figures months'><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def rejected_table(result: SimulationResult, limit: int = 20) -> str:
+    shown = result.rejections[:limit]
+    if not shown:
+        return "<p>No event was rejected.</p>"
+    rows = "".join(
+        f"<tr><td class=num>{r.row}</td><td>{html.escape(r.event_id or '')}</td>"
+        f"<td>{html.escape(r.customer or '')}</td><td>{html.escape(r.rules)}</td><td>{html.escape(r.reason)}</td></tr>"
+        for r in shown)
+    more = ""
+    total = result.summary["rejected"]
+    if total > len(shown):
+        more = f"<p class=note>The first {len(shown)} of {total:,} are shown; <code>--rejected OUT.csv</code> lists them all.</p>"
+    return ("<table class=figures><thead><tr><th>Row</th><th>Event</th><th>Customer</th><th>Rejected by</th>"
+            f"<th>Reason</th></tr></thead><tbody>{rows}</tbody></table>{more}")
+
+
+# -------------------------------------------------------------------- page
+
+CSS = """
+:root { color-scheme: light; }
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+       margin: 0 auto; max-width: 1180px; padding: 24px 32px 64px; color: #1d1d1f; background: #fff; line-height: 1.45; }
+h1 { font-size: 1.6rem; margin: 0 0 4px; }
+h2 { font-size: 1.2rem; margin: 36px 0 8px; padding-top: 12px; border-top: 1px solid #e5e5e5; }
+p.meta, p.note { color: #555; margin: 4px 0; font-size: .92rem; }
+.cards { display: flex; flex-wrap: wrap; gap: 12px; margin: 18px 0 8px; }
+.card { border: 1px solid #e2e2e2; border-radius: 8px; padding: 10px 14px; min-width: 150px; }
+.card .label { font-size: .8rem; color: #666; text-transform: uppercase; letter-spacing: .03em; }
+.card .value { font-size: 1.35rem; font-weight: 600; font-variant-numeric: tabular-nums; }
+.card .change { font-size: .85rem; font-variant-numeric: tabular-nums; }
+.up { color: #1a7f37; } .down { color: #c0362c; }
+table.figures { border-collapse: collapse; margin: 8px 0; font-size: .9rem; }
+table.figures th, table.figures td { padding: 4px 12px; border-bottom: 1px solid #eee; text-align: left; }
+table.figures th { background: #f6f6f6; font-weight: 600; }
+table.figures td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.chart { margin: 14px 0 6px; overflow-x: auto; }
+.chart svg { max-width: 100%; height: auto; }
+.warning { background: #fff6e0; border: 1px solid #f0d28a; padding: 8px 12px; border-radius: 6px; }
+details summary { cursor: pointer; color: #0b5cad; margin: 8px 0; }
+code { background: #f3f3f3; padding: 1px 4px; border-radius: 3px; }
+"""
+
+
+def _card(label: str, value: str, change: Any = None) -> str:
+    extra = ""
+    if change is not None:
+        extra = f"<div class='change {_change_class(change)}'>{html.escape(_signed(change))} vs baseline</div>"
+    return (f"<div class=card><div class=label>{html.escape(label)}</div>"
+            f"<div class=value>{html.escape(value)}</div>{extra}</div>")
+
+
+def render_report(result: SimulationResult, names: Names = Names(), png_dir: str | None = None) -> str:
+    """The report as one HTML document (see the module doc); ``png_dir`` also saves each chart as PNG."""
+    summary = result.summary
+    currency = summary.get("currency", "")
+    baseline = summary.get("baseline")
+    change = summary.get("delta", {})
+    new_months = result.new.months
+    old_months = result.baseline.months if result.baseline is not None else None
+    title = result.new.program.title or names.rules
+
+    tz = result.new.engine.compiled.tz
+    partial = None
+    if new_months and result.end is not None:
+        last = new_months[-1].start
+        following = day_start(date(last.year + last.month // 12, last.month % 12 + 1, 1), tz)
+        if result.end < following - timedelta(days=1):  # a month short of less than a day is as good as whole
+            partial = (datetime(last.year, last.month, 1), result.end.astimezone(tz).replace(tzinfo=None))
+    effect_from = result.activity.effect_from
+    effect_local = effect_from.astimezone(tz).replace(tzinfo=None) if effect_from is not None else None
+    charts: list[Chart] = []
+    if new_months:
+        charts.append(points_chart(new_months, old_months, png_dir, partial))
+        charts.append(rewards_chart(new_months, old_months, currency, png_dir, partial))
+        charts.append(tiers_chart(new_months, old_months, png_dir, partial))
+        charts.append(activity_chart(result.activity.months, currency, effect_local, png_dir, partial))
+    if baseline is not None and new_months:
+        charts.append(comparison_chart(summary, png_dir))
+        charts.append(delta_chart(result.deltas(), currency, png_dir))
+    by_name = {chart.name: chart for chart in charts}
+
+    def chart(name: str) -> str:
+        item = by_name.get(name)
+        return f"<div class=chart>{item.svg}</div>" if item else ""
+
+    def delta_of(path: str) -> Any:
+        return _get(change, path) if baseline is not None else None
+
+    points = summary["points"]
+    cards = "".join([
+        _card("Events", f"{summary['events']:,}"),
+        _card("Rejected", f"{summary['rejected']:,}", delta_of("rejected")),
+        _card("Customers", f"{summary['customers']:,}", delta_of("customers")),
+        _card("Points earned", f"{points['earned']:,}", delta_of("points.earned")),
+        _card("Outstanding points", f"{points['outstanding']:,}", delta_of("points.outstanding")),
+        _card("Rewards granted", f"{sum(summary['rewards'].values()):,}",
+              sum(change.get("rewards", {}).values()) if baseline is not None else None),
+        _card(f"Cost ({currency})", _num(summary["cost"]), delta_of("cost")),
+    ])
+    meta = [f"Rules: <code>{html.escape(names.rules)}</code>"]
+    if names.baseline:
+        meta.append(f"baseline: <code>{html.escape(names.baseline)}</code>")
+    meta.append(f"history: <code>{html.escape(names.history)}</code>")
+    period = summary.get("period", {})
+    if period.get("from"):
+        meta.append(f"from {html.escape(period['from'][:16].replace('T', ' '))} "
+                    f"to {html.escape(period['to'][:16].replace('T', ' '))}")
+    notes = []
+    if summary.get("reordered"):
+        notes.append("<p class=warning>The history was not in time order; it was sorted by time "
+                     "(events at the same instant keep their order in the file) before the simulation.</p>")
+    if summary.get("after_until"):
+        notes.append(f"<p class=note>{summary['after_until']:,} events after the end of the simulation "
+                     "(<code>--until</code>) were not applied.</p>")
+
+    sections = [
+        f"<h1>{html.escape(title)}: simulation</h1>",
+        f"<p class=meta>{' · '.join(meta)}</p>",
+        f"<p class=meta>Generated {html.escape(names.generated)} by poletti.</p>" if names.generated else "",
+        *notes,
+        f"<div class=cards>{cards}</div>",
+        "<h2>Summary</h2>",
+        "<p class=note>Points earned counts every point added to a balance (purchases, fixed awards and points "
+        "granted by rules); outstanding is what all customers hold at the end, pending points included, "
+        "less any debt.</p>",
+        summary_table(summary),
+    ]
+    if baseline is not None:
+        sections += ["<h2>Compared with the baseline</h2>", chart("comparison"), chart("deltas")]
+    if new_months:
+        sections += [
+            "<h2>Points over time</h2>", chart("points"),
+            "<h2>Rewards and their cost by month</h2>", chart("rewards"),
+            "<h2>Tier sizes over time</h2>", chart("tiers"),
+            "<h2>Purchases</h2>", chart("activity"),
+        ]
+    sections += [
+        "<h2>Program effect</h2>",
+        "<p class=note>From the accepted purchases of the history under the new rules. Repeat-purchase rate: the "
+        "share of purchasing customers with two or more purchases in the period; purchase frequency: purchases per "
+        "purchasing customer per month (of 30.44 days) of the period; average basket: the mean purchase amount "
+        "before refunds.</p>",
+        effect_table(summary["effect"], currency),
+    ]
+    if new_months:
+        sections += ["<h2>Month by month</h2>", "<details><summary>Show the figures of every month</summary>",
+                     months_table(new_months, old_months, result.activity.months, currency), "</details>"]
+    sections += ["<h2>Rejected events</h2>", rejected_table(result)]
+    body = "\n".join(s for s in sections if s)
+    return (f"<!DOCTYPE html>\n<html lang=en>\n<head>\n<meta charset=utf-8>\n"
+            f"<meta name=viewport content='width=device-width, initial-scale=1'>\n"
+            f"<title>{html.escape(title)}: simulation</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}\n"
+            "</body>\n</html>\n")

@@ -1,0 +1,199 @@
+"""``poletti generate``: a reproducible synthetic café history (CSV, JSON Lines or Parquet).
+
+The events come from ``poletti.interpreter.generate.generate_history``; its
+docstring describes the model. The same options always write the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import tempfile
+from datetime import date
+from typing import IO, Any, Callable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import click
+
+from poletti.cli import STDIN, Unreadable
+
+FORMATS = ("csv", "jsonl", "parquet")
+_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+_PROGRESS_EVERY = 2000
+
+
+def _quoted(path: str) -> str:
+    return "'" + path.encode("utf-8", "replace").decode("utf-8") + "'"
+
+
+def _parse_start(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date YYYY-MM-DD") from None
+
+
+def _check_zone(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(f"{value!r} is not an IANA time zone name such as Europe/Helsinki") from None
+    return value
+
+
+def _check_currency(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    if len(value) != 3 or not value.isascii() or not value.isupper() or not value.isalpha():
+        raise click.BadParameter(f"{value!r} is not a three-letter currency code such as EUR")
+    return value
+
+
+def _format_of(out: str, chosen: str | None) -> str:
+    if chosen is not None:
+        return chosen
+    return _SUFFIXES.get(os.path.splitext(out)[1].lower(), "csv") if out != STDIN else "csv"
+
+
+@click.command(name="generate")
+@click.option("--customers", type=click.IntRange(min=1), required=True, metavar="N",
+              help="How many customers sign up over the history.")
+@click.option("--days", type=click.IntRange(min=1), required=True, metavar="D", help="Length of the history in days.")
+@click.option("--seed", type=int, required=True, metavar="S", help="Random seed: the same seed gives the same file.")
+@click.option("--start", callback=_parse_start, metavar="DATE",
+              help="First day of the history, YYYY-MM-DD.  [default: 2025-01-01]")
+@click.option("--out", "-o", default=STDIN, show_default="standard output", metavar="FILE",
+              help="Where to write the history.")
+@click.option("--format", "output_format", type=click.Choice(FORMATS), default=None,
+              help="csv, jsonl or parquet.  [default: from the --out suffix, else csv]")
+@click.option("--timezone", "zone", default="Europe/Helsinki", show_default=True, callback=_check_zone,
+              help="IANA time zone of the café (timestamps carry its offset).")
+@click.option("--currency", default="EUR", show_default=True, callback=_check_currency,
+              help="Currency of amounts and prices.")
+def command(customers: int, days: int, seed: int, start: date | None, out: str, output_format: str | None,
+            zone: str, currency: str) -> None:
+    """Write a synthetic, reproducible purchase history of a café loyalty program.
+
+    Signups (most with birthdays), purchases with baskets of coffee, pastries,
+    beans and merch, visits, reviews, shares and refunds, with weekly and
+    yearly seasons, a few heavy regulars and many occasional customers, churn
+    and new customers arriving over time. Events are in time order, ready for
+    `poletti simulate` or `poletti run`.
+
+    \b
+    Example:
+      poletti generate --customers 1000 --days 730 --seed 42 --out history.csv
+    """
+    from poletti.interpreter.generate import generate_history, write_csv, write_jsonl, write_parquet
+
+    fmt = _format_of(out, output_format)
+    if fmt == "parquet" and out == STDIN:
+        raise click.UsageError("Parquet is a binary file format: give a file with --out")
+    try:
+        events = generate_history(customers, days, seed, start, tz=zone, currency=currency)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
+    with _progress(days, start) as progress:
+        if fmt == "parquet":
+            count = _write_file(out, binary=True, write=lambda handle: write_parquet(events, handle, progress))
+        else:
+            writer = write_csv if fmt == "csv" else write_jsonl
+            if out == STDIN:
+                count = _write_stdout(lambda handle: writer(events, handle, progress))
+            else:
+                count = _write_file(out, binary=False, write=lambda handle: writer(events, handle, progress))
+    if sys.stderr.isatty():
+        where = "standard output" if out == STDIN else _quoted(out)
+        click.echo(f"wrote {count:,} events of {customers:,} customers over {days:,} days to {where}", err=True)
+
+
+def _write_stdout(write: Callable[[IO[str]], int]) -> int:
+    binary = getattr(sys.stdout, "buffer", None)
+    if binary is None:  # a text-only stream (some embedding hosts): it chooses the newlines
+        return write(sys.stdout)
+    sys.stdout.flush()
+    # newline="": the writers choose "\n" themselves, on every platform, so the bytes never vary.
+    text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
+    try:
+        count = write(text)
+        text.flush()
+    finally:
+        text.detach()
+    return count
+
+
+def _write_file(path: str, binary: bool, write: Callable[[Any], int]) -> int:
+    """Write through a temporary file beside ``path`` and rename it: a crash never leaves half a history."""
+    target = os.path.realpath(path)
+    directory = os.path.dirname(target) or "."
+    try:
+        fd, temp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".tmp", dir=directory)
+    except OSError as err:
+        raise Unreadable(f"cannot write {_quoted(path)}: {err.strerror or err}") from None
+    try:
+        if binary:
+            with os.fdopen(fd, "wb") as handle:
+                count = write(handle)
+        else:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+                count = write(handle)
+        os.chmod(temp, 0o666 & ~_umask())
+        os.replace(temp, target)
+    except OSError as err:
+        _remove(temp)
+        raise Unreadable(f"cannot write {_quoted(path)}: {err.strerror or err}") from None
+    except BaseException:
+        _remove(temp)
+        raise
+    return count
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+class _progress:
+    """A progress bar over the history's days on a terminal; a no-op callback elsewhere."""
+
+    def __init__(self, days: int, start: date | None) -> None:
+        self.days = days
+        self.start = start
+        self.progress: Any = None
+        self.task: Any = None
+        self.seen = 0
+
+    def __enter__(self) -> Callable[[dict[str, Any]], None] | None:
+        if not sys.stderr.isatty():
+            return None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from poletti.interpreter.generate import DEFAULT_START
+
+        self.start = self.start or DEFAULT_START
+        self.progress = Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TextColumn("days"),
+                                 TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+        self.progress.start()
+        self.task = self.progress.add_task("days", total=self.days)
+        return self._update
+
+    def _update(self, event: dict[str, Any]) -> None:
+        self.seen += 1
+        if self.seen % _PROGRESS_EVERY:
+            return
+        day = (date.fromisoformat(event["at"][:10]) - self.start).days  # type: ignore[operator]
+        self.progress.update(self.task, completed=min(self.days, max(0, day)))
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()

@@ -1,0 +1,389 @@
+"""``poletti simulate RULES HISTORY``: replay a purchase history through the rules and sum up what happened.
+
+    poletti simulate rules.loyalty history.csv
+    poletti simulate new.loyalty history.parquet --baseline old.loyalty --report report.html --json
+
+HISTORY is a ``.csv``, ``.jsonl`` / ``.ndjson`` or ``.parquet`` file, or
+``-`` for JSON Lines on standard input. The summary (LANGUAGE.md "The
+simulate summary") is printed as a table, or as JSON with ``--json``.
+Rejected events are counted (and listed with ``--rejected``) and never stop
+the run. Exit codes: 0 done (rejected events included), 1 errors in a rule
+file, 2 a file that cannot be read or written or a bad option.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+from datetime import datetime, timezone
+from typing import IO, Any, Iterator
+
+import click
+
+from poletti.cli import EXIT_USAGE, STDIN, Unreadable, _quoted, _use_color, load_program
+
+SUMMARY_COLUMNS = ("Figure", "New rules", "Baseline rules", "Change")
+
+
+@click.command("simulate")
+@click.argument("rules", metavar="RULES")
+@click.argument("history", metavar="HISTORY")
+@click.option("--baseline", "baseline_path", metavar="OLD_RULES",
+              help="Also run these (old) rules over the same history and show the change.")
+@click.option("--until", metavar="DATE",
+              help="End of the simulation: a date (midnight in the program's zone) or a timestamp with offset. "
+                   "Events after it are not applied; the clock is advanced to it.")
+@click.option("--effect-from", metavar="DATE",
+              help="Show the program-effect measures before and from this date (e.g. a launch date).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object (no progress bar).")
+@click.option("--customers", "customers_out", metavar="OUT.csv",
+              help="Write each customer's final standing (and, with --baseline, the change) to a CSV file.")
+@click.option("--rejected", "rejected_out", metavar="OUT.csv",
+              help="Write every rejected event with its row and reason to a CSV file.")
+@click.option("--report", "report_out", metavar="OUT.html",
+              help="Write a self-contained HTML report with charts (works offline).")
+@click.pass_context
+def command(ctx: click.Context, rules: str, history: str, baseline_path: str | None, until: str | None,
+            effect_from: str | None, as_json: bool, customers_out: str | None, rejected_out: str | None,
+            report_out: str | None) -> None:
+    """Replay an event history through RULES and summarise points, rewards, tiers and cost.
+
+    HISTORY is CSV, JSON Lines or Parquet (by its extension; - reads JSON
+    Lines from standard input). A history that is not in time order is
+    sorted first (events at the same instant keep their order). Rejected
+    events are counted and never stop the run.
+    """
+    from poletti.dsl.program import Type
+    from poletti.interpreter.history import History, HistoryError, detect_format
+    from poletti.interpreter.simulate import parse_instant, simulate
+
+    if rules == STDIN and history == STDIN:
+        raise click.UsageError("RULES and HISTORY cannot both be standard input")
+    if baseline_path == STDIN and STDIN in (rules, history):
+        raise click.UsageError("only one of RULES, HISTORY and --baseline can be standard input")
+    outputs = [path for path in (customers_out, rejected_out, report_out) if path]
+    if len(set(outputs)) < len(outputs):
+        raise click.UsageError("--customers, --rejected and --report must name different files")
+    for path in outputs:
+        _check_writable(path)
+    try:
+        detect_format(history)
+    except HistoryError as err:
+        raise Unreadable(str(err)) from None
+
+    program = load_program(ctx, rules)
+    baseline = load_program(ctx, baseline_path) if baseline_path is not None else None
+    tz = program.compiled.tz
+    until_at = _instant_option(until, "--until", tz, parse_instant)
+    effect_at = _instant_option(effect_from, "--effect-from", tz, parse_instant)
+
+    bool_columns = {name for p in (program, baseline) if p is not None
+                    for name, kind in p.checked.attributes.items() if kind is Type.BOOL}
+    progress = make_progress(enabled=not as_json and _stderr_is_terminal())
+    with contextlib.ExitStack() as stack:
+        rejected_sink = stack.enter_context(_rejected_writer(rejected_out, baseline is not None))
+        try:
+            source = stack.enter_context(History(history, tz, bool_columns=bool_columns))
+        except HistoryError as err:
+            raise Unreadable(str(err)) from None
+        if progress is not None:
+            stack.enter_context(progress)
+        try:
+            source.scan(progress)
+            result = simulate(program, source.in_time_order(progress), baseline=baseline, until=until_at,
+                              effect_from=effect_at, progress=progress, total=source.count,
+                              on_rejected=rejected_sink, keep_rejections=20, reordered=source.reordered)
+        except HistoryError as err:
+            raise Unreadable(str(err)) from None
+    if customers_out:
+        with _atomic_text(customers_out) as handle:
+            write_customers(result, handle)
+    if report_out:
+        from poletti.interpreter.report import Names, render_report
+
+        names = Names(rules=_shown(rules), history=_shown(history),
+                      baseline=_shown(baseline_path) if baseline_path else None,
+                      generated=datetime.now(timezone.utc).astimezone(tz).strftime("%Y-%m-%d %H:%M %Z"))
+        page = render_report(result, names)
+        with _atomic_text(report_out) as handle:
+            handle.write(page)
+
+    if as_json:
+        click.echo(json.dumps(result.summary, indent=2, ensure_ascii=False))
+    else:
+        color = _use_color(ctx)
+        click.echo(render_summary(result, _shown(rules), _shown(history), baseline_path and _shown(baseline_path),
+                                  color, written=[p for p in (customers_out, rejected_out, report_out) if p],
+                                  listed=rejected_out is not None),
+                   nl=False, color=color)
+
+
+# ------------------------------------------------------------------ options
+
+
+def _instant_option(value: str | None, name: str, tz: Any, parse: Any) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        instant: datetime = parse(value, tz)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint=name) from None
+    return instant
+
+
+def _shown(path: str) -> str:
+    return "<stdin>" if path == STDIN else path
+
+
+def _stderr_is_terminal() -> bool:
+    if os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+# ------------------------------------------------------------------ progress
+
+
+class RichProgress:
+    """The progress bar on stderr: records or bytes done, rate, time left. A context manager."""
+
+    LABELS = {"scan": "Reading history", "sort": "Sorting by time", "simulate": "Simulating"}
+
+    def __init__(self, console: Any = None) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[amount]}"),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console or Console(stderr=True),
+            transient=True,
+        )
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> RichProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, phase: str, done: int, total: int | None) -> None:
+        task = self.tasks.get(phase)
+        if task is None:
+            for other in self.tasks.values():
+                self.progress.update(other, visible=False)
+            task = self.tasks[phase] = self.progress.add_task(self.LABELS.get(phase, phase), total=total,
+                                                              amount="", rate="")
+        self.progress.update(task, completed=done, total=total)
+        speed = self.progress.tasks[task].speed if task < len(self.progress.tasks) else None
+        unit = "MB" if phase == "scan" and total and total > 10_000_000 else ""
+        if phase == "scan":
+            amount = f"{done / 1e6:,.1f}/{(total or 0) / 1e6:,.1f} MB" if unit else ""
+            rate = f"{speed / 1e6:,.1f} MB/s" if speed and unit else ""
+        else:
+            amount = f"{done:,}/{total:,} events" if total else f"{done:,} events"
+            rate = f"{speed:,.0f} events/s" if speed else ""
+        self.progress.update(task, amount=amount, rate=rate)
+
+
+def make_progress(enabled: bool) -> RichProgress | None:
+    """A progress bar on stderr when ``enabled`` (stderr is a terminal and the output is not JSON), else None."""
+    return RichProgress() if enabled else None
+
+
+# ------------------------------------------------------------------ output files
+
+
+def _check_writable(path: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    if not os.path.isdir(directory):
+        raise Unreadable(f"cannot write {_quoted(path)}: the folder {_quoted(directory)} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise Unreadable(f"cannot write {_quoted(path)}: the folder {_quoted(directory)} is not writable")
+    if os.path.isdir(path):
+        raise Unreadable(f"cannot write {_quoted(path)}: it is a folder")
+
+
+@contextlib.contextmanager
+def _atomic_text(path: str) -> Iterator[IO[str]]:
+    """A text file written beside ``path`` and moved over it at the end: never half a file."""
+    target = os.path.realpath(path)
+    try:
+        fd, temp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".tmp",
+                                    dir=os.path.dirname(target))
+    except OSError as err:
+        raise Unreadable(f"cannot write {_quoted(path)}: {err.strerror or err}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+    except OSError as err:
+        _remove(temp)
+        raise Unreadable(f"cannot write {_quoted(path)}: {err.strerror or err}") from None
+    except BaseException:
+        _remove(temp)
+        raise
+    try:
+        os.replace(temp, target)
+    except OSError as err:
+        _remove(temp)
+        raise Unreadable(f"cannot write {_quoted(path)}: {err.strerror or err}") from None
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+@contextlib.contextmanager
+def _rejected_writer(path: str | None, with_baseline: bool) -> Iterator[Any]:
+    """A callback writing each rejected event to the ``--rejected`` CSV (None without the option)."""
+    if path is None:
+        yield None
+        return
+    columns = ["row", "event_id", "customer", "reason"] + (["rules"] if with_baseline else [])
+    with _atomic_text(path) as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+
+        def write(item: Any) -> None:
+            row = [item.row, item.event_id or "", item.customer or "", item.reason]
+            try:
+                writer.writerow(row + ([item.rules] if with_baseline else []))
+            except OSError as err:
+                raise Unreadable(f"cannot write {_quoted(path)}: {err.strerror or err}") from None
+
+        yield write
+
+
+def write_customers(result: Any, handle: IO[str]) -> None:
+    """The ``--customers`` CSV: one row per customer, sorted by id."""
+    from poletti.interpreter.simulate import BASELINE_COLUMNS, CUSTOMER_COLUMNS
+
+    columns = list(CUSTOMER_COLUMNS) + (list(BASELINE_COLUMNS) if result.baseline is not None else [])
+    writer = csv.DictWriter(handle, columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in result.customer_rows():
+        row = dict(row)
+        for key in ("tier", "baseline_tier"):
+            if key in row:
+                row[key] = row[key] or "none"
+        writer.writerow(row)
+
+
+# ------------------------------------------------------------------ the table
+
+
+def render_summary(result: Any, rules: str, history: str, baseline: str | None, color: bool,
+                   written: list[str] | None = None, listed: bool = False) -> str:
+    """The summary for people: what was read, a table of figures (with the change), the effect measures."""
+    from rich.console import Console
+    from rich.table import Table
+
+    summary = result.summary
+    buffer = io.StringIO()
+    width = shutil.get_terminal_size((100, 24)).columns if color else 100
+    console = Console(file=buffer, force_terminal=color, no_color=not color, width=max(width, 60),
+                      color_system="standard" if color else None, highlight=False, soft_wrap=False)
+    old = summary.get("baseline")
+    change = summary.get("delta", {})
+    through = f"[bold]{rules}[/bold]" + (f" (baseline [bold]{baseline}[/bold])" if baseline else "")
+    console.print(f"Simulated [bold]{summary['events']:,}[/bold] events of {history} through {through}")
+    period = summary.get("period", {})
+    if period.get("from"):
+        console.print(f"from {period['from'][:19].replace('T', ' ')} to {period['to'][:19].replace('T', ' ')} "
+                      f"({result.new.program.timezone})")
+    if summary.get("reordered"):
+        console.print("[yellow]The history was not in time order: it was sorted by time first "
+                      "(events at the same instant keep their file order).[/yellow]")
+    if summary.get("after_until"):
+        console.print(f"{summary['after_until']:,} events after --until were not applied.")
+
+    table = Table(show_edge=False, header_style="bold", pad_edge=False)
+    table.add_column("Figure")
+    table.add_column("New rules" if old is not None else "Value", justify="right")
+    if old is not None:
+        table.add_column("Baseline rules", justify="right")
+        table.add_column("Change", justify="right")
+    from poletti.interpreter.report import _figure_rows, _get, _num, _signed
+
+    for label, path in _figure_rows(summary):
+        value = _get(summary, path)
+        cells = [label, _num(value if value is not None else 0)]
+        if old is not None:
+            previous = _get(old, path)
+            diff = _get(change, path)
+            text = _signed(diff if diff is not None else 0)
+            style = ""
+            number = float(diff) if diff is not None else 0.0
+            if number > 0:
+                style = "green"
+            elif number < 0:
+                style = "red"
+            cells += [_num(previous if previous is not None else 0), f"[{style}]{text}[/{style}]" if style else text]
+        table.add_row(*cells)
+    console.print(table)
+
+    effect = summary.get("effect", {})
+    if effect.get("all", {}).get("purchases"):
+        measures = Table(title="Program effect (accepted purchases, new rules)", title_justify="left",
+                         show_edge=False, header_style="bold", pad_edge=False)
+        measures.add_column("Measure")
+        columns = [("Whole history", "all")]
+        if "before" in effect:
+            columns += [("Before", "before"), ("From " + (effect.get("effect_from") or "")[:10], "after")]
+        for title, _ in columns:
+            measures.add_column(title, justify="right")
+        currency = summary.get("currency", "")
+        for label, key in (("Repeat-purchase rate", "repeat_purchase_rate"),
+                           ("Purchases per customer per month", "purchases_per_customer_per_month"),
+                           ("Average basket", "average_basket"), ("Purchases", "purchases"),
+                           ("Customers who purchased", "purchasing_customers")):
+            row = [label]
+            for _, column in columns:
+                value = effect[column].get(key)
+                if value is None:
+                    row.append("–")
+                elif key == "repeat_purchase_rate":
+                    row.append(f"{value * 100:.1f} %")
+                elif key == "average_basket":
+                    row.append(f"{_num(value)} {currency}")
+                else:
+                    row.append(_num(value))
+            measures.add_row(*row)
+        console.print()
+        console.print(measures)
+
+    if result.rejections:
+        console.print()
+        console.print(f"[bold]{summary['rejected']:,} events rejected[/bold]"
+                      + (f" by the new rules, {old['rejected']:,} by the baseline" if old is not None else "")
+                      + "; the first:")
+        for item in result.rejections[:5]:
+            where = f"row {item.row}" + (f" ({item.event_id})" if item.event_id else "")
+            by = f" [{item.rules} rules]" if old is not None and item.rules != "both" else ""
+            console.print(f"  {where}{by}: {item.reason}", markup=False)
+        if not listed and summary["rejected"] > 5:
+            console.print("  (--rejected OUT.csv lists them all)")
+    for path in written or []:
+        console.print(f"wrote {path}", markup=False)
+    return buffer.getvalue()
+
+
+__all__ = ["command", "make_progress", "render_summary", "write_customers", "EXIT_USAGE"]
