@@ -72,6 +72,10 @@ class CustomerState:
     # Purchases in time order; spend windows read their net amounts.
     purchases: list[PurchaseRecord] = attrs.Factory(list)
     purchase_times: list[datetime] = attrs.Factory(list)
+    # net_before[i]: net amount of purchases[:i]. Spend windows are then two
+    # lookups instead of a sum over every purchase in the window; a refund
+    # (rare) updates the entries after its purchase.
+    net_before: list[Decimal] = attrs.Factory(lambda: [Decimal(0)])
     visit_times: list[datetime] = attrs.Factory(list)
     # Calendar days (program zone, as ordinals) with a visit or purchase: the
     # last one and the length of the run of consecutive days ending there.
@@ -91,6 +95,9 @@ class CustomerState:
     last_grant: dict[int, datetime] = attrs.Factory(dict)  # rule index → last grant, for `once`
     rewards: dict[str, int] = attrs.Factory(dict)
     totals: Totals = attrs.Factory(Totals)
+    # (clock, next change) as worked out when the state was last saved: the
+    # next event's clock step starts from it instead of working it out again.
+    next_change_memo: tuple[datetime, datetime | None] | None = None
 
     def purchase(self, purchase_id: str) -> PurchaseRecord | None:
         for record in reversed(self.purchases):
@@ -98,10 +105,24 @@ class CustomerState:
                 return record
         return None
 
+    def add_purchase(self, record: PurchaseRecord) -> None:
+        self.purchases.append(record)
+        self.purchase_times.append(record.at)
+        self.net_before.append(self.net_before[-1] + record.amount - record.refunded)
+
+    def refund_purchase(self, record: PurchaseRecord, amount: Decimal) -> None:
+        """Lower a purchase's net amount; windows that hold it see the net from now on."""
+        record.refunded += amount
+        index = len(self.purchases) - 1
+        while self.purchases[index] is not record:
+            index -= 1
+        for i in range(index + 1, len(self.net_before)):
+            self.net_before[i] -= amount
+
     def spend_since(self, start: datetime) -> Decimal:
         """Net purchase amount in (start, now]."""
         first = bisect_right(self.purchase_times, start)
-        return sum((p.amount - p.refunded for p in self.purchases[first:]), Decimal(0))
+        return self.net_before[-1] - self.net_before[first]
 
     def purchases_since(self, start: datetime) -> int:
         return len(self.purchase_times) - bisect_right(self.purchase_times, start)
@@ -110,4 +131,4 @@ class CustomerState:
         return len(self.visit_times) - bisect_right(self.visit_times, start)
 
     def spend_lifetime(self) -> Decimal:
-        return sum((p.amount - p.refunded for p in self.purchases), Decimal(0))
+        return self.net_before[-1]

@@ -24,6 +24,9 @@ with ``fold=0`` and normalised by a round trip through UTC:
 
 from __future__ import annotations
 
+import calendar
+import functools
+
 import re
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Final, Literal
@@ -160,9 +163,16 @@ def _shift_months(wall: datetime, months: int) -> datetime:
 
 
 def _days_in_month(year: int, month: int) -> int:
-    if month == 12:
-        return 31
-    return (date(year, month + 1, 1) - date(year, month, 1)).days
+    return calendar.monthrange(year, month)[1]
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _shift_calendar(instant: datetime, months: int, tz: ZoneInfo) -> datetime:
+    # Cached: the engine shifts the same instants (a window's oldest purchase,
+    # a lot's expiry) again and again while a customer's history grows, and a
+    # wall-clock round trip is the costliest step of an event.
+    wall = instant.astimezone(tz).replace(tzinfo=None, fold=0)
+    return from_wall_clock(_shift_months(wall, months), tz)
 
 
 def _shift(t: datetime, d: Duration, tz: ZoneInfo, sign: int) -> datetime:
@@ -178,9 +188,7 @@ def _shift(t: datetime, d: Duration, tz: ZoneInfo, sign: int) -> datetime:
             return instant + sign * timedelta(days=d.amount)
         if d.unit == "w":
             return instant + sign * timedelta(weeks=d.amount)
-        months = d.amount * (12 if d.unit == "y" else 1)
-        wall = instant.astimezone(tz).replace(tzinfo=None, fold=0)
-        return from_wall_clock(_shift_months(wall, sign * months), tz)
+        return _shift_calendar(instant, sign * d.amount * (12 if d.unit == "y" else 1), tz)
     except OverflowError as exc:
         raise ValueError(f"{t.isoformat()} shifted by {sign * d.amount}{d.unit} is out of range") from exc
 

@@ -146,7 +146,7 @@ class Engine:
         if event.type == "purchase":
             work.last_purchase_at = event.at
             processor.settle(work, event.at, rec)
-        store.save(work, processor.next_change(work))
+        store.save(work, processor.schedule(work))
         store.mark_seen(event.id, event.customer)
         return self._outcome(work, event.id, event.type, event.at, tier_before, rec, earned)
 
@@ -210,7 +210,7 @@ class Engine:
                 rec = Recorder(self.processor.keep_skips)
                 tier_before = state.tier
                 self.processor.advance(state, until, rec)
-                self.store.save(state, self.processor.next_change(state))
+                self.store.save(state, self.processor.schedule(state))
                 if rec.changed:
                     outcomes.append(self._outcome(state, None, "clock", until, tier_before, rec, 0))
             current = self._clock()

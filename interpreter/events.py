@@ -168,6 +168,7 @@ class EventReader:
         self.program = program
         self.tz = ZoneInfo(program.timezone)
         self.converter = make_converter(self.tz)
+        self._item_hook = self.converter.get_structure_hook(Item)
         self.event_types = program.event_types | BUILTIN_EVENT_TYPES
         self.attribute_types = dict(program.attributes)
 
@@ -182,14 +183,42 @@ class EventReader:
                 raise EventError(f"missing required field '{key}'", event_id)
         core = {k: v for k, v in raw.items() if k in _CORE_FIELDS and v is not None}
         extra = {k: v for k, v in raw.items() if k not in _CORE_FIELDS}
-        try:
-            event = self.converter.structure(core, Event)
-        except (ClassValidationError, ForbiddenExtraKeysError, ValueError, TypeError, KeyError) as err:
-            raise EventError(_describe(err), event_id) from None
         attributes = self._attributes(extra, event_id)
-        event = attrs.evolve(event, attributes=attributes)
+        try:
+            event = self._structure_directly(core, attributes)
+        except Exception:  # noqa: BLE001 — cattrs below says precisely what is wrong
+            try:
+                event = self.converter.structure(core, Event)
+            except (ClassValidationError, ForbiddenExtraKeysError, ValueError, TypeError, KeyError) as err:
+                raise EventError(_describe(err), event_id) from None
+            event = attrs.evolve(event, attributes=attributes)
         self._check_type_rules(event)
         return event
+
+    def _structure_directly(self, core: dict[str, Any], attributes: dict[str, Any]) -> Event:
+        """The converter's work done by hand, with the same hooks, for speed.
+
+        Structuring is a third of an event's cost through cattrs; a valid
+        event goes this way, and anything that raises here is structured
+        again by the converter, whose error names the field for the reason.
+        """
+        items = core.get("items", ())
+        if not isinstance(items, (list, tuple)):
+            raise TypeError("items must be a list")
+        item_hook = self._item_hook
+        return Event(
+            id=_text(core["id"], str),
+            type=_text(core["type"], str),
+            customer=_text(core["customer"], str),
+            at=_instant(core["at"], self.tz),
+            amount=_decimal(core["amount"]) if "amount" in core else None,
+            currency=_text(core["currency"], str) if "currency" in core else None,
+            items=tuple(item_hook(item, Item) for item in items),
+            original=_text(core["original"], str) if "original" in core else None,
+            reward=_text(core["reward"], str) if "reward" in core else None,
+            birthday=_date(core["birthday"], date) if "birthday" in core else None,
+            attributes=attributes,
+        )
 
     def _attributes(self, extra: Mapping[str, Any], event_id: str | None) -> dict[str, Any]:
         values: dict[str, Any] = {}

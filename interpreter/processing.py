@@ -83,8 +83,14 @@ class Processor:
         if state.clock is None:
             state.clock = until
             return
+        memo = state.next_change_memo
+        state.next_change_memo = None  # the state is about to change
         while True:
-            instant = self.next_change(state)
+            if memo is not None and memo[0] == state.clock:
+                instant = memo[1]
+            else:
+                instant = self.next_change(state)
+            memo = None
             if instant is None or instant > until:
                 break
             self._apply_instant(state, instant, rec)
@@ -117,6 +123,12 @@ class Processor:
         granted_points |= self._when_rules(state, ctx, rec)
         if granted_points:
             self.convert(state, ctx, rec)
+
+    def schedule(self, state: CustomerState) -> datetime | None:
+        """``next_change`` for a state about to be saved, remembered on it for its next clock step."""
+        instant = self.next_change(state)
+        state.next_change_memo = None if state.clock is None else (state.clock, instant)
+        return instant
 
     def next_change(self, state: CustomerState) -> datetime | None:
         """The earliest instant after the state's clock at which something can change by itself."""
@@ -169,8 +181,7 @@ class Processor:
             state.first_seen = at
         if event.type == "purchase":
             assert event.amount is not None
-            state.purchases.append(PurchaseRecord(event.id, at, event.amount))
-            state.purchase_times.append(at)
+            state.add_purchase(PurchaseRecord(event.id, at, event.amount))
             self._mark_active(state, at)
         elif event.type == "visit":
             state.visit_times.append(at)
@@ -213,7 +224,7 @@ class Processor:
         Inside the purchase's pending window its own pending points are taken
         first, so a return does not touch points the customer could already spend.
         """
-        record.refunded += amount
+        state.refund_purchase(record, amount)
         target = 0
         if record.amount > 0:
             target = int((Decimal(record.points) * record.refunded / record.amount).to_integral_value(rounding=ROUND_FLOOR))
