@@ -70,7 +70,10 @@ MAX_QUANTITY = 10**9
 def _instant(value: Any, tz: ZoneInfo) -> datetime:
     if not isinstance(value, str):
         raise ValueError(f"expected an ISO 8601 timestamp text, got {type(value).__name__}")
-    at = parse_timestamp(value, tz)
+    try:
+        at = parse_timestamp(value, tz)
+    except OverflowError:  # a date at the very edge of the calendar, moved into UTC
+        raise ValueError(f"timestamp {value!r} is out of range: years {FIRST_YEAR} to {LAST_YEAR}") from None
     if not FIRST_YEAR <= at.year <= LAST_YEAR:
         raise ValueError(f"timestamp {value!r} is out of range: years {FIRST_YEAR} to {LAST_YEAR}")
     return at

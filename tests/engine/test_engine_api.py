@@ -120,6 +120,17 @@ def test_timestamp_out_of_range(engine: Any) -> None:
     assert_rejected(engine, event(at="0001-01-01T00:00:00+00:00"), "out of range")
 
 
+def test_date_at_the_calendar_edge_in_a_zone_ahead_of_utc() -> None:
+    # Midnight of 1 January year 1 in Helsinki is before year 1 in UTC: the
+    # conversion overflows, and the reason must still say what is wrong.
+    import poletti
+
+    helsinki = poletti.Engine(poletti.compile('timezone "Europe/Helsinki"\nearn 1 point per EUR'))
+    with pytest.raises(poletti.EventError, match="out of range"):
+        helsinki.process({"id": "x", "type": "visit", "customer": "c", "at": "0001-01-01"})
+    assert list(helsinki.customers()) == []
+
+
 def test_absurd_amount(engine: Any) -> None:
     # 10^15 EUR and more is a bug upstream (and would overflow Decimal's 28 exact digits in sums).
     assert_rejected(engine, event(amount="1e400"), "too large")
