@@ -130,6 +130,8 @@ def require_aware(t: datetime, name: str = "datetime") -> datetime:
 
 
 def _utc(t: datetime, name: str = "datetime") -> datetime:
+    if t.__class__ is datetime and t.tzinfo is UTC:
+        return t  # the engine's own instants are all UTC already: skip the checks
     return require_aware(t, name).astimezone(UTC)
 
 

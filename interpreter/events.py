@@ -110,6 +110,8 @@ def _decimal(value: Any, _type: Any = None) -> Decimal:
 
 
 def _quantity(value: Any, _type: Any) -> int:
+    if value.__class__ is int and 0 < value <= MAX_QUANTITY:
+        return value  # the common case, without a detour through Decimal
     number = _decimal(value)
     if number != number.to_integral_value() or number <= 0:
         raise ValueError(f"quantity must be a whole number above 0, got {value!r}")
@@ -136,7 +138,7 @@ def make_converter(tz: ZoneInfo) -> cattrs.Converter:
     converter.register_structure_hook(datetime, lambda value, _t: _instant(value, tz))
 
     def structure_item(value: Any, _type: Any) -> Item:
-        if not isinstance(value, Mapping):
+        if value.__class__ is not dict and not isinstance(value, Mapping):
             raise ValueError(f"an item must be an object, got {type(value).__name__}")
         return Item(
             sku=_text(value["sku"], str) if value.get("sku") is not None else None,
