@@ -21,13 +21,14 @@ they share ``load_program`` and the file helpers here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
 import sys
 import tempfile
 import traceback
-from typing import Any, NoReturn, Sequence
+from typing import IO, Any, Iterator, NoReturn, Sequence
 
 import attrs
 import click
@@ -150,23 +151,28 @@ def _quoted(path: str) -> str:
     return "'" + path.encode("utf-8", "replace").decode("utf-8") + "'"
 
 
-def _write_atomically(path: str, data: bytes) -> None:
-    """Replace the file's contents all at once: a crash leaves the old file or the new, never half."""
+@contextlib.contextmanager
+def atomic_output(path: str, binary: bool = False) -> Iterator[IO[Any]]:
+    """A file written beside ``path`` and moved over it when the block ends.
+
+    A crash or an error leaves the old file (or none), never half a new
+    one. A replaced file keeps its permissions; a new one gets the usual
+    ones (0666 less the umask), not the temporary file's private 0600.
+    Write errors become ``Unreadable`` (one line, exit 2).
+    """
     target = os.path.realpath(path)  # write through a symlink, do not replace it
-    directory = os.path.dirname(target)
     try:
-        fd, temp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".tmp", dir=directory)
+        fd, temp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".tmp",
+                                    dir=os.path.dirname(target))
     except OSError as err:
         raise Unreadable(f"cannot write {_quoted(path)}: {err.strerror or err}") from None
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        handle = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
+        with handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        try:
-            os.chmod(temp, stat.S_IMODE(os.stat(target).st_mode))
-        except OSError:
-            pass
+        os.chmod(temp, _mode_for(target))
         os.replace(temp, target)
     except OSError as err:
         _remove_quietly(temp)
@@ -174,6 +180,21 @@ def _write_atomically(path: str, data: bytes) -> None:
     except BaseException:
         _remove_quietly(temp)
         raise
+
+
+def _mode_for(target: str) -> int:
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:  # a new file
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+    """Replace the file's contents all at once: a crash leaves the old file or the new, never half."""
+    with atomic_output(path, binary=True) as handle:
+        handle.write(data)
 
 
 def _remove_quietly(path: str) -> None:

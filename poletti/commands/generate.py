@@ -9,22 +9,17 @@ from __future__ import annotations
 import io
 import os
 import sys
-import tempfile
 from datetime import date
 from typing import IO, Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
-from poletti.cli import STDIN, Unreadable
+from poletti.cli import STDIN, _quoted, atomic_output
 
 FORMATS = ("csv", "jsonl", "parquet")
 _SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 _PROGRESS_EVERY = 2000
-
-
-def _quoted(path: str) -> str:
-    return "'" + path.encode("utf-8", "replace").decode("utf-8") + "'"
 
 
 def _parse_start(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date | None:
@@ -125,41 +120,8 @@ def _write_stdout(write: Callable[[IO[str]], int]) -> int:
 
 def _write_file(path: str, binary: bool, write: Callable[[Any], int]) -> int:
     """Write through a temporary file beside ``path`` and rename it: a crash never leaves half a history."""
-    target = os.path.realpath(path)
-    directory = os.path.dirname(target) or "."
-    try:
-        fd, temp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".tmp", dir=directory)
-    except OSError as err:
-        raise Unreadable(f"cannot write {_quoted(path)}: {err.strerror or err}") from None
-    try:
-        if binary:
-            with os.fdopen(fd, "wb") as handle:
-                count = write(handle)
-        else:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                count = write(handle)
-        os.chmod(temp, 0o666 & ~_umask())
-        os.replace(temp, target)
-    except OSError as err:
-        _remove(temp)
-        raise Unreadable(f"cannot write {_quoted(path)}: {err.strerror or err}") from None
-    except BaseException:
-        _remove(temp)
-        raise
-    return count
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
+    with atomic_output(path, binary=binary) as handle:
+        return write(handle)
 
 
 class _progress:

@@ -20,13 +20,12 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from datetime import datetime, timezone
 from typing import IO, Any, Iterator
 
 import click
 
-from poletti.cli import EXIT_USAGE, STDIN, Unreadable, _quoted, _use_color, load_program
+from poletti.cli import EXIT_USAGE, STDIN, Unreadable, _quoted, _use_color, atomic_output, load_program
 
 SUMMARY_COLUMNS = ("Figure", "New rules", "Baseline rules", "Change")
 
@@ -102,7 +101,7 @@ def command(ctx: click.Context, rules: str, history: str, baseline_path: str | N
         except HistoryError as err:
             raise Unreadable(str(err)) from None
     if customers_out:
-        with _atomic_text(customers_out) as handle:
+        with atomic_output(customers_out) as handle:
             write_customers(result, handle)
     if report_out:
         from poletti.interpreter.report import Names, render_report
@@ -111,7 +110,7 @@ def command(ctx: click.Context, rules: str, history: str, baseline_path: str | N
                       baseline=_shown(baseline_path) if baseline_path else None,
                       generated=datetime.now(timezone.utc).astimezone(tz).strftime("%Y-%m-%d %H:%M %Z"))
         page = render_report(result, names)
-        with _atomic_text(report_out) as handle:
+        with atomic_output(report_out) as handle:
             handle.write(page)
 
     if as_json:
@@ -220,45 +219,13 @@ def _check_writable(path: str) -> None:
 
 
 @contextlib.contextmanager
-def _atomic_text(path: str) -> Iterator[IO[str]]:
-    """A text file written beside ``path`` and moved over it at the end: never half a file."""
-    target = os.path.realpath(path)
-    try:
-        fd, temp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".tmp",
-                                    dir=os.path.dirname(target))
-    except OSError as err:
-        raise Unreadable(f"cannot write {_quoted(path)}: {err.strerror or err}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            yield handle
-    except OSError as err:
-        _remove(temp)
-        raise Unreadable(f"cannot write {_quoted(path)}: {err.strerror or err}") from None
-    except BaseException:
-        _remove(temp)
-        raise
-    try:
-        os.replace(temp, target)
-    except OSError as err:
-        _remove(temp)
-        raise Unreadable(f"cannot write {_quoted(path)}: {err.strerror or err}") from None
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
-@contextlib.contextmanager
 def _rejected_writer(path: str | None, with_baseline: bool) -> Iterator[Any]:
     """A callback writing each rejected event to the ``--rejected`` CSV (None without the option)."""
     if path is None:
         yield None
         return
     columns = ["row", "event_id", "customer", "reason"] + (["rules"] if with_baseline else [])
-    with _atomic_text(path) as handle:
+    with atomic_output(path) as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)
 
