@@ -93,6 +93,32 @@ class Member:
         self.spend_12m = Decimal(0)  # their net amounts, summed
         self.last_at = -math.inf
 
+    def buy(self, event_id: str, amount: Decimal, points: int, at: float) -> None:
+        record = Purchase(amount, points, at)
+        self.purchases[event_id] = record
+        self.window.append(record)
+        self.spend_12m += amount
+        self.points += points
+
+    def refund(self, event: dict[str, Any]) -> bool:
+        """Apply a refund event; False when the contract rejects it (unknown purchase, more than is left)."""
+        original = self.purchases.get(event.get("original", ""))
+        if original is None:
+            return False
+        left = original.amount - original.refunded
+        raw = event.get("amount")
+        refund = left if raw is None else Decimal(raw)
+        if left <= 0 or refund > left or refund <= 0:
+            return False
+        original.refunded += refund
+        if original.in_window:
+            self.spend_12m -= refund
+        # Reversed so far: floor(P × refunded so far ÷ amount); this refund reverses the increase.
+        target = int(original.points * original.refunded / original.amount) if original.amount else 0
+        self.points -= target - original.reversed
+        original.reversed = target
+        return True
+
     def slide(self, start: float) -> None:
         """Drop the purchases at or before ``start`` from the 12-month window."""
         window = self.window
@@ -121,30 +147,12 @@ def hand_loop(events: list[dict[str, Any]], end: str) -> Result:
         if kind == "purchase":
             amount = Decimal(event["amount"])
             points = int(amount)  # 1 point per EUR, rounded down (amounts are never negative)
-            record = Purchase(amount, points, epoch)
-            member.purchases[event_id] = record
-            member.window.append(record)
-            member.spend_12m += amount
-            member.points += points
+            member.buy(event_id, amount, points, epoch)
             while member.points >= THRESHOLD:
                 member.points -= THRESHOLD
                 member.drinks += 1
-        elif kind == "refund":
-            original = member.purchases.get(event.get("original", ""))
-            if original is None:
-                continue  # unknown purchase: rejected
-            left = original.amount - original.refunded
-            raw = event.get("amount")
-            refund = left if raw is None else Decimal(raw)
-            if left <= 0 or refund > left or refund <= 0:
-                continue  # more than is left: rejected
-            original.refunded += refund
-            if original.in_window:
-                member.spend_12m -= refund
-            # Reversed so far: floor(P × refunded so far ÷ amount); this refund reverses the increase.
-            target = int(original.points * original.refunded / original.amount) if original.amount else 0
-            member.points -= target - original.reversed
-            original.reversed = target
+        elif kind == "refund" and not member.refund(event):
+            continue  # unknown purchase, or more than is left: rejected
         seen.add(event_id)
         member.last_at = epoch
         member.slide(year_before(at))
@@ -190,30 +198,12 @@ def peer_loop(events: list[dict[str, Any]], end: str) -> Result:
         if earns.matches(event):
             amount = Decimal(event["amount"])
             points = int(amount)
-            record = Purchase(amount, points, epoch)
-            member.purchases[event_id] = record
-            member.window.append(record)
-            member.spend_12m += amount
-            member.points += points
+            member.buy(event_id, amount, points, epoch)
             while converts.matches({"points": member.points}):
                 member.points -= THRESHOLD
                 member.drinks += 1
-        elif event["type"] == "refund":
-            original = member.purchases.get(event.get("original", ""))
-            if original is None:
-                continue  # unknown purchase: rejected
-            left = original.amount - original.refunded
-            raw = event.get("amount")
-            refund = left if raw is None else Decimal(raw)
-            if left <= 0 or refund > left or refund <= 0:
-                continue  # more than is left: rejected
-            original.refunded += refund
-            if original.in_window:
-                member.spend_12m -= refund
-            # Reversed so far: floor(P × refunded so far ÷ amount); this refund reverses the increase.
-            target = int(original.points * original.refunded / original.amount) if original.amount else 0
-            member.points -= target - original.reversed
-            original.reversed = target
+        elif event["type"] == "refund" and not member.refund(event):
+            continue
         seen.add(event_id)
         member.last_at = epoch
         member.slide(year_before(at))
