@@ -232,12 +232,7 @@ class _Builder:
         )
 
     def text_of(self, node: object) -> str:
-        span = getattr(node, "span")
-        if self.lines and 0 < span.line <= len(self.lines) and span.line == span.end_line:
-            return self.lines[span.line - 1][span.column - 1:span.end_column - 1].strip()
-        if self.lines and 0 < span.line <= len(self.lines):
-            return self.lines[span.line - 1][span.column - 1:].strip() + " …"
-        return type(node).__name__
+        return source_text(self.lines, node)
 
     def condition_explainer(self, condition: ast.Expr) -> Callable[[Ctx], str]:
         """A closure naming the first false part of an ``and`` chain and the values that part read."""
@@ -359,11 +354,29 @@ def _filter(item_filter: ast.ItemFilter | None) -> tuple[str, str] | None:
     return (item_filter.kind, value)
 
 
-def compile_program(checked: CheckedProgram, source: str | None = None) -> CompiledProgram:
+def source_text(lines: list[str] | None, node: object) -> str:
+    """How a node reads in the rule file (its first line and " …" when it spans more), for labels and explain."""
+    span = getattr(node, "span")
+    if lines and 0 < span.line <= len(lines) and span.line == span.end_line:
+        return lines[span.line - 1][span.column - 1:span.end_column - 1].strip()
+    if lines and 0 < span.line <= len(lines):
+        return lines[span.line - 1][span.column - 1:].strip() + " …"
+    return type(node).__name__
+
+
+def rule_graph(checked: CheckedProgram, source: str | None = None) -> nx.DiGraph:
+    """The rule graph, its rules labelled with their text in ``source``."""
+    lines = source.splitlines() if source is not None else None
+    return build_graph(checked, lambda node: source_text(lines, node))
+
+
+def compile_program(checked: CheckedProgram, source: str | None = None, graph: nx.DiGraph | None = None) -> CompiledProgram:
     """Checked program (and its source text, for explain) → compiled rules and the rule graph.
 
-    Raises ``ValueError`` only for programs the checker should have
-    rejected; dependency cycles are found earlier by ``graph.find_cycles``.
+    ``graph`` is the program's ``rule_graph`` when the caller has built it
+    already (to look for cycles). Raises ``ValueError`` only for programs
+    the checker should have rejected; dependency cycles are found earlier
+    by ``graph.find_cycles``.
     """
     b = _Builder(checked, source.splitlines() if source is not None else None)
     per: dict[str, list[PerRule]] = {}
@@ -430,7 +443,8 @@ def compile_program(checked: CheckedProgram, source: str | None = None) -> Compi
     )
     time_exprs.extend(rule.condition for rule in tier_rules.values())
 
-    graph = build_graph(checked, b.text_of)
+    if graph is None:
+        graph = rule_graph(checked, source)
     segment_slots = {name: i for i, name in enumerate(checked.segments)}
     segments = tuple(
         SegmentRule(-1, checked.segments[name].span.line, b.text_of(checked.segments[name]), segment_slots[name], name,

@@ -15,8 +15,8 @@ from poletti.dsl import frontend
 from poletti.dsl.diagnostics import Diagnostic, finish, has_errors
 from poletti.dsl.frontend import FrontendResult
 from poletti.dsl.program import CheckedProgram, RewardInfo, TierInfo
-from poletti.engine.compiler import CompiledProgram, compile_program
-from poletti.engine.graph import build_graph, find_cycles
+from poletti.engine.compiler import CompiledProgram, compile_program, rule_graph
+from poletti.engine.graph import find_cycles
 
 
 @attrs.frozen(eq=False)
@@ -75,11 +75,12 @@ def _finish(front: FrontendResult, filename: str | None) -> BuildResult:
     if front.program is None:
         return BuildResult(None, front.diagnostics, front.text)
     checked = front.program
-    cycles = find_cycles(checked, build_graph(checked, lambda node: type(node).__name__))
+    graph = rule_graph(checked, front.text)
+    cycles = find_cycles(checked, graph)
     diagnostics = finish(front.diagnostics + tuple(cycles)) if cycles else front.diagnostics
     if has_errors(diagnostics):
         return BuildResult(None, diagnostics, front.text)
-    compiled = compile_program(checked, front.text)
+    compiled = compile_program(checked, front.text, graph)
     return BuildResult(Program(checked, compiled, front.text, filename, diagnostics), diagnostics, front.text)
 
 

@@ -148,3 +148,11 @@ def test_the_error_table_lists_every_code_once() -> None:
 def test_each_error_table_example_triggers_its_code(code: str, example: str) -> None:
     found = [d.code for d in poletti.diagnose(example)]
     assert code in found, f"{example!r} gives {found}, not {code}"
+
+
+def test_a_dependency_cycle_names_each_step_as_written() -> None:
+    # gold reads segment a, which reads the tier: the circle goes through the
+    # tier rule, which the message must quote as the user wrote it.
+    text = "segment a when tier >= gold\ntier gold when a\n"
+    (cycle,) = [d for d in poletti.diagnose(text) if d.code == "E127"]
+    assert cycle.message.endswith("tier → segment a → rule 'tier gold when a' → tier gold → tier")
