@@ -57,6 +57,7 @@ class Processor:
         self.cp = compiled
         self.tz = compiled.tz
         self.keep_skips = keep_skips
+        self.settles = compiled.time_sources.reads_last_purchase  # worked out once, read per purchase
 
     # ------------------------------------------------------------- state setup
 
@@ -493,7 +494,7 @@ class Processor:
         latest one, so the count drops to 0. A win-back purchase therefore
         earns as "lapsed" and leaves the segment at the same instant.
         """
-        if not self.cp.time_sources.reads_last_purchase:
+        if not self.settles:
             return
         ctx = self.cp.make_ctx(state, at, None)
         self.status(state, ctx, rec)
