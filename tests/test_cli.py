@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import poletti
-from poletti.cli import EXIT_ERRORS, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, cli
+from poletti.cli import EXIT_ERRORS, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, Unreadable, atomic_output, cli
 from poletti.dsl.ast import Span
 from poletti.dsl.diagnostics import make
 from poletti.dsl.render import MAX_EXCERPT, diagnostics_to_json, render_diagnostics, summary_line
@@ -468,3 +468,36 @@ class TestConsoleScript:
                               stdin=subprocess.DEVNULL, timeout=120)
         assert done.returncode == 0
         assert done.stdout.strip() == f"poletti {poletti.__version__}"
+
+
+def test_files_written_by_commands_get_normal_permissions(tmp_path: Path) -> None:
+    # Written through a private temporary file; the result must not stay 0600.
+    umask = os.umask(0o022)
+    try:
+        new = tmp_path / "report.html"
+        with atomic_output(str(new)) as handle:
+            handle.write("<html></html>")
+        assert new.read_text() == "<html></html>"
+        assert new.stat().st_mode & 0o777 == 0o644
+        kept = tmp_path / "rules.loyalty"
+        kept.write_text("old")
+        kept.chmod(0o600)
+        with atomic_output(str(kept), binary=True) as handle:
+            handle.write(b"new")
+        assert kept.read_bytes() == b"new" and kept.stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(umask)
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "customers.csv"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_output(str(target)) as handle:
+            handle.write("half")
+            raise RuntimeError("crash mid-write")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["customers.csv"]
+    with pytest.raises(Unreadable):
+        with atomic_output(str(tmp_path / "missing-dir" / "x.csv")):
+            pass
