@@ -29,6 +29,7 @@ from poletti.interpreter.events import Event, Item
 from poletti.interpreter.outcome import Recorder
 
 ONE_DAY = timedelta(days=1)
+TICK = timedelta(microseconds=1)
 
 
 def window_exit(at: datetime, window: Duration, tz: object) -> datetime:
@@ -37,12 +38,27 @@ def window_exit(at: datetime, window: Duration, tz: object) -> datetime:
     For days and weeks that is ``at + W``. For calendar months and years the
     day of month is clamped: a purchase on 31 March is in the 1-month window
     of every instant up to the end of 30 April, and leaves it at 1 May 00:00.
+    And where ``at + W`` falls in a daylight-saving gap (02:30 on a night
+    the clocks jump from 02:00 to 03:00), the window leaves ``at`` when the
+    gap ends, not at the later instant ``add`` resolves the gap to.
     """
     candidate = add(at, window, tz)  # type: ignore[arg-type]
-    if window.unit in ("d", "w") or subtract(candidate, window, tz) >= at:  # type: ignore[arg-type]
+    if window.unit in ("d", "w"):
         return candidate
-    local = candidate.astimezone(tz).date()  # type: ignore[arg-type]
-    return day_start(local + ONE_DAY, tz)  # type: ignore[arg-type]
+    if subtract(candidate, window, tz) < at:  # type: ignore[arg-type]
+        local = candidate.astimezone(tz).date()  # type: ignore[arg-type]
+        return day_start(local + ONE_DAY, tz)  # type: ignore[arg-type]
+    if candidate.astimezone(tz).time() == at.astimezone(tz).time():  # type: ignore[arg-type]
+        return candidate  # the wall time exists: the usual case
+    # A gap: search the last instant still inside, to the microsecond (≤ 32 steps for an hour's gap).
+    inside, outside = at, candidate
+    while outside - inside > TICK:
+        middle = inside + (outside - inside) / 2
+        if subtract(middle, window, tz) < at:  # type: ignore[arg-type]
+            inside = middle
+        else:
+            outside = middle
+    return outside
 
 
 def _matches(item: Item, item_filter: tuple[str, str] | None) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from poletti.engine.timecalc import Duration, in_window
@@ -27,12 +27,25 @@ def test_31_march_leaves_the_one_month_window_at_1_may() -> None:
     assert exit_at == datetime(2026, 5, 1, 0, 0, tzinfo=HELSINKI).astimezone(timezone.utc)
 
 
+def test_exit_into_a_daylight_saving_gap_is_the_end_of_the_gap() -> None:
+    # New York jumps from 02:00 EST to 03:00 EDT on 8 March 2026 (07:00 UTC).
+    # p = 8 January 02:00:01 EST (07:00:01 UTC). p + 2m is 8 March 02:00:01, a
+    # wall time that does not exist. At 06:59:59.999999 UTC (01:59:59.999999
+    # EST) t − 2m = 8 January 01:59:59.999999 < p: still inside. At 07:00 UTC
+    # (03:00 EDT) t − 2m = 8 January 03:00 EST > p: outside. So the exit is
+    # 07:00:00 UTC, not 07:00:01 UTC where add() resolves the gap.
+    new_york = ZoneInfo("America/New_York")
+    p = datetime(2026, 1, 8, 7, 0, 1, tzinfo=timezone.utc)
+    assert window_exit(p, Duration(2, "m"), new_york) == datetime(2026, 3, 8, 7, 0, tzinfo=timezone.utc)
+
+
 def test_plain_day_windows_are_exact() -> None:
     p = datetime(2026, 3, 28, 12, 0, tzinfo=timezone.utc)
     # 30 × 24 h, regardless of the DST change on 29 March.
     assert window_exit(p, Duration(30, "d"), HELSINKI) == p + timedelta(days=30)
 
 
+@example(seconds=630001, amount=2, unit="m", zone="America/New_York")  # the gap case above
 @settings(max_examples=300, deadline=None)
 @given(
     seconds=st.integers(min_value=0, max_value=4 * 365 * 86400),
