@@ -33,8 +33,8 @@ import math
 import os
 import sys
 import time
-from collections import deque
-from datetime import datetime
+import heapq
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
@@ -57,28 +57,33 @@ Result = dict[str, tuple[int, dict[str, int], str | None]]
 # ------------------------------------------------------------------ the hand loop
 
 
-def year_before(at: datetime) -> float:
-    """The exclusive start of the 12-month window ending at ``at``, as epoch seconds.
+def year_after(at: datetime) -> float:
+    """When a purchase at ``at`` leaves the 12-month window, as epoch seconds.
 
-    12 calendar months back on the café's wall clock, the day clamped
-    (29 February → 28 February), the wall time kept.
+    The contract: a purchase counts from p until p + 12m, exclusive: 12
+    calendar months on the café's wall clock, the day clamped (29 February →
+    28 February), the wall time kept; a time the clocks skip is the end of the
+    skipped hour, a repeated time its first pass.
     """
     wall = at.astimezone(ZONE).replace(tzinfo=None)
-    year = wall.year - 1
     day = 28 if wall.month == 2 and wall.day == 29 else wall.day
-    return wall.replace(year=year, day=day, tzinfo=ZONE).timestamp()
+    target = wall.replace(year=wall.year + 1, day=day)
+    leaves = target.replace(tzinfo=ZONE, fold=0)
+    if leaves.astimezone(timezone.utc).astimezone(ZONE).replace(tzinfo=None) != target:
+        # In the skipped hour: it ends at the top of the hour (Helsinki jumps 03:00 → 04:00).
+        leaves = (target.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)).replace(tzinfo=ZONE)
+    return leaves.timestamp()
 
 
 class Purchase:
-    __slots__ = ("amount", "refunded", "points", "reversed", "at", "in_window")
+    __slots__ = ("amount", "refunded", "points", "reversed", "at", "leaves")
 
-    def __init__(self, amount: Decimal, points: int, at: float) -> None:
+    def __init__(self, amount: Decimal, points: int, at: datetime) -> None:
         self.amount = amount
         self.refunded = Decimal(0)
         self.points = points
         self.reversed = 0
-        self.at = at
-        self.in_window = True
+        self.leaves = year_after(at)
 
 
 class Member:
@@ -89,18 +94,19 @@ class Member:
         self.drinks = 0
         self.gold = False
         self.purchases: dict[str, Purchase] = {}
-        self.window: deque[Purchase] = deque()  # purchases in the last 12 months, oldest first
+        # (leaves at, sequence, purchase) of the purchases inside the 12-month window, soonest out first.
+        self.window: list[tuple[float, int, Purchase]] = []
         self.spend_12m = Decimal(0)  # their net amounts, summed
         self.last_at = -math.inf
 
-    def buy(self, event_id: str, amount: Decimal, points: int, at: float) -> None:
+    def buy(self, event_id: str, amount: Decimal, points: int, at: datetime) -> None:
         record = Purchase(amount, points, at)
         self.purchases[event_id] = record
-        self.window.append(record)
+        heapq.heappush(self.window, (record.leaves, len(self.purchases), record))
         self.spend_12m += amount
         self.points += points
 
-    def refund(self, event: dict[str, Any]) -> bool:
+    def refund(self, event: dict[str, Any], now: float) -> bool:
         """Apply a refund event; False when the contract rejects it (unknown purchase, more than is left)."""
         original = self.purchases.get(event.get("original", ""))
         if original is None:
@@ -111,7 +117,7 @@ class Member:
         if left <= 0 or refund > left or refund <= 0:
             return False
         original.refunded += refund
-        if original.in_window:
+        if original.leaves > now:
             self.spend_12m -= refund
         # Reversed so far: floor(P × refunded so far ÷ amount); this refund reverses the increase.
         target = int(original.points * original.refunded / original.amount) if original.amount else 0
@@ -119,12 +125,11 @@ class Member:
         original.reversed = target
         return True
 
-    def slide(self, start: float) -> None:
-        """Drop the purchases at or before ``start`` from the 12-month window."""
+    def slide(self, now: float) -> None:
+        """Drop the purchases that left the 12-month window at or before ``now``."""
         window = self.window
-        while window and window[0].at <= start:
-            gone = window.popleft()
-            gone.in_window = False
+        while window and window[0][0] <= now:
+            gone = heapq.heappop(window)[2]
             self.spend_12m -= gone.amount - gone.refunded
 
 
@@ -147,20 +152,20 @@ def hand_loop(events: list[dict[str, Any]], end: str) -> Result:
         if kind == "purchase":
             amount = Decimal(event["amount"])
             points = int(amount)  # 1 point per EUR, rounded down (amounts are never negative)
-            member.buy(event_id, amount, points, epoch)
+            member.buy(event_id, amount, points, at)
             while member.points >= THRESHOLD:
                 member.points -= THRESHOLD
                 member.drinks += 1
-        elif kind == "refund" and not member.refund(event):
+        elif kind == "refund" and not member.refund(event, epoch):
             continue  # unknown purchase, or more than is left: rejected
         seen.add(event_id)
         member.last_at = epoch
-        member.slide(year_before(at))
+        member.slide(epoch)
         member.gold = member.spend_12m > GOLD_SPEND
-    end_start = year_before(datetime.fromisoformat(end))
+    end_at = datetime.fromisoformat(end).timestamp()
     result: Result = {}
     for customer, member in members.items():
-        member.slide(end_start)
+        member.slide(end_at)
         member.gold = member.spend_12m > GOLD_SPEND
         result[customer] = (member.points, {"free_drink": member.drinks} if member.drinks else {},
                             "gold" if member.gold else None)
@@ -198,20 +203,20 @@ def peer_loop(events: list[dict[str, Any]], end: str) -> Result:
         if earns.matches(event):
             amount = Decimal(event["amount"])
             points = int(amount)
-            member.buy(event_id, amount, points, epoch)
+            member.buy(event_id, amount, points, at)
             while converts.matches({"points": member.points}):
                 member.points -= THRESHOLD
                 member.drinks += 1
-        elif event["type"] == "refund" and not member.refund(event):
+        elif event["type"] == "refund" and not member.refund(event, epoch):
             continue
         seen.add(event_id)
         member.last_at = epoch
-        member.slide(year_before(at))
+        member.slide(epoch)
         member.gold = gold.matches({"spend_12m": member.spend_12m})
-    end_start = year_before(datetime.fromisoformat(end))
+    end_at = datetime.fromisoformat(end).timestamp()
     result: Result = {}
     for customer, member in members.items():
-        member.slide(end_start)
+        member.slide(end_at)
         member.gold = gold.matches({"spend_12m": member.spend_12m})
         result[customer] = (member.points, {"free_drink": member.drinks} if member.drinks else {},
                             "gold" if member.gold else None)

@@ -18,8 +18,10 @@ import networkx as nx
 
 from poletti.dsl import ast
 from poletti.dsl.program import BuiltinQuantity, CheckedProgram
-from poletti.engine.expressions import Ctx, Evaluator, ExpressionCompiler, day_start, duration_of, literal_date
-from poletti.engine.graph import build_graph, segment_order
+from poletti.engine.expressions import (
+    Ctx, Evaluator, ExpressionCompiler, WindowSpec, day_start, duration_of, literal_date,
+)
+from poletti.engine.graph import build_graph, status_order
 from poletti.engine.timecalc import Duration
 
 _ROUNDING = {"down": ROUND_FLOOR, "up": ROUND_CEILING, "nearest": ROUND_HALF_UP}
@@ -171,9 +173,8 @@ class TimeSources:
     thresholds that can be crossed, streaks, birthdays, campaign edges.
     """
 
-    purchase_windows: tuple[Duration, ...] = ()
-    visit_windows: tuple[Duration, ...] = ()
-    metric_windows: tuple[tuple[int, Duration], ...] = ()
+    windows: tuple[int, ...] = ()  # slots of the rolling windows such conditions read
+    metric_windows: tuple[int, ...] = ()  # slots of the windowed metrics they read
     # (kind, day counts at which a condition can change); kind is
     # days_since_last_purchase or member_days. `daily` kinds change every day.
     day_thresholds: tuple[tuple[str, tuple[int, ...]], ...] = ()
@@ -201,20 +202,24 @@ class CompiledProgram:
     stamps: tuple[StampRule, ...]
     tiers: tuple[TierRule, ...]  # ascending rank
     segments: tuple[SegmentRule, ...]  # in dependency order
+    # Step 5 in dependency order: segments the tiers may read, the tiers, then
+    # segments that read the tier (directly or through other segments).
+    segments_before_tiers: tuple[SegmentRule, ...]
+    segments_after_tiers: tuple[SegmentRule, ...]
     on_rules: dict[str, tuple[OnRule, ...]]
     when_rules: tuple[WhenRule, ...]
     metrics: tuple[MetricSpec, ...]
+    windows: tuple[WindowSpec, ...]  # the rolling windows rules read, by slot
     expire_after: Duration | None
     pending_for: Duration | None
     rewards: dict[str, tuple[Decimal | None, int | None]]  # name → (value, cost)
     tier_names: tuple[str | None, ...]  # by rank; rank 0 is None
     segment_names: tuple[str, ...]  # by slot
     time_sources: TimeSources
-    cache_slots: int
     graph: nx.DiGraph
 
     def make_ctx(self, state: object, now: datetime, event: object) -> Ctx:
-        return Ctx(state, now, event, self.tz, self.cache_slots)  # type: ignore[arg-type]
+        return Ctx(state, now, event, self.tz)  # type: ignore[arg-type]
 
 
 class _Builder:
@@ -446,11 +451,15 @@ def compile_program(checked: CheckedProgram, source: str | None = None, graph: n
     if graph is None:
         graph = rule_graph(checked, source)
     segment_slots = {name: i for i, name in enumerate(checked.segments)}
-    segments = tuple(
-        SegmentRule(-1, checked.segments[name].span.line, b.text_of(checked.segments[name]), segment_slots[name], name,
-                    b.exprs.compile(checked.segments[name].condition))
-        for name in segment_order(graph, checked)
-    )
+
+    def segment_rule(name: str) -> SegmentRule:
+        decl = checked.segments[name]
+        return SegmentRule(-1, decl.span.line, b.text_of(decl), segment_slots[name], name,
+                           b.exprs.compile(decl.condition))
+
+    before_names, after_names = status_order(graph, checked)
+    segments_before = tuple(segment_rule(name) for name in before_names)
+    segments_after = tuple(segment_rule(name) for name in after_names)
     time_exprs.extend(decl.condition for decl in checked.segments.values())
 
     metrics = tuple(
@@ -459,6 +468,8 @@ def compile_program(checked: CheckedProgram, source: str | None = None, graph: n
         for i, (name, info) in enumerate(checked.metrics.items())
     )
 
+    # Before the program is built: finding the time sources may add windows.
+    time_sources = _time_sources(checked, time_exprs, metrics, campaign_edges, b.exprs)
     return CompiledProgram(
         checked=checked,
         tz=b.tz,
@@ -469,7 +480,9 @@ def compile_program(checked: CheckedProgram, source: str | None = None, graph: n
         converts=tuple(converts),
         stamps=tuple(stamps),
         tiers=tiers,
-        segments=segments,
+        segments=segments_before + segments_after,
+        segments_before_tiers=segments_before,
+        segments_after_tiers=segments_after,
         on_rules={k: tuple(v) for k, v in on_rules.items()},
         when_rules=tuple(whens),
         metrics=metrics,
@@ -478,18 +491,17 @@ def compile_program(checked: CheckedProgram, source: str | None = None, graph: n
         rewards={name: (info.value, info.cost) for name, info in checked.rewards.items()},
         tier_names=(None, *(t.name for t in checked.tiers)),
         segment_names=tuple(checked.segments),
-        time_sources=_time_sources(checked, time_exprs, metrics, campaign_edges),
-        cache_slots=b.exprs.slots,
+        time_sources=time_sources,
+        windows=tuple(b.exprs.windows),
         graph=graph,
     )
 
 
 def _time_sources(checked: CheckedProgram, exprs: list[ast.Expr], metrics: tuple[MetricSpec, ...],
-                  campaign_edges: list[datetime]) -> TimeSources:
+                  campaign_edges: list[datetime], compiler: ExpressionCompiler) -> TimeSources:
     """Find what in the time-driven conditions can change as time passes."""
-    purchase_windows: set[Duration] = set()
-    visit_windows: set[Duration] = set()
-    metric_windows: set[tuple[int, Duration]] = set()
+    windows: set[int] = set()
+    metric_windows: set[int] = set()
     thresholds: dict[str, set[int]] = {}
     daily: set[str] = set()
     streak_days = streak_weeks = False
@@ -516,13 +528,12 @@ def _time_sources(checked: CheckedProgram, exprs: list[ast.Expr], metrics: tuple
                 pending.append(checked.segments[name].condition)
             elif name in metric_slot and metric_slot[name].window is not None:
                 spec = metric_slot[name]
-                metric_windows.add((spec.slot, spec.window))  # type: ignore[arg-type]
+                metric_windows.add(spec.slot)
             elif name in checked.builtins:
                 quantity = checked.builtins[name]
-                if quantity.window is not None and quantity.kind in ("spend", "purchases"):
-                    purchase_windows.add(duration_of(quantity.window))
-                elif quantity.window is not None and quantity.kind == "visits":
-                    visit_windows.add(duration_of(quantity.window))
+                if quantity.window is not None and quantity.kind in ("spend", "purchases", "visits"):
+                    source = "visit" if quantity.kind == "visits" else "purchase"
+                    windows.add(compiler.window_slot(source, duration_of(quantity.window)))
                 elif quantity.kind in ("days_since_last_purchase", "member_days"):
                     daily.add(quantity.kind)  # used outside a simple comparison
                 elif quantity.kind == "streak_days":
@@ -535,9 +546,8 @@ def _time_sources(checked: CheckedProgram, exprs: list[ast.Expr], metrics: tuple
             if attrs.has(type(value)) and field.name != "span":
                 pending.append(value)
     return TimeSources(
-        purchase_windows=tuple(sorted(purchase_windows, key=str)),
-        visit_windows=tuple(sorted(visit_windows, key=str)),
-        metric_windows=tuple(sorted(metric_windows, key=lambda mw: (mw[0], str(mw[1])))),
+        windows=tuple(sorted(windows)),
+        metric_windows=tuple(sorted(metric_windows)),
         day_thresholds=tuple(sorted((k, tuple(sorted(v))) for k, v in thresholds.items() if k not in daily)),
         daily=frozenset(daily),
         streak_days=streak_days,

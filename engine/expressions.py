@@ -5,9 +5,12 @@ Every name is resolved here, once: a closure reads a list slot or a ledger
 attribute, never a name. Values: Money and Number are ``Decimal``, Points
 and Count ``int``, tiers their rank (0 = no tier), dates ``date``.
 
-``None`` stands for "no value" (an event attribute the event lacks, a
-division by zero, an empty ``avg``); arithmetic passes it on and every
-comparison with it is false, so a missing value never fires a rule.
+``None`` stands for "no value": an event attribute the event lacks (the
+contract calls it *missing*), and what is computed from one, a division by
+zero or an empty ``avg``. Arithmetic passes it on; ``==``, ``<``, ``<=``,
+``>`` and ``>=`` with it are false and ``!=`` is true, so that
+``not (a == "x")`` and ``a != "x"`` always agree; ``is missing`` and
+``is present`` test for it.
 """
 
 from __future__ import annotations
@@ -23,11 +26,19 @@ import attrs
 from poletti.dsl import ast
 from poletti.dsl.program import BuiltinQuantity, CheckedProgram, Type
 from poletti.engine.state import CustomerState
-from poletti.engine.timecalc import Duration, subtract, whole_days_between
+from poletti.engine.timecalc import Duration, whole_days_between
 
 Evaluator = Callable[["Ctx"], Any]
 
-_UNSET = object()
+
+
+@attrs.frozen
+class WindowSpec:
+    """A rolling window some rule reads: over purchases (spend and count) or visits (count)."""
+
+    slot: int
+    source: str  # "purchase" or "visit"
+    duration: Duration
 
 
 class Ctx:
@@ -35,17 +46,17 @@ class Ctx:
 
     ``last_purchase`` is the reference of ``days_since_last_purchase``: the
     latest purchase before the event being processed (or the first event).
-    ``cache`` memoises window sums for this instant, by slot number.
+    Window totals are read from the state as they are: the clock has applied
+    every window exit up to ``now`` before anything is evaluated.
     """
 
-    __slots__ = ("state", "now", "event", "last_purchase", "cache", "local_day")
+    __slots__ = ("state", "now", "event", "last_purchase", "local_day")
 
-    def __init__(self, state: CustomerState, now: datetime, event: Any, tz: ZoneInfo, slots: int) -> None:
+    def __init__(self, state: CustomerState, now: datetime, event: Any, tz: ZoneInfo) -> None:
         self.state = state
         self.now = now
         self.event = event
         self.last_purchase = state.last_purchase_at or state.first_seen or now
-        self.cache: list[Any] = [_UNSET] * slots
         self.local_day = now.astimezone(tz).date().toordinal()
 
 
@@ -79,14 +90,15 @@ class ExpressionCompiler:
     segment_index: dict[str, int]
     metric_index: dict[str, int]
     tier_rank: dict[str, int]
-    slots: int = 0
-    _slot_of: dict[tuple[str, str], int] = attrs.Factory(dict)
+    windows: list[WindowSpec] = attrs.Factory(list)
 
-    def _slot(self, key: tuple[str, str]) -> int:
-        if key not in self._slot_of:
-            self._slot_of[key] = self.slots
-            self.slots += 1
-        return self._slot_of[key]
+    def window_slot(self, source: str, duration: Duration) -> int:
+        """The slot of the rolling window over ``source`` events of length ``duration`` (made on first use)."""
+        for spec in self.windows:
+            if spec.source == source and spec.duration == duration:
+                return spec.slot
+        self.windows.append(WindowSpec(len(self.windows), source, duration))
+        return len(self.windows) - 1
 
     def compile(self, expr: ast.Expr) -> Evaluator:
         method = getattr(self, "_" + type(expr).__name__)
@@ -161,54 +173,44 @@ class ExpressionCompiler:
         if kind == "member_days":
             return lambda ctx: whole_days_between(ctx.state.first_seen or ctx.now, ctx.now, tz)
         if kind == "streak_days":
-            return lambda ctx: ctx.state.day_run if ctx.state.last_active_day == ctx.local_day else 0
+            def days(ctx: Ctx) -> int:
+                # Alive through today while yesterday was active; 0 once a whole day passed without activity.
+                last = ctx.state.last_active_day
+                return ctx.state.day_run if last is not None and last >= ctx.local_day - 1 else 0
+            return days
         if kind == "streak_weeks":
             def weeks(ctx: Ctx) -> int:
+                last = ctx.state.last_active_week
                 monday = ctx.local_day - date.fromordinal(ctx.local_day).weekday()
-                return ctx.state.week_run if ctx.state.last_active_week == monday else 0
+                return ctx.state.week_run if last is not None and last >= monday - 7 else 0
             return weeks
         if kind in ("spend", "purchases", "visits"):
             return self._windowed(quantity)
         raise ValueError(f"unknown built-in quantity kind {kind!r}")
 
     def _windowed(self, quantity: BuiltinQuantity) -> Evaluator:
-        kind, tz = quantity.kind, self.tz
+        kind = quantity.kind
         if quantity.window is None:  # lifetime
             if kind == "spend":
-                return lambda ctx: ctx.state.spend_lifetime()
+                return lambda ctx: ctx.state.spend_total
             if kind == "purchases":
-                return lambda ctx: len(ctx.state.purchase_times)
-            return lambda ctx: len(ctx.state.visit_times)
-        window = duration_of(quantity.window)
-        slot = self._slot((kind, str(window)))
-        read = {
-            "spend": CustomerState.spend_since,
-            "purchases": CustomerState.purchases_since,
-            "visits": CustomerState.visits_since,
-        }[kind]
-
-        def evaluate(ctx: Ctx) -> Any:
-            value = ctx.cache[slot]
-            if value is _UNSET:
-                value = ctx.cache[slot] = read(ctx.state, subtract(ctx.now, window, tz))
-            return value
-
-        return evaluate
+                return lambda ctx: len(ctx.state.purchases)
+            return lambda ctx: ctx.state.visit_count
+        slot = self.window_slot("visit" if kind == "visits" else "purchase", duration_of(quantity.window))
+        if kind == "spend":
+            return lambda ctx: ctx.state.windows[slot].spend
+        return lambda ctx: ctx.state.windows[slot].count
 
     def _metric(self, name: str) -> Evaluator:
         info = self.program.metrics[name]
         index = self.metric_index[name]
-        window = duration_of(info.decl.window) if isinstance(info.decl.window, ast.DurationLit) else None
-        aggregate, tz = info.aggregate, self.tz
+        aggregate = info.aggregate
         as_int = info.type in (Type.COUNT, Type.POINTS)
 
         def evaluate(ctx: Ctx) -> Any:
-            entries = ctx.state.metric_events[index]
-            if window is not None:
-                start = subtract(ctx.now, window, tz)
-                values = [v for (t, v) in entries if t > start]
-            else:
-                values = [v for (_, v) in entries]
+            now = ctx.now
+            # An entry counts from its instant until it leaves the window (None: never).
+            values = [v for (_, leaves, v) in ctx.state.metric_events[index] if leaves is None or leaves > now]
             if aggregate == "count":
                 return len(values)
             if aggregate == "sum":
@@ -228,12 +230,19 @@ class ExpressionCompiler:
 
     def _Compare(self, node: ast.Compare) -> Evaluator:
         left, right, test = self.compile(node.left), self.compile(node.right), _COMPARE[node.op]
+        when_missing = node.op == "!="  # a missing value is unequal to everything, and nothing else
 
         def evaluate(ctx: Ctx) -> bool:
             a, b = left(ctx), right(ctx)
-            return a is not None and b is not None and test(a, b)
+            if a is None or b is None:
+                return when_missing
+            return test(a, b)
 
         return evaluate
+
+    def _PresenceTest(self, node: Any) -> Evaluator:
+        attribute, present = self.compile(node.attribute), node.present
+        return lambda ctx: (attribute(ctx) is not None) is present
 
     def _BinaryOp(self, node: ast.BinaryOp) -> Evaluator:
         left, right, apply = self.compile(node.left), self.compile(node.right), _arith(node.op)

@@ -162,18 +162,24 @@ def _span_of(checked: CheckedProgram, nodes: list[str]) -> ast.Span:
     return ast.NO_SPAN
 
 
-def segment_order(graph: nx.DiGraph, checked: CheckedProgram) -> list[str]:
-    """Segments in an order where each comes after the segments it reads (file order otherwise)."""
-    names = list(checked.segments)
-    position = {name: i for i, name in enumerate(names)}
-    deps = nx.DiGraph()
-    deps.add_nodes_from(names)
+def status_order(graph: nx.DiGraph, checked: CheckedProgram) -> tuple[list[str], list[str]]:
+    """Step 5's order: the segments to evaluate before the tiers, and those to evaluate after them.
+
+    A segment that reads ``tier`` (directly or through other segments) comes
+    after the tiers; every other segment before them, so a tier that reads a
+    segment sees its new value in the same step. Within each list a segment
+    comes after the segments it reads, in file order otherwise. Linear in the
+    size of the graph (one topological sort, one search from ``tier``), so a
+    long chain of segments costs no more than it has edges.
+    """
     view = _dependency_view(graph)
-    for name in names:
-        for other in names:
-            if other != name and nx.has_path(view, f"segment:{other}", f"segment:{name}"):
-                deps.add_edge(other, name)
-    return list(nx.lexicographical_topological_sort(deps, key=lambda n: position[n]))
+    position = {f"segment:{name}": i for i, name in enumerate(checked.segments)}
+    ordered = nx.lexicographical_topological_sort(view, key=lambda n: (position.get(n, len(position)), n))
+    segments = [node.split(":", 1)[1] for node in ordered if node in position]
+    reads_tier = nx.descendants(view, "quantity:tier") if "quantity:tier" in view else set()
+    before = [name for name in segments if f"segment:{name}" not in reads_tier]
+    after = [name for name in segments if f"segment:{name}" in reads_tier]
+    return before, after
 
 
 def to_text(graph: nx.DiGraph) -> str:

@@ -14,7 +14,6 @@ datetimes): stores serialise it with the one cattrs converter in
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -40,7 +39,7 @@ class CapUsage:
     """How much of one rule's cap is used.
 
     Calendar caps keep the current period's key and total; rolling caps keep
-    the (instant, amount) entries still inside their window.
+    (instant the use leaves the window, amount) for the uses still inside.
     """
 
     period: tuple[object, ...] | None = None
@@ -60,6 +59,22 @@ class Totals:
 
 
 @attrs.define
+class WindowTotals:
+    """What one rolling window holds now: running totals, and when each entry leaves.
+
+    An entry (a purchase or a visit) at instant p is inside from p until
+    ``window_end(p, W)`` (the contract: p + W, exclusive). The clock pops
+    entries from ``exits`` (a heap) as their instant comes, so reading a
+    window is O(1). ``exits`` holds (leaves at, index into ``purchases``);
+    the index is -1 for visits, which are only counted.
+    """
+
+    spend: Decimal = Decimal(0)  # net amount of the purchases inside
+    count: int = 0
+    exits: list[tuple[datetime, int]] = attrs.Factory(list)
+
+
+@attrs.define
 class CustomerState:
     customer: str
     ledger: PointsLedger = attrs.Factory(PointsLedger)
@@ -69,22 +84,24 @@ class CustomerState:
     clock: datetime | None = None
     last_purchase_at: datetime | None = None
     birthday: date | None = None
-    # Purchases in time order; spend windows read their net amounts.
+    # The local calendar year of the last birthday celebrated: at most one a
+    # year, even when the customer moves their birthday to a later date.
+    birthday_year: int | None = None
+    # Purchases in time order (refunds look them up; reports count them).
     purchases: list[PurchaseRecord] = attrs.Factory(list)
-    purchase_times: list[datetime] = attrs.Factory(list)
-    # net_before[i]: net amount of purchases[:i]. Spend windows are then two
-    # lookups instead of a sum over every purchase in the window; a refund
-    # (rare) updates the entries after its purchase.
-    net_before: list[Decimal] = attrs.Factory(lambda: [Decimal(0)])
-    visit_times: list[datetime] = attrs.Factory(list)
+    spend_total: Decimal = Decimal(0)  # net amount of every purchase: spend_lifetime
+    visit_count: int = 0
+    # One per rolling window the program reads, by the compiled window slot.
+    windows: list[WindowTotals] = attrs.Factory(list)
     # Calendar days (program zone, as ordinals) with a visit or purchase: the
     # last one and the length of the run of consecutive days ending there.
     last_active_day: int | None = None
     day_run: int = 0
     last_active_week: int | None = None  # ordinal of the week's Monday
     week_run: int = 0
-    # Per user metric: (instant, value) of every matching event, in time order.
-    metric_events: list[list[tuple[datetime, Decimal]]] = attrs.Factory(list)
+    # Per user metric: (instant, instant it leaves the metric's window or
+    # None, value) of every matching event still inside, in time order.
+    metric_events: list[list[tuple[datetime, datetime | None, Decimal]]] = attrs.Factory(list)
     stamps: list[int] = attrs.Factory(list)
     caps: dict[int, CapUsage] = attrs.Factory(dict)
     tier: int = 0  # rank; 0 is "no tier"
@@ -105,30 +122,5 @@ class CustomerState:
                 return record
         return None
 
-    def add_purchase(self, record: PurchaseRecord) -> None:
-        self.purchases.append(record)
-        self.purchase_times.append(record.at)
-        self.net_before.append(self.net_before[-1] + record.amount - record.refunded)
-
-    def refund_purchase(self, record: PurchaseRecord, amount: Decimal) -> None:
-        """Lower a purchase's net amount; windows that hold it see the net from now on."""
-        record.refunded += amount
-        index = len(self.purchases) - 1
-        while self.purchases[index] is not record:
-            index -= 1
-        for i in range(index + 1, len(self.net_before)):
-            self.net_before[i] -= amount
-
-    def spend_since(self, start: datetime) -> Decimal:
-        """Net purchase amount in (start, now]."""
-        first = bisect_right(self.purchase_times, start)
-        return self.net_before[-1] - self.net_before[first]
-
-    def purchases_since(self, start: datetime) -> int:
-        return len(self.purchase_times) - bisect_right(self.purchase_times, start)
-
-    def visits_since(self, start: datetime) -> int:
-        return len(self.visit_times) - bisect_right(self.visit_times, start)
-
     def spend_lifetime(self) -> Decimal:
-        return self.net_before[-1]
+        return self.spend_total

@@ -12,14 +12,18 @@ datetimes have no folds, so ``<``, ``==`` and ``-`` on our results are always
 instant comparisons. Convert with ``.astimezone(tz)`` only for display.
 
 Wall-clock times that do not exist (the hour skipped when DST starts) or
-exist twice (the hour repeated when it ends) are resolved the zoneinfo way
-with ``fold=0`` and normalised by a round trip through UTC:
+exist twice (the hour repeated when it ends) are resolved by the contract's
+one rule (LANGUAGE.md, "Values and types"), for every calendar shift alike:
 
-* a time in a gap is read with the offset in force *before* the gap, so it
-  lands the length of the gap later (03:30 on the day Helsinki springs
-  forward is 04:30 EEST, the instant 01:30 UTC);
-* a time in a fold is the *first* of its two instants (03:30 on the day
+* a time in a gap moves to the *end* of the gap, the instant the clocks
+  jump (03:30 on the day Helsinki springs forward is 04:00 EEST, the
+  instant 01:00 UTC);
+* a time in a fold is the *earlier* of its two instants (03:30 on the day
   Helsinki falls back is 03:30 EEST, the instant 00:30 UTC).
+
+A window W that a purchase at instant p counts in is [p, add(p, W)): the
+purchase enters at p and leaves exactly once, at ``add(p, W)``
+(:func:`window_end`), the same rule as a lot's expiry.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ __all__ = [
     "add",
     "from_wall_clock",
     "in_window",
+    "window_end",
     "next_birthday",
     "parse_timestamp",
     "period_end",
@@ -51,7 +56,6 @@ __all__ = [
     "require_aware",
     "subtract",
     "whole_days_between",
-    "window_start",
 ]
 
 UTC: Final = timezone.utc
@@ -69,6 +73,7 @@ PeriodKey = tuple[str | int, ...]
 _DURATION_RE: Final = re.compile(r"\s*([0-9]+)\s*([dwmy])\s*")
 _DATE_ONLY_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _ONE_DAY: Final = timedelta(days=1)
+_ONE_MICROSECOND: Final = timedelta(microseconds=1)
 
 
 def _check_amount(_instance: object, _attribute: attrs.Attribute[int], value: int) -> None:
@@ -138,17 +143,43 @@ def _utc(t: datetime, name: str = "datetime") -> datetime:
 def from_wall_clock(wall: datetime, tz: ZoneInfo) -> datetime:
     """Naive wall-clock time in ``tz`` → the UTC instant it denotes.
 
-    Gaps and folds are resolved with ``fold=0`` (see the module docstring):
-    a time in a gap moves later by the gap, a time in a fold is its first
-    occurrence. Raises ``ValueError`` if ``wall`` is aware.
+    A time in a gap (skipped when DST starts) is the end of the gap; a time
+    in a fold (repeated when DST ends) is its earlier instant (see the module
+    docstring). Raises ``ValueError`` if ``wall`` is aware.
     """
     if wall.tzinfo is not None:
         raise ValueError(f"expected a naive wall-clock time, got {wall.isoformat()}")
-    return wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    # fold=0 is the earlier instant of a repeated time, as the rule wants.
+    instant = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    if instant.astimezone(tz).replace(tzinfo=None) == wall:
+        return instant
+    return _gap_end(wall, tz, instant)
+
+
+def _gap_end(wall: datetime, tz: ZoneInfo, after_gap: datetime) -> datetime:
+    """The instant the clocks jumped over ``wall`` (a time that does not exist in ``tz``).
+
+    zoneinfo reads a gap time with the offset before the jump (fold=0, giving
+    ``after_gap``, an instant past the jump) or after it (fold=1, an instant
+    before the jump); the jump lies between the two. zoneinfo does not expose
+    its transitions, so search for it: gaps are rare and about 40 halvings
+    find it to the microsecond.
+    """
+    before_gap = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    offset_after = after_gap.astimezone(tz).utcoffset()
+    if before_gap >= after_gap:  # pragma: no cover - a zone whose gap zoneinfo reads the other way round
+        before_gap, after_gap = after_gap, before_gap
+    while after_gap - before_gap > _ONE_MICROSECOND:
+        middle = before_gap + (after_gap - before_gap) / 2
+        if middle.astimezone(tz).utcoffset() == offset_after:
+            after_gap = middle
+        else:
+            before_gap = middle
+    return after_gap
 
 
 def _midnight(day: date, tz: ZoneInfo) -> datetime:
-    # Where a zone skips midnight (DST at 00:00), the fold=0 rule yields the
+    # Where a zone skips midnight (DST at 00:00), the end of the gap is the
     # first instant that does exist on that day, which is what a day's start means.
     return from_wall_clock(datetime.combine(day, time()), tz)
 
@@ -202,8 +233,8 @@ def add(t: datetime, d: Duration, tz: ZoneInfo) -> datetime:
     even across a DST change). Months and years move the wall-clock date in
     ``tz`` and keep the wall-clock time; the day of month is clamped to the
     target month (31 January + 1m → 28 or 29 February; 29 February 2028 +
-    1y → 28 February 2029). A resulting wall time in a DST gap or fold is
-    resolved with ``fold=0`` (module docstring). Raises ``ValueError`` for a
+    1y → 28 February 2029). A resulting wall time in a DST gap moves to the
+    end of the gap, one in a fold is the earlier instant (module docstring). Raises ``ValueError`` for a
     naive ``t`` or a result outside years 1–9999.
     """
     return _shift(t, d, tz, +1)
@@ -217,19 +248,20 @@ def subtract(t: datetime, d: Duration, tz: ZoneInfo) -> datetime:
     return _shift(t, d, tz, -1)
 
 
-def window_start(t: datetime, d: Duration, tz: ZoneInfo) -> datetime:
-    """Exclusive start of the window W = ``d`` ending at ``t``, as a UTC instant.
+def window_end(p: datetime, d: Duration, tz: ZoneInfo) -> datetime:
+    """The instant a purchase (or visit, or cap use) at ``p`` leaves the window ``d``: ``add(p, d)``.
 
-    The window covers the instants in (``t`` − W, ``t``]: an instant exactly
-    at the returned start is *outside*, one microsecond later is inside.
+    The contract: "A purchase at instant p counts in a window W from p until
+    the instant p + W, exclusive — the same rule as a lot's expiry, so a
+    purchase leaves a window exactly once and never comes back."
     """
-    return subtract(t, d, tz)
+    return add(p, d, tz)
 
 
 def in_window(x: datetime, t: datetime, d: Duration, tz: ZoneInfo) -> bool:
-    """True if instant ``x`` lies in the window (``t`` − ``d``, ``t``]."""
-    ux = _utc(x, "x")
-    return window_start(t, d, tz) < ux <= _utc(t, "t")
+    """True if something at instant ``x`` counts in the window ``d`` at instant ``t``: x <= t < add(x, d)."""
+    ux, ut = _utc(x, "x"), _utc(t, "t")
+    return ux <= ut < window_end(ux, d, tz)
 
 
 def _check_period(period: str) -> None:

@@ -138,8 +138,9 @@ class Engine:
             processor.add_points(work, earned, event.at, rec, source=event.id, pending=event.type == "purchase")
         if event.type == "purchase":
             work.purchases[-1].points = earned
-        processor.convert(work, ctx, rec)
+        # Step 4: stamp cards count first, so the points a card grants convert on this event.
         processor.stamps(work, ctx, event, rec)
+        processor.convert(work, ctx, rec)
         processor.status(work, ctx, rec)
         processor.triggers(work, ctx, event, rec)
         work.last_event_at = event.at

@@ -263,8 +263,6 @@ class EventReader:
                 reject(f"a refund amount must be above 0, got {event.amount}")
         if event.type == "redeem" and not event.reward:
             reject("a redeem needs 'reward', the name of the reward")
-        if event.birthday is not None and event.type != "signup":
-            reject("'birthday' belongs on signup events")
 
 
 def _attribute_value(value: Any, kind: Type) -> Any:

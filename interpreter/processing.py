@@ -14,51 +14,21 @@ the engine before anything changes; the steps here assume a valid event.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+import heapq
 from datetime import date, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Iterable
 
 from poletti.engine.compiler import (
-    Cap, CompiledProgram, ConvertRule, Guard, PerRule, Rule, StampRule,
+    Cap, CompiledProgram, ConvertRule, Guard, PerRule, Rule, SegmentRule, StampRule,
 )
 from poletti.engine.expressions import Ctx, day_start
-from poletti.engine.state import CapUsage, CustomerState, PurchaseRecord
-from poletti.engine.timecalc import Duration, add, next_birthday, period_key, subtract
+from poletti.engine.state import CapUsage, CustomerState, PurchaseRecord, WindowTotals
+from poletti.engine.timecalc import add, next_birthday, period_key, window_end
 from poletti.interpreter.events import Event, Item
 from poletti.interpreter.outcome import Recorder
 
 ONE_DAY = timedelta(days=1)
-TICK = timedelta(microseconds=1)
-
-
-def window_exit(at: datetime, window: Duration, tz: object) -> datetime:
-    """The first instant whose window (t − W, t] no longer contains ``at``.
-
-    For days and weeks that is ``at + W``. For calendar months and years the
-    day of month is clamped: a purchase on 31 March is in the 1-month window
-    of every instant up to the end of 30 April, and leaves it at 1 May 00:00.
-    And where ``at + W`` falls in a daylight-saving gap (02:30 on a night
-    the clocks jump from 02:00 to 03:00), the window leaves ``at`` when the
-    gap ends, not at the later instant ``add`` resolves the gap to.
-    """
-    candidate = add(at, window, tz)  # type: ignore[arg-type]
-    if window.unit in ("d", "w"):
-        return candidate
-    if subtract(candidate, window, tz) < at:  # type: ignore[arg-type]
-        local = candidate.astimezone(tz).date()  # type: ignore[arg-type]
-        return day_start(local + ONE_DAY, tz)  # type: ignore[arg-type]
-    if candidate.astimezone(tz).time() == at.astimezone(tz).time():  # type: ignore[arg-type]
-        return candidate  # the wall time exists: the usual case
-    # A gap: search the last instant still inside, to the microsecond (≤ 32 steps for an hour's gap).
-    inside, outside = at, candidate
-    while outside - inside > TICK:
-        middle = inside + (outside - inside) / 2
-        if subtract(middle, window, tz) < at:  # type: ignore[arg-type]
-            inside = middle
-        else:
-            outside = middle
-    return outside
 
 
 def _matches(item: Item, item_filter: tuple[str, str] | None) -> bool:
@@ -81,6 +51,7 @@ class Processor:
         cp = self.cp
         return CustomerState(
             customer=customer,
+            windows=[WindowTotals() for _ in cp.windows],
             metric_events=[[] for _ in cp.metrics],
             stamps=[0] * len(cp.stamps),
             tier_held=[False] * len(cp.tiers),
@@ -113,6 +84,9 @@ class Processor:
             self._apply_instant(state, instant, rec)
             state.clock = instant
         if until > state.clock:
+            # Windows no status or trigger condition reads have exits the clock
+            # does not stop at: apply them before anything reads at `until`.
+            self._leave_windows(state, until)
             state.clock = until
 
     def _apply_instant(self, state: CustomerState, instant: datetime, rec: Recorder) -> None:
@@ -125,21 +99,42 @@ class Processor:
             rec.add("expire", instant, points=lot.points,
                     detail=f"lot earned {self._day(lot.earned_at)} {_source(lot.source)}{pending}; "
                            f"points expire after {cp.expire_after}")
-        for released in state.ledger.release_pending_until(instant):
-            rec.add("release", instant, points=released.points,
-                    detail=f"earned {self._day(released.earned_at)} {_source(released.source)}; "
+        released = state.ledger.release_pending_until(instant)
+        for lot in released:
+            rec.add("release", instant, points=lot.points,
+                    detail=f"earned {self._day(lot.earned_at)} {_source(lot.source)}; "
                            f"points pending for {cp.pending_for}")
+        self._leave_windows(state, instant)
         ctx = cp.make_ctx(state, instant, None)
         granted_points = False
         birthday_rules = cp.on_rules.get("birthday", ())
         if state.birthday is not None and birthday_rules and previous is not None:
             if next_birthday(previous, state.birthday, self.tz) == instant:
-                for rule in birthday_rules:
-                    granted_points |= self._fire(state, ctx, rule, rule.guard, rule.target, rec, kind="birthday")
+                year = instant.astimezone(self.tz).year
+                if state.birthday_year != year:  # once a year, even if the birthday was moved
+                    state.birthday_year = year
+                    for rule in birthday_rules:
+                        granted_points |= self._fire(state, ctx, rule, rule.guard, rule.target, rec, kind="birthday")
         self.status(state, ctx, rec)
         granted_points |= self._when_rules(state, ctx, rec)
-        if granted_points:
+        if released or granted_points:
+            # The spendable balance grew at this instant: `at` rules convert now (step 4).
             self.convert(state, ctx, rec)
+
+    def _leave_windows(self, state: CustomerState, instant: datetime) -> None:
+        """Take out of every rolling window what leaves it at or before ``instant``."""
+        for totals in state.windows:
+            exits = totals.exits
+            while exits and exits[0][0] <= instant:
+                _, index = heapq.heappop(exits)
+                totals.count -= 1
+                if index >= 0:
+                    record = state.purchases[index]
+                    totals.spend -= record.amount - record.refunded
+        for spec in self.cp.metrics:
+            entries = state.metric_events[spec.slot]
+            if spec.window is not None and entries and min(e[1] for e in entries) <= instant:  # type: ignore[type-var]
+                state.metric_events[spec.slot] = [e for e in entries if e[1] > instant]  # type: ignore[operator]
 
     def schedule(self, state: CustomerState) -> datetime | None:
         """``next_change`` for a state about to be saved, remembered on it for its next clock step."""
@@ -157,16 +152,14 @@ class Processor:
         ledger_next = state.ledger.next_change_after(after)
         if ledger_next is not None:
             candidates.append(ledger_next)
-        for windows, times in ((ts.purchase_windows, state.purchase_times), (ts.visit_windows, state.visit_times)):
-            for window in windows:
-                first = bisect_right(times, subtract(after, window, tz))
-                if first < len(times):
-                    candidates.append(window_exit(times[first], window, tz))
-        for slot, window in ts.metric_windows:
-            metric_times = [t for t, _ in state.metric_events[slot]]
-            first = bisect_right(metric_times, subtract(after, window, tz))
-            if first < len(metric_times):
-                candidates.append(window_exit(metric_times[first], window, tz))
+        for slot in ts.windows:
+            exits = state.windows[slot].exits
+            if exits:
+                candidates.append(exits[0][0])  # every exit up to the clock has been applied
+        for slot in ts.metric_windows:
+            leaving = [leaves for _, leaves, _ in state.metric_events[slot] if leaves is not None and leaves > after]
+            if leaving:
+                candidates.append(min(leaving))
         first_seen = state.first_seen or after
         for kind, days in ts.day_thresholds:
             ref = (state.last_purchase_at or first_seen) if kind == "days_since_last_purchase" else first_seen
@@ -178,10 +171,11 @@ class Processor:
         for kind in ts.daily:
             ref = (state.last_purchase_at or first_seen) if kind == "days_since_last_purchase" else first_seen
             candidates.append(ref + ((after - ref) // ONE_DAY + 1) * ONE_DAY)
+        # A streak survives the day after its last active day and ends when the one after that begins.
         if ts.streak_days and state.last_active_day is not None:
-            candidates.append(day_start(date.fromordinal(state.last_active_day + 1), tz))
+            candidates.append(day_start(date.fromordinal(state.last_active_day + 2), tz))
         if ts.streak_weeks and state.last_active_week is not None:
-            candidates.append(day_start(date.fromordinal(state.last_active_week + 7), tz))
+            candidates.append(day_start(date.fromordinal(state.last_active_week + 14), tz))
         if state.birthday is not None and "birthday" in cp.on_rules:
             candidates.append(next_birthday(after, state.birthday, tz))
         candidates.extend(t for t in state.tier_keep_until if t is not None)
@@ -196,21 +190,34 @@ class Processor:
         at = event.at
         if state.first_seen is None:
             state.first_seen = at
+        if event.birthday is not None:
+            state.birthday = event.birthday  # any event may carry it; a new value replaces the old from now on
         if event.type == "purchase":
             assert event.amount is not None
-            state.add_purchase(PurchaseRecord(event.id, at, event.amount))
+            index = len(state.purchases)
+            state.purchases.append(PurchaseRecord(event.id, at, event.amount))
+            state.spend_total += event.amount
+            self._enter_windows(state, "purchase", at, index, event.amount)
             self._mark_active(state, at)
         elif event.type == "visit":
-            state.visit_times.append(at)
+            state.visit_count += 1
+            self._enter_windows(state, "visit", at, -1, Decimal(0))
             self._mark_active(state, at)
-        elif event.type == "signup" and event.birthday is not None:
-            state.birthday = event.birthday
         for spec in self.cp.metrics:
             if spec.event_type != event.type:
                 continue
             value = self._metric_value(spec.field, spec.filter, event)
             if value is not None:
-                state.metric_events[spec.slot].append((at, value))
+                leaves = window_end(at, spec.window, self.tz) if spec.window is not None else None
+                state.metric_events[spec.slot].append((at, leaves, value))
+
+    def _enter_windows(self, state: CustomerState, source: str, at: datetime, index: int, amount: Decimal) -> None:
+        """A purchase or visit at ``at`` counts in each window over its kind until ``window_end``."""
+        for spec, totals in zip(self.cp.windows, state.windows):
+            if spec.source == source:
+                totals.count += 1
+                totals.spend += amount
+                heapq.heappush(totals.exits, (window_end(at, spec.duration, self.tz), index))
 
     def _metric_value(self, field: str | None, item_filter: tuple[str, str] | None, event: Event) -> Decimal | None:
         items = [i for i in event.items if _matches(i, item_filter)]
@@ -241,7 +248,12 @@ class Processor:
         Inside the purchase's pending window its own pending points are taken
         first, so a return does not touch points the customer could already spend.
         """
-        state.refund_purchase(record, amount)
+        record.refunded += amount
+        state.spend_total -= amount
+        for spec, totals in zip(self.cp.windows, state.windows):
+            # Windows count the purchase at its net amount while they hold it.
+            if spec.source == "purchase" and window_end(record.at, spec.duration, self.tz) > at:
+                totals.spend -= amount
         target = 0
         if record.amount > 0:
             target = int((Decimal(record.points) * record.refunded / record.amount).to_integral_value(rounding=ROUND_FLOOR))
@@ -362,9 +374,8 @@ class Processor:
         if cap.period is not None:
             used = usage.used if usage.period == period_key(ctx.now, cap.period, self.tz) else 0
         else:
-            assert cap.window is not None
-            start = subtract(ctx.now, cap.window, self.tz)
-            used = sum(amount for t, amount in usage.entries if t > start)
+            now = ctx.now  # a rolling cap counts each use until it leaves the window
+            used = sum(amount for leaves, amount in usage.entries if leaves > now)
         return max(0, cap.amount - used)
 
     def _use_cap(self, state: CustomerState, ctx: Ctx, rule: Rule, cap: Cap, amount: int) -> None:
@@ -376,8 +387,9 @@ class Processor:
             usage.used += amount
         else:
             assert cap.window is not None
-            start = subtract(ctx.now, cap.window, self.tz)
-            usage.entries = [(t, a) for t, a in usage.entries if t > start] + [(ctx.now, amount)]
+            now = ctx.now
+            usage.entries = [(leaves, a) for leaves, a in usage.entries if leaves > now]
+            usage.entries.append((window_end(now, cap.window, self.tz), amount))
 
     def _capped(self, state: CustomerState, ctx: Ctx, rule: Rule, cap: Cap | None, points: int, rec: Recorder) -> int:
         """Cut an award to what is left under the rule's cap, and count it."""
@@ -453,7 +465,25 @@ class Processor:
     # ------------------------------------------------------------------ step 5
 
     def status(self, state: CustomerState, ctx: Ctx, rec: Recorder) -> None:
-        """Re-evaluate tiers (with keep) and segments."""
+        """Re-evaluate segments and tiers (with keep) in dependency order.
+
+        Segments the tiers may read come first, so a tier that reads a
+        segment sees its new value in the same step; segments that read the
+        tier come after the tiers.
+        """
+        self._segments(state, ctx, self.cp.segments_before_tiers, rec)
+        self._tiers(state, ctx, rec)
+        self._segments(state, ctx, self.cp.segments_after_tiers, rec)
+
+    def _segments(self, state: CustomerState, ctx: Ctx, segments: tuple[SegmentRule, ...], rec: Recorder) -> None:
+        for segment in segments:
+            inside = bool(segment.condition(ctx))
+            if inside != state.segments[segment.slot]:
+                state.segments[segment.slot] = inside
+                rec.add("segment", ctx.now, detail=f"{'entered' if inside else 'left'} {segment.name}",
+                        line=segment.line)
+
+    def _tiers(self, state: CustomerState, ctx: Ctx, rec: Recorder) -> None:
         cp, now = self.cp, ctx.now
         rank = 0
         keep_started: list[int] = []  # tiers whose keep began now
@@ -496,11 +526,6 @@ class Processor:
             rec.add("tier", now, rule=tier.text, line=tier.line,
                     detail=f"{tier.name} kept until {until.astimezone(self.tz).isoformat()}: its condition no longer "
                            f"holds, and keep {tier.keep} holds it")
-        for segment in cp.segments:
-            inside = bool(segment.condition(ctx))
-            if inside != state.segments[segment.slot]:
-                state.segments[segment.slot] = inside
-                rec.add("segment", now, detail=f"{'entered' if inside else 'left'} {segment.name}", line=segment.line)
 
     def settle(self, state: CustomerState, at: datetime, rec: Recorder) -> None:
         """Re-evaluate status once the purchase just processed has become history.
@@ -608,4 +633,4 @@ def iter_rules(compiled: CompiledProgram) -> Iterable[Rule]:
     yield from compiled.stamps
 
 
-__all__ = ["Processor", "window_exit", "StampRule"]
+__all__ = ["Processor", "StampRule"]

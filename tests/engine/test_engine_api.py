@@ -209,8 +209,15 @@ def test_redeem_short_because_the_lot_expires_at_that_instant(engine: Any) -> No
     assert engine.customer("c1").points == 50
 
 
-def test_birthday_only_on_signup(engine: Any) -> None:
-    assert_rejected(engine, event(birthday="1990-05-01"), "birthday")
+def test_a_birthday_on_a_purchase_is_accepted_and_kept() -> None:
+    # Language v2: any event may carry `birthday` (a wide export's purchase row); it sets the birthday.
+    engine = poletti.Engine(poletti.compile("earn 1 point per EUR\non birthday grant cake"))
+    engine.process(event(id="p1", at="2026-04-01T10:00:00+00:00", birthday="1990-05-01"))
+    # The birthday starts 2026-05-01 00:00 UTC: the cake is granted at that instant.
+    engine.advance_to("2026-04-30T23:59:59+00:00")
+    assert engine.customer("c1").rewards == {}
+    engine.advance_to("2026-05-01T00:00:00+00:00")
+    assert engine.customer("c1").rewards == {"cake": 1}
 
 
 def test_bad_birthday(engine: Any) -> None:
@@ -387,21 +394,23 @@ def at(day: str, time: str = "10:00:00") -> str:
     return f"2026-01-{day}T{time}+00:00"
 
 
-def test_streak_is_zero_on_a_day_without_activity_yet() -> None:
+def test_a_streak_lives_through_the_next_day_and_ends_after_a_whole_day_without_activity() -> None:
     engine = poletti.Engine(poletti.compile("earn 10 points on review if streak_days >= 1"))
     engine.process({"id": "v1", "type": "visit", "customer": "c1", "at": at("01")})
-    # Same day: the visit makes a streak of 1 → 10.  Next day, no visit yet → 0 → nothing.
+    # Same day: the visit makes a streak of 1 → 10.  Next day, no visit yet: the streak still ends
+    # yesterday, so it is 1 → 10 (v2 contract).  The day after that, a whole day (the 2nd) passed
+    # without a visit → 0 → nothing.
     assert engine.process({"id": "r1", "type": "review", "customer": "c1", "at": at("01", "12:00:00")}).earned == 10
-    assert engine.process({"id": "r2", "type": "review", "customer": "c1", "at": at("02", "12:00:00")}).earned == 0
+    assert engine.process({"id": "r2", "type": "review", "customer": "c1", "at": at("02", "12:00:00")}).earned == 10
+    assert engine.process({"id": "r3", "type": "review", "customer": "c1", "at": at("03", "00:00:00")}).earned == 0
 
 
-def test_stamp_card_points_are_converted_at_the_next_event() -> None:
-    # p2 is the 2nd purchase → 60 points after step 4 ran: no drink yet.  The visit's step 4 converts: 60 − 50 = 10.
+def test_stamp_card_points_are_converted_on_the_same_event() -> None:
+    # v2 step 4: stamp cards count first, then `at` rules.  p2 is the 2nd purchase → 60 points, and the
+    # `at` rule converts them at once: 60 − 50 = 10 and a drink on p2 itself.
     engine = poletti.Engine(poletti.compile("every 2 purchases grant 60 points\nat 50 points grant drink"))
     engine.process(event(id="p1", at=at("01"), amount="1"))
     outcome = engine.process(event(id="p2", at=at("01", "11:00:00"), amount="1"))
-    assert (outcome.granted, outcome.points) == ({}, 60)
-    outcome = engine.process({"id": "v1", "type": "visit", "customer": "c1", "at": at("01", "12:00:00")})
     assert (outcome.granted, outcome.points) == ({"drink": 1}, 10)
 
 

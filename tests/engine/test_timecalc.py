@@ -29,7 +29,7 @@ from poletti.engine.timecalc import (
     period_start,
     subtract,
     whole_days_between,
-    window_start,
+    window_end,
 )
 from instants import HEL, US, UTC, ts
 
@@ -145,10 +145,11 @@ def test_subtract_calendar(start: str, duration: str, expected: str) -> None:
     assert subtract(ts(start), d(duration), HEL) == ts(expected)
 
 
-def test_month_landing_in_spring_gap_moves_forward() -> None:
-    # 29 Jan 03:30 EET + 2m → wall 29 Mar 03:30, which does not exist.
-    # fold=0 reads it with the pre-gap offset +02:00: 01:30 UTC = 04:30 EEST.
-    assert add(ts("2026-01-29T03:30+02:00"), d("2m"), HEL) == ts("2026-03-29T04:30+03:00")
+def test_month_landing_in_spring_gap_moves_to_the_end_of_the_gap() -> None:
+    # 29 Jan 03:30 EET + 2m → wall 29 Mar 03:30, which does not exist: Helsinki jumps from
+    # 03:00 EET to 04:00 EEST at 01:00 UTC. The contract's rule: the end of the gap, 01:00 UTC
+    # (not 01:30 UTC, where reading it with the pre-gap offset would put it).
+    assert add(ts("2026-01-29T03:30+02:00"), d("2m"), HEL) == ts("2026-03-29T04:00+03:00")
 
 
 def test_month_landing_in_fall_fold_takes_first_pass() -> None:
@@ -165,8 +166,15 @@ def test_month_from_second_pass_of_fold_uses_its_wall_time() -> None:
 
 
 def test_from_wall_clock_gap_and_fold() -> None:
-    # Gap: 29 Mar 03:15 → read at +02:00 → 01:15 UTC (= 04:15 EEST).
-    assert from_wall_clock(datetime(2026, 3, 29, 3, 15), HEL) == ts("2026-03-29T01:15+00:00")
+    # Gap: 29 Mar 03:15 does not exist → the end of the gap, 04:00 EEST = 01:00 UTC; every
+    # time in the gap goes there, and the last instant before it is still 02:59:59.999999 EET.
+    assert from_wall_clock(datetime(2026, 3, 29, 3, 15), HEL) == ts("2026-03-29T01:00+00:00")
+    assert from_wall_clock(datetime(2026, 3, 29, 3, 0), HEL) == ts("2026-03-29T01:00+00:00")
+    assert from_wall_clock(datetime(2026, 3, 29, 3, 59, 59, 999999), HEL) == ts("2026-03-29T01:00+00:00")
+    assert from_wall_clock(datetime(2026, 3, 29, 2, 59, 59, 999999), HEL) == ts("2026-03-29T00:59:59.999999+00:00")
+    # Lord Howe jumps by half an hour (02:00 → 02:30 local, 15:00 UTC on 4 Oct 2026).
+    lord_howe = ZoneInfo("Australia/Lord_Howe")
+    assert from_wall_clock(datetime(2026, 10, 4, 2, 10), lord_howe) == ts("2026-10-03T15:30+00:00")
     # Fold: 25 Oct 03:15 → first pass, +03:00 → 00:15 UTC.
     assert from_wall_clock(datetime(2026, 10, 25, 3, 15), HEL) == ts("2026-10-25T00:15+00:00")
     with pytest.raises(ValueError):
@@ -178,7 +186,7 @@ def test_naive_datetimes_are_rejected() -> None:
     for call in (
         lambda: add(naive, d("1d"), HEL),
         lambda: subtract(naive, d("1m"), HEL),
-        lambda: window_start(naive, d("30d"), HEL),
+        lambda: window_end(naive, d("30d"), HEL),
         lambda: period_start(naive, "day", HEL),
         lambda: period_end(naive, "week", HEL),
         lambda: period_key(naive, "month", HEL),
@@ -196,34 +204,44 @@ def test_out_of_range_is_value_error() -> None:
         subtract(ts("0001-01-02T00:00+00:00"), d("2d"), ZoneInfo("UTC"))
 
 
-# -- windows (t − W, t] --------------------------------------------------------
+# -- windows [p, p + W) ---------------------------------------------------------
 
 
 def test_window_30d_boundary() -> None:
-    t = ts("2026-11-23T10:00+02:00")
-    # t = 23 Nov 08:00 UTC; − 720 h = 24 Oct 08:00 UTC = 11:00 EEST (DST ends 25 Oct).
-    start = window_start(t, d("30d"), HEL)
-    assert start == ts("2026-10-24T11:00+03:00")
-    assert not in_window(start, t, d("30d"), HEL)  # exactly t − W: excluded
-    assert in_window(start + US, t, d("30d"), HEL)  # just after: included
-    assert in_window(t, t, d("30d"), HEL)  # t itself: included
-    assert not in_window(t + US, t, d("30d"), HEL)  # the future: excluded
+    p = ts("2026-10-24T11:00+03:00")
+    # p = 24 Oct 08:00 UTC; + 720 h = 23 Nov 08:00 UTC = 10:00 EET (DST ended 25 Oct).
+    end = window_end(p, d("30d"), HEL)
+    assert end == ts("2026-11-23T10:00+02:00")
+    assert in_window(p, p, d("30d"), HEL)  # counts from its own instant
+    assert in_window(p, end - US, d("30d"), HEL)  # until just before p + W
+    assert not in_window(p, end, d("30d"), HEL)  # and leaves exactly at p + W
+    assert not in_window(p, p - US, d("30d"), HEL)  # not before it happened
 
 
-def test_window_1m_boundary_is_clamped() -> None:
-    t = ts("2026-03-31T12:00+03:00")
-    # 31 Mar − 1m → 28 Feb 12:00 EET (clamped).
-    start = window_start(t, d("1m"), HEL)
-    assert start == ts("2026-02-28T12:00+02:00")
-    assert not in_window(ts("2026-02-28T12:00+02:00"), t, d("1m"), HEL)
-    assert in_window(ts("2026-02-28T12:00:00.000001+02:00"), t, d("1m"), HEL)
+def test_window_1m_end_is_clamped() -> None:
+    # 31 Jan 12:00 EET + 1m → 28 Feb 12:00 EET (clamped): out at that instant, never back in.
+    p = ts("2026-01-31T12:00+02:00")
+    assert window_end(p, d("1m"), HEL) == ts("2026-02-28T12:00+02:00")
+    assert in_window(p, ts("2026-02-28T11:59:59.999999+02:00"), d("1m"), HEL)
+    for t in ("2026-02-28T12:00+02:00", "2026-03-01T00:00+02:00", "2026-03-30T23:00+03:00"):
+        assert not in_window(p, ts(t), d("1m"), HEL)
 
 
-def test_window_12m() -> None:
-    t = ts("2026-11-23T10:00+02:00")
-    assert window_start(t, d("12m"), HEL) == ts("2025-11-23T10:00+02:00")
-    assert not in_window(ts("2025-11-23T08:00Z"), t, d("12m"), HEL)
-    assert in_window(ts("2025-11-23T08:00:00.000001Z"), t, d("12m"), HEL)
+def test_window_12m_across_29_february() -> None:
+    # 29 Feb 2028 10:00 EET + 12m → 28 Feb 2029 10:00 EET.
+    p = ts("2028-02-29T10:00+02:00")
+    assert window_end(p, d("12m"), HEL) == ts("2029-02-28T10:00+02:00")
+
+
+def test_window_of_purchases_in_the_repeated_hour() -> None:
+    # 31 Oct 2027: Helsinki goes back from 04:00 EEST to 03:00 EET at 01:00 UTC. A purchase at
+    # 03:50 EEST (00:50 UTC, first pass) + 1m → 30 Nov 03:50 EET = 01:50 UTC; one at 03:10 EET
+    # (01:10 UTC, second pass, later) → 30 Nov 03:10 EET = 01:10 UTC: the later purchase leaves
+    # first, each exactly once.
+    first_pass, second_pass = ts("2027-10-31T03:50+03:00"), ts("2027-10-31T03:10+02:00")
+    assert first_pass < second_pass
+    assert window_end(first_pass, d("1m"), HEL) == ts("2027-11-30T01:50+00:00")
+    assert window_end(second_pass, d("1m"), HEL) == ts("2027-11-30T01:10+00:00")
 
 
 # -- calendar periods -----------------------------------------------------------
@@ -476,7 +494,7 @@ def test_calendar_durations_keep_clamped_date(t: datetime, n: int, unit: str, tz
         expected_wall = local.replace(
             tzinfo=None, fold=0, year=year, month=month, day=min(local.day, last_day)
         )
-        # The result is that wall time read with fold=0 (moved on if it is in a gap).
+        # The result is that wall time: its earlier instant in a fold, the end of the gap in a gap.
         assert result == from_wall_clock(expected_wall, tz)
 
 
@@ -495,12 +513,13 @@ def test_period_contains_t(t: datetime, period: str, tz: ZoneInfo) -> None:
 
 @fast
 @given(instants, st.integers(1, 400), st.sampled_from(["d", "w", "m", "y"]), zones)
-def test_window_excludes_its_start(t: datetime, n: int, unit: str, tz: ZoneInfo) -> None:
+def test_a_window_holds_its_entry_from_its_instant_to_its_end(p: datetime, n: int, unit: str, tz: ZoneInfo) -> None:
     dur = Duration(n, unit)
-    start = window_start(t, dur, tz)
-    assert start < t
-    assert not in_window(start, t, dur, tz)
-    assert in_window(start + US, t, dur, tz)
+    end = window_end(p, dur, tz)
+    assert end > p
+    assert in_window(p, p, dur, tz)
+    assert in_window(p, end - US, dur, tz)
+    assert not in_window(p, end, dur, tz)
 
 
 @fast

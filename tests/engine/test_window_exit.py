@@ -1,7 +1,9 @@
-"""window_exit(p, W) is the first instant whose window (t − W, t] no longer holds p.
+"""A purchase at p counts in a window W during [p, p + W) and leaves it exactly once.
 
-Checked against the definition itself: at the exit instant p is outside the
-window, one microsecond earlier it is still inside.
+These tests drive the engine itself (not only the time helpers): the clock
+must apply each window exit at its instant, whatever else is scheduled, and
+a tier condition that stops holding then must change the tier at that
+instant. Each expected instant is worked out by hand in the comments.
 """
 
 from __future__ import annotations
@@ -12,52 +14,61 @@ from zoneinfo import ZoneInfo
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from poletti.engine.timecalc import Duration, in_window
-from poletti.interpreter.processing import window_exit
+import poletti
+from poletti.engine.timecalc import Duration, add, in_window
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
 TICK = timedelta(microseconds=1)
 
 
-def test_31_march_leaves_the_one_month_window_at_1_may() -> None:
-    # 31 March 10:00 UTC: on 30 April at 23:00 local, t − 1m = 30 March 23:00 < p (still inside);
-    # at 1 May 00:00 local, t − 1m = 1 April 00:00 > p, so it has left.
-    p = datetime(2026, 3, 31, 10, 0, tzinfo=timezone.utc)
-    exit_at = window_exit(p, Duration(1, "m"), HELSINKI)
-    assert exit_at == datetime(2026, 5, 1, 0, 0, tzinfo=HELSINKI).astimezone(timezone.utc)
+def purchase(pid: str, at: str, amount: str) -> dict[str, str]:
+    return {"id": pid, "type": "purchase", "customer": "c1", "at": at, "amount": amount}
 
 
-def test_exit_into_a_daylight_saving_gap_is_the_end_of_the_gap() -> None:
-    # New York jumps from 02:00 EST to 03:00 EDT on 8 March 2026 (07:00 UTC).
-    # p = 8 January 02:00:01 EST (07:00:01 UTC). p + 2m is 8 March 02:00:01, a
-    # wall time that does not exist. At 06:59:59.999999 UTC (01:59:59.999999
-    # EST) t − 2m = 8 January 01:59:59.999999 < p: still inside. At 07:00 UTC
-    # (03:00 EDT) t − 2m = 8 January 03:00 EST > p: outside. So the exit is
-    # 07:00:00 UTC, not 07:00:01 UTC where add() resolves the gap.
-    new_york = ZoneInfo("America/New_York")
-    p = datetime(2026, 1, 8, 7, 0, 1, tzinfo=timezone.utc)
-    assert window_exit(p, Duration(2, "m"), new_york) == datetime(2026, 3, 8, 7, 0, tzinfo=timezone.utc)
+def test_the_issue_case_gold_ends_when_the_big_purchase_leaves() -> None:
+    # spend_1m: 5 EUR at 2027-06-30T12:00Z (leaves 2027-07-30T12:00Z); 200 EUR at 2027-07-31T09:00Z
+    # (leaves 2027-08-31T09:00Z). Gold from 07-31T09:00Z to 08-31T09:00Z; none ever after.
+    engine = poletti.Engine(poletti.compile("tier gold when spend_1m > 100"))
+    engine.process(purchase("p1", "2027-06-30T12:00:00+00:00", "5"))
+    assert engine.process(purchase("p2", "2027-07-31T09:00:00+00:00", "200")).tier == "gold"
+    engine.advance_to("2027-08-31T08:59:59+00:00")
+    assert engine.customer("c1").tier == "gold"
+    engine.advance_to("2027-08-31T09:00:00+00:00")
+    assert engine.customer("c1").tier is None
+    engine.advance_to("2027-12-01")
+    assert engine.customer("c1").tier is None
 
 
-def test_plain_day_windows_are_exact() -> None:
-    p = datetime(2026, 3, 28, 12, 0, tzinfo=timezone.utc)
-    # 30 × 24 h, regardless of the DST change on 29 March.
-    assert window_exit(p, Duration(30, "d"), HELSINKI) == p + timedelta(days=30)
+def test_keep_runs_from_the_exit_instant() -> None:
+    # 150 EUR at 2027-01-31T10:00Z, spend_1m → leaves at 2027-02-28T10:00Z (clamped). keep 7d from then:
+    # gold until 2027-03-07T10:00Z exactly.
+    engine = poletti.Engine(poletti.compile("tier gold when spend_1m > 100 keep 7d"))
+    engine.process(purchase("p1", "2027-01-31T10:00:00+00:00", "150"))
+    engine.advance_to("2027-03-07T09:59:59+00:00")
+    assert engine.customer("c1").tier == "gold"
+    engine.advance_to("2027-03-07T10:00:00+00:00")
+    assert engine.customer("c1").tier is None
 
 
-@example(seconds=630001, amount=2, unit="m", zone="America/New_York")  # the gap case above
-@settings(max_examples=300, deadline=None)
+@example(day_offset=0, minutes=0, amount=1, unit="m", zone="Europe/Helsinki")
+@settings(max_examples=150, deadline=None)
 @given(
-    seconds=st.integers(min_value=0, max_value=4 * 365 * 86400),
-    amount=st.integers(min_value=1, max_value=24),
+    day_offset=st.integers(min_value=0, max_value=3 * 365),
+    minutes=st.integers(min_value=0, max_value=24 * 60 - 1),
+    amount=st.integers(min_value=1, max_value=14),
     unit=st.sampled_from(["d", "w", "m", "y"]),
     zone=st.sampled_from(["UTC", "Europe/Helsinki", "America/New_York"]),
 )
-def test_exit_matches_the_window_definition(seconds: int, amount: int, unit: str, zone: str) -> None:
+def test_the_engine_drops_a_purchase_from_a_window_exactly_at_p_plus_w(
+        day_offset: int, minutes: int, amount: int, unit: str, zone: str) -> None:
     tz = ZoneInfo(zone)
-    p = datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=seconds)
     window = Duration(amount, unit)
-    exit_at = window_exit(p, window, tz)
-    assert exit_at > p
-    assert not in_window(p, exit_at, window, tz)
-    assert in_window(p, exit_at - TICK, window, tz)
+    p = datetime(2027, 1, 1, tzinfo=timezone.utc) + timedelta(days=day_offset, minutes=minutes)
+    end = add(p, window, tz)
+    engine = poletti.Engine(poletti.compile(f'timezone "{zone}"\ntier gold when spend_{window} > 10'))
+    engine.process(purchase("p1", p.isoformat(), "20"))
+    assert in_window(p, end - TICK, window, tz) and not in_window(p, end, window, tz)
+    engine.advance_to(end - TICK)
+    assert engine.customer("c1").tier == "gold"
+    engine.advance_to(end)
+    assert engine.customer("c1").tier is None
