@@ -8,21 +8,22 @@ the interpreter does no tree walking and no name lookups per event.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import enum
+from datetime import timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 from zoneinfo import ZoneInfo
 
 import attrs
-import networkx as nx
 
 from poletti.dsl import ast
 from poletti.dsl.program import BuiltinQuantity, CheckedProgram
-from poletti.engine.expressions import (
-    Ctx, Evaluator, ExpressionCompiler, WindowSpec, day_start, duration_of, literal_date,
-)
+from poletti.engine.expressions import Ctx, Evaluator, ExpressionCompiler, WindowSpec, duration_of, literal_date
 from poletti.engine.graph import build_graph, status_order
-from poletti.engine.timecalc import Duration
+from poletti.engine.timecalc import Duration, day_start_us
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 _ROUNDING = {"down": ROUND_FLOOR, "up": ROUND_CEILING, "nearest": ROUND_HALF_UP}
 
@@ -46,33 +47,55 @@ class Cap:
         return f"limit {self.amount} {self.unit} per {per}"
 
 
+class Blocked(enum.Enum):
+    """Why a rule's options stop it from firing now (see ``Guard.check``)."""
+
+    NOT_STARTED = "not-started"  # before its `during`
+    ENDED = "ended"  # after its `during`
+    CONDITION = "condition"  # its `if` is false
+
+
+@attrs.frozen
+class ConditionPart:
+    """One part of an ``and`` chain in an ``if``, for explanations: its text, its test and what it reads."""
+
+    text: str
+    test: Evaluator
+    # (name as written, how to read it, how to show its value), for "spend_30d is 43.20 EUR".
+    shown: tuple[tuple[str, Evaluator, Callable[[object], str]], ...]
+
+
 @attrs.frozen
 class Guard:
     """The options every earn or grant rule may carry."""
 
     condition: Evaluator | None = None
     condition_text: str = ""
-    during: tuple[datetime, datetime] | None = None  # [start, end) in UTC
+    during: tuple[int, int] | None = None  # [start, end) as instants (µs)
     during_text: str = ""
     cap: Cap | None = None
     once: bool = False
     once_window: Duration | None = None
-    # Says which part of a false condition failed and the values it read (explain only).
-    explain_condition: Callable[[Ctx], str] | None = None
+    condition_parts: tuple[ConditionPart, ...] = ()  # the `if` as an and-chain (explanations only)
 
-    def blocked(self, ctx: Ctx, detailed: bool = False) -> str | None:
-        """Why the rule cannot fire now, or None; ``detailed`` adds the values a false condition read."""
+    def check(self, ctx: Ctx) -> Blocked | None:
+        """Why the rule cannot fire now (campaign dates, then the condition), or None."""
         if self.during is not None:
             start, end = self.during
             if ctx.now < start:
-                return f"campaign starts {self.during_text.split('..')[0]}"
+                return Blocked.NOT_STARTED
             if ctx.now >= end:
-                return f"campaign ended {self.during_text.split('..')[-1]}"
+                return Blocked.ENDED
         if self.condition is not None and not self.condition(ctx):
-            if detailed and self.explain_condition is not None:
-                return self.explain_condition(ctx)
-            return f"condition not met: {self.condition_text}"
+            return Blocked.CONDITION
         return None
+
+    def failed_part(self, ctx: Ctx) -> tuple[int | None, tuple[object, ...]]:
+        """The first false part of the condition and the values it reads (None when only the whole is false)."""
+        for index, part in enumerate(self.condition_parts):
+            if not part.test(ctx):
+                return index, tuple(read(ctx) for _, read, _ in part.shown)
+        return None, ()
 
 
 @attrs.frozen
@@ -181,7 +204,7 @@ class TimeSources:
     daily: frozenset[str] = frozenset()
     streak_days: bool = False
     streak_weeks: bool = False
-    campaign_edges: tuple[datetime, ...] = ()
+    campaign_edges: tuple[int, ...] = ()
 
     @property
     def reads_last_purchase(self) -> bool:
@@ -216,9 +239,10 @@ class CompiledProgram:
     tier_names: tuple[str | None, ...]  # by rank; rank 0 is None
     segment_names: tuple[str, ...]  # by slot
     time_sources: TimeSources
+    tracks_activity: bool  # some rule reads streak_days or streak_weeks: keep the active days and weeks
     graph: nx.DiGraph
 
-    def make_ctx(self, state: object, now: datetime, event: object) -> Ctx:
+    def make_ctx(self, state: object, now: int, event: object) -> Ctx:
         return Ctx(state, now, event, self.tz)  # type: ignore[arg-type]
 
 
@@ -239,8 +263,8 @@ class _Builder:
     def text_of(self, node: object) -> str:
         return source_text(self.lines, node)
 
-    def condition_explainer(self, condition: ast.Expr) -> Callable[[Ctx], str]:
-        """A closure naming the first false part of an ``and`` chain and the values that part read."""
+    def condition_parts(self, condition: ast.Expr) -> tuple[ConditionPart, ...]:
+        """The parts of an ``and`` chain, each with its text, test and the values it reads (for explain)."""
         parts: list[ast.Expr] = []
         pending = [condition]
         while pending:
@@ -249,17 +273,8 @@ class _Builder:
                 pending.extend((node.right, node.left))
             else:
                 parts.append(node)
-        compiled = [(self.text_of(part), self.exprs.compile(part), self._shown_values(part)) for part in parts]
-        whole = self.text_of(condition)
-
-        def explain(ctx: Ctx) -> str:
-            for text, test, shown in compiled:
-                if not test(ctx):
-                    values = ", ".join(f"{name} is {show(read(ctx))}" for name, read, show in shown)
-                    return f"condition not met: {text}" + (f" ({values})" if values else "")
-            return f"condition not met: {whole}"
-
-        return explain
+        return tuple(ConditionPart(self.text_of(part), self.exprs.compile(part), tuple(self._shown_values(part)))
+                     for part in parts)
 
     def _shown_values(self, expr: ast.Expr) -> list[tuple[str, Evaluator, Callable[[object], str]]]:
         """The customer quantities and event attributes an expression reads, each with a formatter."""
@@ -295,11 +310,11 @@ class _Builder:
             if isinstance(option, ast.IfOption):
                 fields["condition"] = self.exprs.compile(option.condition)
                 fields["condition_text"] = self.text_of(option.condition)
-                fields["explain_condition"] = self.condition_explainer(option.condition)
+                fields["condition_parts"] = self.condition_parts(option.condition)
             elif isinstance(option, ast.DuringOption):
                 first = literal_date(option.start)
                 last = literal_date(option.end) if option.end is not None else first
-                fields["during"] = (day_start(first, self.tz), day_start(last + timedelta(days=1), self.tz))
+                fields["during"] = (day_start_us(first, self.tz), day_start_us(last + timedelta(days=1), self.tz))
                 fields["during_text"] = f"{first.isoformat()}..{last.isoformat()}"
             elif isinstance(option, ast.LimitOption):
                 amount = int(option.count.value) if isinstance(option.count, ast.NumberLit) else 0
@@ -393,7 +408,7 @@ def compile_program(checked: CheckedProgram, source: str | None = None, graph: n
     whens: list[WhenRule] = []
     tier_rules: dict[str, ast.TierRule] = {t.name: t.rule for t in checked.tiers}
     time_exprs: list[ast.Expr] = []
-    campaign_edges: list[datetime] = []
+    campaign_edges: list[int] = []
 
     for index, rule in enumerate(checked.rules):
         line, text = rule.span.line, b.text_of(rule)
@@ -492,13 +507,14 @@ def compile_program(checked: CheckedProgram, source: str | None = None, graph: n
         tier_names=(None, *(t.name for t in checked.tiers)),
         segment_names=tuple(checked.segments),
         time_sources=time_sources,
+        tracks_activity=any(q.kind in ("streak_days", "streak_weeks") for q in checked.builtins.values()),
         windows=tuple(b.exprs.windows),
         graph=graph,
     )
 
 
 def _time_sources(checked: CheckedProgram, exprs: list[ast.Expr], metrics: tuple[MetricSpec, ...],
-                  campaign_edges: list[datetime], compiler: ExpressionCompiler) -> TimeSources:
+                  campaign_edges: list[int], compiler: ExpressionCompiler) -> TimeSources:
     """Find what in the time-driven conditions can change as time passes."""
     windows: set[int] = set()
     metric_windows: set[int] = set()

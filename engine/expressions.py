@@ -16,7 +16,7 @@ zero or an empty ``avg``. Arithmetic passes it on; ``==``, ``<``, ``<=``,
 from __future__ import annotations
 
 import operator
-from datetime import date, datetime, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
@@ -26,7 +26,8 @@ import attrs
 from poletti.dsl import ast
 from poletti.dsl.program import BuiltinQuantity, CheckedProgram, Type
 from poletti.engine.state import CustomerState
-from poletti.engine.timecalc import Duration, whole_days_between
+from poletti.engine.money import from_units
+from poletti.engine.timecalc import DAY_US, Duration, day_start_us, local_date
 
 Evaluator = Callable[["Ctx"], Any]
 
@@ -50,14 +51,23 @@ class Ctx:
     every window exit up to ``now`` before anything is evaluated.
     """
 
-    __slots__ = ("state", "now", "event", "last_purchase", "local_day")
+    __slots__ = ("state", "now", "event", "last_purchase", "tz", "_local_day")
 
-    def __init__(self, state: CustomerState, now: datetime, event: Any, tz: ZoneInfo) -> None:
+    def __init__(self, state: CustomerState, now: int, event: Any, tz: ZoneInfo) -> None:
         self.state = state
-        self.now = now
+        self.now = now  # an instant: microseconds since the epoch
         self.event = event
-        self.last_purchase = state.last_purchase_at or state.first_seen or now
-        self.local_day = now.astimezone(tz).date().toordinal()
+        last = state.last_purchase_at
+        self.last_purchase = last if last is not None else state.first_seen if state.first_seen is not None else now
+        self.tz = tz
+        self._local_day: int | None = None
+
+    @property
+    def local_day(self) -> int:
+        """The calendar day of ``now`` in the program zone, as an ordinal (worked out when first read)."""
+        if self._local_day is None:
+            self._local_day = local_date(self.now, self.tz).toordinal()
+        return self._local_day
 
 
 def duration_of(lit: ast.DurationLit) -> Duration:
@@ -153,7 +163,10 @@ class ExpressionCompiler:
     def _EventAttr(self, node: ast.EventAttr) -> Evaluator:
         name = node.name
         if name == "amount":
-            return lambda ctx: ctx.event.amount if ctx.event is not None else None
+            def amount(ctx: Ctx) -> Decimal | None:
+                units = ctx.event.amount if ctx.event is not None else None
+                return None if units is None else from_units(units)
+            return amount
         if name == "type":
             return lambda ctx: ctx.event.type if ctx.event is not None else None
         return lambda ctx: ctx.event.attributes.get(name) if ctx.event is not None else None
@@ -169,9 +182,9 @@ class ExpressionCompiler:
         if kind == "tier":
             return lambda ctx: ctx.state.tier
         if kind == "days_since_last_purchase":
-            return lambda ctx: whole_days_between(ctx.last_purchase, ctx.now, tz)
+            return lambda ctx: (ctx.now - ctx.last_purchase) // DAY_US  # whole 24-hour days
         if kind == "member_days":
-            return lambda ctx: whole_days_between(ctx.state.first_seen or ctx.now, ctx.now, tz)
+            return lambda ctx: (ctx.now - _first_seen(ctx)) // DAY_US
         if kind == "streak_days":
             def days(ctx: Ctx) -> int:
                 # Alive through today while yesterday was active; 0 once a whole day passed without activity.
@@ -192,13 +205,13 @@ class ExpressionCompiler:
         kind = quantity.kind
         if quantity.window is None:  # lifetime
             if kind == "spend":
-                return lambda ctx: ctx.state.spend_total
+                return lambda ctx: from_units(ctx.state.spend_total)
             if kind == "purchases":
                 return lambda ctx: len(ctx.state.purchases)
             return lambda ctx: ctx.state.visit_count
         slot = self.window_slot("visit" if kind == "visits" else "purchase", duration_of(quantity.window))
         if kind == "spend":
-            return lambda ctx: ctx.state.windows[slot].spend
+            return lambda ctx: from_units(ctx.state.windows[slot].spend)
         return lambda ctx: ctx.state.windows[slot].count
 
     def _metric(self, name: str) -> Evaluator:
@@ -266,11 +279,11 @@ class ExpressionCompiler:
         return lambda ctx: not operand(ctx)
 
 
-def day_start(day: date, tz: ZoneInfo) -> datetime:
-    """Midnight starting ``day`` in ``tz``, as a UTC instant."""
-    from poletti.engine.timecalc import from_wall_clock
-
-    return from_wall_clock(datetime(day.year, day.month, day.day), tz)
+def _first_seen(ctx: Ctx) -> int:
+    first = ctx.state.first_seen
+    return ctx.now if first is None else first
 
 
-ONE_DAY = timedelta(days=1)
+def day_start(day: date, tz: ZoneInfo) -> int:
+    """The first instant of ``day`` in ``tz`` (µs since the epoch)."""
+    return day_start_us(day, tz)

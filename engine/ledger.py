@@ -1,19 +1,20 @@
-"""A customer's points as FIFO lots: earning, spending, refunds, expiry, pending.
+"""A customer's points: spendable points, FIFO lots that expire or wait, and debt.
 
-Each earning forms a *lot*: points earned at one instant that expire
-together (``points expire after 12m``) and may be held back for a while
-(``points pending for 14d``). Spending takes from the oldest lot first, so
-the points that expire soonest under a single expiry rule go first.
+Points earned at one instant that expire together (``points expire after
+12m``) or are held back for a while (``points pending for 14d``) form a
+*lot*. Spending takes from the oldest lot first, so the points that expire
+soonest go first. Points that can neither expire nor wait (a program without
+either rule, or pending points once released in such a program) need no
+lot: they are a single count, ``free``, since the order in which they are
+spent changes nothing. A program with ``points expire after`` puts every
+point in a lot; one without it keeps lots only for pending points.
 
-The ledger is plain data: a sorted list of frozen :class:`Lot` records and a
-few integer totals (see :class:`PointsLedger`). It never reads the clock;
-the engine moves it through time with :meth:`PointsLedger.expire_until` and
+Instants are integers, microseconds since the epoch (see
+``poletti.engine.timecalc``). The ledger never reads the clock: the engine
+moves it through time with :meth:`PointsLedger.expire_until` and
 :meth:`PointsLedger.release_pending_until`, stepping to
-:meth:`PointsLedger.next_change_after`.
-
-All instants are timezone-aware; they are stored in UTC, because Python
-compares two datetimes that share a ``tzinfo`` by wall clock, which misorders
-the repeated hour when daylight saving time ends.
+:meth:`PointsLedger.next_change`. Balances are kept as running totals, so
+reading one is O(1).
 
 Accounting identity, after any sequence of operations::
 
@@ -26,27 +27,14 @@ from __future__ import annotations
 
 from bisect import insort
 from collections.abc import Iterable
-from datetime import datetime, timezone
 
 import attrs
 
-__all__ = [
-    "ExpiredLot",
-    "InsufficientPoints",
-    "Lot",
-    "PointsLedger",
-    "ReleasedLot",
-]
-
-_UTC = timezone.utc
+__all__ = ["ExpiredLot", "InsufficientPoints", "Lot", "PointsLedger", "ReleasedLot"]
 
 
 class InsufficientPoints(Exception):
-    """A spend asked for more points than the spendable balance holds.
-
-    ``requested`` and ``available`` (the balance then, possibly negative)
-    are kept for the rejection reason the engine reports.
-    """
+    """A spend asked for more points than the spendable balance holds."""
 
     def __init__(self, requested: int, available: int) -> None:
         super().__init__(f"needs {requested} points, but the balance is {available}")
@@ -54,42 +42,32 @@ class InsufficientPoints(Exception):
         self.available = available
 
 
-def _positive(_instance: object, _attribute: attrs.Attribute[int], value: int) -> None:
-    # An empty lot is removed, never kept: zero-point lots would show up as
-    # phantom expiries and make two equal ledgers compare unequal.
-    if value <= 0:
-        raise ValueError(f"a lot holds a positive number of points, got {value}")
-
-
-@attrs.frozen
+@attrs.define
 class Lot:
-    """What is left of one earning.
+    """What is left of one earning that can expire or is still pending.
 
-    ``points``: remaining points (> 0). ``earned_at``: when earned (UTC); the
-    FIFO order. ``expires_at``: the instant the lot is gone, or None.
-    ``available_at``: when it becomes spendable, or None if it was at once.
-    ``pending``: True until :meth:`PointsLedger.release_pending_until`
-    passes ``available_at``. ``source``: what earned it (event id, rule).
+    ``points`` > 0 remain; ``earned_at`` orders the lots (FIFO);
+    ``expires_at`` is the instant the lot is gone (None: never);
+    ``available_at`` when it becomes spendable (None: at once); ``pending``
+    stays True until the clock passes ``available_at``; ``source`` is what
+    earned it (an event id, or "grant").
     """
 
-    points: int = attrs.field(validator=_positive)
-    earned_at: datetime
-    expires_at: datetime | None
-    available_at: datetime | None
+    points: int
+    earned_at: int
+    expires_at: int | None
+    available_at: int | None
     source: str
     pending: bool = False
 
 
 @attrs.frozen
 class ExpiredLot:
-    """The remainder of a lot removed by expiry: ``points`` gone at ``expires_at``.
-
-    ``pending`` tells whether the points expired before they became spendable.
-    """
+    """The remainder of a lot removed by expiry: ``points`` gone at ``expires_at``."""
 
     points: int
-    earned_at: datetime
-    expires_at: datetime
+    earned_at: int
+    expires_at: int
     source: str
     pending: bool
 
@@ -99,114 +77,55 @@ class ReleasedLot:
     """Pending points that became spendable at ``available_at``."""
 
     points: int
-    earned_at: datetime
-    available_at: datetime
+    earned_at: int
+    available_at: int
     source: str
 
 
-def _check_points(points: object) -> int:
-    # bool is an int subclass; `True` points is a bug upstream.
-    if not isinstance(points, int) or isinstance(points, bool):
-        raise TypeError(f"points must be an int, got {type(points).__name__}")
-    if points < 0:
-        raise ValueError(f"points must not be negative, got {points}")
-    return points
-
-
-def _instant(t: object, name: str) -> datetime:
-    if not isinstance(t, datetime):
-        raise TypeError(f"{name} must be a datetime, got {type(t).__name__}")
-    if t.tzinfo is None or t.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware, got naive {t.isoformat()}")
-    return t.astimezone(_UTC)
-
-
-def _earned_at(lot: Lot) -> datetime:
+def _earned_at(lot: Lot) -> int:
     return lot.earned_at
 
 
+def _moments(lot: Lot) -> tuple[int | None, int | None]:
+    return lot.expires_at, lot.available_at if lot.pending else None
+
+
+_UNKNOWN = -(1 << 80)  # the next change must be worked out again
+
+
 class PointsLedger:
-    """One customer's points balance as FIFO lots, with debt.
+    """One customer's points balance: ``free`` points, FIFO ``lots``, debt and running totals.
 
-    State (plain attributes, all that is needed to rebuild the ledger with
-    ``PointsLedger(**state)``):
-
-    * ``lots``: list of :class:`Lot`, ordered by ``earned_at`` (ties: in the
-      order earned), pending and spendable ones interleaved;
-    * ``owed``: points of debt (>= 0); positive only when no lot is left;
-    * ``earned_total``, ``spent_total``, ``expired_total``,
-      ``deducted_total``: running totals (ints >= 0).
-
-    Every operation validates its input first and changes nothing when it
-    raises: ``TypeError`` for a non-int or non-datetime, ``ValueError`` for
-    negative points, naive datetimes or inconsistent instants,
-    :class:`InsufficientPoints` for a spend the balance cannot cover.
+    ``PointsLedger.restore(**state)`` rebuilds one from ``state()`` and checks
+    that it is consistent; the engine builds them empty.
     """
 
-    __slots__ = (
-        "lots",
-        "owed",
-        "earned_total",
-        "spent_total",
-        "expired_total",
-        "deducted_total",
-    )
+    __slots__ = ("free", "lots", "owed", "earned_total", "spent_total", "expired_total", "deducted_total",
+                 "_spendable_in_lots", "_pending", "_next")
 
-    def __init__(
-        self,
-        lots: Iterable[Lot] = (),
-        owed: int = 0,
-        earned_total: int = 0,
-        spent_total: int = 0,
-        expired_total: int = 0,
-        deducted_total: int = 0,
-    ) -> None:
-        """Empty ledger, or one restored from its state; raises ``ValueError`` if inconsistent."""
-        lot_list = list(lots)
-        for name, value in (
-            ("owed", owed),
-            ("earned_total", earned_total),
-            ("spent_total", spent_total),
-            ("expired_total", expired_total),
-            ("deducted_total", deducted_total),
-        ):
-            try:
-                _check_points(value)
-            except (TypeError, ValueError) as exc:
-                raise type(exc)(f"{name}: {exc}") from None
-        for lot in lot_list:
-            if not isinstance(lot, Lot):
-                raise TypeError(f"lots must hold Lot records, got {type(lot).__name__}")
-            if lot.pending and lot.available_at is None:
-                raise ValueError("a pending lot needs an available_at")
-        lot_list = [_normalised(lot) for lot in lot_list]
-        if any(a.earned_at > b.earned_at for a, b in zip(lot_list, lot_list[1:])):
-            raise ValueError("lots must be ordered by earned_at")
-        if owed and lot_list:
-            raise ValueError("a ledger in debt holds no lots: new points pay the debt first")
-        held = sum(lot.points for lot in lot_list) - owed
-        if held + spent_total + expired_total + deducted_total != earned_total:
-            raise ValueError(
-                "inconsistent totals: held + spent + expired + deducted must equal earned"
-            )
-        self.lots: list[Lot] = lot_list
-        self.owed: int = owed
-        self.earned_total: int = earned_total
-        self.spent_total: int = spent_total
-        self.expired_total: int = expired_total
-        self.deducted_total: int = deducted_total
+    def __init__(self) -> None:
+        self.free = 0  # spendable points that never expire
+        self.lots: list[Lot] = []
+        self.owed = 0  # debt: positive only when no points are left anywhere
+        self.earned_total = 0
+        self.spent_total = 0
+        self.expired_total = 0
+        self.deducted_total = 0
+        self._spendable_in_lots = 0
+        self._pending = 0
+        self._next: int | None = None
 
     # -- reading -------------------------------------------------------------
 
     @property
     def balance(self) -> int:
-        """Spendable points now: released lots minus debt (negative while in debt)."""
-        return sum(lot.points for lot in self.lots if not lot.pending) - self.owed
+        """Spendable points now (negative while in debt)."""
+        return self.free + self._spendable_in_lots - self.owed
 
     @property
     def pending(self) -> int:
         """Points earned but not yet spendable."""
-        return sum(lot.points for lot in self.lots if lot.pending)
+        return self._pending
 
     @property
     def lifetime(self) -> int:
@@ -215,260 +134,211 @@ class PointsLedger:
 
     @property
     def debt(self) -> int:
-        """Points owed after deductions exceeded the holdings (>= 0)."""
         return self.owed
 
     @property
     def outstanding(self) -> int:
         """Balance plus pending points (what the simulate summary sums)."""
-        return self.balance + self.pending
+        return self.balance + self._pending
 
-    def next_change_after(self, t: datetime) -> datetime | None:
-        """Earliest expiry or pending release strictly after ``t`` (UTC), or None.
-
-        The engine steps its clock from change to change with this.
-        """
-        instant = _instant(t, "t")
-        times = [
-            moment
-            for lot in self.lots
-            for moment in (lot.expires_at, lot.available_at if lot.pending else None)
-            if moment is not None and moment > instant
-        ]
-        return min(times, default=None)
-
-    def has_changes_due(self, t: datetime) -> bool:
-        """True if an expiry or release at or before ``t`` has not been applied yet."""
-        instant = _instant(t, "t")
-        return any(_due(lot, instant) for lot in self.lots)
+    def next_change(self) -> int | None:
+        """The earliest expiry or pending release not applied yet, or None."""
+        if self._next == _UNKNOWN:
+            times = [moment for lot in self.lots for moment in _moments(lot) if moment is not None]
+            self._next = min(times, default=None)
+        return self._next
 
     # -- changing ------------------------------------------------------------
 
-    def earn(
-        self,
-        points: int,
-        at: datetime,
-        expires_at: datetime | None = None,
-        available_at: datetime | None = None,
-        source: str = "",
-    ) -> None:
-        """Add ``points`` earned at ``at``; returns nothing.
-
-        Debt is paid first; only the rest forms a lot (pending points pay
-        debt too: they count as earned at once). ``expires_at`` must be after
-        ``at``; ``available_at``, if given, not before it (equal to ``at``
-        means spendable at once, later means pending). Zero points change
-        nothing.
-        """
-        count = _check_points(points)
-        earned = _instant(at, "at")
-        expiry = None if expires_at is None else _instant(expires_at, "expires_at")
-        release = None if available_at is None else _instant(available_at, "available_at")
-        if not isinstance(source, str):
-            raise TypeError(f"source must be a str, got {type(source).__name__}")
-        if expiry is not None and expiry <= earned:
-            raise ValueError(
-                f"expires_at {expiry.isoformat()} must be after at {earned.isoformat()}"
-            )
-        if release is not None and release < earned:
-            raise ValueError(
-                f"available_at {release.isoformat()} must not be before at {earned.isoformat()}"
-            )
-        if count == 0:
+    def earn(self, points: int, at: int, expires_at: int | None = None, available_at: int | None = None,
+             source: str = "") -> None:
+        """Add ``points`` earned at ``at``. Debt is paid first (pending points pay it too: they count as earned)."""
+        if points < 0:
+            raise ValueError(f"points must not be negative, got {points}")
+        if points == 0:
             return
-        repaid = min(self.owed, count)
-        rest = count - repaid
+        self.earned_total += points
+        repaid = min(self.owed, points)
         self.owed -= repaid
-        self.earned_total += count
-        if rest:
-            lot = Lot(
-                points=rest,
-                earned_at=earned,
-                expires_at=expiry,
-                available_at=release,
-                source=source,
-                pending=release is not None and release > earned,
-            )
-            # insort puts a lot after others earned at the same instant: FIFO.
-            insort(self.lots, lot, key=_earned_at)
+        rest = points - repaid
+        if not rest:
+            return
+        pending = available_at is not None and available_at > at
+        if expires_at is None and not pending:
+            self.free += rest
+            return
+        lot = Lot(rest, at, expires_at, available_at if pending else None, source, pending)
+        if self.lots and self.lots[-1].earned_at > at:
+            insort(self.lots, lot, key=_earned_at)  # restored or replayed out of order: keep FIFO
+        else:
+            self.lots.append(lot)
+        if pending:
+            self._pending += rest
+        else:
+            self._spendable_in_lots += rest
+        if self._next != _UNKNOWN:
+            for moment in _moments(lot):
+                if moment is not None and (self._next is None or moment < self._next):
+                    self._next = moment
 
-    def spend(self, points: int, at: datetime) -> None:
-        """Take ``points`` from spendable lots, oldest earned first; returns nothing.
-
-        Raises :class:`InsufficientPoints` if the balance is short (so a
-        spend never leaves it negative), and ``ValueError`` if an expiry or
-        release at or before ``at`` has not been applied (the lots would
-        be stale).
-        """
-        count = _check_points(points)
-        self._require_current(at)
+    def spend(self, points: int) -> None:
+        """Take ``points`` from spendable points, oldest lot first; :class:`InsufficientPoints` if short."""
+        if points < 0:
+            raise ValueError(f"points must not be negative, got {points}")
         balance = self.balance
-        if count > balance:
-            raise InsufficientPoints(count, balance)
-        self.lots, _ = _take(self.lots, count, from_pending=False)
-        self.spent_total += count
+        if points > balance:
+            raise InsufficientPoints(points, balance)
+        self._take_spendable(points)
+        self.spent_total += points
 
-    def deduct(self, points: int, at: datetime, pending_source: str | None = None) -> None:
-        """Remove ``points`` even beyond the balance (refund reversals); returns nothing.
+    def deduct(self, points: int, pending_source: str | None = None) -> None:
+        """Remove ``points`` even beyond the balance (refund reversals).
 
-        With ``pending_source``, first takes from the still-pending lots of
-        that source (a refunded purchase's own points, inside its return
-        window). Then takes from spendable lots oldest first, then from
-        pending lots oldest first, and records whatever is left as debt,
-        which later earnings pay first. Raises ``ValueError`` like
-        :meth:`spend` if changes due at or before ``at`` have not been applied.
+        With ``pending_source``, first from the still-pending lots of that
+        source (a refunded purchase's own points, inside its return window);
+        then from spendable points oldest first, then from pending lots
+        oldest first; whatever is left becomes debt, which later earnings pay first.
         """
-        count = _check_points(points)
-        self._require_current(at)
-        lots, left = self.lots, count
-        if pending_source is not None:
-            result: list[Lot] = []
-            for lot in lots:
-                if left and lot.pending and lot.source == pending_source:
-                    if lot.points > left:
-                        result.append(attrs.evolve(lot, points=lot.points - left))
-                        left = 0
-                    else:
-                        left -= lot.points
-                else:
-                    result.append(lot)
-            lots = result
-        lots, left = _take(lots, left, from_pending=False)
-        lots, left = _take(lots, left, from_pending=True)
-        self.lots = lots
+        if points < 0:
+            raise ValueError(f"points must not be negative, got {points}")
+        left = points
+        if pending_source is not None and self._pending:
+            left = self._take_lots(left, lambda lot: lot.pending and lot.source == pending_source)
+        left = self._take_spendable(left)
+        if left and self._pending:
+            left = self._take_lots(left, lambda lot: lot.pending)
         self.owed += left
-        self.deducted_total += count
+        self.deducted_total += points
 
-    def expire_until(self, t: datetime) -> list[ExpiredLot]:
-        """Remove every lot with ``expires_at <= t``; return them by expiry time.
-
-        A lot is gone *at* its ``expires_at``: ``expire_until(expires_at)``
-        removes it, ``expire_until(expires_at - 1µs)`` keeps it. Pending lots
-        expire too. Ties keep FIFO order.
-        """
-        instant = _instant(t, "t")
-        expired: list[ExpiredLot] = []
-        kept: list[Lot] = []
-        for lot in self.lots:
-            if lot.expires_at is not None and lot.expires_at <= instant:
-                expired.append(
-                    ExpiredLot(lot.points, lot.earned_at, lot.expires_at, lot.source, lot.pending)
-                )
-            else:
-                kept.append(lot)
+    def expire_until(self, t: int) -> list[ExpiredLot]:
+        """Remove every lot with ``expires_at <= t``; return them by expiry instant (ties in FIFO order)."""
+        expired = [ExpiredLot(lot.points, lot.earned_at, lot.expires_at, lot.source, lot.pending)
+                   for lot in self.lots if lot.expires_at is not None and lot.expires_at <= t]
         if not expired:
             return expired
-        # Stable sort: same expiry instant keeps earn order.
-        expired.sort(key=_expired_at)
-        self.lots = kept
-        self.expired_total += sum(item.points for item in expired)
+        self.lots = [lot for lot in self.lots if lot.expires_at is None or lot.expires_at > t]
+        expired.sort(key=lambda item: item.expires_at)
+        for item in expired:
+            if item.pending:
+                self._pending -= item.points
+            else:
+                self._spendable_in_lots -= item.points
+            self.expired_total += item.points
+        self._next = _UNKNOWN
         return expired
 
-    def release_pending_until(self, t: datetime) -> list[ReleasedLot]:
-        """Make pending lots with ``available_at <= t`` spendable; return them by release time."""
-        instant = _instant(t, "t")
+    def release_pending_until(self, t: int) -> list[ReleasedLot]:
+        """Make pending lots with ``available_at <= t`` spendable; return them by release instant."""
+        if not self._pending:
+            return []
         released: list[ReleasedLot] = []
-        lots = list(self.lots)
-        for i, lot in enumerate(lots):
-            if lot.pending and lot.available_at is not None and lot.available_at <= instant:
-                lots[i] = attrs.evolve(lot, pending=False)
-                released.append(
-                    ReleasedLot(lot.points, lot.earned_at, lot.available_at, lot.source)
-                )
+        kept: list[Lot] = []
+        for lot in self.lots:
+            if lot.pending and lot.available_at is not None and lot.available_at <= t:
+                released.append(ReleasedLot(lot.points, lot.earned_at, lot.available_at, lot.source))
+                self._pending -= lot.points
+                if lot.expires_at is None:
+                    self.free += lot.points  # it can never expire: no lot needed any more
+                    continue
+                lot.pending = False
+                self._spendable_in_lots += lot.points
+            kept.append(lot)
         if released:
-            released.sort(key=_released_at)
-            self.lots = lots
+            self.lots = kept
+            released.sort(key=lambda item: item.available_at)
+            self._next = _UNKNOWN
         return released
 
     # -- plumbing ------------------------------------------------------------
 
-    def copy(self) -> PointsLedger:
-        """An independent ledger with the same state (lots are immutable, so shared)."""
-        clone = PointsLedger.__new__(PointsLedger)
-        clone.lots = list(self.lots)
-        clone.owed = self.owed
-        clone.earned_total = self.earned_total
-        clone.spent_total = self.spent_total
-        clone.expired_total = self.expired_total
-        clone.deducted_total = self.deducted_total
-        return clone
+    def _take_spendable(self, points: int) -> int:
+        """Take up to ``points`` spendable points (free ones, then lots oldest first); return what is left."""
+        taken = min(points, self.free)
+        self.free -= taken
+        left = points - taken
+        if left and self._spendable_in_lots:
+            left = self._take_lots(left, lambda lot: not lot.pending)
+        return left
 
-    def _state(self) -> tuple[object, ...]:
-        return (
-            self.lots,
-            self.owed,
-            self.earned_total,
-            self.spent_total,
-            self.expired_total,
-            self.deducted_total,
-        )
+    def _take_lots(self, points: int, matches) -> int:  # type: ignore[no-untyped-def]
+        """Take up to ``points`` from the lots ``matches`` selects, oldest first; return what is left."""
+        left = points
+        kept: list[Lot] = []
+        for lot in self.lots:
+            if left and matches(lot):
+                taken = min(left, lot.points)
+                left -= taken
+                if lot.pending:
+                    self._pending -= taken
+                else:
+                    self._spendable_in_lots -= taken
+                if taken < lot.points:
+                    lot.points -= taken
+                    kept.append(lot)
+                continue
+            kept.append(lot)
+        if len(kept) != len(self.lots):
+            self.lots = kept
+            self._next = _UNKNOWN
+        return left
+
+    def state(self) -> dict[str, object]:
+        """Everything needed to rebuild the ledger with :meth:`restore`."""
+        return {
+            "free": self.free,
+            "lots": [attrs.evolve(lot) for lot in self.lots],
+            "owed": self.owed,
+            "earned_total": self.earned_total,
+            "spent_total": self.spent_total,
+            "expired_total": self.expired_total,
+            "deducted_total": self.deducted_total,
+        }
+
+    @classmethod
+    def restore(cls, free: int = 0, lots: Iterable[Lot] = (), owed: int = 0, earned_total: int = 0,
+                spent_total: int = 0, expired_total: int = 0, deducted_total: int = 0) -> PointsLedger:
+        """A ledger from :meth:`state`; ``ValueError`` if the figures do not add up."""
+        ledger = cls()
+        ledger.free, ledger.owed = free, owed
+        ledger.earned_total, ledger.spent_total = earned_total, spent_total
+        ledger.expired_total, ledger.deducted_total = expired_total, deducted_total
+        ledger.lots = sorted((attrs.evolve(lot) for lot in lots), key=_earned_at)
+        for name in ("free", "owed", "earned_total", "spent_total", "expired_total", "deducted_total"):
+            value = getattr(ledger, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be a whole number of points >= 0, got {value!r}")
+        for lot in ledger.lots:
+            if lot.points <= 0:
+                raise ValueError(f"a lot holds a positive number of points, got {lot.points}")
+            if lot.pending and lot.available_at is None:
+                raise ValueError("a pending lot needs an available_at")
+            if lot.pending:
+                ledger._pending += lot.points
+            else:
+                ledger._spendable_in_lots += lot.points
+        if owed and (ledger.lots or free):
+            raise ValueError("a ledger in debt holds no points: new points pay the debt first")
+        held = free + ledger._spendable_in_lots + ledger._pending - owed
+        if held + spent_total + expired_total + deducted_total != earned_total:
+            raise ValueError("inconsistent totals: held + spent + expired + deducted must equal earned")
+        ledger._next = _UNKNOWN
+        return ledger
+
+    def copy(self) -> PointsLedger:
+        """An independent ledger with the same state."""
+        clone = PointsLedger.__new__(PointsLedger)
+        for name in PointsLedger.__slots__:
+            setattr(clone, name, getattr(self, name))
+        clone.lots = [attrs.evolve(lot) for lot in self.lots]
+        return clone
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PointsLedger):
             return NotImplemented
-        return self._state() == other._state()
+        return self.state() == other.state()
 
     __hash__ = None  # type: ignore[assignment]  # mutable: unhashable
 
     def __repr__(self) -> str:
-        return (
-            f"PointsLedger(balance={self.balance}, pending={self.pending}, "
-            f"lifetime={self.lifetime}, debt={self.debt}, lots={len(self.lots)})"
-        )
-
-    def _require_current(self, at: datetime) -> None:
-        instant = _instant(at, "at")
-        for lot in self.lots:
-            if _due(lot, instant):
-                raise ValueError(
-                    f"ledger has an expiry or release due at or before {instant.isoformat()}; "
-                    "apply expire_until / release_pending_until first"
-                )
-
-
-def _due(lot: Lot, instant: datetime) -> bool:
-    if lot.expires_at is not None and lot.expires_at <= instant:
-        return True
-    return lot.pending and lot.available_at is not None and lot.available_at <= instant
-
-
-def _expired_at(item: ExpiredLot) -> datetime:
-    return item.expires_at
-
-
-def _released_at(item: ReleasedLot) -> datetime:
-    return item.available_at
-
-
-def _normalised(lot: Lot) -> Lot:
-    # Restored state may carry local-zone datetimes; keep UTC inside (see module doc).
-    return attrs.evolve(
-        lot,
-        earned_at=_instant(lot.earned_at, "earned_at"),
-        expires_at=None if lot.expires_at is None else _instant(lot.expires_at, "expires_at"),
-        available_at=None
-        if lot.available_at is None
-        else _instant(lot.available_at, "available_at"),
-    )
-
-
-def _take(lots: list[Lot], points: int, *, from_pending: bool) -> tuple[list[Lot], int]:
-    """Take up to ``points`` from the lots of one kind, oldest first.
-
-    Input: lots in FIFO order, points to take, which kind (pending or
-    spendable). Output: a new list (the input is not touched, so a caller
-    can still abandon the change) and the points that could not be taken.
-    """
-    if points == 0:
-        return lots, 0
-    left = points
-    result: list[Lot] = []
-    for lot in lots:
-        if left == 0 or lot.pending != from_pending:
-            result.append(lot)
-        elif lot.points > left:
-            result.append(attrs.evolve(lot, points=lot.points - left))
-            left = 0
-        else:
-            left -= lot.points
-    return result, left
+        return (f"PointsLedger(balance={self.balance}, pending={self.pending}, "
+                f"lifetime={self.lifetime}, debt={self.debt}, lots={len(self.lots)})")

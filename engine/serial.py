@@ -1,9 +1,10 @@
 """The one cattrs converter for everything that crosses a boundary.
 
-Outcomes, customer views and customer state are unstructured to JSON-ready
-dicts with it (for ``--json`` output, reports and store rows) and customer
-state is structured back from them (stores). Money stays exact: Decimals
-travel as strings, datetimes as ISO 8601 text with their offset.
+Customer views and customer state are unstructured to JSON-ready dicts with
+it (for ``--json`` output, reports and store rows) and customer state is
+structured back from them (stores). Money stays exact: Decimals travel as
+strings, datetimes as ISO 8601 text with their offset; the state's own
+instants and amounts are integers already.
 """
 
 from __future__ import annotations
@@ -28,25 +29,15 @@ converter.register_unstructure_hook(frozenset, lambda value: sorted(value))
 
 
 def _unstructure_ledger(ledger: PointsLedger) -> dict[str, Any]:
-    return {
-        "lots": [converter.unstructure(lot) for lot in ledger.lots],
-        "owed": ledger.owed,
-        "earned_total": ledger.earned_total,
-        "spent_total": ledger.spent_total,
-        "expired_total": ledger.expired_total,
-        "deducted_total": ledger.deducted_total,
-    }
+    state = ledger.state()
+    state["lots"] = [converter.unstructure(lot) for lot in ledger.lots]
+    return state
 
 
 def _structure_ledger(value: dict[str, Any], _type: Any) -> PointsLedger:
-    return PointsLedger(
-        lots=[converter.structure(lot, Lot) for lot in value["lots"]],
-        owed=value["owed"],
-        earned_total=value["earned_total"],
-        spent_total=value["spent_total"],
-        expired_total=value["expired_total"],
-        deducted_total=value["deducted_total"],
-    )
+    fields = dict(value)
+    fields["lots"] = [converter.structure(lot, Lot) for lot in value.get("lots", ())]
+    return PointsLedger.restore(**fields)
 
 
 converter.register_unstructure_hook(PointsLedger, _unstructure_ledger)

@@ -1,20 +1,23 @@
 """What the engine remembers about one customer.
 
 ``CustomerState`` holds everything a rule can read or that decides a future
-change: the points ledger, purchase and visit history for windows, stamp
-counters, cap usage, tier and ``keep`` deadlines, segments, trigger memory,
-birthday, and running totals for reports. Rule-indexed fields are lists in
-rule order (the compiled program gives each rule an index), so evaluation
-never looks anything up by name.
+change: the points ledger, purchases and rolling-window totals, streaks,
+stamp counters, cap usage, tier and ``keep`` deadlines, segments, trigger
+memory, birthday, and running totals for reports. Rule-indexed fields are
+lists in rule order (the compiled program gives each rule a slot), so
+evaluation never looks anything up by name.
 
-The state is plain data (attrs classes, lists, dicts, ints, Decimals, UTC
-datetimes): stores serialise it with the one cattrs converter in
-``poletti.engine.serial``.
+Representation (shared by the interpreter and the generated code, and what
+the stores persist): instants are ``int`` microseconds since the epoch,
+money is ``int`` micro-units of the program currency
+(``poletti.engine.money``), points are ``int``. The state is plain data
+(attrs classes, lists, dicts, ints); ``poletti.engine.serial`` turns it into
+JSON-ready dicts and back.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 
 import attrs
@@ -24,12 +27,12 @@ from poletti.engine.ledger import PointsLedger
 
 @attrs.define
 class PurchaseRecord:
-    """One purchase: what it cost, what it earned, what has been refunded."""
+    """One purchase: what it cost, what it earned, what has been refunded (money in micro-units)."""
 
     id: str
-    at: datetime
-    amount: Decimal
-    refunded: Decimal = Decimal(0)
+    at: int
+    amount: int
+    refunded: int = 0
     points: int = 0  # P: the points the purchase earned in step 3
     reversed: int = 0  # points already taken back by refunds
 
@@ -44,18 +47,18 @@ class CapUsage:
 
     period: tuple[object, ...] | None = None
     used: int = 0
-    entries: list[tuple[datetime, int]] = attrs.Factory(list)
+    entries: list[tuple[int, int]] = attrs.Factory(list)
 
 
 @attrs.define
 class Totals:
-    """Running figures for reports (simulate sums them over customers)."""
+    """Running figures for reports (simulate sums them over customers); ``cost`` in micro-units."""
 
     earned: int = 0
     spent: int = 0
     expired: int = 0
     reversed: int = 0
-    cost: Decimal = Decimal("0")
+    cost: int = 0
 
 
 @attrs.define
@@ -63,33 +66,33 @@ class WindowTotals:
     """What one rolling window holds now: running totals, and when each entry leaves.
 
     An entry (a purchase or a visit) at instant p is inside from p until
-    ``window_end(p, W)`` (the contract: p + W, exclusive). The clock pops
-    entries from ``exits`` (a heap) as their instant comes, so reading a
-    window is O(1). ``exits`` holds (leaves at, index into ``purchases``);
-    the index is -1 for visits, which are only counted.
+    ``add(p, W)`` (the contract: p + W, exclusive). The clock pops entries
+    from ``exits`` (a heap of (leaves at, index into ``purchases``; -1 for a
+    visit, which is only counted)) as their instant comes, so reading a
+    window is O(1).
     """
 
-    spend: Decimal = Decimal(0)  # net amount of the purchases inside
+    spend: int = 0  # net amount of the purchases inside, in micro-units
     count: int = 0
-    exits: list[tuple[datetime, int]] = attrs.Factory(list)
+    exits: list[tuple[int, int]] = attrs.Factory(list)
 
 
 @attrs.define
 class CustomerState:
     customer: str
     ledger: PointsLedger = attrs.Factory(PointsLedger)
-    first_seen: datetime | None = None
-    last_event_at: datetime | None = None
+    first_seen: int | None = None
+    last_event_at: int | None = None
     # The instant up to which time-driven changes have been applied.
-    clock: datetime | None = None
-    last_purchase_at: datetime | None = None
+    clock: int | None = None
+    last_purchase_at: int | None = None
     birthday: date | None = None
     # The local calendar year of the last birthday celebrated: at most one a
     # year, even when the customer moves their birthday to a later date.
     birthday_year: int | None = None
     # Purchases in time order (refunds look them up; reports count them).
     purchases: list[PurchaseRecord] = attrs.Factory(list)
-    spend_total: Decimal = Decimal(0)  # net amount of every purchase: spend_lifetime
+    spend_total: int = 0  # net amount of every purchase: spend_lifetime
     visit_count: int = 0
     # One per rolling window the program reads, by the compiled window slot.
     windows: list[WindowTotals] = attrs.Factory(list)
@@ -101,26 +104,23 @@ class CustomerState:
     week_run: int = 0
     # Per user metric: (instant, instant it leaves the metric's window or
     # None, value) of every matching event still inside, in time order.
-    metric_events: list[list[tuple[datetime, datetime | None, Decimal]]] = attrs.Factory(list)
+    metric_events: list[list[tuple[int, int | None, Decimal]]] = attrs.Factory(list)
     stamps: list[int] = attrs.Factory(list)
     caps: dict[int, CapUsage] = attrs.Factory(dict)
     tier: int = 0  # rank; 0 is "no tier"
     tier_held: list[bool] = attrs.Factory(list)  # each tier's condition at the last evaluation
-    tier_keep_until: list[datetime | None] = attrs.Factory(list)
+    tier_keep_until: list[int | None] = attrs.Factory(list)
     segments: list[bool] = attrs.Factory(list)
     when_active: list[bool] = attrs.Factory(list)
-    last_grant: dict[int, datetime] = attrs.Factory(dict)  # rule index → last grant, for `once`
+    last_grant: dict[int, int] = attrs.Factory(dict)  # rule index → last grant, for `once`
     rewards: dict[str, int] = attrs.Factory(dict)
     totals: Totals = attrs.Factory(Totals)
     # (clock, next change) as worked out when the state was last saved: the
     # next event's clock step starts from it instead of working it out again.
-    next_change_memo: tuple[datetime, datetime | None] | None = None
+    next_change_memo: tuple[int, int | None] | None = None
 
     def purchase(self, purchase_id: str) -> PurchaseRecord | None:
         for record in reversed(self.purchases):
             if record.id == purchase_id:
                 return record
         return None
-
-    def spend_lifetime(self) -> Decimal:
-        return self.spend_total

@@ -39,7 +39,18 @@ from zoneinfo import ZoneInfo
 import attrs
 
 __all__ = [
+    "DAY_US",
     "DURATION_UNITS",
+    "EPOCH",
+    "US_PER_SECOND",
+    "WEEK_US",
+    "add_us",
+    "day_start_us",
+    "from_us",
+    "local_date",
+    "next_birthday_us",
+    "period_key_us",
+    "to_us",
     "PERIODS",
     "Duration",
     "Period",
@@ -407,3 +418,64 @@ def whole_days_between(a: datetime, b: datetime, tz: ZoneInfo) -> int:
     """
     del tz  # absolute days do not depend on the zone (see docstring)
     return (_utc(b, "b") - _utc(a, "a")) // _ONE_DAY
+
+
+# ------------------------------------------------------------ instants as integers
+#
+# The engine keeps every instant as an integer: microseconds since
+# 1970-01-01T00:00Z. Comparing, storing and hashing integers is cheaper than
+# datetimes, and an integer has no zone or fold to get wrong. The functions
+# below are the calendar operations on such instants; each converts to a
+# datetime only where the wall clock matters.
+
+US_PER_SECOND: Final = 1_000_000
+DAY_US: Final = 86_400 * US_PER_SECOND
+WEEK_US: Final = 7 * DAY_US
+_EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_us(t: datetime) -> int:
+    """An aware datetime → microseconds since the epoch (exact, for any year)."""
+    offset = t.utcoffset()
+    if offset is None:
+        raise ValueError(f"expected a timezone-aware datetime, got naive {t.isoformat()}")
+    seconds = (t.toordinal() - _EPOCH_ORDINAL) * 86_400 + t.hour * 3600 + t.minute * 60 + t.second
+    seconds -= offset.days * 86_400 + offset.seconds
+    return seconds * US_PER_SECOND + t.microsecond - offset.microseconds
+
+
+def from_us(us: int) -> datetime:
+    """Microseconds since the epoch → a UTC datetime."""
+    return EPOCH + timedelta(microseconds=us)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def add_us(us: int, d: Duration, tz: ZoneInfo) -> int:
+    """:func:`add` on integer instants: ``us`` plus ``d`` (days and weeks exact, months on the wall clock)."""
+    if d.unit == "d":
+        return us + d.amount * DAY_US
+    if d.unit == "w":
+        return us + d.amount * WEEK_US
+    return to_us(add(from_us(us), d, tz))
+
+
+def local_date(us: int, tz: ZoneInfo) -> date:
+    """The calendar date in ``tz`` of an integer instant."""
+    return from_us(us).astimezone(tz).date()
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def day_start_us(day: date, tz: ZoneInfo) -> int:
+    """The first instant of ``day`` in ``tz`` (local midnight, or the end of a gap over it)."""
+    return to_us(_midnight(day, tz))
+
+
+def period_key_us(us: int, period: str, tz: ZoneInfo) -> PeriodKey:
+    """:func:`period_key` for an integer instant."""
+    return period_key(from_us(us), period, tz)
+
+
+def next_birthday_us(after: int, birthday: date, tz: ZoneInfo) -> int:
+    """:func:`next_birthday` on integer instants."""
+    return to_us(next_birthday(from_us(after), birthday, tz))

@@ -18,13 +18,14 @@ import attrs
 
 from poletti.engine.compiler import CompiledProgram
 from poletti.engine.ledger import InsufficientPoints
+from poletti.engine.money import from_units, show
 from poletti.engine.program import Program
 from poletti.engine.state import CustomerState
 from poletti.engine.store import MemoryStore, Store
-from poletti.engine.timecalc import parse_timestamp, require_aware
+from poletti.engine.timecalc import from_us, parse_timestamp, require_aware, to_us
 from poletti.interpreter.events import FIRST_YEAR, LAST_YEAR, Event, EventError, EventReader
-from poletti.interpreter.outcome import Outcome, Recorder
-from poletti.interpreter.processing import Processor
+from poletti.interpreter.outcome import Outcome
+from poletti.interpreter.processing import Processor, Tally
 
 _CLOCK_KEY = "clock"
 
@@ -79,7 +80,8 @@ class Engine:
         self.compiled = _compiled(program)
         self.store: Store = store if store is not None else MemoryStore()
         self.reader = EventReader(self.compiled.checked)
-        self.processor = Processor(self.compiled, keep_skips=explain)
+        self.processor = Processor(self.compiled)
+        self.explain = explain
 
     # ------------------------------------------------------------------ events
 
@@ -104,16 +106,16 @@ class Engine:
     def _apply(self, event: Event) -> Outcome:
         store, processor, cp = self.store, self.processor, self.compiled
         if store.seen(event.id):
-            return Outcome(event.id, event.customer, event.type, event.at, "duplicate")
+            return Outcome(event.id, event.customer, event.type, from_us(event.at), "duplicate")
         stored = store.load(event.customer)
         state = stored if stored is not None else processor.new_state(event.customer)
         self._check_against_state(state, event)
         # A redeem's balance check comes after the clock step (lots may expire
         # at this very instant), so it works on a copy that is dropped if short.
         work = copy.deepcopy(state) if event.type == "redeem" else state
-        rec = Recorder(processor.keep_skips)
+        tally = Tally(self.explain)
         tier_before = work.tier
-        processor.advance(work, event.at, rec)
+        processor.advance(work, event.at, tally)
         if event.type == "redeem":
             assert event.reward is not None
             cost = cp.rewards[event.reward][1]
@@ -125,42 +127,42 @@ class Engine:
             record = work.purchase(event.original or "")
             assert record is not None
             amount = event.amount if event.amount is not None else record.amount - record.refunded
-            processor.refund(work, record, amount, event.at, rec)
+            processor.refund(work, record, amount, event.at, tally)
         elif event.type == "redeem":
             assert event.reward is not None
             try:
-                processor.redeem(work, event.reward, cost, event.at, rec)
+                processor.redeem(work, event.reward, cost, event.at, tally)
             except InsufficientPoints as err:  # pragma: no cover - checked above
                 raise EventError(str(err), event.id) from None
         ctx = cp.make_ctx(work, event.at, event)
-        earned = processor.earn(work, ctx, event, rec)
+        earned = processor.earn(work, ctx, event, tally)
         if earned:
-            processor.add_points(work, earned, event.at, rec, source=event.id, pending=event.type == "purchase")
+            processor.add_points(work, earned, event.at, source=event.id, pending=event.type == "purchase")
         if event.type == "purchase":
             work.purchases[-1].points = earned
         # Step 4: stamp cards count first, so the points a card grants convert on this event.
-        processor.stamps(work, ctx, event, rec)
-        processor.convert(work, ctx, rec)
-        processor.status(work, ctx, rec)
-        processor.triggers(work, ctx, event, rec)
+        processor.stamps(work, ctx, event, tally)
+        processor.convert(work, ctx, tally)
+        processor.status(work, ctx, tally)
+        processor.triggers(work, ctx, event, tally)
         work.last_event_at = event.at
         if event.type == "purchase":
             work.last_purchase_at = event.at
-            processor.settle(work, event.at, rec)
+            processor.settle(work, event.at, tally)
         store.save(work, processor.schedule(work))
         store.mark_seen(event.id, event.customer)
-        return self._outcome(work, event.id, event.type, event.at, tier_before, rec, earned)
+        return self._outcome(work, event.id, event.type, event.at, tier_before, tally, earned)
 
     def _check_against_state(self, state: CustomerState, event: Event) -> None:
         def reject(reason: str) -> None:
             raise EventError(reason, event.id)
 
         if state.last_event_at is not None and event.at < state.last_event_at:
-            reject(f"older than this customer's last processed event ({state.last_event_at.isoformat()}); "
+            reject(f"older than this customer's last processed event ({from_us(state.last_event_at).isoformat()}); "
                    "events of one customer must come in time order")
         watermark = self._clock()
         if watermark is not None and event.at < watermark:
-            reject(f"the engine clock was already advanced to {watermark.isoformat()}")
+            reject(f"the engine clock was already advanced to {from_us(watermark).isoformat()}")
         if event.type == "refund":
             record = state.purchase(event.original or "")
             if record is None:
@@ -170,7 +172,7 @@ class Engine:
             if left <= 0:
                 reject(f"purchase '{record.id}' is already fully refunded")
             if event.amount is not None and event.amount > left:
-                reject(f"refund of {event.amount} is more than is left of purchase '{record.id}' ({left})")
+                reject(f"refund of {show(event.amount)} is more than is left of purchase '{record.id}' ({show(left)})")
         if event.type == "redeem":
             reward = event.reward or ""
             if reward not in self.compiled.rewards:
@@ -181,11 +183,11 @@ class Engine:
 
     # ------------------------------------------------------------------- clock
 
-    def _clock(self) -> datetime | None:
+    def _clock(self) -> int | None:
         value = self.store.get_meta(_CLOCK_KEY)
-        return datetime.fromisoformat(value) if value else None
+        return to_us(datetime.fromisoformat(value)) if value else None
 
-    def _instant(self, when: str | date | datetime) -> datetime:
+    def _instant(self, when: str | date | datetime) -> int:
         if isinstance(when, datetime):
             instant = require_aware(when, "advance_to").astimezone(timezone.utc)
         else:
@@ -197,7 +199,7 @@ class Engine:
                 raise ValueError(f"advance_to: {err}") from None
         if not FIRST_YEAR <= instant.year <= LAST_YEAR:
             raise ValueError(f"advance_to: {instant.isoformat()} is out of range: years {FIRST_YEAR} to {LAST_YEAR}")
-        return instant
+        return to_us(instant)
 
     def advance_to(self, when: str | date | datetime) -> list[Outcome]:
         """Apply every time-driven change up to ``when`` for all customers with one due."""
@@ -208,15 +210,15 @@ class Engine:
                 state = self.store.load(customer)
                 if state is None:
                     continue
-                rec = Recorder(self.processor.keep_skips)
+                tally = Tally(self.explain)
                 tier_before = state.tier
-                self.processor.advance(state, until, rec)
+                self.processor.advance(state, until, tally)
                 self.store.save(state, self.processor.schedule(state))
-                if rec.changed:
-                    outcomes.append(self._outcome(state, None, "clock", until, tier_before, rec, 0))
+                if tally.changed:
+                    outcomes.append(self._outcome(state, None, "clock", until, tier_before, tally, 0))
             current = self._clock()
             if current is None or until > current:
-                self.store.set_meta(_CLOCK_KEY, until.isoformat())
+                self.store.set_meta(_CLOCK_KEY, from_us(until).isoformat())
         return outcomes
 
     # ----------------------------------------------------------------- reading
@@ -234,9 +236,9 @@ class Engine:
             tier=cp.tier_names[state.tier],
             rewards=dict(state.rewards),
             segments=frozenset(name for name, inside in zip(cp.segment_names, state.segments) if inside),
-            spend_lifetime=state.spend_lifetime(),
-            first_seen=state.first_seen,
-            last_event_at=state.last_event_at,
+            spend_lifetime=from_units(state.spend_total),
+            first_seen=None if state.first_seen is None else from_us(state.first_seen),
+            last_event_at=None if state.last_event_at is None else from_us(state.last_event_at),
         )
 
     def customers(self) -> Iterator[str]:
@@ -246,13 +248,14 @@ class Engine:
         """The raw state (for reports and tests); do not modify it."""
         return self.store.load(customer_id)
 
-    def _outcome(self, state: CustomerState, event_id: str | None, kind: str, at: datetime, tier_before: int,
-                 rec: Recorder, earned: int) -> Outcome:
+    def _outcome(self, state: CustomerState, event_id: str | None, kind: str, at: int, tier_before: int,
+                 tally: Tally, earned: int) -> Outcome:
         names = self.compiled.tier_names
+        ledger = state.ledger
         return Outcome(
-            event_id=event_id, customer=state.customer, type=kind, at=at, status="applied",
-            earned=earned, granted=dict(rec.granted), expired=rec.expired, reversed=rec.reversed, spent=rec.spent,
-            tier_before=names[tier_before], tier=names[state.tier],
-            points=state.ledger.balance, pending_points=state.ledger.pending, lifetime_points=state.ledger.lifetime,
-            lines=tuple(rec.lines),
+            event_id=event_id, customer=state.customer, type=kind, at=from_us(at), status="applied",
+            earned=earned, granted=tally.granted, expired=tally.expired, reversed=tally.reversed,
+            spent=tally.spent, tier_before=names[tier_before], tier=names[state.tier],
+            points=ledger.balance, pending_points=ledger.pending, lifetime_points=ledger.lifetime,
+            trace=tuple(tally.trace) if tally.trace else (), program=self.compiled,
         )

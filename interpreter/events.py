@@ -20,7 +20,9 @@ import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
 from poletti.dsl.program import BUILTIN_EVENT_TYPES, CheckedProgram, Type
-from poletti.engine.timecalc import parse_timestamp
+from poletti.engine import money
+from poletti.engine.money import from_units, to_units
+from poletti.engine.timecalc import from_us, parse_timestamp, to_us
 
 
 class EventError(ValueError):
@@ -37,22 +39,48 @@ class Item:
     sku: str | None = None
     category: str | None = None
     quantity: int = 1
-    price: Decimal = Decimal(0)
+    price: int = 0  # micro-units of the program currency
 
 
 @attrs.frozen
 class Event:
+    """A validated event: instants in µs since the epoch, money in micro-units (see the state's docstring)."""
+
     id: str
     type: str
     customer: str
-    at: datetime  # UTC
-    amount: Decimal | None = None
+    at: int
+    amount: int | None = None
     currency: str | None = None
     items: tuple[Item, ...] = ()
     original: str | None = None
     reward: str | None = None
     birthday: date | None = None
     attributes: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class _Fields:
+    """The event's fields as a host writes them: what cattrs structures to name a bad field in a reason."""
+
+    id: str
+    type: str
+    customer: str
+    at: datetime
+    amount: Decimal | None = None
+    currency: str | None = None
+    items: tuple[_ItemFields, ...] = ()
+    original: str | None = None
+    reward: str | None = None
+    birthday: date | None = None
+
+
+@attrs.frozen
+class _ItemFields:
+    sku: str | None = None
+    category: str | None = None
+    quantity: int = 1
+    price: Decimal = Decimal(0)
 
 
 _CORE_FIELDS = frozenset(f.name for f in attrs.fields(Event)) - {"attributes"}
@@ -65,9 +93,11 @@ FIRST_YEAR, LAST_YEAR = 1900, 9000
 # Decimal's 28 significant digits.
 MAX_MONEY = Decimal(10) ** 15
 MAX_QUANTITY = 10**9
+_SMALLEST = Decimal(1).scaleb(-money.DIGITS)
 
 
-def _instant(value: Any, tz: ZoneInfo) -> datetime:
+def _instant(value: Any, tz: ZoneInfo) -> int:
+    """An event's ``at`` → µs since the epoch; ``ValueError`` with the reason if it is not one."""
     if not isinstance(value, str):
         raise ValueError(f"expected an ISO 8601 timestamp text, got {type(value).__name__}")
     try:
@@ -76,7 +106,7 @@ def _instant(value: Any, tz: ZoneInfo) -> datetime:
         raise ValueError(f"timestamp {value!r} is out of range: years {FIRST_YEAR} to {LAST_YEAR}") from None
     if not FIRST_YEAR <= at.year <= LAST_YEAR:
         raise ValueError(f"timestamp {value!r} is out of range: years {FIRST_YEAR} to {LAST_YEAR}")
-    return at
+    return to_us(at)
 
 
 def _text(value: Any, _type: Any) -> str:
@@ -87,6 +117,11 @@ def _text(value: Any, _type: Any) -> str:
     if not text.strip():
         raise ValueError("must not be empty")
     return text
+
+
+def _money(value: Any) -> int:
+    """A decimal amount → micro-units (at most six decimal places)."""
+    return to_units(_decimal(value))
 
 
 def _decimal(value: Any, _type: Any = None) -> Decimal:
@@ -106,6 +141,8 @@ def _decimal(value: Any, _type: Any = None) -> Decimal:
         raise ValueError(f"not a finite number: {value!r}")
     if abs(number) >= MAX_MONEY:
         raise ValueError(f"{value!r} is too large (at most 15 digits before the decimal point)")
+    if number.as_tuple().exponent < -money.DIGITS and number != number.quantize(_SMALLEST):  # type: ignore[operator]
+        raise ValueError(f"{value!r} has more than {money.DIGITS} decimal places")
     return number
 
 
@@ -135,20 +172,26 @@ def make_converter(tz: ZoneInfo) -> cattrs.Converter:
     converter.register_structure_hook(str, _text)
     converter.register_structure_hook(Decimal, _decimal)
     converter.register_structure_hook(date, _date)
-    converter.register_structure_hook(datetime, lambda value, _t: _instant(value, tz))
+    converter.register_structure_hook(datetime, lambda value, _t: from_us(_instant(value, tz)))
 
-    def structure_item(value: Any, _type: Any) -> Item:
-        if value.__class__ is not dict and not isinstance(value, Mapping):
-            raise ValueError(f"an item must be an object, got {type(value).__name__}")
-        return Item(
-            sku=_text(value["sku"], str) if value.get("sku") is not None else None,
-            category=_text(value["category"], str) if value.get("category") is not None else None,
-            quantity=_quantity(value.get("quantity", 1), int),
-            price=_decimal(value.get("price", 0)),
-        )
+    def check_item(value: Any, _type: Any) -> _ItemFields:
+        item = structure_item(value)
+        return _ItemFields(item.sku, item.category, item.quantity, from_units(item.price))
 
-    converter.register_structure_hook(Item, structure_item)
+    converter.register_structure_hook(_ItemFields, check_item)
     return converter
+
+
+def structure_item(value: Any) -> Item:
+    """One entry of a purchase's ``items`` → an ``Item``; ``ValueError`` (or a lookup error) if malformed."""
+    if value.__class__ is not dict and not isinstance(value, Mapping):
+        raise ValueError(f"an item must be an object, got {type(value).__name__}")
+    return Item(
+        sku=_text(value["sku"], str) if value.get("sku") is not None else None,
+        category=_text(value["category"], str) if value.get("category") is not None else None,
+        quantity=_quantity(value.get("quantity", 1), int),
+        price=_money(value.get("price", 0)),
+    )
 
 
 def _leaf_message(error: BaseException, expected: Any) -> str:
@@ -173,7 +216,6 @@ class EventReader:
         self.program = program
         self.tz = ZoneInfo(program.timezone)
         self.converter = make_converter(self.tz)
-        self._item_hook = self.converter.get_structure_hook(Item)
         self.event_types = program.event_types | BUILTIN_EVENT_TYPES
         self.attribute_types = dict(program.attributes)
 
@@ -191,12 +233,12 @@ class EventReader:
         attributes = self._attributes(extra, event_id)
         try:
             event = self._structure_directly(core, attributes)
-        except Exception:  # noqa: BLE001 — cattrs below says precisely what is wrong
+        except Exception as direct:  # noqa: BLE001 — cattrs below says precisely what is wrong
             try:
-                event = self.converter.structure(core, Event)
+                self.converter.structure(core, _Fields)
             except (ClassValidationError, ForbiddenExtraKeysError, ValueError, TypeError, KeyError) as err:
                 raise EventError(_describe(err), event_id) from None
-            event = attrs.evolve(event, attributes=attributes)
+            raise EventError(str(direct) or type(direct).__name__, event_id) from None
         self._check_type_rules(event)
         return event
 
@@ -210,15 +252,14 @@ class EventReader:
         items = core.get("items", ())
         if not isinstance(items, (list, tuple)):
             raise TypeError("items must be a list")
-        item_hook = self._item_hook
         return Event(
             id=_text(core["id"], str),
             type=_text(core["type"], str),
             customer=_text(core["customer"], str),
             at=_instant(core["at"], self.tz),
-            amount=_decimal(core["amount"]) if "amount" in core else None,
+            amount=_money(core["amount"]) if "amount" in core else None,
             currency=_text(core["currency"], str) if "currency" in core else None,
-            items=tuple(item_hook(item, Item) for item in items),
+            items=tuple(structure_item(item) for item in items),
             original=_text(core["original"], str) if "original" in core else None,
             reward=_text(core["reward"], str) if "reward" in core else None,
             birthday=_date(core["birthday"], date) if "birthday" in core else None,
@@ -250,17 +291,17 @@ class EventReader:
             if event.amount is None:
                 reject("a purchase needs an 'amount'")
             elif event.amount < 0:
-                reject(f"amount must not be negative, got {event.amount}")
+                reject(f"amount must not be negative, got {money.show(event.amount)}")
         elif event.amount is not None and event.type != "refund":
             reject(f"'amount' only belongs on purchase and refund events, not on {event.type}")
         for item in event.items:
             if item.price < 0:
-                reject(f"item price must not be negative, got {item.price}")
+                reject(f"item price must not be negative, got {money.show(item.price)}")
         if event.type == "refund":
             if not event.original:
                 reject("a refund needs 'original', the id of the refunded purchase")
             if event.amount is not None and event.amount <= 0:
-                reject(f"a refund amount must be above 0, got {event.amount}")
+                reject(f"a refund amount must be above 0, got {money.show(event.amount)}")
         if event.type == "redeem" and not event.reward:
             reject("a redeem needs 'reward', the name of the reward")
 

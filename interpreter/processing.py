@@ -1,12 +1,25 @@
-"""The six processing steps of LANGUAGE.md "How an event is processed", and the clock.
+"""The six processing steps of LANGUAGE.md "How an event is processed", and the clock: the interpreter.
 
 ``Processor(compiled)`` runs them on a ``CustomerState``:
 
-* ``advance(state, until, rec)`` — step 1: every time-driven change between
+* ``advance(state, until, tally)`` — step 1: every time-driven change between
   the state's clock and ``until``, in time order, each at its exact instant;
-* ``apply(state, event, rec)`` — steps 2–6 for one validated event;
+* ``record_facts``, ``refund``, ``redeem``, ``earn``, ``stamps``, ``convert``,
+  ``status``, ``triggers`` — steps 2–6 for one validated event (the engine
+  calls them in order);
 * ``next_change(state)`` — the instant of the customer's next time-driven
   change, so the engine can schedule customers instead of scanning them.
+
+This is the readable reference implementation of the language: the code
+generated for a program (``poletti.engine.codegen``) must agree with it on
+every state and outcome, and explanations come from here. When the tally
+carries a trace list, every step appends typed records
+(``poletti.interpreter.trace``) saying what it did and why rules did not
+fire; without one, no record is built.
+
+Instants are integer microseconds since the epoch and money is integer
+micro-units (see ``poletti.engine.state``); rule arithmetic on money is done
+in ``Decimal``, exactly, from those units.
 
 Validation that needs state (order, refunds, redeem balances) is done by
 the engine before anything changes; the steps here assume a valid event.
@@ -15,20 +28,54 @@ the engine before anything changes; the steps here assume a valid event.
 from __future__ import annotations
 
 import heapq
-from datetime import date, datetime, timedelta
+from datetime import date
 from decimal import ROUND_FLOOR, Decimal
 from typing import Iterable
 
 from poletti.engine.compiler import (
-    Cap, CompiledProgram, ConvertRule, Guard, PerRule, Rule, SegmentRule, StampRule,
+    Blocked, Cap, CompiledProgram, ConvertRule, FixedRule, Guard, MultiplierRule, PerRule, Rule, SegmentRule,
+    StampRule, WhenRule,
 )
-from poletti.engine.expressions import Ctx, day_start
+from poletti.engine.expressions import Ctx
+from poletti.engine.money import from_units, to_units
 from poletti.engine.state import CapUsage, CustomerState, PurchaseRecord, WindowTotals
-from poletti.engine.timecalc import add, next_birthday, period_key, window_end
+from poletti.engine.timecalc import add_us, day_start_us, local_date, next_birthday_us, period_key_us
 from poletti.interpreter.events import Event, Item
-from poletti.interpreter.outcome import Recorder
+from poletti.interpreter.trace import (
+    Capped, Converted, Earned, Expired, Granted, Multiplied, Occasion, Reason, Record, Redeemed, Released,
+    Reversed, SegmentChanged, Skipped, TierChanged, TierKept,
+)
 
-ONE_DAY = timedelta(days=1)
+_BLOCKED = {
+    Blocked.NOT_STARTED: Reason.CAMPAIGN_NOT_STARTED,
+    Blocked.ENDED: Reason.CAMPAIGN_ENDED,
+    Blocked.CONDITION: Reason.CONDITION_FALSE,
+}
+
+
+class Tally:
+    """What processing one event (or one clock step) did: the outcome's counters, and the trace.
+
+    ``trace`` is a list of records when explanations are wanted, else None
+    (and then nothing builds a record). ``changed`` says whether anything
+    happened that a host would want to hear about (for clock outcomes).
+    """
+
+    __slots__ = ("trace", "granted", "expired", "reversed", "spent", "changed")
+
+    def __init__(self, explain: bool) -> None:
+        self.trace: list[Record] | None = [] if explain else None
+        self.granted: dict[str, int] = {}
+        self.expired = 0
+        self.reversed = 0
+        self.spent = 0
+        self.changed = False
+
+    def note(self, record: Record) -> None:
+        """A record of something that changed the state."""
+        self.changed = True
+        if self.trace is not None:
+            self.trace.append(record)
 
 
 def _matches(item: Item, item_filter: tuple[str, str] | None) -> bool:
@@ -39,11 +86,13 @@ def _matches(item: Item, item_filter: tuple[str, str] | None) -> bool:
 
 
 class Processor:
-    def __init__(self, compiled: CompiledProgram, keep_skips: bool = True) -> None:
+    def __init__(self, compiled: CompiledProgram) -> None:
         self.cp = compiled
         self.tz = compiled.tz
-        self.keep_skips = keep_skips
         self.settles = compiled.time_sources.reads_last_purchase  # worked out once, read per purchase
+        # What a grant of each reward costs the business, in micro-units (None: no declared value).
+        self.reward_cost = {name: None if value is None else to_units(value)
+                            for name, (value, _) in compiled.rewards.items()}
 
     # ------------------------------------------------------------- state setup
 
@@ -60,13 +109,9 @@ class Processor:
             when_active=[False] * len(cp.when_rules),
         )
 
-    def _day(self, instant: datetime) -> str:
-        """The calendar date of an instant in the program zone, for explanations."""
-        return instant.astimezone(self.tz).date().isoformat()
-
     # ------------------------------------------------------------------ step 1
 
-    def advance(self, state: CustomerState, until: datetime, rec: Recorder) -> None:
+    def advance(self, state: CustomerState, until: int, tally: Tally) -> None:
         """Apply every time-driven change in (state.clock, until], in time order."""
         if state.clock is None:
             state.clock = until
@@ -81,7 +126,7 @@ class Processor:
             memo = None
             if instant is None or instant > until:
                 break
-            self._apply_instant(state, instant, rec)
+            self._apply_instant(state, instant, tally)
             state.clock = instant
         if until > state.clock:
             # Windows no status or trigger condition reads have exits the clock
@@ -89,39 +134,47 @@ class Processor:
             self._leave_windows(state, until)
             state.clock = until
 
-    def _apply_instant(self, state: CustomerState, instant: datetime, rec: Recorder) -> None:
+    def _apply_instant(self, state: CustomerState, instant: int, tally: Tally) -> None:
         cp = self.cp
-        previous = state.clock
         for lot in state.ledger.expire_until(instant):
-            rec.expired += lot.points
+            tally.expired += lot.points
             state.totals.expired += lot.points
-            pending = ", still pending" if lot.pending else ""
-            rec.add("expire", instant, points=lot.points,
-                    detail=f"lot earned {self._day(lot.earned_at)} {_source(lot.source)}{pending}; "
-                           f"points expire after {cp.expire_after}")
+            tally.note(Expired(instant, lot.points, lot.earned_at, lot.source, lot.pending))
         released = state.ledger.release_pending_until(instant)
-        for lot in released:
-            rec.add("release", instant, points=lot.points,
-                    detail=f"earned {self._day(lot.earned_at)} {_source(lot.source)}; "
-                           f"points pending for {cp.pending_for}")
+        for item in released:
+            tally.note(Released(instant, item.points, item.earned_at, item.source))
         self._leave_windows(state, instant)
         ctx = cp.make_ctx(state, instant, None)
-        granted_points = False
-        birthday_rules = cp.on_rules.get("birthday", ())
-        if state.birthday is not None and birthday_rules and previous is not None:
-            if next_birthday(previous, state.birthday, self.tz) == instant:
-                year = instant.astimezone(self.tz).year
-                if state.birthday_year != year:  # once a year, even if the birthday was moved
-                    state.birthday_year = year
-                    for rule in birthday_rules:
-                        granted_points |= self._fire(state, ctx, rule, rule.guard, rule.target, rec, kind="birthday")
-        self.status(state, ctx, rec)
-        granted_points |= self._when_rules(state, ctx, rec)
+        granted_points = self.birthday(state, instant, tally, ctx)
+        self.status(state, ctx, tally)
+        granted_points |= self._when_rules(state, ctx, tally)
         if released or granted_points:
             # The spendable balance grew at this instant: `at` rules convert now (step 4).
-            self.convert(state, ctx, rec)
+            self.convert(state, ctx, tally)
 
-    def _leave_windows(self, state: CustomerState, instant: datetime) -> None:
+    def birthday(self, state: CustomerState, instant: int, tally: Tally, ctx: Ctx | None = None) -> bool:
+        """`on birthday` rules, if ``instant`` (the clock's next step) starts the customer's birthday.
+
+        At most once a calendar year, even if the birthday was moved; True
+        when points were granted.
+        """
+        rules = self.cp.on_rules.get("birthday", ())
+        previous = state.clock
+        if state.birthday is None or not rules or previous is None:
+            return False
+        if next_birthday_us(previous, state.birthday, self.tz) != instant:
+            return False
+        year = local_date(instant, self.tz).year
+        if state.birthday_year == year:
+            return False
+        state.birthday_year = year
+        ctx = ctx if ctx is not None else self.cp.make_ctx(state, instant, None)
+        granted_points = False
+        for rule in rules:
+            granted_points |= self._fire(state, ctx, rule, rule.guard, rule.target, tally, Occasion.BIRTHDAY)
+        return granted_points
+
+    def _leave_windows(self, state: CustomerState, instant: int) -> None:
         """Take out of every rolling window what leaves it at or before ``instant``."""
         for totals in state.windows:
             exits = totals.exits
@@ -131,55 +184,73 @@ class Processor:
                 if index >= 0:
                     record = state.purchases[index]
                     totals.spend -= record.amount - record.refunded
+        self.leave_metric_windows(state, instant)
+
+    def leave_metric_windows(self, state: CustomerState, instant: int) -> None:
+        """Drop the metric entries that left their window at or before ``instant``."""
         for spec in self.cp.metrics:
             entries = state.metric_events[spec.slot]
             if spec.window is not None and entries and min(e[1] for e in entries) <= instant:  # type: ignore[type-var]
                 state.metric_events[spec.slot] = [e for e in entries if e[1] > instant]  # type: ignore[operator]
 
-    def schedule(self, state: CustomerState) -> datetime | None:
+    def schedule(self, state: CustomerState) -> int | None:
         """``next_change`` for a state about to be saved, remembered on it for its next clock step."""
         instant = self.next_change(state)
         state.next_change_memo = None if state.clock is None else (state.clock, instant)
         return instant
 
-    def next_change(self, state: CustomerState) -> datetime | None:
+    def next_change(self, state: CustomerState) -> int | None:
         """The earliest instant after the state's clock at which something can change by itself."""
         after = state.clock
         if after is None:
             return None
         cp, tz, ts = self.cp, self.tz, self.cp.time_sources
-        candidates: list[datetime] = []
-        ledger_next = state.ledger.next_change_after(after)
+        candidates: list[int] = []
+        ledger_next = state.ledger.next_change()
         if ledger_next is not None:
             candidates.append(ledger_next)
         for slot in ts.windows:
             exits = state.windows[slot].exits
             if exits:
                 candidates.append(exits[0][0])  # every exit up to the clock has been applied
-        for slot in ts.metric_windows:
-            leaving = [leaves for _, leaves, _ in state.metric_events[slot] if leaves is not None and leaves > after]
-            if leaving:
-                candidates.append(min(leaving))
-        first_seen = state.first_seen or after
+        first_seen = after if state.first_seen is None else state.first_seen
+        last_purchase = first_seen if state.last_purchase_at is None else state.last_purchase_at
         for kind, days in ts.day_thresholds:
-            ref = (state.last_purchase_at or first_seen) if kind == "days_since_last_purchase" else first_seen
+            ref = last_purchase if kind == "days_since_last_purchase" else first_seen
             for k in days:
-                instant = ref + k * ONE_DAY
+                instant = ref + k * DAY
                 if instant > after:
                     candidates.append(instant)
                     break
         for kind in ts.daily:
-            ref = (state.last_purchase_at or first_seen) if kind == "days_since_last_purchase" else first_seen
-            candidates.append(ref + ((after - ref) // ONE_DAY + 1) * ONE_DAY)
-        # A streak survives the day after its last active day and ends when the one after that begins.
-        if ts.streak_days and state.last_active_day is not None:
-            candidates.append(day_start(date.fromordinal(state.last_active_day + 2), tz))
-        if ts.streak_weeks and state.last_active_week is not None:
-            candidates.append(day_start(date.fromordinal(state.last_active_week + 14), tz))
-        if state.birthday is not None and "birthday" in cp.on_rules:
-            candidates.append(next_birthday(after, state.birthday, tz))
+            ref = last_purchase if kind == "days_since_last_purchase" else first_seen
+            candidates.append(ref + ((after - ref) // DAY + 1) * DAY)
+        rare = self.rare_next_change(state)
+        if rare is not None:
+            candidates.append(rare)
         candidates.extend(t for t in state.tier_keep_until if t is not None)
         candidates.extend(ts.campaign_edges)
+        future = [t for t in candidates if t > after]
+        return min(future, default=None)
+
+    def rare_next_change(self, state: CustomerState) -> int | None:
+        """The next change from the rarer time sources: metric windows, streaks, birthdays (or None)."""
+        after = state.clock
+        if after is None:
+            return None
+        cp, tz, ts = self.cp, self.tz, self.cp.time_sources
+        candidates: list[int] = []
+        for slot in ts.metric_windows:
+            leaving = [leaves for _, leaves, _ in state.metric_events[slot] if leaves is not None and leaves > after]
+            if leaving:
+                candidates.append(min(leaving))
+        # A streak survives the day after its last active day and ends when the one after that begins.
+        if ts.streak_days and state.last_active_day is not None:
+            candidates.append(day_start_us(date.fromordinal(state.last_active_day + 2), tz))
+        if ts.streak_weeks and state.last_active_week is not None:
+            candidates.append(day_start_us(date.fromordinal(state.last_active_week + 14), tz))
+        if state.birthday is not None and "birthday" in cp.on_rules:
+            candidates.append(next_birthday_us(after, state.birthday, tz))
         future = [t for t in candidates if t > after]
         return min(future, default=None)
 
@@ -198,26 +269,33 @@ class Processor:
             state.purchases.append(PurchaseRecord(event.id, at, event.amount))
             state.spend_total += event.amount
             self._enter_windows(state, "purchase", at, index, event.amount)
-            self._mark_active(state, at)
+            if self.cp.tracks_activity:
+                self._mark_active(state, at)
         elif event.type == "visit":
             state.visit_count += 1
-            self._enter_windows(state, "visit", at, -1, Decimal(0))
-            self._mark_active(state, at)
+            self._enter_windows(state, "visit", at, -1, 0)
+            if self.cp.tracks_activity:
+                self._mark_active(state, at)
+        self.record_metrics(state, event)
+
+    def record_metrics(self, state: CustomerState, event: Event) -> None:
+        """Add the event to every metric that aggregates its type (with the instant it leaves the window)."""
+        at = event.at
         for spec in self.cp.metrics:
             if spec.event_type != event.type:
                 continue
             value = self._metric_value(spec.field, spec.filter, event)
             if value is not None:
-                leaves = window_end(at, spec.window, self.tz) if spec.window is not None else None
+                leaves = add_us(at, spec.window, self.tz) if spec.window is not None else None
                 state.metric_events[spec.slot].append((at, leaves, value))
 
-    def _enter_windows(self, state: CustomerState, source: str, at: datetime, index: int, amount: Decimal) -> None:
-        """A purchase or visit at ``at`` counts in each window over its kind until ``window_end``."""
+    def _enter_windows(self, state: CustomerState, source: str, at: int, index: int, amount: int) -> None:
+        """A purchase or visit at ``at`` counts in each window over its kind until ``at`` + W."""
         for spec, totals in zip(self.cp.windows, state.windows):
             if spec.source == source:
                 totals.count += 1
                 totals.spend += amount
-                heapq.heappush(totals.exits, (window_end(at, spec.duration, self.tz), index))
+                heapq.heappush(totals.exits, (add_us(at, spec.duration, self.tz), index))
 
     def _metric_value(self, field: str | None, item_filter: tuple[str, str] | None, event: Event) -> Decimal | None:
         items = [i for i in event.items if _matches(i, item_filter)]
@@ -225,15 +303,15 @@ class Processor:
             return Decimal(1) if item_filter is None or items else None
         if field == "amount":
             if item_filter is None:
-                return event.amount
-            return sum((i.price * i.quantity for i in items), Decimal(0)) if items else None
+                return None if event.amount is None else from_units(event.amount)
+            return from_units(sum(i.price * i.quantity for i in items)) if items else None
         if field == "quantity":
             return Decimal(sum(i.quantity for i in items)) if items else None
         value = event.attributes.get(field)
         return None if value is None or isinstance(value, bool) else Decimal(value)
 
-    def _mark_active(self, state: CustomerState, at: datetime) -> None:
-        day = at.astimezone(self.tz).date().toordinal()
+    def _mark_active(self, state: CustomerState, at: int) -> None:
+        day = local_date(at, self.tz).toordinal()
         if state.last_active_day != day:
             state.day_run = state.day_run + 1 if state.last_active_day == day - 1 else 1
             state.last_active_day = day
@@ -242,7 +320,7 @@ class Processor:
             state.week_run = state.week_run + 1 if state.last_active_week == monday - 7 else 1
             state.last_active_week = monday
 
-    def refund(self, state: CustomerState, record: PurchaseRecord, amount: Decimal, at: datetime, rec: Recorder) -> None:
+    def refund(self, state: CustomerState, record: PurchaseRecord, amount: int, at: int, tally: Tally) -> None:
         """Apply a validated refund: the net amount drops, the purchase's points are reversed pro rata.
 
         Inside the purchase's pending window its own pending points are taken
@@ -252,112 +330,127 @@ class Processor:
         state.spend_total -= amount
         for spec, totals in zip(self.cp.windows, state.windows):
             # Windows count the purchase at its net amount while they hold it.
-            if spec.source == "purchase" and window_end(record.at, spec.duration, self.tz) > at:
+            if spec.source == "purchase" and add_us(record.at, spec.duration, self.tz) > at:
                 totals.spend -= amount
-        target = 0
-        if record.amount > 0:
-            target = int((Decimal(record.points) * record.refunded / record.amount).to_integral_value(rounding=ROUND_FLOOR))
+        target = record.points * record.refunded // record.amount if record.amount > 0 else 0
         delta = target - record.reversed
         if delta > 0:
-            state.ledger.deduct(delta, at, pending_source=record.id)
+            state.ledger.deduct(delta, pending_source=record.id)
             record.reversed = target
-            rec.reversed += delta
+            tally.reversed += delta
             state.totals.reversed += delta
-        if rec.keep_skips or delta > 0:
-            currency = self.cp.checked.currency
-            before = f", {target - delta} of them reversed before" if target - delta else ""
-            rec.add("reverse", at, points=delta,
-                    detail=(f"refund of {amount} {currency} on purchase {record.id}, which earned {record.points} points "
-                            f"for {record.amount} {currency}: {record.refunded} refunded so far → "
-                            f"floor({record.points} × {record.refunded} ÷ {record.amount}) = {target} reversed in all"
-                            f"{before}"))
+        if tally.trace is not None or delta > 0:
+            tally.note(Reversed(at, delta, record.id, amount, record.points, record.amount, record.refunded, target))
 
-    def redeem(self, state: CustomerState, reward: str, cost: int, at: datetime, rec: Recorder) -> None:
-        state.ledger.spend(cost, at)
-        rec.spent += cost
+    def redeem(self, state: CustomerState, reward: str, cost: int, at: int, tally: Tally) -> None:
+        state.ledger.spend(cost)
+        tally.spent += cost
         state.totals.spent += cost
-        rec.add("redeem", at, points=cost, reward=reward)
-        self._give_reward(state, reward, rec)
+        tally.note(Redeemed(at, reward, cost))
+        self._give_reward(state, reward, tally)
 
     # ------------------------------------------------------------------ step 3
 
-    def earn(self, state: CustomerState, ctx: Ctx, event: Event, rec: Recorder) -> int:
+    def earn(self, state: CustomerState, ctx: Ctx, event: Event, tally: Tally) -> int:
         """Points the event earns: per rules (capped), scaled by multipliers, plus fixed awards."""
-        cp, at = self.cp, event.at
+        cp = self.cp
         per_total = 0
         for rule in cp.per_rules.get(event.type, ()):
-            why = rule.guard.blocked(ctx, self.keep_skips)
-            if why:
-                rec.add("skip", at, rule=rule.text, line=rule.line, detail=why)
-                continue
-            points = self._per_points(rule, event)
-            if points <= 0 and self.keep_skips:
-                rec.add("skip", at, rule=rule.text, line=rule.line, detail=self._why_zero(rule, event))
-            points = self._capped(state, ctx, rule, rule.guard.cap, points, rec)
-            if points > 0:
-                rec.add("earn", at, points=points, rule=rule.text, line=rule.line)
-                per_total += points
+            per_total += self.earn_per(state, ctx, rule, event, tally)
         total = per_total
         if per_total > 0 and cp.multipliers:
-            factor, applied = Decimal(1), []
-            for mult in cp.multipliers:
-                why = mult.guard.blocked(ctx, self.keep_skips)
-                if why is None and mult.guard.cap is not None and self._cap_left(state, ctx, mult, mult.guard.cap) <= 0:
-                    why = f"{mult.guard.cap.describe()} reached"
-                if why:
-                    rec.add("skip", at, rule=mult.text, line=mult.line, detail=why)
-                    continue
-                factor *= mult.factor
-                applied.append(mult)
-            if applied:
-                total = cp.round(Decimal(per_total) * factor)
-                for mult in applied:
-                    if mult.guard.cap is not None:
-                        self._use_cap(state, ctx, mult, mult.guard.cap, 1)
-                names = " × ".join(f"x{m.factor} ('{m.text}', line {m.line})" for m in applied)
-                rec.add("multiplier", at, points=total - per_total, detail=f"{names}: {per_total} → {total}")
+            total = self.multiply(state, ctx, per_total, tally)
         for fixed in cp.fixed_rules.get(event.type, ()):
-            why = fixed.guard.blocked(ctx, self.keep_skips)
-            if why:
-                rec.add("skip", at, rule=fixed.text, line=fixed.line, detail=why)
-                continue
-            points = self._capped(state, ctx, fixed, fixed.guard.cap, fixed.points, rec)
-            if points > 0:
-                rec.add("fixed", at, points=points, rule=fixed.text, line=fixed.line)
-                total += points
+            total += self.earn_fixed(state, ctx, fixed, tally)
         return total
 
-    def _why_zero(self, rule: PerRule, event: Event) -> str:
-        """Why a matching per rule earned nothing, in words (explain only)."""
-        currency = self.cp.checked.currency
-        what = f'{rule.filter[0]} "{rule.filter[1]}"' if rule.filter else ""
-        if rule.filter is not None and not any(_matches(i, rule.filter) for i in event.items):
-            return f"no items of {what} in this {event.type}"
-        if rule.base == "money":
-            base = event.amount or Decimal(0)
-            if rule.filter is not None:
-                base = sum((i.price * i.quantity for i in event.items if _matches(i, rule.filter)), Decimal(0))
-            spent = f"{base} {currency}" + (f" on {what}" if what else "")
-            if rule.divisor is not None:
-                return f"{spent} is not a full {rule.divisor} {currency}"
-            return f"{spent} × {rule.rate} = {rule.rate * base} rounds {self.cp.checked.rounding} to 0 points"
-        return "0 points"
+    def earn_per(self, state: CustomerState, ctx: Ctx, rule: PerRule, event: Event, tally: Tally) -> int:
+        """What one `earn … per …` rule gives for the event (after its cap)."""
+        blocked = rule.guard.check(ctx)
+        if blocked is not None:
+            self._skipped(tally, ctx, rule, blocked)
+            return 0
+        trace = tally.trace
+        points = self._per_points(rule, event)
+        if points <= 0 and trace is not None:
+            reason, base = self._zero_reason(rule, event)
+            trace.append(Skipped(ctx.now, rule, reason, base=base))
+        points = self._capped(state, ctx, rule, rule.guard.cap, points, tally)
+        if points > 0 and trace is not None:
+            trace.append(Earned(ctx.now, rule, points))
+        return max(points, 0)
+
+    def multiply(self, state: CustomerState, ctx: Ctx, per_total: int, tally: Tally) -> int:
+        """The `per` points after the multipliers that apply (rounded once)."""
+        trace = tally.trace
+        factor, applied = Decimal(1), []
+        for mult in self.cp.multipliers:
+            blocked = mult.guard.check(ctx)
+            if blocked is not None:
+                self._skipped(tally, ctx, mult, blocked)
+                continue
+            if mult.guard.cap is not None and self._cap_left(state, ctx, mult, mult.guard.cap) <= 0:
+                if trace is not None:
+                    trace.append(Skipped(ctx.now, mult, Reason.TIMES_LIMIT_REACHED))
+                continue
+            factor *= mult.factor
+            applied.append(mult)
+        if not applied:
+            return per_total
+        total = self.cp.round(Decimal(per_total) * factor)
+        for mult in applied:
+            if mult.guard.cap is not None:
+                self._use_cap(state, ctx, mult, mult.guard.cap, 1)
+        if trace is not None:
+            trace.append(Multiplied(ctx.now, tuple(applied), per_total, total))
+        return total
+
+    def earn_fixed(self, state: CustomerState, ctx: Ctx, fixed: FixedRule, tally: Tally) -> int:
+        """What one fixed award (`earn N points on …`) gives (after its cap)."""
+        blocked = fixed.guard.check(ctx)
+        if blocked is not None:
+            self._skipped(tally, ctx, fixed, blocked)
+            return 0
+        points = self._capped(state, ctx, fixed, fixed.guard.cap, fixed.points, tally)
+        if points > 0 and tally.trace is not None:
+            tally.trace.append(Earned(ctx.now, fixed, points, fixed=True))
+        return max(points, 0)
+
+    def _base(self, rule: PerRule, event: Event) -> Decimal:
+        """The money a spend-based rule pays for: the amount, or the matching items' price × quantity."""
+        if rule.filter is None:
+            return from_units(event.amount or 0)
+        return from_units(sum(i.price * i.quantity for i in event.items if _matches(i, rule.filter)))
 
     def _per_points(self, rule: PerRule, event: Event) -> int:
-        items = [i for i in event.items if _matches(i, rule.filter)]
         if rule.base == "money":
-            base = event.amount or Decimal(0)
-            if rule.filter is not None:
-                base = sum((i.price * i.quantity for i in items), Decimal(0))
+            base = self._base(rule, event)
             if rule.divisor is None:
                 return self.cp.round(rule.rate * base)
             units = (base / rule.divisor).to_integral_value(rounding=ROUND_FLOOR)
             return self.cp.round(rule.rate * units)  # whole units; a fractional rate still rounds per `rounding`
+        items = [i for i in event.items if _matches(i, rule.filter)]
         if rule.base == "item":
             return self.cp.round(rule.rate * sum(i.quantity for i in items))
         if rule.base == "purchase" and rule.filter is not None and not items:
             return 0
         return int(rule.rate)
+
+    def _zero_reason(self, rule: PerRule, event: Event) -> tuple[Reason, int | None]:
+        """Why a matching per rule earned nothing (explain only), with the amount it looked at."""
+        if rule.filter is not None and not any(_matches(i, rule.filter) for i in event.items):
+            return Reason.NO_MATCHING_ITEMS, None
+        if rule.base == "money":
+            base = to_units(self._base(rule, event))
+            return (Reason.NOT_A_FULL_UNIT if rule.divisor is not None else Reason.ROUNDS_TO_ZERO), base
+        return Reason.ZERO_POINTS, None
+
+    def _skipped(self, tally: Tally, ctx: Ctx, rule: Rule, blocked: Blocked, stamp: bool = False) -> None:
+        """Trace a rule its options stopped (with the false part of its condition and what it read)."""
+        if tally.trace is None:
+            return
+        part, values = rule.guard.failed_part(ctx) if blocked is Blocked.CONDITION else (None, ())  # type: ignore[attr-defined]
+        tally.trace.append(Skipped(ctx.now, rule, _BLOCKED[blocked], stamp=stamp, part=part, values=values))
 
     # -- caps
 
@@ -372,7 +465,7 @@ class Processor:
         if usage is None:
             return cap.amount
         if cap.period is not None:
-            used = usage.used if usage.period == period_key(ctx.now, cap.period, self.tz) else 0
+            used = usage.used if usage.period == period_key_us(ctx.now, cap.period, self.tz) else 0
         else:
             now = ctx.now  # a rolling cap counts each use until it leaves the window
             used = sum(amount for leaves, amount in usage.entries if leaves > now)
@@ -381,7 +474,7 @@ class Processor:
     def _use_cap(self, state: CustomerState, ctx: Ctx, rule: Rule, cap: Cap, amount: int) -> None:
         usage = self._usage(state, rule)
         if cap.period is not None:
-            key = period_key(ctx.now, cap.period, self.tz)
+            key = period_key_us(ctx.now, cap.period, self.tz)
             if usage.period != key:
                 usage.period, usage.used = key, 0
             usage.used += amount
@@ -389,101 +482,124 @@ class Processor:
             assert cap.window is not None
             now = ctx.now
             usage.entries = [(leaves, a) for leaves, a in usage.entries if leaves > now]
-            usage.entries.append((window_end(now, cap.window, self.tz), amount))
+            usage.entries.append((add_us(now, cap.window, self.tz), amount))
 
-    def _capped(self, state: CustomerState, ctx: Ctx, rule: Rule, cap: Cap | None, points: int, rec: Recorder) -> int:
+    def _capped(self, state: CustomerState, ctx: Ctx, rule: Rule, cap: Cap | None, points: int, tally: Tally) -> int:
         """Cut an award to what is left under the rule's cap, and count it."""
         if cap is None or points <= 0:
             return points
         left = self._cap_left(state, ctx, rule, cap)
+        trace = tally.trace
         if cap.unit == "times":
             if left <= 0:
-                rec.add("skip", ctx.now, rule=rule.text, line=rule.line,
-                        detail=f"{cap.describe()} reached: used {cap.amount} times {_cap_scope(cap)}")
+                if trace is not None:
+                    trace.append(Skipped(ctx.now, rule, Reason.TIMES_LIMIT_REACHED, used=cap.amount))
                 return 0
             self._use_cap(state, ctx, rule, cap, 1)
             return points
         granted = min(points, left)
-        if granted < points:
+        if granted < points and trace is not None:
             used = cap.amount - left
-            rec.add("skip" if granted == 0 else "cap", ctx.now, rule=rule.text, line=rule.line, points=points - granted,
-                    detail=f"{cap.describe()}: {used} already earned {_cap_scope(cap)}, so {points} cut to {granted}")
+            if granted == 0:
+                trace.append(Skipped(ctx.now, rule, Reason.POINTS_LIMIT_REACHED, used=used, asked=points))
+            else:
+                trace.append(Capped(ctx.now, rule, points, granted, used))
         if granted > 0:
             self._use_cap(state, ctx, rule, cap, granted)
         return granted
 
     # ------------------------------------------------------------------ step 4
 
-    def convert(self, state: CustomerState, ctx: Ctx, rec: Recorder) -> None:
+    def convert(self, state: CustomerState, ctx: Ctx, tally: Tally) -> None:
         """`at` rules in file order, each repeated while the balance allows."""
         for rule in self.cp.converts:
-            self._convert_rule(state, ctx, rule, rec)
+            self._convert_rule(state, ctx, rule, tally)
 
-    def _convert_rule(self, state: CustomerState, ctx: Ctx, rule: ConvertRule, rec: Recorder) -> None:
+    def _convert_rule(self, state: CustomerState, ctx: Ctx, rule: ConvertRule, tally: Tally) -> None:
+        """Convert as often as the balance allows, all at once: n = balance ÷ threshold (within the rule's cap).
+
+        Taking n × threshold points in one go takes the same lots, oldest
+        first, as n conversions one after another, and costs the same
+        whatever n is. Converting points into points happens once per pass:
+        the points it grants could otherwise convert again without end.
+        """
         ledger = state.ledger
-        if ledger.balance < rule.threshold:
-            if ledger.balance > 0:
-                rec.add("skip", ctx.now, rule=rule.text, line=rule.line,
-                        detail=f"needed {rule.threshold} points, had {ledger.balance}")
+        balance = ledger.balance
+        threshold = rule.threshold
+        if balance < threshold:
+            if balance > 0 and tally.trace is not None:
+                tally.trace.append(Skipped(ctx.now, rule, Reason.BALANCE_SHORT, needed=threshold, had=balance))
             return
-        why = rule.guard.blocked(ctx, self.keep_skips)
-        if why:
-            rec.add("skip", ctx.now, rule=rule.text, line=rule.line, detail=why)
+        blocked = rule.guard.check(ctx)
+        if blocked is not None:
+            self._skipped(tally, ctx, rule, blocked)
             return
-        while ledger.balance >= rule.threshold:
-            if rule.guard.cap is not None and self._capped(state, ctx, rule, rule.guard.cap, 1, rec) == 0:
+        count = 1 if isinstance(rule.target, int) else balance // threshold
+        cap = rule.guard.cap
+        if cap is not None:
+            left = self._cap_left(state, ctx, rule, cap)
+            if left < count:
+                if tally.trace is not None:
+                    tally.trace.append(Skipped(ctx.now, rule, Reason.TIMES_LIMIT_REACHED, used=cap.amount))
+                count = left
+            if count <= 0:
                 return
-            ledger.spend(rule.threshold, ctx.now)
-            rec.spent += rule.threshold
-            state.totals.spent += rule.threshold
-            label = rule.target if isinstance(rule.target, str) else f"{rule.target} points"
-            rec.add("convert", ctx.now, points=rule.threshold, reward=label, rule=rule.text, line=rule.line)
-            self._grant_target(state, ctx, rule.target, rec)
-            if isinstance(rule.target, int):
-                return  # converting points into points: once per pass, never a loop
+            self._use_cap(state, ctx, rule, cap, count)
+        points = threshold * count
+        ledger.spend(points)
+        tally.spent += points
+        state.totals.spent += points
+        tally.note(Converted(ctx.now, rule, threshold, rule.target, count))
+        if isinstance(rule.target, str):
+            self._give_reward(state, rule.target, tally, count)
+        else:
+            self.add_points(state, rule.target, ctx.now, source="grant", pending=False)
 
-    def stamps(self, state: CustomerState, ctx: Ctx, event: Event, rec: Recorder) -> None:
+    def stamps(self, state: CustomerState, ctx: Ctx, event: Event, tally: Tally) -> None:
         for rule in self.cp.stamps:
-            if rule.event_type != event.type:
-                continue
-            if rule.filter is not None and not any(_matches(i, rule.filter) for i in event.items):
-                continue
-            why = rule.guard.blocked(ctx, self.keep_skips)
-            if why:
-                rec.add("skip", ctx.now, rule=rule.text, line=rule.line, detail=f"no stamp: {why}")
-                continue
-            state.stamps[rule.slot] += 1
-            count = state.stamps[rule.slot]
-            if count % rule.every == 0:
-                self._fire(state, ctx, rule, rule.guard, rule.target, rec, kind="stamp",
-                           detail=f"stamp {count}, every {rule.every}", check_guard=False)
-            elif self.keep_skips:
-                next_at = count + rule.every - count % rule.every
-                rec.add("skip", ctx.now, rule=rule.text, line=rule.line,
-                        detail=f"stamp {count}; the next grant comes with stamp {next_at}")
+            self.stamp(state, ctx, rule, event, tally)
+
+    def stamp(self, state: CustomerState, ctx: Ctx, rule: StampRule, event: Event, tally: Tally) -> bool:
+        """One stamp card and the event: count it, and grant on every Nth; True when points were granted."""
+        if rule.event_type != event.type:
+            return False
+        if rule.filter is not None and not any(_matches(i, rule.filter) for i in event.items):
+            return False
+        blocked = rule.guard.check(ctx)
+        if blocked is not None:
+            self._skipped(tally, ctx, rule, blocked, stamp=True)
+            return False
+        state.stamps[rule.slot] += 1
+        count = state.stamps[rule.slot]
+        if count % rule.every == 0:
+            return self._fire(state, ctx, rule, rule.guard, rule.target, tally, Occasion.STAMP, check_guard=False,
+                              count=count)
+        if tally.trace is not None:
+            next_at = count + rule.every - count % rule.every
+            tally.trace.append(Skipped(ctx.now, rule, Reason.STAMP_COUNTED, count=count, next_at=next_at))
+        return False
 
     # ------------------------------------------------------------------ step 5
 
-    def status(self, state: CustomerState, ctx: Ctx, rec: Recorder) -> None:
+    def status(self, state: CustomerState, ctx: Ctx, tally: Tally) -> None:
         """Re-evaluate segments and tiers (with keep) in dependency order.
 
         Segments the tiers may read come first, so a tier that reads a
         segment sees its new value in the same step; segments that read the
         tier come after the tiers.
         """
-        self._segments(state, ctx, self.cp.segments_before_tiers, rec)
-        self._tiers(state, ctx, rec)
-        self._segments(state, ctx, self.cp.segments_after_tiers, rec)
+        self._segments(state, ctx, self.cp.segments_before_tiers, tally)
+        self._tiers(state, ctx, tally)
+        self._segments(state, ctx, self.cp.segments_after_tiers, tally)
 
-    def _segments(self, state: CustomerState, ctx: Ctx, segments: tuple[SegmentRule, ...], rec: Recorder) -> None:
+    def _segments(self, state: CustomerState, ctx: Ctx, segments: tuple[SegmentRule, ...], tally: Tally) -> None:
         for segment in segments:
             inside = bool(segment.condition(ctx))
             if inside != state.segments[segment.slot]:
                 state.segments[segment.slot] = inside
-                rec.add("segment", ctx.now, detail=f"{'entered' if inside else 'left'} {segment.name}",
-                        line=segment.line)
+                tally.note(SegmentChanged(ctx.now, segment, inside))
 
-    def _tiers(self, state: CustomerState, ctx: Ctx, rec: Recorder) -> None:
+    def _tiers(self, state: CustomerState, ctx: Ctx, tally: Tally) -> None:
         cp, now = self.cp, ctx.now
         rank = 0
         keep_started: list[int] = []  # tiers whose keep began now
@@ -496,7 +612,7 @@ class Processor:
                 state.tier_keep_until[i] = None
             else:
                 if state.tier_held[i] and tier.keep is not None:
-                    state.tier_keep_until[i] = add(now, tier.keep, self.tz)
+                    state.tier_keep_until[i] = add_us(now, tier.keep, self.tz)
                     keep_started.append(i)
                 state.tier_held[i] = False
                 until = state.tier_keep_until[i]
@@ -507,27 +623,19 @@ class Processor:
             if holds:
                 rank = tier.rank
         if rank != state.tier:
-            old, new = cp.tier_names[state.tier], cp.tier_names[rank]
-            rule = cp.tiers[rank - 1] if rank else cp.tiers[state.tier - 1]
-            kept = rank and not state.tier_held[rank - 1]
-            detail = f"{old or 'none'} → {new or 'none'}" + (" (kept by keep)" if kept else "")
-            if rank < state.tier:
-                lost = cp.tiers[state.tier - 1]
-                why = f"the keep {lost.keep} of {lost.name} ran out" if state.tier - 1 in keep_ended else \
-                    f"the condition of {lost.name} no longer holds"
-                detail += f" ({why})"
-                rule = lost
-            rec.add("tier", now, detail=detail, rule=rule.text, line=rule.line)
+            old = state.tier
+            kept = bool(rank) and not state.tier_held[rank - 1]
+            if rank < old:  # a step down is explained by the tier that was lost
+                tally.note(TierChanged(now, old, rank, cp.tiers[old - 1], kept, keep_ended=old - 1 in keep_ended))
+            else:
+                tally.note(TierChanged(now, old, rank, cp.tiers[rank - 1], kept))
             state.tier = rank
         elif rank and rank - 1 in keep_started:
-            tier = cp.tiers[rank - 1]
             until = state.tier_keep_until[rank - 1]
             assert until is not None
-            rec.add("tier", now, rule=tier.text, line=tier.line,
-                    detail=f"{tier.name} kept until {until.astimezone(self.tz).isoformat()}: its condition no longer "
-                           f"holds, and keep {tier.keep} holds it")
+            tally.note(TierKept(now, cp.tiers[rank - 1], until))
 
-    def settle(self, state: CustomerState, at: datetime, rec: Recorder) -> None:
+    def settle(self, state: CustomerState, at: int, tally: Tally) -> None:
         """Re-evaluate status once the purchase just processed has become history.
 
         During the event, days_since_last_purchase counts from the purchase
@@ -538,87 +646,89 @@ class Processor:
         if not self.settles:
             return
         ctx = self.cp.make_ctx(state, at, None)
-        self.status(state, ctx, rec)
-        if self._when_rules(state, ctx, rec):
-            self.convert(state, ctx, rec)
+        self.status(state, ctx, tally)
+        if self._when_rules(state, ctx, tally):
+            self.convert(state, ctx, tally)
 
     # ------------------------------------------------------------------ step 6
 
-    def triggers(self, state: CustomerState, ctx: Ctx, event: Event, rec: Recorder) -> None:
+    def triggers(self, state: CustomerState, ctx: Ctx, event: Event, tally: Tally) -> None:
         granted_points = False
         for rule in self.cp.on_rules.get(event.type, ()):
-            granted_points |= self._fire(state, ctx, rule, rule.guard, rule.target, rec)
-        granted_points |= self._when_rules(state, ctx, rec)
+            granted_points |= self._fire(state, ctx, rule, rule.guard, rule.target, tally)
+        granted_points |= self._when_rules(state, ctx, tally)
         if granted_points:
-            self.convert(state, ctx, rec)
+            self.convert(state, ctx, tally)
 
-    def _when_rules(self, state: CustomerState, ctx: Ctx, rec: Recorder) -> bool:
+    def _when_rules(self, state: CustomerState, ctx: Ctx, tally: Tally) -> bool:
         granted_points = False
         for rule in self.cp.when_rules:
-            active = bool(rule.condition(ctx)) and rule.guard.blocked(ctx) is None
-            was = state.when_active[rule.slot]
-            state.when_active[rule.slot] = active
-            if active and not was:
-                granted_points |= self._fire(state, ctx, rule, rule.guard, rule.target, rec, check_guard=False)
+            granted_points |= self.when_rule(state, ctx, rule, tally)
         return granted_points
 
-    def _fire(self, state: CustomerState, ctx: Ctx, rule: Rule, guard: Guard, target: str | int, rec: Recorder,
-              kind: str = "grant", detail: str = "", check_guard: bool = True) -> bool:
+    def when_rule(self, state: CustomerState, ctx: Ctx, rule: WhenRule, tally: Tally) -> bool:
+        """A `when` rule fires as its condition turns true; True when it granted points."""
+        active = bool(rule.condition(ctx)) and rule.guard.check(ctx) is None
+        was = state.when_active[rule.slot]
+        state.when_active[rule.slot] = active
+        if active and not was:
+            return self._fire(state, ctx, rule, rule.guard, rule.target, tally, check_guard=False)
+        return False
+
+    def _fire(self, state: CustomerState, ctx: Ctx, rule: Rule, guard: Guard, target: str | int, tally: Tally,
+              occasion: Occasion = Occasion.TRIGGER, check_guard: bool = True, count: int | None = None) -> bool:
         """Grant a rule's target if its options allow; True when points were granted."""
-        now = ctx.now
+        now, trace = ctx.now, tally.trace
         if check_guard:
-            why = guard.blocked(ctx, self.keep_skips)
-            if why:
-                rec.add("skip", now, rule=rule.text, line=rule.line, detail=why)
+            blocked = guard.check(ctx)
+            if blocked is not None:
+                self._skipped(tally, ctx, rule, blocked)
                 return False
         if guard.once:
             last = state.last_grant.get(rule.index)
-            if last is not None and (guard.once_window is None or add(last, guard.once_window, self.tz) > now):
-                if guard.once_window is None:
-                    when = f"once: already granted on {self._day(last)}"
-                else:
-                    again = self._day(add(last, guard.once_window, self.tz))
-                    when = f"once per {guard.once_window}: last granted on {self._day(last)}, not again before {again}"
-                rec.add("skip", now, rule=rule.text, line=rule.line, detail=when)
+            if last is not None and (guard.once_window is None or add_us(last, guard.once_window, self.tz) > now):
+                if trace is not None:
+                    if guard.once_window is None:
+                        trace.append(Skipped(now, rule, Reason.ONCE, last=last))
+                    else:
+                        again = add_us(last, guard.once_window, self.tz)
+                        trace.append(Skipped(now, rule, Reason.ONCE_PER_WINDOW, last=last, again=again))
                 return False
-        if guard.cap is not None and self._capped(state, ctx, rule, guard.cap, 1 if guard.cap.unit == "times" else _points_of(target), rec) == 0:
-            return False
+        if guard.cap is not None:
+            asked = 1 if guard.cap.unit == "times" else _points_of(target)
+            if self._capped(state, ctx, rule, guard.cap, asked, tally) == 0:
+                return False
         state.last_grant[rule.index] = now
-        label = target if isinstance(target, str) else None
-        rec.add(kind, now, points=0 if label else int(target), reward=label, rule=rule.text, line=rule.line, detail=detail)
-        self._grant_target(state, ctx, target, rec, record=False)
+        every = rule.every if isinstance(rule, StampRule) else None
+        tally.note(Granted(now, rule, target, occasion, count, every))
+        self._grant_target(state, ctx, target, tally)
         return isinstance(target, int)
 
-    def _grant_target(self, state: CustomerState, ctx: Ctx, target: str | int, rec: Recorder, record: bool = True) -> None:
+    def _grant_target(self, state: CustomerState, ctx: Ctx, target: str | int, tally: Tally) -> None:
         if isinstance(target, str):
-            self._give_reward(state, target, rec)
+            self._give_reward(state, target, tally)
         else:
-            self.add_points(state, target, ctx.now, rec, source="grant", pending=False)
+            self.add_points(state, target, ctx.now, source="grant", pending=False)
 
-    def _give_reward(self, state: CustomerState, reward: str, rec: Recorder) -> None:
-        state.rewards[reward] = state.rewards.get(reward, 0) + 1
-        value = self.cp.rewards.get(reward, (None, None))[0]
-        if value is not None:
-            state.totals.cost += value
-        rec.grant(reward)
+    def _give_reward(self, state: CustomerState, reward: str, tally: Tally, count: int = 1) -> None:
+        state.rewards[reward] = state.rewards.get(reward, 0) + count
+        cost = self.reward_cost.get(reward)
+        if cost is not None:
+            state.totals.cost += cost * count
+        tally.granted[reward] = tally.granted.get(reward, 0) + count
 
-    def add_points(self, state: CustomerState, points: int, at: datetime, rec: Recorder, source: str, pending: bool) -> None:
+    def add_points(self, state: CustomerState, points: int, at: int, source: str, pending: bool) -> None:
         """A new lot (debt is paid first), with the program's expiry and, for purchases, pending period."""
         if points <= 0:
             return
         cp = self.cp
-        expires = add(at, cp.expire_after, self.tz) if cp.expire_after else None
-        available = add(at, cp.pending_for, self.tz) if (pending and cp.pending_for) else None
+        expires = add_us(at, cp.expire_after, self.tz) if cp.expire_after else None
+        available = add_us(at, cp.pending_for, self.tz) if (pending and cp.pending_for) else None
         state.ledger.earn(points, at, expires_at=expires, available_at=available, source=source)
         state.totals.earned += points
 
 
-def _cap_scope(cap: Cap) -> str:
-    return f"this {cap.period}" if cap.period else f"in the last {cap.window}"
-
-
-def _source(source: str) -> str:
-    return "by a grant" if source == "grant" else f"by {source}"
+DAY = 86_400_000_000  # a day of 24 hours, in µs: days_since_last_purchase and member_days count these
 
 
 def _points_of(target: str | int) -> int:
@@ -633,4 +743,4 @@ def iter_rules(compiled: CompiledProgram) -> Iterable[Rule]:
     yield from compiled.stamps
 
 
-__all__ = ["Processor", "StampRule"]
+__all__ = ["Processor", "StampRule", "Tally", "MultiplierRule"]

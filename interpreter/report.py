@@ -32,8 +32,7 @@ from typing import Any, Sequence
 
 import attrs
 
-from poletti.engine.expressions import day_start
-from poletti.interpreter.simulate import ActivityMonth, Month, SimulationResult
+from poletti.interpreter.simulate import ActivityMonth, Month, SimulationResult, day_start
 
 # Colours that stay apart for colour-blind readers (Okabe–Ito).
 BLUE, ORANGE, GREEN, RED, PURPLE, SKY, YELLOW, GREY = (

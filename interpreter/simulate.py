@@ -38,7 +38,8 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from poletti.engine.expressions import day_start
+from poletti.engine.money import from_units
+from poletti.engine.timecalc import day_start_us, from_us
 from poletti.engine.program import Program
 from poletti.engine.timecalc import parse_timestamp, require_aware
 from poletti.interpreter import events as _events
@@ -56,6 +57,11 @@ DAYS_PER_MONTH = 365.25 / 12
 _REPORT_EVERY = 1024
 
 Progress = Callable[[str, int, "int | None"], None]
+
+
+def day_start(day: date, tz: ZoneInfo) -> datetime:
+    """The first instant of ``day`` in ``tz``."""
+    return from_us(day_start_us(day, tz))
 
 
 def money(value: Decimal) -> str:
@@ -207,7 +213,7 @@ class ProgramRun:
         engine = self.engine
         names = engine.compiled.tier_names
         earned = spent = expired = reversed_ = outstanding = customers = 0
-        cost = Decimal(0)
+        cost = 0
         rewards = {name: 0 for name in self.values}
         tiers = {name: 0 for name in self.tier_order}
         tiers["none"] = 0
@@ -235,7 +241,7 @@ class ProgramRun:
                        "outstanding": outstanding},
             "rewards": rewards,
             "tiers": tiers,
-            "cost": money(cost),
+            "cost": money(from_units(cost)),
             "currency": self.program.currency,
             "duplicates": self.duplicates,
         }
@@ -426,11 +432,12 @@ def _standing(engine: Engine, customer: str, prefix: str) -> dict[str, Any]:
             "debt": ledger.debt,
             "tier": engine.compiled.tier_names[state.tier],
             "rewards": ";".join(f"{name}={count}" for name, count in sorted(state.rewards.items()) if count),
-            "reward_value": money(state.totals.cost),
-            "spend": money(state.spend_lifetime()),
+            "reward_value": money(from_units(state.totals.cost)),
+            "spend": money(from_units(state.spend_total)),
             "purchases": len(state.purchases),
-            "first_event": state.first_seen.astimezone(tz).isoformat() if state.first_seen else "",
-            "last_event": state.last_event_at.astimezone(tz).isoformat() if state.last_event_at else "",
+            "first_event": from_us(state.first_seen).astimezone(tz).isoformat() if state.first_seen is not None else "",
+            "last_event": from_us(state.last_event_at).astimezone(tz).isoformat()
+            if state.last_event_at is not None else "",
             "_reward_count": sum(state.rewards.values()),
         }
     return {prefix + key: value for key, value in values.items()}
@@ -545,7 +552,7 @@ def simulate(program: Program, events: Iterable[Record | dict[str, Any]], *, bas
                 activity.event(outcome.customer)
                 if outcome.type == "purchase":
                     state = new.engine.state(outcome.customer)
-                    amount = state.purchases[-1].amount if state is not None and state.purchases else Decimal(0)
+                    amount = from_units(state.purchases[-1].amount) if state is not None and state.purchases else Decimal(0)
                     activity.purchase(outcome.customer, outcome.at, amount)
         if reasons:
             event_id, customer = _text_or_none(event.get("id")), _text_or_none(event.get("customer"))

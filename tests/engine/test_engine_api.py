@@ -18,6 +18,7 @@ import attrs
 import pytest
 
 import poletti
+from poletti.engine.timecalc import from_us
 from poletti.engine.serial import converter
 
 RULES = """
@@ -246,7 +247,7 @@ def test_duplicate_changes_nothing(engine: Any) -> None:
     before = snapshot(engine)
     again = engine.process(dict(P1, amount="999.00", at="2026-02-01T10:00:00+00:00"))
     assert again.status == "duplicate"
-    assert (again.earned, again.granted, again.lines) == (0, {}, ())
+    assert (again.earned, again.granted, again.trace) == (0, {}, ())
     assert "duplicate" in again.explain()
     assert snapshot(engine) == before
 
@@ -293,8 +294,9 @@ def test_advance_to_applies_expiry_and_the_past_is_harmless(engine: Any) -> None
     assert engine.advance_to("2027-01-05T09:59:59+00:00") == []
     outcomes = engine.advance_to("2027-02-01")
     assert [(o.customer, o.type, o.expired, o.points) for o in outcomes] == [("c1", "clock", 40, 0)]
-    expiry = outcomes[0].lines[0]
-    assert expiry.at == datetime(2027, 1, 5, 10, tzinfo=timezone.utc)
+    expiry = outcomes[0].trace[0]
+    assert (type(expiry).__name__, expiry.points) == ("Expired", 40)
+    assert from_us(expiry.at) == datetime(2027, 1, 5, 10, tzinfo=timezone.utc)
     assert "lot earned 2026-01-05 by p1" in outcomes[0].explain()
     before = snapshot(engine)
     assert engine.advance_to("2026-06-01") == []
@@ -384,7 +386,8 @@ def test_outcome_to_dict_is_json_ready(engine: Any) -> None:
     data = outcome.to_dict()
     text = json.dumps(data)  # datetimes and Decimals must already be strings
     assert json.loads(text)["at"] == "2026-01-06T10:00:00+00:00"
-    assert data["earned"] == 12 and data["lines"][0]["kind"] == "earn"
+    assert data["earned"] == 12 and data["trace"][0]["kind"] == "earn"
+    assert data["trace"][0]["text"] == "+12 points by 'earn 1 point per EUR' (line 4)"
 
 
 # ------------------------------------- choices where the contract is silent (docs/language.md)
@@ -427,7 +430,7 @@ def test_a_when_rule_with_during_fires_when_the_campaign_opens() -> None:
     assert engine.process(event(id="p1", at=at("01"), amount="20")).granted == {}
     outcome = engine.process({"id": "v1", "type": "visit", "customer": "c1", "at": "2026-02-02T10:00:00+00:00"})
     assert outcome.granted == {"gift": 1}
-    assert outcome.lines[0].at == datetime(2026, 2, 1, tzinfo=timezone.utc)
+    assert from_us(outcome.trace[0].at) == datetime(2026, 2, 1, tzinfo=timezone.utc)
 
 
 def test_only_purchase_points_are_pending_and_grants_are_not_reversed() -> None:

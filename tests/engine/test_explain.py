@@ -144,7 +144,12 @@ def test_explanations_can_be_turned_off() -> None:
     engine = poletti.Engine(poletti.compile("earn 1 point per EUR if spend_30d > 100\nat 50 points grant x"),
                             explain=False)
     outcome = engine.process(purchase("p1", "2026-01-05T10:00:00+00:00", "20"))
-    assert outcome.lines == ()
+    # No trace is built, yet the figures are all there.
+    assert outcome.trace == ()
+    assert (outcome.earned, outcome.points) == (0, 0)
+    outcome = engine.process(purchase("p2", "2026-01-06T10:00:00+00:00", "90"))
+    # spend_30d = 110 > 100: 90 points, one x (50), 40 left; still no trace.
+    assert (outcome.earned, outcome.granted, outcome.points, outcome.trace) == (90, {"x": 1}, 40, ())
 
 
 def test_the_worked_example_in_the_language_docs_is_what_the_engine_says() -> None:
