@@ -109,6 +109,15 @@ class EventAttr:
 
 
 @attrs.frozen
+class PresenceTest:
+    """``event.channel is missing`` / ``event.channel is present``."""
+
+    attribute: EventAttr
+    present: bool
+    span: Span
+
+
+@attrs.frozen
 class Compare:
     op: str  # one of > >= < <= == !=
     left: Expr
@@ -146,7 +155,7 @@ class NotOp:
 
 Expr = Union[
     NumberLit, NameRef, MoneyLit, PointsLit, DurationLit, DateLit, TextLit, BoolLit,
-    EventAttr, Compare, BinaryOp, AndOp, OrOp, NotOp,
+    EventAttr, PresenceTest, Compare, BinaryOp, AndOp, OrOp, NotOp,
 ]
 Window = Union[DurationLit, NameRef]
 Count = Union[NumberLit, NameRef]

@@ -83,7 +83,9 @@ from typing import Any, Iterable, Mapping
 import attrs
 
 from poletti.dsl import ast, currencies, modules
-from poletti.dsl.diagnostics import Diagnostic, did_you_mean, finish, has_errors, make
+from poletti.dsl.diagnostics import ERROR, Diagnostic, closest, did_you_mean, finish, has_errors, make
+from poletti.dsl.formatter import format_expr, format_statement
+from poletti.dsl.implication import implies
 from poletti.dsl.program import (
     BUILTIN_EVENT_TYPES,
     CLOCK_EVENT_TYPES,
@@ -240,6 +242,7 @@ class _Checker:
         self._warn_unused_rewards(items)
         self._warn_expiry(items)
         self._warn_multipliers(items)
+        self._check_tier_order()
 
         diagnostics = finish(self.diagnostics)
         if has_errors(diagnostics):
@@ -755,13 +758,25 @@ class _Checker:
         if name in self.rewards:  # implicitly declared by an earlier grant
             self.granted.add(name)
             return
-        declared = [n for n, d in self.decls.items() if d.kind == "reward"]
         self.report("W201", f"reward '{name}' is not declared; it is declared implicitly", target.span,
-                    [did_you_mean(name, declared),
-                     f'declare it to give it a label and a value: reward {name} "…" value 3.50 '
-                     f"{self.currency or DEFAULT_CURRENCY}"])
+                    self._implicit_reward_notes(name))
         self.rewards[name] = RewardInfo(name, None, None, None, True, target.span)
         self.granted.add(name)
+
+    def _implicit_reward_notes(self, name: str) -> list[str]:
+        """W201's notes: the declared reward it may be a typo of, and the declaration to add.
+
+        The value is left for the user to fill in: only they know what a
+        reward costs, and a made-up number would be counted in simulate's cost.
+        """
+        declared = {n: d for n, d in self.decls.items() if d.kind == "reward"}
+        close = closest(name, declared)
+        typo = f"did you mean '{close}' (declared on line {declared[close].name.span.line})?" if close else ""
+        label = name.replace("_", " ").strip().capitalize() or name
+        currency = self.currency or DEFAULT_CURRENCY
+        return [typo,
+                f'declare it with a label and what one costs you: reward {name} "{label}" value <cost> {currency}',
+                "until it has a value, simulate reports its cost as unknown"]
 
     # ------------------------------------------------------------- amounts
 
@@ -933,6 +948,8 @@ class _Checker:
             t = Type.BOOL
         elif isinstance(e, ast.EventAttr):
             t = self._event_attr(e)
+        elif isinstance(e, ast.PresenceTest):
+            t = self._presence(e)
         elif isinstance(e, ast.Compare):
             t = self._compare(e, self._expr(e.left), self._expr(e.right))
         elif isinstance(e, ast.BinaryOp):
@@ -1022,6 +1039,35 @@ class _Checker:
                          "test event attributes "
                          "in their 'if', for example: on purchase grant 50 points if event.amount > 100"])
         return t
+
+    def _presence(self, e: ast.PresenceTest) -> Type:
+        """``event.x is missing``: only an attribute can be absent from an event; anything else always has a value."""
+        operand: Any = e.attribute
+        if isinstance(operand, ast.EventAttr):
+            self._expr(operand)  # records its type; E118 / E125 as for any event attribute
+            return Type.BOOL
+        word = "present" if e.present else "missing"
+        if isinstance(operand, ast.NameRef) and operand.name in self._attribute_names() | set(self.attribute_decls):
+            # `channel is missing`: the attribute without its `event.`
+            self.report("E119", f"'is {word}' tests an event attribute: write event.{operand.name}", operand.span,
+                        [f"event.{operand.name} is {word}"])
+            return Type.BOOL
+        operand_type = self._expr(operand)
+        if operand_type is Type.ERROR:
+            return Type.BOOL  # already reported
+        text = format_expr(operand)
+        if operand_type in _NUMERIC:
+            hint = f"compare it instead, such as {text} > 0"
+        elif operand_type in _CONDITION_TYPES:
+            hint = f"it is already a yes/no condition: write {text} or {format_expr(ast.NotOp(operand, e.span))}"
+        else:
+            hint = "only an event attribute, such as event.channel, can be missing or present"
+        self.report("E119", f"'is {word}' tests an event attribute, and {text} always has a value", _span(operand),
+                    [hint])
+        return Type.BOOL
+
+    def _attribute_names(self) -> set[str]:
+        return set(_BUILTIN_ATTRIBUTES) | set(self.attributes)
 
     def _compare(self, e: ast.Compare, left: Type, right: Type) -> Type:
         if Type.ERROR in (left, right):
@@ -1135,6 +1181,33 @@ class _Checker:
             if not statement.options:
                 unconditional.append((int(threshold.value), statement))
 
+    def _check_tier_order(self) -> None:
+        """E128: a tier that a later, higher-ranked tier always outranks (tiers declared from high to low)."""
+        conditions = [t.rule for t in self.tiers] + list(self.segments.values())
+        if any(self._has_error_inside(statement) for statement in conditions):
+            return  # a broken condition proves nothing
+        segments = {name: decl.condition for name, decl in self.segments.items()}
+        texts: dict[int, tuple[Any, str]] = {}  # each condition printed once, however many pairs it is in
+        tiers = [t.rule for t in self.tiers]
+        for position, lower in enumerate(tiers):
+            if _literal_false(lower) is not None:
+                continue  # W202 says it already
+            higher = next((t for t in tiers[position + 1:]
+                           if _kept_as_long(t, lower) and implies(lower.condition, t.condition, segments, texts)),
+                          None)
+            if higher is None:
+                continue
+            name, other = lower.name.name, higher.name.name
+            self._warn("E128", f"tier '{name}' can never be reached: '{other}' ranks higher and holds whenever "
+                               f"'{name}' does", lower.name.span, lower,
+                       [f"tiers declared later rank higher, so '{other}' (line {higher.span.line}) outranks '{name}'",
+                        f"declare tiers from lowest to highest: put '{format_statement(lower)}' after "
+                        f"'{format_statement(higher)}'"])
+
+    def _has_error_inside(self, statement: Any) -> bool:
+        span = statement.span
+        return any(d.severity == ERROR and span.start <= d.span.start <= span.end for d in self.diagnostics)
+
     def _warn_unused_rewards(self, items: list[tuple[Any, modules.Origin | None]]) -> None:
         for statement, _ in items:
             if not isinstance(statement, ast.RewardDecl) or not self._owns("reward", statement):
@@ -1144,9 +1217,13 @@ class _Checker:
                 continue
             if any(isinstance(p, ast.RewardCost) for p in statement.parts):
                 continue  # has a cost that was wrong: already an error
+            implicit = {r.name: r for r in self.rewards.values() if r.implicit}
+            typo = closest(info.name, implicit)
             self._warn("W203", f"reward '{info.name}' is never granted and cannot be redeemed",
                        statement.name.span, statement,
-                       [f"grant it in a rule (at 50 points grant {info.name}), or add 'costs 50 points' "
+                       [f"line {implicit[typo].span.line} grants '{typo}': did you mean '{info.name}' there?"
+                        if typo else "",
+                        f"grant it in a rule (at 50 points grant {info.name}), or add 'costs 50 points' "
                         "so customers can redeem it"])
 
     def _warn_expiry(self, items: list[tuple[Any, modules.Origin | None]]) -> None:
@@ -1203,6 +1280,22 @@ def _mix_hint(left: Type, right: Type) -> str:
     if {left, right} == {Type.MONEY, Type.POINTS}:
         return "Money and Points never mix: write the amount as money (1000) or compare points with points"
     return f"{left} and {right} are different units; compare like with like"
+
+
+def _kept_as_long(higher: ast.TierRule, lower: ast.TierRule) -> bool:
+    """True if ``higher`` is held at least as long as ``lower`` once their conditions stop holding.
+
+    A ``keep`` on the lower tier could outlast the higher tier's and make the
+    lower tier reachable for a while; only a keep at least as long on the
+    higher tier rules that out.
+    """
+    if lower.keep is None:
+        return True
+    if not isinstance(lower.keep, ast.DurationLit) or not isinstance(higher.keep, ast.DurationLit):
+        return False
+    if _mixed(higher.keep, lower.keep):
+        return _shortest_days(higher.keep) >= _longest_days(lower.keep)
+    return _same_scale(higher.keep) >= _same_scale(lower.keep)
 
 
 def _literal_false(statement: Any) -> Any:

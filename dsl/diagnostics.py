@@ -69,6 +69,7 @@ _CODES = [
     Code("E125", "event-attribute-without-event", ERROR, "an event attribute where no single event is being processed (segments, tiers, 'when' and 'at' rules)"),
     Code("E126", "earn-rule-without-basis", ERROR, "an earn rule that does not say what its points are for, or a multiplier with 'per'/'on'"),
     Code("E127", "dependency-cycle", ERROR, "segments or tiers that are defined through each other in a circle"),
+    Code("E128", "unreachable-tier", ERROR, "a tier that a later, higher-ranked tier always outranks"),
     # -- warnings
     Code("W201", "implicit-reward", WARNING, "a granted reward that has no 'reward' declaration"),
     Code("W202", "unreachable-rule", WARNING, "a rule that can never fire"),
@@ -108,10 +109,16 @@ def make(code: str, message: str, span: Span, notes: Iterable[str] = ()) -> Diag
     return Diagnostic(code, CODES[code].severity, message, span, tuple(n for n in notes if n))
 
 
+def closest(word: str, candidates: Iterable[str]) -> str | None:
+    """The candidate closest to ``word``, or None when none is close enough to be a typo of it."""
+    close = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """A 'did you mean …?' note for the closest candidate, or '' when none is close."""
-    close = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else ""
+    close = closest(word, candidates)
+    return f"did you mean '{close}'?" if close else ""
 
 
 def finish(diagnostics: Iterable[Diagnostic]) -> tuple[Diagnostic, ...]:

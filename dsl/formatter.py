@@ -27,6 +27,8 @@ The layout
   ``* /``; the binary operators are left-associative, so ``(a - b) - c``
   prints as ``a - b - c`` while ``a - (b - c)`` keeps its parentheses;
   comparisons do not chain, so a comparison inside a comparison keeps them.
+  ``event.x is missing`` / ``is present`` is a comparison and prints as
+  ``event.x is missing``.
 * Numbers print exactly as the AST holds them (``3.50`` stays ``3.50``; never
   an exponent), durations as amount and unit (``30d``), dates as written.
   Texts are re-quoted with ``\\\\``, ``\\"``, ``\\n`` and ``\\t`` escaped.
@@ -366,7 +368,7 @@ def _strength(expr: ast.Expr) -> int:
         return _AND
     if isinstance(expr, ast.NotOp):
         return _NOT
-    if isinstance(expr, ast.Compare):
+    if isinstance(expr, (ast.Compare, ast.PresenceTest)):
         return _COMPARE
     if isinstance(expr, ast.BinaryOp):
         return _SUM if expr.op in "+-" else _PRODUCT
@@ -387,7 +389,8 @@ def _expr(expr: ast.Expr, at_least: int) -> str:
 def _bare(expr: ast.Expr) -> str:
     # Each operand slot asks for what the grammar rule allows there:
     # or_expr: or_expr "or" and_expr; and_expr: and_expr "and" not_expr;
-    # not_expr: "not" not_expr; comparison: sum op sum; sum: sum op product; product: product op atom.
+    # not_expr: "not" not_expr; comparison: sum op sum | sum "is" presence; sum: sum op product;
+    # product: product op atom.
     if isinstance(expr, ast.OrOp):
         return f"{_expr(expr.left, _OR)} or {_expr(expr.right, _AND)}"
     if isinstance(expr, ast.AndOp):
@@ -396,6 +399,8 @@ def _bare(expr: ast.Expr) -> str:
         return f"not {_expr(expr.operand, _NOT)}"
     if isinstance(expr, ast.Compare):
         return f"{_expr(expr.left, _SUM)} {expr.op} {_expr(expr.right, _SUM)}"
+    if isinstance(expr, ast.PresenceTest):
+        return f"{_expr(expr.attribute, _SUM)} is {'present' if expr.present else 'missing'}"
     if isinstance(expr, ast.BinaryOp):
         level = _strength(expr)
         return f"{_expr(expr.left, level)} {expr.op} {_expr(expr.right, level + 1)}"

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import re
 from decimal import Decimal
 from typing import Any, Mapping
 
@@ -47,6 +48,7 @@ import attrs
 
 from poletti.dsl import ast
 from poletti.dsl.diagnostics import Diagnostic, did_you_mean, make
+from poletti.dsl.formatter import format_expr, format_statement
 from poletti.dsl.parser import parse
 from poletti.dsl.program import TYPE_NAMES, Type
 
@@ -79,11 +81,14 @@ class Origin:
 
     module: str
     line: int  # line in the module file
-    source: str  # that line's text
+    source: str  # that line's text, parameters and all
     use: ast.UseDecl
+    expanded: str  # the statement as this ``use`` makes it, with the user's values
 
     def note(self) -> str:
-        return f"from module '{self.module}', line {self.line}: {self.source}"
+        # The user's own values, never the module's parameter names: "every 0 purchases grant gold",
+        # not "every every purchases on category category grant reward".
+        return f"from module '{self.module}': {self.expanded}"
 
 
 @attrs.frozen
@@ -156,7 +161,7 @@ def expand(use: ast.UseDecl) -> Expansion:
         conformed = _conform(arg.value, expected)
         if isinstance(conformed, str):
             problems.append(make("E113", f"'{key}' needs {_TYPE_WORDS[expected]}, not {conformed}",
-                                 arg.value.span, [takes]))
+                                 arg.value.span, [f"for example: {_with_arg(use, key, _example(expected, arg.value))}", takes]))
             values[key] = arg.value  # known, so it is not also reported missing
             continue
         values[key] = conformed
@@ -166,8 +171,9 @@ def expand(use: ast.UseDecl) -> Expansion:
         if key in values:
             continue
         if param.default is None:
+            example = _EXAMPLES[TYPE_NAMES[param.type_name]]
             problems.append(make("E113", f"module '{name}' needs a value for '{key}'", use.span,
-                                 [f"add it: use {name} with {key} = …", takes]))
+                                 [f"add it, for example: {_with_arg(use, key, example)}", takes]))
         else:
             conformed = _conform(param.default, TYPE_NAMES[param.type_name])
             assert not isinstance(conformed, str)  # checked when the module was loaded
@@ -178,11 +184,12 @@ def expand(use: ast.UseDecl) -> Expansion:
         return Expansion((), tuple(problems))
 
     substitution = _Substitution(values, use.span)
-    expanded = tuple(
-        (substitution.rewrite(statement), Origin(name, statement.span.line, module.line(statement.span.line), use))
-        for statement in module.statements
-    )
-    return Expansion(expanded, ())
+    expanded = []
+    for statement in module.statements:
+        rewritten = substitution.rewrite(statement)
+        line = statement.span.line
+        expanded.append((rewritten, Origin(name, line, module.line(line), use, format_statement(rewritten))))
+    return Expansion(tuple(expanded), ())
 
 
 def _describe_param(param: ast.ParamDecl) -> str:
@@ -204,13 +211,42 @@ _TYPE_WORDS = {
 }
 
 
+# A value of each type, for the example in an E113 note.
+_EXAMPLES = {
+    Type.NUMBER: "2", Type.COUNT: "10", Type.MONEY: "5 EUR", Type.POINTS: "50 points", Type.DURATION: "12m",
+    Type.DATE: "2026-12-01", Type.BOOL: "true", Type.TEXT: '"beans"', Type.TIER: "gold",
+    Type.REWARD: "free_coffee", Type.SEGMENT: "lapsed",
+}
+
+
 def _given(value: ast.Expr) -> str:
-    words = {
-        ast.NumberLit: "a number", ast.MoneyLit: "an amount of money", ast.PointsLit: "points",
-        ast.DurationLit: "a length of time", ast.DateLit: "a date", ast.TextLit: "a text",
-        ast.BoolLit: "true/false", ast.NameRef: "a name",
-    }
-    return words.get(type(value), "this value")
+    """The argument as the user wrote it, for "needs a whole number, not 1.5"."""
+    try:
+        return format_expr(value)
+    except TypeError:
+        return "this value"
+
+
+def _with_arg(use: ast.UseDecl, key: str, value: str) -> str:
+    """The user's ``use`` statement with ``key = value`` in place of their value for it (or added at the end)."""
+    args = [f"{a.name.name} = {value if a.name.name == key else _given(a.value)}" for a in use.args]
+    if not any(a.name.name == key for a in use.args):
+        args.append(f"{key} = {value}")
+    return f"use {use.module.name} with " + ", ".join(args)
+
+
+def _example(expected: Type, given: ast.Expr) -> str:
+    """A value of the ``expected`` type for the fix: the user's own number made whole, where that is the problem."""
+    if expected is Type.COUNT and isinstance(given, ast.NumberLit) and given.value > 0:
+        return str(max(1, int(given.value.to_integral_value())))
+    if expected is Type.POINTS and isinstance(given, ast.MoneyLit) and isinstance(given.amount, ast.NumberLit):
+        return f"{format_expr(given.amount)} points"  # the user's number, in the right unit
+    if expected is Type.DURATION and isinstance(given, ast.NumberLit) and _is_whole(given.value) and given.value > 0:
+        return f"{int(given.value)}d"  # a bare number of days, most likely
+    name = re.sub(r"[^a-z0-9_]+", "_", given.value.lower()).strip("_") if isinstance(given, ast.TextLit) else ""
+    if expected in (Type.REWARD, Type.TIER, Type.SEGMENT) and re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        return name  # a name written in quotes: the same words as a name
+    return _EXAMPLES[expected]
 
 
 def _is_whole(value: Decimal) -> bool:
@@ -237,7 +273,7 @@ def _conform(value: ast.Expr, expected: Type) -> ast.Expr | str:
     if not isinstance(value, accepted.get(expected, ())):
         return _given(value)
     if expected is Type.COUNT and isinstance(value, ast.NumberLit) and not _is_whole(value.value):
-        return "a number with decimals"
+        return _given(value)
     return value
 
 

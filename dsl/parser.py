@@ -15,28 +15,12 @@ from typing import Any, Iterator
 
 import attrs
 from lark import Lark, Token, Transformer, Tree, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import UnexpectedInput, VisitError
 
-from poletti.dsl import ast
-from poletti.dsl.diagnostics import Diagnostic, did_you_mean, finish, make
+from poletti.dsl import ast, syntax
+from poletti.dsl.diagnostics import Diagnostic, finish, make
 
-STATEMENT_KEYWORDS = (
-    "program", "currency", "rounding", "timezone", "reward", "segment", "metric",
-    "attribute", "event", "param", "use", "earn", "at", "every", "tier", "on",
-    "when", "points",
-)
-
-# How terminals are named in "expected …" messages.
-_FRIENDLY_TERMINALS = {
-    "NAME": "a name",
-    "NUMBER": "a number",
-    "STRING": 'a text in quotes ("…")',
-    "CURRENCY": "a currency code such as EUR",
-    "DATE": "a date such as 2026-12-01",
-    "DURATION": "a duration such as 30d, 12w, 12m or 1y",
-    "MULTIPLIER": "a multiplier such as x2",
-    "$END": "the end of the statement",
-}
+STATEMENT_KEYWORDS = syntax.STATEMENT_KEYWORDS
 
 
 @functools.lru_cache(maxsize=1)
@@ -182,7 +166,10 @@ def _parse_statement(text: str, chunk: _Chunk, index: LineIndex) -> ast.Statemen
     except UnexpectedInput as err:
         return _syntax_diagnostic(err, source, chunk, index)
     except VisitError as err:  # a literal the transformer cannot read, e.g. a huge duration
-        return make("P001", f"cannot read this statement: {err.orig_exc}", index.span(chunk.start, chunk.end))
+        if isinstance(err.orig_exc, _Unreadable):
+            return err.orig_exc.diagnostic
+        return make("P001", "cannot read this statement", index.span(chunk.start, chunk.end),
+                    ["check its numbers, durations and dates"])
     except RecursionError:
         return too_deep
     return statement  # type: ignore[no-any-return]
@@ -202,121 +189,10 @@ def _depth(tree: Tree) -> int:
 # ------------------------------------------------------------- syntax messages
 
 
-def _describe_expected(expected: set[str]) -> list[str]:
-    lark = grammar()
-    words = set()
-    for name in expected:
-        if name in _FRIENDLY_TERMINALS:
-            words.add(_FRIENDLY_TERMINALS[name])
-            continue
-        try:
-            pattern = lark.get_terminal(name).pattern
-        except KeyError:
-            continue
-        if pattern.type == "str":
-            words.add(f"'{pattern.value}'")
-    return sorted(words, key=lambda w: (w.startswith("a "), w))
-
-
-def _expected_text(expected: set[str]) -> str:
-    words = _describe_expected(expected)
-    if not words:
-        return ""
-    if len(words) > 8:
-        words = words[:8] + ["…"]
-    return "expected " + (words[0] if len(words) == 1 else "one of " + ", ".join(words))
-
-
 def _syntax_diagnostic(err: UnexpectedInput, source: str, chunk: _Chunk, index: LineIndex) -> Diagnostic:
-    first_word = source.strip().split(None, 1)[0] if source.strip() else ""
-    first_offset = chunk.start + (len(source) - len(source.lstrip()))
-    head = first_word.split("(")[0].split(":")[0]
-    if head and head not in STATEMENT_KEYWORDS and (head.isidentifier() or head[:1].isupper()):
-        hint = did_you_mean(head.lower(), STATEMENT_KEYWORDS)
-        if head.lower() in STATEMENT_KEYWORDS:
-            hint = f"keywords are lower case: write '{head.lower()}'"
-        return make("P007", f"'{head}' does not start a statement", index.span(first_offset, first_offset + len(head)),
-                    [hint, "a statement starts with one of: " + ", ".join(STATEMENT_KEYWORDS)])
-
-    if isinstance(err, UnexpectedCharacters):
-        at = chunk.start + err.pos_in_stream
-        char = source[err.pos_in_stream]
-        return make("P002", f"unexpected character {char!r}", index.span(at, at + 1), _character_hints(source, err.pos_in_stream))
-
-    if isinstance(err, UnexpectedEOF) or (isinstance(err, UnexpectedToken) and err.token.type == "$END"):
-        expected = getattr(err, "expected", set())
-        end = chunk.start + len(source.rstrip())
-        words = source.split()
-        last_word = words[-1] if words else ""
-        # The lexer may have taken a misplaced last word as a name (e.g. `per euro`).
-        hints = _word_hints(last_word, set(expected)) if last_word.isidentifier() else []
-        return make("P003", "this statement is incomplete", index.span(end, end), [_expected_text(set(expected)), *hints])
-
-    assert isinstance(err, UnexpectedToken)
-    token = err.token
-    at = chunk.start + (token.start_pos or 0)
-    span = index.span(at, at + len(str(token)))
-    notes = [_expected_text(set(err.expected)), *_token_hints(token, set(err.expected))]
-    return make("P001", f"unexpected {_token_label(token)}", span, notes)
-
-
-def _token_label(token: Token) -> str:
-    return f"'{token}'"
-
-
-_CURRENCY_WORDS = {"euro": "EUR", "euros": "EUR", "eur": "EUR", "dollar": "USD", "dollars": "USD",
-                   "usd": "USD", "pound": "GBP", "pounds": "GBP", "gbp": "GBP", "sek": "SEK", "chf": "CHF"}
-
-
-def _word_hints(word: str, expected: set[str]) -> list[str]:
-    """Hints for a misplaced word: a misspelt keyword, a currency written as a word."""
-    hints = []
-    keywords = [grammar().get_terminal(e).pattern.value for e in expected if _is_str(e)]
-    close = did_you_mean(word, [k for k in keywords if k.isalpha()])
-    if close:
-        hints.append(close)
-    if "CURRENCY" in expected and not close:
-        code = _CURRENCY_WORDS.get(word.lower())
-        hints.append(f"write the currency as its ISO code: {code}" if code
-                     else "currencies are ISO codes in capitals, such as EUR")
-    return hints
-
-
-def _token_hints(token: Token, expected: set[str]) -> list[str]:
-    value = str(token)
-    hints = _word_hints(value, expected) if token.type == "NAME" else []
-    if "DURATION" in expected and token.type in ("NUMBER", "NAME"):
-        hints.append("durations are written without a space: 30d (days), 12w (weeks), 12m (months), 1y (years)")
-    if value in ("=",) and any(grammar().get_terminal(e).pattern.value == "==" for e in expected if _is_str(e)):
-        hints.append("compare with '==' (a single '=' is not a comparison)")
-    return hints
-
-
-def _is_str(name: str) -> bool:
-    try:
-        return grammar().get_terminal(name).pattern.type == "str"
-    except KeyError:
-        return False
-
-
-def _character_hints(source: str, pos: int) -> list[str]:
-    char = source[pos]
-    word = ""
-    j = pos
-    while j < len(source) and (source[j].isalnum() or source[j] == "_"):
-        word += source[j]
-        j += 1
-    if char in "€$£¥":
-        return ["write money as an amount and an ISO code, for example 12.50 EUR"]
-    if char == ",":
-        return ["numbers use '.' for decimals and no thousands separators: 1000.50"]
-    if char == "'":
-        return ['texts are written in double quotes: "beans"']
-    if char.isupper() and word:
-        return [f"names and keywords are lower case: write '{word.lower()}'"]
-    if char == "=" :
-        return ["compare with '=='"]
-    return []
+    problem = syntax.explain(err, source, grammar())
+    return make(problem.code, problem.message, index.span(chunk.start + problem.start, chunk.start + problem.end),
+                problem.notes)
 
 
 # --------------------------------------------------------------- tree → AST
@@ -336,6 +212,19 @@ def _unquote(token: str) -> str:
             out.append(ch)
             i += 1
     return "".join(out)
+
+
+# More digits than any duration up to 100 years has; the checker reports the
+# ones in between (E106).
+_MAX_DURATION_DIGITS = 9
+
+
+class _Unreadable(Exception):
+    """A literal the transformer cannot turn into a value: carries its diagnostic."""
+
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
 
 
 @v_args(meta=True)
@@ -365,7 +254,12 @@ class _ToAst(Transformer[Token, Any]):
         return ast.NumberLit(Decimal(str(token)), self._tspan(token))
 
     def _duration(self, token: Token) -> ast.DurationLit:
-        return ast.DurationLit(int(str(token)[:-1]), str(token)[-1], self._tspan(token))
+        digits = str(token)[:-1]
+        if len(digits.lstrip("0")) > _MAX_DURATION_DIGITS:  # Python will not even read some of these as int
+            shown = str(token) if len(str(token)) <= 20 else str(token)[:12] + "…"
+            raise _Unreadable(make("P001", f"'{shown}' is far too long for a length of time", self._tspan(token),
+                                   ["expected a length of time of at most 100 years, such as 30d, 12m or 1y"]))
+        return ast.DurationLit(int(digits), str(token)[-1], self._tspan(token))
 
     def _window(self, token: Token) -> ast.Window:
         if token.type == "DURATION":
@@ -389,7 +283,7 @@ class _ToAst(Transformer[Token, Any]):
         return str(children[0])
 
     aggregate = type_name = rounding_mode = unit_word = stamp_unit = filter_kind = _keyword
-    limit_unit = point_word = period_name = comparator = add_op = mul_op = _keyword
+    limit_unit = point_word = period_name = comparator = add_op = mul_op = presence = _keyword
 
     def bool(self, meta: Any, children: list[Token]) -> str:
         return str(children[0])
@@ -430,6 +324,11 @@ class _ToAst(Transformer[Token, Any]):
     def compare(self, meta: Any, children: list[Any]) -> ast.Compare:
         left, op, right = children
         return ast.Compare(op, left, right, self._span(meta))
+
+    def presence_test(self, meta: Any, children: list[Any]) -> ast.PresenceTest:
+        # The operand may be something other than event.x: the checker reports that, with a fix.
+        operand, word = children
+        return ast.PresenceTest(operand, word == "present", self._span(meta))
 
     def binary(self, meta: Any, children: list[Any]) -> ast.BinaryOp:
         left, op, right = children

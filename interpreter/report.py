@@ -462,6 +462,8 @@ def _num(value: Any) -> str:
         return f"{value:,.2f}"
     if isinstance(value, str) and _MONEY.fullmatch(value):
         return f"{Decimal(value):,.2f}"
+    if isinstance(value, list):  # names, such as the rewards of unknown cost
+        return ", ".join(str(v) for v in value) or "–"
     return str(value)
 
 
@@ -492,7 +494,36 @@ def _figure_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     tiers = _union(summary["tiers"], summary.get("baseline", {}).get("tiers", {}))
     rows += [(f"Tier {name}", f"tiers.{name}") for name in tiers]
     rows.append((f"Cost of rewards ({summary.get('currency', '')})", "cost"))
+    if summary.get("cost_unknown") or summary.get("baseline", {}).get("cost_unknown"):
+        rows.append(("Rewards of unknown cost (not in the cost)", "cost_unknown"))
     return rows
+
+
+def cost_unknown_note(summary: dict[str, Any]) -> str:
+    """A sentence for people on the rewards whose cost is unknown ('' when every reward has a value).
+
+    Such a reward is counted in ``rewards`` but not in ``cost``: saying so
+    keeps a reader from taking the cost as complete, or the reward as free.
+    """
+    parts = []
+    baseline = summary.get("baseline")
+    for which, figures in ((" under the new rules" if baseline else "", summary),
+                           (" under the baseline rules", baseline or {})):
+        names = figures.get("cost_unknown") or []
+        if not names:
+            continue
+        counts = figures.get("rewards", {})
+        parts.append(", ".join(f"{name} ({_times(counts.get(name, 0))})" for name in names) + which)
+    if not parts:
+        return ""
+    first = (summary.get("cost_unknown") or summary["baseline"]["cost_unknown"])[0]
+    return ("The cost of rewards leaves out " + "; ".join(parts) + ": no value is declared, so their cost is "
+            f"unknown, not zero. Declare what one costs you: reward {first} \"…\" value <cost> "
+            f"{summary.get('currency', '')}.")
+
+
+def _times(count: int) -> str:
+    return "handed out once" if count == 1 else f"handed out {count:,} times"
 
 
 def _get(data: dict[str, Any] | None, path: str) -> Any:
@@ -516,7 +547,11 @@ def summary_table(summary: dict[str, Any]) -> str:
             old_value = _get(baseline, path)
             change = _get(summary["delta"], path)
             cells += f"<td class=num>{_num(old_value if old_value is not None else 0)}</td>"
-            cells += f"<td class='num {_change_class(change or 0)}'>{_signed(change if change is not None else 0)}</td>"
+            if isinstance(new_value, list) or isinstance(old_value, list):
+                cells += "<td></td>"  # names have no difference
+            else:
+                cells += (f"<td class='num {_change_class(change or 0)}'>"
+                          f"{_signed(change if change is not None else 0)}</td>")
         body.append(f"<tr>{cells}</tr>")
     return f"<table class=figures><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -675,7 +710,8 @@ def render_report(result: SimulationResult, names: Names = Names(), png_dir: str
         _card("Outstanding points", f"{points['outstanding']:,}", delta_of("points.outstanding")),
         _card("Rewards granted", f"{sum(summary['rewards'].values()):,}",
               sum(change.get("rewards", {}).values()) if baseline is not None else None),
-        _card(f"Cost ({currency})", _num(summary["cost"]), delta_of("cost")),
+        _card(f"Cost ({currency})" + (", some unknown" if summary.get("cost_unknown") else ""),
+              _num(summary["cost"]), delta_of("cost")),
     ])
     meta = [f"Rules: <code>{html.escape(names.rules)}</code>"]
     if names.baseline:
@@ -692,6 +728,9 @@ def render_report(result: SimulationResult, names: Names = Names(), png_dir: str
     if summary.get("after_until"):
         notes.append(f"<p class=note>{summary['after_until']:,} events after the end of the simulation "
                      "(<code>--until</code>) were not applied.</p>")
+    unknown = cost_unknown_note(summary)
+    if unknown:
+        notes.append(f"<p class=warning>{html.escape(unknown)}</p>")
 
     sections = [
         f"<h1>{html.escape(title)}: simulation</h1>",
@@ -710,7 +749,8 @@ def render_report(result: SimulationResult, names: Names = Names(), png_dir: str
     if new_months:
         sections += [
             "<h2>Points over time</h2>", chart("points"),
-            "<h2>Rewards and their cost by month</h2>", chart("rewards"),
+            "<h2>Rewards and their cost by month</h2>",
+            f"<p class=note>{html.escape(unknown)}</p>" if unknown else "", chart("rewards"),
             "<h2>Tier sizes over time</h2>", chart("tiers"),
             "<h2>Purchases</h2>", chart("activity"),
         ]

@@ -12,9 +12,12 @@ The result holds:
 * ``summary``: the dict of LANGUAGE.md "The simulate summary" — ``events``,
   ``rejected``, ``customers``, ``points`` (earned, spent, expired, reversed,
   outstanding), ``rewards`` (every reward of the program, 0 included),
-  ``tiers`` (every tier and ``none``), ``cost`` — plus ``currency``,
-  ``duplicates``, ``period``, ``effect`` and, with a baseline, ``baseline``
-  and ``delta``;
+  ``tiers`` (every tier and ``none``), ``cost``, ``cost_unknown`` (the
+  rewards granted or redeemed in the run that have no declared ``value``,
+  sorted: their cost is unknown, not zero, and ``cost`` leaves them out) —
+  plus ``currency``, ``duplicates``, ``period``, ``effect`` and, with a
+  baseline, ``baseline`` (with its own ``cost_unknown``) and ``delta`` (of
+  the figures only: a list of names has no difference);
 * ``new`` / ``baseline``: each program's ``ProgramRun`` with its engine (the
   final state of every customer) and its month-by-month figures;
 * ``rejections``: the rejected events (row, id, customer, reason, which rules);
@@ -208,6 +211,12 @@ class ProgramRun:
         month.tiers["none"] = self._tiers.get(None, 0)
         month.customers = len(self._last)
 
+    def cost_unknown(self, rewards: dict[str, int]) -> list[str]:
+        """The rewards handed out at least once that have no declared value: ``cost`` cannot include them."""
+        infos = self.program.rewards
+        return sorted(name for name, count in rewards.items()
+                      if count and (name not in infos or infos[name].value is None))
+
     def summary(self, events: int) -> dict[str, Any]:
         """The contract's summary object for this program, from every customer's final state."""
         engine = self.engine
@@ -242,6 +251,7 @@ class ProgramRun:
             "rewards": rewards,
             "tiers": tiers,
             "cost": money(from_units(cost)),
+            "cost_unknown": self.cost_unknown(rewards),
             "currency": self.program.currency,
             "duplicates": self.duplicates,
         }

@@ -1,12 +1,12 @@
 """The ``poletti`` command line.
 
-    poletti check FILE…          diagnostics for rule files (--format text|json)
+    poletti check FILE…          diagnostics for rule files (--format text|json, --strict)
     poletti fmt FILE             the file in canonical layout (--write, --check)
 
 Exit codes, the same for every command:
 
     0  done; the rule files have no errors (warnings are fine)
-    1  a rule file has errors (or ``fmt --check`` would change a file)
+    1  a rule file has errors (or warnings, with ``check --strict``; or ``fmt --check`` would change a file)
     2  the command was used wrongly: an unknown option, a missing or unreadable file
     3  an internal error: a bug in poletti, never the user's fault
 
@@ -69,8 +69,30 @@ def _internal_error(err: BaseException) -> None:
         click.echo("".join(traceback.format_exception(err)), err=True)
 
 
+def _set_color(ctx: click.Context, param: click.Parameter, value: bool | None) -> None:
+    """``--color/--no-color`` given after the command: it wins over the one before it, for this command."""
+    if value is not None:
+        ctx.obj = Settings(value)
+
+
+def _color_option() -> click.Option:
+    return click.Option(["--color/--no-color"], default=None, expose_value=False, is_eager=True,
+                        callback=_set_color,
+                        help="Colour the output (default: only on a terminal, and not when NO_COLOR is set).")
+
+
 class PolettiGroup(click.Group):
-    """The command group, with the last-resort handler around every command."""
+    """The command group, with the last-resort handler around every command.
+
+    Every command also takes ``--color/--no-color`` after its name (users put
+    options where they look for them: ``poletti check --no-color x``), as well
+    as before it (``poletti --no-color check x``).
+    """
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        if not any("--no-color" in p.secondary_opts for p in cmd.params if isinstance(p, click.Option)):
+            cmd.params.append(_color_option())
+        super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -216,12 +238,14 @@ def _json_text(data: Any) -> str:
 @click.argument("files", nargs=-1, required=True, metavar="FILE…")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text for people; json for editors and CI (a list of diagnostics).")
+@click.option("--strict", is_flag=True, help="Warnings fail the check too (exit 1): for CI.")
 @click.pass_context
-def check(ctx: click.Context, files: Sequence[str], output_format: str) -> None:
+def check(ctx: click.Context, files: Sequence[str], output_format: str, strict: bool) -> None:
     """Check rule files and report every problem with its line and column.
 
-    Exits 0 when there are no errors (warnings are fine), 1 when any file has
-    errors, 2 when a file cannot be read. FILE may be - for standard input.
+    Exits 0 when there are no errors (warnings are fine, unless --strict), 1
+    when any file has errors (or, with --strict, warnings), 2 when a file
+    cannot be read. FILE may be - for standard input.
     """
     from poletti.engine.program import build_bytes
 
@@ -238,6 +262,7 @@ def check(ctx: click.Context, files: Sequence[str], output_format: str) -> None:
         reports.append((name, build_bytes(raw, name)))
 
     everything: list[Diagnostic] = [d for _, result in reports for d in result.diagnostics]
+    failed = has_errors(everything) or (strict and bool(everything))
     if output_format == "json":
         data = [item for name, result in reports for item in diagnostics_to_json(result.diagnostics, name)]
         click.echo(_json_text(data))
@@ -249,12 +274,13 @@ def check(ctx: click.Context, files: Sequence[str], output_format: str) -> None:
         total = summary_line(everything)
         if len(reports) > 1:
             total += f" in {len(reports)} files"
-        click.echo(click.style(total, fg="red", bold=True) if color and has_errors(everything) else total,
-                   color=color)
+        if failed and not has_errors(everything):
+            total += " (--strict: warnings fail the check)"
+        click.echo(click.style(total, fg="red", bold=True) if color and failed else total, color=color)
 
     if unreadable:
         ctx.exit(EXIT_USAGE)
-    ctx.exit(EXIT_ERRORS if has_errors(everything) else EXIT_OK)
+    ctx.exit(EXIT_ERRORS if failed else EXIT_OK)
 
 
 # --------------------------------------------------------------------- fmt

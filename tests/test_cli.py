@@ -114,7 +114,7 @@ def test_check_error_location_source_line_and_caret(tmp_path: Path) -> None:
     shown, marker = caret_under(result.output, 2)
     assert shown == "rounding sideways"
     assert marker == " " * 9 + "^~~~~~~~"
-    assert "  = note: expected one of 'down', 'nearest', 'up'" in result.output
+    assert "  = note: expected 'down', 'nearest' or 'up'" in result.output
     assert result.output.rstrip().endswith("1 error")
 
 
@@ -259,6 +259,86 @@ def test_color_only_when_asked(tmp_path: Path) -> None:
     colored = run("--color", "check", path)
     assert "\x1b[" in colored.output
     assert colored.exit_code == EXIT_ERRORS
+
+
+# --------------------------------------------------------- options after the command
+
+WARNS = "at 50 points grant free_drink\nearn 1 point per EUR\n"  # W201 only
+HISTORY = "id,type,customer,at,amount\np1,purchase,c1,2026-11-01T10:00:00+00:00,60\n"
+
+
+def every_command(tmp_path: Path) -> dict[str, list[str]]:
+    """Arguments that make each command do its work on a program with a warning (shown on stderr in colour)."""
+    rules = str(write(tmp_path, WARNS))
+    history = str(write(tmp_path, HISTORY, "history.csv"))
+    return {
+        "check": [rules],
+        "fmt": [rules],
+        "run": [rules, history],
+        "simulate": [rules, history],
+        "explain": [rules, history, "--customer", "c1"],
+        "graph": [rules],
+        "generate": ["--customers", "1", "--days", "1", "--seed", "1"],
+    }
+
+
+def test_every_command_is_covered(tmp_path: Path) -> None:
+    assert set(every_command(tmp_path)) == set(cli.commands)
+
+
+@pytest.mark.parametrize("command", sorted(cli.commands))
+def test_no_color_after_the_command_works_like_before_it(command: str, tmp_path: Path) -> None:
+    args = every_command(tmp_path)[command]
+    before = run("--no-color", command, *args)
+    after = run(command, "--no-color", *args)
+    at_the_end = run(command, *args, "--no-color")
+    overriding = run("--color", command, "--no-color", *args)
+    for result in (before, after, at_the_end, overriding):
+        no_traceback(result)
+        assert result.exit_code == before.exit_code, result.output
+        assert "\x1b[" not in result.output
+    if command != "generate":  # a random history: the same seed, but not worth comparing line by line
+        assert after.output == before.output == at_the_end.output
+
+
+def test_color_after_the_command_turns_colour_on(tmp_path: Path) -> None:
+    path = str(write(tmp_path, BROKEN))
+    assert "\x1b[" in run("check", "--color", path).output
+    assert "\x1b[" in run("--no-color", "check", "--color", path).output  # the option nearer the command wins
+    assert "\x1b[" in run("run", "--color", str(write(tmp_path, WARNS)),
+                           str(write(tmp_path, HISTORY, "history.csv"))).output  # the warnings on stderr
+
+
+# ------------------------------------------------------------------ --strict
+
+
+def test_strict_makes_warnings_fail(tmp_path: Path) -> None:
+    path = str(write(tmp_path, WARNS))
+    assert run("check", path).exit_code == EXIT_OK
+    strict = run("check", "--strict", path)
+    assert strict.exit_code == EXIT_ERRORS
+    assert "W201" in strict.output
+    assert strict.output.rstrip().endswith("1 warning (--strict: warnings fail the check)")
+
+
+def test_strict_with_json_fails_on_warnings_and_prints_them(tmp_path: Path) -> None:
+    path = str(write(tmp_path, WARNS))
+    result = run("check", "--strict", "--format", "json", path)
+    assert result.exit_code == EXIT_ERRORS
+    assert [d["code"] for d in json.loads(result.output)] == ["W201"]
+    assert run("check", "--format", "json", path).exit_code == EXIT_OK
+
+
+def test_strict_passes_a_clean_file_and_still_fails_errors(tmp_path: Path) -> None:
+    assert run("check", "--strict", str(CAFE)).exit_code == EXIT_OK
+    assert run("check", "--strict", str(write(tmp_path, BROKEN))).exit_code == EXIT_ERRORS
+
+
+def test_strict_catches_the_misspelt_reward_and_names_the_declared_one(tmp_path: Path) -> None:
+    path = str(write(tmp_path, 'reward free_drink "Free drink" value 3.50 EUR\nat 50 points grant free_drnk\n'))
+    result = run("check", "--strict", path)
+    assert result.exit_code == EXIT_ERRORS
+    assert "did you mean 'free_drink' (declared on line 1)?" in result.output
 
 
 def no_traceback_text(text: str) -> None:

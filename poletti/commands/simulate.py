@@ -261,6 +261,7 @@ def render_summary(result: Any, rules: str, history: str, baseline: str | None, 
                    written: list[str] | None = None, listed: bool = False) -> str:
     """The summary for people: what was read, a table of figures (with the change), the effect measures."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     summary = result.summary
@@ -288,12 +289,14 @@ def render_summary(result: Any, rules: str, history: str, baseline: str | None, 
     if old is not None:
         table.add_column("Baseline rules", justify="right")
         table.add_column("Change", justify="right")
-    from poletti.interpreter.report import _figure_rows, _get, _num, _signed
+    from poletti.interpreter.report import _figure_rows, _get, _num, _signed, cost_unknown_note
 
     for label, path in _figure_rows(summary):
         value = _get(summary, path)
         cells = [label, _num(value if value is not None else 0)]
-        if old is not None:
+        if old is not None and (isinstance(value, list) or isinstance(_get(old, path), list)):
+            cells += [_num(_get(old, path) or []), ""]  # names have no difference
+        elif old is not None:
             previous = _get(old, path)
             diff = _get(change, path)
             text = _signed(diff if diff is not None else 0)
@@ -306,6 +309,9 @@ def render_summary(result: Any, rules: str, history: str, baseline: str | None, 
             cells += [_num(previous if previous is not None else 0), f"[{style}]{text}[/{style}]" if style else text]
         table.add_row(*cells)
     console.print(table)
+    unknown = cost_unknown_note(summary)
+    if unknown:
+        console.print(f"[yellow]{escape(unknown)}[/yellow]")
 
     effect = summary.get("effect", {})
     if effect.get("all", {}).get("purchases"):

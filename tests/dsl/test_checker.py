@@ -603,7 +603,21 @@ def test_an_undeclared_reward_is_implicit_with_W201_once() -> None:
 def test_an_implicit_reward_close_to_a_declared_one_gets_did_you_mean() -> None:
     result = run('reward free_coffee "Free coffee" costs 80 points\nevery 10 purchases grant free_cofee')
     w201 = [d for d in result.diagnostics if d.code == "W201"]
-    assert len(w201) == 1 and "did you mean 'free_coffee'?" in w201[0].notes
+    assert len(w201) == 1 and "did you mean 'free_coffee' (declared on line 1)?" in w201[0].notes
+
+
+def test_the_issue_typo_names_the_declared_reward_both_ways() -> None:
+    result = run('reward free_drink "Free drink" value 3.50 EUR\nat 50 points grant free_drnk')
+    by_code = {d.code: d for d in result.diagnostics}
+    assert set(by_code) == {"W201", "W203"}
+    assert by_code["W201"].notes[0] == "did you mean 'free_drink' (declared on line 1)?"
+    assert by_code["W203"].notes[0] == "line 2 grants 'free_drnk': did you mean 'free_drink' there?"
+
+
+def test_w201_suggests_a_declaration_without_inventing_a_value() -> None:
+    (d,) = run("currency SEK\nat 50 points grant free_cake").diagnostics
+    assert 'reward free_cake "Free cake" value <cost> SEK' in " ".join(d.notes)
+    assert "3.50" not in " ".join(d.notes)
 
 
 @pytest.mark.parametrize("text, needle", [
@@ -643,6 +657,44 @@ def test_event_attributes() -> None:
     assert set(type_of(p, lambda n: isinstance(n, ast.EventAttr))) == {Type.TEXT, Type.MONEY, Type.NUMBER, Type.DATE}
 
 
+def test_is_missing_and_is_present_are_yes_no_tests_of_an_attribute() -> None:
+    p = clean("attribute channel: text\n"
+              "earn 1 point per EUR if event.channel is missing\n"
+              'on review grant 5 points if event.channel is present and event.channel != "web"')
+    tests = [n for n in p.types if isinstance(n, ast.PresenceTest)]
+    assert [(t.attribute.name, t.present, p.types[t]) for t in tests] == [
+        ("channel", False, Type.BOOL), ("channel", True, Type.BOOL)]
+    assert p.types[tests[0].attribute] is Type.TEXT
+
+
+@pytest.mark.parametrize("text, needle, message, fix", [
+    ("earn 1 point per EUR if spend_12m is missing", "spend_12m",
+     "'is missing' tests an event attribute, and spend_12m always has a value",
+     "compare it instead, such as spend_12m > 0"),
+    ("earn 1 point per EUR if channel is present", "channel is",
+     "'is present' tests an event attribute: write event.channel", "event.channel is present"),
+    ("segment big when spend_12m > 100\nearn 1 point per EUR if big is missing", "big is",
+     "'is missing' tests an event attribute, and big always has a value",
+     "it is already a yes/no condition: write big or not big"),
+    ('earn 1 point per EUR if "app" is missing', '"app"',
+     "'is missing' tests an event attribute, and \"app\" always has a value",
+     "only an event attribute, such as event.channel, can be missing or present"),
+])
+def test_only_an_event_attribute_can_be_missing_E119(text: str, needle: str, message: str, fix: str) -> None:
+    full = "attribute channel: text\n" + text
+    d = only(full, "E119")
+    assert (d.message, d.notes) == (message, (fix,))
+    assert (d.line, d.column) == at(full, needle)
+
+
+def test_an_unknown_name_tested_for_missing_is_only_E101() -> None:
+    assert codes("earn 1 point per EUR if chanel is missing") == ["E101"]
+
+
+def test_is_missing_of_an_unknown_attribute_is_E118() -> None:
+    assert codes("earn 1 point per EUR if event.chanel is missing") == ["E118"]
+
+
 def test_an_undeclared_event_attribute_is_E118() -> None:
     text = 'attribute chanel: text\nearn 1 point per EUR if event.channel == "app"'
     d = only(text, "E118")
@@ -658,6 +710,8 @@ def test_an_undeclared_event_attribute_is_E118() -> None:
     ("when points > 5 grant r if event.amount > 100", "a 'when' rule"),
     ('at 50 points grant r if event.channel == "app"', "an 'at' rule"),
     ('on birthday grant r if event.channel == "app"', "an 'on birthday' rule"),
+    ("segment app when event.channel is present", "a segment"),
+    ("when points > 5 grant r if event.channel is missing", "a 'when' rule"),
 ])
 def test_event_attributes_only_where_an_event_is_processed_E125(text: str, where: str) -> None:
     full = "attribute channel: text\nreward r costs 1 point\n" + text
@@ -864,19 +918,29 @@ def test_an_unknown_module_is_E112_with_did_you_mean() -> None:
     ("use stamp_card with every = 10, reward = r, size = 8", "size", "module 'stamp_card' has no parameter 'size'"),
     ("use stamp_card with reward = r, reward = q", "reward", "'reward' is given twice"),
     ("use stamp_card with every = 10", "use", "module 'stamp_card' needs a value for 'reward'"),
-    ("use stamp_card with every = 2.5, reward = r", "2.5",
-     "'every' needs a whole number such as 10, not a number with decimals"),
-    ("use stamp_card with every = 10d, reward = r", "10d", "'every' needs a whole number such as 10, not a length of time"),
+    ("use stamp_card with every = 2.5, reward = r", "2.5", "'every' needs a whole number such as 10, not 2.5"),
+    ("use stamp_card with every = 10d, reward = r", "10d", "'every' needs a whole number such as 10, not 10d"),
     ('use stamp_card with reward = "free coffee"', '"free coffee"',
-     "'reward' needs a reward name or an amount of points, not a text"),
-    ("use win_back with reward = r, once_per = 30", "30", "'once_per' needs a length of time such as 30d, 12w, 12m or 1y, not a number"),
-    ("use review_points with points = 10 EUR", "10 EUR", "'points' needs an amount of points such as 50 points, not an amount of money"),
+     "'reward' needs a reward name or an amount of points, not \"free coffee\""),
+    ("use win_back with reward = r, once_per = 30", "30", "'once_per' needs a length of time such as 30d, 12w, 12m or 1y, not 30"),
+    ("use review_points with points = 10 EUR", "10 EUR", "'points' needs an amount of points such as 50 points, not 10 EUR"),
 ])
 def test_bad_module_arguments_are_E113(text: str, needle: str, message: str) -> None:
     d = only(text, "E113")
     assert d.message == message
     assert (d.line, d.column) == at(text, needle, 1 if (needle == "reward" and "given" in message) else 0)
     assert any(n.startswith(f"'{text.split()[1]}' takes:") for n in d.notes)
+
+
+@pytest.mark.parametrize("text, fix", [
+    ("use stamp_card with every = 2.5, reward = r", "use stamp_card with every = 2, reward = r"),
+    ('use stamp_card with reward = "free coffee"', "use stamp_card with reward = free_coffee"),
+    ("use win_back with reward = r, once_per = 30", "use win_back with reward = r, once_per = 30d"),
+    ("use win_back with days = 90", "use win_back with days = 90, reward = free_coffee"),
+])
+def test_a_bad_module_argument_gets_the_users_use_back_with_a_fix(text: str, fix: str) -> None:
+    notes = only(text, "E113").notes
+    assert any(n.endswith(": " + fix) for n in notes), notes
 
 
 def test_a_misspelt_argument_gets_did_you_mean() -> None:
@@ -889,7 +953,9 @@ def test_problems_inside_a_module_point_at_the_argument_or_the_use() -> None:
     found = [(d.code, d.line, d.column) for d in result.diagnostics]
     assert found == [("E117", 2, 29), ("E108", 2, 41)]
     for d in result.diagnostics:
-        assert any(n.startswith("from module 'stamp_card', line ") and "every every purchases" in n for n in d.notes)
+        # The expanded rule with the user's values, never the module's parameter names.
+        assert "from module 'stamp_card': every 0 purchases grant gold" in d.notes
+        assert not any("every every" in n or "category category" in n for n in d.notes)
 
 
 def test_a_module_declaration_clashing_with_the_file_points_at_the_use() -> None:
@@ -897,7 +963,7 @@ def test_a_module_declaration_clashing_with_the_file_points_at_the_use() -> None
     d = only(text, "E102")
     assert (d.line, d.column) == (2, 1)
     assert "first declared at line 1" in d.notes
-    assert any(n.startswith("from module 'win_back', line ") for n in d.notes)
+    assert "from module 'win_back': segment lapsed when days_since_last_purchase > 60" in d.notes
 
 
 def test_expanded_statements_replace_the_use_and_record_their_origin() -> None:

@@ -183,6 +183,9 @@ def _condition(text: str) -> str:
     ("not (not a)", "not not a"),
     ("((((a))))", "a"),
     ("(a + b) * 2 > (c)", "(a + b) * 2 > c"),
+    ("(event.x is missing)", "event.x is missing"),
+    ("(event.x) is present", "event.x is present"),
+    ("not (event.x is missing) and (event.y is present)", "not event.x is missing and event.y is present"),
 ])
 def test_minimal_parentheses(written: str, canonical: str) -> None:
     assert _condition(written) == canonical

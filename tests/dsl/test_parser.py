@@ -242,6 +242,14 @@ EXPRESSIONS = [
     ("false", ast.BoolLit(False, S)),
     ("((x))", name("x")),
     ("0.0000001 > 007", cmp(num("0.0000001"), ">", num("7"))),
+    ("event.channel is missing", ast.PresenceTest(ast.EventAttr("channel", S), False, S)),
+    ("event.channel is present", ast.PresenceTest(ast.EventAttr("channel", S), True, S)),
+    ("not event.channel is missing and x",
+     ast.AndOp(ast.NotOp(ast.PresenceTest(ast.EventAttr("channel", S), False, S), S), name("x"), S)),
+    # Any operand parses, so that the checker can say only an event attribute can be missing (E119).
+    ("spend_12m is missing", ast.PresenceTest(name("spend_12m"), False, S)),
+    # `missing` and `present` are keywords only after `is`: elsewhere they are names.
+    ("missing or present", ast.OrOp(name("missing"), name("present"), S)),
 ]
 
 

@@ -135,3 +135,19 @@ def test_png_copies_for_review(tmp_path: Path) -> None:
     render_report(result, png_dir=str(tmp_path))
     assert sorted(p.name for p in tmp_path.glob("*.png")) == ["activity.png", "points.png", "rewards.png",
                                                                 "tiers.png"]
+
+
+def test_report_says_which_rewards_have_an_unknown_cost() -> None:
+    program = poletti.compile('reward cake "Cake" value 4.00 EUR\nearn 1 point per EUR\n'
+                              "at 100 points grant cake\nat 30 points grant free_drink\n")
+    events = [{"id": "p1", "type": "purchase", "customer": "c1", "at": "2026-01-05T10:00:00Z", "amount": "130"}]
+    # 130 points: a cake (4.00) and a free drink (no value): cost 4.00, the drink's cost unknown.
+    page = render_report(simulate(program, events))
+    assert "Cost (EUR), some unknown" in page
+    assert ("<p class=warning>The cost of rewards leaves out free_drink (handed out once): no value is declared, "
+            "so their cost is unknown, not zero.") in page
+    assert re.search(r"Rewards of unknown cost \(not in the cost\)</td><td class=num>free_drink</td>", page)
+
+
+def test_report_of_fully_valued_rewards_mentions_no_unknown_cost(alone: str) -> None:
+    assert "unknown" not in alone

@@ -184,6 +184,89 @@ def test_delta_handles_names_only_one_side_has() -> None:
     assert delta(new, old) == {"points": {"earned": 2}, "rewards": {"a": -1, "b": 1, "c": -4}, "cost": "-2.50"}
 
 
+# ------------------------------------------------------------ cost_unknown
+
+# Rewards without a declared value are listed, never counted as free. Worked by hand:
+#   p1 c1 130 EUR: +130 → at 100: cake (−100 → 30) → at 30: free_drink (−30 → 0); 1st purchase, no stamp
+#   p2 c2  40 EUR: +40 → at 30: free_drink (−30 → 10)
+#   p3 c1  10 EUR: 2nd purchase of c1 → sticker (every 2); +10 → 10
+#   rewards cake 1, free_drink 2, sticker 1, mug 0 (redeemable, never redeemed)
+#   cost = 1 × 4.00 = 4.00 (only the cake has a value); cost_unknown = free_drink, sticker (sorted)
+UNKNOWN_COST_RULES = """\
+reward cake "Cake" value 4.00 EUR
+reward mug "Mug" costs 500 points
+every 2 purchases grant sticker
+earn 1 point per EUR
+at 100 points grant cake
+at 30 points grant free_drink
+"""
+# The old rules declare the free drink's value and have no stamp card:
+#   rewards cake 1, free_drink 2; cost = 4.00 + 2 × 3.50 = 11.00; cost_unknown none
+KNOWN_COST_RULES = """\
+reward cake "Cake" value 4.00 EUR
+reward free_drink "Free drink" value 3.50 EUR
+earn 1 point per EUR
+at 100 points grant cake
+at 30 points grant free_drink
+"""
+UNKNOWN_COST_EVENTS = [
+    {"id": "p1", "type": "purchase", "customer": "c1", "at": "2026-01-05T10:00:00Z", "amount": "130"},
+    {"id": "p2", "type": "purchase", "customer": "c2", "at": "2026-01-06T10:00:00Z", "amount": "40"},
+    {"id": "p3", "type": "purchase", "customer": "c1", "at": "2026-01-07T10:00:00Z", "amount": "10"},
+]
+
+
+def test_rewards_without_a_value_are_listed_as_cost_unknown_not_counted_as_free() -> None:
+    summary = simulate(poletti.compile(UNKNOWN_COST_RULES), UNKNOWN_COST_EVENTS).summary
+    assert summary["rewards"] == {"cake": 1, "mug": 0, "sticker": 1, "free_drink": 2}
+    assert summary["cost"] == "4.00"
+    assert summary["cost_unknown"] == ["free_drink", "sticker"]
+    assert list(summary).index("cost_unknown") == list(summary).index("cost") + 1
+
+
+def test_cost_unknown_is_always_there() -> None:
+    assert simulate(poletti.compile(cases.RULES), cases.EVENTS).summary["cost_unknown"] == []  # every value declared
+    assert simulate(poletti.compile(UNKNOWN_COST_RULES), []).summary["cost_unknown"] == []  # nothing handed out
+
+
+def test_a_redeemed_reward_without_a_value_is_cost_unknown_too() -> None:
+    program = poletti.compile('reward mug "Mug" costs 30 points\nearn 1 point per EUR\n')
+    events = [
+        {"id": "p1", "type": "purchase", "customer": "c1", "at": "2026-01-05T10:00:00Z", "amount": "40"},
+        {"id": "x1", "type": "redeem", "customer": "c1", "at": "2026-01-06T10:00:00Z", "reward": "mug"},
+    ]
+    summary = simulate(program, events).summary
+    assert (summary["rewards"], summary["cost"], summary["cost_unknown"]) == ({"mug": 1}, "0.00", ["mug"])
+
+
+def test_cost_unknown_in_the_baseline_and_a_delta_without_it() -> None:
+    new, old = poletti.compile(UNKNOWN_COST_RULES), poletti.compile(KNOWN_COST_RULES)
+    summary = simulate(new, UNKNOWN_COST_EVENTS, baseline=old).summary
+    assert summary["cost_unknown"] == ["free_drink", "sticker"]
+    assert summary["baseline"]["cost_unknown"] == []
+    assert summary["baseline"]["cost"] == "11.00"
+    assert "cost_unknown" not in summary["delta"]
+    assert summary["delta"]["cost"] == "-7.00"  # 4.00 − 11.00: of the known values only
+    assert delta(summary, summary["baseline"]) == summary["delta"]
+
+
+def test_cli_json_and_table_say_the_cost_is_unknown(tmp_path: Path) -> None:
+    rules, old = tmp_path / "rules.loyalty", tmp_path / "old.loyalty"
+    rules.write_text(UNKNOWN_COST_RULES, encoding="utf-8")
+    old.write_text(KNOWN_COST_RULES, encoding="utf-8")
+    history = cases.write_jsonl(tmp_path / "history.jsonl", UNKNOWN_COST_EVENTS)
+    summary = json_summary(run("simulate", str(rules), str(history), "--json", "--baseline", str(old)))
+    assert (summary["cost_unknown"], summary["baseline"]["cost_unknown"]) == (["free_drink", "sticker"], [])
+    table = run("simulate", str(rules), str(history), "--baseline", str(old))
+    assert table.exit_code == EXIT_OK, table.output
+    out = " ".join(table.stdout.split())  # the note wraps at the table's width
+    assert "Rewards of unknown cost (not in the cost) │ free_drink, sticker │ –" in out
+    assert ("The cost of rewards leaves out free_drink (handed out 2 times), sticker (handed out once) under the "
+            "new rules: no value is declared, so their cost is unknown, not zero.") in out
+    known = run("simulate", str(old), str(history))
+    assert "unknown" not in known.stdout
+
+
 # ------------------------------------------------------------------ --until
 
 

@@ -45,8 +45,8 @@ S = ast.NO_SPAN
 # `points` and `tier`, which are names at the start of an operand.
 KEYWORDS = frozenset(
     "after and at attribute avg bool category costs count currency date day down duration during earn "
-    "event every expire false for grant if item keep limit max metric min money month nearest not number "
-    "of on once or over param pending per point points program purchase purchases reward rounding segment "
+    "event every expire false for grant if is item keep limit max metric min missing money month nearest not number "
+    "of on once or over param pending per point points present program purchase purchases reward rounding segment "
     "sku sum text tier time times timezone true up use value visit visits week when with year".split()
 )
 BUILTIN_NAMES = ("points", "tier", "spend_12m", "spend_30d", "lifetime_points", "days_since_last_purchase",
@@ -97,9 +97,11 @@ def _expression(draw: Callable[[st.SearchStrategy[Any]], Any], depth: int) -> as
     # Mostly operators, so that nesting (and the parentheses it needs) is common.
     if depth == 0 or draw(st.integers(0, 9)) < 3:
         return draw(leaf_exprs)  # type: ignore[no-any-return]
-    kind = draw(st.sampled_from(["compare", "arith", "arith", "and", "or", "not"]))
+    kind = draw(st.sampled_from(["compare", "arith", "arith", "and", "or", "not", "presence"]))
     if kind == "not":
         return ast.NotOp(draw(_expression(depth - 1)), S)
+    if kind == "presence":
+        return ast.PresenceTest(draw(event_attrs), draw(st.booleans()), S)
     left, right = draw(_expression(depth - 1)), draw(_expression(depth - 1))
     if kind == "compare":
         return ast.Compare(draw(st.sampled_from(COMPARATORS)), left, right, S)
@@ -200,7 +202,7 @@ class GeneratedProgram:
 comment_texts = st.text(st.sampled_from(list("abc XYZ09#;()\"'\\:é")), max_size=10).map(lambda t: ("#" + t).rstrip())
 
 # Precedence, loosest first, written independently of the formatter: the parser is the oracle.
-_PREC = {ast.OrOp: 1, ast.AndOp: 2, ast.NotOp: 3, ast.Compare: 4}
+_PREC = {ast.OrOp: 1, ast.AndOp: 2, ast.NotOp: 3, ast.Compare: 4, ast.PresenceTest: 4}
 
 
 def _prec(e: ast.Expr) -> int:
@@ -265,6 +267,8 @@ class _Writer:
             body = ["not"] + self.expr(e.operand, 3)
         elif isinstance(e, ast.Compare):
             body = self.expr(e.left, 5) + [e.op] + self.expr(e.right, 5)
+        elif isinstance(e, ast.PresenceTest):
+            body = self.expr(e.attribute, 5) + ["is", "present" if e.present else "missing"]
         elif isinstance(e, ast.BinaryOp):
             body = self.expr(e.left, _prec(e)) + [e.op] + self.expr(e.right, _prec(e) + 1)
         else:
