@@ -25,9 +25,11 @@ from poletti.engine.store import MemoryStore, Store
 from poletti.engine.timecalc import from_us, parse_timestamp, require_aware, to_us
 from poletti.interpreter.events import FIRST_YEAR, LAST_YEAR, Event, EventError, EventReader
 from poletti.interpreter.outcome import Outcome
+from poletti.interpreter.generated import Runtime, runtime_for
 from poletti.interpreter.processing import Processor, Tally
 
 _CLOCK_KEY = "clock"
+_UNREAD = object()
 
 
 @attrs.frozen
@@ -76,12 +78,23 @@ def _compiled(program: Any) -> CompiledProgram:
 class Engine:
     """Runs one loyalty program over events; state lives in ``store`` (memory by default)."""
 
-    def __init__(self, program: Program | CompiledProgram, store: Store | None = None, *, explain: bool = True) -> None:
+    def __init__(self, program: Program | CompiledProgram, store: Store | None = None, *, explain: bool = True,
+                 generated: bool | None = None) -> None:
+        """``explain``: keep the trace of every step for ``Outcome.explain()`` (the interpreter runs).
+        ``generated``: run the code generated for the program (the default when not explaining);
+        ``generated=False`` runs the interpreter even so (the reference, and a comparison in benchmarks).
+        """
         self.compiled = _compiled(program)
         self.store: Store = store if store is not None else MemoryStore()
         self.reader = EventReader(self.compiled.checked)
         self.processor = Processor(self.compiled)
         self.explain = explain
+        self._watermark: object = _UNREAD
+        if generated and explain:
+            raise ValueError("the generated code keeps no explanations: use explain=False with generated=True")
+        self.runtime: Runtime | None = None
+        if generated or (generated is None and not explain):
+            self.runtime = runtime_for(self.compiled, self.processor)
 
     # ------------------------------------------------------------------ events
 
@@ -110,6 +123,14 @@ class Engine:
         stored = store.load(event.customer)
         state = stored if stored is not None else processor.new_state(event.customer)
         self._check_against_state(state, event)
+        runtime = self.runtime
+        if runtime is not None and event.type != "redeem":  # redeems are rare: the interpreter does them
+            tally = Tally(False)
+            tier_before = state.tier
+            earned = runtime.apply(state, event, tally)
+            store.save(state, self._schedule(state))
+            store.mark_seen(event.id, event.customer)
+            return self._outcome(state, event.id, event.type, event.at, tier_before, tally, earned)
         # A redeem's balance check comes after the clock step (lots may expire
         # at this very instant), so it works on a copy that is dropped if short.
         work = copy.deepcopy(state) if event.type == "redeem" else state
@@ -149,9 +170,15 @@ class Engine:
         if event.type == "purchase":
             work.last_purchase_at = event.at
             processor.settle(work, event.at, tally)
-        store.save(work, processor.schedule(work))
+        store.save(work, self._schedule(work))
         store.mark_seen(event.id, event.customer)
         return self._outcome(work, event.id, event.type, event.at, tier_before, tally, earned)
+
+    def _schedule(self, state: CustomerState) -> int | None:
+        """The customer's next time-driven change, remembered on the state for its next clock step."""
+        instant = (self.runtime or self.processor).next_change(state)
+        state.next_change_memo = None if state.clock is None else (state.clock, instant)
+        return instant
 
     def _check_against_state(self, state: CustomerState, event: Event) -> None:
         def reject(reason: str) -> None:
@@ -184,8 +211,11 @@ class Engine:
     # ------------------------------------------------------------------- clock
 
     def _clock(self) -> int | None:
-        value = self.store.get_meta(_CLOCK_KEY)
-        return to_us(datetime.fromisoformat(value)) if value else None
+        """How far the host advanced the clock (read from the store once, then kept up to date here)."""
+        if self._watermark is _UNREAD:
+            value = self.store.get_meta(_CLOCK_KEY)
+            self._watermark = to_us(datetime.fromisoformat(value)) if value else None
+        return self._watermark  # type: ignore[return-value]
 
     def _instant(self, when: str | date | datetime) -> int:
         if isinstance(when, datetime):
@@ -212,13 +242,17 @@ class Engine:
                     continue
                 tally = Tally(self.explain)
                 tier_before = state.tier
-                self.processor.advance(state, until, tally)
-                self.store.save(state, self.processor.schedule(state))
+                if self.runtime is not None:
+                    self.runtime.advance(state, until, tally)
+                else:
+                    self.processor.advance(state, until, tally)
+                self.store.save(state, self._schedule(state))
                 if tally.changed:
                     outcomes.append(self._outcome(state, None, "clock", until, tier_before, tally, 0))
             current = self._clock()
             if current is None or until > current:
                 self.store.set_meta(_CLOCK_KEY, from_us(until).isoformat())
+                self._watermark = until
         return outcomes
 
     # ----------------------------------------------------------------- reading

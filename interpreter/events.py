@@ -42,9 +42,13 @@ class Item:
     price: int = 0  # micro-units of the program currency
 
 
-@attrs.frozen
+@attrs.define
 class Event:
-    """A validated event: instants in µs since the epoch, money in micro-units (see the state's docstring)."""
+    """A validated event: instants in µs since the epoch, money in micro-units (see the state's docstring).
+
+    Mutable only so that it is cheap to build (the engine builds one per
+    event); nothing changes it once the reader returns it.
+    """
 
     id: str
     type: str
@@ -209,6 +213,104 @@ def _describe(error: Exception) -> str:
     return str(error)
 
 
+def _present_core(raw: dict[str, Any]) -> int:
+    """How many of the event's own fields (not attributes) the dict holds, None values included."""
+    return sum(1 for key in _CORE_FIELDS if key in raw)
+
+
+_MAX_WHOLE_DIGITS = 15  # amounts below 10^15 (MAX_MONEY)
+_FRACTION_PAD = "0" * money.DIGITS
+# Instants whose float timestamp converts to µs exactly (|t| < 2^32 s) and whose year is in range:
+# 1900-01-01T00:00Z up to 2106; the rest goes the careful way.
+_QUICK_FIRST, _QUICK_END = -2_208_988_800, 2**32
+
+
+def _quick_units(value: Any) -> int | None:
+    """A plain non-negative amount ("12.50", 12) → micro-units, or None to read it carefully."""
+    if value.__class__ is str:
+        whole, dot, fraction = value.partition(".")
+        if not (whole.isascii() and whole.isdigit() and len(whole) <= _MAX_WHOLE_DIGITS):
+            return None
+        if not dot:
+            return int(whole) * money.SCALE
+        if not (fraction.isascii() and fraction.isdigit() and len(fraction) <= money.DIGITS):
+            return None
+        return int(whole) * money.SCALE + int((fraction + _FRACTION_PAD)[:money.DIGITS])
+    if value.__class__ is int and 0 <= value < MAX_MONEY:
+        return value * money.SCALE
+    return None
+
+
+def _quick_text(value: Any) -> str | None:
+    return value if value.__class__ is str and value and not value.isspace() else None
+
+
+def _quick(raw: Any) -> Event | None:
+    """The common event read without detours, or None when anything is unusual (then ``_read_carefully``).
+
+    It accepts only what the careful path accepts, and builds the same
+    ``Event`` (``tests/interpreter/test_events.py`` checks both on random
+    input); ``attributes`` is left None when the dict has keys beyond the
+    event's own fields.
+    """
+    if raw.__class__ is not dict:
+        return None
+    get = raw.get
+    event_id, kind, customer = _quick_text(get("id")), _quick_text(get("type")), _quick_text(get("customer"))
+    at_text = get("at")
+    if event_id is None or kind is None or customer is None or at_text.__class__ is not str:
+        return None
+    try:
+        parsed = datetime.fromisoformat(at_text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return None
+    seconds = parsed.timestamp()
+    if not _QUICK_FIRST <= seconds < _QUICK_END:
+        return None
+    at = round(seconds * money.SCALE)
+    amount = get("amount")
+    if amount is not None:
+        amount = _quick_units(amount)
+        if amount is None:
+            return None
+    currency, original, reward = get("currency"), get("original"), get("reward")
+    if (currency is not None and _quick_text(currency) is None) or (
+            original is not None and _quick_text(original) is None) or (
+            reward is not None and _quick_text(reward) is None):
+        return None
+    birthday = get("birthday")
+    if birthday is not None:
+        try:
+            birthday = _date(birthday, date)
+        except ValueError:
+            return None
+    items: tuple[Item, ...] = ()
+    raw_items = get("items")
+    if raw_items is not None:
+        if raw_items.__class__ is not list:
+            return None
+        built = []
+        for item in raw_items:
+            if item.__class__ is not dict or len(item) > 4:
+                return None
+            sku, category = item.get("sku"), item.get("category")
+            quantity, price = item.get("quantity", 1), item.get("price", 0)
+            if (sku is not None and _quick_text(sku) is None) or (category is not None and _quick_text(category) is None):
+                return None
+            if quantity.__class__ is not int or not 0 < quantity <= MAX_QUANTITY:
+                return None
+            price = _quick_units(price)
+            if price is None or len(item) != sum(1 for key in ("sku", "category", "quantity", "price") if key in item):
+                return None
+            built.append(Item(sku, category, quantity, price))
+        items = tuple(built)
+    extra = len(raw) > _present_core(raw)
+    return Event(event_id, kind, customer, at, amount, currency, items, original, reward, birthday,
+                 None if extra else {})  # type: ignore[arg-type]
+
+
 class EventReader:
     """Validates raw event dicts against one program (its zone, currency, types, attributes)."""
 
@@ -221,6 +323,17 @@ class EventReader:
 
     def read(self, raw: Any) -> Event:
         """Raw dict → Event, or EventError with the reason."""
+        event = _quick(raw)
+        if event is not None:
+            if event.attributes is None:  # keys beyond the event's own: declared attributes, or ignored
+                event.attributes = self._attributes({k: v for k, v in raw.items() if k not in _CORE_FIELDS},
+                                                    event.id)
+            self._check_type_rules(event)
+            return event
+        return self._read_carefully(raw)
+
+    def _read_carefully(self, raw: Any) -> Event:
+        """Every field checked with a reason that names it: the path for everything ``_quick`` does not take."""
         if not isinstance(raw, Mapping):
             raise EventError(f"an event must be an object (a dict), got {type(raw).__name__}")
         raw_id = raw.get("id")

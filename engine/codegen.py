@@ -1,0 +1,784 @@
+"""Generate Python source specialised to one compiled program: the engine's fast path.
+
+``generate(compiled) -> Generated`` writes a module of plain functions for
+one program — ``apply`` (steps 1–6 of one validated event), ``advance`` and
+``apply_instant`` (the clock), ``next_change``, ``status``, ``convert`` —
+with the program's rules unrolled into straight-line code: numbers are
+constants, money is integer micro-units, instants are integer
+microseconds, conditions are Python expressions over the customer state,
+and work the program does not need (streak days it never reads, windows it
+does not have, expiry it does not declare) is simply not there. The
+interpreter (``poletti.interpreter.processing``) stays the reference: the
+generated code must leave exactly the same state and counters (a property
+test runs both on random programs and histories), and whatever the
+generator does not specialise — caps, ``once``, metrics, streaks, parts of
+conditions with arithmetic — it hands to the interpreter's own methods
+through the names ``P`` (the processor) and ``E`` (compiled expressions).
+
+Safety, as in Jinja2's code generator: the source is built from the typed
+AST and the compiled rules only. Every identifier in it is one this module
+invents; every value from the rule file (a reward name, a category, an
+attribute name) is emitted as a literal with ``repr`` of a ``str`` or an
+``int``, and every other value (a ``Decimal`` rate, a rule object, a date)
+is passed in the constants tuple ``K`` and referred to by its index. No rule
+text is ever spliced into the source; ``tests/engine/test_codegen.py``
+checks the generated module's AST for anything else.
+
+The module runs with this namespace (``poletti.interpreter.generated``
+provides it): ``P`` the interpreter's processor, ``K`` the constants, ``E``
+compiled expressions, ``Ctx``, ``TZ``, ``heappush``, ``heappop``,
+``add_us``, ``day_start_us``, ``local_date``, ``date``, ``PurchaseRecord``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any, Callable
+
+import attrs
+
+from poletti.dsl import ast
+from poletti.dsl.program import Type
+from poletti.engine import money
+from poletti.engine.compiler import (
+    CompiledProgram, ConvertRule, FixedRule, Guard, MultiplierRule, OnRule, PerRule, StampRule, WhenRule,
+)
+from poletti.engine.expressions import duration_of
+
+__all__ = ["Generated", "generate"]
+
+# The only builtins the generated source calls (its namespace has no others).
+BUILTINS = ("len", "sum", "any", "bool", "min", "max")
+# Names the generated source may use beside its own locals: the namespace it runs in.
+NAMESPACE = BUILTINS + ("P", "K", "E", "Ctx", "TZ", "heappush", "heappop", "add_us", "day_start_us", "local_date", "date",
+             "PurchaseRecord", "DAY")
+# Locals and functions the generator invents (the AST test checks for nothing else).
+INVENTED = ("st", "ev", "tally", "now", "at", "until", "instant", "led", "pts", "per_total", "total", "earned",
+            "granted_points", "released", "expired", "lot", "item", "items", "exits", "totals", "index", "record",
+            "clock", "memo", "nxt", "candidates", "first", "ref", "prev", "amount", "bal", "count", "rank", "holds",
+            "was", "active", "until_keep", "keep_started", "keep_ended", "old", "kept", "inside", "year", "leaves",
+            "units", "base", "cost", "apply", "advance", "apply_instant", "next_change", "status", "convert",
+            "ctx", "_ctx", "earn", "triggers", "record_facts", "purchase_index", "day", "monday", "last",
+            "birthday_rules_due", "t", "i", "n", "reward", "when_rules")
+
+
+@attrs.frozen
+class Generated:
+    """The generated source of one program, its constants, and a hash that names it."""
+
+    source: str
+    constants: tuple[Any, ...]
+    evaluators: tuple[Callable[..., Any], ...]
+    digest: str
+
+
+class _Source:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.depth = 0
+
+    def line(self, text: str = "") -> None:
+        self.lines.append("    " * self.depth + text if text else "")
+
+    def indent(self) -> "_Block":
+        return _Block(self)
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+class _Block:
+    def __init__(self, source: _Source) -> None:
+        self.source = source
+
+    def __enter__(self) -> None:
+        self.source.depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.source.depth -= 1
+
+
+def _lit(value: object) -> str:
+    """A user value as a Python literal: only ints, strs, bools and None are ever written into the source."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return repr(value)
+    raise TypeError(f"not a literal: {type(value).__name__}")  # pragma: no cover - a generator bug
+
+
+def _ratio(value: Decimal) -> tuple[int, int]:
+    fraction = Fraction(value)
+    return fraction.numerator, fraction.denominator
+
+
+def _rounded(numerator: str, denominator: int, mode: str) -> str:
+    """Integer rounding of numerator ÷ denominator (both ≥ 0) as the program's ``rounding`` says."""
+    if denominator == 1:
+        return numerator
+    if mode == "down":
+        return f"({numerator}) // {denominator}"
+    if mode == "up":
+        return f"-(-({numerator}) // {denominator})"
+    return f"(2 * ({numerator}) + {denominator}) // {2 * denominator}"  # nearest, halves up
+
+
+class _Generator:
+    def __init__(self, cp: CompiledProgram) -> None:
+        self.cp = cp
+        self.checked = cp.checked
+        self.out = _Source()
+        self.constants: list[Any] = []
+        self.evaluators: list[Callable[..., Any]] = []
+        self._constant_index: dict[int, int] = {}
+        self.rounding = cp.checked.rounding
+        self.window_slot = {(w.source, str(w.duration)): w.slot for w in cp.windows}
+        self.segment_slot = {name: i for i, name in enumerate(cp.segment_names)}
+        self.tier_rank = {name: rank for rank, name in enumerate(cp.tier_names) if name is not None}
+        self.tier_rank["none"] = 0
+        from poletti.engine.expressions import ExpressionCompiler
+        self.exprs = ExpressionCompiler(
+            self.checked, cp.tz, segment_index=self.segment_slot,
+            metric_index={name: i for i, name in enumerate(self.checked.metrics)},
+            tier_rank=self.tier_rank, windows=list(cp.windows))
+
+    # ------------------------------------------------------------ plumbing
+
+    def const(self, value: Any) -> str:
+        key = id(value)
+        if key not in self._constant_index:
+            self._constant_index[key] = len(self.constants)
+            self.constants.append(value)
+        return f"K[{self._constant_index[key]}]"
+
+    def fallback(self, expr: ast.Expr) -> str:
+        """An expression the generator does not inline: the interpreter's compiled closure, given a context."""
+        self.evaluators.append(self.exprs.compile(expr))
+        return f"E[{len(self.evaluators) - 1}](_ctx(st, now, ev))"
+
+    # --------------------------------------------------------- expressions
+
+    def condition(self, expr: ast.Expr) -> str:
+        """A Python boolean expression for a condition (inlined where it can be, the interpreter's otherwise)."""
+        inline = self._cond(expr)
+        return inline if inline is not None else f"bool({self.fallback(expr)})"
+
+    def _cond(self, e: ast.Expr) -> str | None:
+        if isinstance(e, ast.BoolLit):
+            return "True" if e.value else "False"
+        if isinstance(e, ast.AndOp):
+            return f"({self.condition(e.left)} and {self.condition(e.right)})"
+        if isinstance(e, ast.OrOp):
+            return f"({self.condition(e.left)} or {self.condition(e.right)})"
+        if isinstance(e, ast.NotOp):
+            return f"(not {self.condition(e.operand)})"
+        if isinstance(e, ast.NameRef) and e.name in self.segment_slot:
+            return f"st.segments[{self.segment_slot[e.name]}]"
+        if isinstance(e, ast.PresenceTest):
+            read = self._value(e.attribute)
+            if read is None:
+                return None
+            return f"(({read[0]}) is {'not ' if e.present else ''}None)"
+        if isinstance(e, ast.Compare):
+            return self._compare(e)
+        return None
+
+    def _compare(self, e: ast.Compare) -> str | None:
+        left, right = self._value(e.left), self._value(e.right)
+        if left is None or right is None:
+            return None
+        (a, a_kind, a_null), (b, b_kind, b_null) = left, right
+        if a_kind != b_kind and "number" not in (a_kind, b_kind):
+            return None
+        if a_kind == "number" and b_kind == "number":
+            return None  # two bare numbers: leave it to the interpreter
+        test = f"{a} {e.op} {b}"
+        nullable = [x for x, null in ((a, a_null), (b, b_null)) if null]
+        if not nullable:
+            return f"({test})"
+        if e.op == "!=":  # a missing value is unequal to everything
+            return "(" + " or ".join(f"{x} is None" for x in nullable) + f" or {test})"
+        return "(" + " and ".join(f"{x} is not None" for x in nullable) + f" and {test})"
+
+    def _number(self, node: ast.NumberLit, kind: Type | None) -> tuple[str, str, bool]:
+        value = node.value
+        if kind is Type.MONEY:
+            return _lit(money.to_units(value)), "units", False
+        if value == value.to_integral_value():
+            return _lit(int(value)), "number", False
+        return self.const(value), "number", False
+
+    def _value(self, e: ast.Expr) -> tuple[str, str, bool] | None:
+        """(Python expression, kind, may be None) for an operand, or None when not inlined.
+
+        Kinds: "units" (money in micro-units), "int" (points, counts, days,
+        tier ranks), "number" (a bare literal that fits either), "text", "bool".
+        """
+        types = self.checked.types
+        if isinstance(e, ast.NumberLit):
+            return self._number(e, types.get(e))
+        if isinstance(e, ast.MoneyLit) and isinstance(e.amount, ast.NumberLit):
+            return _lit(money.to_units(e.amount.value)), "units", False
+        if isinstance(e, ast.PointsLit) and isinstance(e.amount, ast.NumberLit):
+            return _lit(int(e.amount.value)), "int", False
+        if isinstance(e, ast.TextLit):
+            return _lit(e.value), "text", False
+        if isinstance(e, ast.BoolLit):
+            return ("True" if e.value else "False"), "bool", False
+        if isinstance(e, ast.NameRef):
+            return self._name(e.name)
+        if isinstance(e, ast.EventAttr):
+            if e.name == "amount":
+                return "(ev.amount if ev is not None else None)", "units", True
+            if e.name == "type":
+                return "(ev.type if ev is not None else None)", "text", True
+            kind = self.checked.attributes.get(e.name)
+            if kind in (Type.TEXT, Type.BOOL, Type.COUNT, Type.POINTS):
+                as_kind = {Type.TEXT: "text", Type.BOOL: "bool"}.get(kind, "int")
+                return f"(ev.attributes.get({_lit(e.name)}) if ev is not None else None)", as_kind, True
+        return None
+
+    def _name(self, name: str) -> tuple[str, str, bool] | None:
+        if name in self.segment_slot:
+            return f"st.segments[{self.segment_slot[name]}]", "bool", False
+        if name in self.tier_rank and name not in self.checked.builtins:
+            return _lit(self.tier_rank[name]), "int", False
+        quantity = self.checked.builtins.get(name)
+        if quantity is None:
+            return None  # a metric
+        kind = quantity.kind
+        simple = {"points": "st.ledger.balance", "pending_points": "st.ledger.pending",
+                  "lifetime_points": "st.ledger.earned_total", "tier": "st.tier",
+                  "member_days": "(now - (st.first_seen if st.first_seen is not None else now)) // DAY",
+                  "days_since_last_purchase":
+                      "(now - (st.last_purchase_at if st.last_purchase_at is not None else "
+                      "st.first_seen if st.first_seen is not None else now)) // DAY"}
+        if kind in simple:
+            return simple[kind], "int", False
+        if kind in ("spend", "purchases", "visits"):
+            if quantity.window is None:
+                read = {"spend": "st.spend_total", "purchases": "len(st.purchases)", "visits": "st.visit_count"}[kind]
+            else:
+                source = "visit" if kind == "visits" else "purchase"
+                slot = self.window_slot[(source, str(duration_of(quantity.window)))]
+                read = f"st.windows[{slot}].{'spend' if kind == 'spend' else 'count'}"
+            return read, ("units" if kind == "spend" else "int"), False
+        return None  # streaks: the interpreter's closures work out the local day
+
+    # ---------------------------------------------------------- the module
+
+    def module(self) -> str:
+        out = self.out
+        out.line("# Generated by poletti.engine.codegen: do not edit. See that module's docstring.")
+        out.line()
+        out.line("def _ctx(st, now, ev):")
+        with out.indent():
+            out.line("return Ctx(st, now, ev, TZ)")
+        out.line()
+        self._next_change()
+        self._apply_instant()
+        self._advance()
+        self._status()
+        self._convert()
+        self._when_rules()
+        self._apply()
+        return out.text()
+
+    # ------------------------------------------------------- guards (inline)
+
+    def _guard_simple(self, guard: Guard, rule_node: Any) -> bool:
+        """Whether a rule's options can be written inline: no cap, no once (the interpreter keeps those)."""
+        return guard.cap is None and not guard.once
+
+    def _guard_test(self, guard: Guard, rule_node: Any) -> str:
+        """A Python condition that is true when the rule's `during` and `if` let it fire now."""
+        parts = []
+        if guard.during is not None:
+            start, end = guard.during
+            parts.append(f"{_lit(start)} <= now < {_lit(end)}")
+        for option in getattr(rule_node, "options", ()):
+            if isinstance(option, ast.IfOption):
+                parts.append(self.condition(option.condition))
+        return " and ".join(parts) if parts else "True"
+
+    def _rule_node(self, rule: Any) -> Any:
+        return self.checked.rules[rule.index]
+
+    # ------------------------------------------------------------ the clock
+
+    def _next_change(self) -> None:
+        cp, ts, out = self.cp, self.cp.time_sources, self.out
+        out.line("def next_change(st):")
+        with out.indent():
+            out.line("clock = st.clock")
+            out.line("if clock is None:")
+            with out.indent():
+                out.line("return None")
+            out.line("nxt = None")
+
+            def candidate(expr: str) -> None:
+                out.line(f"t = {expr}")
+                out.line("if t is not None and t > clock and (nxt is None or t < nxt):")
+                with out.indent():
+                    out.line("nxt = t")
+
+            if cp.expire_after is not None or cp.pending_for is not None:
+                candidate("st.ledger.next_change()")
+            for slot in ts.windows:
+                out.line(f"exits = st.windows[{slot}].exits")
+                candidate("exits[0][0] if exits else None")
+            needs_first = bool(ts.day_thresholds or ts.daily)
+            if needs_first:
+                out.line("first = st.first_seen if st.first_seen is not None else clock")
+                out.line("last = st.last_purchase_at if st.last_purchase_at is not None else first")
+            for kind, days in ts.day_thresholds:
+                ref = "last" if kind == "days_since_last_purchase" else "first"
+                out.line(f"for n in ({''.join(_lit(day) + ', ' for day in days)}):")
+                with out.indent():
+                    out.line(f"t = {ref} + n * DAY")
+                    out.line("if t > clock:")
+                    with out.indent():
+                        out.line("if nxt is None or t < nxt:")
+                        with out.indent():
+                            out.line("nxt = t")
+                        out.line("break")
+            for kind in sorted(ts.daily):
+                ref = "last" if kind == "days_since_last_purchase" else "first"
+                candidate(f"{ref} + ((clock - {ref}) // DAY + 1) * DAY")
+            if ts.metric_windows or ts.streak_days or ts.streak_weeks or "birthday" in cp.on_rules:
+                candidate("P.rare_next_change(st)")  # metrics, streaks, birthdays: the interpreter's
+            if cp.tiers and any(t.keep is not None for t in cp.tiers):
+                out.line("for t in st.tier_keep_until:")
+                with out.indent():
+                    out.line("if t is not None and t > clock and (nxt is None or t < nxt):")
+                    with out.indent():
+                        out.line("nxt = t")
+            for edge in ts.campaign_edges:
+                candidate(_lit(edge))
+            out.line("return nxt")
+        out.line()
+
+    def _leave_windows(self, at: str) -> None:
+        """Inline: take out of every window what leaves it at or before ``at``."""
+        out = self.out
+        for spec in self.cp.windows:
+            out.line(f"totals = st.windows[{spec.slot}]")
+            out.line("exits = totals.exits")
+            out.line(f"while exits and exits[0][0] <= {at}:")
+            with out.indent():
+                out.line("index = heappop(exits)[1]")
+                out.line("totals.count -= 1")
+                if spec.source == "purchase":
+                    out.line("record = st.purchases[index]")
+                    out.line("totals.spend -= record.amount - record.refunded")
+        if any(m.window is not None for m in self.cp.metrics):
+            out.line(f"P.leave_metric_windows(st, {at})")
+
+    def _apply_instant(self) -> None:
+        cp, out = self.cp, self.out
+        out.line("def apply_instant(st, instant, tally):")
+        with out.indent():
+            out.line("now = instant")
+            out.line("ev = None")
+            out.line("released = False")
+            if cp.expire_after is not None:
+                out.line("for lot in st.ledger.expire_until(instant):")
+                with out.indent():
+                    out.line("tally.expired += lot.points")
+                    out.line("st.totals.expired += lot.points")
+                    out.line("tally.changed = True")
+            if cp.pending_for is not None:
+                out.line("if st.ledger.release_pending_until(instant):")
+                with out.indent():
+                    out.line("released = True")
+                    out.line("tally.changed = True")
+            self._leave_windows("instant")
+            out.line("granted_points = False")
+            if cp.on_rules.get("birthday"):
+                out.line("granted_points = P.birthday(st, instant, tally)")
+            out.line("status(st, now, ev, tally)")
+            if cp.when_rules:
+                out.line("granted_points = when_rules(st, now, ev, tally) or granted_points")
+            out.line("if released or granted_points:")
+            with out.indent():
+                out.line("convert(st, now, ev, tally)")
+        out.line()
+
+    def _advance(self) -> None:
+        out = self.out
+        out.line("def advance(st, until, tally):")
+        with out.indent():
+            out.line("clock = st.clock")
+            out.line("if clock is None:")
+            with out.indent():
+                out.line("st.clock = until")
+                out.line("return")
+            out.line("memo = st.next_change_memo")
+            out.line("st.next_change_memo = None")
+            out.line("while True:")
+            with out.indent():
+                out.line("if memo is not None and memo[0] == st.clock:")
+                with out.indent():
+                    out.line("instant = memo[1]")
+                out.line("else:")
+                with out.indent():
+                    out.line("instant = next_change(st)")
+                out.line("memo = None")
+                out.line("if instant is None or instant > until:")
+                with out.indent():
+                    out.line("break")
+                out.line("apply_instant(st, instant, tally)")
+                out.line("st.clock = instant")
+            out.line("if until > st.clock:")
+            with out.indent():
+                self._leave_windows("until")
+                out.line("st.clock = until")
+        out.line()
+
+    # ------------------------------------------------------------- step 5
+
+    def _status(self) -> None:
+        cp, out = self.cp, self.out
+        out.line("def status(st, now, ev, tally):")
+        with out.indent():
+            self._segments(cp.segments_before_tiers)
+            if cp.tiers:
+                self._tiers()
+            self._segments(cp.segments_after_tiers)
+            out.line("return None")
+        out.line()
+
+    def _segments(self, segments: tuple[Any, ...]) -> None:
+        out = self.out
+        for segment in segments:
+            decl = self.checked.segments[segment.name]
+            out.line(f"inside = {self.condition(decl.condition)}")
+            out.line(f"if inside != st.segments[{segment.slot}]:")
+            with out.indent():
+                out.line(f"st.segments[{segment.slot}] = inside")
+                out.line("tally.changed = True")
+
+    def _tiers(self) -> None:
+        cp, out = self.cp, self.out
+        out.line("rank = 0")
+        out.line("keep_started = 0")  # bit i: tier i's keep began now (the interpreter reports that)
+        for tier in cp.tiers:
+            i = tier.rank - 1
+            node = self._rule_node(tier)
+            out.line(f"if {self.condition(node.condition)}:")
+            with out.indent():
+                out.line(f"st.tier_held[{i}] = True")
+                out.line(f"st.tier_keep_until[{i}] = None")
+                out.line(f"rank = {tier.rank}")
+            out.line("else:")
+            with out.indent():
+                if tier.keep is not None:
+                    out.line(f"if st.tier_held[{i}]:")
+                    with out.indent():
+                        out.line(f"st.tier_keep_until[{i}] = add_us(now, {self.const(tier.keep)}, TZ)")
+                        out.line(f"keep_started |= {1 << i}")
+                out.line(f"st.tier_held[{i}] = False")
+                out.line(f"until_keep = st.tier_keep_until[{i}]")
+                out.line("if until_keep is not None and until_keep <= now:")
+                with out.indent():
+                    out.line(f"st.tier_keep_until[{i}] = until_keep = None")
+                out.line("if until_keep is not None:")
+                with out.indent():
+                    out.line(f"rank = {tier.rank}")
+        out.line("if rank != st.tier:")
+        with out.indent():
+            out.line("st.tier = rank")
+            out.line("tally.changed = True")
+        out.line("elif rank and keep_started >> (rank - 1) & 1:")
+        with out.indent():
+            out.line("tally.changed = True")
+
+    # ------------------------------------------------------------- step 4
+
+    def _give(self, target: str | int, count: str = "1") -> None:
+        """Inline: grant a reward ``count`` times, or points once."""
+        out = self.out
+        if isinstance(target, str):
+            out.line(f"st.rewards[{_lit(target)}] = st.rewards.get({_lit(target)}, 0) + {count}")
+            value = self.cp.rewards.get(target, (None, None))[0]
+            if value is not None:
+                out.line(f"st.totals.cost += {_lit(money.to_units(value))} * {count}")
+            out.line(f"tally.granted[{_lit(target)}] = tally.granted.get({_lit(target)}, 0) + {count}")
+        else:
+            self._add_points(_lit(target), "now", "'grant'", pending=False)
+
+    def _add_points(self, points: str, at: str, source: str, pending: bool) -> None:
+        cp, out = self.cp, self.out
+        expires = f"add_us({at}, {self.const(cp.expire_after)}, TZ)" if cp.expire_after is not None else "None"
+        available = (f"add_us({at}, {self.const(cp.pending_for)}, TZ)"
+                     if pending and cp.pending_for is not None else "None")
+        out.line(f"st.ledger.earn({points}, {at}, {expires}, {available}, {source})")
+        out.line(f"st.totals.earned += {points}")
+
+    def _convert(self) -> None:
+        cp, out = self.cp, self.out
+        out.line("def convert(st, now, ev, tally):")
+        with out.indent():
+            out.line("led = st.ledger")
+            for rule in cp.converts:
+                node = self._rule_node(rule)
+                if not self._guard_simple(rule.guard, node):
+                    out.line(f"P._convert_rule(st, _ctx(st, now, ev), {self.const(rule)}, tally)")
+                    continue
+                out.line("bal = led.balance")
+                out.line(f"if bal >= {_lit(rule.threshold)} and {self._guard_test(rule.guard, node)}:")
+                with out.indent():
+                    count = "1" if isinstance(rule.target, int) else f"bal // {_lit(rule.threshold)}"
+                    out.line(f"count = {count}")
+                    out.line(f"pts = {_lit(rule.threshold)} * count")
+                    out.line("led.spend(pts)")
+                    out.line("tally.spent += pts")
+                    out.line("st.totals.spent += pts")
+                    out.line("tally.changed = True")
+                    self._give(rule.target, "count")
+            out.line("return None")
+        out.line()
+
+    # ------------------------------------------------------------- step 6
+
+    def _when_rules(self) -> None:
+        cp, out = self.cp, self.out
+        out.line("def when_rules(st, now, ev, tally):")
+        with out.indent():
+            out.line("granted_points = False")
+            for rule in cp.when_rules:
+                node = self._rule_node(rule)
+                if node.options:
+                    out.line(f"granted_points = P.when_rule(st, _ctx(st, now, ev), {self.const(rule)}, tally) "
+                             "or granted_points")
+                    continue
+                out.line(f"active = {self.condition(node.condition)}")
+                out.line(f"was = st.when_active[{rule.slot}]")
+                out.line(f"st.when_active[{rule.slot}] = active")
+                out.line("if active and not was:")
+                with out.indent():
+                    self._fire_simple(rule)
+            out.line("return granted_points")
+        out.line()
+
+    def _fire_simple(self, rule: WhenRule | OnRule | StampRule) -> None:
+        """Inline grant of a rule without `once` or a cap (the guard was already checked)."""
+        out = self.out
+        out.line(f"st.last_grant[{rule.index}] = now")
+        out.line("tally.changed = True")
+        self._give(rule.target)
+        if isinstance(rule.target, int):
+            out.line("granted_points = True")
+
+    # ------------------------------------------------------------ an event
+
+    def _apply(self) -> None:
+        cp, out = self.cp, self.out
+        ts = cp.time_sources
+        out.line("def apply(st, ev, tally):")
+        with out.indent():
+            out.line("at = now = ev.at")
+            # step 1: the clock
+            out.line("clock = st.clock")
+            out.line("if clock is None:")
+            with out.indent():
+                out.line("st.clock = at")
+            out.line("elif at > clock:")
+            with out.indent():
+                out.line("memo = st.next_change_memo")
+                out.line("nxt = memo[1] if memo is not None and memo[0] == clock else next_change(st)")
+                out.line("if nxt is not None and nxt <= at:")
+                with out.indent():
+                    out.line("advance(st, at, tally)")
+                out.line("else:")
+                with out.indent():
+                    out.line("st.next_change_memo = None")
+                    self._leave_windows("at")
+                    out.line("st.clock = at")
+            # step 2: facts
+            out.line("if st.first_seen is None:")
+            with out.indent():
+                out.line("st.first_seen = at")
+            out.line("if ev.birthday is not None:")
+            with out.indent():
+                out.line("st.birthday = ev.birthday")
+            for kind in ("purchase", "visit"):
+                out.line(f"if ev.type == {_lit(kind)}:")
+                with out.indent():
+                    if kind == "purchase":
+                        out.line("amount = ev.amount")
+                        out.line("index = len(st.purchases)")
+                        out.line("st.purchases.append(PurchaseRecord(ev.id, at, amount))")
+                        out.line("st.spend_total += amount")
+                    else:
+                        out.line("st.visit_count += 1")
+                    for spec in cp.windows:
+                        if spec.source == kind:
+                            out.line(f"totals = st.windows[{spec.slot}]")
+                            out.line("totals.count += 1")
+                            if kind == "purchase":
+                                out.line("totals.spend += amount")
+                            index = "index" if kind == "purchase" else "-1"
+                            out.line(f"heappush(totals.exits, (add_us(at, {self.const(spec.duration)}, TZ), {index}))")
+                    if cp.tracks_activity:
+                        out.line("P._mark_active(st, at)")
+            if cp.metrics:
+                out.line("P.record_metrics(st, ev)")
+            # refunds and redeems: the interpreter's own steps
+            # a refund: the interpreter's own step (a redeem never comes here: the engine interprets those)
+            out.line("if ev.type == 'refund':")
+            with out.indent():
+                out.line("record = st.purchase(ev.original)")
+                out.line("amount = ev.amount if ev.amount is not None else record.amount - record.refunded")
+                out.line("P.refund(st, record, amount, at, tally)")
+            # step 3
+            out.line("earned = 0")
+            event_types = sorted(set(cp.per_rules) | set(cp.fixed_rules))
+            for kind in event_types:
+                out.line(f"if ev.type == {_lit(kind)}:")
+                with out.indent():
+                    self._earn(kind)
+            out.line("if earned:")
+            with out.indent():
+                out.line("if ev.type == 'purchase':")
+                with out.indent():
+                    self._add_points("earned", "at", "ev.id", pending=True)
+                out.line("else:")
+                with out.indent():
+                    self._add_points("earned", "at", "ev.id", pending=False)
+            out.line("if ev.type == 'purchase':")
+            with out.indent():
+                out.line("st.purchases[-1].points = earned")
+            # step 4: stamp cards count first, then `at` rules convert
+            for rule in cp.stamps:
+                self._stamp(rule)
+            out.line("convert(st, now, ev, tally)")
+            # step 5
+            out.line("status(st, now, ev, tally)")
+            # step 6: `on` rules of this event type, then `when` rules; points they grant convert
+            out.line("granted_points = False")
+            for kind, rules in sorted(cp.on_rules.items()):
+                if kind == "birthday":
+                    continue  # a clock event
+                out.line(f"if ev.type == {_lit(kind)}:")
+                with out.indent():
+                    for rule in rules:
+                        self._on_rule(rule)
+            if cp.when_rules:
+                out.line("granted_points = when_rules(st, now, ev, tally) or granted_points")
+            out.line("if granted_points:")
+            with out.indent():
+                out.line("convert(st, now, ev, tally)")
+            out.line("st.last_event_at = at")
+            out.line("if ev.type == 'purchase':")
+            with out.indent():
+                out.line("st.last_purchase_at = at")
+                if ts.reads_last_purchase:
+                    # settle: straight after a purchase, days_since_last_purchase is 0
+                    out.line("status(st, now, None, tally)")
+                    if cp.when_rules:
+                        out.line("if when_rules(st, now, None, tally):")
+                        with out.indent():
+                            out.line("convert(st, now, None, tally)")
+            out.line("return earned")
+        out.line()
+
+    def _earn(self, kind: str) -> None:
+        cp, out = self.cp, self.out
+        out.line("per_total = 0")
+        for rule in cp.per_rules.get(kind, ()):
+            node = self._rule_node(rule)
+            if not self._guard_simple(rule.guard, node):
+                out.line(f"per_total += P.earn_per(st, _ctx(st, now, ev), {self.const(rule)}, ev, tally)")
+                continue
+            out.line(f"if {self._guard_test(rule.guard, node)}:")
+            with out.indent():
+                out.line(f"pts = {self._per_points(rule)}")
+                out.line("if pts > 0:")
+                with out.indent():
+                    out.line("per_total += pts")
+        out.line("total = per_total")
+        if cp.multipliers:
+            out.line("if per_total > 0:")
+            with out.indent():
+                if all(self._guard_simple(m.guard, self._rule_node(m)) for m in cp.multipliers):
+                    out.line("n = 1")
+                    for mult in cp.multipliers:
+                        out.line(f"if {self._guard_test(mult.guard, self._rule_node(mult))}:")
+                        with out.indent():
+                            out.line(f"n *= {self.const(mult.factor)}")
+                    out.line("if n != 1:")
+                    with out.indent():
+                        out.line("total = P.cp.round(per_total * n)")
+                else:
+                    out.line("total = P.multiply(st, _ctx(st, now, ev), per_total, tally)")
+        for fixed in cp.fixed_rules.get(kind, ()):
+            node = self._rule_node(fixed)
+            if not self._guard_simple(fixed.guard, node):
+                out.line(f"total += P.earn_fixed(st, _ctx(st, now, ev), {self.const(fixed)}, tally)")
+                continue
+            out.line(f"if {self._guard_test(fixed.guard, node)}:")
+            with out.indent():
+                out.line(f"total += {_lit(fixed.points)}")
+        out.line("earned = total")
+
+    def _items_base(self, rule: PerRule) -> str:
+        kind, value = rule.filter  # type: ignore[misc]
+        return f"sum(item.price * item.quantity for item in ev.items if item.{kind} == {_lit(value)})"
+
+    def _per_points(self, rule: PerRule) -> str:
+        """Python for one per rule's points, in integer arithmetic (the interpreter does it in Decimal)."""
+        p, q = _ratio(rule.rate)
+        if rule.base == "money":
+            base = "ev.amount" if rule.filter is None else f"({self._items_base(rule)})"
+            if rule.divisor is None:  # rate × amount, amount in micro-units
+                return _rounded(f"{p} * {base}", q * money.SCALE, self.rounding)
+            step = money.to_units(rule.divisor)
+            return _rounded(f"{p} * ({base} // {step})", q, self.rounding)
+        if rule.base == "item":
+            kind_value = rule.filter
+            quantity = ("sum(item.quantity for item in ev.items)" if kind_value is None else
+                        f"sum(item.quantity for item in ev.items if item.{kind_value[0]} == {_lit(kind_value[1])})")
+            return _rounded(f"{p} * {quantity}", q, self.rounding)
+        points = _lit(int(rule.rate))
+        if rule.base == "purchase" and rule.filter is not None:
+            kind, value = rule.filter
+            return f"({points} if any(item.{kind} == {_lit(value)} for item in ev.items) else 0)"
+        return points
+
+    def _stamp(self, rule: StampRule) -> None:
+        out = self.out
+        node = self._rule_node(rule)
+        if node.options:
+            out.line(f"granted_points = P.stamp(st, _ctx(st, now, ev), {self.const(rule)}, ev, tally) "
+                     "or granted_points")
+            return
+        test = f"ev.type == {_lit(rule.event_type)}"
+        if rule.filter is not None:
+            kind, value = rule.filter
+            test += f" and any(item.{kind} == {_lit(value)} for item in ev.items)"
+        out.line(f"if {test}:")
+        with out.indent():
+            out.line(f"st.stamps[{rule.slot}] += 1")
+            out.line(f"if st.stamps[{rule.slot}] % {_lit(rule.every)} == 0:")
+            with out.indent():
+                self._fire_simple(rule)
+
+    def _on_rule(self, rule: OnRule) -> None:
+        out = self.out
+        node = self._rule_node(rule)
+        if not self._guard_simple(rule.guard, node):
+            out.line(f"granted_points = P._fire(st, _ctx(st, now, ev), {self.const(rule)}, "
+                     f"{self.const(rule.guard)}, {self.const(rule.target)}, tally) or granted_points")
+            return
+        out.line(f"if {self._guard_test(rule.guard, node)}:")
+        with out.indent():
+            self._fire_simple(rule)
+
+
+def generate(compiled: CompiledProgram) -> Generated:
+    """Compiled program → the source of its specialised module, with its constants."""
+    generator = _Generator(compiled)
+    source = generator.module()
+    digest = hashlib.sha256(source.encode("utf-8")).hexdigest()
+    return Generated(source, tuple(generator.constants), tuple(generator.evaluators), digest)

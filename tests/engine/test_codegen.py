@@ -1,0 +1,158 @@
+"""The generated code (poletti.engine.codegen) against the interpreter, and the safety of what it generates.
+
+1. On random programs that use most of the language and random histories,
+   the generated code must leave every customer's state exactly as the
+   interpreter leaves it, and give the same outcome figures, event after
+   event and after every clock step.
+2. Hostile names and texts in a rule file (reward names, categories,
+   attribute names, labels) must change nothing in the structure of the
+   generated module: its AST holds only the node kinds, names and literal
+   kinds the generator itself writes.
+"""
+
+from __future__ import annotations
+
+import ast as pyast
+import copy
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import poletti
+from poletti.engine.codegen import INVENTED, NAMESPACE, generate
+from rich_programs import histories, programs
+
+FIGURES = ("status", "earned", "granted", "expired", "reversed", "spent", "tier_before", "tier", "points",
+           "pending_points", "lifetime_points")
+
+
+def run_both(text: str, steps: list[dict[str, Any]]) -> None:
+    program = poletti.compile(text)
+    interpreted = poletti.Engine(program, explain=False, generated=False)
+    generated = poletti.Engine(program, explain=False)
+    assert generated.runtime is not None and interpreted.runtime is None
+
+    def compare(where: str) -> None:
+        customers = list(interpreted.customers())
+        assert customers == list(generated.customers()), where
+        for customer in customers:
+            assert generated.state(customer) == interpreted.state(customer), f"{where}: state of {customer}"
+
+    for number, step in enumerate(steps):
+        where = f"step {number} {step}\nprogram:\n{text}"
+        if "advance_to" in step:
+            a = [(o.customer, *(getattr(o, f) for f in FIGURES)) for o in interpreted.advance_to(step["advance_to"])]
+            b = [(o.customer, *(getattr(o, f) for f in FIGURES)) for o in generated.advance_to(step["advance_to"])]
+            assert a == b, where
+        else:
+            results = []
+            for engine in (interpreted, generated):
+                try:
+                    outcome = engine.process(copy.deepcopy(step))
+                    results.append(tuple(getattr(outcome, f) for f in FIGURES))
+                except poletti.EventError as err:
+                    results.append(("rejected", err.reason))
+            assert results[0] == results[1], where
+        compare(where)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(programs(), histories())
+def test_generated_code_leaves_the_same_state_as_the_interpreter(text: str, steps: list[dict[str, Any]]) -> None:
+    run_both(text, steps)
+
+
+@pytest.mark.slow
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(programs(), histories())
+def test_generated_code_leaves_the_same_state_as_the_interpreter_at_length(text: str, steps: list[dict[str, Any]]) -> None:
+    run_both(text, steps)
+
+
+def test_the_cafe_programs_agree_on_their_history() -> None:
+    from pathlib import Path
+
+    from poletti.interpreter.history import History
+
+    root = Path(__file__).resolve().parents[2] / "examples" / "cafe"
+    for rules in ("rules_v1.loyalty", "rules_v2.loyalty"):
+        program = poletti.load(root / rules)
+        history = History(str(root / "history.csv"), program.compiled.tz)
+        events = [record.event for _, record in zip(range(4000), history.in_time_order()) if record.event]
+        interpreted = poletti.Engine(program, explain=False, generated=False)
+        generated = poletti.Engine(program, explain=False)
+        for engine in (interpreted, generated):
+            engine.process_many(copy.deepcopy(events))
+            engine.advance_to("2026-06-01")
+        for customer in interpreted.customers():
+            assert generated.state(customer) == interpreted.state(customer), (rules, customer)
+
+
+# ------------------------------------------------------------------ safety
+
+HOSTILE = [
+    "__import__('os').system('echo pwned')", "'); import os; os.system('x'); ('", "{0}", "DROP TABLE",
+    "\u202e", "\U0001f600", "x' + 'y", "#comment", "K[0]", "st.tier = 9", "E[0](None)", "a\\\\b",
+]
+ALLOWED_NODES = {
+    pyast.Module, pyast.FunctionDef, pyast.arguments, pyast.arg, pyast.Return, pyast.Assign, pyast.AugAssign,
+    pyast.If, pyast.While, pyast.For, pyast.Break, pyast.Expr, pyast.Call, pyast.Name, pyast.Load, pyast.Store,
+    pyast.Attribute, pyast.Subscript, pyast.Constant, pyast.Compare, pyast.BoolOp, pyast.BinOp, pyast.UnaryOp,
+    pyast.Tuple, pyast.IfExp, pyast.GeneratorExp, pyast.comprehension, pyast.And, pyast.Or, pyast.Not,
+    pyast.Add, pyast.Sub, pyast.Mult, pyast.FloorDiv, pyast.Mod, pyast.USub, pyast.Eq, pyast.NotEq, pyast.Lt,
+    pyast.LtE, pyast.Gt, pyast.GtE, pyast.Is, pyast.IsNot, pyast.BitAnd, pyast.BitOr, pyast.RShift,
+}
+# Attributes the generated code reads: fields of the state, events, items, the ledger and the tally.
+ALLOWED_ATTRIBUTES = {
+    "clock", "ledger", "next_change", "windows", "exits", "tier_keep_until", "expire_until", "points", "totals",
+    "expired", "changed", "release_pending_until", "count", "purchases", "spend", "amount", "refunded",
+    "next_change_memo", "segments", "tier_held", "tier", "rewards", "get", "cost", "granted", "earn", "earned",
+    "balance", "spend_", "spent", "when_active", "last_grant", "at", "first_seen", "birthday", "type",
+    "append", "spend_total", "visit_count", "id", "original", "purchase", "refund", "items", "price", "quantity",
+    "category", "sku", "stamps", "last_event_at", "last_purchase_at", "attributes", "pending", "earned_total",
+    "cp", "round", "earn_per", "multiply", "earn_fixed", "when_rule", "stamp", "_fire", "_convert_rule",
+    "birthday", "rare_next_change", "leave_metric_windows", "record_metrics", "_mark_active",
+}
+
+
+@st.composite
+def hostile_programs(draw: Any) -> str:
+    reward = draw(st.sampled_from(["gift", "x_1", "import_os"]))
+    text = draw(st.sampled_from(HOSTILE)).replace('"', "'")
+    return "\n".join([
+        f'program "{text}"',
+        f'reward {reward} "{text}" value 2 EUR costs 10 points',
+        "attribute channel: text",
+        f'earn 1 point per EUR if event.channel == "{text}"',
+        f'earn 2 points per EUR on category "{text}"',
+        f'every 2 purchases on sku "{text}" grant {reward}',
+        f"at 10 points grant {reward}",
+        f'tier gold when spend_30d > 10 or event_free_text_is_not_here == 1'.split(" or ")[0],
+        f"when spend_lifetime > 5 grant {reward}",
+    ]) + "\n"
+
+
+@settings(max_examples=60, deadline=None)
+@given(hostile_programs())
+def test_hostile_names_and_texts_change_nothing_in_the_generated_structure(text: str) -> None:
+    program = poletti.compile(text)
+    generated = generate(program.compiled)
+    tree = pyast.parse(generated.source)
+    user_texts = set(program.compiled.rewards)
+    for node in pyast.walk(tree):
+        assert type(node) in ALLOWED_NODES, f"unexpected {type(node).__name__} in generated code"
+        if isinstance(node, pyast.Name):
+            assert node.id in NAMESPACE or node.id in INVENTED, f"unexpected name {node.id!r}"
+        if isinstance(node, pyast.FunctionDef):
+            assert node.name in INVENTED, node.name
+        if isinstance(node, pyast.Attribute):
+            assert node.attr in ALLOWED_ATTRIBUTES, f"unexpected attribute {node.attr!r}"
+        if isinstance(node, pyast.Constant):
+            assert node.value is None or isinstance(node.value, (bool, int, str)), repr(node.value)
+    # Every user text reaches the source only as the value of a string constant.
+    strings = {node.value for node in pyast.walk(tree) if isinstance(node, pyast.Constant) and isinstance(node.value, str)}
+    assert user_texts <= strings
+    categories = {rule.filter[1] for rule in program.compiled.per_rules["purchase"] if rule.filter}
+    assert categories and categories <= strings
