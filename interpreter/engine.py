@@ -9,7 +9,6 @@ of raising.
 
 from __future__ import annotations
 
-import copy
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Iterable, Iterator
@@ -17,16 +16,15 @@ from typing import Any, Iterable, Iterator
 import attrs
 
 from poletti.engine.compiler import CompiledProgram
-from poletti.engine.ledger import InsufficientPoints
-from poletti.engine.money import from_units, show
+from poletti.engine.money import from_units
 from poletti.engine.program import Program
 from poletti.engine.state import CustomerState
 from poletti.engine.store import MemoryStore, Store
 from poletti.engine.timecalc import from_us, parse_timestamp, require_aware, to_us
 from poletti.interpreter.events import FIRST_YEAR, LAST_YEAR, Event, EventError, EventReader
 from poletti.interpreter.outcome import Outcome
-from poletti.interpreter.generated import Runtime, runtime_for
-from poletti.interpreter.processing import Processor, Tally
+from poletti.interpreter.processing import Tally
+from poletti.interpreter.stepper import Stepper
 
 _CLOCK_KEY = "clock"
 _UNREAD = object()
@@ -87,14 +85,11 @@ class Engine:
         self.compiled = _compiled(program)
         self.store: Store = store if store is not None else MemoryStore()
         self.reader = EventReader(self.compiled.checked)
-        self.processor = Processor(self.compiled)
+        self.stepper = Stepper(self.compiled, explain=explain, generated=generated)
+        self.processor = self.stepper.processor
+        self.runtime = self.stepper.runtime
         self.explain = explain
         self._watermark: object = _UNREAD
-        if generated and explain:
-            raise ValueError("the generated code keeps no explanations: use explain=False with generated=True")
-        self.runtime: Runtime | None = None
-        if generated or (generated is None and not explain):
-            self.runtime = runtime_for(self.compiled, self.processor)
 
     # ------------------------------------------------------------------ events
 
@@ -116,97 +111,50 @@ class Engine:
                 rejected.append(Rejection(index, err.event_id, None if customer is None else str(customer), err.reason))
         return BatchResult(tuple(outcomes), tuple(rejected))
 
+    def admit(self, raw: dict[str, Any]) -> Event | None:
+        """Whether ``process`` would apply the event, without changing anything.
+
+        Returns the validated event (hand it to ``apply_event``), None for a
+        duplicate id, and raises ``EventError`` for a rejection.
+        """
+        event = self.reader.read(raw)
+        if self.store.seen(event.id):
+            return None
+        stored = self.store.load(event.customer)
+        self._check_clock(event)
+        self.stepper.check(stored if stored is not None else self.stepper.new_state(event.customer), event)
+        return event
+
+    def apply_event(self, event: Event) -> Outcome:
+        """Apply an event ``admit`` returned (nothing has happened in between)."""
+        with self.store.transaction():
+            store, stepper = self.store, self.stepper
+            stored = store.load(event.customer)
+            state = stored if stored is not None else stepper.new_state(event.customer)
+            tier_before = state.tier
+            tally, earned = stepper.apply(state, event)
+            store.save(state, stepper.schedule(state))
+            store.mark_seen(event.id, event.customer)
+            return self._outcome(state, event.id, event.type, event.at, tier_before, tally, earned)
+
     def _apply(self, event: Event) -> Outcome:
-        store, processor, cp = self.store, self.processor, self.compiled
+        store, stepper = self.store, self.stepper
         if store.seen(event.id):
             return Outcome(event.id, event.customer, event.type, from_us(event.at), "duplicate")
         stored = store.load(event.customer)
-        state = stored if stored is not None else processor.new_state(event.customer)
-        self._check_against_state(state, event)
-        runtime = self.runtime
-        if runtime is not None and event.type != "redeem":  # redeems are rare: the interpreter does them
-            tally = Tally(False)
-            tier_before = state.tier
-            earned = runtime.apply(state, event, tally)
-            store.save(state, self._schedule(state))
-            store.mark_seen(event.id, event.customer)
-            return self._outcome(state, event.id, event.type, event.at, tier_before, tally, earned)
-        # A redeem's balance check comes after the clock step (lots may expire
-        # at this very instant), so it works on a copy that is dropped if short.
-        work = copy.deepcopy(state) if event.type == "redeem" else state
-        tally = Tally(self.explain)
-        tier_before = work.tier
-        processor.advance(work, event.at, tally)
-        if event.type == "redeem":
-            assert event.reward is not None
-            cost = cp.rewards[event.reward][1]
-            assert cost is not None
-            if work.ledger.balance < cost:
-                raise EventError(f"balance {work.ledger.balance} points is short of {cost} for {event.reward}", event.id)
-        processor.record_facts(work, event)
-        if event.type == "refund":
-            record = work.purchase(event.original or "")
-            assert record is not None
-            amount = event.amount if event.amount is not None else record.amount - record.refunded
-            processor.refund(work, record, amount, event.at, tally)
-        elif event.type == "redeem":
-            assert event.reward is not None
-            try:
-                processor.redeem(work, event.reward, cost, event.at, tally)
-            except InsufficientPoints as err:  # pragma: no cover - checked above
-                raise EventError(str(err), event.id) from None
-        ctx = cp.make_ctx(work, event.at, event)
-        earned = processor.earn(work, ctx, event, tally)
-        if earned:
-            processor.add_points(work, earned, event.at, source=event.id, pending=event.type == "purchase")
-        if event.type == "purchase":
-            work.purchases[-1].points = earned
-        # Step 4: stamp cards count first, so the points a card grants convert on this event.
-        processor.stamps(work, ctx, event, tally)
-        processor.convert(work, ctx, tally)
-        processor.status(work, ctx, tally)
-        processor.triggers(work, ctx, event, tally)
-        work.last_event_at = event.at
-        if event.type == "purchase":
-            work.last_purchase_at = event.at
-            processor.settle(work, event.at, tally)
-        store.save(work, self._schedule(work))
+        state = stored if stored is not None else stepper.new_state(event.customer)
+        self._check_clock(event)
+        stepper.check(state, event)
+        tier_before = state.tier
+        tally, earned = stepper.apply(state, event)
+        store.save(state, stepper.schedule(state))
         store.mark_seen(event.id, event.customer)
-        return self._outcome(work, event.id, event.type, event.at, tier_before, tally, earned)
+        return self._outcome(state, event.id, event.type, event.at, tier_before, tally, earned)
 
-    def _schedule(self, state: CustomerState) -> int | None:
-        """The customer's next time-driven change, remembered on the state for its next clock step."""
-        instant = (self.runtime or self.processor).next_change(state)
-        state.next_change_memo = None if state.clock is None else (state.clock, instant)
-        return instant
-
-    def _check_against_state(self, state: CustomerState, event: Event) -> None:
-        def reject(reason: str) -> None:
-            raise EventError(reason, event.id)
-
-        if state.last_event_at is not None and event.at < state.last_event_at:
-            reject(f"older than this customer's last processed event ({from_us(state.last_event_at).isoformat()}); "
-                   "events of one customer must come in time order")
+    def _check_clock(self, event: Event) -> None:
         watermark = self._clock()
         if watermark is not None and event.at < watermark:
-            reject(f"the engine clock was already advanced to {from_us(watermark).isoformat()}")
-        if event.type == "refund":
-            record = state.purchase(event.original or "")
-            if record is None:
-                reject(f"refund of unknown purchase '{event.original}' for customer '{event.customer}'")
-                return
-            left = record.amount - record.refunded
-            if left <= 0:
-                reject(f"purchase '{record.id}' is already fully refunded")
-            if event.amount is not None and event.amount > left:
-                reject(f"refund of {show(event.amount)} is more than is left of purchase '{record.id}' ({show(left)})")
-        if event.type == "redeem":
-            reward = event.reward or ""
-            if reward not in self.compiled.rewards:
-                known = ", ".join(sorted(self.compiled.rewards)) or "none"
-                reject(f"unknown reward '{reward}' (rewards: {known})")
-            if self.compiled.rewards[reward][1] is None:
-                reject(f"reward '{reward}' cannot be redeemed: it has no `costs`")
+            raise EventError(f"the engine clock was already advanced to {from_us(watermark).isoformat()}", event.id)
 
     # ------------------------------------------------------------------- clock
 
@@ -240,13 +188,9 @@ class Engine:
                 state = self.store.load(customer)
                 if state is None:
                     continue
-                tally = Tally(self.explain)
                 tier_before = state.tier
-                if self.runtime is not None:
-                    self.runtime.advance(state, until, tally)
-                else:
-                    self.processor.advance(state, until, tally)
-                self.store.save(state, self._schedule(state))
+                tally = self.stepper.advance(state, until)
+                self.store.save(state, self.stepper.schedule(state))
                 if tally.changed:
                     outcomes.append(self._outcome(state, None, "clock", until, tier_before, tally, 0))
             current = self._clock()

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 import poletti
 from poletti.cli import cli
 from poletti.dsl.formatter import format_text
-from poletti.interpreter.generate import HISTORY_COLUMNS
+from poletti.interpreter.simulate.generate import HISTORY_COLUMNS
 
 CAFE = Path(__file__).resolve().parent.parent / "examples" / "cafe"
 V1, V2 = CAFE / "rules_v1.loyalty", CAFE / "rules_v2.loyalty"

@@ -1,6 +1,6 @@
 """``poletti generate``: a reproducible synthetic café history (CSV, JSON Lines or Parquet).
 
-The events come from ``poletti.interpreter.generate.generate_history``; its
+The events come from ``poletti.interpreter.simulate.generate.generate_history``; its
 docstring describes the model. The same options always write the same bytes.
 """
 
@@ -80,7 +80,7 @@ def command(customers: int, days: int, seed: int, start: date | None, out: str, 
     Example:
       poletti generate --customers 1000 --days 730 --seed 42 --out history.csv
     """
-    from poletti.interpreter.generate import generate_history, write_csv, write_jsonl, write_parquet
+    from poletti.interpreter.simulate.generate import generate_history, write_csv, write_jsonl, write_parquet
 
     fmt = _format_of(out, output_format)
     if fmt == "parquet" and out == STDIN:
@@ -140,7 +140,7 @@ class _progress:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        from poletti.interpreter.generate import DEFAULT_START
+        from poletti.interpreter.simulate.generate import DEFAULT_START
 
         self.start = self.start or DEFAULT_START
         self.progress = Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TextColumn("days"),

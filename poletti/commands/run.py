@@ -54,11 +54,11 @@ def text_field(value: Any) -> str | None:
 
 
 def open_history(path: str, program: Any) -> Any:
-    """The history reader for EVENTS (``poletti.interpreter.history.History``); unreadable → exit 2."""
+    """The history reader for EVENTS (``poletti.interpreter.simulate.history.History``); unreadable → exit 2."""
     from zoneinfo import ZoneInfo
 
     from poletti.cli import Unreadable
-    from poletti.interpreter.history import History, HistoryError
+    from poletti.interpreter.simulate.history import History, HistoryError
 
     try:
         return History(path, ZoneInfo(program.timezone))
@@ -69,7 +69,7 @@ def open_history(path: str, program: Any) -> Any:
 def records(history: Any, in_time_order: bool) -> Iterator[Any]:
     """The history's records (file order, or time order); a problem with the whole file → exit 2."""
     from poletti.cli import Unreadable
-    from poletti.interpreter.history import HistoryError
+    from poletti.interpreter.simulate.history import HistoryError
 
     try:
         yield from (history.in_time_order() if in_time_order else history.records())

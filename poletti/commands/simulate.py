@@ -59,7 +59,7 @@ def command(ctx: click.Context, rules: str, history: str, baseline_path: str | N
     events are counted and never stop the run.
     """
     from poletti.dsl.program import Type
-    from poletti.interpreter.history import History, HistoryError, detect_format
+    from poletti.interpreter.simulate.history import History, HistoryError, detect_format
     from poletti.interpreter.simulate import parse_instant, simulate
 
     if rules == STDIN and history == STDIN:
@@ -104,7 +104,7 @@ def command(ctx: click.Context, rules: str, history: str, baseline_path: str | N
         with atomic_output(customers_out) as handle:
             write_customers(result, handle)
     if report_out:
-        from poletti.interpreter.report import Names, render_report
+        from poletti.interpreter.simulate.report import Names, render_report
 
         names = Names(rules=_shown(rules), history=_shown(history),
                       baseline=_shown(baseline_path) if baseline_path else None,
@@ -241,7 +241,7 @@ def _rejected_writer(path: str | None, with_baseline: bool) -> Iterator[Any]:
 
 def write_customers(result: Any, handle: IO[str]) -> None:
     """The ``--customers`` CSV: one row per customer, sorted by id."""
-    from poletti.interpreter.simulate import BASELINE_COLUMNS, CUSTOMER_COLUMNS
+    from poletti.interpreter.simulate.summary import BASELINE_COLUMNS, CUSTOMER_COLUMNS
 
     columns = list(CUSTOMER_COLUMNS) + (list(BASELINE_COLUMNS) if result.baseline is not None else [])
     writer = csv.DictWriter(handle, columns, extrasaction="ignore")
@@ -289,7 +289,7 @@ def render_summary(result: Any, rules: str, history: str, baseline: str | None, 
     if old is not None:
         table.add_column("Baseline rules", justify="right")
         table.add_column("Change", justify="right")
-    from poletti.interpreter.report import _figure_rows, _get, _num, _signed, cost_unknown_note
+    from poletti.interpreter.simulate.report import _figure_rows, _get, _num, _signed, cost_unknown_note
 
     for label, path in _figure_rows(summary):
         value = _get(summary, path)

@@ -74,7 +74,7 @@ def test_generated_code_leaves_the_same_state_as_the_interpreter_at_length(text:
 def test_the_cafe_programs_agree_on_their_history() -> None:
     from pathlib import Path
 
-    from poletti.interpreter.history import History
+    from poletti.interpreter.simulate.history import History
 
     root = Path(__file__).resolve().parents[2] / "examples" / "cafe"
     for rules in ("rules_v1.loyalty", "rules_v2.loyalty"):

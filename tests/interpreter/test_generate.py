@@ -2,7 +2,7 @@
 
 Expectations come from the contract (LANGUAGE.md: event shape, refunds) and
 from the generator's documented parameters (the docstring of
-``poletti.interpreter.generate``), never from its output.
+``poletti.interpreter.simulate.generate``), never from its output.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from click.testing import CliRunner
 
 import poletti
 from poletti.cli import EXIT_OK, EXIT_USAGE, cli
-from poletti.interpreter import generate as gen
-from poletti.interpreter.generate import HISTORY_COLUMNS, generate_history, history_text
+from poletti.interpreter.simulate import generate as gen
+from poletti.interpreter.simulate.generate import HISTORY_COLUMNS, generate_history, history_text
 
 ROOT = Path(__file__).resolve().parents[2]
 CAFE_RULES = [ROOT / "examples" / "cafe" / name for name in ("rules_v1.loyalty", "rules_v2.loyalty")]

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import simulate_cases as cases
 
-from poletti.interpreter.history import History, HistoryError, Record, detect_format
+from poletti.interpreter.simulate.history import History, HistoryError, Record, detect_format
 
 UTC = ZoneInfo("UTC")
 HELSINKI = ZoneInfo("Europe/Helsinki")

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 import poletti
 from poletti.cli import cli
-from poletti.interpreter.report import Names, render_report
+from poletti.interpreter.simulate.report import Names, render_report
 from poletti.interpreter.simulate import simulate
 
 CHART_TITLES = (

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 
 import attrs
 
-from poletti.interpreter.simulate import ActivityMonth, Month, SimulationResult, day_start
+from poletti.interpreter.simulate.summary import ActivityMonth, Month, SimulationResult, day_start
 
 # Colours that stay apart for colour-blind readers (Okabe–Ito).
 BLUE, ORANGE, GREEN, RED, PURPLE, SKY, YELLOW, GREY = (
@@ -674,7 +674,7 @@ def render_report(result: SimulationResult, names: Names = Names(), png_dir: str
     old_months = result.baseline.months if result.baseline is not None else None
     title = result.new.program.title or names.rules
 
-    tz = result.new.engine.compiled.tz
+    tz = result.tz
     partial = None
     if new_months and result.end is not None:
         last = new_months[-1].start

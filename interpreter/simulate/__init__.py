@@ -1,0 +1,22 @@
+"""Simulate: replay an event history through a program (and a baseline) and sum up what it did.
+
+The room of ``poletti simulate``:
+
+* ``history`` — history files (CSV, JSON Lines, Parquet) read as event dicts, in time order;
+* ``sequential`` — the event-at-a-time replay through ``Engine``, the reference;
+* ``summary`` — what a replay adds up to (summary, month series, activity, standings);
+* ``report`` — the HTML report; ``generate`` — synthetic histories.
+
+``simulate(program, events, …)`` is the event-at-a-time replay of a stream
+of events (see ``sequential.replay``).
+"""
+
+from __future__ import annotations
+
+from poletti.interpreter.simulate.sequential import replay as simulate
+from poletti.interpreter.simulate.summary import (
+    Activity, ActivityMonth, Month, ProgramFigures, Rejected, SimulationResult, delta, money, parse_instant,
+)
+
+__all__ = ["Activity", "ActivityMonth", "Month", "ProgramFigures", "Rejected", "SimulationResult", "delta", "money",
+           "parse_instant", "simulate"]

@@ -1,0 +1,546 @@
+"""Synthetic purchase histories of a café loyalty program, for examples, tests and benchmarks.
+
+``generate_history(customers, days, seed, start) -> Iterator[dict]`` yields
+event dicts in the shape ``poletti.Engine.process`` takes, in time order,
+streamed: each customer's timeline is generated lazily and the timelines
+are merged with a heap, so memory holds only the customers active at the
+moment, never the history.
+
+The same arguments always give the same events, on any machine: every draw
+comes from ``random.Random`` instances seeded from ``seed`` (one for the
+arrivals, one per customer, so one customer's draws never depend on how the
+timelines interleave); nothing reads the clock or the global generator.
+
+The model, with the parameters the tests rely on:
+
+* **Arrivals.** ``customers`` customers sign up during the history:
+  ``LAUNCH_SHARE`` of them in the first ``LAUNCH_DAYS`` days (the program's
+  launch), the rest uniformly over the whole history. Each starts with a
+  ``signup``; ``BIRTHDAY_SHARE`` of signups carry a birthday. With
+  probability ``FIRST_PURCHASE_AT_SIGNUP`` a customer who signs up while
+  the café is open buys straight away (members join at the till).
+* **Heterogeneity.** A customer's purchase rate (purchases per week in an
+  average week) is log-normal with median ``RATE_MEDIAN`` and shape
+  ``RATE_SIGMA``, clipped to [``RATE_MIN``, ``RATE_MAX``]: most customers
+  come now and then, a few every day.
+* **Churn.** A customer stops after a lifetime drawn at signup:
+  exponential with mean ``TRIAL_LIFETIME_DAYS`` for the ``TRIAL_SHARE``
+  who only try the program, ``REGULAR_LIFETIME_DAYS`` for the rest.
+  Refunds and reviews of earlier purchases may still follow.
+* **Seasonality.** The chance of an activity on a day is scaled by
+  ``WEEKDAY_FACTOR`` (Monday first) times ``MONTH_FACTOR`` (January
+  first): busy weekends, a December peak, a summer dip. The café is closed
+  on the ``CLOSED_DAYS`` (month, day). Opening hours are
+  ``WEEKDAY_HOURS`` / ``WEEKEND_HOURS``.
+* **Purchases.** A basket of catalogue items (``CATALOGUE``: coffee, tea,
+  pastry, food, beans, merch), each with a sku, category and price;
+  ``amount`` is the sum of price × quantity, a 2-place decimal string.
+* **Other events.** ``VISIT_USER_SHARE`` of customers also check in with
+  the app without buying (``visit``); some customers write reviews or share
+  a purchase (``review``, ``share``, soon after a purchase).
+* **Refunds.** ``REFUND_RATE`` of purchases are refunded within
+  ``REFUND_MAX_DAYS`` days: ``REFUND_PARTIAL_SHARE`` partially (one item
+  line, or a part of a single-item basket), the rest in full. A partial
+  refund is followed by a refund of the rest with probability
+  ``REFUND_REST_SHARE``. A refund "of the rest" carries no ``amount`` (the
+  contract's "the rest of it"), as do ``FULL_REFUND_NO_AMOUNT_SHARE`` of the
+  full refunds; an explicit amount never exceeds what is left.
+* No ``redeem`` events: which rewards can be redeemed, and when a balance
+  suffices, depends on the program, and this history serves any program.
+
+Timestamps are ISO 8601 with the offset of ``tz`` (``Europe/Helsinki`` by
+default), to the second, strictly increasing per customer; all fall in
+opening hours or the evening, never in the hour a DST change skips or
+repeats. Event ids are ``<customer>-<n>``, unique. The history covers
+``days`` calendar days from ``start`` (midnight in ``tz``).
+
+``write_csv`` / ``write_jsonl`` / ``write_parquet`` write events in the three
+history formats ``poletti simulate`` reads: one row per event with the
+columns ``HISTORY_COLUMNS``; in CSV and Parquet every cell is a string (or
+empty / null when absent) and ``items`` is JSON text; JSON Lines holds the
+event dicts as they are.
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import io
+import itertools
+import json
+import math
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from random import Random
+from typing import IO, Any, Callable, Iterable, Iterator
+from zoneinfo import ZoneInfo
+
+__all__ = [
+    "CATALOGUE",
+    "DEFAULT_START",
+    "HISTORY_COLUMNS",
+    "generate_history",
+    "history_row",
+    "write_csv",
+    "write_jsonl",
+    "write_parquet",
+]
+
+DEFAULT_START = date(2025, 1, 1)
+DEFAULT_TIMEZONE = "Europe/Helsinki"
+
+HISTORY_COLUMNS = ("id", "type", "customer", "at", "amount", "currency", "items", "original", "reward", "birthday")
+
+# ---------------------------------------------------------------- parameters
+
+LAUNCH_SHARE = 0.2
+LAUNCH_DAYS = 14
+BIRTHDAY_SHARE = 0.7
+FIRST_PURCHASE_AT_SIGNUP = 0.6
+
+RATE_MEDIAN = 0.8  # purchases per week
+RATE_SIGMA = 0.9
+RATE_MIN = 0.05
+RATE_MAX = 14.0
+
+TRIAL_SHARE = 0.3
+TRIAL_LIFETIME_DAYS = 21.0
+REGULAR_LIFETIME_DAYS = 540.0
+
+#: Monday … Sunday.
+WEEKDAY_FACTOR = (0.9, 0.9, 0.95, 1.0, 1.1, 1.3, 1.15)
+#: January … December.
+MONTH_FACTOR = (0.95, 0.95, 1.0, 1.0, 1.0, 0.85, 0.6, 0.8, 1.05, 1.05, 1.1, 1.45)
+CLOSED_DAYS = frozenset({(12, 25), (1, 1)})
+#: Opening hours (first hour, last hour), inclusive.
+WEEKDAY_HOURS = (7, 19)
+WEEKEND_HOURS = (9, 18)
+#: Relative weight of each opening hour 7 … 19: the morning rush, lunch, the afternoon break.
+HOUR_WEIGHT = {7: 6, 8: 10, 9: 8, 10: 6, 11: 7, 12: 10, 13: 8, 14: 6, 15: 7, 16: 6, 17: 5, 18: 3, 19: 1}
+HABIT_SHARE = 0.6  # share of a customer's activities at their habitual hour (±1)
+
+VISIT_USER_SHARE = 0.35
+VISIT_RATIO = (0.2, 1.0)  # app users' visits per purchase, uniform
+REVIEWER_SHARE = 0.25
+REVIEW_RATE = (0.01, 0.08)  # reviews per purchase of a reviewer, uniform
+SHARER_SHARE = 0.15
+SHARE_RATE = (0.02, 0.08)
+
+REFUND_RATE = 0.015
+REFUND_MAX_DAYS = 14
+REFUND_PARTIAL_SHARE = 0.6
+REFUND_REST_SHARE = 0.25
+FULL_REFUND_NO_AMOUNT_SHARE = 0.5
+
+_CENT = Decimal("0.01")
+
+
+def _d(text: str) -> Decimal:
+    return Decimal(text)
+
+
+#: (sku, category, price in the program currency).
+CATALOGUE: tuple[tuple[str, str, Decimal], ...] = (
+    ("cof-espresso", "coffee", _d("2.90")),
+    ("cof-americano", "coffee", _d("3.40")),
+    ("cof-filter", "coffee", _d("2.80")),
+    ("cof-cappuccino", "coffee", _d("4.20")),
+    ("cof-latte", "coffee", _d("4.50")),
+    ("cof-flatwhite", "coffee", _d("4.40")),
+    ("cof-mocha", "coffee", _d("4.90")),
+    ("tea-black", "tea", _d("3.00")),
+    ("tea-green", "tea", _d("3.20")),
+    ("tea-chai", "tea", _d("4.60")),
+    ("pas-cinnamon-bun", "pastry", _d("3.80")),
+    ("pas-croissant", "pastry", _d("3.20")),
+    ("pas-blueberry-pie", "pastry", _d("4.50")),
+    ("pas-cookie", "pastry", _d("2.50")),
+    ("pas-karelian-pie", "pastry", _d("2.20")),
+    ("food-sandwich", "food", _d("7.90")),
+    ("food-salad", "food", _d("9.50")),
+    ("food-soup", "food", _d("8.90")),
+    ("bns-house-250", "beans", _d("11.90")),
+    ("bns-ethiopia-250", "beans", _d("14.90")),
+    ("bns-decaf-250", "beans", _d("12.50")),
+    ("bns-house-1kg", "beans", _d("39.00")),
+    ("mer-mug", "merch", _d("14.00")),
+    ("mer-tote", "merch", _d("12.00")),
+    ("mer-keepcup", "merch", _d("22.00")),
+)
+
+_BY_CATEGORY: dict[str, tuple[tuple[str, str, Decimal], ...]] = {}
+for _product in CATALOGUE:
+    _BY_CATEGORY[_product[1]] = _BY_CATEGORY.get(_product[1], ()) + (_product,)
+# Within a category, earlier products sell more (espresso and americano over mocha).
+_CATEGORY_CUM_WEIGHTS = {cat: tuple(itertools.accumulate(range(len(ps) + 1, 1, -1))) for cat, ps in _BY_CATEGORY.items()}
+
+
+# ----------------------------------------------------------------- generation
+
+
+class _Hours:
+    """The opening hours of a day, with the weights to draw an hour from."""
+
+    __slots__ = ("hours", "cum_weights")
+
+    def __init__(self, first: int, last: int) -> None:
+        self.hours = tuple(range(first, last + 1))
+        self.cum_weights = tuple(itertools.accumulate(HOUR_WEIGHT[h] for h in self.hours))
+
+
+_WEEKDAY_OPEN = _Hours(*WEEKDAY_HOURS)
+_WEEKEND_OPEN = _Hours(*WEEKEND_HOURS)
+
+
+def _opening(day: date) -> _Hours:
+    return _WEEKEND_OPEN if day.weekday() >= 5 else _WEEKDAY_OPEN
+
+
+def _day_factor(day: date) -> float:
+    """How busy a day is, relative to an average one (0 when the café is closed)."""
+    if (day.month, day.day) in CLOSED_DAYS:
+        return 0.0
+    return WEEKDAY_FACTOR[day.weekday()] * MONTH_FACTOR[day.month - 1]
+
+
+_MAX_FACTOR = max(WEEKDAY_FACTOR) * max(MONTH_FACTOR)
+
+
+class _Pending:
+    """An event of one customer's timeline, waiting in the customer's heap until its turn."""
+
+    __slots__ = ("at", "fields", "purchase", "id")
+
+    def __init__(self, at: datetime, fields: dict[str, Any], purchase: _Pending | None = None) -> None:
+        self.at = at  # naive wall-clock time in the history's zone
+        self.fields = fields
+        self.purchase = purchase  # for a refund: the refunded purchase
+        self.id: str | None = None  # set when the event is emitted
+
+
+class _History:
+    def __init__(self, customers: int, days: int, seed: int, start: date, tz: ZoneInfo, currency: str) -> None:
+        self.customers = customers
+        self.days = days
+        self.seed = seed
+        self.start = start
+        self.tz = tz
+        self.currency = currency
+        self.factors = [_day_factor(start + timedelta(days=d)) for d in range(days)]
+        self.end = datetime.combine(start + timedelta(days=days), time())  # exclusive, wall clock
+        self.width = max(4, len(str(customers)))
+
+    # -- the merge
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        arrivals_rng = Random(f"poletti-history:{self.seed}:arrivals")
+        launch_days = min(LAUNCH_DAYS, self.days)
+        arrivals = sorted(
+            arrivals_rng.uniform(0, launch_days if arrivals_rng.random() < LAUNCH_SHARE else self.days)
+            for _ in range(self.customers)
+        )
+        heap: list[tuple[float, int, int, dict[str, Any], Iterator[tuple[float, int, dict[str, Any]]]]] = []
+        next_customer, total = 0, len(arrivals)
+        # A customer's timeline starts once the merge reaches the midnight before their signup:
+        # no event before that instant can be theirs.
+        starts = math.inf if total == 0 else self._epoch_of_day(arrivals[0])
+        while True:
+            while next_customer < total and (not heap or starts <= heap[0][0]):
+                timeline = self._timeline(next_customer, arrivals[next_customer])
+                first = next(timeline, None)
+                if first is not None:
+                    heapq.heappush(heap, (first[0], next_customer, first[1], first[2], timeline))
+                next_customer += 1
+                if next_customer < total:
+                    starts = self._epoch_of_day(arrivals[next_customer])
+            if not heap:
+                return
+            epoch, index, _n, event, timeline = heap[0]
+            yield event
+            following = next(timeline, None)
+            if following is None:
+                heapq.heappop(heap)
+            else:
+                heapq.heapreplace(heap, (following[0], index, following[1], following[2], timeline))
+
+    def _epoch_of_day(self, offset: float) -> float:
+        day = int(offset)
+        return datetime.combine(self.start + timedelta(days=day), time()).replace(tzinfo=self.tz).timestamp()
+
+    # -- one customer
+
+    def _timeline(self, index: int, arrival: float) -> Iterator[tuple[float, int, dict[str, Any]]]:
+        """One customer's events in time order, as (epoch seconds, sequence number, event)."""
+        rng = Random(f"poletti-history:{self.seed}:customer:{index}")
+        customer = f"c{index + 1:0{self.width}d}"
+        factors, start, end = self.factors, self.start, self.end
+        arrival_day = int(arrival)
+        purchase_rate = min(RATE_MAX, max(RATE_MIN, rng.lognormvariate(math.log(RATE_MEDIAN), RATE_SIGMA)))
+        visit_rate = purchase_rate * rng.uniform(*VISIT_RATIO) if rng.random() < VISIT_USER_SHARE else 0.0
+        review_rate = rng.uniform(*REVIEW_RATE) if rng.random() < REVIEWER_SHARE else 0.0
+        share_rate = rng.uniform(*SHARE_RATE) if rng.random() < SHARER_SHARE else 0.0
+        mean_life = TRIAL_LIFETIME_DAYS if rng.random() < TRIAL_SHARE else REGULAR_LIFETIME_DAYS
+        leave_day = min(len(factors), arrival_day + 1 + int(rng.expovariate(1 / mean_life)))
+        habit_hour = rng.choices(tuple(HOUR_WEIGHT), weights=tuple(HOUR_WEIGHT.values()))[0]
+        beans_affinity = rng.choice((0.0, 0.01, 0.03, 0.08))
+
+        pending: list[tuple[datetime, int, _Pending]] = []
+        order = 0
+
+        def push(item: _Pending) -> None:
+            nonlocal order
+            order += 1
+            heapq.heappush(pending, (item.at, order, item))
+
+        def purchase_at(at: datetime) -> None:
+            fields, items = self._basket(rng, at, beans_affinity)
+            purchase = _Pending(at, fields)
+            push(purchase)
+            self._follow_ups(rng, push, purchase, items, review_rate, share_rate)
+
+        # The signup: any time from 08:00 to 21:59 (members also join in the app).
+        signup_day = start + timedelta(days=arrival_day)
+        signup_at = datetime.combine(signup_day, time(rng.randint(8, 21), rng.randrange(60), rng.randrange(60)))
+        signup: dict[str, Any] = {"type": "signup"}
+        if rng.random() < BIRTHDAY_SHARE:
+            year = rng.randint(1950, 2007)
+            signup["birthday"] = (date(year, 1, 1) + timedelta(days=rng.randrange(366 if year % 4 == 0 else 365))).isoformat()
+        push(_Pending(signup_at, signup))
+        open_hours = _opening(signup_day).hours
+        if rng.random() < FIRST_PURCHASE_AT_SIGNUP and factors[arrival_day] and signup_at.hour in open_hours[:-1]:
+            purchase_at(signup_at + timedelta(seconds=rng.randint(30, 600)))
+
+        emitted = 0
+        last: datetime | None = None
+
+        def emit_until(limit: datetime) -> Iterator[tuple[float, int, dict[str, Any]]]:
+            nonlocal emitted, last
+            while pending and pending[0][0] < limit:
+                at, _order, item = heapq.heappop(pending)
+                if last is not None and at <= last:
+                    at = last + timedelta(seconds=1)  # strictly increasing per customer
+                if at >= end or (item.purchase is not None and item.purchase.id is None):
+                    continue  # past the end, or a refund of a purchase that was
+                last = at
+                emitted += 1
+                item.id = event_id = f"{customer}-{emitted}"
+                aware = at.replace(tzinfo=self.tz)
+                event = {"id": event_id, "type": item.fields["type"], "customer": customer, "at": aware.isoformat()}
+                for key, value in item.fields.items():
+                    if key != "type":
+                        event[key] = value
+                if item.purchase is not None:
+                    event["original"] = item.purchase.id
+                yield aware.timestamp(), emitted, event
+
+        # Purchases and visits: a Poisson process in days, thinned by the day's factor.
+        activity_rate = (purchase_rate + visit_rate) / 7.0
+        visit_share = visit_rate / (purchase_rate + visit_rate)
+        t = float(arrival_day + 1)
+        while True:
+            t += rng.expovariate(activity_rate * _MAX_FACTOR)
+            d = int(t)
+            if d >= leave_day:
+                break
+            if rng.random() * _MAX_FACTOR >= factors[d]:
+                continue
+            day = start + timedelta(days=d)
+            at = datetime.combine(day, self._time_of_day(rng, _opening(day), habit_hour))
+            yield from emit_until(datetime.combine(day, time()))
+            if rng.random() < visit_share:
+                push(_Pending(at, {"type": "visit"}))
+            else:
+                purchase_at(at)
+        yield from emit_until(end)
+
+    def _time_of_day(self, rng: Random, day: _Hours, habit_hour: int) -> time:
+        if rng.random() < HABIT_SHARE:
+            hour = habit_hour + rng.choice((-1, 0, 0, 1))
+            if not day.hours[0] <= hour <= day.hours[-1]:
+                hour = rng.choices(day.hours, cum_weights=day.cum_weights)[0]
+        else:
+            hour = rng.choices(day.hours, cum_weights=day.cum_weights)[0]
+        minute, second = divmod(rng.randrange(3600), 60)
+        return time(hour, minute, second)
+
+    def _basket(self, rng: Random, at: datetime, beans_affinity: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        gifts = 2.5 if at.month == 12 else 1.0
+        lunch = 11 <= at.hour <= 14
+        lines: list[tuple[str, str, Decimal, int]] = []
+
+        def add(category: str, quantity: int = 1) -> None:
+            products = _BY_CATEGORY[category]
+            sku, cat, price = rng.choices(products, cum_weights=_CATEGORY_CUM_WEIGHTS[category])[0]
+            for i, line in enumerate(lines):
+                if line[0] == sku:
+                    lines[i] = (sku, cat, price, line[3] + quantity)
+                    return
+            lines.append((sku, cat, price, quantity))
+
+        if rng.random() < 0.9:
+            add("coffee" if rng.random() < 0.85 else "tea", 2 if rng.random() < 0.12 else 1)
+        if rng.random() < 0.35:
+            add("pastry", 2 if rng.random() < 0.1 else 1)
+        if rng.random() < (0.3 if lunch else 0.05):
+            add("food")
+        if rng.random() < beans_affinity * gifts:
+            add("beans")
+        if rng.random() < 0.01 * gifts:
+            add("merch")
+        if not lines:
+            add("coffee")
+        items = [{"sku": sku, "category": cat, "quantity": q, "price": str(price)} for sku, cat, price, q in lines]
+        amount = sum((price * q for _s, _c, price, q in lines), Decimal(0)).quantize(_CENT)
+        fields = {"type": "purchase", "amount": str(amount), "currency": self.currency, "items": items}
+        return fields, items
+
+    def _follow_ups(self, rng: Random, push: Callable[[_Pending], None], purchase: _Pending,
+                    items: list[dict[str, Any]], review_rate: float, share_rate: float) -> None:
+        """Reviews, shares and refunds that a purchase leads to, each scheduled after it."""
+        at = purchase.at
+        if review_rate and rng.random() < review_rate:
+            push(_Pending(self._later(rng, at, 0, 3, (8, 22)), {"type": "review"}))
+        if share_rate and rng.random() < share_rate:
+            push(_Pending(at + timedelta(seconds=rng.randint(60, 7200)), {"type": "share"}))
+        if rng.random() >= REFUND_RATE:
+            return
+        amount = Decimal(purchase.fields["amount"])
+        first_at = self._later(rng, at, 0, REFUND_MAX_DAYS, (9, 18))
+        if rng.random() < REFUND_PARTIAL_SHARE:
+            part = self._partial(rng, amount, items)
+            push(_Pending(first_at, {"type": "refund", "amount": str(part), "currency": self.currency}, purchase))
+            if rng.random() < REFUND_REST_SHARE:
+                rest_at = self._later(rng, first_at, 0, REFUND_MAX_DAYS, (9, 18))
+                push(_Pending(rest_at, {"type": "refund", "currency": self.currency}, purchase))
+        elif rng.random() < FULL_REFUND_NO_AMOUNT_SHARE:
+            push(_Pending(first_at, {"type": "refund", "currency": self.currency}, purchase))
+        else:
+            push(_Pending(first_at, {"type": "refund", "amount": str(amount), "currency": self.currency}, purchase))
+
+    @staticmethod
+    def _partial(rng: Random, amount: Decimal, items: list[dict[str, Any]]) -> Decimal:
+        """Less than the whole purchase: one item line, one unit of a line, or a part of the amount."""
+        if len(items) > 1:
+            line = rng.choice(items)
+            return (Decimal(line["price"]) * line["quantity"]).quantize(_CENT)
+        if items[0]["quantity"] > 1:
+            return Decimal(items[0]["price"]).quantize(_CENT)
+        share = Decimal(rng.randint(20, 80)) / 100
+        return max(_CENT, (amount * share).quantize(_CENT))
+
+    def _later(self, rng: Random, after: datetime, min_days: int, max_days: int, hours: tuple[int, int]) -> datetime:
+        """A wall-clock time some days after ``after``, within ``hours``; always after it."""
+        day = after.date() + timedelta(days=rng.randint(min_days, max_days))
+        at = datetime.combine(day, time(rng.randint(*hours), rng.randrange(60), rng.randrange(60)))
+        if at <= after:
+            at = after + timedelta(seconds=rng.randint(60, 3600))
+        return at
+
+
+def generate_history(customers: int, days: int, seed: int, start: date | str | None = None, *,
+                     tz: str = DEFAULT_TIMEZONE, currency: str = "EUR") -> Iterator[dict[str, Any]]:
+    """A reproducible synthetic café history: event dicts in time order (see the module docstring).
+
+    ``customers`` customers sign up over ``days`` days from ``start`` (a date,
+    ``YYYY-MM-DD`` text, or ``DEFAULT_START``), in the IANA zone ``tz``;
+    ``seed`` fixes every random choice. Raises ``ValueError`` for bad arguments.
+    """
+    if isinstance(customers, bool) or not isinstance(customers, int) or customers < 1:
+        raise ValueError(f"customers must be a whole number of at least 1, got {customers!r}")
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise ValueError(f"days must be a whole number of at least 1, got {days!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be a whole number, got {seed!r}")
+    if start is None:
+        start = DEFAULT_START
+    elif isinstance(start, str):
+        start = date.fromisoformat(start)
+    elif isinstance(start, datetime) or not isinstance(start, date):
+        raise ValueError(f"start must be a date, got {start!r}")
+    if days > (date(9999, 1, 1) - start).days - 2 * REFUND_MAX_DAYS:
+        raise ValueError(f"a history of {days} days from {start.isoformat()} would run past the year 9999")
+    return _History(customers, days, seed, start, ZoneInfo(tz), currency).events()
+
+
+# -------------------------------------------------------------------- writers
+
+
+def history_row(event: dict[str, Any]) -> list[str | None]:
+    """An event as one row of ``HISTORY_COLUMNS``: strings, ``items`` as JSON text, None when absent."""
+    row: list[str | None] = []
+    for column in HISTORY_COLUMNS:
+        value = event.get(column)
+        if value is None:
+            row.append(None)
+        elif column == "items":
+            row.append(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+        else:
+            row.append(str(value))
+    return row
+
+
+def write_csv(events: Iterable[dict[str, Any]], stream: IO[str], progress: Callable[[dict[str, Any]], None] | None = None) -> int:
+    """Write a header and one row per event (empty cells for absent fields); returns the number of events."""
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(HISTORY_COLUMNS)
+    count = 0
+    for event in events:
+        writer.writerow(["" if cell is None else cell for cell in history_row(event)])
+        count += 1
+        if progress is not None:
+            progress(event)
+    return count
+
+
+def write_jsonl(events: Iterable[dict[str, Any]], stream: IO[str], progress: Callable[[dict[str, Any]], None] | None = None) -> int:
+    """Write one JSON object per line, absent fields left out; returns the number of events."""
+    count = 0
+    for event in events:
+        stream.write(json.dumps(event, ensure_ascii=False, separators=(",", ":")))
+        stream.write("\n")
+        count += 1
+        if progress is not None:
+            progress(event)
+    return count
+
+
+PARQUET_BATCH_ROWS = 65536
+
+
+def write_parquet(events: Iterable[dict[str, Any]], target: str | IO[bytes],
+                  progress: Callable[[dict[str, Any]], None] | None = None) -> int:
+    """Write a Parquet file with string columns ``HISTORY_COLUMNS`` (null when absent), in row groups.
+
+    Needs pyarrow. Returns the number of events.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([(column, pa.string()) for column in HISTORY_COLUMNS])
+    count = 0
+    with pq.ParquetWriter(target, schema) as writer:
+        columns: list[list[str | None]] = [[] for _ in HISTORY_COLUMNS]
+
+        def flush() -> None:
+            if columns[0]:
+                writer.write_table(pa.table([pa.array(c, pa.string()) for c in columns], schema=schema))
+                for column in columns:
+                    column.clear()
+
+        for event in events:
+            for column, cell in zip(columns, history_row(event)):
+                column.append(cell)
+            count += 1
+            if progress is not None:
+                progress(event)
+            if len(columns[0]) >= PARQUET_BATCH_ROWS:
+                flush()
+        flush()
+    return count
+
+
+def history_text(events: Iterable[dict[str, Any]], fmt: str = "csv") -> str:
+    """The whole history as CSV or JSON Lines text (for small histories in tests)."""
+    buffer = io.StringIO()
+    (write_csv if fmt == "csv" else write_jsonl)(events, buffer)
+    return buffer.getvalue()

@@ -1,0 +1,569 @@
+"""What a simulation adds up to: the summary, the month series, the activity, each customer's standing.
+
+Every replay — event at a time, per customer, in parallel shards — feeds
+the same accumulators, which are built to be merged: a shard's figures
+cover a disjoint set of customers, so totals, month flows and stock
+changes simply add up, and the merged result is the same, byte for byte,
+whatever the number of shards. Money is kept in integer micro-units until
+it is shown.
+
+* ``Tracker``: one program's month series, from each customer's changes
+  (flows in the month they happen, stocks as running changes);
+* ``Totals``: one program's final figures, from each customer's final state;
+* ``Activity``: purchases by month and the program-effect measures;
+* ``Standing``: one customer's final figures, for ``--customers`` and the
+  report's distributions;
+* ``SimulationResult``: all of it, with ``customer_rows()`` and ``deltas()``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Iterable, Iterator, Mapping
+from zoneinfo import ZoneInfo
+
+import attrs
+
+from poletti.engine.compiler import CompiledProgram
+from poletti.engine.money import from_units
+from poletti.engine.program import Program
+from poletti.engine.state import CustomerState
+from poletti.engine.timecalc import day_start_us, from_us, local_date, parse_timestamp, require_aware
+from poletti.interpreter.events import FIRST_YEAR, LAST_YEAR
+
+CENT = Decimal("0.01")
+ONE_MICROSECOND = timedelta(microseconds=1)
+DAYS_PER_MONTH = 365.25 / 12
+
+
+def money(value: Decimal) -> str:
+    """A money figure as the summary writes it: a decimal string with two places."""
+    return str(value.quantize(CENT, rounding=ROUND_HALF_UP))
+
+
+def day_start(day: date, tz: ZoneInfo) -> datetime:
+    """The first instant of ``day`` in ``tz``."""
+    return from_us(day_start_us(day, tz))
+
+
+def parse_instant(value: str | date | datetime, tz: ZoneInfo) -> datetime:
+    """``--until`` / ``--effect-from``: an ISO timestamp with offset, or a date (midnight in ``tz``). ValueError if not."""
+    try:
+        if isinstance(value, datetime):
+            instant = require_aware(value, "time").astimezone(timezone.utc)
+        elif isinstance(value, date):
+            instant = day_start(value, tz)
+        else:
+            instant = parse_timestamp(value, tz)
+    except OverflowError:
+        raise ValueError(f"{value!s} is out of range: years {FIRST_YEAR} to {LAST_YEAR}") from None
+    if not FIRST_YEAR <= instant.year <= LAST_YEAR:
+        raise ValueError(f"{value!s} is out of range: years {FIRST_YEAR} to {LAST_YEAR}")
+    return instant
+
+
+def month_of(instant: datetime, tz: ZoneInfo) -> date:
+    local = instant.astimezone(tz)
+    return date(local.year, local.month, 1)
+
+
+def month_of_us(instant: int, tz: ZoneInfo) -> date:
+    return local_date(instant, tz).replace(day=1)
+
+
+def next_month(first: date) -> date:
+    return date(first.year + first.month // 12, first.month % 12 + 1, 1)
+
+
+def months_between(first: date, last: date) -> Iterator[date]:
+    """Every month start from ``first`` to ``last``, both included."""
+    month = first
+    while month <= last:
+        yield month
+        month = next_month(month)
+
+
+# ------------------------------------------------------------------ records
+
+
+@attrs.frozen
+class Rejected:
+    """A rejected event. ``rules``: which program rejected it — new, baseline or both."""
+
+    row: int
+    event_id: str | None
+    customer: str | None
+    reason: str
+    rules: str = "new"
+
+
+@attrs.define
+class Month:
+    """One program's figures for one calendar month.
+
+    Flows (earned … cost) count what happened in the month; ``outstanding``,
+    ``tiers`` and ``customers`` are stocks at its end (for the last month:
+    at the final clock).
+    """
+
+    start: date
+    earned: int = 0
+    spent: int = 0
+    expired: int = 0
+    reversed: int = 0
+    rewards: dict[str, int] = attrs.Factory(dict)
+    cost: Decimal = Decimal(0)
+    outstanding: int = 0
+    tiers: dict[str, int] = attrs.Factory(dict)
+    customers: int = 0
+
+
+@attrs.define
+class ActivityMonth:
+    start: date
+    purchases: int = 0
+    spend: Decimal = Decimal(0)
+    purchasers: int = 0  # distinct customers with a purchase in the month
+    active: int = 0  # distinct customers with any accepted event in the month
+
+
+# ------------------------------------------------------------ month series
+
+
+@attrs.define
+class MonthChange:
+    """What one program's customers did in one month, and how its stocks moved (money in micro-units)."""
+
+    earned: int = 0
+    spent: int = 0
+    expired: int = 0
+    reversed: int = 0
+    rewards: Counter[str] = attrs.Factory(Counter)
+    cost: int = 0
+    outstanding: int = 0  # change of the stock
+    tiers: Counter[str] = attrs.Factory(Counter)  # change of the count per tier ("none" for no tier)
+    customers: int = 0  # customers seen for the first time
+
+
+class Tracker:
+    """One program's month series, fed with each customer's figures after each event or clock step.
+
+    ``absorb`` takes the customer's held points (balance + pending), lifetime
+    points and tier after the step, and what the step did (points spent,
+    expired, reversed, rewards granted); the month's flows and the changes
+    of its stocks follow from the customer's previous figures.
+    """
+
+    def __init__(self, compiled: CompiledProgram, reward_values: Mapping[str, int | None]) -> None:
+        self.tier_names = compiled.tier_names
+        self.values = {name: value or 0 for name, value in reward_values.items()}
+        self.last: dict[str, tuple[int, int, int]] = {}  # customer → (held, lifetime, tier rank)
+        self.months: dict[date, MonthChange] = {}
+
+    def absorb(self, month: date, customer: str, held: int, lifetime: int, tier: int, spent: int, expired: int,
+               reversed_: int, granted: Mapping[str, int]) -> None:
+        change = self.months.get(month)
+        if change is None:
+            change = self.months[month] = MonthChange()
+        last = self.last.get(customer)
+        if last is None:
+            last = (0, 0, 0)
+            change.customers += 1
+            change.tiers["none"] += 1
+        change.outstanding += held - last[0]
+        change.earned += lifetime - last[1]
+        change.spent += spent
+        change.expired += expired
+        change.reversed += reversed_
+        for reward, count in granted.items():
+            change.rewards[reward] += count
+            change.cost += self.values.get(reward, 0) * count
+        if tier != last[2]:
+            change.tiers[self.tier_names[last[2]] or "none"] -= 1
+            change.tiers[self.tier_names[tier] or "none"] += 1
+        self.last[customer] = (held, lifetime, tier)
+
+    def merge(self, other: Tracker) -> None:
+        """Add another shard's series (its customers are not this one's)."""
+        self.last.update(other.last)
+        for month, theirs in other.months.items():
+            mine = self.months.get(month)
+            if mine is None:
+                self.months[month] = theirs
+                continue
+            for name in ("earned", "spent", "expired", "reversed", "cost", "outstanding", "customers"):
+                setattr(mine, name, getattr(mine, name) + getattr(theirs, name))
+            mine.rewards.update(theirs.rewards)
+            mine.tiers.update(theirs.tiers)
+
+    def series(self, first: date | None, last: date | None, program: Program) -> list[Month]:
+        """The months from ``first`` to ``last``: flows of each, stocks at each one's end."""
+        if first is None or last is None:
+            return []
+        tier_order = [tier.name for tier in program.tiers] + ["none"]
+        rewards = list(program.rewards)
+        outstanding = customers = 0
+        tiers: Counter[str] = Counter()
+        out = []
+        for start in months_between(first, last):
+            change = self.months.get(start, MonthChange())
+            outstanding += change.outstanding
+            customers += change.customers
+            tiers.update(change.tiers)
+            month_rewards = {name: 0 for name in rewards}
+            month_rewards.update({k: v for k, v in change.rewards.items()})
+            out.append(Month(start, change.earned, change.spent, change.expired, change.reversed, month_rewards,
+                             from_units(change.cost), outstanding, {name: tiers.get(name, 0) for name in tier_order},
+                             customers))
+        return out
+
+
+# ------------------------------------------------------------ final figures
+
+
+@attrs.frozen
+class Standing:
+    """One customer's final figures under one program (money in micro-units, instants in µs)."""
+
+    points: int
+    pending_points: int
+    lifetime_points: int
+    debt: int
+    tier: str | None
+    rewards: tuple[tuple[str, int], ...]
+    reward_value: int
+    spend: int
+    purchases: int
+    first_event: int | None
+    last_event: int | None
+
+    @property
+    def reward_count(self) -> int:
+        return sum(count for _, count in self.rewards)
+
+
+def standing_of(state: CustomerState, compiled: CompiledProgram) -> Standing:
+    ledger = state.ledger
+    return Standing(
+        ledger.balance, ledger.pending, ledger.lifetime, ledger.debt, compiled.tier_names[state.tier],
+        tuple(sorted((name, count) for name, count in state.rewards.items() if count)), state.totals.cost,
+        state.spend_total, len(state.purchases), state.first_seen, state.last_event_at)
+
+
+@attrs.define
+class Totals:
+    """One program's final figures, summed over customers' final states (merge: add another shard's)."""
+
+    customers: int = 0
+    earned: int = 0
+    spent: int = 0
+    expired: int = 0
+    reversed: int = 0
+    outstanding: int = 0
+    rewards: Counter[str] = attrs.Factory(Counter)
+    tiers: Counter[str] = attrs.Factory(Counter)
+    cost: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+
+    def add(self, state: CustomerState, compiled: CompiledProgram) -> None:
+        totals = state.totals
+        self.customers += 1
+        self.earned += totals.earned
+        self.spent += totals.spent
+        self.expired += totals.expired
+        self.reversed += totals.reversed
+        self.cost += totals.cost
+        self.outstanding += state.ledger.outstanding
+        self.rewards.update(state.rewards)
+        self.tiers[compiled.tier_names[state.tier] or "none"] += 1
+
+    def merge(self, other: Totals) -> None:
+        for name in ("customers", "earned", "spent", "expired", "reversed", "outstanding", "cost", "rejected",
+                     "duplicates"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.rewards.update(other.rewards)
+        self.tiers.update(other.tiers)
+
+    def summary(self, program: Program, events: int) -> dict[str, Any]:
+        """The contract's summary object for this program."""
+        rewards = {name: 0 for name in program.rewards}
+        rewards.update((name, count) for name, count in sorted(self.rewards.items()) if count)
+        tiers = {tier.name: 0 for tier in program.tiers}
+        tiers["none"] = 0
+        tiers.update(self.tiers)
+        infos = program.rewards
+        cost_unknown = sorted(name for name, count in rewards.items()
+                              if count and (name not in infos or infos[name].value is None))
+        return {
+            "events": events,
+            "rejected": self.rejected,
+            "customers": self.customers,
+            "points": {"earned": self.earned, "spent": self.spent, "expired": self.expired,
+                       "reversed": self.reversed, "outstanding": self.outstanding},
+            "rewards": rewards,
+            "tiers": tiers,
+            "cost": money(from_units(self.cost)),
+            "cost_unknown": cost_unknown,
+            "currency": program.currency,
+            "duplicates": self.duplicates,
+        }
+
+
+# ------------------------------------------------------------------ activity
+
+
+@attrs.define
+class Period:
+    start: datetime | None = None
+    end: datetime | None = None
+    purchases: int = 0
+    spend: int = 0  # micro-units
+    customers: int = 0
+    repeaters: int = 0
+
+    def add(self, other: Period) -> None:
+        self.purchases += other.purchases
+        self.spend += other.spend
+        self.customers += other.customers
+        self.repeaters += other.repeaters
+
+    def measures(self) -> dict[str, Any]:
+        days = (self.end - self.start).total_seconds() / 86400 if self.start and self.end else 0.0
+        per_customer = self.purchases / self.customers if self.customers else None
+        months = days / DAYS_PER_MONTH
+        spend = from_units(self.spend)
+        return {
+            "from": self.start.isoformat() if self.start else None,
+            "to": self.end.isoformat() if self.end else None,
+            "purchases": self.purchases,
+            "purchasing_customers": self.customers,
+            "repeat_purchasers": self.repeaters,
+            "repeat_purchase_rate": round(self.repeaters / self.customers, 4) if self.customers else None,
+            "purchases_per_customer": round(per_customer, 4) if per_customer is not None else None,
+            "purchases_per_customer_per_month":
+                round(per_customer / months, 4) if per_customer is not None and months > 0 else None,
+            "spend": money(spend),
+            "average_basket": money(spend / self.purchases) if self.purchases else None,
+        }
+
+
+class Activity:
+    """Purchases of the new program's run: by month, and the program-effect measures.
+
+    A purchase is an accepted purchase event; its amount is the gross amount
+    (refunds later are not netted). Periods: the whole history, and with
+    ``effect_from`` the part before that instant and the part from it on.
+    Each customer's events come in time order, so "distinct customers in a
+    month" needs only each customer's last month.
+    """
+
+    def __init__(self, tz: ZoneInfo, effect_from: datetime | None) -> None:
+        self.tz = tz
+        self.effect_from = effect_from
+        self._pivot = None if effect_from is None else int((effect_from - from_us(0)) / ONE_MICROSECOND)
+        self.periods = {"all": Period(), "before": Period(), "after": Period()}
+        self.by_month: dict[date, ActivityMonth] = {}
+        self._counts: dict[str, list[int]] = {}  # customer → purchases in (all, before, after)
+        self._last_active: dict[str, date] = {}
+        self._last_purchase: dict[str, date] = {}
+        self.months: list[ActivityMonth] = []  # the series, once ``finish`` has run
+
+    def _month(self, month: date) -> ActivityMonth:
+        entry = self.by_month.get(month)
+        if entry is None:
+            entry = self.by_month[month] = ActivityMonth(month)
+        return entry
+
+    def event(self, customer: str, month: date) -> None:
+        if self._last_active.get(customer) != month:
+            self._last_active[customer] = month
+            self._month(month).active += 1
+
+    def purchase(self, customer: str, at: int, amount: int, month: date) -> None:
+        counts = self._counts.get(customer)
+        if counts is None:
+            counts = self._counts[customer] = [0, 0, 0]
+        slots = [("all", 0)]
+        if self._pivot is not None:
+            slots.append(("before", 1) if at < self._pivot else ("after", 2))
+        for name, slot in slots:
+            period = self.periods[name]
+            period.purchases += 1
+            period.spend += amount
+            counts[slot] += 1
+            if counts[slot] == 1:
+                period.customers += 1
+            elif counts[slot] == 2:
+                period.repeaters += 1
+        entry = self._month(month)
+        entry.purchases += 1
+        entry.spend += from_units(amount)
+        if self._last_purchase.get(customer) != month:
+            self._last_purchase[customer] = month
+            entry.purchasers += 1
+
+    def merge(self, other: Activity) -> None:
+        for name, period in other.periods.items():
+            self.periods[name].add(period)
+        for month, theirs in other.by_month.items():
+            mine = self._month(month)
+            mine.purchases += theirs.purchases
+            mine.spend += theirs.spend
+            mine.purchasers += theirs.purchasers
+            mine.active += theirs.active
+
+    def finish(self, first: date | None, last: date | None) -> None:
+        """The month series from ``first`` to ``last`` (months without activity included)."""
+        if first is None or last is None:
+            self.months = []
+            return
+        self.months = [self.by_month.get(month) or ActivityMonth(month) for month in months_between(first, last)]
+
+    def measures(self, first: datetime | None, end: datetime | None) -> dict[str, Any]:
+        tz = self.tz
+        local = (lambda t: t.astimezone(tz) if t is not None else None)  # noqa: E731
+        all_, before, after = self.periods["all"], self.periods["before"], self.periods["after"]
+        all_.start, all_.end = local(first), local(end)
+        result: dict[str, Any] = {"all": all_.measures()}
+        if self.effect_from is not None:
+            pivot = local(self.effect_from)
+            start, stop = local(first), local(end)
+            before.start = start
+            before.end = min(pivot, stop) if stop is not None and pivot is not None else pivot
+            after.start = max(pivot, start) if start is not None and pivot is not None else pivot
+            after.end = stop
+            if before.start is not None and before.end is not None and before.end < before.start:
+                before.end = before.start
+            if after.start is not None and after.end is not None and after.end < after.start:
+                after.end = after.start
+            result["effect_from"] = pivot.isoformat() if pivot is not None else None
+            result["before"] = before.measures()
+            result["after"] = after.measures()
+        return result
+
+
+# -------------------------------------------------------------------- result
+
+
+@attrs.define
+class ProgramFigures:
+    """One program's side of a simulation: its month series and every customer's final standing."""
+
+    program: Program
+    months: list[Month]
+    standings: dict[str, Standing]
+
+
+CUSTOMER_COLUMNS = ("customer", "points", "pending_points", "lifetime_points", "debt", "tier", "rewards",
+                    "reward_value", "spend", "purchases", "first_event", "last_event")
+BASELINE_COLUMNS = ("baseline_points", "baseline_pending_points", "baseline_lifetime_points", "baseline_tier",
+                    "baseline_rewards", "baseline_reward_value", "delta_points", "delta_held_points",
+                    "delta_lifetime_points", "delta_rewards", "delta_reward_value", "tier_change", "change")
+_NOTHING = Standing(0, 0, 0, 0, None, (), 0, 0, 0, None, None)
+
+
+@attrs.define
+class SimulationResult:
+    summary: dict[str, Any]
+    new: ProgramFigures
+    baseline: ProgramFigures | None
+    rejections: list[Rejected]
+    activity: Activity
+    first: datetime | None  # the first event's instant
+    end: datetime | None  # where the clock was advanced to
+    reordered: bool | None = None
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return self.new.program.compiled.tz
+
+    def _row(self, customer: str, standing: Standing, prefix: str) -> dict[str, Any]:
+        tz = self.tz
+        values = {
+            "customer": customer,
+            "points": standing.points,
+            "pending_points": standing.pending_points,
+            "lifetime_points": standing.lifetime_points,
+            "debt": standing.debt,
+            "tier": standing.tier,
+            "rewards": ";".join(f"{name}={count}" for name, count in standing.rewards),
+            "reward_value": money(from_units(standing.reward_value)),
+            "spend": money(from_units(standing.spend)),
+            "purchases": standing.purchases,
+            "first_event": "" if standing.first_event is None else from_us(standing.first_event).astimezone(tz).isoformat(),
+            "last_event": "" if standing.last_event is None else from_us(standing.last_event).astimezone(tz).isoformat(),
+        }
+        return {prefix + key: value for key, value in values.items()}
+
+    def customer_rows(self) -> Iterator[dict[str, Any]]:
+        """One row per customer (sorted by id): final standing, and with a baseline the old one and the change."""
+        new = self.new.standings
+        if self.baseline is None:
+            for customer in sorted(new):
+                yield self._row(customer, new[customer], "")
+            return
+        old = self.baseline.standings
+        for customer in sorted(set(new) | set(old)):
+            mine, theirs = new.get(customer, _NOTHING), old.get(customer, _NOTHING)
+            row = self._row(customer, mine, "")
+            before = self._row(customer, theirs, "baseline_")
+            row.update((k, v) for k, v in before.items() if k != "baseline_customer")
+            held = mine.points + mine.pending_points - theirs.points - theirs.pending_points
+            value = from_units(mine.reward_value - theirs.reward_value)
+            earned = mine.lifetime_points - theirs.lifetime_points
+            row["delta_points"] = mine.points - theirs.points
+            row["delta_held_points"] = held
+            row["delta_lifetime_points"] = earned
+            row["delta_rewards"] = mine.reward_count - theirs.reward_count
+            row["delta_reward_value"] = money(value)
+            row["tier_change"] = "" if theirs.tier == mine.tier else f"{theirs.tier or 'none'}→{mine.tier or 'none'}"
+            key = (value, earned, held)
+            row["change"] = "gains" if key > (0, 0, 0) else "loses" if key < (0, 0, 0) else "same"
+            yield row
+
+    def deltas(self) -> dict[str, list[float]]:
+        """Per-customer changes (new minus baseline) for the report's distribution plots."""
+        out: dict[str, list[float]] = {"lifetime_points": [], "held_points": [], "reward_value": []}
+        if self.baseline is None:
+            return out
+        for row in self.customer_rows():
+            out["lifetime_points"].append(row["delta_lifetime_points"])
+            out["held_points"].append(row["delta_held_points"])
+            out["reward_value"].append(float(row["delta_reward_value"]))
+        return out
+
+
+DELTA_KEYS = ("events", "rejected", "customers", "points", "rewards", "tiers", "cost", "duplicates")
+
+
+def delta(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+    """New minus old for every figure of the summary (nested tables by key, missing = 0; cost as money)."""
+
+    def diff(a: Any, b: Any) -> Any:
+        if isinstance(a, dict) or isinstance(b, dict):
+            a, b = a or {}, b or {}
+            keys = list(a) + [k for k in b if k not in a]
+            return {k: diff(a.get(k), b.get(k)) for k in keys}
+        if isinstance(a, str) or isinstance(b, str):
+            return money(Decimal(a or 0) - Decimal(b or 0))
+        return (a or 0) - (b or 0)
+
+    return {key: diff(new.get(key), old.get(key)) for key in DELTA_KEYS if key in new or key in old}
+
+
+def finish_summary(new_totals: Totals, new: Program, old_totals: Totals | None, old: Program | None,
+                   events: int, extras: dict[str, Any]) -> dict[str, Any]:
+    """The whole summary object: the new program's figures, ``extras``, and the baseline and delta."""
+    summary = new_totals.summary(new, events)
+    summary.update(extras)
+    if old_totals is not None and old is not None:
+        summary["baseline"] = old_totals.summary(old, events)
+        summary["delta"] = delta(summary, summary["baseline"])
+    return summary
+
+
+def iter_sorted(items: Iterable[str]) -> list[str]:
+    return sorted(items)

@@ -1,0 +1,136 @@
+"""Apply validated events and clock steps to customer states: the core under every way of running a program.
+
+``Stepper(compiled, explain, generated)`` knows one program and nothing about
+where states live: ``check(state, event)`` raises ``EventError`` for what the
+contract rejects given the customer's state (out of order, a refund of an
+unknown or fully refunded purchase, a redeem the customer cannot afford);
+``apply(state, event)`` then carries out steps 1–6 and returns the tally and
+the points earned; ``advance(state, until)`` is the clock alone;
+``schedule(state)`` works out the customer's next time-driven change. The
+``Engine`` wraps it with a store and outcomes; the simulate replays call it
+directly on their own states.
+
+The generated code (``poletti.engine.codegen``) does the work when
+explanations are off; the interpreter when they are on, for redeems (rare,
+and they need a trial run on a copy), and always when ``generated=False``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from poletti.engine.compiler import CompiledProgram
+from poletti.engine.money import show
+from poletti.engine.state import CustomerState
+from poletti.engine.timecalc import from_us
+from poletti.interpreter.events import Event, EventError
+from poletti.interpreter.generated import Runtime, runtime_for
+from poletti.interpreter.processing import Processor, Tally
+
+
+class Stepper:
+    def __init__(self, compiled: CompiledProgram, *, explain: bool, generated: bool | None = None) -> None:
+        if generated and explain:
+            raise ValueError("the generated code keeps no explanations: use explain=False with generated=True")
+        self.compiled = compiled
+        self.processor = Processor(compiled)
+        self.explain = explain
+        self.runtime: Runtime | None = None
+        if generated or (generated is None and not explain):
+            self.runtime = runtime_for(compiled, self.processor)
+
+    def new_state(self, customer: str) -> CustomerState:
+        return self.processor.new_state(customer)
+
+    # ------------------------------------------------------------------ checks
+
+    def check(self, state: CustomerState, event: Event) -> None:
+        """Raise ``EventError`` if the contract rejects the event given this customer's state; change nothing."""
+        def reject(reason: str) -> None:
+            raise EventError(reason, event.id)
+
+        if state.last_event_at is not None and event.at < state.last_event_at:
+            reject(f"older than this customer's last processed event ({from_us(state.last_event_at).isoformat()}); "
+                   "events of one customer must come in time order")
+        if event.type == "refund":
+            record = state.purchase(event.original or "")
+            if record is None:
+                reject(f"refund of unknown purchase '{event.original}' for customer '{event.customer}'")
+                return
+            left = record.amount - record.refunded
+            if left <= 0:
+                reject(f"purchase '{record.id}' is already fully refunded")
+            if event.amount is not None and event.amount > left:
+                reject(f"refund of {show(event.amount)} is more than is left of purchase '{record.id}' ({show(left)})")
+        elif event.type == "redeem":
+            rewards = self.compiled.rewards
+            reward = event.reward or ""
+            if reward not in rewards:
+                known = ", ".join(sorted(rewards)) or "none"
+                reject(f"unknown reward '{reward}' (rewards: {known})")
+            cost = rewards[reward][1]
+            if cost is None:
+                reject(f"reward '{reward}' cannot be redeemed: it has no `costs`")
+                return
+            # The balance is checked after the clock step (lots may expire at this very instant): on a copy.
+            trial = copy.deepcopy(state)
+            self.processor.advance(trial, event.at, Tally(False))
+            if trial.ledger.balance < cost:
+                reject(f"balance {trial.ledger.balance} points is short of {cost} for {reward}")
+
+    # ------------------------------------------------------------------ steps
+
+    def apply(self, state: CustomerState, event: Event) -> tuple[Tally, int]:
+        """Steps 1–6 for an event that passed ``check``: the tally of what happened and the points earned."""
+        runtime = self.runtime
+        if runtime is not None and event.type != "redeem":
+            tally = Tally(False)
+            return tally, runtime.apply(state, event, tally)
+        tally = Tally(self.explain)
+        return tally, self._interpret(state, event, tally)
+
+    def _interpret(self, state: CustomerState, event: Event, tally: Tally) -> int:
+        processor, cp = self.processor, self.compiled
+        processor.advance(state, event.at, tally)
+        processor.record_facts(state, event)
+        if event.type == "refund":
+            record = state.purchase(event.original or "")
+            assert record is not None
+            amount = event.amount if event.amount is not None else record.amount - record.refunded
+            processor.refund(state, record, amount, event.at, tally)
+        elif event.type == "redeem":
+            assert event.reward is not None
+            cost = cp.rewards[event.reward][1]
+            assert cost is not None
+            processor.redeem(state, event.reward, cost, event.at, tally)
+        ctx = cp.make_ctx(state, event.at, event)
+        earned = processor.earn(state, ctx, event, tally)
+        if earned:
+            processor.add_points(state, earned, event.at, source=event.id, pending=event.type == "purchase")
+        if event.type == "purchase":
+            state.purchases[-1].points = earned
+        # Step 4: stamp cards count first, so the points a card grants convert on this event.
+        processor.stamps(state, ctx, event, tally)
+        processor.convert(state, ctx, tally)
+        processor.status(state, ctx, tally)
+        processor.triggers(state, ctx, event, tally)
+        state.last_event_at = event.at
+        if event.type == "purchase":
+            state.last_purchase_at = event.at
+            processor.settle(state, event.at, tally)
+        return earned
+
+    def advance(self, state: CustomerState, until: int) -> Tally:
+        """Every time-driven change of one customer up to ``until``."""
+        tally = Tally(self.explain)
+        if self.runtime is not None:
+            self.runtime.advance(state, until, tally)
+        else:
+            self.processor.advance(state, until, tally)
+        return tally
+
+    def schedule(self, state: CustomerState) -> int | None:
+        """The customer's next time-driven change, remembered on the state for its next clock step."""
+        instant = (self.runtime or self.processor).next_change(state)
+        state.next_change_memo = None if state.clock is None else (state.clock, instant)
+        return instant
