@@ -51,6 +51,7 @@ __all__ = [
     "next_birthday_us",
     "period_key_us",
     "to_us",
+    "utc_offset_us",
     "PERIODS",
     "Duration",
     "Period",
@@ -450,19 +451,79 @@ def from_us(us: int) -> datetime:
     return EPOCH + timedelta(microseconds=us)
 
 
+_HOUR_US: Final = 3600 * US_PER_SECOND
+_NEAR_US: Final = 26 * _HOUR_US  # more than any clock change ever jumped (24 h, across the date line)
+_MIXED: Final = None  # an hour in which the offset changes: ask zoneinfo for each instant
+_OFFSETS: dict[ZoneInfo, dict[int, int | None]] = {}
+_OFFSET_CACHE_LIMIT: Final = 1 << 18
+
+
+def _exact_offset(us: int, tz: ZoneInfo) -> int:
+    delta = from_us(us).astimezone(tz).utcoffset()
+    assert delta is not None
+    return (delta.days * 86_400 + delta.seconds) * US_PER_SECOND + delta.microseconds
+
+
+def utc_offset_us(us: int, tz: ZoneInfo) -> int:
+    """The offset of ``tz`` from UTC at instant ``us``, in µs.
+
+    Cached per hour: an hour whose first and last microsecond have the same
+    offset has it throughout (no zone changes its clock twice within an
+    hour); an hour in which it changes is looked up instant by instant.
+    """
+    cache = _OFFSETS.get(tz)
+    if cache is None or len(cache) > _OFFSET_CACHE_LIMIT:
+        cache = _OFFSETS[tz] = {}
+    hour = us // _HOUR_US
+    if hour in cache:
+        offset = cache[hour]
+    else:
+        start = _exact_offset(hour * _HOUR_US, tz)
+        offset = cache[hour] = start if start == _exact_offset(hour * _HOUR_US + _HOUR_US - 1, tz) else _MIXED
+    return _exact_offset(us, tz) if offset is _MIXED else offset
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _shifted_day(ordinal: int, months: int) -> int:
+    """The day ``months`` calendar months after the day ``ordinal``, clamped to the month's end."""
+    day = date.fromordinal(ordinal)
+    index = day.year * 12 + (day.month - 1) + months
+    year, month0 = divmod(index, 12)
+    if not 1 <= year <= 9999:
+        raise ValueError(f"{day.isoformat()} shifted by {months} months is out of range")
+    return date(year, month0 + 1, min(day.day, _days_in_month(year, month0 + 1))).toordinal()
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def add_us(us: int, d: Duration, tz: ZoneInfo) -> int:
-    """:func:`add` on integer instants: ``us`` plus ``d`` (days and weeks exact, months on the wall clock)."""
+    """:func:`add` on integer instants: ``us`` plus ``d`` (days and weeks exact, months on the wall clock).
+
+    Months and years are shifted on the wall clock with integer arithmetic;
+    only when the result is within a few hours of a clock change does the
+    datetime-based :func:`add` settle it (gap → its end, fold → the earlier
+    instant).
+    """
     if d.unit == "d":
         return us + d.amount * DAY_US
     if d.unit == "w":
         return us + d.amount * WEEK_US
+    if d.amount == 0:
+        return us
+    months = d.amount * (12 if d.unit == "y" else 1)
+    offset = utc_offset_us(us, tz)
+    days, time_of_day = divmod(us + offset, DAY_US)
+    wall = (_shifted_day(days + _EPOCH_ORDINAL, months) - _EPOCH_ORDINAL) * DAY_US + time_of_day
+    guess = wall - offset
+    landed = utc_offset_us(guess, tz)
+    instant = wall - landed
+    if landed == utc_offset_us(instant - _NEAR_US, tz) == utc_offset_us(instant + _NEAR_US, tz):
+        return instant
     return to_us(add(from_us(us), d, tz))
 
 
 def local_date(us: int, tz: ZoneInfo) -> date:
     """The calendar date in ``tz`` of an integer instant."""
-    return from_us(us).astimezone(tz).date()
+    return date.fromordinal(_EPOCH_ORDINAL + (us + utc_offset_us(us, tz)) // DAY_US)
 
 
 @functools.lru_cache(maxsize=1 << 14)

@@ -553,3 +553,41 @@ def test_parse_timestamp_round_trip(t: datetime) -> None:
 def test_whole_days_is_floor(a: datetime, micros: int) -> None:
     b = a + timedelta(microseconds=micros * 1000)
     assert whole_days_between(a, b, HEL) == (micros * 1000) // (24 * 3600 * 10**6)
+
+
+# -- integer instants -------------------------------------------------------------
+
+from poletti.engine.timecalc import add_us, from_us, local_date, to_us, utc_offset_us  # noqa: E402
+
+int_instants = st.integers(min_value=to_us(datetime(1901, 1, 1, tzinfo=UTC)),
+                           max_value=to_us(datetime(2090, 12, 31, tzinfo=UTC)))
+# Instants close to clock changes, where the fast paths must hand over to zoneinfo.
+near_changes = st.sampled_from([ts("2026-03-29T01:00Z"), ts("2026-10-25T01:00Z"), ts("2027-03-28T01:00Z"),
+                                ts("2027-10-31T01:00Z"), ts("2026-03-08T07:00Z"), ts("2026-11-01T06:00Z"),
+                                ts("2026-10-03T15:00Z")]).flatmap(
+    lambda t: st.integers(-3 * 86400 * 10**6, 3 * 86400 * 10**6).map(lambda d: to_us(t) + d))
+
+
+@fast
+@given(st.one_of(int_instants, near_changes), st.integers(1, 30), st.sampled_from(["m", "y"]), zones)
+def test_add_us_is_add_on_integers(us: int, n: int, unit: str, tz: ZoneInfo) -> None:
+    shifted = from_us(us).replace(day=1)  # keep clear of the calendar's ends
+    us = to_us(shifted) + us % (28 * 86400 * 10**6)
+    assert add_us(us, Duration(n, unit), tz) == to_us(add(from_us(us), Duration(n, unit), tz))
+
+
+@fast
+@given(st.one_of(int_instants, near_changes), zones)
+def test_offsets_and_local_dates_are_zoneinfo_s(us: int, tz: ZoneInfo) -> None:
+    local = from_us(us).astimezone(tz)
+    offset = local.utcoffset()
+    assert offset is not None
+    assert utc_offset_us(us, tz) == offset // timedelta(microseconds=1)
+    assert local_date(us, tz) == local.date()
+
+
+def test_add_us_lands_in_gaps_and_folds_by_the_one_rule() -> None:
+    # 28 Feb 2027 03:30 EET + 1m → 28 Mar 03:30, skipped: the end of the gap, 01:00Z.
+    assert from_us(add_us(to_us(ts("2027-02-28T03:30+02:00")), Duration(1, "m"), HEL)) == ts("2027-03-28T01:00Z")
+    # 31 Aug 2027 03:30 EEST + 2m → 31 Oct 03:30, repeated: the earlier instant, 00:30Z.
+    assert from_us(add_us(to_us(ts("2027-08-31T03:30+03:00")), Duration(2, "m"), HEL)) == ts("2027-10-31T00:30Z")

@@ -1,0 +1,379 @@
+"""A history file read as columns with Arrow: parsed, validated and ordered for a per-customer replay.
+
+``load(path, tz, …) -> Columns`` reads a whole history (CSV and Parquet by
+Arrow, JSON Lines by the row reader of ``history``) and works out, for every
+row, in vectorised passes:
+
+* its instant (µs since the epoch) — Arrow parses the common
+  ``2026-11-23T10:00:00+02:00`` form; any other form (a date alone,
+  fractions of a second, …) is parsed row by row exactly as the engine
+  does;
+* its amount in micro-units, for plain amounts (``12.50``, ``3``);
+* whether it is *plain*: an id, type and customer as text, an instant and
+  an amount (or none) that parsed, and no other field but a currency. A
+  plain row becomes an event without a detour; any other row (items,
+  attributes, a birthday, anything unusual) is handed to the engine's
+  event reader as the very dict ``History`` would have made of it, so its
+  reason for a rejection is word for word the one the event-at-a-time
+  replay gives;
+* the groups a replay processes together: one customer's rows, in time
+  order (equal instants in file order) — or several customers' rows when
+  they share an event id, since an id is unique across all customers and
+  only time order says which of two rows is the duplicate.
+
+Memory holds the file's columns (Arrow) and a few integer arrays per row.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+import attrs
+import numpy as np
+
+from poletti.engine import money
+from poletti.engine.timecalc import parse_timestamp, to_us
+from poletti.interpreter.events import FIRST_YEAR, LAST_YEAR
+from poletti.interpreter.simulate.history import (
+    REQUIRED_COLUMNS, STDIN, History, HistoryError, _plain, _require_columns, detect_format,
+)
+
+NO_INSTANT = -(2**63)  # rows whose `at` is missing or unreadable sort first; the engine rejects them
+_CORE = ("id", "type", "customer", "at", "amount", "currency")
+_AMOUNT_PATTERN = r"^(?P<whole>[0-9]{1,12})(?:\.(?P<frac>[0-9]{1,6}))?$"  # below 10^12: sums stay in int64
+_FIRST_US = to_us(datetime(FIRST_YEAR, 1, 1, tzinfo=timezone.utc))
+_END_US = to_us(datetime(LAST_YEAR + 1, 1, 1, tzinfo=timezone.utc))
+# The one form Arrow parses for us; every other way of writing `at` is parsed row by row, as the engine does.
+_STRICT_AT = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(Z|[+-][0-9]{2}:[0-9]{2})$"
+
+
+@attrs.define
+class Columns:
+    """A history's rows as columns (see the module docstring); index i is the i-th row of the file."""
+
+    names: list[str]
+    count: int
+    rows: np.ndarray  # the row number a person finds in the file (1-based)
+    instant: np.ndarray  # µs since the epoch, or NO_INSTANT
+    plain: np.ndarray  # bool: the row becomes an event straight from the columns
+    amount: np.ndarray  # micro-units (plain rows with an amount), else 0
+    has_amount: np.ndarray  # bool
+    ids: list[Any]
+    types: list[Any]
+    customers: list[Any]
+    currencies: list[Any]
+    errors: dict[int, str]  # rows that are no event at all (a line that is not JSON …), by index
+    _cells: dict[str, list[Any]]  # every column's values as the row reader would pass them on
+    bool_columns: frozenset[str] = frozenset()
+
+    def raw(self, index: int) -> dict[str, Any]:
+        """Row ``index`` as the event dict ``History`` makes of it (absent cells left out)."""
+        event: dict[str, Any] = {}
+        for name, values in self._cells.items():
+            value = values[index]
+            if value is None:
+                continue
+            event[name] = value
+        return event
+
+    def order(self) -> np.ndarray:
+        """Row indexes in time order (equal instants in file order): the order a replay takes them."""
+        return np.lexsort((self.rows, self.instant))
+
+
+def load(path: str, tz: Any, *, bool_columns: frozenset[str] = frozenset(), fmt: str | None = None) -> Columns:
+    """Read a history file into columns; ``HistoryError`` when the file as a whole cannot be read."""
+    fmt = fmt or detect_format(path)
+    if fmt == "csv" and path != STDIN:
+        table = _read_csv(path)
+        if table is not None:
+            return _from_table(table, tz, bool_columns, {})
+    if fmt == "parquet":
+        return _from_table(_read_parquet(path), tz, bool_columns, {})
+    return _from_records(path, fmt, tz, bool_columns)
+
+
+# ------------------------------------------------------------------ reading
+
+
+def _read_csv(path: str) -> Any:
+    """The CSV file as an Arrow table of text columns, or None when Arrow cannot take it row for row.
+
+    Rows with more or fewer cells than the header, and blank lines, are
+    irregular: the row reader handles those files (it numbers rows as a
+    person counts them and says what is wrong with each).
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            header = next(csv.reader(handle), None)
+    except OSError as err:
+        raise HistoryError(f"cannot read '{path}': {err.strerror or err}") from None
+    except (UnicodeDecodeError, csv.Error):
+        return None
+    if not header:
+        return None
+    names = [column.strip() for column in header]
+    _require_columns(names, path, "CSV header")
+    if len(set(names)) != len(names):
+        return None
+    irregular: list[int] = []
+
+    def invalid(row: Any) -> str:
+        irregular.append(row.number)
+        return "skip"
+
+    try:
+        table = pcsv.read_csv(
+            path,
+            read_options=pcsv.ReadOptions(column_names=names, skip_rows=1, encoding="utf8"),
+            parse_options=pcsv.ParseOptions(invalid_row_handler=invalid, ignore_empty_lines=False,
+                                            newlines_in_values=True),
+            convert_options=pcsv.ConvertOptions(column_types={name: pa.string() for name in names},
+                                                strings_can_be_null=True, null_values=[""],
+                                                quoted_strings_can_be_null=True))
+    except (pa.ArrowInvalid, pa.ArrowException, OSError, UnicodeDecodeError):
+        return None
+    if irregular:
+        return None
+    return table
+
+
+def _read_parquet(path: str) -> Any:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except OSError as err:
+        raise HistoryError(f"cannot read '{path}': {getattr(err, 'strerror', None) or err}") from None
+    except (pa.ArrowException, ValueError) as err:
+        raise HistoryError(f"'{path}' is not a readable Parquet file: {err}") from None
+    _require_columns(list(table.schema.names), path, "schema")
+    return table
+
+
+# --------------------------------------------------------------- vectorised
+
+
+def _from_table(table: Any, tz: Any, bool_columns: frozenset[str], errors: dict[int, str]) -> Columns:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    count = table.num_rows
+    names = list(table.schema.names)
+    cells: dict[str, list[Any]] = {}
+    for name in names:
+        cells[name] = _cells(table.column(name), name, bool_columns)
+    instant = np.full(count, NO_INSTANT, dtype=np.int64)
+    at_quick = np.zeros(count, dtype=bool)
+    at = table.column("at")
+    if pa.types.is_string(at.type) or pa.types.is_large_string(at.type):
+        parsed = pc.strptime(at, format="%Y-%m-%dT%H:%M:%S%z", unit="us", error_is_null=True)
+        values = pc.fill_null(pc.cast(parsed, pa.int64()), 0).to_numpy(zero_copy_only=False)
+        strict = pc.fill_null(pc.match_substring_regex(at, _STRICT_AT), False).to_numpy(zero_copy_only=False)
+        at_quick = strict & pc.is_valid(parsed).to_numpy(zero_copy_only=False)
+        at_quick &= (values >= _FIRST_US) & (values < _END_US)
+        instant[at_quick] = values[at_quick]
+    for index in np.flatnonzero(~at_quick):
+        instant[index] = _instant_of(cells["at"][index], tz)
+    amount = np.zeros(count, dtype=np.int64)
+    has_amount = np.zeros(count, dtype=bool)
+    amount_ok = np.ones(count, dtype=bool)
+    if "amount" in names:
+        column = table.column("amount")
+        present = pc.is_valid(column).to_numpy(zero_copy_only=False)
+        has_amount = present
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            match = pc.extract_regex(column, _AMOUNT_PATTERN)
+            valid = pc.is_valid(match).to_numpy(zero_copy_only=False)
+            whole = pc.struct_field(match, [0])
+            fraction = pc.struct_field(match, [1])
+            fraction = pc.if_else(pc.equal(fraction, ""), "0", fraction)
+            units = pc.add(pc.multiply(pc.cast(whole, pa.int64()), money.SCALE),
+                           pc.cast(pc.utf8_rpad(fraction, money.DIGITS, "0"), pa.int64()))
+            values = pc.fill_null(units, 0).to_numpy(zero_copy_only=False)
+            amount = np.where(valid, values, 0).astype(np.int64)
+            amount_ok = ~present | valid
+        elif pa.types.is_integer(column.type):
+            values = pc.fill_null(column, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+            valid = (values >= 0) & (values < 10**12)
+            amount = np.where(valid, values * money.SCALE, 0)
+            amount_ok = ~present | valid
+        else:
+            amount_ok = ~present
+    plain = at_quick & amount_ok
+    for name in ("id", "type", "customer"):
+        plain &= _texts(table.column(name))
+    if "currency" in names:
+        currency = table.column("currency")
+        present = pc.is_valid(currency).to_numpy(zero_copy_only=False)
+        plain &= ~present | _texts(currency)
+    for name in names:
+        if name not in _CORE:
+            plain &= ~pc.is_valid(table.column(name)).to_numpy(zero_copy_only=False)
+    if "items" in cells:
+        for index, value in enumerate(cells["items"]):
+            if isinstance(value, _BadItems):
+                errors[index] = str(value)
+                plain[index] = False
+    rows = np.arange(1, count + 1, dtype=np.int64)
+    return Columns(names, count, rows, instant, plain, amount, has_amount, cells.get("id", [None] * count),
+                   cells.get("type", [None] * count), cells.get("customer", [None] * count),
+                   cells.get("currency", [None] * count), errors, cells, bool_columns)
+
+
+def _texts(column: Any) -> np.ndarray:
+    """Rows whose cell is a non-empty text without only spaces (what the quick event reader takes)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return np.zeros(len(column), dtype=bool)
+    blank = pc.match_substring_regex(column, r"^\s*$")
+    return pc.fill_null(pc.invert(blank), False).to_numpy(zero_copy_only=False)
+
+
+def _cells(column: Any, name: str, bool_columns: frozenset[str]) -> list[Any]:
+    """A column's values as the row reader passes them on: JSON items parsed, bools from text, Arrow → plain."""
+    import pyarrow as pa
+
+    values = column.to_pylist()
+    kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        if name == "items":
+            return [_items(value) for value in values]
+        if name in bool_columns:
+            return [_bool_cell(value) for value in values]
+        return values
+    return [_plain(value) for value in values]
+
+
+class _BadItems(str):
+    """An ``items`` cell that is not JSON: the row is no event (its text says why)."""
+
+
+def _items(value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError as err:
+        return _BadItems(f"'items' is not valid JSON: {err}")
+    except RecursionError:
+        return _BadItems("'items' is nested too deeply")
+
+
+def _bool_cell(value: Any) -> Any:
+    if value is None:
+        return None
+    flag = value.strip().lower()
+    return flag == "true" if flag in ("true", "false") else value
+
+
+def _instant_of(value: Any, tz: Any) -> int:
+    if not isinstance(value, str):
+        return NO_INSTANT
+    try:
+        at = parse_timestamp(value, tz)
+    except (ValueError, OverflowError):
+        return NO_INSTANT
+    return to_us(at)
+
+
+# ----------------------------------------------------------- row by row
+
+
+def _from_records(path: str, fmt: str, tz: Any, bool_columns: frozenset[str]) -> Columns:
+    """JSON Lines (and CSV files Arrow cannot take row for row): read by ``History``, then as columns."""
+    with History(path, tz, fmt=fmt, bool_columns=bool_columns) as history:
+        records = list(history.records())
+    names: list[str] = list(REQUIRED_COLUMNS)
+    seen = set(names)
+    for record in records:
+        if record.event is not None:
+            for key in record.event:
+                if key not in seen:
+                    seen.add(key)
+                    names.append(key)
+    count = len(records)
+    errors = {i: record.error for i, record in enumerate(records) if record.event is None and record.error}
+    cells: dict[str, list[Any]] = {name: [None] * count for name in names}
+    for i, record in enumerate(records):
+        if record.event is not None:
+            for key, value in record.event.items():
+                cells[key][i] = value
+    rows = np.array([record.row for record in records], dtype=np.int64)
+    instant = np.array([NO_INSTANT if r.instant is None else to_us(r.instant) for r in records], dtype=np.int64)
+    # Every row goes through the event reader: JSON values come in every type, so nothing is plain.
+    plain = np.zeros(count, dtype=bool)
+    amount = np.zeros(count, dtype=np.int64)
+    return Columns(names, count, rows, instant, plain, amount, np.zeros(count, dtype=bool), cells["id"],
+                   cells["type"], cells["customer"], cells.get("currency", [None] * count), errors, cells,
+                   bool_columns)
+
+
+def is_bad_items(value: Any) -> bool:
+    return isinstance(value, _BadItems)
+
+
+def _name(customer: Any) -> str | None:
+    """A customer as the event reader names it (text or a whole number), or None."""
+    if isinstance(customer, bool) or not isinstance(customer, (str, int)):
+        return None
+    return str(customer)
+
+
+def groups(columns: Columns, order: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """The replay's units of work, and which one each row belongs to.
+
+    A group is the row indexes (in time order) of one customer, or of the
+    customers that share an event id. Rows without a customer the engine
+    could read are a group each: the engine rejects them, and they change
+    nothing.
+    """
+    customers, ids = columns.customers, columns.ids
+    # Customers that share an event id are linked (union–find over customer names).
+    parent: dict[str, str] = {}
+
+    def find(name: str) -> str:
+        while parent.get(name, name) != name:
+            name = parent[name]
+        return name
+
+    owner_of: dict[str, str] = {}
+    for index in range(columns.count):
+        customer, event_id = _name(customers[index]), _name(ids[index])
+        if customer is None or event_id is None:
+            continue
+        owner = owner_of.setdefault(event_id, customer)
+        if owner != customer:
+            a, b = find(owner), find(customer)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    buckets: dict[str, list[int]] = {}
+    loose: list[list[int]] = []
+    for index in order.tolist():
+        customer = _name(customers[index])
+        if customer is None:
+            loose.append([index])
+            continue
+        buckets.setdefault(find(customer) if parent else customer, []).append(index)
+    found = [np.array(members, dtype=np.int64) for members in (*loose, *buckets.values())]
+    group_of = np.zeros(columns.count, dtype=np.int64)
+    for number, members in enumerate(found):
+        group_of[members] = number
+    return found, group_of
+
+
+def group_key(columns: Columns, group: np.ndarray) -> str:
+    """What decides a group's shard: its first row's customer (every row of a group goes to one shard)."""
+    return _name(columns.customers[int(group[0])]) or f"row {int(columns.rows[int(group[0])])}"
+
+
+__all__ = ["Columns", "NO_INSTANT", "group_key", "groups", "is_bad_items", "load"]

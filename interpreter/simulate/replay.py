@@ -1,0 +1,279 @@
+"""The per-customer replay: each customer's events in one go, through the generated code.
+
+Customers do not interact, so a history can be replayed one customer at a
+time (customers who share an event id together, since only time order says
+which of two rows is the duplicate). ``ShardReplay`` does that for any set
+of customers — all of them in one process, or a shard of them in a worker —
+and adds up, in the accumulators of ``summary``, exactly what the
+event-at-a-time replay (``sequential``) would for the same customers:
+
+* an event is first checked by every program; only one that some program
+  takes moves anything on;
+* before an event, the customer's time-driven changes are applied month by
+  month (to the last microsecond of each month they are due in), as the
+  event-at-a-time replay's month ends do, so every change lands in its
+  month;
+* ``finish(end)`` then takes every customer to the end of the replay (the
+  last accepted event of the whole history, or ``--until``), month by
+  month, and adds up their final figures.
+
+The end of the replay is worked out first (``find_end``: usually by
+replaying the one customer with the latest event), so each group is
+replayed to the end and let go at once: memory holds one group's states,
+not every customer's.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Iterable
+
+import attrs
+import numpy as np
+
+from poletti.engine.program import Program
+from poletti.engine.state import CustomerState
+from poletti.engine.timecalc import day_start_us
+from poletti.interpreter.events import Event, EventError, EventReader
+from poletti.interpreter.simulate.columns import NO_INSTANT, Columns
+from poletti.interpreter.simulate.summary import (
+    Activity, Rejected, Standing, Totals, Tracker, month_of_us, next_month, standing_of,
+)
+from poletti.interpreter.stepper import Stepper
+
+
+class Lane:
+    """One program's side of a shard: its states, month series, totals and standings."""
+
+    def __init__(self, program: Program, label: str, generated: bool | None) -> None:
+        self.program = program
+        self.label = label
+        compiled = program.compiled
+        self.tz = compiled.tz
+        self.stepper = Stepper(compiled, explain=False, generated=generated)
+        self.reader = EventReader(compiled.checked)
+        self.tracker = Tracker(compiled, self.stepper.processor.reward_cost)
+        self.totals = Totals()
+        self.standings: dict[str, Standing] = {}
+        self.states: dict[str, CustomerState] = {}
+        self.month: dict[str, date] = {}  # customer → the month its time-driven changes are applied up to
+
+    def event(self, columns: Columns, index: int) -> Event:
+        """Row ``index`` as this program's event (``EventError`` if the program rejects it as it stands)."""
+        if columns.plain[index]:
+            event = Event(columns.ids[index], columns.types[index], columns.customers[index],
+                          int(columns.instant[index]),
+                          int(columns.amount[index]) if columns.has_amount[index] else None,
+                          columns.currencies[index], (), None, None, None, {})
+            self.reader._check_type_rules(event)
+            return event
+        return self.reader.read(columns.raw(index))
+
+    def state_of(self, customer: str) -> CustomerState:
+        state = self.states.get(customer)
+        if state is None:
+            state = self.states[customer] = self.stepper.new_state(customer)
+        return state
+
+    def through_months(self, state: CustomerState, customer: str, until: int) -> date:
+        """Apply the customer's changes due before the month of ``until``, each month on its own; that month."""
+        target = month_of_us(until, self.tz)
+        month = self.month.get(customer)
+        if month is None:
+            self.month[customer] = target
+            return target
+        while month < target:
+            boundary = day_start_us(next_month(month), self.tz)
+            self.clock_step(state, customer, boundary - 1, month)
+            month = next_month(month)
+        self.month[customer] = target
+        return target
+
+    def clock_step(self, state: CustomerState, customer: str, until: int, month: date) -> None:
+        """``advance_to(until)`` for one customer: only if a change is due by then."""
+        memo = state.next_change_memo
+        due = memo[1] if memo is not None and memo[0] == state.clock else self.stepper.schedule(state)
+        if due is None or due > until:
+            return
+        tally = self.stepper.advance(state, until)
+        self.stepper.schedule(state)
+        ledger = state.ledger
+        self.tracker.absorb(month, customer, ledger.balance + ledger.pending, ledger.earned_total, state.tier,
+                            tally.spent, tally.expired, tally.reversed, tally.granted)
+
+    def finish(self, end: int | None) -> None:
+        """The group's customers to the end of the replay, then their final figures; the states are let go."""
+        compiled = self.program.compiled
+        for customer, state in self.states.items():
+            if customer not in self.month:  # never accepted an event: not a customer of this program
+                continue
+            if end is not None:
+                month = self.through_months(state, customer, end)
+                self.clock_step(state, customer, end, month)
+            self.totals.add(state, compiled)
+            self.standings[customer] = standing_of(state, compiled)
+        self.states = {}
+        self.month = {}
+
+
+@attrs.define
+class ShardResult:
+    """What one shard adds up to, as plain data (it travels between processes; see ``merge``)."""
+
+    trackers: list[Tracker]
+    totals: list[Totals]
+    standings: list[dict[str, Standing]]
+    activity: Activity
+    rejections: list[tuple[int, int, Rejected]]  # (instant or NO_INSTANT, row, rejection)
+    events: int = 0
+    after_until: int = 0
+    first: int | None = None  # the first and last instants of accepted events
+    last: int | None = None
+
+
+class ShardReplay:
+    """Replays groups of rows (see ``columns.groups``) for one or two programs, each to ``end``."""
+
+    def __init__(self, programs: list[Program], *, until: int | None, effect_from: datetime | None,
+                 generated: bool | None = None) -> None:
+        labels = ["new", "baseline"]
+        self.lanes = [Lane(program, labels[i], generated) for i, program in enumerate(programs)]
+        self.tz = programs[0].compiled.tz
+        self.until = until
+        self.result = ShardResult([lane.tracker for lane in self.lanes], [lane.totals for lane in self.lanes],
+                                  [lane.standings for lane in self.lanes], Activity(self.tz, effect_from), [])
+
+    def run(self, columns: Columns, groups: Iterable[np.ndarray], end: int | None) -> ShardResult:
+        """Replay each group to ``end`` (None: no accepted event anywhere) and add it up."""
+        for group in groups:
+            self._group(columns, group.tolist())
+            for lane in self.lanes:
+                lane.finish(end)
+        return self.result
+
+    def last_accepted(self, columns: Columns, group: np.ndarray) -> int | None:
+        """The instant of the group's last accepted event (a trial replay; nothing is added up)."""
+        trial = ShardReplay([lane.program for lane in self.lanes], until=self.until, effect_from=None,
+                            generated=None)
+        trial._group(columns, group.tolist())
+        return trial.result.last
+
+    def _reject(self, instant: int, row: int, event_id: Any, customer: Any, reason: str, rules: str) -> None:
+        text = lambda value: None if value is None else str(value)  # noqa: E731
+        self.result.rejections.append((instant, row, Rejected(row, text(event_id), text(customer), reason, rules)))
+
+    def _group(self, columns: Columns, indexes: list[int]) -> None:
+        lanes, result, until = self.lanes, self.result, self.until
+        both = "both" if len(lanes) == 2 else "new"
+        seen: list[set[str]] = [set() for _ in lanes]
+        for index in indexes:
+            instant, row = int(columns.instant[index]), int(columns.rows[index])
+            if until is not None and instant != NO_INSTANT and instant > until:
+                result.after_until += 1
+                continue
+            result.events += 1
+            error = columns.errors.get(index)
+            if error is not None:
+                for lane in lanes:
+                    lane.totals.rejected += 1
+                self._reject(instant, row, None, None, error, both)
+                continue
+            verdicts: list[Any] = []
+            for lane, ids in zip(lanes, seen):
+                try:
+                    event = lane.event(columns, index)
+                    if event.id in ids:
+                        verdicts.append(None)
+                        continue
+                    lane.stepper.check(lane.states.get(event.customer) or lane.stepper.new_state(event.customer),
+                                       event)
+                    verdicts.append(event)
+                except EventError as err:
+                    verdicts.append(err)
+            accepted = [v for v in verdicts if isinstance(v, Event)]
+            if accepted:
+                at = accepted[0].at
+                result.first = at if result.first is None or at < result.first else result.first
+                result.last = at if result.last is None or at > result.last else result.last
+            reasons: dict[str, str] = {}
+            for lane, ids, verdict in zip(lanes, seen, verdicts):
+                if isinstance(verdict, EventError):
+                    lane.totals.rejected += 1
+                    reasons[lane.label] = verdict.reason
+                elif verdict is None:
+                    lane.totals.duplicates += 1
+                else:
+                    self._apply(lane, verdict, lane is lanes[0])
+                    ids.add(verdict.id)
+            if reasons:
+                raw_id, raw_customer = columns.ids[index], columns.customers[index]
+                if len(reasons) == 2 and reasons["new"] == reasons["baseline"]:
+                    self._reject(instant, row, raw_id, raw_customer, reasons["new"], "both")
+                else:
+                    for label, reason in reasons.items():
+                        self._reject(instant, row, raw_id, raw_customer, reason, label)
+
+    def _apply(self, lane: Lane, event: Event, is_new: bool) -> None:
+        customer = event.customer
+        state = lane.state_of(customer)
+        month = lane.through_months(state, customer, event.at)
+        tally, _ = lane.stepper.apply(state, event)
+        lane.stepper.schedule(state)
+        ledger = state.ledger
+        lane.tracker.absorb(month, customer, ledger.balance + ledger.pending, ledger.earned_total, state.tier,
+                            tally.spent, tally.expired, tally.reversed, tally.granted)
+        if is_new:
+            activity = self.result.activity
+            activity.event(customer, month)
+            if event.type == "purchase":
+                activity.purchase(customer, event.at, event.amount or 0, month)
+
+def find_end(replay: ShardReplay, columns: Columns, groups: list[np.ndarray], group_of: np.ndarray) -> int | None:
+    """The instant of the last accepted event of the whole history (None: none is accepted).
+
+    Rows are tried latest first: the group of the latest row is replayed on
+    its own, and its last accepted instant is the end unless a later row of
+    another group is accepted — so usually one group's replay settles it.
+    """
+    instants = columns.instant
+    latest_first = np.argsort(-instants, kind="stable")
+    best: int | None = None
+    tried: set[int] = set()
+    for index in latest_first.tolist():
+        instant = int(instants[index])
+        if instant == NO_INSTANT or (best is not None and instant <= best):
+            break
+        if replay.until is not None and instant > replay.until:
+            continue
+        group = int(group_of[index])
+        if group in tried:
+            continue
+        tried.add(group)
+        last = replay.last_accepted(columns, groups[group])
+        if last is not None and (best is None or last > best):
+            best = last
+    return best
+
+
+def merge(shards: list[ShardResult]) -> ShardResult:
+    """Add up shards of disjoint customers (the first shard's accumulators take the others in)."""
+    total = shards[0]
+    for shard in shards[1:]:
+        for mine, theirs in zip(total.trackers, shard.trackers):
+            mine.merge(theirs)
+        for mine_totals, their_totals in zip(total.totals, shard.totals):
+            mine_totals.merge(their_totals)
+        for mine_standings, their_standings in zip(total.standings, shard.standings):
+            mine_standings.update(their_standings)
+        total.activity.merge(shard.activity)
+        total.rejections.extend(shard.rejections)
+        total.events += shard.events
+        total.after_until += shard.after_until
+        for name, pick in (("first", min), ("last", max)):
+            values = [v for v in (getattr(total, name), getattr(shard, name)) if v is not None]
+            setattr(total, name, pick(values) if values else None)
+    total.rejections.sort(key=lambda item: (item[0], item[1]))
+    return total
+
+
+__all__ = ["Lane", "ShardReplay", "ShardResult", "find_end", "merge"]
