@@ -219,6 +219,7 @@ def _present_core(raw: dict[str, Any]) -> int:
 
 
 _MAX_WHOLE_DIGITS = 15  # amounts below 10^15 (MAX_MONEY)
+_ITEM_FIELDS = frozenset({"sku", "category", "quantity", "price"})
 _FRACTION_PAD = "0" * money.DIGITS
 # Instants whose float timestamp converts to µs exactly (|t| < 2^32 s) and whose year is in range:
 # 1900-01-01T00:00Z up to 2106; the rest goes the careful way.
@@ -243,6 +244,27 @@ def _quick_units(value: Any) -> int | None:
 
 def _quick_text(value: Any) -> str | None:
     return value if value.__class__ is str and value and not value.isspace() else None
+
+
+def quick_items(raw_items: Any) -> tuple[Item, ...] | None:
+    """A purchase's plain ``items`` list → Items, or None to read them carefully (same rules as ``_quick``)."""
+    if raw_items.__class__ is not list:
+        return None
+    built = []
+    for item in raw_items:
+        if item.__class__ is not dict or not item.keys() <= _ITEM_FIELDS:
+            return None
+        sku, category = item.get("sku"), item.get("category")
+        quantity, price = item.get("quantity", 1), item.get("price", 0)
+        if (sku is not None and _quick_text(sku) is None) or (category is not None and _quick_text(category) is None):
+            return None
+        if quantity.__class__ is not int or not 0 < quantity <= MAX_QUANTITY:
+            return None
+        price = _quick_units(price)
+        if price is None:
+            return None
+        built.append(Item(sku, category, quantity, price))
+    return tuple(built)
 
 
 def _quick(raw: Any) -> Event | None:
@@ -286,27 +308,13 @@ def _quick(raw: Any) -> Event | None:
             birthday = _date(birthday, date)
         except ValueError:
             return None
-    items: tuple[Item, ...] = ()
+    items: tuple[Item, ...] | None = ()
     raw_items = get("items")
     if raw_items is not None:
-        if raw_items.__class__ is not list:
+        items = quick_items(raw_items)
+        if items is None:
             return None
-        built = []
-        for item in raw_items:
-            if item.__class__ is not dict or len(item) > 4:
-                return None
-            sku, category = item.get("sku"), item.get("category")
-            quantity, price = item.get("quantity", 1), item.get("price", 0)
-            if (sku is not None and _quick_text(sku) is None) or (category is not None and _quick_text(category) is None):
-                return None
-            if quantity.__class__ is not int or not 0 < quantity <= MAX_QUANTITY:
-                return None
-            price = _quick_units(price)
-            if price is None or len(item) != sum(1 for key in ("sku", "category", "quantity", "price") if key in item):
-                return None
-            built.append(Item(sku, category, quantity, price))
-        items = tuple(built)
-    extra = len(raw) > _present_core(raw)
+    extra = not raw.keys() <= _CORE_FIELDS
     return Event(event_id, kind, customer, at, amount, currency, items, original, reward, birthday,
                  None if extra else {})  # type: ignore[arg-type]
 

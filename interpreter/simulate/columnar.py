@@ -26,7 +26,7 @@ import numpy as np
 
 from poletti.engine.program import Program
 from poletti.engine.timecalc import from_us, to_us
-from poletti.interpreter.simulate.columns import NO_INSTANT, Columns, group_key, groups, load
+from poletti.interpreter.simulate.columns import Columns, group_key, groups, load
 from poletti.interpreter.simulate.replay import ShardReplay, ShardResult, find_end, merge
 from poletti.interpreter.simulate.summary import (
     ProgramFigures, Rejected, SimulationResult, finish_summary, month_of, parse_instant,
@@ -107,7 +107,7 @@ def simulate_file(program: Program, path: str, *, baseline: Program | None = Non
     total = run_sharded(job, workers)
     if progress is not None:
         progress("simulate", columns.count, columns.count)
-    rejections = [item for _, _, item in total.rejections]
+    rejections = [item for _, _, item in sorted(total.rejections, key=lambda entry: (entry[0], entry[1]))]
     if on_rejected is not None:
         for item in rejections:
             on_rejected(item)
@@ -119,11 +119,10 @@ def simulate_file(program: Program, path: str, *, baseline: Program | None = Non
     first_month = month_of(first, tz) if first is not None else None
     last_month = month_of(end, tz) if end is not None and first is not None else None
     total.activity.finish(first_month, last_month)
-    known = columns.instant[columns.instant != NO_INSTANT]
     extras: dict[str, Any] = {}
     if until_at is not None:
         extras["after_until"] = total.after_until
-    extras["reordered"] = bool(known.size > 1 and np.any(np.diff(known) < 0))
+    extras["reordered"] = not columns.in_time_order()
     extras["period"] = {"from": first.astimezone(tz).isoformat() if first else None,
                         "to": end.astimezone(tz).isoformat() if end else None}
     extras["effect"] = total.activity.measures(first, end)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 import attrs
@@ -36,13 +36,12 @@ import numpy as np
 
 from poletti.engine import money
 from poletti.engine.timecalc import parse_timestamp, to_us
-from poletti.interpreter.events import FIRST_YEAR, LAST_YEAR
+from poletti.interpreter.events import _CORE_FIELDS, FIRST_YEAR, LAST_YEAR, Event, _date, quick_items
 from poletti.interpreter.simulate.history import (
     REQUIRED_COLUMNS, STDIN, History, HistoryError, _plain, _require_columns, detect_format,
 )
 
 NO_INSTANT = -(2**63)  # rows whose `at` is missing or unreadable sort first; the engine rejects them
-_CORE = ("id", "type", "customer", "at", "amount", "currency")
 _AMOUNT_PATTERN = r"^(?P<whole>[0-9]{1,12})(?:\.(?P<frac>[0-9]{1,6}))?$"  # below 10^12: sums stay in int64
 _FIRST_US = to_us(datetime(FIRST_YEAR, 1, 1, tzinfo=timezone.utc))
 _END_US = to_us(datetime(LAST_YEAR + 1, 1, 1, tzinfo=timezone.utc))
@@ -68,6 +67,13 @@ class Columns:
     errors: dict[int, str]  # rows that are no event at all (a line that is not JSON …), by index
     _cells: dict[str, list[Any]]  # every column's values as the row reader would pass them on
     bool_columns: frozenset[str] = frozenset()
+    # Plain rows' other fields, ready: items, birthday, original, reward; `extra`: has attribute cells.
+    items: list[Any] = attrs.Factory(list)
+    birthdays: list[Any] = attrs.Factory(list)
+    originals: list[Any] = attrs.Factory(list)
+    rewards: list[Any] = attrs.Factory(list)
+    extra: Any = None
+    rank: Any = None  # each row's place in the replay's order (set by ``order``)
 
     def raw(self, index: int) -> dict[str, Any]:
         """Row ``index`` as the event dict ``History`` makes of it (absent cells left out)."""
@@ -79,9 +85,36 @@ class Columns:
             event[name] = value
         return event
 
+    def event(self, index: int) -> Event:
+        """A plain row as an event, before any program's checks (``attributes`` None when it has any)."""
+        return Event(self.ids[index], self.types[index], self.customers[index], int(self.instant[index]),
+                     int(self.amount[index]) if self.has_amount[index] else None, self.currencies[index],
+                     self.items[index], self.originals[index], self.rewards[index], self.birthdays[index],
+                     None if self.extra[index] else {})  # type: ignore[arg-type]
+
+    def attribute_cells(self, index: int) -> dict[str, Any]:
+        """Row ``index``'s cells beyond the event's own fields (what programs read as attributes)."""
+        return {name: values[index] for name, values in self._cells.items()
+                if name not in _CORE_FIELDS and values[index] is not None}
+
+    def in_time_order(self) -> bool:
+        """Whether the file is in time order already (rows without a readable instant aside), as ``History`` says."""
+        known = self.instant[self.instant != NO_INSTANT]
+        return not bool(known.size > 1 and np.any(np.diff(known) < 0))
+
     def order(self) -> np.ndarray:
-        """Row indexes in time order (equal instants in file order): the order a replay takes them."""
-        return np.lexsort((self.rows, self.instant))
+        """Row indexes in the order a replay takes them: ``History.in_time_order()``'s.
+
+        A file in time order is taken as it is; any other is sorted by
+        instant (equal instants in file order), rows without one first.
+        """
+        if self.in_time_order():
+            order = np.arange(self.count, dtype=np.int64)
+        else:
+            order = np.lexsort((self.rows, self.instant))
+        self.rank = np.empty(self.count, dtype=np.int64)
+        self.rank[order] = np.arange(self.count, dtype=np.int64)
+        return order
 
 
 def load(path: str, tz: Any, *, bool_columns: frozenset[str] = frozenset(), fmt: str | None = None) -> Columns:
@@ -179,6 +212,8 @@ def _from_table(table: Any, tz: Any, bool_columns: frozenset[str], errors: dict[
         strict = pc.fill_null(pc.match_substring_regex(at, _STRICT_AT), False).to_numpy(zero_copy_only=False)
         at_quick = strict & pc.is_valid(parsed).to_numpy(zero_copy_only=False)
         at_quick &= (values >= _FIRST_US) & (values < _END_US)
+        # strptime rolls impossible dates over (30 February → 2 March): the wall clock it read must be the text's.
+        at_quick &= _same_wall_clock(at, values, at_quick)
         instant[at_quick] = values[at_quick]
     for index in np.flatnonzero(~at_quick):
         instant[index] = _instant_of(cells["at"][index], tz)
@@ -210,22 +245,64 @@ def _from_table(table: Any, tz: Any, bool_columns: frozenset[str], errors: dict[
     plain = at_quick & amount_ok
     for name in ("id", "type", "customer"):
         plain &= _texts(table.column(name))
-    if "currency" in names:
-        currency = table.column("currency")
-        present = pc.is_valid(currency).to_numpy(zero_copy_only=False)
-        plain &= ~present | _texts(currency)
-    for name in names:
-        if name not in _CORE:
-            plain &= ~pc.is_valid(table.column(name)).to_numpy(zero_copy_only=False)
+    for name in ("currency", "original", "reward"):
+        if name in names:
+            column = table.column(name)
+            plain &= ~pc.is_valid(column).to_numpy(zero_copy_only=False) | _texts(column)
+    items: list[Any] = [()] * count
     if "items" in cells:
         for index, value in enumerate(cells["items"]):
+            if value is None:
+                continue
             if isinstance(value, _BadItems):
                 errors[index] = str(value)
                 plain[index] = False
+                continue
+            parsed = quick_items(value)
+            if parsed is None:
+                plain[index] = False
+            else:
+                items[index] = parsed
+    birthdays: list[Any] = [None] * count
+    if "birthday" in cells:
+        for index, value in enumerate(cells["birthday"]):
+            if value is not None:
+                try:
+                    birthdays[index] = _date(value, date)
+                except ValueError:
+                    plain[index] = False
+    # Columns beyond the event's own fields are attributes: each program reads the ones it declares.
+    extra = np.zeros(count, dtype=bool)
+    for name in names:
+        if name not in _CORE_FIELDS:
+            extra |= pc.is_valid(table.column(name)).to_numpy(zero_copy_only=False)
     rows = np.arange(1, count + 1, dtype=np.int64)
-    return Columns(names, count, rows, instant, plain, amount, has_amount, cells.get("id", [None] * count),
-                   cells.get("type", [None] * count), cells.get("customer", [None] * count),
-                   cells.get("currency", [None] * count), errors, cells, bool_columns)
+    none = [None] * count
+    return Columns(names, count, rows, instant, plain, amount, has_amount, cells.get("id", none),
+                   cells.get("type", none), cells.get("customer", none), cells.get("currency", none), errors, cells,
+                   bool_columns, items, birthdays, cells.get("original", none), cells.get("reward", none), extra)
+
+
+def _same_wall_clock(text: Any, instants: np.ndarray, parsed: np.ndarray) -> np.ndarray:
+    """Rows whose instant, seen at the offset the text gives, shows the text's own date and time."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    offset_text = pc.utf8_slice_codeunits(pc.fill_null(text, ""), 19)
+    sign = np.where(pc.starts_with(offset_text, "-").to_numpy(zero_copy_only=False), -1, 1)
+    hours = pc.utf8_slice_codeunits(offset_text, 1, 3)
+    minutes = pc.utf8_slice_codeunits(offset_text, 4, 6)
+    zulu = pc.equal(offset_text, "Z").to_numpy(zero_copy_only=False)
+    digits = parsed & ~zulu
+    hh = np.zeros(len(instants), dtype=np.int64)
+    mm = np.zeros(len(instants), dtype=np.int64)
+    if digits.any():
+        hh[digits] = pc.cast(pc.filter(hours, pa.array(digits)), pa.int64()).to_numpy(zero_copy_only=False)
+        mm[digits] = pc.cast(pc.filter(minutes, pa.array(digits)), pa.int64()).to_numpy(zero_copy_only=False)
+    wall = (instants // 1_000_000) + sign * (hh * 3600 + mm * 60)
+    shown = pc.strftime(pa.array(np.where(parsed, wall, 0), pa.timestamp("s")), format="%Y-%m-%dT%H:%M:%S")
+    written = pc.utf8_slice_codeunits(pc.fill_null(text, ""), 0, 19)
+    return pc.fill_null(pc.equal(shown, written), False).to_numpy(zero_copy_only=False) & parsed
 
 
 def _texts(column: Any) -> np.ndarray:

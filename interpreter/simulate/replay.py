@@ -45,11 +45,11 @@ from poletti.interpreter.stepper import Stepper
 class Lane:
     """One program's side of a shard: its states, month series, totals and standings."""
 
-    def __init__(self, program: Program, label: str, generated: bool | None) -> None:
+    def __init__(self, program: Program, label: str, generated: bool | None, tz: Any) -> None:
         self.program = program
         self.label = label
         compiled = program.compiled
-        self.tz = compiled.tz
+        self.tz = tz  # the calendar of the month series: the new program's, for both (they are compared)
         self.stepper = Stepper(compiled, explain=False, generated=generated)
         self.reader = EventReader(compiled.checked)
         self.tracker = Tracker(compiled, self.stepper.processor.reward_cost)
@@ -58,16 +58,19 @@ class Lane:
         self.states: dict[str, CustomerState] = {}
         self.month: dict[str, date] = {}  # customer → the month its time-driven changes are applied up to
 
-    def event(self, columns: Columns, index: int) -> Event:
-        """Row ``index`` as this program's event (``EventError`` if the program rejects it as it stands)."""
-        if columns.plain[index]:
-            event = Event(columns.ids[index], columns.types[index], columns.customers[index],
-                          int(columns.instant[index]),
-                          int(columns.amount[index]) if columns.has_amount[index] else None,
-                          columns.currencies[index], (), None, None, None, {})
-            self.reader._check_type_rules(event)
-            return event
-        return self.reader.read(columns.raw(index))
+    def event(self, columns: Columns, index: int, base: Event | None) -> Event:
+        """Row ``index`` as this program's event (``EventError`` if the program rejects it as it stands).
+
+        ``base`` is the row already made an event from its columns (plain
+        rows); it only needs this program's attributes and checks. Any other
+        row goes through this program's event reader as the dict it is.
+        """
+        if base is None:
+            return self.reader.read(columns.raw(index))
+        if base.attributes is None:  # the row has attribute cells: this program's typed values of them
+            base = attrs.evolve(base, attributes=self.reader._attributes(columns.attribute_cells(index), base.id))
+        self.reader._check_type_rules(base)
+        return base
 
     def state_of(self, customer: str) -> CustomerState:
         state = self.states.get(customer)
@@ -124,7 +127,7 @@ class ShardResult:
     totals: list[Totals]
     standings: list[dict[str, Standing]]
     activity: Activity
-    rejections: list[tuple[int, int, Rejected]]  # (instant or NO_INSTANT, row, rejection)
+    rejections: list[tuple[int, int, Rejected]]  # (place in the replay's order, 0 or 1 (new, baseline), rejection)
     events: int = 0
     after_until: int = 0
     first: int | None = None  # the first and last instants of accepted events
@@ -137,8 +140,8 @@ class ShardReplay:
     def __init__(self, programs: list[Program], *, until: int | None, effect_from: datetime | None,
                  generated: bool | None = None) -> None:
         labels = ["new", "baseline"]
-        self.lanes = [Lane(program, labels[i], generated) for i, program in enumerate(programs)]
         self.tz = programs[0].compiled.tz
+        self.lanes = [Lane(program, labels[i], generated, self.tz) for i, program in enumerate(programs)]
         self.until = until
         self.result = ShardResult([lane.tracker for lane in self.lanes], [lane.totals for lane in self.lanes],
                                   [lane.standings for lane in self.lanes], Activity(self.tz, effect_from), [])
@@ -158,9 +161,10 @@ class ShardReplay:
         trial._group(columns, group.tolist())
         return trial.result.last
 
-    def _reject(self, instant: int, row: int, event_id: Any, customer: Any, reason: str, rules: str) -> None:
+    def _reject(self, place: int, row: int, event_id: Any, customer: Any, reason: str, rules: str) -> None:
         text = lambda value: None if value is None else str(value)  # noqa: E731
-        self.result.rejections.append((instant, row, Rejected(row, text(event_id), text(customer), reason, rules)))
+        self.result.rejections.append((place, rules == "baseline",
+                                       Rejected(row, text(event_id), text(customer), reason, rules)))
 
     def _group(self, columns: Columns, indexes: list[int]) -> None:
         lanes, result, until = self.lanes, self.result, self.until
@@ -176,12 +180,13 @@ class ShardReplay:
             if error is not None:
                 for lane in lanes:
                     lane.totals.rejected += 1
-                self._reject(instant, row, None, None, error, both)
+                self._reject(int(columns.rank[index]), row, None, None, error, both)
                 continue
             verdicts: list[Any] = []
+            base = columns.event(index) if columns.plain[index] else None
             for lane, ids in zip(lanes, seen):
                 try:
-                    event = lane.event(columns, index)
+                    event = lane.event(columns, index, base)
                     if event.id in ids:
                         verdicts.append(None)
                         continue
@@ -207,11 +212,12 @@ class ShardReplay:
                     ids.add(verdict.id)
             if reasons:
                 raw_id, raw_customer = columns.ids[index], columns.customers[index]
+                place = int(columns.rank[index])
                 if len(reasons) == 2 and reasons["new"] == reasons["baseline"]:
-                    self._reject(instant, row, raw_id, raw_customer, reasons["new"], "both")
+                    self._reject(place, row, raw_id, raw_customer, reasons["new"], "both")
                 else:
                     for label, reason in reasons.items():
-                        self._reject(instant, row, raw_id, raw_customer, reason, label)
+                        self._reject(place, row, raw_id, raw_customer, reason, label)
 
     def _apply(self, lane: Lane, event: Event, is_new: bool) -> None:
         customer = event.customer
@@ -236,7 +242,7 @@ def find_end(replay: ShardReplay, columns: Columns, groups: list[np.ndarray], gr
     another group is accepted — so usually one group's replay settles it.
     """
     instants = columns.instant
-    latest_first = np.argsort(-instants, kind="stable")
+    latest_first = np.argsort(instants, kind="stable")[::-1]
     best: int | None = None
     tried: set[int] = set()
     for index in latest_first.tolist():
@@ -272,7 +278,6 @@ def merge(shards: list[ShardResult]) -> ShardResult:
         for name, pick in (("first", min), ("last", max)):
             values = [v for v in (getattr(total, name), getattr(shard, name)) if v is not None]
             setattr(total, name, pick(values) if values else None)
-    total.rejections.sort(key=lambda item: (item[0], item[1]))
     return total
 
 
