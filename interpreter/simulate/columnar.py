@@ -59,30 +59,52 @@ class Job:
             return self.groups
         return [group for group in self.groups if shard_of(group_key(self.columns, group), shards) == shard]
 
-    def run(self, shard: int = 0, shards: int = 1) -> ShardResult:
+    def run(self, shard: int = 0, shards: int = 1, tick: Callable[[int], None] | None = None) -> ShardResult:
         replay = ShardReplay(self.programs, until=self.until, effect_from=self.effect_from, generated=self.generated)
-        return replay.run(self.columns, self.shard_groups(shard, shards), self.end)
+        return replay.run(self.columns, self.shard_groups(shard, shards), self.end, tick)
 
 
-_FORKED: Job | None = None  # the job a forked worker inherits
+# What a forked worker inherits: the job, and a counter of rows done that the parent shows.
+_FORKED: Job | None = None
+_DONE: Any = None
+
+
+def _count(rows: int) -> None:
+    with _DONE.get_lock():
+        _DONE.value += rows
 
 
 def _run_forked(task: tuple[int, int]) -> ShardResult:
     assert _FORKED is not None
-    return _FORKED.run(*task)
+    return _FORKED.run(*task, tick=_count)
 
 
-def run_sharded(job: Job, workers: int) -> ShardResult:
+def run_sharded(job: Job, workers: int, progress: Progress | None = None) -> ShardResult:
     """The job's shards on ``workers`` forked processes (or here, for one), added up."""
-    global _FORKED
+    global _FORKED, _DONE
+    total = job.columns.count
     if workers <= 1:
-        return job.run()
-    _FORKED = job
+        done = 0
+
+        def tick(rows: int) -> None:
+            nonlocal done
+            done += rows
+            if progress is not None:
+                progress("simulate", done, total)
+
+        return job.run(tick=tick)
+    context = multiprocessing.get_context("fork")
+    _FORKED, _DONE = job, context.Value("q", 0)
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            shards = pool.map(_run_forked, [(k, workers) for k in range(workers)], chunksize=1)
+        with context.Pool(workers) as pool:
+            pending = pool.map_async(_run_forked, [(k, workers) for k in range(workers)], chunksize=1)
+            while not pending.ready():
+                pending.wait(0.25)
+                if progress is not None:
+                    progress("simulate", _DONE.value, total)
+            shards = pending.get()
     finally:
-        _FORKED = None
+        _FORKED, _DONE = None, None
     return merge(shards)
 
 
@@ -104,9 +126,7 @@ def simulate_file(program: Program, path: str, *, baseline: Program | None = Non
     job = Job(programs, columns, None if until_at is None else to_us(until_at), effect_at, generated)
     if progress is not None:
         progress("simulate", 0, columns.count)
-    total = run_sharded(job, workers)
-    if progress is not None:
-        progress("simulate", columns.count, columns.count)
+    total = run_sharded(job, workers, progress)
     rejections = [item for _, _, item in sorted(total.rejections, key=lambda entry: (entry[0], entry[1]))]
     if on_rejected is not None:
         for item in rejections:

@@ -26,7 +26,7 @@ not every customer's.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import attrs
 import numpy as np
@@ -40,6 +40,9 @@ from poletti.interpreter.simulate.summary import (
     Activity, Rejected, Standing, Totals, Tracker, month_of_us, next_month, standing_of,
 )
 from poletti.interpreter.stepper import Stepper
+
+
+_TICK_ROWS = 4096
 
 
 class Lane:
@@ -146,12 +149,23 @@ class ShardReplay:
         self.result = ShardResult([lane.tracker for lane in self.lanes], [lane.totals for lane in self.lanes],
                                   [lane.standings for lane in self.lanes], Activity(self.tz, effect_from), [])
 
-    def run(self, columns: Columns, groups: Iterable[np.ndarray], end: int | None) -> ShardResult:
-        """Replay each group to ``end`` (None: no accepted event anywhere) and add it up."""
+    def run(self, columns: Columns, groups: Iterable[np.ndarray], end: int | None,
+            tick: Callable[[int], None] | None = None) -> ShardResult:
+        """Replay each group to ``end`` (None: no accepted event anywhere) and add it up.
+
+        ``tick(rows)`` hears every few thousand rows how many more are done.
+        """
+        done = 0
         for group in groups:
             self._group(columns, group.tolist())
             for lane in self.lanes:
                 lane.finish(end)
+            done += len(group)
+            if tick is not None and done >= _TICK_ROWS:
+                tick(done)
+                done = 0
+        if tick is not None and done:
+            tick(done)
         return self.result
 
     def last_accepted(self, columns: Columns, group: np.ndarray) -> int | None:

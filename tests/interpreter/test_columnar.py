@@ -145,3 +145,19 @@ def test_the_per_customer_replay_adds_up_at_length(text: str, steps: list[dict[s
                                                    until: str | None, workers: int, tmp_path_factory: Any) -> None:
     events = messy([s for s in steps if "advance_to" not in s], random.Random(seed))
     compare(text, events, tmp_path_factory.mktemp("h"), suffix, until, workers)
+
+
+def test_the_cli_gives_the_same_summary_every_way(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from poletti.cli import main
+
+    root = Path(__file__).resolve().parents[2] / "examples" / "cafe"
+    args = ["simulate", str(root / "rules_v2.loyalty"), str(root / "history.csv"), "--baseline",
+            str(root / "rules_v1.loyalty"), "--json"]
+    runner = CliRunner()
+    outputs = [runner.invoke(main, args + extra) for extra in ([], ["--workers", "2"], ["--sequential"])]
+    assert [result.exit_code for result in outputs] == [0, 0, 0]
+    assert outputs[0].output == outputs[1].output == outputs[2].output
+    refused = runner.invoke(main, args + ["--sequential", "--workers", "2"])
+    assert refused.exit_code == 2 and "--sequential" in refused.output
