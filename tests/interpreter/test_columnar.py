@@ -150,7 +150,7 @@ def test_the_per_customer_replay_adds_up_at_length(text: str, steps: list[dict[s
 def test_the_cli_gives_the_same_summary_every_way(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from poletti.cli import main
+    from poletti.cli import cli as main
 
     root = Path(__file__).resolve().parents[2] / "examples" / "cafe"
     args = ["simulate", str(root / "rules_v2.loyalty"), str(root / "history.csv"), "--baseline",
