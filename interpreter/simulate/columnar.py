@@ -27,7 +27,7 @@ import numpy as np
 from poletti.engine.program import Program
 from poletti.engine.timecalc import from_us, to_us
 from poletti.interpreter.simulate.columns import Columns, group_key, groups, load
-from poletti.interpreter.simulate.replay import ShardReplay, ShardResult, find_end, merge
+from poletti.interpreter.simulate.replay import ShardReplay, ShardResult, find_end, in_replay_order, merge
 from poletti.interpreter.simulate.summary import (
     ProgramFigures, Rejected, SimulationResult, finish_summary, month_of, parse_instant,
 )
@@ -127,22 +127,31 @@ def simulate_file(program: Program, path: str, *, baseline: Program | None = Non
     if progress is not None:
         progress("simulate", 0, columns.count)
     total = run_sharded(job, workers, progress)
-    rejections = [item for _, _, item in sorted(total.rejections, key=lambda entry: (entry[0], entry[1]))]
+    return assemble(programs, total, job.end, until_at, columns.in_time_order(), on_rejected, keep_rejections)
+
+
+def assemble(programs: list[Program], total: ShardResult, end_us: int | None, until_at: datetime | None,
+             in_time_order: bool, on_rejected: Callable[[Rejected], None] | None,
+             keep_rejections: int | None) -> SimulationResult:
+    """The simulation's result from its shards added up: the summary, month series, activity, rejections."""
+    program = programs[0]
+    baseline = programs[1] if len(programs) > 1 else None
+    tz = program.compiled.tz
+    rejections = in_replay_order(total.rejections, in_time_order)
     if on_rejected is not None:
         for item in rejections:
             on_rejected(item)
     if keep_rejections is not None:
         rejections = rejections[:keep_rejections]
-
     first = from_us(total.first) if total.first is not None else None
-    end = from_us(job.end) if job.end is not None and total.first is not None else until_at
+    end = from_us(end_us) if end_us is not None and total.first is not None else until_at
     first_month = month_of(first, tz) if first is not None else None
     last_month = month_of(end, tz) if end is not None and first is not None else None
     total.activity.finish(first_month, last_month)
     extras: dict[str, Any] = {}
     if until_at is not None:
         extras["after_until"] = total.after_until
-    extras["reordered"] = not columns.in_time_order()
+    extras["reordered"] = not in_time_order
     extras["period"] = {"from": first.astimezone(tz).isoformat() if first else None,
                         "to": end.astimezone(tz).isoformat() if end else None}
     extras["effect"] = total.activity.measures(first, end)
@@ -151,4 +160,4 @@ def simulate_file(program: Program, path: str, *, baseline: Program | None = Non
     figures = [ProgramFigures(p, total.trackers[i].series(first_month, last_month, p), total.standings[i])
                for i, p in enumerate(programs)]
     return SimulationResult(summary, figures[0], figures[1] if baseline else None, rejections, total.activity,
-                            first, end, extras["reordered"])
+                            first, end, not in_time_order)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -73,7 +74,6 @@ class Columns:
     originals: list[Any] = attrs.Factory(list)
     rewards: list[Any] = attrs.Factory(list)
     extra: Any = None
-    rank: Any = None  # each row's place in the replay's order (set by ``order``)
 
     def raw(self, index: int) -> dict[str, Any]:
         """Row ``index`` as the event dict ``History`` makes of it (absent cells left out)."""
@@ -109,16 +109,14 @@ class Columns:
         instant (equal instants in file order), rows without one first.
         """
         if self.in_time_order():
-            order = np.arange(self.count, dtype=np.int64)
-        else:
-            order = np.lexsort((self.rows, self.instant))
-        self.rank = np.empty(self.count, dtype=np.int64)
-        self.rank[order] = np.arange(self.count, dtype=np.int64)
-        return order
+            return np.arange(self.count, dtype=np.int64)
+        return np.lexsort((self.rows, self.instant))
 
 
 def load(path: str, tz: Any, *, bool_columns: frozenset[str] = frozenset(), fmt: str | None = None) -> Columns:
-    """Read a history file into columns; ``HistoryError`` when the file as a whole cannot be read."""
+    """Read a history file (or a folder of Parquet files) into columns; ``HistoryError`` if it cannot be read."""
+    if path != STDIN and os.path.isdir(path):
+        return _from_table(read_dataset(path), tz, bool_columns, {})
     fmt = fmt or detect_format(path)
     if fmt == "csv" and path != STDIN:
         table = _read_csv(path)
@@ -177,6 +175,45 @@ def _read_csv(path: str) -> Any:
     return table
 
 
+DATASET_MARKER = "_poletti.json"  # written by `poletti generate --partitions`: how the files split the customers
+
+
+def dataset_files(path: str) -> list[str]:
+    """The Parquet files of a dataset folder, in name order (which numbers the rows)."""
+    try:
+        names = sorted(name for name in os.listdir(path) if name.endswith(".parquet"))
+    except OSError as err:
+        raise HistoryError(f"cannot read the folder '{path}': {err.strerror or err}") from None
+    if not names:
+        raise HistoryError(f"the folder '{path}' holds no .parquet files")
+    return [os.path.join(path, name) for name in names]
+
+
+def dataset_partitions(path: str) -> int | None:
+    """How many customer partitions a folder written by ``poletti generate --partitions`` has (else None)."""
+    try:
+        with open(os.path.join(path, DATASET_MARKER), encoding="utf-8") as handle:
+            marker = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if marker.get("partitioned_by") == "customer" and marker.get("hash") == "crc32":
+        partitions = marker.get("partitions")
+        if isinstance(partitions, int) and partitions == len(dataset_files(path)):
+            return partitions
+    return None
+
+
+def read_dataset(path: str) -> Any:
+    """A folder of Parquet files as one table (rows numbered across the files in name order)."""
+    import pyarrow as pa
+
+    tables = [_read_parquet(file) for file in dataset_files(path)]
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowException, ValueError) as err:
+        raise HistoryError(f"the files of '{path}' do not have compatible columns: {err}") from None
+
+
 def _read_parquet(path: str) -> Any:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -192,6 +229,22 @@ def _read_parquet(path: str) -> Any:
 
 
 # --------------------------------------------------------------- vectorised
+
+
+def shard(columns: Columns, keep: np.ndarray) -> Columns:
+    """The rows ``keep`` (a mask) selects, with their own row numbers: a worker's share of a history."""
+    picked = np.flatnonzero(keep).tolist()
+
+    def take(values: list[Any]) -> list[Any]:
+        return [values[i] for i in picked]
+
+    cells = {name: take(values) for name, values in columns._cells.items()}
+    errors = {new: columns.errors[old] for new, old in enumerate(picked) if old in columns.errors}
+    return Columns(columns.names, len(picked), columns.rows[keep], columns.instant[keep], columns.plain[keep],
+                   columns.amount[keep], columns.has_amount[keep], take(columns.ids), take(columns.types),
+                   take(columns.customers), take(columns.currencies), errors, cells, columns.bool_columns,
+                   take(columns.items), take(columns.birthdays), take(columns.originals), take(columns.rewards),
+                   columns.extra[keep] if columns.extra is not None else None)
 
 
 def _from_table(table: Any, tz: Any, bool_columns: frozenset[str], errors: dict[int, str]) -> Columns:
@@ -390,9 +443,10 @@ def _from_records(path: str, fmt: str, tz: Any, bool_columns: frozenset[str]) ->
     # Every row goes through the event reader: JSON values come in every type, so nothing is plain.
     plain = np.zeros(count, dtype=bool)
     amount = np.zeros(count, dtype=np.int64)
+    none = [None] * count
     return Columns(names, count, rows, instant, plain, amount, np.zeros(count, dtype=bool), cells["id"],
-                   cells["type"], cells["customer"], cells.get("currency", [None] * count), errors, cells,
-                   bool_columns)
+                   cells["type"], cells["customer"], cells.get("currency", none), errors, cells, bool_columns,
+                   [()] * count, none, none, none, np.zeros(count, dtype=bool))
 
 
 def is_bad_items(value: Any) -> bool:

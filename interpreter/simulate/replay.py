@@ -130,7 +130,7 @@ class ShardResult:
     totals: list[Totals]
     standings: list[dict[str, Standing]]
     activity: Activity
-    rejections: list[tuple[int, int, Rejected]]  # (place in the replay's order, 0 or 1 (new, baseline), rejection)
+    rejections: list[tuple[int, int, bool, Rejected]]  # (instant or NO_INSTANT, row, from the baseline?, rejection)
     events: int = 0
     after_until: int = 0
     first: int | None = None  # the first and last instants of accepted events
@@ -175,9 +175,9 @@ class ShardReplay:
         trial._group(columns, group.tolist())
         return trial.result.last
 
-    def _reject(self, place: int, row: int, event_id: Any, customer: Any, reason: str, rules: str) -> None:
+    def _reject(self, instant: int, row: int, event_id: Any, customer: Any, reason: str, rules: str) -> None:
         text = lambda value: None if value is None else str(value)  # noqa: E731
-        self.result.rejections.append((place, rules == "baseline",
+        self.result.rejections.append((instant, row, rules == "baseline",
                                        Rejected(row, text(event_id), text(customer), reason, rules)))
 
     def _group(self, columns: Columns, indexes: list[int]) -> None:
@@ -194,7 +194,7 @@ class ShardReplay:
             if error is not None:
                 for lane in lanes:
                     lane.totals.rejected += 1
-                self._reject(int(columns.rank[index]), row, None, None, error, both)
+                self._reject(instant, row, None, None, error, both)
                 continue
             verdicts: list[Any] = []
             base = columns.event(index) if columns.plain[index] else None
@@ -226,12 +226,11 @@ class ShardReplay:
                     ids.add(verdict.id)
             if reasons:
                 raw_id, raw_customer = columns.ids[index], columns.customers[index]
-                place = int(columns.rank[index])
                 if len(reasons) == 2 and reasons["new"] == reasons["baseline"]:
-                    self._reject(place, row, raw_id, raw_customer, reasons["new"], "both")
+                    self._reject(instant, row, raw_id, raw_customer, reasons["new"], "both")
                 else:
                     for label, reason in reasons.items():
-                        self._reject(place, row, raw_id, raw_customer, reason, label)
+                        self._reject(instant, row, raw_id, raw_customer, reason, label)
 
     def _apply(self, lane: Lane, event: Event, is_new: bool) -> None:
         customer = event.customer
@@ -275,6 +274,19 @@ def find_end(replay: ShardReplay, columns: Columns, groups: list[np.ndarray], gr
     return best
 
 
+def in_replay_order(rejections: list[tuple[int, int, bool, Rejected]], in_time_order: bool) -> list[Rejected]:
+    """Rejections in the order the event-at-a-time replay meets them (``History.in_time_order()``'s).
+
+    A history in time order is replayed as it is (by row); any other is
+    sorted by instant, rows without a readable one first, equal instants by row.
+    """
+    if in_time_order:
+        ordered = sorted(rejections, key=lambda entry: (entry[1], entry[2]))
+    else:
+        ordered = sorted(rejections, key=lambda entry: (entry[0], entry[1], entry[2]))
+    return [entry[3] for entry in ordered]
+
+
 def merge(shards: list[ShardResult]) -> ShardResult:
     """Add up shards of disjoint customers (the first shard's accumulators take the others in)."""
     total = shards[0]
@@ -295,4 +307,4 @@ def merge(shards: list[ShardResult]) -> ShardResult:
     return total
 
 
-__all__ = ["Lane", "ShardReplay", "ShardResult", "find_end", "merge"]
+__all__ = ["Lane", "ShardReplay", "ShardResult", "find_end", "in_replay_order", "merge"]

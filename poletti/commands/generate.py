@@ -66,8 +66,11 @@ def _format_of(out: str, chosen: str | None) -> str:
               help="IANA time zone of the café (timestamps carry its offset).")
 @click.option("--currency", default="EUR", show_default=True, callback=_check_currency,
               help="Currency of amounts and prices.")
+@click.option("--partitions", type=click.IntRange(min=1, max=4096), default=None, metavar="N",
+              help="Write a folder (--out) of N Parquet files, each customer in one of them: "
+                   "the layout `poletti simulate --dask` reads shard by shard.")
 def command(customers: int, days: int, seed: int, start: date | None, out: str, output_format: str | None,
-            zone: str, currency: str) -> None:
+            zone: str, currency: str, partitions: int | None) -> None:
     """Write a synthetic, reproducible purchase history of a café loyalty program.
 
     Signups (most with birthdays), purchases with baskets of coffee, pastries,
@@ -80,9 +83,17 @@ def command(customers: int, days: int, seed: int, start: date | None, out: str, 
     Example:
       poletti generate --customers 1000 --days 730 --seed 42 --out history.csv
     """
-    from poletti.interpreter.simulate.generate import generate_history, write_csv, write_jsonl, write_parquet
+    from poletti.interpreter.simulate.generate import (
+        generate_history, write_csv, write_jsonl, write_parquet, write_parquet_dataset,
+    )
 
     fmt = _format_of(out, output_format)
+    if partitions is not None:
+        if output_format not in (None, "parquet"):
+            raise click.UsageError("--partitions writes Parquet files: leave out --format or say parquet")
+        if out == STDIN:
+            raise click.UsageError("--partitions writes a folder of files: give one with --out")
+        fmt = "parquet"
     if fmt == "parquet" and out == STDIN:
         raise click.UsageError("Parquet is a binary file format: give a file with --out")
     try:
@@ -90,7 +101,9 @@ def command(customers: int, days: int, seed: int, start: date | None, out: str, 
     except ValueError as err:
         raise click.UsageError(str(err)) from None
     with _progress(days, start) as progress:
-        if fmt == "parquet":
+        if partitions is not None:
+            count = _write_folder(out, lambda folder: write_parquet_dataset(events, folder, partitions, progress))
+        elif fmt == "parquet":
             count = _write_file(out, binary=True, write=lambda handle: write_parquet(events, handle, progress))
         else:
             writer = write_csv if fmt == "csv" else write_jsonl
@@ -115,6 +128,26 @@ def _write_stdout(write: Callable[[IO[str]], int]) -> int:
         text.flush()
     finally:
         text.detach()
+    return count
+
+
+def _write_folder(path: str, write: Callable[[str], int]) -> int:
+    """Write a folder beside ``path`` and rename it into place: a crash never leaves half a dataset."""
+    import shutil
+    import tempfile
+
+    if os.path.exists(path) and not (os.path.isdir(path) and not os.listdir(path)):
+        raise click.UsageError(f"{_quoted(path)} exists: --partitions writes a new folder (or an empty one)")
+    parent = os.path.dirname(os.path.abspath(path)) or "."
+    work = tempfile.mkdtemp(prefix=".poletti-", dir=parent)
+    try:
+        count = write(work)
+        if os.path.isdir(path):
+            os.rmdir(path)
+        os.replace(work, path)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     return count
 
 

@@ -51,10 +51,13 @@ SUMMARY_COLUMNS = ("Figure", "New rules", "Baseline rules", "Change")
               help="Replay on this many processes (customers are shared out by a hash; the result is the same).")
 @click.option("--sequential", is_flag=True,
               help="Replay event at a time through the engine, as a host would (the reference; slower).")
+@click.option("--dask", "dask_address", metavar="ADDRESS",
+              help="Run the shards on a Dask cluster: a scheduler address (tcp://host:8786), or 'local' for "
+                   "--workers processes on this machine. Every worker must be able to read HISTORY.")
 @click.pass_context
 def command(ctx: click.Context, rules: str, history: str, baseline_path: str | None, until: str | None,
             effect_from: str | None, as_json: bool, customers_out: str | None, rejected_out: str | None,
-            report_out: str | None, workers: int, sequential: bool) -> None:
+            report_out: str | None, workers: int, sequential: bool, dask_address: str | None) -> None:
     """Replay an event history through RULES and summarise points, rewards, tiers and cost.
 
     HISTORY is CSV, JSON Lines or Parquet (by its extension; - reads JSON
@@ -78,10 +81,11 @@ def command(ctx: click.Context, rules: str, history: str, baseline_path: str | N
         raise click.UsageError("--customers, --rejected and --report must name different files")
     for path in outputs:
         _check_writable(path)
-    try:
-        detect_format(history)
-    except HistoryError as err:
-        raise Unreadable(str(err)) from None
+    if not (history != STDIN and os.path.isdir(history)):  # a folder is a Parquet dataset
+        try:
+            detect_format(history)
+        except HistoryError as err:
+            raise Unreadable(str(err)) from None
 
     program = load_program(ctx, rules)
     baseline = load_program(ctx, baseline_path) if baseline_path is not None else None
@@ -92,8 +96,10 @@ def command(ctx: click.Context, rules: str, history: str, baseline_path: str | N
     bool_columns = {name for p in (program, baseline) if p is not None
                     for name, kind in p.checked.attributes.items() if kind is Type.BOOL}
     progress = make_progress(enabled=not as_json and _stderr_is_terminal())
-    if sequential and workers > 1:
-        raise click.UsageError("--sequential replays event at a time in one process: leave out --workers")
+    if sequential and (workers > 1 or dask_address):
+        raise click.UsageError("--sequential replays event at a time in one process: leave out --workers and --dask")
+    if dask_address and history == STDIN:
+        raise click.UsageError("--dask workers read HISTORY themselves: give a file, not standard input")
     with contextlib.ExitStack() as stack:
         rejected_sink = stack.enter_context(_rejected_writer(rejected_out, baseline is not None))
         if progress is not None:
@@ -105,6 +111,16 @@ def command(ctx: click.Context, rules: str, history: str, baseline_path: str | N
                 result = simulate(program, source.in_time_order(progress), baseline=baseline, until=until_at,
                                   effect_from=effect_at, progress=progress, total=source.count,
                                   on_rejected=rejected_sink, keep_rejections=20, reordered=source.reordered)
+            elif dask_address:
+                from poletti.interpreter.simulate.distributed import ClusterUnavailable, simulate_dask
+
+                try:
+                    result = simulate_dask(program, history, dask_address, baseline=baseline, until=until_at,
+                                           effect_from=effect_at, bool_columns=frozenset(bool_columns),
+                                           workers=workers, progress=progress, on_rejected=rejected_sink,
+                                           keep_rejections=20)
+                except ClusterUnavailable as err:
+                    raise Unreadable(str(err)) from None
             else:
                 result = simulate_file(program, history, baseline=baseline, until=until_at, effect_from=effect_at,
                                        bool_columns=frozenset(bool_columns), workers=workers, progress=progress,
