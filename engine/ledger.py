@@ -158,11 +158,13 @@ class PointsLedger:
         if points == 0:
             return
         self.earned_total += points
-        repaid = min(self.owed, points)
-        self.owed -= repaid
-        rest = points - repaid
-        if not rest:
-            return
+        rest = points
+        if self.owed:  # debt is paid first
+            repaid = self.owed if self.owed < points else points
+            self.owed -= repaid
+            rest -= repaid
+            if not rest:
+                return
         pending = available_at is not None and available_at > at
         if expires_at is None and not pending:
             self.free += rest

@@ -89,7 +89,19 @@ class MemoryStore:
     def set_meta(self, key: str, value: str) -> None:
         self._meta[key] = value
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        # In memory, the engine only mutates state after every check passed.
-        yield
+    def transaction(self) -> _NoTransaction:
+        # In memory, the engine only mutates state after every check passed: nothing to undo.
+        return _NO_TRANSACTION
+
+
+class _NoTransaction:
+    """A ``with`` block that does nothing (cheaper than a generator-based context manager, per event)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
+
+
+_NO_TRANSACTION = _NoTransaction()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -34,8 +34,9 @@ class EventError(ValueError):
         self.event_id = event_id
 
 
-@attrs.frozen
-class Item:
+class Item(NamedTuple):
+    """One line of a purchase (a named tuple: purchases carry many, and they are built often)."""
+
     sku: str | None = None
     category: str | None = None
     quantity: int = 1
@@ -252,15 +253,18 @@ def quick_items(raw_items: Any) -> tuple[Item, ...] | None:
         return None
     built = []
     for item in raw_items:
-        if item.__class__ is not dict or not item.keys() <= _ITEM_FIELDS:
+        if item.__class__ is not dict or len(item) > 4 or not item.keys() <= _ITEM_FIELDS:
             return None
-        sku, category = item.get("sku"), item.get("category")
-        quantity, price = item.get("quantity", 1), item.get("price", 0)
-        if (sku is not None and _quick_text(sku) is None) or (category is not None and _quick_text(category) is None):
+        sku = item.get("sku")
+        category = item.get("category")
+        if sku is not None and (sku.__class__ is not str or not sku or sku.isspace()):
             return None
+        if category is not None and (category.__class__ is not str or not category or category.isspace()):
+            return None
+        quantity = item.get("quantity", 1)
         if quantity.__class__ is not int or not 0 < quantity <= MAX_QUANTITY:
             return None
-        price = _quick_units(price)
+        price = _quick_units(item.get("price", 0))
         if price is None:
             return None
         built.append(Item(sku, category, quantity, price))

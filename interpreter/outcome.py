@@ -20,8 +20,14 @@ if TYPE_CHECKING:
     from poletti.engine.compiler import CompiledProgram
 
 
-@attrs.frozen
+@attrs.define
 class Outcome:
+    """What one event (or one clock step for a customer) did.
+
+    A record to read, not to change (it is not frozen only because building
+    a frozen class costs four times as much, once per event).
+    """
+
     event_id: str | None
     customer: str
     type: str  # the event type, or "clock" for advance_to

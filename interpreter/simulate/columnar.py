@@ -27,7 +27,9 @@ import numpy as np
 from poletti.engine.program import Program
 from poletti.engine.timecalc import from_us, to_us
 from poletti.interpreter.simulate.columns import Columns, group_key, groups, load
-from poletti.interpreter.simulate.replay import ShardReplay, ShardResult, find_end, in_replay_order, merge
+from poletti.interpreter.simulate.replay import (
+    ShardReplay, ShardResult, collector_paused, find_end, in_replay_order, merge,
+)
 from poletti.interpreter.simulate.summary import (
     ProgramFigures, Rejected, SimulationResult, finish_summary, month_of, parse_instant,
 )
@@ -119,14 +121,15 @@ def simulate_file(program: Program, path: str, *, baseline: Program | None = Non
     effect_at = parse_instant(effect_from, tz) if effect_from is not None else None
     if progress is not None:
         progress("read", 0, None)
-    columns = load(path, tz, bool_columns=bool_columns)
-    if progress is not None:
-        progress("read", columns.count, columns.count)
-    programs = [program] if baseline is None else [program, baseline]
-    job = Job(programs, columns, None if until_at is None else to_us(until_at), effect_at, generated)
-    if progress is not None:
-        progress("simulate", 0, columns.count)
-    total = run_sharded(job, workers, progress)
+    with collector_paused():
+        columns = load(path, tz, bool_columns=bool_columns)
+        if progress is not None:
+            progress("read", columns.count, columns.count)
+        programs = [program] if baseline is None else [program, baseline]
+        job = Job(programs, columns, None if until_at is None else to_us(until_at), effect_at, generated)
+        if progress is not None:
+            progress("simulate", 0, columns.count)
+        total = run_sharded(job, workers, progress)
     return assemble(programs, total, job.end, until_at, columns.in_time_order(), on_rejected, keep_rejections)
 
 
