@@ -14,7 +14,10 @@ It works in passes over the statements (after ``use`` expansion):
 3. metrics — the type of each metric, which depends on attribute types;
 4. statements — every rule and declaration body, in file order;
 5. whole-program warnings — unreachable ``at`` rules, unused rewards,
-   expiry before pending ends, multipliers with nothing to multiply.
+   expiry before pending ends, multipliers with nothing to multiply;
+   tiers that can never be reached (E128);
+6. dependency cycles (E127, dsl/dependencies.py) — only in a program with
+   no other error, since a wrong name makes a wrong graph.
 
 Decisions where the language contract is silent (each says what a café
 marketer would expect):
@@ -73,6 +76,7 @@ marketer would expect):
 
 from __future__ import annotations
 
+import bisect
 import datetime
 import functools
 import re
@@ -83,9 +87,10 @@ from typing import Any, Iterable, Mapping
 import attrs
 
 from poletti.dsl import ast, currencies, modules
+from poletti.dsl.dependencies import find_cycles
 from poletti.dsl.diagnostics import ERROR, Diagnostic, closest, did_you_mean, finish, has_errors, make
 from poletti.dsl.formatter import format_expr, format_statement
-from poletti.dsl.implication import implies
+from poletti.dsl.implication import Budget, implies
 from poletti.dsl.program import (
     BUILTIN_EVENT_TYPES,
     CLOCK_EVENT_TYPES,
@@ -109,9 +114,12 @@ class CheckResult:
     diagnostics: tuple[Diagnostic, ...]
 
 
-def check(rule_file: ast.RuleFile, *, source_name: str | None = None) -> CheckResult:
-    """Check a parsed rule file. Input: the AST. Output: the checked program (None on errors) and diagnostics."""
-    return _Checker(source_name).run(rule_file)
+def check(rule_file: ast.RuleFile, *, source_name: str | None = None, source: str | None = None) -> CheckResult:
+    """Check a parsed rule file. Input: the AST. Output: the checked program (None on errors) and diagnostics.
+
+    ``source`` is the file's text, for quoting rules as written in messages.
+    """
+    return _Checker(source_name).run(rule_file, source)
 
 
 # ------------------------------------------------------------------ built-ins
@@ -145,6 +153,13 @@ _PERIODS = ("day", "week", "month", "year")
 _PERIOD_AS_WINDOW = {"day": "1d", "week": "1w", "month": "1m", "year": "1y"}
 # The longest window accepted, per unit: 100 years.
 _MAX_WINDOW = {"d": 36525, "w": 5218, "m": 1200, "y": 100}
+
+# The steps the E128 pass may spend proving that one tier implies another
+# (dsl/implication.py): some thousands of pairs of simple tiers.
+_TIER_ORDER_STEPS = 50_000
+
+# How many candidate names all did-you-mean notes of one file may compare a word with (see _Checker._afford).
+_SUGGESTION_COMPARISONS = 50_000
 
 _KIND_WORDS = {"reward": "a reward", "segment": "a segment", "metric": "a metric", "tier": "a tier"}
 
@@ -223,10 +238,11 @@ class _Checker:
         self.references: dict[Any, str] = {}
         # the context of the expression being checked: where event.x is allowed
         self.event_context: str | None = None  # None: allowed; else where we are, for E125
+        self.comparisons_left = _SUGGESTION_COMPARISONS  # for did-you-mean notes (see _afford)
 
     # ---------------------------------------------------------------- driver
 
-    def run(self, rule_file: ast.RuleFile) -> CheckResult:
+    def run(self, rule_file: ast.RuleFile, source: str | None = None) -> CheckResult:
         items = self._expand(rule_file.statements)
         for statement, origin in items:
             self._in(origin, self._setting, statement)
@@ -267,6 +283,10 @@ class _Checker:
             references=dict(self.references),
             origins=dict(self.origins),
         )
+        # 6. circles of definitions, once every name is known to be right
+        cycles = find_cycles(program, source)
+        if cycles:
+            return CheckResult(None, finish(diagnostics + tuple(cycles)))
         return CheckResult(program, diagnostics)
 
     def _in(self, origin: modules.Origin | None, method: Any, statement: Any) -> None:
@@ -301,6 +321,24 @@ class _Checker:
             else:
                 items.append((statement, None))
         return items
+
+    def _afford(self, candidates: int) -> bool:
+        """Whether a did-you-mean note may compare a word with this many candidates.
+
+        Each note compares the word with every name it could be a typo of,
+        so thousands of unknown names among thousands of declared ones would
+        make ``check`` quadratic. The notes share ``_SUGGESTION_COMPARISONS``;
+        once a note cannot be afforded, no later one is made, so the first
+        diagnostics (the ones shown) keep theirs.
+        """
+        if candidates > self.comparisons_left:
+            self.comparisons_left = 0
+            return False
+        self.comparisons_left -= candidates
+        return True
+
+    def _did_you_mean(self, word: str, candidates: Any) -> str:
+        return did_you_mean(word, candidates) if self._afford(len(candidates)) else ""
 
     def _line(self, span: ast.Span) -> str:
         return f"line {span.line}"
@@ -347,7 +385,7 @@ class _Checker:
                         ["use the code of the money your tills take, such as EUR, USD or GBP"])
         else:
             self.report("E121", f"'{code}' is not an ISO 4217 currency code", statement.span,
-                        [did_you_mean(code, currencies.ACTIVE - currencies.NOT_TENDER),
+                        [self._did_you_mean(code, currencies.ACTIVE - currencies.NOT_TENDER),
                          "currency codes are three capital letters, such as EUR, USD or GBP"])
 
     def _timezone_setting(self, statement: ast.TimezoneDecl) -> None:
@@ -358,7 +396,7 @@ class _Checker:
         zones = _time_zones()
         by_lower = {z.lower(): z for z in zones}
         hint = (f"did you mean '{by_lower[zone.lower()]}'?" if zone.lower() in by_lower
-                else did_you_mean(zone, zones))
+                else self._did_you_mean(zone, zones))
         self.report("E110", f"'{zone}' is not a time zone name", statement.span,
                     [hint, 'use an IANA zone name such as "Europe/Helsinki" or "America/New_York"'])
 
@@ -520,14 +558,15 @@ class _Checker:
                         ["birthdays are clock events: write on birthday grant 100 points (or a reward)"])
             return
         self.report("E111", f"unknown event type '{name}'", ident.span,
-                    [did_you_mean(name, known),
+                    [self._did_you_mean(name, known),
                      f"declare a custom event type first: event {name}",
                      "built-in event types: " + ", ".join(sorted(BUILTIN_EVENT_TYPES))])
 
     def _unknown_attribute(self, name: str, span: ast.Span) -> None:
-        known = set(_BUILTIN_ATTRIBUTES) | set(self.attributes)
+        known = set(_BUILTIN_ATTRIBUTES) | set(self.attributes) if self._afford(len(self.attributes) + 2) else ()
         self.report("E118", f"unknown event attribute '{name}'", span,
-                    [did_you_mean(name, known), f"declare it with its type first, for example: attribute {name}: text"])
+                    [did_you_mean(name, known) if known else "",
+                     f"declare it with its type first, for example: attribute {name}: text"])
 
     # ---------------------------------------------------------- 4. statements
 
@@ -769,8 +808,8 @@ class _Checker:
         The value is left for the user to fill in: only they know what a
         reward costs, and a made-up number would be counted in simulate's cost.
         """
-        declared = {n: d for n, d in self.decls.items() if d.kind == "reward"}
-        close = closest(name, declared)
+        declared = {n: d for n, d in self.decls.items() if d.kind == "reward"} if self._afford(len(self.decls)) else {}
+        close = closest(name, declared) if declared else None
         typo = f"did you mean '{close}' (declared on line {declared[close].name.span.line})?" if close else ""
         label = name.replace("_", " ").strip().capitalize() or name
         currency = self.currency or DEFAULT_CURRENCY
@@ -835,7 +874,7 @@ class _Checker:
     def _currency_code(self, code: str, span: ast.Span) -> None:
         if not currencies.is_valid(code):
             self.report("E121", f"'{code}' is not a currency", span,
-                        [did_you_mean(code, currencies.ACTIVE - currencies.NOT_TENDER),
+                        [self._did_you_mean(code, currencies.ACTIVE - currencies.NOT_TENDER),
                          "currency codes are ISO 4217 codes such as EUR, USD or GBP"])
             return
         if self.currency is None or code == self.currency:
@@ -1015,8 +1054,10 @@ class _Checker:
 
     def _unknown_name(self, ref: ast.NameRef) -> None:
         name = ref.name
-        visible = set(_FIXED_BUILTINS) | set(_SUGGESTED_WINDOWS) | set(self.builtins) | set(self.decls) | {_NO_TIER}
-        notes = [did_you_mean(name, visible)]
+        known = len(_FIXED_BUILTINS) + len(_SUGGESTED_WINDOWS) + len(self.builtins) + len(self.decls) + 1
+        visible = (set(_FIXED_BUILTINS) | set(_SUGGESTED_WINDOWS) | set(self.builtins) | set(self.decls) | {_NO_TIER}
+                   if self._afford(known) else ())
+        notes = [did_you_mean(name, visible) if visible else ""]
         if name in _WINDOWED_BUILTINS:
             notes.append(f"add a window: {name}_30d, {name}_12m or {name}_lifetime")
         elif name in BUILTIN_EVENT_TYPES or name in self.events:
@@ -1161,7 +1202,11 @@ class _Checker:
         self.origin = None
 
     def _warn_unreachable_conversions(self, items: list[tuple[Any, modules.Origin | None]]) -> None:
-        unconditional: list[tuple[int, ast.ConvertRule]] = []
+        # The unconditional `at` rules that set a new lowest threshold, in file order (so their
+        # thresholds fall): the first earlier rule with a threshold <= N is the first of these that is,
+        # found by bisection instead of by a pass over every earlier rule.
+        lowest: list[tuple[int, ast.ConvertRule]] = []
+        falling: list[int] = []  # -threshold of each, rising, for bisect
         for statement, _ in items:
             condition = _literal_false(statement)
             if condition is not None:
@@ -1172,28 +1217,39 @@ class _Checker:
             threshold = statement.threshold.amount
             if not isinstance(threshold, ast.NumberLit) or threshold.value <= 0 or not _is_whole(threshold.value):
                 continue  # already an error
-            for earlier_value, earlier in unconditional:
-                if earlier_value <= threshold.value:
-                    self._warn("W202", "this rule can never fire", statement.span, statement,
-                               [f"the rule 'at {_fmt(Decimal(earlier_value))} points' on line {earlier.span.line} "
-                                f"runs first and converts the balance until less than {earlier_value} points are left"])
-                    break
-            if not statement.options:
-                unconditional.append((int(threshold.value), statement))
+            first = bisect.bisect_left(falling, -threshold.value)
+            if first < len(lowest):
+                earlier_value, earlier = lowest[first]
+                self._warn("W202", "this rule can never fire", statement.span, statement,
+                           [f"the rule 'at {_fmt(Decimal(earlier_value))} points' on line {earlier.span.line} "
+                            f"runs first and converts the balance until less than {earlier_value} points are left"])
+            if not statement.options and (not lowest or threshold.value < lowest[-1][0]):
+                lowest.append((int(threshold.value), statement))
+                falling.append(-int(threshold.value))
 
     def _check_tier_order(self) -> None:
-        """E128: a tier that a later, higher-ranked tier always outranks (tiers declared from high to low)."""
+        """E128: a tier that a later, higher-ranked tier always outranks (tiers declared from high to low).
+
+        Every pair of tiers is a question for the prover, so the pass shares
+        one step budget (``_TIER_ORDER_STEPS``): programs people write need a
+        few hundred steps; a file with thousands of tiers stops being
+        examined when the budget is spent instead of taking minutes.
+        """
         conditions = [t.rule for t in self.tiers] + list(self.segments.values())
-        if any(self._has_error_inside(statement) for statement in conditions):
+        if self._has_error_inside(conditions):
             return  # a broken condition proves nothing
         segments = {name: decl.condition for name, decl in self.segments.items()}
         texts: dict[int, tuple[Any, str]] = {}  # each condition printed once, however many pairs it is in
+        budget = Budget(_TIER_ORDER_STEPS)
         tiers = [t.rule for t in self.tiers]
         for position, lower in enumerate(tiers):
+            if budget.spent:
+                break
             if _literal_false(lower) is not None:
                 continue  # W202 says it already
             higher = next((t for t in tiers[position + 1:]
-                           if _kept_as_long(t, lower) and implies(lower.condition, t.condition, segments, texts)),
+                           if _kept_as_long(t, lower)
+                           and implies(lower.condition, t.condition, segments, texts, budget)),
                           None)
             if higher is None:
                 continue
@@ -1204,9 +1260,14 @@ class _Checker:
                         f"declare tiers from lowest to highest: put '{format_statement(lower)}' after "
                         f"'{format_statement(higher)}'"])
 
-    def _has_error_inside(self, statement: Any) -> bool:
-        span = statement.span
-        return any(d.severity == ERROR and span.start <= d.span.start <= span.end for d in self.diagnostics)
+    def _has_error_inside(self, statements: Iterable[Any]) -> bool:
+        """Whether an error so far starts inside any of the statements (one sort, one search each)."""
+        starts = sorted(d.span.start for d in self.diagnostics if d.severity == ERROR)
+        for statement in statements:
+            i = bisect.bisect_left(starts, statement.span.start)
+            if i < len(starts) and starts[i] <= statement.span.end:
+                return True
+        return False
 
     def _warn_unused_rewards(self, items: list[tuple[Any, modules.Origin | None]]) -> None:
         for statement, _ in items:
@@ -1217,8 +1278,9 @@ class _Checker:
                 continue
             if any(isinstance(p, ast.RewardCost) for p in statement.parts):
                 continue  # has a cost that was wrong: already an error
-            implicit = {r.name: r for r in self.rewards.values() if r.implicit}
-            typo = closest(info.name, implicit)
+            implicit = ({r.name: r for r in self.rewards.values() if r.implicit}
+                        if self._afford(len(self.rewards)) else {})
+            typo = closest(info.name, implicit) if implicit else None
             self._warn("W203", f"reward '{info.name}' is never granted and cannot be redeemed",
                        statement.name.span, statement,
                        [f"line {implicit[typo].span.line} grants '{typo}': did you mean '{info.name}' there?"

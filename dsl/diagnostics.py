@@ -41,6 +41,7 @@ _CODES = [
     Code("P005", "unclosed-parenthesis", ERROR, "a '(' has no matching ')'"),
     Code("P006", "not-utf8", ERROR, "the file is not UTF-8 text"),
     Code("P007", "unknown-statement", ERROR, "a statement starts with a word that is not a statement keyword"),
+    Code("P008", "too-large", ERROR, "a file with more statements, or a statement longer, than poletti checks"),
     # -- checking
     Code("E101", "unknown-name", ERROR, "a name that is neither built in nor declared"),
     Code("E102", "duplicate-declaration", ERROR, "the same name is declared twice"),

@@ -53,14 +53,39 @@ class _Bound:
     value: Decimal
 
 
-def implies(a: Any, b: Any, segments: Mapping[str, Any], texts: dict[int, tuple[Any, str]] | None = None) -> bool:
+class Budget:
+    """Steps shared by many questions (one pass of the checker): past it every answer is "not shown".
+
+    A file with thousands of tiers asks about millions of pairs; a budget
+    for the whole pass keeps ``check`` near-linear in the file's size, and
+    files people write use a tiny part of it.
+    """
+
+    def __init__(self, steps: int) -> None:
+        self.steps_left = steps
+
+    @property
+    def spent(self) -> bool:
+        return self.steps_left <= 0
+
+
+def implies(a: Any, b: Any, segments: Mapping[str, Any], texts: dict[int, tuple[Any, str]] | None = None,
+            budget: Budget | None = None) -> bool:
     """True if condition ``a`` makes condition ``b`` true in every state (see the module docstring).
 
     ``texts`` may be shared between calls on the same trees: it keeps each
     node's printed form, so asking about many pairs of tiers stays cheap.
+    ``budget`` is shared by the calls of one pass (each call also has its own
+    limit, ``_MAX_STEPS``).
     """
+    if budget is not None and budget.spent:
+        return False
     prover = _Prover(segments, {} if texts is None else texts)
-    return prover.same(a, b) or prover.implies(a, b, 0)
+    try:
+        return prover.same(a, b) or prover.implies(a, b, 0)
+    finally:
+        if budget is not None:
+            budget.steps_left -= 1 + _MAX_STEPS - max(prover.steps_left, 0)
 
 
 class _Prover:

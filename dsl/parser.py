@@ -10,31 +10,91 @@ from __future__ import annotations
 
 import bisect
 import functools
+import importlib.resources
+import io
+import pickle
+import re
 from decimal import Decimal
 from typing import Any, Iterator
 
 import attrs
-from lark import Lark, Token, Transformer, Tree, v_args
-from lark.exceptions import UnexpectedInput, VisitError
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedInput
 
-from poletti.dsl import ast, syntax
-from poletti.dsl.diagnostics import Diagnostic, finish, make
+from poletti.dsl import ast, syntax, usercache
+from poletti.dsl.diagnostics import MAX_DIAGNOSTICS, Diagnostic, finish, make
 
 STATEMENT_KEYWORDS = syntax.STATEMENT_KEYWORDS
 
 
+GRAMMAR_PACKAGE = "poletti.grammar"
+GRAMMAR_FILE = "loyalty.lark"
+_LARK_OPTIONS: dict[str, Any] = {
+    "parser": "lalr",
+    "lexer": "contextual",
+    "strict": True,
+    "propagate_positions": True,
+    "maybe_placeholders": False,
+}
+
+
 @functools.lru_cache(maxsize=1)
 def grammar() -> Lark:
-    """The compiled grammar, built once per process."""
-    return Lark.open_from_package(
-        "poletti.grammar",
-        "loyalty.lark",
-        parser="lalr",
-        lexer="contextual",
-        strict=True,
-        propagate_positions=True,
-        maybe_placeholders=False,
-    )
+    """The compiled grammar, built once per process, and once per grammar for all processes.
+
+    Building the LALR tables from ``grammar/loyalty.lark`` (the source of
+    truth) takes a few tenths of a second, most of a small ``poletti check``;
+    so the tables are kept in the user's cache (dsl/usercache.py) under a
+    hash of the grammar text, the options, the Lark version and the Python
+    version. A changed grammar has another hash, so a stale table is never
+    read; a cache that is missing, damaged or not writable costs only the
+    rebuild.
+    """
+    text = _grammar_text()
+    key = _cache_key(text)
+    name = f"grammar-{key[:32]}.lark"
+    header = f"poletti grammar tables {key}\n".encode("ascii")
+    cached = usercache.read(name)
+    if cached is not None and cached.startswith(header):
+        loaded = _load_tables(cached[len(header):])
+        if loaded is not None:
+            return loaded
+    built = Lark(text, source_path=GRAMMAR_FILE, **_LARK_OPTIONS)
+    buffer = io.BytesIO()
+    buffer.write(header)
+    built.save(buffer)
+    usercache.write(name, buffer.getvalue())
+    return built
+
+
+def _grammar_text() -> str:
+    return importlib.resources.files(GRAMMAR_PACKAGE).joinpath(GRAMMAR_FILE).read_text(encoding="utf-8")
+
+
+def _cache_key(text: str) -> str:
+    """What the tables depend on, hashed: the grammar, the options, the Lark and Python versions."""
+    import hashlib
+    import sys
+
+    import lark
+
+    key = "\0".join((text, repr(sorted(_LARK_OPTIONS.items())), lark.__version__, sys.version))
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class _PlainData(pickle.Unpickler):
+    """Unpickles only plain data (dicts, lists, strings, numbers): a cache file can never run code."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"not plain data: {module}.{name}")
+
+
+def _load_tables(data: bytes) -> Lark | None:
+    try:
+        _PlainData(io.BytesIO(data)).load()
+        return Lark.load(io.BytesIO(data))
+    except Exception:  # noqa: BLE001 — a damaged cache file is rebuilt, whatever is wrong with it
+        return None
 
 
 @attrs.frozen
@@ -66,57 +126,107 @@ class _Chunk:
     end: int
 
 
+# What matters for cutting a file into statements; everything else is skipped at C speed.
+_SPECIAL = re.compile(r'["#()\n;]')
+# The inside of a text in quotes: a backslash escapes the next character, but never the end of the line.
+_STRING_BODY = re.compile(r'(?:[^"\\\n]|\\[^\n]|\\)*')
+
+
 def _split(text: str, index: LineIndex) -> tuple[list[_Chunk], list[ast.Comment], list[Diagnostic]]:
-    """Cut the file into statement chunks; collect comments and lexical errors on the way."""
-    chunks: list[_Chunk] = []
+    """Cut the file into statement chunks; collect comments and lexical errors on the way.
+
+    A statement ends at a newline or ``;`` outside texts in quotes and
+    parentheses. A text not closed on its line (P004) drops its statement up
+    to the end of that line; a ``(`` never closed (P005) drops its statement
+    up to the end of the ``(``'s line; splitting resumes after either.
+
+    Linear in the file: one pass finds the texts, comments, parentheses and
+    separators; a second works out once, for every ``(``, where it closes
+    (its ``)``, an unclosed text that drops it, or never); a third cuts,
+    jumping over each parenthesised part instead of scanning it again.
+    """
+    n = len(text)
     comments: list[ast.Comment] = []
     problems: list[Diagnostic] = []
-    i, n = 0, len(text)
-    start = 0
-    open_parens: list[int] = []
-    while i < n:
+    # 1. The events: (offset, kind) for "(", ")", "\n", ";" and "!" (an unclosed text; resume[k] says where
+    # its statement resumes).
+    offsets: list[int] = []
+    kinds: list[str] = []
+    resume: dict[int, int] = {}
+    i = 0
+    while True:
+        found = _SPECIAL.search(text, i)
+        if found is None:
+            break
+        i = found.start()
         ch = text[i]
         if ch == '"':
-            j = i + 1
-            while j < n and text[j] not in '"\n':
-                # A backslash escapes the next character, but never the end of the line.
-                j += 2 if text[j] == "\\" and j + 1 < n and text[j + 1] != "\n" else 1
-            if j >= n or text[j] != '"':
-                problems.append(make("P004", "this text in quotes is not closed", index.span(i, min(j, n)),
-                                     ["a text must end with \" on the same line"]))
-                # Skip the broken statement: resume at the next line.
-                start, i, open_parens = _next_line(text, i), _next_line(text, i), []
+            j = _STRING_BODY.match(text, i + 1).end()  # type: ignore[union-attr]
+            if j < n and text[j] == '"':
+                i = j + 1
                 continue
-            i = j + 1
+            problems.append(make("P004", "this text in quotes is not closed", index.span(i, j),
+                                 ["a text must end with \" on the same line"]))
+            resume[len(offsets)] = _next_line(text, i)
+            offsets.append(i)
+            kinds.append("!")
+            i = _next_line(text, i)
         elif ch == "#":
             j = text.find("\n", i)
             j = n if j < 0 else j
             body = text[i:j].rstrip()  # a CRLF file leaves "\r" before the "\n"
             comments.append(ast.Comment(body, index.span(i, i + len(body))))
             i = j
-        elif ch == "(":
-            open_parens.append(i)
-            i += 1
-        elif ch == ")":
-            if open_parens:
-                open_parens.pop()
-            i += 1
-        elif ch in "\n;" and not open_parens:
-            chunks.append(_Chunk(start, i))
-            i += 1
-            start = i
         else:
+            offsets.append(i)
+            kinds.append(ch)
             i += 1
-        if i >= n and open_parens:
-            where = open_parens[0]
-            problems.append(make("P005", "this '(' is never closed", index.span(where, where + 1),
-                                 ["close it with ')' before the end of the statement"]))
-            # Give up on that statement only: resume splitting at the next line.
-            resume = _next_line(text, where)
-            comments = [c for c in comments if c.span.start < resume]
-            start, i, open_parens = resume, resume, []
+    # 2. Where each "(" ends: the event of its ")", of the unclosed text that drops it, or None (never).
+    ends: dict[int, int | None] = {}
+    open_parens: list[int] = []
+    for k, kind in enumerate(kinds):
+        if kind == "(":
+            open_parens.append(k)
+        elif kind == ")":
+            if open_parens:
+                ends[open_parens.pop()] = k
+        elif kind == "!":
+            for opened in open_parens:
+                ends[opened] = k
+            open_parens.clear()
+    for opened in open_parens:
+        ends[opened] = None
+    # 3. The statements.
+    chunks: list[_Chunk] = []
+    start = 0
+    k = 0
+    while k < len(kinds):
+        kind = kinds[k]
+        if kind == "\n" or kind == ";":
+            chunks.append(_Chunk(start, offsets[k]))
+            start = offsets[k] + 1
+            k += 1
+        elif kind == "!":
+            start = resume[k]
+            k = bisect.bisect_left(offsets, start, k + 1)
+        elif kind == "(":
+            end = ends[k]
+            if end is None:
+                where = offsets[k]
+                problems.append(make("P005", "this '(' is never closed", index.span(where, where + 1),
+                                     ["close it with ')' before the end of the statement"]))
+                # Give up on that statement only: resume splitting at the next line.
+                start = _next_line(text, where)
+                k = bisect.bisect_left(offsets, start, k + 1)
+            elif kinds[end] == "!":
+                k = end  # the unclosed text drops this statement
+            else:
+                k = end + 1
+        else:  # a ")" with nothing open: the parser reports it
+            k += 1
     chunks.append(_Chunk(start, n))
-    return [c for c in chunks if _has_code(text, c, comments)], comments, problems
+    comment_starts = [c.span.start for c in comments]
+    return [c for c in chunks if _has_code(text, c, comments, comment_starts)], comments, problems
 
 
 def _next_line(text: str, offset: int) -> int:
@@ -124,29 +234,94 @@ def _next_line(text: str, offset: int) -> int:
     return len(text) if j < 0 else j + 1
 
 
-def _has_code(text: str, chunk: _Chunk, comments: list[ast.Comment]) -> bool:
-    body = text[chunk.start:chunk.end]
-    for c in comments:
-        if chunk.start <= c.span.start < chunk.end:
-            body = body.replace(c.text, "", 1)
-    return bool(body.strip())
+def _has_code(text: str, chunk: _Chunk, comments: list[ast.Comment], comment_starts: list[int]) -> bool:
+    """Whether the chunk holds more than white space and comments (found by bisection: no pass over all)."""
+    first = bisect.bisect_left(comment_starts, chunk.start)
+    last = bisect.bisect_left(comment_starts, chunk.end)
+    at = chunk.start
+    for comment in comments[first:last]:
+        if text[at:comment.span.start].strip():
+            return True
+        at = comment.span.end
+    return bool(text[at:chunk.end].strip())
+
+
+# Files and statements past these limits are refused with P008 instead of
+# checked (comments do not count). The parser takes a fraction of a
+# millisecond per statement and per hundred characters, so a file within them
+# checks in seconds, and one far past them (a generated file with a rule per
+# product, a megabyte condition) is told so at once instead of keeping an
+# editor busy for minutes.
+MAX_STATEMENTS = 10_000
+MAX_STATEMENT_LENGTH = 50_000
+MAX_CODE_LENGTH = 1_000_000
 
 
 def parse(text: str) -> ParseResult:
     """Parse a rule file. Input: its text. Output: the AST and syntax diagnostics."""
     index = LineIndex(text)
     chunks, comments, diagnostics = _split(text, index)
+    whole_file = index.span(0, len(text))
+    refused = _refuse_file(text, chunks, comments, index)
+    if refused is not None:
+        return ParseResult(ast.RuleFile((), tuple(comments), whole_file), finish([*diagnostics, refused]))
+    comment_starts = [c.span.start for c in comments]
     statements: list[ast.Statement] = []
+    syntax_errors = 0
     for chunk in chunks:
-        result = _parse_statement(text, chunk, index)
+        if chunk.end - chunk.start > MAX_STATEMENT_LENGTH:
+            length = _code_length(text, chunk, comments, comment_starts)
+            if length > MAX_STATEMENT_LENGTH:
+                diagnostics.append(make(
+                    "P008", f"this statement is {length:,} characters long; poletti reads statements of at most "
+                            f"{MAX_STATEMENT_LENGTH:,}", _first_line(text, chunk, index),
+                    ["split a long condition into segments (segment big_spenders when …) and combine them"]))
+                continue
+        # Past the first MAX_DIAGNOSTICS syntax errors a short message does: only the first are shown.
+        result = _parse_statement(text, chunk, index, explain=syntax_errors < MAX_DIAGNOSTICS)
         if isinstance(result, Diagnostic):
             diagnostics.append(result)
+            syntax_errors += 1
         else:
             statements.append(result)
-    return ParseResult(
-        ast.RuleFile(tuple(statements), tuple(comments), index.span(0, len(text))),
-        finish(diagnostics),
-    )
+    return ParseResult(ast.RuleFile(tuple(statements), tuple(comments), whole_file), finish(diagnostics))
+
+
+def _refuse_file(text: str, chunks: list[_Chunk], comments: list[ast.Comment], index: LineIndex) -> Diagnostic | None:
+    """P008 for a file with too many statements or too much code (statements too long on their own aside)."""
+    advice = ("one rule per category (earn 2 points per EUR on category \"beans\") instead of one per product "
+              "keeps a program small")
+    if len(chunks) > MAX_STATEMENTS:
+        return make("P008", f"this file has {len(chunks):,} statements; poletti checks at most "
+                            f"{MAX_STATEMENTS:,} in one file", _first_line(text, chunks[MAX_STATEMENTS], index),
+                    [f"statement {MAX_STATEMENTS + 1:,} starts here; nothing in the file was checked", advice])
+    comment_starts = [c.span.start for c in comments]
+    total = 0
+    for chunk in chunks:
+        length = _code_length(text, chunk, comments, comment_starts)
+        if length <= MAX_STATEMENT_LENGTH:
+            total += length
+        if total > MAX_CODE_LENGTH:
+            return make("P008", f"this file has more than {MAX_CODE_LENGTH:,} characters of rules (comments not "
+                                f"counted); poletti checks at most {MAX_CODE_LENGTH:,} in one file",
+                        _first_line(text, chunk, index),
+                        ["the limit is passed in this statement; nothing in the file was checked", advice])
+    return None
+
+
+def _first_line(text: str, chunk: _Chunk, index: LineIndex) -> ast.Span:
+    """The span of a statement's code on its first line (for statements too large to underline whole)."""
+    body = text[chunk.start:chunk.end]
+    start = chunk.start + len(body) - len(body.lstrip())
+    end = text.find("\n", start, chunk.end)
+    return index.span(start, chunk.end if end < 0 else end)
+
+
+def _code_length(text: str, chunk: _Chunk, comments: list[ast.Comment], comment_starts: list[int]) -> int:
+    """A statement's length without its comments."""
+    first = bisect.bisect_left(comment_starts, chunk.start)
+    last = bisect.bisect_left(comment_starts, chunk.end)
+    return chunk.end - chunk.start - sum(len(c.text) for c in comments[first:last])
 
 
 # Deeper than this no rule a person writes goes; every later stage walks the
@@ -154,36 +329,33 @@ def parse(text: str) -> ParseResult:
 MAX_NESTING = 100
 
 
-def _parse_statement(text: str, chunk: _Chunk, index: LineIndex) -> ast.Statement | Diagnostic:
+def _parse_statement(text: str, chunk: _Chunk, index: LineIndex, *, explain: bool = True) -> ast.Statement | Diagnostic:
+    """One statement's AST, or its diagnostic (``explain=False``: a short one for a syntax error)."""
     source = text[chunk.start:chunk.end]
-    too_deep = make("P001", f"this statement is nested too deeply (more than {MAX_NESTING} levels)",
-                    index.span(chunk.start, chunk.end), ["split the condition with a segment or a metric"])
     try:
         tree = grammar().parse(source)
-        if _depth(tree) > MAX_NESTING:
-            return too_deep
-        statement = _ToAst(chunk.start, index).transform(tree)
+        statement = _ToAst(chunk.start, index).convert(tree)
     except UnexpectedInput as err:
+        if not explain:
+            return make("P001", "this statement does not follow the grammar", _first_line(text, chunk, index))
         return _syntax_diagnostic(err, source, chunk, index)
-    except VisitError as err:  # a literal the transformer cannot read, e.g. a huge duration
-        if isinstance(err.orig_exc, _Unreadable):
-            return err.orig_exc.diagnostic
+    except _Unreadable as err:  # a literal the converter cannot read, e.g. a huge duration
+        return err.diagnostic
+    except (_TooDeep, RecursionError):
+        return _too_deep(chunk, index)
+    except Exception:  # noqa: BLE001 — any other literal Python cannot take (as lark's VisitError was)
         return make("P001", "cannot read this statement", index.span(chunk.start, chunk.end),
                     ["check its numbers, durations and dates"])
-    except RecursionError:
-        return too_deep
     return statement  # type: ignore[no-any-return]
 
 
-def _depth(tree: Tree) -> int:
-    """The tree's depth, measured without recursion (the tree may be very deep)."""
-    deepest = 0
-    stack = [(tree, 1)]
-    while stack:
-        node, depth = stack.pop()
-        deepest = max(deepest, depth)
-        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
-    return deepest
+def _too_deep(chunk: _Chunk, index: LineIndex) -> Diagnostic:
+    return make("P001", f"this statement is nested too deeply (more than {MAX_NESTING} levels)",
+                index.span(chunk.start, chunk.end), ["split the condition with a segment or a metric"])
+
+
+class _TooDeep(Exception):
+    """The statement's tree is deeper than MAX_NESTING."""
 
 
 # ------------------------------------------------------------- syntax messages
@@ -227,21 +399,56 @@ class _Unreadable(Exception):
         self.diagnostic = diagnostic
 
 
-@v_args(meta=True)
-class _ToAst(Transformer[Token, Any]):
-    """Lark tree of one statement → AST node, with spans made absolute."""
+class _ToAst:
+    """Lark tree of one statement → AST node, with spans made absolute.
+
+    Each public method handles the tree nodes of the grammar rule (or alias)
+    it is named after, given the node's positions (``meta``) and its children,
+    already converted; ``convert`` calls them bottom up.
+    """
 
     def __init__(self, base: int, index: LineIndex) -> None:
-        super().__init__(visit_tokens=False)
         self.base = base
         self.index = index
+        # The statement's first line, where most spans lie: found once, not per node.
+        line = bisect.bisect_right(index.starts, base) - 1
+        self.line = line + 1
+        self.line_start = index.starts[line]
+        self.line_end = index.starts[line + 1] if line + 1 < len(index.starts) else len(index.text) + 1
+
+    def convert(self, tree: Tree) -> Any:
+        """The tree as an AST node: children before parents, with no recursion and no per-node wrappers.
+
+        Raises ``_TooDeep`` for a tree deeper than MAX_NESTING, before building anything.
+        """
+        order = []
+        pending = [(tree, 1)]
+        while pending:
+            node, depth = pending.pop()
+            if depth > MAX_NESTING:
+                raise _TooDeep()
+            order.append(node)
+            pending.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+        done: dict[int, Any] = {}
+        handlers = _HANDLERS
+        for node in reversed(order):
+            children = [done.pop(id(child)) if isinstance(child, Tree) else child for child in node.children]
+            handler = handlers.get(node.data)
+            done[id(node)] = handler(self, node.meta, children) if handler else Tree(node.data, children, node.meta)
+        return done[id(tree)]
+
+    def _at(self, start: int, end: int) -> ast.Span:
+        if self.line_start <= start and end < self.line_end:
+            line, first = self.line, self.line_start
+            return ast.Span(line, start - first + 1, line, end - first + 1, start, end)
+        return self.index.span(start, end)
 
     def _span(self, meta: Any) -> ast.Span:
-        return self.index.span(self.base + meta.start_pos, self.base + meta.end_pos)
+        return self._at(self.base + meta.start_pos, self.base + meta.end_pos)
 
     def _tspan(self, token: Token) -> ast.Span:
         start = self.base + (token.start_pos or 0)
-        return self.index.span(start, start + len(str(token)))
+        return self._at(start, start + len(str(token)))
 
     # -- leaves that arrive as raw tokens (from `?` rules)
 
@@ -478,16 +685,41 @@ class _ToAst(Transformer[Token, Any]):
         return ast.PendingRule(self._window(children[0]), self._span(meta))
 
 
+# Grammar rule (or alias) → the _ToAst method that builds its node.
+_HANDLERS: dict[str, Any] = {
+    name: method for name, method in vars(_ToAst).items() if not name.startswith("_") and name != "convert"
+}
+
+
 def iter_nodes(node: Any) -> Iterator[Any]:
-    """Every AST node below (and including) ``node``, depth first, in field order."""
-    yield node
-    if attrs.has(type(node)):
-        for field in attrs.fields(type(node)):
-            if field.name == "span":
-                continue
-            value = getattr(node, field.name)
+    """Every AST node below (and including) ``node``, depth first, in field order.
+
+    Iterative: a condition nested as deep as the parser allows costs no
+    recursion, and each node is yielded once (not passed up through every
+    level above it, as nested generators would).
+    """
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        yield node
+        fields = _CHILD_FIELDS.get(type(node))
+        if fields is None:
+            fields = _CHILD_FIELDS[type(node)] = _child_fields(type(node))
+        if not fields:
+            continue
+        children: list[Any] = []
+        for name in fields:
+            value = getattr(node, name)
             if isinstance(value, tuple):
-                for item in value:
-                    yield from iter_nodes(item)
+                children.extend(value)
             elif attrs.has(type(value)):
-                yield from iter_nodes(value)
+                children.append(value)
+        stack.extend(reversed(children))
+
+
+# AST class → the names of its fields that may hold nodes (all but the span).
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _child_fields(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in attrs.fields(cls) if f.name != "span") if attrs.has(cls) else ()

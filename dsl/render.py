@@ -100,6 +100,15 @@ def excerpt(line: str, start_col: int, end_col: int) -> tuple[str, int, int]:
     on this line (``end_col`` exclusive); a span of no width still gets a
     one-cell marker.
     """
+    cut_before = cut_after = False
+    if len(line) > _LONG_LINE:
+        # Only the characters around the marker can be shown: look at those
+        # alone, so a megabyte line costs what a short one does (tab stops then
+        # count from the cut, which only shifts what is shown after a tab).
+        first = max(0, start_col - 1 - _LONG_LINE // 2)
+        cut_before, cut_after = first > 0, first + _LONG_LINE < len(line)
+        line = line[first:first + _LONG_LINE]
+        start_col, end_col = start_col - first, end_col - first
     cells = _display_cells(line)
     start = max(0, min(start_col - 1, len(cells)))
     end = max(start, min(end_col - 1, len(cells)))
@@ -107,13 +116,22 @@ def excerpt(line: str, start_col: int, end_col: int) -> tuple[str, int, int]:
     width = max(1, sum(w for _, w in cells[start:end]))
     text = "".join(s for s, _ in cells)
     total = sum(w for _, w in cells)
-    if total <= MAX_EXCERPT:
+    if total <= MAX_EXCERPT and not (cut_before or cut_after):
         return text, before, width
-    return _window(cells, before, width)
+    return _window(cells, before, width, cut_before, cut_after)
 
 
-def _window(cells: list[tuple[str, int]], before: int, width: int) -> tuple[str, int, int]:
-    """Cut an over-long displayed line to about MAX_EXCERPT cells around the marker."""
+# Lines longer than this (in characters) are cut around the marker before they are measured.
+_LONG_LINE = 1000
+
+
+def _window(cells: list[tuple[str, int]], before: int, width: int,
+            cut_before: bool = False, cut_after: bool = False) -> tuple[str, int, int]:
+    """Cut an over-long displayed line to about MAX_EXCERPT cells around the marker.
+
+    ``cut_before``/``cut_after``: the cells are already a piece of a longer
+    line, so that end gets its '…' in any case.
+    """
     width = min(width, MAX_EXCERPT // 2)
     lo = max(0, before - MAX_EXCERPT // 3)
     hi = lo + MAX_EXCERPT
@@ -127,8 +145,8 @@ def _window(cells: list[tuple[str, int]], before: int, width: int) -> tuple[str,
             out.append(text)
         at += w
     shown_from = lo if shown_from is None else shown_from
-    prefix = "…" if shown_from > 0 else ""
-    suffix = "…" if at > hi else ""
+    prefix = "…" if shown_from > 0 or cut_before else ""
+    suffix = "…" if at > hi or cut_after else ""
     return prefix + "".join(out) + suffix, len(prefix) + before - shown_from, width
 
 

@@ -1,4 +1,4 @@
-"""Compile a checked program into the rule graph and runnable rule objects.
+"""Compile a checked program into runnable rule objects.
 
 ``compile_program(checked) -> CompiledProgram``. Each rule becomes a small
 object with its numbers, filters and conditions resolved into closures;
@@ -9,6 +9,7 @@ the interpreter does no tree walking and no name lookups per event.
 from __future__ import annotations
 
 import enum
+import functools
 from datetime import timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Callable
@@ -17,9 +18,9 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from poletti.dsl import ast
+from poletti.dsl.dependencies import source_text, status_order
 from poletti.dsl.program import BuiltinQuantity, CheckedProgram
 from poletti.engine.expressions import Ctx, Evaluator, ExpressionCompiler, WindowSpec, duration_of, literal_date
-from poletti.engine.graph import build_graph, status_order
 from poletti.engine.timecalc import Duration, day_start_us
 
 if TYPE_CHECKING:
@@ -240,7 +241,12 @@ class CompiledProgram:
     segment_names: tuple[str, ...]  # by slot
     time_sources: TimeSources
     tracks_activity: bool  # some rule reads streak_days or streak_weeks: keep the active days and weeks
-    graph: nx.DiGraph
+    source: str | None = None  # the rule file's text, for the rule graph's labels
+
+    @functools.cached_property
+    def graph(self) -> nx.DiGraph:
+        """The rule graph (engine/graph.py), built on first use: only tools need it, and it needs networkx."""
+        return rule_graph(self.checked, self.source)
 
     def make_ctx(self, state: object, now: int, event: object) -> Ctx:
         return Ctx(state, now, event, self.tz)  # type: ignore[arg-type]
@@ -374,29 +380,21 @@ def _filter(item_filter: ast.ItemFilter | None) -> tuple[str, str] | None:
     return (item_filter.kind, value)
 
 
-def source_text(lines: list[str] | None, node: object) -> str:
-    """How a node reads in the rule file (its first line and " …" when it spans more), for labels and explain."""
-    span = getattr(node, "span")
-    if lines and 0 < span.line <= len(lines) and span.line == span.end_line:
-        return lines[span.line - 1][span.column - 1:span.end_column - 1].strip()
-    if lines and 0 < span.line <= len(lines):
-        return lines[span.line - 1][span.column - 1:].strip() + " …"
-    return type(node).__name__
-
-
 def rule_graph(checked: CheckedProgram, source: str | None = None) -> nx.DiGraph:
-    """The rule graph, its rules labelled with their text in ``source``."""
+    """The rule graph (a networkx DiGraph), its rules labelled with their text in ``source``."""
+    from poletti.engine.graph import build_graph
+
     lines = source.splitlines() if source is not None else None
     return build_graph(checked, lambda node: source_text(lines, node))
 
 
-def compile_program(checked: CheckedProgram, source: str | None = None, graph: nx.DiGraph | None = None) -> CompiledProgram:
-    """Checked program (and its source text, for explain) → compiled rules and the rule graph.
+def compile_program(checked: CheckedProgram, source: str | None = None) -> CompiledProgram:
+    """Checked program (and its source text, for explain) → compiled rules.
 
-    ``graph`` is the program's ``rule_graph`` when the caller has built it
-    already (to look for cycles). Raises ``ValueError`` only for programs
-    the checker should have rejected; dependency cycles are found earlier
-    by ``graph.find_cycles``.
+    Raises ``ValueError`` only for programs the checker should have
+    rejected; dependency cycles are found by the checker (E127,
+    dsl/dependencies.py). The rule graph is built on first use of
+    ``CompiledProgram.graph``.
     """
     b = _Builder(checked, source.splitlines() if source is not None else None)
     per: dict[str, list[PerRule]] = {}
@@ -453,9 +451,12 @@ def compile_program(checked: CheckedProgram, source: str | None = None, graph: n
             if guard.during is not None:
                 campaign_edges.extend(guard.during)
 
+    # Each tier rule's index among the rules, found by identity (rules are compared structurally, and
+    # `checked.rules` is built on each use: an index() per tier would be quadratic).
+    rule_index = {id(rule): index for index, rule in enumerate(checked.rules)}
     tiers = tuple(
         TierRule(
-            checked.rules.index(info.rule), info.rule.span.line, b.text_of(info.rule), info.rank, info.name,
+            rule_index[id(info.rule)], info.rule.span.line, b.text_of(info.rule), info.rank, info.name,
             b.exprs.compile(info.rule.condition),
             duration_of(info.rule.keep) if isinstance(info.rule.keep, ast.DurationLit) else None,
         )
@@ -463,8 +464,6 @@ def compile_program(checked: CheckedProgram, source: str | None = None, graph: n
     )
     time_exprs.extend(rule.condition for rule in tier_rules.values())
 
-    if graph is None:
-        graph = rule_graph(checked, source)
     segment_slots = {name: i for i, name in enumerate(checked.segments)}
 
     def segment_rule(name: str) -> SegmentRule:
@@ -472,7 +471,7 @@ def compile_program(checked: CheckedProgram, source: str | None = None, graph: n
         return SegmentRule(-1, decl.span.line, b.text_of(decl), segment_slots[name], name,
                            b.exprs.compile(decl.condition))
 
-    before_names, after_names = status_order(graph, checked)
+    before_names, after_names = status_order(checked)
     segments_before = tuple(segment_rule(name) for name in before_names)
     segments_after = tuple(segment_rule(name) for name in after_names)
     time_exprs.extend(decl.condition for decl in checked.segments.values())
@@ -509,7 +508,7 @@ def compile_program(checked: CheckedProgram, source: str | None = None, graph: n
         time_sources=time_sources,
         tracks_activity=any(q.kind in ("streak_days", "streak_weeks") for q in checked.builtins.values()),
         windows=tuple(b.exprs.windows),
-        graph=graph,
+        source=source,
     )
 
 

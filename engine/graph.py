@@ -8,21 +8,23 @@ tiers and rewards. Edges point from what is read to who reads it
 what it produces (``sets``/``grants``). Iteration order is deterministic:
 nodes and edges are added in file order.
 
-A cycle among ``reads``/``sets`` edges (a segment defined through itself, a
-tier that reads ``tier``) cannot be evaluated; ``find_cycles`` reports it
-as a diagnostic with its path.
+The graph is for people and tools (``poletti graph``, ``Program.graph``) and
+is built only when asked for: networkx is imported then, never by ``check``
+or ``compile``. What those need of it, the circles among ``reads``/``sets``
+edges (E127) and the order of step 5, dsl/dependencies.py works out with
+plain dicts.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
-
-import networkx as nx
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from poletti.dsl import ast
-from poletti.dsl.diagnostics import Diagnostic, make
 from poletti.dsl.parser import iter_nodes
 from poletti.dsl.program import CheckedProgram
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 STEPS = (
     (1, "clock: time-driven changes"),
@@ -32,8 +34,6 @@ STEPS = (
     (5, "status: tiers and segments"),
     (6, "triggers: on and when rules"),
 )
-
-_DEPENDENCY_EDGES = frozenset({"reads", "sets"})
 
 
 def _rule_step(rule: ast.Statement) -> int:
@@ -68,6 +68,8 @@ def _reads(checked: CheckedProgram, node: object) -> Iterator[str]:
 
 def build_graph(checked: CheckedProgram, text_of: Callable[[object], str]) -> nx.DiGraph:
     """Checked program → rule graph (see module docstring)."""
+    import networkx as nx
+
     graph = nx.DiGraph()
     for number, label in STEPS:
         graph.add_node(f"step:{number}", kind="step", label=f"step {number}: {label}", layer=number)
@@ -112,74 +114,6 @@ def build_graph(checked: CheckedProgram, text_of: Callable[[object], str]) -> nx
                 graph.add_node(reward, kind="reward", label=target.name, layer=6)
             graph.add_edge(node, reward, kind="grants")
     return graph
-
-
-def _dependency_view(graph: nx.DiGraph) -> nx.DiGraph:
-    return nx.subgraph_view(graph, filter_edge=lambda a, b: graph.edges[a, b]["kind"] in _DEPENDENCY_EDGES)
-
-
-def find_cycles(checked: CheckedProgram, graph: nx.DiGraph) -> list[Diagnostic]:
-    """One diagnostic per dependency cycle, naming its path."""
-    view = _dependency_view(graph)
-    problems = []
-    seen: set[frozenset[str]] = set()
-    for cycle in sorted(nx.simple_cycles(view), key=lambda c: (len(c), c)):
-        members = frozenset(cycle)
-        if members in seen:
-            continue
-        seen.add(members)
-        start = min(cycle)
-        i = cycle.index(start)
-        ordered = cycle[i:] + cycle[:i]
-        path = " → ".join(_describe(graph, n) for n in ordered + [ordered[0]])
-        span = _span_of(checked, ordered)
-        problems.append(make("E127", f"these definitions depend on each other in a circle: {path}", span,
-                             ["a tier or segment cannot be defined through itself; break the circle"]))
-        if len(problems) >= 10:
-            break
-    return problems
-
-
-def _describe(graph: nx.DiGraph, node: str) -> str:
-    kind = graph.nodes[node].get("kind", "")
-    label = graph.nodes[node].get("label", node)
-    if kind == "rule":
-        return f"rule '{label}'"
-    return f"{kind} {label}" if kind != "quantity" else str(label)
-
-
-def _span_of(checked: CheckedProgram, nodes: list[str]) -> ast.Span:
-    for node in nodes:
-        kind, _, name = node.partition(":")
-        if kind == "segment" and name in checked.segments:
-            return checked.segments[name].name.span
-        if kind == "tier":
-            for tier in checked.tiers:
-                if tier.name == name:
-                    return tier.rule.name.span
-        if kind == "rule":
-            return checked.rules[int(name)].span
-    return ast.NO_SPAN
-
-
-def status_order(graph: nx.DiGraph, checked: CheckedProgram) -> tuple[list[str], list[str]]:
-    """Step 5's order: the segments to evaluate before the tiers, and those to evaluate after them.
-
-    A segment that reads ``tier`` (directly or through other segments) comes
-    after the tiers; every other segment before them, so a tier that reads a
-    segment sees its new value in the same step. Within each list a segment
-    comes after the segments it reads, in file order otherwise. Linear in the
-    size of the graph (one topological sort, one search from ``tier``), so a
-    long chain of segments costs no more than it has edges.
-    """
-    view = _dependency_view(graph)
-    position = {f"segment:{name}": i for i, name in enumerate(checked.segments)}
-    ordered = nx.lexicographical_topological_sort(view, key=lambda n: (position.get(n, len(position)), n))
-    segments = [node.split(":", 1)[1] for node in ordered if node in position]
-    reads_tier = nx.descendants(view, "quantity:tier") if "quantity:tier" in view else set()
-    before = [name for name in segments if f"segment:{name}" not in reads_tier]
-    after = [name for name in segments if f"segment:{name}" in reads_tier]
-    return before, after
 
 
 def to_text(graph: nx.DiGraph) -> str:

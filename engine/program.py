@@ -1,4 +1,4 @@
-"""From rule-file text to a runnable ``Program``: front end, cycle check, compile.
+"""From rule-file text to a runnable ``Program``: front end (parse, check), compile.
 
 ``build(text, filename) -> BuildResult`` runs the whole pipeline and never
 raises for user mistakes; the facade (``poletti.compile``) turns errors into
@@ -12,11 +12,10 @@ from typing import Mapping
 import attrs
 
 from poletti.dsl import frontend
-from poletti.dsl.diagnostics import Diagnostic, finish, has_errors
+from poletti.dsl.diagnostics import Diagnostic
 from poletti.dsl.frontend import FrontendResult
 from poletti.dsl.program import CheckedProgram, RewardInfo, TierInfo
-from poletti.engine.compiler import CompiledProgram, compile_program, rule_graph
-from poletti.engine.graph import find_cycles
+from poletti.engine.compiler import CompiledProgram, compile_program
 
 
 @attrs.frozen(eq=False)
@@ -31,7 +30,7 @@ class Program:
 
     @property
     def graph(self):  # type: ignore[no-untyped-def]
-        """The rule graph (a networkx DiGraph)."""
+        """The rule graph (a networkx DiGraph), built on first access (networkx loads then)."""
         return self.compiled.graph
 
     # What the program declares, for hosts and tools (read from the checked program).
@@ -74,21 +73,18 @@ class BuildResult:
 def _finish(front: FrontendResult, filename: str | None) -> BuildResult:
     if front.program is None:
         return BuildResult(None, front.diagnostics, front.text)
-    checked = front.program
-    graph = rule_graph(checked, front.text)
-    cycles = find_cycles(checked, graph)
-    diagnostics = finish(front.diagnostics + tuple(cycles)) if cycles else front.diagnostics
-    if has_errors(diagnostics):
-        return BuildResult(None, diagnostics, front.text)
-    compiled = compile_program(checked, front.text, graph)
-    return BuildResult(Program(checked, compiled, front.text, filename, diagnostics), diagnostics, front.text)
+    diagnostics = front.diagnostics
+    compiled = compile_program(front.program, front.text)
+    return BuildResult(Program(front.program, compiled, front.text, filename, diagnostics), diagnostics, front.text)
 
 
 def build(text: str, filename: str | None = None) -> BuildResult:
     """Rule-file text → Program (None on errors) and every diagnostic."""
-    return _finish(frontend.analyze(text, filename), filename)
+    with frontend.no_collector_pauses():
+        return _finish(frontend.analyze(text, filename), filename)
 
 
 def build_bytes(raw: bytes, filename: str | None = None) -> BuildResult:
     """Like ``build`` for a file's bytes (undecodable bytes are a diagnostic)."""
-    return _finish(frontend.analyze_bytes(raw, filename), filename)
+    with frontend.no_collector_pauses():
+        return _finish(frontend.analyze_bytes(raw, filename), filename)

@@ -116,8 +116,17 @@ def _analyze(source: str | bytes, filename: str | None) -> BuildResult:
 
 
 def diagnose(source: str | bytes, filename: str | None = None) -> tuple[Diagnostic, ...]:
-    """Every diagnostic for a rule file's text (or bytes), errors and warnings; never raises for bad rules."""
-    return _analyze(source, filename).diagnostics
+    """Every diagnostic for a rule file's text (or bytes), errors and warnings; never raises for bad rules.
+
+    What ``poletti check`` reports: the front end only, the compiler is not loaded.
+    """
+    from poletti.dsl.frontend import analyze, analyze_bytes
+
+    if isinstance(source, bytes):
+        return analyze_bytes(source, filename).diagnostics
+    if isinstance(source, str):
+        return analyze(source, filename).diagnostics
+    raise TypeError(f"rules must be text (str) or bytes, not {type(source).__name__}")
 
 
 def compile(source: str | bytes, filename: str | None = None) -> Program:  # noqa: A001 — the brief's name

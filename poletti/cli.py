@@ -247,7 +247,9 @@ def check(ctx: click.Context, files: Sequence[str], output_format: str, strict: 
     when any file has errors (or, with --strict, warnings), 2 when a file
     cannot be read. FILE may be - for standard input.
     """
-    from poletti.engine.program import build_bytes
+    # The front end only: the checker finds every problem, circles of
+    # definitions included, so `check` never loads the compiler.
+    from poletti.dsl.frontend import analyze_bytes
 
     reports = []
     unreadable = False
@@ -259,7 +261,7 @@ def check(ctx: click.Context, files: Sequence[str], output_format: str, strict: 
             unreadable = True
             continue
         name = _display_name(path)
-        reports.append((name, build_bytes(raw, name)))
+        reports.append((name, analyze_bytes(raw, name)))
 
     everything: list[Diagnostic] = [d for _, result in reports for d in result.diagnostics]
     failed = has_errors(everything) or (strict and bool(everything))
