@@ -74,9 +74,11 @@ class MemoryStore:
 
     def due(self, until: datetime) -> list[str]:
         found: list[str] = []
+        taken: set[str] = set()  # a customer may sit in the heap more than once; a list test would be quadratic
         while self._heap and self._heap[0][0] <= until:
             when, customer = heapq.heappop(self._heap)
-            if self._next.get(customer) == when and customer not in found:
+            if self._next.get(customer) == when and customer not in taken:
+                taken.add(customer)
                 found.append(customer)
         return found
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from poletti.engine.program import Program
 from poletti.engine.timecalc import from_us, to_us
-from poletti.interpreter.simulate.columns import Columns, group_key, groups, load
+from poletti.interpreter.simulate.columns import Columns, arrange, load
 from poletti.interpreter.simulate.replay import (
     ShardReplay, ShardResult, collector_paused, find_end, in_replay_order, merge,
 )
@@ -52,18 +52,21 @@ class Job:
         self.until = until
         self.effect_from = effect_from
         self.generated = generated
-        self.groups, self.group_of = groups(columns, columns.order())
+        self.grouping = arrange(columns)
         probe = ShardReplay(programs, until=until, effect_from=None, generated=generated)
-        self.end = until if until is not None else find_end(probe, columns, self.groups, self.group_of)
+        self.end = until if until is not None else find_end(probe, columns, self.grouping)
 
-    def shard_groups(self, shard: int, shards: int) -> list[np.ndarray]:
+    def shard_groups(self, shard: int, shards: int) -> np.ndarray:
+        """The group numbers of one shard (all of them for one shard)."""
+        numbers = np.arange(len(self.grouping), dtype=np.int64)
         if shards == 1:
-            return self.groups
-        return [group for group in self.groups if shard_of(group_key(self.columns, group), shards) == shard]
+            return numbers
+        keys = self.grouping.keys
+        return numbers[np.array([shard_of(keys[g], shards) == shard for g in range(len(keys))], dtype=bool)]
 
     def run(self, shard: int = 0, shards: int = 1, tick: Callable[[int], None] | None = None) -> ShardResult:
         replay = ShardReplay(self.programs, until=self.until, effect_from=self.effect_from, generated=self.generated)
-        return replay.run(self.columns, self.shard_groups(shard, shards), self.end, tick)
+        return replay.run(self.columns, self.grouping, self.shard_groups(shard, shards), self.end, tick)
 
 
 # What a forked worker inherits: the job, and a counter of rows done that the parent shows.

@@ -1,4 +1,4 @@
-"""A history file read as columns with Arrow: parsed, validated and ordered for a per-customer replay.
+"""A history file read as columns with Arrow: parsed, validated and grouped for a per-customer replay.
 
 ``load(path, tz, …) -> Columns`` reads a whole history (CSV and Parquet by
 Arrow, JSON Lines by the row reader of ``history``) and works out, for every
@@ -10,18 +10,21 @@ row, in vectorised passes:
   does;
 * its amount in micro-units, for plain amounts (``12.50``, ``3``);
 * whether it is *plain*: an id, type and customer as text, an instant and
-  an amount (or none) that parsed, and no other field but a currency. A
-  plain row becomes an event without a detour; any other row (items,
-  attributes, a birthday, anything unusual) is handed to the engine's
-  event reader as the very dict ``History`` would have made of it, so its
-  reason for a rejection is word for word the one the event-at-a-time
-  replay gives;
-* the groups a replay processes together: one customer's rows, in time
-  order (equal instants in file order) — or several customers' rows when
-  they share an event id, since an id is unique across all customers and
-  only time order says which of two rows is the duplicate.
+  an amount (or none) that parsed, and items, a birthday, an original and a
+  reward (if any) of the plain kinds. A plain row becomes an event without a
+  detour; any other row is handed to the engine's event reader as the very
+  dict ``History`` would have made of it, so its reason for a rejection is
+  word for word the one the event-at-a-time replay gives;
+* codes for its kind (purchase, refund, other), its customer, its id and
+  the id it refunds, for the whole-array replays (``kernels``).
 
-Memory holds the file's columns (Arrow) and a few integer arrays per row.
+The cells themselves become Python values only when a row needs them (the
+per-customer replay reads them; the whole-array replay does not).
+
+``arrange(columns) -> Grouping`` then lays the rows out as the replay takes
+them: each group one customer's rows in replay order — or several
+customers' rows when they share an event id, since an id is unique across
+all customers and only time order says which of two rows is the duplicate.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from poletti.interpreter.simulate.history import (
 )
 
 NO_INSTANT = -(2**63)  # rows whose `at` is missing or unreadable sort first; the engine rejects them
+OTHER, PURCHASE, REFUND = 0, 1, 2  # a row's kind, for the whole-array replays
 _AMOUNT_PATTERN = r"^(?P<whole>[0-9]{1,12})(?:\.(?P<frac>[0-9]{1,6}))?$"  # below 10^12: sums stay in int64
 _FIRST_US = to_us(datetime(FIRST_YEAR, 1, 1, tzinfo=timezone.utc))
 _END_US = to_us(datetime(LAST_YEAR + 1, 1, 1, tzinfo=timezone.utc))
@@ -50,52 +54,110 @@ _END_US = to_us(datetime(LAST_YEAR + 1, 1, 1, tzinfo=timezone.utc))
 _STRICT_AT = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(Z|[+-][0-9]{2}:[0-9]{2})$"
 
 
-@attrs.define
 class Columns:
-    """A history's rows as columns (see the module docstring); index i is the i-th row of the file."""
+    """A history's rows as columns (see the module docstring); index i is the i-th row read.
 
-    names: list[str]
-    count: int
-    rows: np.ndarray  # the row number a person finds in the file (1-based)
-    instant: np.ndarray  # µs since the epoch, or NO_INSTANT
-    plain: np.ndarray  # bool: the row becomes an event straight from the columns
-    amount: np.ndarray  # micro-units (plain rows with an amount), else 0
-    has_amount: np.ndarray  # bool
-    ids: list[Any]
-    types: list[Any]
-    customers: list[Any]
-    currencies: list[Any]
-    errors: dict[int, str]  # rows that are no event at all (a line that is not JSON …), by index
-    _cells: dict[str, list[Any]]  # every column's values as the row reader would pass them on
-    bool_columns: frozenset[str] = frozenset()
-    # Plain rows' other fields, ready: items, birthday, original, reward; `extra`: has attribute cells.
-    items: list[Any] = attrs.Factory(list)
-    birthdays: list[Any] = attrs.Factory(list)
-    originals: list[Any] = attrs.Factory(list)
-    rewards: list[Any] = attrs.Factory(list)
-    extra: Any = None
+    Arrays (numpy, one entry per row): ``rows`` (the row number a person
+    finds in the file), ``instant``, ``plain``, ``amount`` / ``has_amount``,
+    ``kind``, ``customer_code`` (-1: not a text the engine reads as a
+    customer), ``id_code`` / ``original_code`` (-1: none; the two share one
+    numbering). ``customer_names[code]`` is a customer's name.
+    """
+
+    def __init__(self, names: list[str], count: int, rows: np.ndarray, instant: np.ndarray, plain: np.ndarray,
+                 amount: np.ndarray, has_amount: np.ndarray, errors: dict[int, str], *, table: Any = None,
+                 cells: dict[str, list[Any]] | None = None, bool_columns: frozenset[str] = frozenset(),
+                 items: dict[int, Any] | None = None, birthdays: dict[int, date] | None = None,
+                 extra: np.ndarray | None = None) -> None:
+        self.names = names
+        self.count = count
+        self.rows = rows
+        self.instant = instant
+        self.plain = plain
+        self.amount = amount
+        self.has_amount = has_amount
+        self.errors = errors  # rows that are no event at all (a line that is not JSON …), by index
+        self.bool_columns = bool_columns
+        self._table = table
+        self._cells: dict[str, list[Any]] = dict(cells or {})
+        self.items = items or {}  # plain rows' items, ready (rows without items: none here)
+        self.birthdays = birthdays or {}  # plain rows' birthdays, ready
+        self.extra = extra if extra is not None else np.zeros(count, dtype=bool)  # has attribute cells
+        self.kind = np.zeros(count, dtype=np.int8)
+        self.customer_code = np.full(count, -1, dtype=np.int64)
+        self.id_code = np.full(count, -1, dtype=np.int64)
+        self.original_code = np.full(count, -1, dtype=np.int64)
+        self.customer_names: list[str] = []
+
+    # -- cells, made Python values when a row needs them
+
+    def cells(self, name: str) -> list[Any]:
+        """Every value of a column as the row reader passes it on (None where the cell is empty)."""
+        values = self._cells.get(name)
+        if values is None:
+            if self._table is None or name not in self.names:
+                values = [None] * self.count
+            else:
+                values = _cells(self._table.column(name), name, self.bool_columns)
+            self._cells[name] = values
+        return values
+
+    @property
+    def ids(self) -> list[Any]:
+        return self.cells("id")
+
+    @property
+    def types(self) -> list[Any]:
+        return self.cells("type")
+
+    @property
+    def customers(self) -> list[Any]:
+        return self.cells("customer")
 
     def raw(self, index: int) -> dict[str, Any]:
         """Row ``index`` as the event dict ``History`` makes of it (absent cells left out)."""
         event: dict[str, Any] = {}
-        for name, values in self._cells.items():
-            value = values[index]
-            if value is None:
-                continue
-            event[name] = value
+        for name in self.names:
+            value = self.cells(name)[index]
+            if value is not None:
+                event[name] = value
         return event
 
     def event(self, index: int) -> Event:
         """A plain row as an event, before any program's checks (``attributes`` None when it has any)."""
-        return Event(self.ids[index], self.types[index], self.customers[index], int(self.instant[index]),
-                     int(self.amount[index]) if self.has_amount[index] else None, self.currencies[index],
-                     self.items[index], self.originals[index], self.rewards[index], self.birthdays[index],
+        amount = int(self.amount[index]) if self.has_amount[index] else None
+        return Event(self.ids[index], self.types[index], self.customers[index], int(self.instant[index]), amount,
+                     self.cells("currency")[index], self.items.get(index, ()), self.cells("original")[index],
+                     self.cells("reward")[index], self.birthdays.get(index),
                      None if self.extra[index] else {})  # type: ignore[arg-type]
 
     def attribute_cells(self, index: int) -> dict[str, Any]:
         """Row ``index``'s cells beyond the event's own fields (what programs read as attributes)."""
-        return {name: values[index] for name, values in self._cells.items()
-                if name not in _CORE_FIELDS and values[index] is not None}
+        found = {}
+        for name in self.names:
+            if name not in _CORE_FIELDS:
+                value = self.cells(name)[index]
+                if value is not None:
+                    found[name] = value
+        return found
+
+    def customer_name(self, index: int) -> str | None:
+        code = int(self.customer_code[index])
+        return self.customer_names[code] if code >= 0 else None
+
+    def currency_is(self, currency: str) -> np.ndarray:
+        """Rows whose currency is absent or ``currency`` (the only ones a program of that currency takes)."""
+        if "currency" not in self.names:
+            return np.ones(self.count, dtype=bool)
+        if self._table is not None:
+            import pyarrow.compute as pc
+
+            column = self._table.column("currency")
+            return pc.fill_null(pc.equal(column, currency), True).to_numpy(zero_copy_only=False) \
+                if _is_text(column.type) else ~pc.is_valid(column).to_numpy(zero_copy_only=False)
+        return np.array([value is None or value == currency for value in self.cells("currency")], dtype=bool)
+
+    # -- order
 
     def in_time_order(self) -> bool:
         """Whether the file is in time order already (rows without a readable instant aside), as ``History`` says."""
@@ -112,18 +174,37 @@ class Columns:
             return np.arange(self.count, dtype=np.int64)
         return np.lexsort((self.rows, self.instant))
 
+    def subset(self, keep: np.ndarray) -> Columns:
+        """The rows ``keep`` (a mask) selects, with their own row numbers: a worker's share of a history."""
+        picked = np.flatnonzero(keep)
+        where = {int(old): new for new, old in enumerate(picked.tolist())}
+        table = self._table.filter(keep) if self._table is not None else None
+        cells = None if table is not None else {name: [values[i] for i in picked.tolist()]
+                                                 for name, values in self._cells.items()}
+        part = Columns(self.names, len(picked), self.rows[keep], self.instant[keep], self.plain[keep],
+                       self.amount[keep], self.has_amount[keep],
+                       {where[old]: text for old, text in self.errors.items() if old in where}, table=table,
+                       cells=cells, bool_columns=self.bool_columns,
+                       items={where[old]: value for old, value in self.items.items() if old in where},
+                       birthdays={where[old]: value for old, value in self.birthdays.items() if old in where},
+                       extra=self.extra[keep])
+        part.kind = self.kind[keep]
+        part.customer_code, part.customer_names = self.customer_code[keep], self.customer_names
+        part.id_code, part.original_code = self.id_code[keep], self.original_code[keep]
+        return part
+
 
 def load(path: str, tz: Any, *, bool_columns: frozenset[str] = frozenset(), fmt: str | None = None) -> Columns:
     """Read a history file (or a folder of Parquet files) into columns; ``HistoryError`` if it cannot be read."""
     if path != STDIN and os.path.isdir(path):
-        return _from_table(read_dataset(path), tz, bool_columns, {})
+        return _from_table(read_dataset(path), tz, bool_columns)
     fmt = fmt or detect_format(path)
     if fmt == "csv" and path != STDIN:
         table = _read_csv(path)
         if table is not None:
-            return _from_table(table, tz, bool_columns, {})
+            return _from_table(table, tz, bool_columns)
     if fmt == "parquet":
-        return _from_table(_read_parquet(path), tz, bool_columns, {})
+        return _from_table(_read_parquet(path), tz, bool_columns)
     return _from_records(path, fmt, tz, bool_columns)
 
 
@@ -207,14 +288,14 @@ def read_dataset(path: str) -> Any:
     """A folder of Parquet files as one table (rows numbered across the files in name order)."""
     import pyarrow as pa
 
-    tables = [_read_parquet(file) for file in dataset_files(path)]
+    tables = [read_parquet(file) for file in dataset_files(path)]
     try:
         return pa.concat_tables(tables, promote_options="permissive")
     except (pa.ArrowException, ValueError) as err:
         raise HistoryError(f"the files of '{path}' do not have compatible columns: {err}") from None
 
 
-def _read_parquet(path: str) -> Any:
+def read_parquet(path: str) -> Any:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -228,70 +309,70 @@ def _read_parquet(path: str) -> Any:
     return table
 
 
+_read_parquet = read_parquet
+
+
 # --------------------------------------------------------------- vectorised
 
 
-def shard(columns: Columns, keep: np.ndarray) -> Columns:
-    """The rows ``keep`` (a mask) selects, with their own row numbers: a worker's share of a history."""
-    picked = np.flatnonzero(keep).tolist()
+def _is_text(kind: Any) -> bool:
+    import pyarrow as pa
 
-    def take(values: list[Any]) -> list[Any]:
-        return [values[i] for i in picked]
-
-    cells = {name: take(values) for name, values in columns._cells.items()}
-    errors = {new: columns.errors[old] for new, old in enumerate(picked) if old in columns.errors}
-    return Columns(columns.names, len(picked), columns.rows[keep], columns.instant[keep], columns.plain[keep],
-                   columns.amount[keep], columns.has_amount[keep], take(columns.ids), take(columns.types),
-                   take(columns.customers), take(columns.currencies), errors, cells, columns.bool_columns,
-                   take(columns.items), take(columns.birthdays), take(columns.originals), take(columns.rewards),
-                   columns.extra[keep] if columns.extra is not None else None)
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
 
 
-def _from_table(table: Any, tz: Any, bool_columns: frozenset[str], errors: dict[int, str]) -> Columns:
+def _valid(column: Any) -> np.ndarray:
+    import pyarrow.compute as pc
+
+    return pc.is_valid(column).to_numpy(zero_copy_only=False)
+
+
+def _from_table(table: Any, tz: Any, bool_columns: frozenset[str]) -> Columns:
     import pyarrow as pa
     import pyarrow.compute as pc
 
     count = table.num_rows
     names = list(table.schema.names)
-    cells: dict[str, list[Any]] = {}
-    for name in names:
-        cells[name] = _cells(table.column(name), name, bool_columns)
-    instant = np.full(count, NO_INSTANT, dtype=np.int64)
-    at_quick = np.zeros(count, dtype=bool)
+    errors: dict[int, str] = {}
+    columns = Columns(names, count, np.arange(1, count + 1, dtype=np.int64), np.full(count, NO_INSTANT, np.int64),
+                      np.zeros(count, dtype=bool), np.zeros(count, dtype=np.int64), np.zeros(count, dtype=bool),
+                      errors, table=table, bool_columns=bool_columns)
+    instant = columns.instant
     at = table.column("at")
-    if pa.types.is_string(at.type) or pa.types.is_large_string(at.type):
+    at_quick = np.zeros(count, dtype=bool)
+    if _is_text(at.type):
         parsed = pc.strptime(at, format="%Y-%m-%dT%H:%M:%S%z", unit="us", error_is_null=True)
         values = pc.fill_null(pc.cast(parsed, pa.int64()), 0).to_numpy(zero_copy_only=False)
         strict = pc.fill_null(pc.match_substring_regex(at, _STRICT_AT), False).to_numpy(zero_copy_only=False)
-        at_quick = strict & pc.is_valid(parsed).to_numpy(zero_copy_only=False)
+        at_quick = strict & _valid(parsed)
         at_quick &= (values >= _FIRST_US) & (values < _END_US)
         # strptime rolls impossible dates over (30 February → 2 March): the wall clock it read must be the text's.
         at_quick &= _same_wall_clock(at, values, at_quick)
         instant[at_quick] = values[at_quick]
-    for index in np.flatnonzero(~at_quick):
-        instant[index] = _instant_of(cells["at"][index], tz)
-    amount = np.zeros(count, dtype=np.int64)
-    has_amount = np.zeros(count, dtype=bool)
+    slow = np.flatnonzero(~at_quick)
+    if slow.size:
+        texts = columns.cells("at")
+        for index in slow.tolist():
+            instant[index] = _instant_of(texts[index], tz)
     amount_ok = np.ones(count, dtype=bool)
     if "amount" in names:
         column = table.column("amount")
-        present = pc.is_valid(column).to_numpy(zero_copy_only=False)
-        has_amount = present
-        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        present = _valid(column)
+        columns.has_amount = present
+        if _is_text(column.type):
             match = pc.extract_regex(column, _AMOUNT_PATTERN)
-            valid = pc.is_valid(match).to_numpy(zero_copy_only=False)
+            valid = _valid(match)
             whole = pc.struct_field(match, [0])
             fraction = pc.struct_field(match, [1])
             fraction = pc.if_else(pc.equal(fraction, ""), "0", fraction)
             units = pc.add(pc.multiply(pc.cast(whole, pa.int64()), money.SCALE),
                            pc.cast(pc.utf8_rpad(fraction, money.DIGITS, "0"), pa.int64()))
-            values = pc.fill_null(units, 0).to_numpy(zero_copy_only=False)
-            amount = np.where(valid, values, 0).astype(np.int64)
+            columns.amount = np.where(valid, pc.fill_null(units, 0).to_numpy(zero_copy_only=False), 0).astype(np.int64)
             amount_ok = ~present | valid
         elif pa.types.is_integer(column.type):
             values = pc.fill_null(column, 0).to_numpy(zero_copy_only=False).astype(np.int64)
             valid = (values >= 0) & (values < 10**12)
-            amount = np.where(valid, values * money.SCALE, 0)
+            columns.amount = np.where(valid, values * money.SCALE, 0)
             amount_ok = ~present | valid
         else:
             amount_ok = ~present
@@ -301,69 +382,128 @@ def _from_table(table: Any, tz: Any, bool_columns: frozenset[str], errors: dict[
     for name in ("currency", "original", "reward"):
         if name in names:
             column = table.column(name)
-            plain &= ~pc.is_valid(column).to_numpy(zero_copy_only=False) | _texts(column)
-    items: list[Any] = [()] * count
-    if "items" in cells:
-        for index, value in enumerate(cells["items"]):
-            if value is None:
-                continue
-            if isinstance(value, _BadItems):
-                errors[index] = str(value)
+            plain &= ~_valid(column) | _texts(column)
+    if "items" in names:
+        _ready_items(columns, table.column("items"), plain)
+    if "birthday" in names:
+        present = np.flatnonzero(_valid(table.column("birthday")))
+        values = columns.cells("birthday")
+        for index in present.tolist():
+            try:
+                columns.birthdays[index] = _date(values[index], date)
+            except ValueError:
                 plain[index] = False
-                continue
-            parsed = quick_items(value)
-            if parsed is None:
-                plain[index] = False
-            else:
-                items[index] = parsed
-    birthdays: list[Any] = [None] * count
-    if "birthday" in cells:
-        for index, value in enumerate(cells["birthday"]):
-            if value is not None:
-                try:
-                    birthdays[index] = _date(value, date)
-                except ValueError:
-                    plain[index] = False
     # Columns beyond the event's own fields are attributes: each program reads the ones it declares.
-    extra = np.zeros(count, dtype=bool)
     for name in names:
         if name not in _CORE_FIELDS:
-            extra |= pc.is_valid(table.column(name)).to_numpy(zero_copy_only=False)
-    rows = np.arange(1, count + 1, dtype=np.int64)
-    none = [None] * count
-    return Columns(names, count, rows, instant, plain, amount, has_amount, cells.get("id", none),
-                   cells.get("type", none), cells.get("customer", none), cells.get("currency", none), errors, cells,
-                   bool_columns, items, birthdays, cells.get("original", none), cells.get("reward", none), extra)
+            columns.extra |= _valid(table.column(name))
+    columns.plain = plain
+    _codes(columns, table)
+    return columns
 
 
-def _same_wall_clock(text: Any, instants: np.ndarray, parsed: np.ndarray) -> np.ndarray:
-    """Rows whose instant, seen at the offset the text gives, shows the text's own date and time."""
+def _ready_items(columns: Columns, column: Any, plain: np.ndarray) -> None:
+    """Parse the items of the rows that have any (a row with items that are not plain is not plain)."""
+    present = np.flatnonzero(_valid(column))
+    if present.size == 0:
+        return
+    values = columns.cells("items")
+    for index in present.tolist():
+        value = values[index]
+        if isinstance(value, _BadItems):
+            columns.errors[index] = str(value)
+            plain[index] = False
+            continue
+        parsed = quick_items(value)
+        if parsed is None:
+            plain[index] = False
+        else:
+            columns.items[index] = parsed
+
+
+def _codes(columns: Columns, table: Any) -> None:
+    """Kinds, customer codes and id codes (vectorised by Arrow for text columns)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    offset_text = pc.utf8_slice_codeunits(pc.fill_null(text, ""), 19)
-    sign = np.where(pc.starts_with(offset_text, "-").to_numpy(zero_copy_only=False), -1, 1)
-    hours = pc.utf8_slice_codeunits(offset_text, 1, 3)
-    minutes = pc.utf8_slice_codeunits(offset_text, 4, 6)
-    zulu = pc.equal(offset_text, "Z").to_numpy(zero_copy_only=False)
-    digits = parsed & ~zulu
-    hh = np.zeros(len(instants), dtype=np.int64)
-    mm = np.zeros(len(instants), dtype=np.int64)
-    if digits.any():
-        hh[digits] = pc.cast(pc.filter(hours, pa.array(digits)), pa.int64()).to_numpy(zero_copy_only=False)
-        mm[digits] = pc.cast(pc.filter(minutes, pa.array(digits)), pa.int64()).to_numpy(zero_copy_only=False)
-    wall = (instants // 1_000_000) + sign * (hh * 3600 + mm * 60)
-    shown = pc.strftime(pa.array(np.where(parsed, wall, 0), pa.timestamp("s")), format="%Y-%m-%dT%H:%M:%S")
-    written = pc.utf8_slice_codeunits(pc.fill_null(text, ""), 0, 19)
-    return pc.fill_null(pc.equal(shown, written), False).to_numpy(zero_copy_only=False) & parsed
+    kind = table.column("type")
+    if _is_text(kind.type):
+        columns.kind = (pc.fill_null(pc.equal(kind, "purchase"), False).to_numpy(zero_copy_only=False) * PURCHASE
+                        + pc.fill_null(pc.equal(kind, "refund"), False).to_numpy(zero_copy_only=False) * REFUND
+                        ).astype(np.int8)
+    customer = table.column("customer")
+    if _is_text(customer.type) or pa.types.is_integer(customer.type):
+        text = customer if _is_text(customer.type) else pc.cast(customer, pa.string())
+        encoded = pc.dictionary_encode(text).combine_chunks()
+        codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        columns.customer_code = codes
+        columns.customer_names = encoded.dictionary.to_pylist()
+    ids = table.column("id")
+    originals = table.column("original") if "original" in columns.names else None
+    if _is_text(ids.type) and (originals is None or _is_text(originals.type)):
+        both = pa.chunked_array(ids.chunks + (originals.chunks if originals is not None else []), pa.string())
+        encoded = pc.dictionary_encode(both).combine_chunks()
+        codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        columns.id_code = codes[:columns.count]
+        if originals is not None:
+            columns.original_code = codes[columns.count:]
+
+
+def _same_wall_clock(text: Any, instants: np.ndarray, parsed: np.ndarray) -> np.ndarray:
+    """Rows whose instant, seen at the offset the text gives, shows the text's own date and time.
+
+    Only rows in ``_STRICT_AT``'s form are asked about, so every field sits
+    at a fixed place: the digits are read straight from Arrow's bytes.
+    """
+    picked = np.flatnonzero(parsed)
+    if picked.size == 0:
+        return parsed
+    data, starts = _text_bytes(text)
+    places = starts[picked][:, None] + np.arange(25)
+    chars = data[np.minimum(places, len(data) - 1)].astype(np.int64)  # a "Z" row reads past its end, unused
+    digit = chars - ord("0")
+
+    def number(first: int, stop: int) -> np.ndarray:
+        value = np.zeros(len(picked), dtype=np.int64)
+        for place in range(first, stop):
+            value = value * 10 + digit[:, place]
+        return value
+
+    year, month, day = number(0, 4), number(5, 7), number(8, 10)
+    hour, minute, second = number(11, 13), number(14, 16), number(17, 19)
+    zulu = chars[:, 19] == ord("Z")
+    sign = np.where(chars[:, 19] == ord("-"), -1, 1)
+    offset = np.where(zulu, 0, sign * (number(20, 22) * 3600 + number(23, 25) * 60))
+    wall = instants[picked] // 1_000_000 + offset
+    days, time_of_day = np.divmod(wall, 86_400)
+    dates = days.astype("datetime64[D]")
+    months = dates.astype("datetime64[M]")
+    shown = ((dates.astype("datetime64[Y]").astype(np.int64) + 1970 == year)
+             & (months.astype(np.int64) % 12 + 1 == month)
+             & ((dates - months.astype("datetime64[D]")).astype(np.int64) + 1 == day)
+             & (time_of_day // 3600 == hour) & (time_of_day // 60 % 60 == minute) & (time_of_day % 60 == second))
+    same = np.zeros(len(parsed), dtype=bool)
+    same[picked] = shown
+    return same
+
+
+def _text_bytes(text: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A text column's bytes, and where each row's text starts in them."""
+    import pyarrow as pa
+
+    array = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+    _, offsets_buffer, data_buffer = array.buffers()[:3]
+    offset_type = np.int64 if pa.types.is_large_string(array.type) else np.int32
+    offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[array.offset:array.offset + len(array)]
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(1, np.uint8)
+    return (data if data.size else np.zeros(1, np.uint8)), offsets.astype(np.int64)
 
 
 def _texts(column: Any) -> np.ndarray:
     """Rows whose cell is a non-empty text without only spaces (what the quick event reader takes)."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
-    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+    if not _is_text(column.type):
         return np.zeros(len(column), dtype=bool)
     blank = pc.match_substring_regex(column, r"^\s*$")
     return pc.fill_null(pc.invert(blank), False).to_numpy(zero_copy_only=False)
@@ -371,11 +511,8 @@ def _texts(column: Any) -> np.ndarray:
 
 def _cells(column: Any, name: str, bool_columns: frozenset[str]) -> list[Any]:
     """A column's values as the row reader passes them on: JSON items parsed, bools from text, Arrow → plain."""
-    import pyarrow as pa
-
     values = column.to_pylist()
-    kind = column.type
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+    if _is_text(column.type):
         if name == "items":
             return [_items(value) for value in values]
         if name in bool_columns:
@@ -420,7 +557,11 @@ def _instant_of(value: Any, tz: Any) -> int:
 
 
 def _from_records(path: str, fmt: str, tz: Any, bool_columns: frozenset[str]) -> Columns:
-    """JSON Lines (and CSV files Arrow cannot take row for row): read by ``History``, then as columns."""
+    """JSON Lines (and CSV files Arrow cannot take row for row): read by ``History``, then as columns.
+
+    JSON values come in every type, so no row is plain: each goes through
+    the event reader. Customers get codes all the same, for the grouping.
+    """
     with History(path, tz, fmt=fmt, bool_columns=bool_columns) as history:
         records = list(history.records())
     names: list[str] = list(REQUIRED_COLUMNS)
@@ -440,71 +581,108 @@ def _from_records(path: str, fmt: str, tz: Any, bool_columns: frozenset[str]) ->
                 cells[key][i] = value
     rows = np.array([record.row for record in records], dtype=np.int64)
     instant = np.array([NO_INSTANT if r.instant is None else to_us(r.instant) for r in records], dtype=np.int64)
-    # Every row goes through the event reader: JSON values come in every type, so nothing is plain.
-    plain = np.zeros(count, dtype=bool)
-    amount = np.zeros(count, dtype=np.int64)
-    none = [None] * count
-    return Columns(names, count, rows, instant, plain, amount, np.zeros(count, dtype=bool), cells["id"],
-                   cells["type"], cells["customer"], cells.get("currency", none), errors, cells, bool_columns,
-                   [()] * count, none, none, none, np.zeros(count, dtype=bool))
+    columns = Columns(names, count, rows, instant, np.zeros(count, dtype=bool), np.zeros(count, dtype=np.int64),
+                      np.zeros(count, dtype=bool), errors, cells=cells, bool_columns=bool_columns)
+    known: dict[str, int] = {}
+    for index, customer in enumerate(cells["customer"]):
+        name = _name(customer)
+        if name is not None:
+            columns.customer_code[index] = known.setdefault(name, len(known))
+    columns.customer_names = list(known)
+    return columns
 
 
 def is_bad_items(value: Any) -> bool:
     return isinstance(value, _BadItems)
 
 
-def _name(customer: Any) -> str | None:
-    """A customer as the event reader names it (text or a whole number), or None."""
-    if isinstance(customer, bool) or not isinstance(customer, (str, int)):
+def _name(value: Any) -> str | None:
+    """A customer or an id as the event reader names it (text or a whole number), or None."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
         return None
-    return str(customer)
+    return str(value)
 
 
-def groups(columns: Columns, order: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """The replay's units of work, and which one each row belongs to.
+# ---------------------------------------------------------------- grouping
 
-    A group is the row indexes (in time order) of one customer, or of the
-    customers that share an event id. Rows without a customer the engine
-    could read are a group each: the engine rejects them, and they change
-    nothing.
+
+class Grouping:
+    """The replay's units of work (see ``arrange``): each group's rows, in replay order, laid end to end.
+
+    ``rows[starts[g]:starts[g] + counts[g]]`` are group g's rows;
+    ``group_of[i]`` the group of row i; ``keys[g]`` what shards it (its
+    first customer's name); ``single[g]``: the group is one customer's rows.
     """
-    customers, ids = columns.customers, columns.ids
-    # Customers that share an event id are linked (union–find over customer names).
-    parent: dict[str, str] = {}
 
-    def find(name: str) -> str:
-        while parent.get(name, name) != name:
-            name = parent[name]
-        return name
+    def __init__(self, rows: np.ndarray, starts: np.ndarray, counts: np.ndarray, group_of: np.ndarray,
+                 keys: list[str], single: np.ndarray) -> None:
+        self.rows, self.starts, self.counts, self.group_of = rows, starts, counts, group_of
+        self.keys, self.single = keys, single
 
-    owner_of: dict[str, str] = {}
-    for index in range(columns.count):
-        customer, event_id = _name(customers[index]), _name(ids[index])
-        if customer is None or event_id is None:
-            continue
-        owner = owner_of.setdefault(event_id, customer)
-        if owner != customer:
-            a, b = find(owner), find(customer)
-            if a != b:
-                parent[max(a, b)] = min(a, b)
-    buckets: dict[str, list[int]] = {}
-    loose: list[list[int]] = []
-    for index in order.tolist():
-        customer = _name(customers[index])
-        if customer is None:
-            loose.append([index])
-            continue
-        buckets.setdefault(find(customer) if parent else customer, []).append(index)
-    found = [np.array(members, dtype=np.int64) for members in (*loose, *buckets.values())]
-    group_of = np.zeros(columns.count, dtype=np.int64)
-    for number, members in enumerate(found):
-        group_of[members] = number
-    return found, group_of
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def group(self, number: int) -> np.ndarray:
+        start = int(self.starts[number])
+        return self.rows[start:start + int(self.counts[number])]
 
 
-def group_key(columns: Columns, group: np.ndarray) -> str:
-    """What decides a group's shard: its first row's customer (every row of a group goes to one shard)."""
-    return _name(columns.customers[int(group[0])]) or f"row {int(columns.rows[int(group[0])])}"
+def arrange(columns: Columns) -> Grouping:
+    """Group the rows: by customer, customers who share an event id together, the rest a row each.
+
+    Vectorised where it can be: customers are grouped by their codes; only
+    the rows of ids that occur more than once are looked at one by one, to
+    link their customers.
+    """
+    order = columns.order()
+    rank = np.empty(columns.count, dtype=np.int64)
+    rank[order] = np.arange(columns.count, dtype=np.int64)
+    codes = columns.customer_code
+    if columns.count and columns.id_code.max(initial=-1) >= 0:
+        id_codes = columns.id_code
+        counted = np.bincount(id_codes[id_codes >= 0])
+        repeated = np.flatnonzero((id_codes >= 0) & (counted[np.maximum(id_codes, 0)] > 1))
+    else:  # ids are not all text: look at every row's id
+        repeated = np.arange(columns.count)
+    root = np.arange(len(columns.customer_names), dtype=np.int64)
+    if repeated.size:
+        ids = columns.ids
+        owner: dict[str, int] = {}
+
+        def find(code: int) -> int:
+            while root[code] != code:
+                code = int(root[code])
+            return code
+
+        for index in repeated.tolist():
+            code, event_id = int(codes[index]), _name(ids[index])
+            if code < 0 or event_id is None:
+                continue
+            first = owner.setdefault(event_id, code)
+            if first != code:
+                a, b = find(first), find(code)
+                if a != b:
+                    root[max(a, b)] = min(a, b)
+        for code in range(len(root)):
+            root[code] = find(code)
+    linked = np.bincount(root, minlength=len(root)) > 1 if len(root) else np.zeros(0, dtype=bool)
+    # Group numbers: a customer's group is its root's code; rows without a customer come after, one each.
+    group_of = np.where(codes >= 0, root[np.maximum(codes, 0)] if len(root) else 0, -1)
+    loose = np.flatnonzero(group_of < 0)
+    group_of[loose] = len(root) + np.arange(loose.size)
+    laid = np.lexsort((rank, group_of))
+    groups_sorted = group_of[laid]
+    boundaries = np.flatnonzero(np.diff(groups_sorted)) + 1
+    starts = np.concatenate(([0], boundaries)).astype(np.int64) if columns.count else np.zeros(0, dtype=np.int64)
+    counts = np.diff(np.concatenate((starts, [columns.count]))).astype(np.int64)
+    numbers = groups_sorted[starts]
+    renumber = np.empty(len(root) + loose.size, dtype=np.int64)
+    renumber[numbers] = np.arange(len(starts))
+    names = columns.customer_names
+    keys = [names[int(n)] if n < len(root) else f"row {int(columns.rows[laid[s]])}"
+            for n, s in zip(numbers.tolist(), starts.tolist())]
+    single = np.array([n < len(root) and not linked[int(n)] for n in numbers.tolist()], dtype=bool)
+    return Grouping(laid, starts, counts, renumber[group_of], keys, single)
 
 
-__all__ = ["Columns", "NO_INSTANT", "group_key", "groups", "is_bad_items", "load"]
+__all__ = ["Columns", "Grouping", "NO_INSTANT", "OTHER", "PURCHASE", "REFUND", "arrange", "is_bad_items", "load"]

@@ -32,8 +32,7 @@ import numpy as np
 from poletti.engine.program import Program
 from poletti.engine.timecalc import to_us
 from poletti.interpreter.simulate.columns import (
-    NO_INSTANT, Columns, _from_table, _read_parquet, dataset_files, dataset_partitions, group_key, groups, load,
-    shard,
+    NO_INSTANT, Columns, _from_table, arrange, dataset_files, dataset_partitions, load, read_parquet,
 )
 from poletti.interpreter.simulate.replay import ShardReplay, ShardResult, find_end, merge
 from poletti.interpreter.simulate.summary import Rejected, SimulationResult, parse_instant
@@ -83,33 +82,32 @@ def read_shard(path: str, number: int, shards: int, zone: str, bool_columns: fro
 
     tz = ZoneInfo(zone)
     if partitioned:
-        columns = _from_table(_read_parquet(dataset_files(path)[number]), tz, bool_columns, {})
+        columns = _from_table(read_parquet(dataset_files(path)[number]), tz, bool_columns)
         columns.rows = columns.rows + row_offset
         ordered, first, last = _known_span(columns.instant)
         return ShardData(columns, ordered, first, last, columns.count)
     whole = load(path, tz, bool_columns=bool_columns)
+    grouping = arrange(whole)
     keep = np.zeros(whole.count, dtype=bool)
-    found, _ = groups(whole, whole.order())
-    for group in found:  # customers who share an event id stay together, as with forked workers
-        if _crc_shard(group_key(whole, group), shards) == number:
-            keep[group] = True
-    return ShardData(shard(whole, keep), whole.in_time_order(), None, None, whole.count)
+    for group, key in enumerate(grouping.keys):  # customers who share an event id stay together
+        if _crc_shard(key, shards) == number:
+            keep[grouping.group(group)] = True
+    return ShardData(whole.subset(keep), whole.in_time_order(), None, None, whole.count)
 
 
 def shard_end(texts: tuple[str, ...], data: ShardData, until: int | None) -> int | None:
     """The shard's last accepted event (None: it accepts none)."""
     programs = _programs(texts)
-    found, group_of = groups(data.columns, data.columns.order())
     probe = ShardReplay(programs, until=until, effect_from=None)
-    return find_end(probe, data.columns, found, group_of)
+    return find_end(probe, data.columns, arrange(data.columns))
 
 
 def replay_shard(texts: tuple[str, ...], data: ShardData, end: int | None, until: int | None,
                  effect_from: datetime | None) -> ShardResult:
     programs = _programs(texts)
-    found, _ = groups(data.columns, data.columns.order())
+    grouping = arrange(data.columns)
     replay = ShardReplay(programs, until=until, effect_from=effect_from)
-    return replay.run(data.columns, found, end)
+    return replay.run(data.columns, grouping, np.arange(len(grouping), dtype=np.int64), end)
 
 
 def simulate_dask(program: Program, path: str, address: str, *, baseline: Program | None = None,

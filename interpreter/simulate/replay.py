@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import gc
 from datetime import date, datetime
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
 import attrs
 import numpy as np
@@ -37,7 +37,8 @@ from poletti.engine.program import Program
 from poletti.engine.state import CustomerState
 from poletti.engine.timecalc import day_start_us
 from poletti.interpreter.events import Event, EventError, EventReader
-from poletti.interpreter.simulate.columns import NO_INSTANT, Columns
+from poletti.interpreter.simulate import kernels
+from poletti.interpreter.simulate.columns import NO_INSTANT, PURCHASE, REFUND, Columns, Grouping
 from poletti.interpreter.simulate.summary import (
     Activity, Rejected, Standing, Totals, Tracker, month_of_us, next_month, standing_of,
 )
@@ -175,26 +176,32 @@ class ShardResult:
 
 
 class ShardReplay:
-    """Replays groups of rows (see ``columns.groups``) for one or two programs, each to ``end``."""
+    """Replays groups of rows (see ``columns.arrange``) for one or two programs, each to ``end``."""
 
     def __init__(self, programs: list[Program], *, until: int | None, effect_from: datetime | None,
-                 generated: bool | None = None) -> None:
+                 generated: bool | None = None, arrays: bool = True) -> None:
+        """``arrays``: replay the customers a whole-array plan can take (``kernels``) that way."""
         labels = ["new", "baseline"]
         self.tz = programs[0].compiled.tz
         self.lanes = [Lane(program, labels[i], generated, self.tz) for i, program in enumerate(programs)]
         self.until = until
+        plans = [kernels.plan(program.compiled) for program in programs] if arrays and generated is not False else []
+        self.plans = plans if plans and all(p is not None for p in plans) else None
         self.result = ShardResult([lane.tracker for lane in self.lanes], [lane.totals for lane in self.lanes],
                                   [lane.standings for lane in self.lanes], Activity(self.tz, effect_from), [])
 
-    def run(self, columns: Columns, groups: Iterable[np.ndarray], end: int | None,
+    def run(self, columns: Columns, grouping: Grouping, numbers: np.ndarray, end: int | None,
             tick: Callable[[int], None] | None = None) -> ShardResult:
-        """Replay each group to ``end`` (None: no accepted event anywhere) and add it up.
+        """Replay groups ``numbers`` of ``grouping`` to ``end`` (None: no accepted event anywhere) and add them up.
 
         ``tick(rows)`` hears every few thousand rows how many more are done.
         """
         done = 0
         with collector_paused():
-            for group in groups:
+            if self.plans is not None and end is not None:
+                numbers, done = self._arrays(columns, grouping, numbers, end)
+            for number in numbers.tolist():
+                group = grouping.group(number)
                 self._group(columns, group.tolist())
                 for lane in self.lanes:
                     lane.finish(end)
@@ -205,6 +212,49 @@ class ShardReplay:
             if tick is not None and done:
                 tick(done)
         return self.result
+
+    def _arrays(self, columns: Columns, grouping: Grouping, numbers: np.ndarray,
+                end: int) -> tuple[np.ndarray, int]:
+        """Replay with numpy the groups that are one customer's plain purchases and refunds (``kernels``).
+
+        Returns the groups left for the per-customer replay, and the rows done.
+        """
+        eligible, refund_of = _batchable(columns, grouping, [lane.program.currency for lane in self.lanes],
+                                         self.until)
+        wanted = np.zeros(len(grouping), dtype=bool)
+        wanted[numbers] = True
+        taken = eligible & wanted
+        if not taken.any():
+            return numbers, 0
+        member = np.repeat(taken, grouping.counts)  # along grouping.rows
+        laid = grouping.rows[member]
+        late = columns.instant[laid] > self.until if self.until is not None else np.zeros(len(laid), dtype=bool)
+        rows = laid[~late]
+        counts = np.add.reduceat((~late).astype(np.int64), np.concatenate(([0], np.cumsum(
+            grouping.counts[taken])[:-1]))) if laid.size else np.zeros(0, dtype=np.int64)
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+        position = np.full(columns.count, -1, dtype=np.int64)
+        position[rows] = np.arange(len(rows))
+        originals = refund_of[rows]
+        positions = np.where(originals >= 0, position[np.maximum(originals, 0)], -1)
+        amounts = columns.amount[rows].copy()
+        whole = (positions >= 0) & ~columns.has_amount[rows]  # a refund without an amount: the rest, all of it
+        amounts[whole] = amounts[positions[whole]]
+        names = [grouping.keys[g] for g in np.flatnonzero(taken).tolist()]
+        batch = kernels.Batch(names, starts, counts, columns.instant[rows], amounts, positions)
+        worked = [kernels.figures(plan, batch) for plan in self.plans]  # type: ignore[union-attr]
+        if any(figures is None for figures in worked):
+            return numbers, 0  # a figure would not fit in int64: every group the per-customer way
+        result = self.result
+        for i, (lane, figures) in enumerate(zip(self.lanes, worked)):
+            kernels.add_up(figures, end, lane.tracker, lane.totals, lane.standings,  # type: ignore[arg-type]
+                           result.activity if i == 0 else None, self.tz)
+        result.events += len(rows)
+        result.after_until += int(late.sum())
+        first, last = int(batch.instants.min()), int(batch.instants.max())
+        result.first = first if result.first is None else min(result.first, first)
+        result.last = last if result.last is None else max(result.last, last)
+        return np.flatnonzero(wanted & ~eligible), len(rows)
 
     def last_accepted(self, columns: Columns, group: np.ndarray) -> int | None:
         """The instant of the group's last accepted event (a trial replay; nothing is added up)."""
@@ -285,7 +335,55 @@ class ShardReplay:
             if event.type == "purchase":
                 activity.purchase(customer, event.at, event.amount or 0, month)
 
-def find_end(replay: ShardReplay, columns: Columns, groups: list[np.ndarray], group_of: np.ndarray) -> int | None:
+def _batchable(columns: Columns, grouping: Grouping, currencies: list[str],
+               until: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Which groups every program surely takes whole, with no detour: one customer's plain purchases and
+    refunds, each id once, each refund of an earlier purchase of theirs, at most one per purchase, within its
+    amount (rows after ``until`` aside). Also, for each refund row, the row of its purchase (-1 otherwise).
+    """
+    count = columns.count
+    kind, plain, has_amount = columns.kind, columns.plain, columns.has_amount
+    ok = plain & (((kind == PURCHASE) & has_amount) | ((kind == REFUND) & (columns.original_code >= 0)))
+    for currency in currencies:
+        ok &= columns.currency_is(currency)
+    id_code = columns.id_code
+    refund_of = np.full(count, -1, dtype=np.int64)
+    if id_code.max(initial=-1) < 0:
+        return np.zeros(len(grouping), dtype=bool), refund_of  # ids that are not text: the careful way
+    seen = np.bincount(id_code[id_code >= 0], minlength=int(id_code.max()) + 1)
+    ok &= (id_code >= 0) & (seen[np.maximum(id_code, 0)] == 1)
+    refunds = np.flatnonzero(ok & (kind == REFUND))
+    if refunds.size:
+        row_of = np.full(len(seen), -1, dtype=np.int64)
+        unique = np.flatnonzero(id_code >= 0)
+        row_of[id_code[unique]] = unique
+        original = columns.original_code[refunds]
+        purchase = np.where(original < len(row_of), row_of[np.minimum(original, len(row_of) - 1)], -1)
+        order = np.empty(count, dtype=np.int64)
+        order[grouping.rows] = np.arange(count)
+        found = purchase >= 0
+        safe = np.maximum(purchase, 0)
+        good = found & (kind[safe] == PURCHASE) & (grouping.group_of[safe] == grouping.group_of[refunds]) \
+            & (order[safe] < order[refunds])
+        whole = columns.amount[safe]
+        part = columns.amount[refunds]
+        good &= np.where(has_amount[refunds], (part > 0) & (part <= whole), whole > 0)
+        once = np.bincount(safe[good], minlength=count)
+        good &= once[safe] == 1
+        ok[refunds[~good]] = False
+        refund_of[refunds[good]] = purchase[good]
+    if until is not None:
+        late = columns.instant > until
+        ok |= late  # rows after the end are counted, not replayed
+        left = np.add.reduceat((~late[grouping.rows]).astype(np.int64), grouping.starts) if count else np.zeros(0)
+    else:
+        left = grouping.counts
+    laid = ok[grouping.rows].astype(np.int8)
+    whole_groups = np.minimum.reduceat(laid, grouping.starts).astype(bool) if laid.size else laid.astype(bool)
+    return whole_groups & grouping.single & (left > 0), refund_of
+
+
+def find_end(replay: ShardReplay, columns: Columns, grouping: Grouping) -> int | None:
     """The instant of the last accepted event of the whole history (None: none is accepted).
 
     Rows are tried latest first: the group of the latest row is replayed on
@@ -302,11 +400,11 @@ def find_end(replay: ShardReplay, columns: Columns, groups: list[np.ndarray], gr
             break
         if replay.until is not None and instant > replay.until:
             continue
-        group = int(group_of[index])
+        group = int(grouping.group_of[index])
         if group in tried:
             continue
         tried.add(group)
-        last = replay.last_accepted(columns, groups[group])
+        last = replay.last_accepted(columns, grouping.group(group))
         if last is not None and (best is None or last > best):
             best = last
     return best

@@ -10,7 +10,6 @@ customer's row must be exactly those of ``sequential.replay``.
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 from pathlib import Path
@@ -24,33 +23,8 @@ import poletti
 from poletti.interpreter.simulate.columnar import simulate_file
 from poletti.interpreter.simulate.history import History
 from poletti.interpreter.simulate.sequential import replay
+from replays import compare
 from rich_programs import histories, programs
-
-COLUMNS = ["id", "type", "customer", "at", "amount", "currency", "items", "original", "reward", "birthday", "channel"]
-
-
-def write(events: list[dict[str, Any]], path: Path) -> None:
-    if path.suffix == ".jsonl":
-        path.write_text("".join(json.dumps(e) + "\n" if isinstance(e, dict) else e for e in events), encoding="utf-8")
-        return
-    rows = []
-    for event in events:
-        if not isinstance(event, dict):
-            continue
-        row = {key: (json.dumps(value) if key == "items" else value) for key, value in event.items()}
-        rows.append(row)
-    if path.suffix == ".csv":
-        with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
-        return
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.table({name: pa.array([None if row.get(name) is None else str(row[name]) for row in rows],
-                                     pa.string()) for name in COLUMNS})
-    pq.write_table(table, path)
 
 
 def messy(events: list[dict[str, Any]], rnd: random.Random) -> list[Any]:
@@ -74,32 +48,6 @@ def messy(events: list[dict[str, Any]], rnd: random.Random) -> list[Any]:
         i = rnd.randrange(len(out) - 1)
         out[i], out[i + 1] = out[i + 1], out[i]
     return out
-
-
-def compare(text: str, events: list[Any], tmp: Path, suffix: str, until: str | None, workers: int) -> None:
-    program = poletti.compile(text)
-    baseline = poletti.compile("earn 1 point per EUR\nat 30 points grant gift\ntier gold when spend_30d > 50\n")
-    path = tmp / f"history{suffix}"
-    write(events, path)
-    with History(str(path), program.compiled.tz) as history:
-        history.scan()
-        expected = replay(program, history.in_time_order(), baseline=baseline, until=until,
-                          reordered=history.reordered)
-    got = simulate_file(program, str(path), baseline=baseline, until=until, workers=workers)
-    shown = "\n".join(json.dumps(e) for e in events) if suffix == ".parquet" else path.read_text()[:3000]
-    where = f"\nprogram:\n{text}\nhistory ({suffix}):\n{shown}"
-    if got.summary != expected.summary:
-        import difflib
-
-        diff = difflib.unified_diff(json.dumps(expected.summary, indent=1).splitlines(),
-                                    json.dumps(got.summary, indent=1).splitlines(), lineterm="", n=2)
-        raise AssertionError("summary differs (- event at a time, + per customer):\n" + "\n".join(diff) + where)
-    assert json.dumps(got.summary) == json.dumps(expected.summary), where  # the same key order too
-    assert got.new.months == expected.new.months, where
-    assert got.baseline.months == expected.baseline.months, where  # type: ignore[union-attr]
-    assert got.activity.months == expected.activity.months, where
-    assert got.rejections == expected.rejections, where
-    assert list(got.customer_rows()) == list(expected.customer_rows()), where
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,

@@ -1,0 +1,534 @@
+"""Whole-array replays for the programs that allow them: many customers at once, with numpy.
+
+Many loyalty programs are a running sum: points for the money spent, a
+reward every N points, a tier on rolling spend. For those, a customer's
+whole history follows from cumulative sums — the balance after each
+purchase is the running total modulo the threshold, the rewards its
+quotient — and a tier at any instant from a window sum, which is a masked
+sum over the customer's purchases. ``plan(compiled)`` says whether a
+program is of that kind (``Plan``); ``figures`` and ``add_up`` then compute,
+for a batch of customers who only made plain purchases and refunds of
+them, exactly what the per-customer replay would add up: final standings,
+totals, the month series, the activity. Everything else — redeems, visits,
+repeated ids, other programs — goes the per-customer way; the tests check
+both ways give the same figures.
+
+A program qualifies when it has: earn rules ``per CURRENCY``, ``per N
+CURRENCY`` or ``per purchase`` (no item filter, no options) and fixed
+awards on purchases (no options); at most one ``at`` rule, without options,
+granting a reward; tiers whose conditions compare one rolling or lifetime
+spend or purchase count with a number (no ``keep``); and nothing else
+(no multipliers, stamp cards, segments, metrics, triggers, expiry or
+pending points).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+from fractions import Fraction
+from typing import Any, Callable
+
+import attrs
+import numpy as np
+
+from poletti.dsl import ast
+from poletti.engine import money
+from poletti.engine.compiler import CompiledProgram
+from poletti.engine.expressions import duration_of
+from poletti.engine.timecalc import Duration, add_us, day_start_us, utc_offset_us
+from poletti.interpreter.simulate.summary import (
+    Activity, MonthChange, Standing, Totals, Tracker, months_between, next_month,
+)
+
+_OPS: dict[str, Callable[[np.ndarray, Any], np.ndarray]] = {
+    ">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal, "==": np.equal, "!=": np.not_equal,
+}
+_HOUR = 3600 * 1_000_000
+_INT64_SAFE = 2**62
+
+
+@attrs.frozen
+class Earning:
+    """One earn rule as integer arithmetic: points = round(numerator × base ÷ denominator)."""
+
+    kind: str  # "money" (base: the amount), "units" (base: full steps of the amount), "fixed"
+    numerator: int
+    denominator: int
+    step: int = 0  # micro-units of one step, for "units"
+
+
+@attrs.frozen
+class TierTest:
+    """A tier condition: ``quantity op value`` over one window (None: lifetime) of spend or purchase count."""
+
+    rank: int
+    quantity: str  # "spend" or "purchases"
+    window: Duration | None
+    op: str
+    value: int  # micro-units for spend, a count for purchases (a fraction is compared as its ceiling/floor)
+    exact: Fraction  # the value as written, for counts that are not whole
+
+
+@attrs.define
+class Plan:
+    compiled: CompiledProgram = attrs.field(repr=False)
+    earnings: list[Earning]
+    threshold: int | None
+    reward: str | None
+    reward_value: int  # micro-units per grant (0 without a declared value)
+    tiers: list[TierTest]
+    rounding: str
+    tz: Any
+
+    def points(self, amounts: np.ndarray) -> np.ndarray:
+        """Each purchase's points, every rule rounded on its own (as the engine does)."""
+        total = np.zeros(len(amounts), dtype=np.int64)
+        for rule in self.earnings:
+            if rule.kind == "fixed":
+                total += rule.numerator
+                continue
+            base = amounts if rule.kind == "money" else amounts // rule.step
+            total += _rounded(base * rule.numerator, rule.denominator, self.rounding)
+        return total
+
+    def fits(self, amounts: np.ndarray) -> bool:
+        """Whether the integer arithmetic stays within int64 for these amounts (else the per-customer way)."""
+        if amounts.size == 0:
+            return True
+        largest = int(amounts.max())
+        return all(largest * rule.numerator < _INT64_SAFE for rule in self.earnings if rule.kind != "fixed") and \
+            int(amounts.sum()) < _INT64_SAFE
+
+
+def _rounded(numerator: np.ndarray, denominator: int, mode: str) -> np.ndarray:
+    if denominator == 1:
+        return numerator
+    if mode == "down":
+        return numerator // denominator
+    if mode == "up":
+        return -((-numerator) // denominator)
+    return (2 * numerator + denominator) // (2 * denominator)
+
+
+def plan(compiled: CompiledProgram) -> Plan | None:
+    """The whole-array plan for a program, or None when it needs the per-customer replay."""
+    checked = compiled.checked
+    if (compiled.multipliers or compiled.stamps or compiled.segments or compiled.metrics or compiled.when_rules
+            or compiled.on_rules or compiled.expire_after is not None or compiled.pending_for is not None
+            or compiled.tracks_activity or checked.attributes):
+        return None
+    if set(compiled.per_rules) - {"purchase"} or set(compiled.fixed_rules) - {"purchase"}:
+        return None
+    earnings: list[Earning] = []
+    for rule in compiled.per_rules.get("purchase", ()):
+        if rule.filter is not None or _has_options(rule.guard):
+            return None
+        rate = Fraction(rule.rate)
+        if rule.base == "money" and rule.divisor is None:
+            earnings.append(Earning("money", rate.numerator, rate.denominator * money.SCALE))
+        elif rule.base == "money":
+            earnings.append(Earning("units", rate.numerator, rate.denominator, money.to_units(rule.divisor)))
+        elif rule.base == "purchase":
+            earnings.append(Earning("fixed", int(rule.rate), 1))
+        else:
+            return None
+    for fixed in compiled.fixed_rules.get("purchase", ()):
+        if _has_options(fixed.guard):
+            return None
+        earnings.append(Earning("fixed", fixed.points, 1))
+    if len(compiled.converts) > 1:
+        return None
+    threshold = reward = None
+    if compiled.converts:
+        convert = compiled.converts[0]
+        if _has_options(convert.guard) or not isinstance(convert.target, str):
+            return None
+        threshold, reward = convert.threshold, convert.target
+    tiers = []
+    for tier in compiled.tiers:
+        if tier.keep is not None:
+            return None
+        test = _tier_test(checked, checked.rules[tier.index], tier.rank)
+        if test is None:
+            return None
+        tiers.append(test)
+    value = compiled.rewards.get(reward, (None, None))[0] if reward else None
+    return Plan(compiled, earnings, threshold, reward, money.to_units(value) if value is not None else 0, tiers,
+                checked.rounding, compiled.tz)
+
+
+def _has_options(guard: Any) -> bool:
+    return guard.condition is not None or guard.during is not None or guard.cap is not None or guard.once
+
+
+def _tier_test(checked: Any, node: ast.TierRule, rank: int) -> TierTest | None:
+    condition = node.condition
+    if not isinstance(condition, ast.Compare):
+        return None
+    left, op, right = condition.left, condition.op, condition.right
+    if isinstance(left, (ast.NumberLit, ast.MoneyLit)) and isinstance(right, ast.NameRef):
+        left, right = right, left
+        op = {">": "<", "<": ">", ">=": "<=", "<=": ">=", "==": "==", "!=": "!="}[op]
+    if not isinstance(left, ast.NameRef) or left.name not in checked.builtins:
+        return None
+    quantity = checked.builtins[left.name]
+    if quantity.kind not in ("spend", "purchases"):
+        return None
+    if isinstance(right, ast.MoneyLit) and isinstance(right.amount, ast.NumberLit):
+        number = right.amount.value
+    elif isinstance(right, ast.NumberLit):
+        number = right.value
+    else:
+        return None
+    window = duration_of(quantity.window) if quantity.window is not None else None
+    if quantity.kind == "spend":
+        if number.as_tuple().exponent < -money.DIGITS:  # type: ignore[operator]
+            return None
+        return TierTest(rank, "spend", window, op, money.to_units(number), Fraction(number))
+    return TierTest(rank, "purchases", window, op, 0, Fraction(number))
+
+
+# ------------------------------------------------------------------ arrays
+
+_DAY = 86_400_000_000
+_NEAR = 26 * _HOUR  # as engine.timecalc: further from a clock change than any change ever jumped
+
+
+def offsets(instants: np.ndarray, tz: Any) -> np.ndarray:
+    """The zone's offset from UTC at each instant, from a table of the zone's changes over their span."""
+    if instants.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    changes, values = _changes(tz, int(instants.min()), int(instants.max()))
+    return values[np.searchsorted(changes, instants, side="right")]
+
+
+_TABLES: dict[Any, tuple[int, int, np.ndarray, np.ndarray]] = {}
+
+
+def _changes(tz: Any, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
+    """The instants the zone's offset changes within [first, last] (a day apart or more), and the offsets.
+
+    ``values[k]`` is the offset before ``changes[k]`` (and the last one after
+    the last change). Days are probed at their start; a day whose start and
+    end differ is searched to the microsecond for its change.
+    """
+    cached = _TABLES.get(tz)
+    if cached is not None and cached[0] <= first and last <= cached[1]:
+        return cached[2], cached[3]
+    first, last = first - _DAY, last + _DAY
+    probes = list(range(first - first % _DAY, last + _DAY, _DAY))
+    found = [utc_offset_us(t, tz) for t in probes]
+    changes: list[int] = []
+    values = [found[0]]
+    for (a, b), (x, y) in zip(zip(probes, probes[1:]), zip(found, found[1:])):
+        if x == y:
+            continue
+        low, high = a, b  # the offset is x at low and y at high: find the first instant with y
+        while high - low > 1:
+            middle = (low + high) // 2
+            if utc_offset_us(middle, tz) == x:
+                low = middle
+            else:
+                high = middle
+        changes.append(high)
+        values.append(y)
+    table = (np.array(changes, dtype=np.int64), np.array(values, dtype=np.int64))
+    _TABLES[tz] = (first, last, *table)
+    return table
+
+
+def local_months(instants: np.ndarray, tz: Any) -> np.ndarray:
+    """Each instant's calendar month in ``tz``, as months since 1970-01."""
+    local = instants + offsets(instants, tz)
+    return local.astype("datetime64[us]").astype("datetime64[M]").astype(np.int64)
+
+
+def month_date(index: int) -> date:
+    return date(1970 + index // 12, index % 12 + 1, 1)
+
+
+def month_index(instant: int, tz: Any) -> int:
+    return int(local_months(np.array([instant], dtype=np.int64), tz)[0])
+
+
+def window_exits(instants: np.ndarray, window: Duration, tz: Any) -> np.ndarray:
+    """When each entry leaves the window: p + W, by the engine's own rule (``timecalc.add_us``).
+
+    Months and years move the wall-clock date (the day clamped to the month's
+    end) and keep the wall time; an instant within a day of a clock change
+    is worked out by ``add_us`` itself, which settles gaps and repeated hours.
+    """
+    if window.unit in ("d", "w"):
+        return instants + window.amount * (7 if window.unit == "w" else 1) * _DAY
+    months = window.amount * (12 if window.unit == "y" else 1)
+    offset = offsets(instants, tz)
+    local = instants + offset
+    days, time_of_day = np.divmod(local, _DAY)
+    day = days.astype("datetime64[D]")
+    month = day.astype("datetime64[M]")
+    day_of_month = (day - month.astype("datetime64[D]")).astype(np.int64)
+    target = month.astype(np.int64) + months
+    length = ((target + 1).astype("datetime64[M]").astype("datetime64[D]")
+              - target.astype("datetime64[M]").astype("datetime64[D]")).astype(np.int64)
+    shifted = target.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64) + np.minimum(day_of_month,
+                                                                                                      length - 1)
+    wall = shifted * _DAY + time_of_day
+    landed = offsets(wall - offset, tz)
+    exits = wall - landed
+    settled = (offsets(exits - _NEAR, tz) == landed) & (offsets(exits + _NEAR, tz) == landed)
+    for i in np.flatnonzero(~settled).tolist():
+        exits[i] = add_us(int(instants[i]), window, tz)
+    return exits
+
+
+@attrs.define
+class Batch:
+    """Purchases and refunds of a set of customers, grouped by customer, each group in replay order.
+
+    ``refund_of[i]``: for a refund row, the row of the purchase it refunds
+    (-1 for a purchase); ``amounts`` of a refund row is the money refunded.
+    """
+
+    customers: list[str]
+    starts: np.ndarray  # first row of each customer
+    counts: np.ndarray  # rows of each customer
+    instants: np.ndarray
+    amounts: np.ndarray
+    refund_of: np.ndarray
+    exits: dict[Any, np.ndarray] = attrs.Factory(dict)  # (window, zone) → when each purchase leaves it
+
+    @property
+    def purchases(self) -> np.ndarray:
+        return self.refund_of < 0
+
+
+def _per_customer_sum(values: np.ndarray, batch: Batch) -> np.ndarray:
+    if values.size == 0:
+        return np.zeros(len(batch.customers), dtype=values.dtype)
+    return np.add.reduceat(values, batch.starts)
+
+
+def _running(values: np.ndarray, batch: Batch) -> np.ndarray:
+    """Each customer's running sum of ``values``."""
+    total = np.cumsum(values)
+    before = total[batch.starts - 1]
+    before[0] = 0
+    return total - np.repeat(before, batch.counts)
+
+
+def _running_max(values: np.ndarray, batch: Batch) -> np.ndarray | None:
+    """Each customer's running maximum of non-negative ``values`` (None if it would not fit in int64)."""
+    if values.size == 0:
+        return values
+    span = int(values.max()) + 1
+    if span * len(batch.customers) >= _INT64_SAFE:
+        return None
+    lift = np.repeat(np.arange(len(batch.customers), dtype=np.int64) * span, batch.counts)
+    return np.maximum.accumulate(values + lift) - lift
+
+
+@attrs.define
+class Figures:
+    """A batch's per-row figures under one plan: points, reversals, grants and balances."""
+
+    plan: Plan
+    batch: Batch
+    points: np.ndarray
+    reversed_points: np.ndarray
+    grants_here: np.ndarray
+    balances: np.ndarray
+
+
+def figures(plan: Plan, batch: Batch) -> Figures | None:
+    """The batch's per-row figures, or None when one would not fit in 64-bit integers.
+
+    Nothing is added up here, so a caller replaying two programs can give
+    the whole batch to the per-customer replay when either does not fit.
+    """
+    starts = batch.starts
+    purchases = batch.purchases
+    refunds = ~purchases
+    amounts = batch.amounts
+    if not plan.fits(np.where(purchases, amounts, 0)):
+        return None
+    points = np.where(purchases, plan.points(amounts), 0)
+    # A refund takes back floor(P × refunded ÷ amount) of its purchase's points (one refund per purchase here).
+    originals = batch.refund_of[refunds]
+    reversed_points = np.zeros(len(points), dtype=np.int64)
+    if originals.size:
+        paid = points[originals]
+        if int(paid.max()) * int(amounts[refunds].max()) >= _INT64_SAFE:
+            return None
+        reversed_points[refunds] = paid * amounts[refunds] // amounts[originals]
+    running = _running(points - reversed_points, batch)  # the balance before any conversion
+    if plan.threshold is not None:
+        # Grants are never taken back: a customer has had as many as the running balance ever held thresholds.
+        granted_by_then = _running_max(np.maximum(running // plan.threshold, 0), batch)
+        if granted_by_then is None:
+            return None
+        before = np.concatenate(([0], granted_by_then[:-1]))
+        before[starts] = 0
+        grants_here = granted_by_then - before
+        balances = running - plan.threshold * granted_by_then
+    else:
+        grants_here = np.zeros(len(points), dtype=np.int64)
+        balances = running
+    return Figures(plan, batch, points, reversed_points, grants_here, balances)
+
+
+def add_up(figures: Figures, end: int, tracker: Tracker, totals: Totals, standings: dict[str, Standing],
+           activity: Activity | None, month_tz: Any) -> None:
+    """Add the batch's customers up, replayed to ``end``, as the per-customer replay would."""
+    plan, batch = figures.plan, figures.batch
+    n_customers = len(batch.customers)
+    if n_customers == 0:
+        return
+    starts, counts, amounts, purchases = batch.starts, batch.counts, batch.amounts, batch.purchases
+    points, reversed_points = figures.points, figures.reversed_points
+    grants_here, balances = figures.grants_here, figures.balances
+    ends = starts + counts - 1
+    final_balance = balances[ends]
+    rewards = _per_customer_sum(grants_here, batch)
+    lifetime = _per_customer_sum(points, batch)
+    spend = _per_customer_sum(np.where(purchases, amounts, -amounts), batch)
+    bought = _per_customer_sum(purchases.astype(np.int64), batch)
+    tier_names = plan.compiled.tier_names
+    final_tier = tier_ranks(plan, batch, end)
+
+    # Final figures: totals and standings.
+    totals.customers += n_customers
+    totals.earned += int(lifetime.sum())
+    totals.reversed += int(reversed_points.sum())
+    total_grants = int(rewards.sum())
+    totals.spent += (plan.threshold or 0) * total_grants
+    totals.outstanding += int(final_balance.sum())
+    totals.cost += plan.reward_value * total_grants
+    reward = plan.reward
+    if reward is not None and total_grants:
+        totals.rewards[reward] += total_grants
+    for rank, count in enumerate(np.bincount(final_tier, minlength=len(tier_names)).tolist()):
+        if count:
+            totals.tiers[tier_names[rank] or "none"] += count
+    value = plan.reward_value
+    balance_list, lifetime_list, reward_list = final_balance.tolist(), lifetime.tolist(), rewards.tolist()
+    tier_list, spend_list, bought_list = final_tier.tolist(), spend.tolist(), bought.tolist()
+    first_list, last_list = batch.instants[starts].tolist(), batch.instants[ends].tolist()
+    for c, customer in enumerate(batch.customers):
+        granted, balance = reward_list[c], balance_list[c]
+        standings[customer] = Standing(
+            balance, 0, lifetime_list[c], -balance if balance < 0 else 0, tier_names[tier_list[c]],
+            ((reward, granted),) if granted and reward is not None else (), value * granted,
+            spend_list[c], bought_list[c], first_list[c], last_list[c])
+
+    # The month series: flows in the month they happen in, stocks at each month's end.
+    months = local_months(batch.instants, month_tz)
+    first_month, last_month = int(months.min()), month_index(end, month_tz)
+    span = last_month - first_month + 1
+    by_month = {}
+    for name, values in (("earned", points), ("reversed", reversed_points), ("grants", grants_here)):
+        acc = np.zeros(span, dtype=np.int64)
+        np.add.at(acc, months - first_month, values)
+        by_month[name] = acc.tolist()
+    stock_balance = stock_customers = 0
+    stock_tiers: Counter[str] = Counter()
+    for offset, start in enumerate(months_between(month_date(first_month), month_date(last_month))):
+        month_end = end if offset == span - 1 else day_start_us(next_month(start), month_tz) - 1
+        change = tracker.months.get(start)
+        if change is None:
+            change = tracker.months[start] = MonthChange()
+        grants = by_month["grants"][offset]
+        change.earned += by_month["earned"][offset]
+        change.reversed += by_month["reversed"][offset]
+        change.spent += (plan.threshold or 0) * grants
+        if reward is not None and grants:
+            change.rewards[reward] += grants
+        change.cost += value * grants
+        # Stocks at the month's end: each customer's figures after its last event by then.
+        seen = _per_customer_sum((batch.instants <= month_end).astype(np.int64), batch)
+        known = seen > 0
+        balance = int(balances[(starts + seen - 1)[known]].sum()) if known.any() else 0
+        ranks = tier_ranks(plan, batch, month_end)[known]
+        tiers = Counter({tier_names[rank] or "none": count for rank, count in
+                         enumerate(np.bincount(ranks, minlength=len(tier_names)).tolist()) if count})
+        customers = int(known.sum())
+        change.outstanding += balance - stock_balance
+        change.customers += customers - stock_customers
+        for name in set(tiers) | set(stock_tiers):
+            change.tiers[name] += tiers.get(name, 0) - stock_tiers.get(name, 0)
+        stock_balance, stock_customers, stock_tiers = balance, customers, tiers
+        if activity is not None:
+            _activity_month(activity, batch, months == first_month + offset, start)
+    if activity is not None:
+        _periods(activity, batch)
+
+
+def _activity_month(activity: Activity, batch: Batch, in_month: np.ndarray, start: date) -> None:
+    """Purchases, spend and distinct customers (buying, and active at all) in one month."""
+    if not in_month.any():
+        return
+    bought = in_month & batch.purchases
+    entry = activity._month(start)
+    entry.purchases += int(bought.sum())
+    entry.spend += money.from_units(int(batch.amounts[bought].sum()))
+    entry.purchasers += int((_per_customer_sum(bought.astype(np.int64), batch) > 0).sum())
+    entry.active += int((_per_customer_sum(in_month.astype(np.int64), batch) > 0).sum())
+
+
+def _periods(activity: Activity, batch: Batch) -> None:
+    """The program-effect measures: purchases, spend, customers and repeat customers per period."""
+    pivot = activity._pivot
+    purchases = batch.purchases
+    slices = [("all", purchases)]
+    if pivot is not None:
+        slices += [("before", purchases & (batch.instants < pivot)), ("after", purchases & (batch.instants >= pivot))]
+    for name, mask in slices:
+        period = activity.periods[name]
+        per_customer = _per_customer_sum(mask.astype(np.int64), batch)
+        period.purchases += int(mask.sum())
+        period.spend += int(batch.amounts[mask].sum())
+        period.customers += int((per_customer >= 1).sum())
+        period.repeaters += int((per_customer >= 2).sum())
+
+
+def tier_ranks(plan: Plan, batch: Batch, when: int) -> np.ndarray:
+    """Each customer's tier rank at instant ``when`` (the highest tier whose condition holds; 0: none)."""
+    ranks = np.zeros(len(batch.customers), dtype=np.int64)
+    if not plan.tiers:
+        return ranks
+    started = batch.instants <= when
+    purchases = batch.purchases
+    cache: dict[tuple[str, Any], np.ndarray] = {}
+    for test in plan.tiers:
+        key = (test.quantity, test.window)
+        values = cache.get(key)
+        if values is None:
+            inside = started
+            if test.window is not None:
+                inside = started & (_exits(plan, batch, test.window) > when)
+            if test.quantity == "spend":  # net of refunds: a refund counts while its purchase is inside
+                weights = np.where(purchases, batch.amounts, -batch.amounts)
+            else:
+                weights = purchases.astype(np.int64)
+            values = cache[key] = _per_customer_sum(np.where(inside, weights, 0), batch)
+        if test.quantity == "spend":
+            holds = _OPS[test.op](values, test.value)
+        else:
+            holds = _OPS[test.op](values * test.exact.denominator, test.exact.numerator)
+        ranks = np.where(holds & (test.rank > ranks), test.rank, ranks)
+    return ranks
+
+
+def _exits(plan: Plan, batch: Batch, window: Duration) -> np.ndarray:
+    """When each row stops counting in ``window``: a purchase at p + W, its refund with it."""
+    key = (window, plan.tz)  # the batch is shared by both programs, whose zones may differ
+    exits = batch.exits.get(key)
+    if exits is None:
+        exits = window_exits(batch.instants, window, plan.tz)
+        refunds = batch.refund_of >= 0
+        exits[refunds] = exits[batch.refund_of[refunds]]
+        batch.exits[key] = exits
+    return exits
+
+
+__all__ = ["Batch", "Figures", "Plan", "add_up", "figures", "plan"]
