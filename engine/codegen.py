@@ -385,7 +385,7 @@ class _Generator:
                 out.line("for lot in st.ledger.expire_until(instant):")
                 with out.indent():
                     out.line("tally.expired += lot.points")
-                    out.line("st.totals.expired += lot.points")
+                    out.line("st.total_expired += lot.points")
                     out.line("tally.changed = True")
             if cp.pending_for is not None:
                 out.line("if st.ledger.release_pending_until(instant):")
@@ -502,7 +502,7 @@ class _Generator:
             out.line(f"st.rewards[{_lit(target)}] = st.rewards.get({_lit(target)}, 0) + {count}")
             value = self.cp.rewards.get(target, (None, None))[0]
             if value is not None:
-                out.line(f"st.totals.cost += {_lit(money.to_units(value))} * {count}")
+                out.line(f"st.total_cost += {_lit(money.to_units(value))} * {count}")
             out.line(f"tally.granted[{_lit(target)}] = tally.granted.get({_lit(target)}, 0) + {count}")
         else:
             self._add_points(_lit(target), "now", "'grant'", pending=False)
@@ -513,7 +513,7 @@ class _Generator:
         available = (f"add_us({at}, {self.const(cp.pending_for)}, TZ)"
                      if pending and cp.pending_for is not None else "None")
         out.line(f"st.ledger.earn({points}, {at}, {expires}, {available}, {source})")
-        out.line(f"st.totals.earned += {points}")
+        out.line(f"st.total_earned += {points}")
 
     def _convert(self) -> None:
         cp, out = self.cp, self.out
@@ -533,7 +533,7 @@ class _Generator:
                     out.line(f"pts = {_lit(rule.threshold)} * count")
                     out.line("led.spend(pts)")
                     out.line("tally.spent += pts")
-                    out.line("st.totals.spent += pts")
+                    out.line("st.total_spent += pts")
                     out.line("tally.changed = True")
                     self._give(rule.target, "count")
             out.line("return None")

@@ -105,7 +105,8 @@ class PointsLedger:
 
     def __init__(self) -> None:
         self.free = 0  # spendable points that never expire
-        self.lots: list[Lot] = []
+        # No lots until one is needed: an empty tuple is not a container the garbage collector must walk.
+        self.lots: list[Lot] = ()  # type: ignore[assignment]
         self.owed = 0  # debt: positive only when no points are left anywhere
         self.earned_total = 0
         self.spent_total = 0
@@ -170,7 +171,9 @@ class PointsLedger:
             self.free += rest
             return
         lot = Lot(rest, at, expires_at, available_at if pending else None, source, pending)
-        if self.lots and self.lots[-1].earned_at > at:
+        if not self.lots:
+            self.lots = [lot]
+        elif self.lots[-1].earned_at > at:
             insort(self.lots, lot, key=_earned_at)  # restored or replayed out of order: keep FIFO
         else:
             self.lots.append(lot)

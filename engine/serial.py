@@ -49,3 +49,25 @@ def _tuple_key(value: Any, _type: Any) -> tuple[object, ...] | None:
 
 
 converter.register_structure_hook(tuple[object, ...] | None, _tuple_key)
+
+
+def _register_state() -> None:
+    """Customer state comes back exactly as ``Processor.new_state`` builds it: unused rule lists as ``()``."""
+    from cattrs.gen import make_dict_structure_fn
+
+    from poletti.engine.state import CustomerState
+
+    structure = make_dict_structure_fn(CustomerState, converter)
+
+    def structure_state(value: dict[str, Any], _type: Any) -> CustomerState:
+        state = structure(value, _type)
+        for name in ("windows", "metric_events", "stamps", "tier_held", "tier_keep_until", "segments",
+                     "when_active"):
+            if not getattr(state, name):
+                setattr(state, name, ())
+        return state
+
+    converter.register_structure_hook(CustomerState, structure_state)
+
+
+_register_state()

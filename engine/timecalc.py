@@ -448,7 +448,7 @@ def to_us(t: datetime) -> int:
 
 def from_us(us: int) -> datetime:
     """Microseconds since the epoch → a UTC datetime."""
-    return EPOCH + timedelta(microseconds=us)
+    return EPOCH + timedelta(0, 0, us)  # positional: a third quicker than microseconds=us
 
 
 _HOUR_US: Final = 3600 * US_PER_SECOND
@@ -483,6 +483,29 @@ def utc_offset_us(us: int, tz: ZoneInfo) -> int:
     return _exact_offset(us, tz) if offset is _MIXED else offset
 
 
+_QUIET: dict[ZoneInfo, dict[int, int | None]] = {}
+
+
+def _quiet_offset(us: int, tz: ZoneInfo) -> int | None:
+    """The zone's offset at ``us`` if it holds from 26 hours before ``us``'s hour to 26 hours after, else None.
+
+    A wall-clock time in such a stretch is neither in a gap nor in a fold,
+    so it maps to one instant with this offset. Cached per hour.
+    """
+    cache = _QUIET.get(tz)
+    if cache is None or len(cache) > _OFFSET_CACHE_LIMIT:
+        cache = _QUIET[tz] = {}
+    hour = us // _HOUR_US
+    if hour in cache:
+        return cache[hour]
+    start = hour * _HOUR_US
+    offset = utc_offset_us(start, tz)
+    quiet = offset if utc_offset_us(start - _NEAR_US, tz) == offset == utc_offset_us(
+        start + _HOUR_US - 1 + _NEAR_US, tz) and utc_offset_us(start + _HOUR_US - 1, tz) == offset else None
+    cache[hour] = quiet
+    return quiet
+
+
 @functools.lru_cache(maxsize=1 << 14)
 def _shifted_day(ordinal: int, months: int) -> int:
     """The day ``months`` calendar months after the day ``ordinal``, clamped to the month's end."""
@@ -494,7 +517,6 @@ def _shifted_day(ordinal: int, months: int) -> int:
     return date(year, month0 + 1, min(day.day, _days_in_month(year, month0 + 1))).toordinal()
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def add_us(us: int, d: Duration, tz: ZoneInfo) -> int:
     """:func:`add` on integer instants: ``us`` plus ``d`` (days and weeks exact, months on the wall clock).
 
@@ -514,10 +536,9 @@ def add_us(us: int, d: Duration, tz: ZoneInfo) -> int:
     days, time_of_day = divmod(us + offset, DAY_US)
     wall = (_shifted_day(days + _EPOCH_ORDINAL, months) - _EPOCH_ORDINAL) * DAY_US + time_of_day
     guess = wall - offset
-    landed = utc_offset_us(guess, tz)
-    instant = wall - landed
-    if landed == utc_offset_us(instant - _NEAR_US, tz) == utc_offset_us(instant + _NEAR_US, tz):
-        return instant
+    landed = _quiet_offset(guess, tz)
+    if landed is not None and _quiet_offset(wall - landed, tz) == landed:
+        return wall - landed
     return to_us(add(from_us(us), d, tz))
 
 

@@ -98,15 +98,17 @@ class Processor:
 
     def new_state(self, customer: str) -> CustomerState:
         cp = self.cp
+        # A rule list the program does not use is the empty tuple, not a list: each state is long-lived,
+        # and every list in it is one more object each full garbage collection walks.
         return CustomerState(
             customer=customer,
-            windows=[WindowTotals() for _ in cp.windows],
-            metric_events=[[] for _ in cp.metrics],
-            stamps=[0] * len(cp.stamps),
-            tier_held=[False] * len(cp.tiers),
-            tier_keep_until=[None] * len(cp.tiers),
-            segments=[False] * len(cp.segments),
-            when_active=[False] * len(cp.when_rules),
+            windows=[WindowTotals() for _ in cp.windows] if cp.windows else (),
+            metric_events=[[] for _ in cp.metrics] if cp.metrics else (),
+            stamps=[0] * len(cp.stamps) if cp.stamps else (),
+            tier_held=[False] * len(cp.tiers) if cp.tiers else (),
+            tier_keep_until=[None] * len(cp.tiers) if cp.tiers else (),
+            segments=[False] * len(cp.segments) if cp.segments else (),
+            when_active=[False] * len(cp.when_rules) if cp.when_rules else (),
         )
 
     # ------------------------------------------------------------------ step 1
@@ -138,7 +140,7 @@ class Processor:
         cp = self.cp
         for lot in state.ledger.expire_until(instant):
             tally.expired += lot.points
-            state.totals.expired += lot.points
+            state.total_expired += lot.points
             tally.note(Expired(instant, lot.points, lot.earned_at, lot.source, lot.pending))
         released = state.ledger.release_pending_until(instant)
         for item in released:
@@ -338,14 +340,14 @@ class Processor:
             state.ledger.deduct(delta, pending_source=record.id)
             record.reversed = target
             tally.reversed += delta
-            state.totals.reversed += delta
+            state.total_reversed += delta
         if tally.trace is not None or delta > 0:
             tally.note(Reversed(at, delta, record.id, amount, record.points, record.amount, record.refunded, target))
 
     def redeem(self, state: CustomerState, reward: str, cost: int, at: int, tally: Tally) -> None:
         state.ledger.spend(cost)
         tally.spent += cost
-        state.totals.spent += cost
+        state.total_spent += cost
         tally.note(Redeemed(at, reward, cost))
         self._give_reward(state, reward, tally)
 
@@ -548,7 +550,7 @@ class Processor:
         points = threshold * count
         ledger.spend(points)
         tally.spent += points
-        state.totals.spent += points
+        state.total_spent += points
         tally.note(Converted(ctx.now, rule, threshold, rule.target, count))
         if isinstance(rule.target, str):
             self._give_reward(state, rule.target, tally, count)
@@ -714,7 +716,7 @@ class Processor:
         state.rewards[reward] = state.rewards.get(reward, 0) + count
         cost = self.reward_cost.get(reward)
         if cost is not None:
-            state.totals.cost += cost * count
+            state.total_cost += cost * count
         tally.granted[reward] = tally.granted.get(reward, 0) + count
 
     def add_points(self, state: CustomerState, points: int, at: int, source: str, pending: bool) -> None:
@@ -725,7 +727,7 @@ class Processor:
         expires = add_us(at, cp.expire_after, self.tz) if cp.expire_after else None
         available = add_us(at, cp.pending_for, self.tz) if (pending and cp.pending_for) else None
         state.ledger.earn(points, at, expires_at=expires, available_at=available, source=source)
-        state.totals.earned += points
+        state.total_earned += points
 
 
 DAY = 86_400_000_000  # a day of 24 hours, in µs: days_since_last_purchase and member_days count these

@@ -106,8 +106,8 @@ ALLOWED_NODES = {
 }
 # Attributes the generated code reads: fields of the state, events, items, the ledger and the tally.
 ALLOWED_ATTRIBUTES = {
-    "clock", "ledger", "next_change", "windows", "exits", "tier_keep_until", "expire_until", "points", "totals",
-    "expired", "changed", "release_pending_until", "count", "purchases", "spend", "amount", "refunded",
+    "clock", "ledger", "next_change", "windows", "exits", "tier_keep_until", "expire_until", "points",
+    "total_earned", "total_spent", "total_expired", "total_reversed", "total_cost", "expired", "changed", "release_pending_until", "count", "purchases", "spend", "amount", "refunded",
     "next_change_memo", "segments", "tier_held", "tier", "rewards", "get", "cost", "granted", "earn", "earned",
     "balance", "spend_", "spent", "when_active", "last_grant", "at", "first_seen", "birthday", "type",
     "append", "spend_total", "visit_count", "id", "original", "purchase", "refund", "items", "price", "quantity",

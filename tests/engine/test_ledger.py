@@ -164,7 +164,7 @@ def test_points_that_neither_expire_nor_wait_are_free() -> None:
     ledger.earn(100, JAN, source="a")
     ledger.earn(50, FEB, source="b")
     # No lot at all: one count of 100 + 50 = 150.
-    assert (ledger.free, ledger.lots, ledger.balance, ledger.lifetime) == (150, [], 150, 150)
+    assert (ledger.free, list(ledger.lots), ledger.balance, ledger.lifetime) == (150, [], 150, 150)
     assert ledger.next_change() is None  # nothing changes by itself
     assert ledger.expire_until(END) == [] and ledger.release_pending_until(END) == []
     # Spend 120: 150 − 120 = 30.
@@ -175,7 +175,7 @@ def test_points_that_neither_expire_nor_wait_are_free() -> None:
     assert (ledger.free, ledger.balance, ledger.debt) == (0, -10, 10)
     # Earn 25: 10 pay the debt, 15 are free.
     ledger.earn(25, MAR)
-    assert (ledger.free, ledger.balance, ledger.debt, ledger.lots) == (15, 15, 0, [])
+    assert (ledger.free, ledger.balance, ledger.debt, list(ledger.lots)) == (15, 15, 0, [])
     assert ledger.lifetime == 175  # 100 + 50 + 25
     assert_identity(ledger)  # 15 + 0 + 120 + 0 + 40 = 175
 
@@ -185,7 +185,7 @@ def test_available_at_not_after_earn_is_spendable_at_once() -> None:
     # available_at == at, and one before it: not pending, and with no expiry not a lot.
     ledger.earn(5, JAN, None, JAN, "now")
     ledger.earn(4, JAN, None, JAN - 1, "before")
-    assert (ledger.free, ledger.balance, ledger.pending, ledger.lots) == (9, 9, 0, [])  # 5 + 4
+    assert (ledger.free, ledger.balance, ledger.pending, list(ledger.lots)) == (9, 9, 0, [])  # 5 + 4
     # With an expiry it is a lot, spendable at once (available_at: None, "at once").
     ledger.earn(3, JAN, END, JAN, "expiring")
     assert ledger.lots == [Lot(3, JAN, END, None, "expiring", False)]
@@ -216,7 +216,7 @@ def test_released_lot_without_expiry_joins_free() -> None:
     released = ledger.release_pending_until(release)
     assert released == [ReleasedLot(60, JAN, release, "purchase")]
     # The lot is gone; its 60 points joined the 40 free: 100.
-    assert (ledger.lots, ledger.free, ledger.balance, ledger.pending) == ([], 100, 100, 0)
+    assert (list(ledger.lots), ledger.free, ledger.balance, ledger.pending) == ([], 100, 100, 0)
     assert ledger.next_change() is None
     assert_identity(ledger)  # 100 + 0 + 0 + 0 + 0 = 100
 
@@ -289,11 +289,11 @@ def test_debt_is_paid_by_later_earnings() -> None:
     ledger.earn(50, JAN, END, source="a")
     # Refund reversal of 80: 50 from lot a, 30 recorded as debt.
     ledger.deduct(80)
-    assert (ledger.balance, ledger.debt, ledger.lots, ledger.free) == (-30, 30, [], 0)
+    assert (ledger.balance, ledger.debt, list(ledger.lots), ledger.free) == (-30, 30, [], 0)
     assert ledger.next_change() is None  # lot a went with its expiry
     # Earn 20: all of it pays debt (30 → 10), no lot formed.
     ledger.earn(20, MAR, END, source="b")
-    assert (ledger.balance, ledger.debt, ledger.lots) == (-10, 10, [])
+    assert (ledger.balance, ledger.debt, list(ledger.lots)) == (-10, 10, [])
     assert ledger.next_change() is None
     # Earn 25: 10 pays the rest of the debt, 15 form a lot.
     ledger.earn(25, APR, END, source="c")
