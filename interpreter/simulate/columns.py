@@ -50,8 +50,7 @@ OTHER, PURCHASE, REFUND = 0, 1, 2  # a row's kind, for the whole-array replays
 _AMOUNT_PATTERN = r"^(?P<whole>[0-9]{1,12})(?:\.(?P<frac>[0-9]{1,6}))?$"  # below 10^12: sums stay in int64
 _FIRST_US = to_us(datetime(FIRST_YEAR, 1, 1, tzinfo=timezone.utc))
 _END_US = to_us(datetime(LAST_YEAR + 1, 1, 1, tzinfo=timezone.utc))
-# The one form Arrow parses for us; every other way of writing `at` is parsed row by row, as the engine does.
-_STRICT_AT = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(Z|[+-][0-9]{2}:[0-9]{2})$"
+_CELLS_ONE_BY_ONE = 256  # cells read one at a time before a column is made Python values whole
 
 
 class Columns:
@@ -80,6 +79,7 @@ class Columns:
         self.bool_columns = bool_columns
         self._table = table
         self._cells: dict[str, list[Any]] = dict(cells or {})
+        self._asked: dict[str, int] = {}
         self.items = items or {}  # plain rows' items, ready (rows without items: none here)
         self.birthdays = birthdays or {}  # plain rows' birthdays, ready
         self.extra = extra if extra is not None else np.zeros(count, dtype=bool)  # has attribute cells
@@ -114,11 +114,26 @@ class Columns:
     def customers(self) -> list[Any]:
         return self.cells("customer")
 
+    def cell(self, name: str, index: int) -> Any:
+        """One value of a column, as ``cells`` gives it.
+
+        A column is made Python values whole once a replay has asked for a
+        few hundred of its cells; before that, one cell at a time (a replay
+        whose rows the arrays take reads a handful, e.g. to find the end).
+        """
+        values = self._cells.get(name)
+        if values is not None:
+            return values[index]
+        asked = self._asked[name] = self._asked.get(name, 0) + 1
+        if asked > _CELLS_ONE_BY_ONE or self._table is None or name not in self.names:
+            return self.cells(name)[index]
+        return _cells(self._table.column(name).slice(index, 1), name, self.bool_columns)[0]
+
     def raw(self, index: int) -> dict[str, Any]:
         """Row ``index`` as the event dict ``History`` makes of it (absent cells left out)."""
         event: dict[str, Any] = {}
         for name in self.names:
-            value = self.cells(name)[index]
+            value = self.cell(name, index)
             if value is not None:
                 event[name] = value
         return event
@@ -126,9 +141,10 @@ class Columns:
     def event(self, index: int) -> Event:
         """A plain row as an event, before any program's checks (``attributes`` None when it has any)."""
         amount = int(self.amount[index]) if self.has_amount[index] else None
-        return Event(self.ids[index], self.types[index], self.customers[index], int(self.instant[index]), amount,
-                     self.cells("currency")[index], self.items.get(index, ()), self.cells("original")[index],
-                     self.cells("reward")[index], self.birthdays.get(index),
+        cell = self.cell
+        return Event(cell("id", index), cell("type", index), cell("customer", index), int(self.instant[index]),
+                     amount, cell("currency", index), self.items.get(index, ()), cell("original", index),
+                     cell("reward", index), self.birthdays.get(index),
                      None if self.extra[index] else {})  # type: ignore[arg-type]
 
     def attribute_cells(self, index: int) -> dict[str, Any]:
@@ -136,7 +152,7 @@ class Columns:
         found = {}
         for name in self.names:
             if name not in _CORE_FIELDS:
-                value = self.cells(name)[index]
+                value = self.cell(name, index)
                 if value is not None:
                     found[name] = value
         return found
@@ -341,13 +357,8 @@ def _from_table(table: Any, tz: Any, bool_columns: frozenset[str]) -> Columns:
     at = table.column("at")
     at_quick = np.zeros(count, dtype=bool)
     if _is_text(at.type):
-        parsed = pc.strptime(at, format="%Y-%m-%dT%H:%M:%S%z", unit="us", error_is_null=True)
-        values = pc.fill_null(pc.cast(parsed, pa.int64()), 0).to_numpy(zero_copy_only=False)
-        strict = pc.fill_null(pc.match_substring_regex(at, _STRICT_AT), False).to_numpy(zero_copy_only=False)
-        at_quick = strict & _valid(parsed)
+        values, at_quick = _strict_instants(at)
         at_quick &= (values >= _FIRST_US) & (values < _END_US)
-        # strptime rolls impossible dates over (30 February → 2 March): the wall clock it read must be the text's.
-        at_quick &= _same_wall_clock(at, values, at_quick)
         instant[at_quick] = values[at_quick]
     slow = np.flatnonzero(~at_quick)
     if slow.size:
@@ -449,52 +460,93 @@ def _codes(columns: Columns, table: Any) -> None:
             columns.original_code = codes[columns.count:]
 
 
-def _same_wall_clock(text: Any, instants: np.ndarray, parsed: np.ndarray) -> np.ndarray:
-    """Rows whose instant, seen at the offset the text gives, shows the text's own date and time.
+def _strict_instants(text: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Instants (µs) of the cells written ``YYYY-MM-DDTHH:MM:SS`` then ``Z`` or ``±HH:MM``, and which cells are.
 
-    Only rows in ``_STRICT_AT``'s form are asked about, so every field sits
-    at a fixed place: the digits are read straight from Arrow's bytes.
+    Every field of that form sits at a fixed place, so the digits are read
+    straight from Arrow's bytes — a strided view when every cell has the
+    same length, as an export's usually do — and the date checked to exist
+    (no 30 February, no second 60). Any other cell is left to the careful
+    row-by-row reader.
     """
-    picked = np.flatnonzero(parsed)
-    if picked.size == 0:
-        return parsed
+    count = len(text)
+    if count == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
     data, starts = _text_bytes(text)
-    places = starts[picked][:, None] + np.arange(25)
-    chars = data[np.minimum(places, len(data) - 1)].astype(np.int64)  # a "Z" row reads past its end, unused
-    digit = chars - ord("0")
+    lengths = np.diff(starts)
+    first = int(starts[0]) if count else 0
+    if count and np.all(lengths == lengths[0]) and int(lengths[0]) in (20, 25):
+        width = int(lengths[0])
+        grid = data[first:first + count * width].reshape(count, width)
 
-    def number(first: int, stop: int) -> np.ndarray:
-        value = np.zeros(len(picked), dtype=np.int64)
-        for place in range(first, stop):
-            value = value * 10 + digit[:, place]
+        def char(place: int) -> np.ndarray:
+            return grid[:, place] if place < width else np.zeros(count, dtype=np.uint8)
+    else:
+        last = len(data) - 1
+        heads = starts[:-1]
+
+        def char(place: int) -> np.ndarray:
+            return data[np.minimum(heads + place, last)]  # past a short cell's end: unused, its length fails it
+
+    ok = (lengths == 20) | (lengths == 25)
+    digits = {}
+    for place in (0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 23, 24):
+        digit = char(place).astype(np.int64) - ord("0")
+        if place < 19:
+            ok &= (digit >= 0) & (digit <= 9)
+        digits[place] = digit
+    for place, mark in ((4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":")):
+        ok &= char(place) == ord(mark)
+
+    def number(*places: int) -> np.ndarray:
+        value = np.zeros(count, dtype=np.int64)
+        for place in places:
+            value = value * 10 + digits[place]
         return value
 
-    year, month, day = number(0, 4), number(5, 7), number(8, 10)
-    hour, minute, second = number(11, 13), number(14, 16), number(17, 19)
-    zulu = chars[:, 19] == ord("Z")
-    sign = np.where(chars[:, 19] == ord("-"), -1, 1)
-    offset = np.where(zulu, 0, sign * (number(20, 22) * 3600 + number(23, 25) * 60))
-    wall = instants[picked] // 1_000_000 + offset
-    days, time_of_day = np.divmod(wall, 86_400)
-    dates = days.astype("datetime64[D]")
-    months = dates.astype("datetime64[M]")
-    shown = ((dates.astype("datetime64[Y]").astype(np.int64) + 1970 == year)
-             & (months.astype(np.int64) % 12 + 1 == month)
-             & ((dates - months.astype("datetime64[D]")).astype(np.int64) + 1 == day)
-             & (time_of_day // 3600 == hour) & (time_of_day // 60 % 60 == minute) & (time_of_day % 60 == second))
-    same = np.zeros(len(parsed), dtype=bool)
-    same[picked] = shown
-    return same
+    year, month, day = number(0, 1, 2, 3), number(5, 6), number(8, 9)
+    hour, minute, second = number(11, 12), number(14, 15), number(17, 18)
+    zone = char(19)
+    zulu = (zone == ord("Z")) & (lengths == 20)
+    shifted = ((zone == ord("+")) | (zone == ord("-"))) & (lengths == 25) & (char(22) == ord(":"))
+    for place in (20, 21, 23, 24):
+        shifted &= (digits[place] >= 0) & (digits[place] <= 9)
+    ok &= zulu | shifted
+    zone_hours, zone_minutes = number(20, 21), number(23, 24)
+    ok &= (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1) & (hour <= 23) & (minute <= 59) & (second <= 59)
+    ok &= np.where(shifted, (zone_hours <= 23) & (zone_minutes <= 59), True)
+    ok &= day <= _days_in_month(year, np.clip(month, 1, 12))
+    offset = np.where(shifted, np.where(zone == ord("-"), -1, 1) * (zone_hours * 3600 + zone_minutes * 60), 0)
+    seconds = _days_from_civil(year, np.clip(month, 1, 12), day) * 86_400 + hour * 3600 + minute * 60 + second
+    valid = _valid(text)
+    ok &= valid
+    return np.where(ok, (seconds - offset) * 1_000_000, 0), ok
+
+
+def _days_in_month(year: np.ndarray, month: np.ndarray) -> np.ndarray:
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    lengths = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)[month]
+    return lengths + ((month == 2) & leap)
+
+
+def _days_from_civil(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 of proleptic Gregorian dates (H. Hinnant's algorithm, in integers)."""
+    y = year - (month <= 2)
+    era = np.floor_divide(y, 400)
+    year_of_era = y - era * 400
+    day_of_year = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146_097 + day_of_era - 719_468
 
 
 def _text_bytes(text: Any) -> tuple[np.ndarray, np.ndarray]:
-    """A text column's bytes, and where each row's text starts in them."""
+    """A text column's bytes, and its offsets: row i's text is bytes ``offsets[i]:offsets[i + 1]``."""
     import pyarrow as pa
 
     array = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
     _, offsets_buffer, data_buffer = array.buffers()[:3]
     offset_type = np.int64 if pa.types.is_large_string(array.type) else np.int32
-    offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[array.offset:array.offset + len(array)]
+    offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[array.offset:array.offset + len(array) + 1]
     data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(1, np.uint8)
     return (data if data.size else np.zeros(1, np.uint8)), offsets.astype(np.int64)
 

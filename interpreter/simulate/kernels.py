@@ -38,7 +38,7 @@ from poletti.engine.compiler import CompiledProgram
 from poletti.engine.expressions import duration_of
 from poletti.engine.timecalc import Duration, add_us, day_start_us, utc_offset_us
 from poletti.interpreter.simulate.summary import (
-    Activity, MonthChange, Standing, Totals, Tracker, months_between, next_month,
+    Activity, MonthChange, StandingColumns, Standings, Totals, Tracker, months_between, next_month,
 )
 
 _OPS: dict[str, Callable[[np.ndarray, Any], np.ndarray]] = {
@@ -377,7 +377,7 @@ def figures(plan: Plan, batch: Batch) -> Figures | None:
     return Figures(plan, batch, points, reversed_points, grants_here, balances)
 
 
-def add_up(figures: Figures, end: int, tracker: Tracker, totals: Totals, standings: dict[str, Standing],
+def add_up(figures: Figures, end: int, tracker: Tracker, totals: Totals, standings: Standings,
            activity: Activity | None, month_tz: Any) -> None:
     """Add the batch's customers up, replayed to ``end``, as the per-customer replay would."""
     plan, batch = figures.plan, figures.batch
@@ -411,15 +411,9 @@ def add_up(figures: Figures, end: int, tracker: Tracker, totals: Totals, standin
         if count:
             totals.tiers[tier_names[rank] or "none"] += count
     value = plan.reward_value
-    balance_list, lifetime_list, reward_list = final_balance.tolist(), lifetime.tolist(), rewards.tolist()
-    tier_list, spend_list, bought_list = final_tier.tolist(), spend.tolist(), bought.tolist()
-    first_list, last_list = batch.instants[starts].tolist(), batch.instants[ends].tolist()
-    for c, customer in enumerate(batch.customers):
-        granted, balance = reward_list[c], balance_list[c]
-        standings[customer] = Standing(
-            balance, 0, lifetime_list[c], -balance if balance < 0 else 0, tier_names[tier_list[c]],
-            ((reward, granted),) if granted and reward is not None else (), value * granted,
-            spend_list[c], bought_list[c], first_list[c], last_list[c])
+    standings.add_columns(StandingColumns(
+        batch.customers, final_balance, lifetime, list(tier_names), final_tier, rewards, spend, bought,
+        batch.instants[starts], batch.instants[ends], reward, value))
 
     # The month series: flows in the month they happen in, stocks at each month's end.
     months = local_months(batch.instants, month_tz)

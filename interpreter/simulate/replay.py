@@ -40,7 +40,7 @@ from poletti.interpreter.events import Event, EventError, EventReader
 from poletti.interpreter.simulate import kernels
 from poletti.interpreter.simulate.columns import NO_INSTANT, PURCHASE, REFUND, Columns, Grouping
 from poletti.interpreter.simulate.summary import (
-    Activity, Rejected, Standing, Totals, Tracker, month_of_us, next_month, standing_of,
+    Activity, Rejected, Standings, Totals, Tracker, month_of_us, next_month, standing_of,
 )
 from poletti.interpreter.stepper import Stepper
 
@@ -95,7 +95,7 @@ class Lane:
         self.reader = EventReader(compiled.checked)
         self.tracker = Tracker(compiled, self.stepper.processor.reward_cost)
         self.totals = Totals()
-        self.standings: dict[str, Standing] = {}
+        self.standings = Standings()
         self.states: dict[str, CustomerState] = {}
         self.month: dict[str, date] = {}  # customer → the month its time-driven changes are applied up to
 
@@ -166,7 +166,7 @@ class ShardResult:
 
     trackers: list[Tracker]
     totals: list[Totals]
-    standings: list[dict[str, Standing]]
+    standings: list[Standings]
     activity: Activity
     rejections: list[tuple[int, int, bool, Rejected]]  # (instant or NO_INSTANT, row, from the baseline?, rejection)
     events: int = 0

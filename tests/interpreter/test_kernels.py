@@ -121,7 +121,7 @@ def check(text: str, baseline: str, events: list[dict[str, Any]], tmp: Path, suf
     monkeypatch.setattr(kernels, "add_up", counting)
     compare(text, events, tmp, suffix, until, workers, baseline_text=baseline)
     c0_counted = until is None or events[0]["at"] < "2027-08-30"  # surely before ``until`` in every zone
-    if workers == 1 and c0_counted:
+    if workers == 1 and c0_counted and suffix != ".jsonl":  # JSON Lines rows are read one by one, never as arrays
         assert counting.customers >= 2, "the arrays replayed nobody"  # c0 under both programs at least
 
 
