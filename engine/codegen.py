@@ -53,7 +53,7 @@ __all__ = ["Generated", "generate"]
 BUILTINS = ("len", "sum", "any", "bool", "min", "max")
 # Names the generated source may use beside its own locals: the namespace it runs in.
 NAMESPACE = BUILTINS + ("P", "K", "E", "Ctx", "TZ", "heappush", "heappop", "add_us", "day_start_us", "local_date", "date",
-             "PurchaseRecord", "DAY")
+             "PurchaseRecord", "DAY", "within_calendar_cap")
 # Locals and functions the generator invents (the AST test checks for nothing else).
 INVENTED = ("st", "ev", "tally", "now", "at", "until", "instant", "led", "pts", "per_total", "total", "earned",
             "granted_points", "released", "expired", "lot", "item", "items", "exits", "totals", "index", "record",
@@ -289,6 +289,15 @@ class _Generator:
     def _guard_simple(self, guard: Guard, rule_node: Any) -> bool:
         """Whether a rule's options can be written inline: no cap, no once (the interpreter keeps those)."""
         return guard.cap is None and not guard.once
+
+    @staticmethod
+    def _calendar_capped(guard: Guard) -> bool:
+        """Whether a rule's only option beyond `if`/`during` is a calendar `limit` (written inline too)."""
+        return guard.cap is not None and guard.cap.period is not None and not guard.once
+
+    def _calendar_cap_call(self, index: int, cap: Any, points: str) -> str:
+        return (f"within_calendar_cap(st, {_lit(index)}, {_lit(cap.period)}, {_lit(cap.amount)}, "
+                f"{_lit(cap.unit == 'times')}, {points}, now, TZ)")
 
     def _guard_test(self, guard: Guard, rule_node: Any) -> str:
         """A Python condition that is true when the rule's `during` and `if` let it fire now."""
@@ -688,12 +697,14 @@ class _Generator:
         out.line("per_total = 0")
         for rule in cp.per_rules.get(kind, ()):
             node = self._rule_node(rule)
-            if not self._guard_simple(rule.guard, node):
+            if not self._guard_simple(rule.guard, node) and not self._calendar_capped(rule.guard):
                 out.line(f"per_total += P.earn_per(st, _ctx(st, now, ev), {self.const(rule)}, ev, tally)")
                 continue
             out.line(f"if {self._guard_test(rule.guard, node)}:")
             with out.indent():
                 out.line(f"pts = {self._per_points(rule)}")
+                if rule.guard.cap is not None:
+                    out.line(f"pts = {self._calendar_cap_call(rule.index, rule.guard.cap, 'pts')}")
                 out.line("if pts > 0:")
                 with out.indent():
                     out.line("per_total += pts")
@@ -714,12 +725,16 @@ class _Generator:
                     out.line("total = P.multiply(st, _ctx(st, now, ev), per_total, tally)")
         for fixed in cp.fixed_rules.get(kind, ()):
             node = self._rule_node(fixed)
-            if not self._guard_simple(fixed.guard, node):
+            if not self._guard_simple(fixed.guard, node) and not self._calendar_capped(fixed.guard):
                 out.line(f"total += P.earn_fixed(st, _ctx(st, now, ev), {self.const(fixed)}, tally)")
                 continue
             out.line(f"if {self._guard_test(fixed.guard, node)}:")
             with out.indent():
-                out.line(f"total += {_lit(fixed.points)}")
+                if fixed.guard.cap is not None:
+                    points = self._calendar_cap_call(fixed.index, fixed.guard.cap, _lit(fixed.points))
+                    out.line(f"total += max({points}, 0)")
+                else:
+                    out.line(f"total += {_lit(fixed.points)}")
         out.line("earned = total")
 
     def _items_base(self, rule: PerRule) -> str:

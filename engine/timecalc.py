@@ -554,8 +554,22 @@ def day_start_us(day: date, tz: ZoneInfo) -> int:
 
 
 def period_key_us(us: int, period: str, tz: ZoneInfo) -> PeriodKey:
-    """:func:`period_key` for an integer instant."""
-    return period_key(from_us(us), period, tz)
+    """:func:`period_key` for an integer instant (the key of its local day, cached by day)."""
+    return _period_key_of_day(_EPOCH_ORDINAL + (us + utc_offset_us(us, tz)) // DAY_US, period)
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _period_key_of_day(ordinal: int, period: str) -> PeriodKey:
+    local_day = date.fromordinal(ordinal)
+    if period == "day":
+        return ("day", local_day.year, local_day.month, local_day.day)
+    if period == "week":
+        iso = local_day.isocalendar()
+        return ("week", iso.year, iso.week)
+    if period == "month":
+        return ("month", local_day.year, local_day.month)
+    _check_period(period)
+    return ("year", local_day.year)
 
 
 def next_birthday_us(after: int, birthday: date, tz: ZoneInfo) -> int:

@@ -53,6 +53,28 @@ _BLOCKED = {
 }
 
 
+def within_calendar_cap(state: CustomerState, index: int, period: str, amount: int, times: bool, points: int,
+                        now: int, tz: object) -> int:
+    """What is left of ``points`` under rule ``index``'s ``limit amount points|times per period``, counted.
+
+    The generated code's form of ``Processor._capped`` for calendar periods
+    (no trace): the same usage record, the same period keys.
+    """
+    if points <= 0:
+        return points
+    key = period_key_us(now, period, tz)  # type: ignore[arg-type]
+    usage = state.caps.get(index)
+    used = usage.used if usage is not None and usage.period == key else 0
+    granted = (points if used < amount else 0) if times else min(points, max(0, amount - used))
+    if granted > 0:
+        if usage is None:
+            usage = state.caps[index] = CapUsage()
+        if usage.period != key:
+            usage.period, usage.used = key, 0
+        usage.used += 1 if times else granted
+    return granted
+
+
 class Tally:
     """What processing one event (or one clock step) did: the outcome's counters, and the trace.
 

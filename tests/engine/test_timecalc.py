@@ -26,6 +26,7 @@ from poletti.engine.timecalc import (
     parse_timestamp,
     period_end,
     period_key,
+    period_key_us,
     period_start,
     subtract,
     whole_days_between,
@@ -584,6 +585,8 @@ def test_offsets_and_local_dates_are_zoneinfo_s(us: int, tz: ZoneInfo) -> None:
     assert offset is not None
     assert utc_offset_us(us, tz) == offset // timedelta(microseconds=1)
     assert local_date(us, tz) == local.date()
+    for period in ("day", "week", "month", "year"):
+        assert period_key_us(us, period, tz) == period_key(from_us(us), period, tz)
 
 
 def test_add_us_lands_in_gaps_and_folds_by_the_one_rule() -> None:
