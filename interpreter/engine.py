@@ -2,49 +2,49 @@
 
 ``process(event) -> Outcome`` applies one event whole or not at all;
 ``advance_to(t)`` applies time-driven changes for every customer with
-something due; ``customer(id)`` reads a customer's current standing;
-``process_many(events)`` is the batch form that reports rejections instead
-of raising.
+something due; ``customer(id)`` reads what a member page shows and
+``history(id)`` the customer's ledger; ``process_many(events)`` is the batch
+form that reports rejections instead of raising; ``save(path)`` and
+``Engine.restore(program, path)`` keep a memory store in a file.
+
+Exactly once: the store keeps a receipt of every applied event id with a
+fingerprint of its content. The same id with the same content is a
+duplicate (an outcome with status "duplicate" and the customer's current
+figures; nothing changes); the same id with other content is rejected as a
+conflict. Thread-safe with every store: each event (and each customer's
+clock step) is one store transaction that locks the customer, so
+concurrent calls come out as some serial order of them (docs/embedding.md).
 """
 
 from __future__ import annotations
 
+import hashlib
+import random
+import time
 from datetime import date, datetime, timezone
-from decimal import Decimal
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import attrs
 
 from poletti.engine.compiler import CompiledProgram
-from poletti.engine.money import from_units
 from poletti.engine.program import Program
 from poletti.engine.state import CustomerState
-from poletti.engine.store import MemoryStore, Store
+from poletti.engine.stores.base import LedgerEntry, Store, content_dict, fingerprint
+from poletti.engine.stores.memory import MemoryStore
 from poletti.engine.timecalc import from_us, parse_timestamp, require_aware, to_us
-from poletti.interpreter.events import FIRST_YEAR, LAST_YEAR, Event, EventError, EventReader
+from poletti.interpreter import bookkeeping
+from poletti.interpreter.events import (
+    FIRST_YEAR, LAST_YEAR, Event, EventError, EventReader, conflict_reason, content_key,
+)
 from poletti.interpreter.outcome import Outcome
 from poletti.interpreter.processing import Tally
 from poletti.interpreter.stepper import Stepper
+from poletti.interpreter.views import CustomerView, view
 
 _CLOCK_KEY = "clock"
-_UNREAD = object()
-
-
-@attrs.frozen
-class CustomerView:
-    """A customer's standing, as the host application sees it."""
-
-    id: str
-    points: int
-    pending_points: int
-    lifetime_points: int
-    debt: int
-    tier: str | None
-    rewards: dict[str, int]
-    segments: frozenset[str]
-    spend_lifetime: Decimal
-    first_seen: datetime | None
-    last_event_at: datetime | None
+# A transaction another writer's made impossible (the same new event id applied by two processes at once, a
+# serialization failure) is tried again from the start: the second try sees what the other one did.
+_ATTEMPTS = 30  # a serializable PostgreSQL store under heavy contention aborts often; each retry backs off
 
 
 @attrs.frozen
@@ -73,31 +73,44 @@ def _compiled(program: Any) -> CompiledProgram:
     raise TypeError(f"Engine needs a program from poletti.compile() or poletti.load(), got {type(program).__name__}")
 
 
+def program_digest(compiled: CompiledProgram) -> str:
+    """The program's hash, as ledgers record it: the first 16 hex digits of SHA-256 of its source."""
+    return hashlib.sha256((compiled.source or "").encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
 class Engine:
     """Runs one loyalty program over events; state lives in ``store`` (memory by default)."""
 
     def __init__(self, program: Program | CompiledProgram, store: Store | None = None, *, explain: bool = True,
                  generated: bool | None = None) -> None:
         """``explain``: keep the trace of every step for ``Outcome.explain()`` (the interpreter runs).
-        ``generated``: run the code generated for the program (the default when not explaining);
+        ``generated``: run the code generated for the program (the default when not explaining and the
+        store keeps no ledger: a ledger is written from the trace records, which only the interpreter makes);
         ``generated=False`` runs the interpreter even so (the reference, and a comparison in benchmarks).
         """
         self.compiled = _compiled(program)
         self.store: Store = store if store is not None else MemoryStore()
         self.reader = EventReader(self.compiled.checked)
-        self.stepper = Stepper(self.compiled, explain=explain, generated=generated)
+        self.ledger = self.store.keeps_ledger
+        records = explain or self.ledger
+        if records and generated:
+            raise ValueError("the generated code keeps no trace records: use explain=False with generated=True "
+                             "(and a store without a ledger)")
+        self.stepper = Stepper(self.compiled, explain=records, generated=generated)
         self.processor = self.stepper.processor
         self.runtime = self.stepper.runtime
         self.explain = explain
-        self._watermark: object = _UNREAD
+        self.digest = program_digest(self.compiled)
+        self.store.use_program(self.digest, self.compiled.source or "")
+        self._watermark: int | None = None  # what advance_to reached (kept here unless other processes write)
+        if not self.store.shared:
+            self._watermark = self._read_clock()
 
     # ------------------------------------------------------------------ events
 
     def process(self, event: dict[str, Any]) -> Outcome:
         """Apply one event. Raises ``EventError`` (and changes nothing) when it is rejected."""
-        parsed = self.reader.read(event)
-        with self.store.transaction():
-            return self._apply(parsed)
+        return self._apply(self.reader.read(event))
 
     def process_many(self, events: Iterable[dict[str, Any]]) -> BatchResult:
         """Apply events in order; rejected ones are reported with their reasons, never raised."""
@@ -115,55 +128,86 @@ class Engine:
         """Whether ``process`` would apply the event, without changing anything.
 
         Returns the validated event (hand it to ``apply_event``), None for a
-        duplicate id, and raises ``EventError`` for a rejection.
+        duplicate, and raises ``EventError`` for a rejection (a conflict included).
         """
         event = self.reader.read(raw)
-        if self.store.seen(event.id):
-            return None
-        stored = self.store.load(event.customer)
-        self._check_clock(event)
-        self.stepper.check(stored if stored is not None else self.stepper.new_state(event.customer), event)
+        store = self.store
+        with store.transaction(event.customer):
+            if self._known(event, content_key(event)) is not None:
+                return None
+            stored = store.load(event.customer)
+            state = stored if stored is not None else self.stepper.new_state(event.customer)
+            self._check_clock(event, state)
+            self.stepper.check(state, event)
         return event
 
     def apply_event(self, event: Event) -> Outcome:
         """Apply an event ``admit`` returned (nothing has happened in between)."""
-        with self.store.transaction():
-            store, stepper = self.store, self.stepper
-            stored = store.load(event.customer)
-            state = stored if stored is not None else stepper.new_state(event.customer)
-            tier_before = state.tier
-            tally, earned = stepper.apply(state, event)
-            store.save(state, stepper.schedule(state))
-            store.mark_seen(event.id, event.customer)
-            return self._outcome(state, event.id, event.type, event.at, tier_before, tally, earned)
+        return self._apply(event)
 
     def _apply(self, event: Event) -> Outcome:
-        store, stepper = self.store, self.stepper
-        if store.seen(event.id):
-            return Outcome(event.id, event.customer, event.type, from_us(event.at), "duplicate")
-        stored = store.load(event.customer)
-        state = stored if stored is not None else stepper.new_state(event.customer)
-        self._check_clock(event)
-        stepper.check(state, event)
-        tier_before = state.tier
-        tally, earned = stepper.apply(state, event)
-        store.save(state, stepper.schedule(state))
-        store.mark_seen(event.id, event.customer)
-        return self._outcome(state, event.id, event.type, event.at, tier_before, tally, earned)
+        return self._retrying(self._apply_once, event, content_key(event))
 
-    def _check_clock(self, event: Event) -> None:
-        watermark = self._clock()
+    def _retrying(self, work: Callable[..., Any], *args: Any) -> Any:
+        """``work(*args)``, one store transaction, tried again while the store says the error allows it."""
+        for attempt in range(_ATTEMPTS):
+            try:
+                return work(*args)
+            except Exception as err:  # noqa: BLE001 — only what the store calls retryable is retried
+                if attempt + 1 == _ATTEMPTS or not self.store.retryable(err):
+                    raise
+            # Writers that collided back off for a random while, longer each time, so that they stop colliding.
+            time.sleep(random.uniform(0, min(0.1, 0.001 * 2 ** attempt)))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _apply_once(self, event: Event, key: tuple[Any, ...]) -> Outcome:
+        store, stepper = self.store, self.stepper
+        with store.transaction(event.customer):
+            duplicate = self._known(event, key)
+            if duplicate is not None:
+                return duplicate
+            stored = store.load(event.customer)
+            state = stored if stored is not None else stepper.new_state(event.customer)
+            self._check_clock(event, state)
+            stepper.check(state, event)
+            tier_before = state.tier
+            before = state.ledger.copy() if self.ledger else None
+            tally, earned = stepper.apply(state, event)
+            store.save(state, stepper.schedule(state))
+            store.record(event.id, event.customer, key)
+            if before is not None:
+                store.append(bookkeeping.entries(tally.trace or [], tally.event_start, before, state.customer,
+                                                 event.id, event.type, self.digest, self.compiled))
+            return self._outcome(state, event.id, event.type, event.at, tier_before, tally, earned)
+
+    def _known(self, event: Event, key: tuple[Any, ...]) -> Outcome | None:
+        """A duplicate's outcome (the customer's figures now), or None for a new id; a conflict raises."""
+        receipt = self.store.receipt(event.id)
+        if receipt is None:
+            return None
+        if receipt.fingerprint != fingerprint(key):
+            raise EventError(conflict_reason(event.id, receipt.content, content_dict(key)), event.id)
+        state = self.store.load(receipt.customer) or self.stepper.new_state(receipt.customer)
+        names, ledger = self.compiled.tier_names, state.ledger
+        return Outcome(event.id, receipt.customer, event.type, from_us(event.at), "duplicate", 0, {}, 0, 0, 0,
+                       names[state.tier], names[state.tier], ledger.balance, ledger.pending, ledger.lifetime, (),
+                       self.compiled)
+
+    def _check_clock(self, event: Event, state: CustomerState) -> None:
+        watermark = self._read_clock() if self.store.shared else self._watermark
         if watermark is not None and event.at < watermark:
             raise EventError(f"the engine clock was already advanced to {from_us(watermark).isoformat()}", event.id)
+        if (state.clock is not None and event.at < state.clock
+                and (state.last_event_at is None or state.clock > state.last_event_at)):
+            # advance_to (another thread's, or another process's) moved this customer's clock past the event.
+            raise EventError(f"the engine clock was already advanced to {from_us(state.clock).isoformat()}",
+                             event.id)
 
     # ------------------------------------------------------------------- clock
 
-    def _clock(self) -> int | None:
-        """How far the host advanced the clock (read from the store once, then kept up to date here)."""
-        if self._watermark is _UNREAD:
-            value = self.store.get_meta(_CLOCK_KEY)
-            self._watermark = to_us(datetime.fromisoformat(value)) if value else None
-        return self._watermark  # type: ignore[return-value]
+    def _read_clock(self) -> int | None:
+        value = self.store.get_meta(_CLOCK_KEY)
+        return to_us(datetime.fromisoformat(value)) if value else None
 
     def _instant(self, when: str | date | datetime) -> int:
         if isinstance(when, datetime):
@@ -180,44 +224,58 @@ class Engine:
         return to_us(instant)
 
     def advance_to(self, when: str | date | datetime) -> list[Outcome]:
-        """Apply every time-driven change up to ``when`` for all customers with one due."""
+        """Apply every time-driven change up to ``when`` for all customers with one due.
+
+        Each customer's changes are one transaction: a crash part way keeps
+        the customers done, and running it again does the rest.
+        """
         until = self._instant(when)
+        store = self.store
+        # The clock moves first: from here on an event dated before ``until`` is refused, so the customers
+        # listed next are all there are, and each event applied in between happened "before" or "after" the
+        # advance as a whole. An event dated later needs no advance: it moves its customer's clock itself.
+        self._retrying(self._move_clock, until)
         outcomes = []
+        for customer in store.due(until):
+            outcome = self._retrying(self._advance_customer, customer, until)
+            if outcome is not None:
+                outcomes.append(outcome)
+        return outcomes
+
+    def _move_clock(self, until: int) -> None:
         with self.store.transaction():
-            for customer in self.store.due(until):
-                state = self.store.load(customer)
-                if state is None:
-                    continue
-                tier_before = state.tier
-                tally = self.stepper.advance(state, until)
-                self.store.save(state, self.stepper.schedule(state))
-                if tally.changed:
-                    outcomes.append(self._outcome(state, None, "clock", until, tier_before, tally, 0))
-            current = self._clock()
+            current = self._read_clock()
             if current is None or until > current:
                 self.store.set_meta(_CLOCK_KEY, from_us(until).isoformat())
-                self._watermark = until
-        return outcomes
+                current = until
+            self._watermark = current
+
+    def _advance_customer(self, customer: str, until: int) -> Outcome | None:
+        store, stepper = self.store, self.stepper
+        with store.transaction(customer):
+            state = store.load(customer)
+            if state is None:
+                return None
+            tier_before = state.tier
+            before = state.ledger.copy() if self.ledger else None
+            tally = stepper.advance(state, until)
+            store.save(state, stepper.schedule(state))
+            if before is not None:
+                store.append(bookkeeping.entries(tally.trace or [], len(tally.trace or ()), before, customer, None,
+                                                 None, self.digest, self.compiled))
+            return self._outcome(state, None, "clock", until, tier_before, tally, 0) if tally.changed else None
 
     # ----------------------------------------------------------------- reading
 
     def customer(self, customer_id: str) -> CustomerView:
-        """A customer's standing now (a customer never seen has nothing)."""
-        state = self.store.load(customer_id) or self.processor.new_state(customer_id)
-        cp = self.compiled
-        return CustomerView(
-            id=customer_id,
-            points=state.ledger.balance,
-            pending_points=state.ledger.pending,
-            lifetime_points=state.ledger.lifetime,
-            debt=state.ledger.debt,
-            tier=cp.tier_names[state.tier],
-            rewards=dict(state.rewards),
-            segments=frozenset(name for name, inside in zip(cp.segment_names, state.segments) if inside),
-            spend_lifetime=from_units(state.spend_total),
-            first_seen=None if state.first_seen is None else from_us(state.first_seen),
-            last_event_at=None if state.last_event_at is None else from_us(state.last_event_at),
-        )
+        """What a member page shows: standing, lots and their expiry, stamp cards, points to the next rewards."""
+        with self.store.transaction():
+            state = self.store.load(customer_id) or self.processor.new_state(customer_id)
+            return view(self.compiled, customer_id, state)
+
+    def history(self, customer_id: str) -> list[LedgerEntry]:
+        """The customer's ledger entries, oldest first (empty when the store keeps no ledger)."""
+        return self.store.history(customer_id)
 
     def customers(self) -> Iterator[str]:
         return self.store.customers()
@@ -233,4 +291,23 @@ class Engine:
         # Positional arguments, in Outcome's field order: keywords cost three times as much, once per event.
         return Outcome(event_id, state.customer, kind, from_us(at), "applied", earned, tally.granted, tally.expired,
                        tally.reversed, tally.spent, names[tier_before], names[state.tier], ledger.balance,
-                       ledger.pending, ledger.lifetime, tuple(tally.trace) if tally.trace else (), self.compiled)
+                       ledger.pending, ledger.lifetime, tuple(tally.trace) if tally.trace and self.explain else (),
+                       self.compiled)
+
+    # --------------------------------------------------------------- snapshots
+
+    def save(self, path: str) -> None:
+        """Write the memory store's whole contents to ``path`` (an SQLite file, replaced atomically)."""
+        from poletti.engine.stores.snapshot import save
+
+        save(self.store, path)
+
+    @classmethod
+    def restore(cls, program: Program | CompiledProgram, path: str, **options: Any) -> Engine:
+        """An engine on a memory store filled from a file ``save`` wrote (or any SQLite store's file)."""
+        from poletti.engine.stores.snapshot import restore
+
+        return cls(program, restore(path), **options)
+
+
+__all__ = ["BatchResult", "CustomerView", "Engine", "Rejection", "program_digest"]

@@ -22,6 +22,7 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 from poletti.dsl.program import BUILTIN_EVENT_TYPES, CheckedProgram, Type
 from poletti.engine import money
 from poletti.engine.money import from_units, to_units
+from poletti.engine.stores.base import CONTENT_FIELDS
 from poletti.engine.timecalc import from_us, parse_timestamp, to_us
 
 
@@ -450,3 +451,51 @@ def _attribute_value(value: Any, kind: Type) -> Any:
     if kind is Type.DATE:
         return _date(value, date)
     raise ValueError(f"attributes of type {kind} are not supported")
+
+
+# ------------------------------------------------------------ same content
+
+# The fields of an event's content, in the order a conflict names them.
+def content_key(event: Event) -> tuple[Any, ...]:
+    """What makes two events with one id the same event, as plain values (the contract's "same content").
+
+    Read from the validated event, so the same instant in another offset,
+    12.5 for 12.50, or the program's currency written or left out, are the
+    same; undeclared attributes, which the rules never read, do not count.
+    """
+    attributes = tuple(sorted((name, _plain(value)) for name, value in (event.attributes or {}).items()))
+    items = tuple(tuple(item) for item in event.items)  # plain tuples: kept by the millions, never walked by the GC
+    return (event.customer, event.type, event.at, event.amount, items, event.original, event.reward,
+            event.birthday.isoformat() if event.birthday is not None else None, attributes)
+
+
+def conflict_reason(event_id: str, before: dict[str, Any] | None, now: dict[str, Any]) -> str:
+    """Why an event is rejected as a conflict: the id was applied before with other content (what differs)."""
+    if before is None:
+        return (f"conflict: an event with id '{event_id}' was already applied with different content; "
+                "an id names one event (send a new id for a new event)")
+    changed = [name for name in CONTENT_FIELDS if before.get(name) != now.get(name)]
+    shown = "; ".join(f"{name} {_shown(before.get(name))} then, {_shown(now.get(name))} now" for name in changed[:3])
+    return (f"conflict: an event with id '{event_id}' was already applied with different content ({shown}); "
+            "an id names one event (send a new id for a new event)")
+
+
+def _shown(value: Any) -> str:
+    if value is None or value == [] or value == {}:
+        return "none"
+    return value if isinstance(value, str) else json_text(value)
+
+
+def json_text(value: Any) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _plain(value: Any) -> Any:
+    """An attribute value as a plain, canonical value (a Decimal by its value: 12.5 and 12.50 are one)."""
+    if isinstance(value, Decimal):
+        return str(value.normalize()) if value != 0 else "0"
+    if isinstance(value, date):
+        return value.isoformat()
+    return value

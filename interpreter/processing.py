@@ -83,7 +83,7 @@ class Tally:
     happened that a host would want to hear about (for clock outcomes).
     """
 
-    __slots__ = ("trace", "granted", "expired", "reversed", "spent", "changed")
+    __slots__ = ("trace", "granted", "expired", "reversed", "spent", "changed", "event_start")
 
     def __init__(self, explain: bool) -> None:
         self.trace: list[Record] | None = [] if explain else None
@@ -92,6 +92,7 @@ class Tally:
         self.reversed = 0
         self.spent = 0
         self.changed = False
+        self.event_start = 0  # trace records before this one are the clock's (the step up to the event)
 
     def note(self, record: Record) -> None:
         """A record of something that changed the state."""

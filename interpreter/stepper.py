@@ -92,6 +92,8 @@ class Stepper:
     def _interpret(self, state: CustomerState, event: Event, tally: Tally) -> int:
         processor, cp = self.processor, self.compiled
         processor.advance(state, event.at, tally)
+        if tally.trace is not None:
+            tally.event_start = len(tally.trace)
         processor.record_facts(state, event)
         if event.type == "refund":
             record = state.purchase(event.original or "")

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from poletti.interpreter.engine import BatchResult, CustomerView, Engine, Rejection
     from poletti.interpreter.events import EventError
     from poletti.interpreter.outcome import Outcome
+    from poletti.engine.stores import LedgerEntry, MemoryStore, SQLiteStore, StoreError, open_store
+    from poletti.engine.stores.postgres import PostgresStore
 
 __version__ = "0.1.0"
 
@@ -41,13 +43,19 @@ __all__ = [
     "Diagnostic",
     "Engine",
     "EventError",
+    "LedgerEntry",
+    "MemoryStore",
     "Outcome",
+    "PostgresStore",
     "Program",
     "Rejection",
+    "SQLiteStore",
+    "StoreError",
     "__version__",
     "compile",
     "diagnose",
     "load",
+    "open_store",
 ]
 
 
@@ -91,6 +99,12 @@ _LAZY = {
     "EventError": "poletti.interpreter.events",
     "Outcome": "poletti.interpreter.outcome",
     "Program": "poletti.engine.program",
+    "MemoryStore": "poletti.engine.stores",
+    "SQLiteStore": "poletti.engine.stores",
+    "PostgresStore": "poletti.engine.stores.postgres",
+    "LedgerEntry": "poletti.engine.stores",
+    "StoreError": "poletti.engine.stores",
+    "open_store": "poletti.engine.stores",
 }
 
 

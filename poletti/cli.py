@@ -378,14 +378,17 @@ def load_program(ctx: click.Context, path: str) -> Any:
 
 
 # Modules of poletti/commands/, each defining ``command``; imported on start-up.
-COMMAND_MODULES: tuple[str, ...] = ("generate", "run", "explain", "graph", "simulate")
+COMMAND_MODULES: tuple[str, ...] = ("generate", "run", "explain", "graph", "simulate", "customer")
 
 
 def _register_commands() -> None:
     import importlib
 
     for name in COMMAND_MODULES:
-        cli.add_command(importlib.import_module(f"poletti.commands.{name}").command)
+        module = importlib.import_module(f"poletti.commands.{name}")
+        cli.add_command(module.command)
+        if hasattr(module, "ledger_command"):
+            cli.add_command(module.ledger_command)
 
 
 _register_commands()

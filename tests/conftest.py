@@ -6,13 +6,24 @@ After a deliberate change, regenerate them all with
     python -m pytest --update-goldens
 
 and review the diff before committing.
+
+PostgreSQL: ``postgres_dsn`` is a server for the whole session (a throwaway
+cluster, or ``$POLETTI_TEST_POSTGRES``; see ``tests/support/pg_server.py``),
+``postgres_database`` a fresh database on it for one test. Without a server
+those tests are skipped, or fail with ``POLETTI_REQUIRE_POSTGRES=1`` (CI).
 """
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+
+import pg_server
 
 DATA = Path(__file__).parent / "data"
 
@@ -43,3 +54,50 @@ def golden(request: pytest.FixtureRequest) -> Golden:
 @pytest.fixture
 def data_dir() -> Path:
     return DATA
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    with ExitStack() as stack:
+        try:
+            dsn = stack.enter_context(pg_server.server())
+        except pg_server.Unavailable as err:
+            reason = str(err)  # failed or skipped below: inside except, a failure would print it twice
+        else:
+            yield dsn
+            return
+    # CI must run these tests, so there a missing server is a failure.
+    if os.environ.get("POLETTI_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"PostgreSQL is required (POLETTI_REQUIRE_POSTGRES=1) but unavailable: {reason}", pytrace=False)
+    pytest.skip(f"no PostgreSQL server: {reason}")
+
+
+@pytest.fixture
+def postgres_database(postgres_dsn: str) -> Iterator[str]:
+    """The DSN of a database of this test's own, dropped afterwards."""
+    import psycopg  # only the postgres tests need it
+    from psycopg.conninfo import make_conninfo
+
+    name = f"test_{uuid.uuid4().hex}"
+    with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+        try:
+            yield make_conninfo(postgres_dsn, dbname=name)
+        finally:
+            # FORCE ends the connections a test left open (PostgreSQL 13+).
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def postgres_schema(postgres_dsn: str) -> Iterator[str]:
+    """A DSN whose tables go to a fresh schema of this test's own (much cheaper than a database), dropped after."""
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    name = f"test_{uuid.uuid4().hex}"
+    with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {name}")
+        try:
+            yield make_conninfo(postgres_dsn, options=f"-csearch_path={name}")
+        finally:
+            admin.execute(f"DROP SCHEMA {name} CASCADE")

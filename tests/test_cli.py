@@ -271,6 +271,9 @@ def every_command(tmp_path: Path) -> dict[str, list[str]]:
     """Arguments that make each command do its work on a program with a warning (shown on stderr in colour)."""
     rules = str(write(tmp_path, WARNS))
     history = str(write(tmp_path, HISTORY, "history.csv"))
+    database = str(tmp_path / "loyalty.db")
+    if not Path(database).exists():  # customer and ledger read what run --db stored
+        assert run("run", rules, history, "--db", database).exit_code == 0
     return {
         "check": [rules],
         "fmt": [rules],
@@ -279,6 +282,8 @@ def every_command(tmp_path: Path) -> dict[str, list[str]]:
         "explain": [rules, history, "--customer", "c1"],
         "graph": [rules],
         "generate": ["--customers", "1", "--days", "1", "--seed", "1"],
+        "customer": ["c1", "--db", database],
+        "ledger": ["--db", database],
     }
 
 

@@ -32,6 +32,7 @@ EVENTS = [
     {"id": "e7", "type": "purchase", "customer": "c1", "at": "2026-11-03T10:00:00+00:00", "amount": "-5"},
     {"id": "p3", "type": "purchase", "customer": "c1", "at": "2026-12-02T10:00:00+00:00", "amount": "120"},
     {"id": "p3", "type": "purchase", "customer": "c2", "at": "2026-12-03T10:00:00+00:00", "amount": "12"},
+    {"id": "p1", "type": "purchase", "customer": "c1", "at": "2026-11-01T10:00:00+00:00", "amount": "43.20"},
 ]
 
 
@@ -70,8 +71,10 @@ def test_run_prints_each_outcome_and_rejection(files: tuple[Path, Path]) -> None
     # p3 in the campaign: 120 × 2 = 240; 43 + 240 = 283 → 5 drinks → 33.
     assert "-250 points converted into 5 × free_drink" in out
     assert "= balance 33 points, lifetime 283, tier none → gold" in out
-    assert "purchase p3 (customer c2): duplicate id" in out
-    assert result.stderr.strip() == "6 events: 3 applied, 1 duplicate, 2 rejected; 2 customers"
+    # c2's p3 reuses c1's id with other content: a conflict. c1's p1 sent again as it was: a duplicate.
+    assert "rejected p3 (line 6): conflict: an event with id 'p3' was already applied with different content" in out
+    assert "purchase p1 (customer c1): duplicate id" in out
+    assert result.stderr.strip() == "7 events: 3 applied, 1 duplicate, 3 rejected; 2 customers"
 
 
 def test_run_json_lines(files: tuple[Path, Path]) -> None:
@@ -79,7 +82,9 @@ def test_run_json_lines(files: tuple[Path, Path]) -> None:
     result = run("run", str(rules), str(events), "--json", "--until", "2027-03-01")
     assert result.exit_code == EXIT_OK
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [r["status"] for r in rows[:6]] == ["applied", "applied", "rejected", "rejected", "applied", "duplicate"]
+    assert [r["status"] for r in rows[:7]] == ["applied", "applied", "rejected", "rejected", "applied", "rejected",
+                                               "duplicate"]
+    assert rows[6]["points"] == 33 and rows[6]["lifetime_points"] == 283  # a duplicate reports the figures now
     assert rows[2] == {"status": "rejected", "row": 3, "event_id": None, "customer": None,
                        "reason": rows[2]["reason"]}
     assert rows[3]["event_id"] == "e7" and rows[3]["customer"] == "c1" and "negative" in rows[3]["reason"]
@@ -87,7 +92,7 @@ def test_run_json_lines(files: tuple[Path, Path]) -> None:
     assert isinstance(rows[4]["at"], str)
     # The clock to 2027-03-01: c2's 10 points (2026-11-02) expire on 2027-01-01T10:00Z (60 days);
     # c1's p3 lot (33 left) on 2027-01-31T10:00Z; c1's gold is kept 30d after 2027-01-01T10:00Z → none.
-    clock = {r["customer"]: r for r in rows[6:]}
+    clock = {r["customer"]: r for r in rows[7:]}
     assert set(clock) == {"c1", "c2"} and all(r["type"] == "clock" for r in clock.values())
     assert (clock["c2"]["expired"], clock["c2"]["points"]) == (10, 0)
     assert (clock["c1"]["expired"], clock["c1"]["points"], clock["c1"]["tier"]) == (33, 0, None)
@@ -150,8 +155,8 @@ def test_explain_tells_one_customers_story(files: tuple[Path, Path]) -> None:
     result = run("explain", str(rules), str(events), "--customer", "c1", "--until", "2027-03-01")
     assert result.exit_code == EXIT_OK
     out = result.stdout
-    assert out.startswith("Customer c1: 3 events in ")
-    assert "(2 applied, 0 duplicate, 1 rejected)" in out
+    assert out.startswith("Customer c1: 4 events in ")
+    assert "(2 applied, 1 duplicate, 1 rejected)" in out
     assert "customer c2" not in out
     assert "rejected e7 (line 4): amount must not be negative" in out
     assert "at 2027-01-01T10:00:00+00:00: tier gold kept until 2027-01-31T10:00:00+00:00" in out
@@ -163,11 +168,11 @@ def test_explain_tells_one_customers_story(files: tuple[Path, Path]) -> None:
 
 
 def test_explain_follows_ids_shared_with_other_customers(files: tuple[Path, Path]) -> None:
-    # c2's p3 is a duplicate of c1's p3, so c1's events must be replayed too.
+    # c2's p3 reuses the id of c1's p3 (a conflict), so c1's events must be replayed too.
     rules, events = files
     result = run("explain", str(rules), str(events), "--customer", "c2")
     assert result.exit_code == EXIT_OK
-    assert "purchase p3 (customer c2): duplicate id" in result.stdout
+    assert "rejected p3 (line 6): conflict" in result.stdout
     assert "  lifetime         10\n" in result.stdout
 
 

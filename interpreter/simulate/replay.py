@@ -36,7 +36,8 @@ import numpy as np
 from poletti.engine.program import Program
 from poletti.engine.state import CustomerState
 from poletti.engine.timecalc import day_start_us
-from poletti.interpreter.events import Event, EventError, EventReader
+from poletti.engine.stores.base import content_dict
+from poletti.interpreter.events import Event, EventError, EventReader, conflict_reason, content_key
 from poletti.interpreter.simulate import kernels
 from poletti.interpreter.simulate.columns import NO_INSTANT, PURCHASE, REFUND, Columns, Grouping
 from poletti.interpreter.simulate.summary import (
@@ -271,7 +272,7 @@ class ShardReplay:
     def _group(self, columns: Columns, indexes: list[int]) -> None:
         lanes, result, until = self.lanes, self.result, self.until
         both = "both" if len(lanes) == 2 else "new"
-        seen: list[set[str]] = [set() for _ in lanes]
+        seen: list[dict[str, tuple[Any, ...]]] = [{} for _ in lanes]  # id → content key of the applied event
         for index in indexes:
             instant, row = int(columns.instant[index]), int(columns.rows[index])
             if until is not None and instant != NO_INSTANT and instant > until:
@@ -289,7 +290,11 @@ class ShardReplay:
             for lane, ids in zip(lanes, seen):
                 try:
                     event = lane.event(columns, index, base)
-                    if event.id in ids:
+                    known = ids.get(event.id)
+                    if known is not None:
+                        key = content_key(event)
+                        if key != known:
+                            raise EventError(conflict_reason(event.id, content_dict(known), content_dict(key)))
                         verdicts.append(None)
                         continue
                     lane.stepper.check(lane.states.get(event.customer) or lane.stepper.new_state(event.customer),
@@ -311,7 +316,7 @@ class ShardReplay:
                     lane.totals.duplicates += 1
                 else:
                     self._apply(lane, verdict, lane is lanes[0])
-                    ids.add(verdict.id)
+                    ids[verdict.id] = content_key(verdict)
             if reasons:
                 raw_id, raw_customer = columns.ids[index], columns.customers[index]
                 if len(reasons) == 2 and reasons["new"] == reasons["baseline"]:

@@ -128,16 +128,23 @@ def json_line(data: dict[str, Any]) -> str:
                    "default: the last event's time.")
 @click.option("--sort", "in_time_order", is_flag=True,
               help="Process the events in time order (as simulate does) instead of the file's order.")
+@click.option("--db", "location", metavar="PATH|URL",
+              help="Keep the state in a database that outlives the run: an SQLite file (created if missing) or "
+                   "postgresql://…; running the same events again applies only what is not there yet.")
+@click.option("--no-ledger", is_flag=True, help="With --db: keep no ledger of point movements (faster).")
 @click.pass_context
 def command(ctx: click.Context, rules: str, events: str, as_json: bool, until: str | None,
-            in_time_order: bool) -> None:
+            in_time_order: bool, location: str | None, no_ledger: bool) -> None:
     """Run RULES over EVENTS and print what each event did, and why.
 
     EVENTS is a .jsonl, .csv or .parquet file, or - for JSON Lines on
     standard input. Rejected events are printed with their reason and do not
-    stop the run. Exits 0 when the run completed (even with rejected events;
-    the total on stderr counts them), 1 when RULES has errors, 2 when a file
-    cannot be read.
+    stop the run. With --db the state, every event's receipt and the ledger
+    are kept in the database, one transaction per event: a run stopped at
+    any point (even killed) is completed by running it again, and events
+    already there are reported as duplicates. Exits 0 when the run completed
+    (even with rejected events; the total on stderr counts them), 1 when
+    RULES has errors, 2 when a file or the database cannot be read.
     """
     from poletti.cli import load_program
     from poletti.interpreter.engine import Engine
@@ -145,10 +152,9 @@ def command(ctx: click.Context, rules: str, events: str, as_json: bool, until: s
     program = load_program(ctx, rules)
     end = until_instant(program, until)
     tz = _zone(program)
-    engine = Engine(program)
+    engine = Engine(program, open_database(location, ledger=not no_ledger) if location else None)
     counts: Counter[str] = Counter()
     customers: set[str] = set()
-    last: datetime | None = None
     first = True
 
     def emit(text: str) -> None:
@@ -158,6 +164,22 @@ def command(ctx: click.Context, rules: str, events: str, as_json: bool, until: s
         click.echo(text, nl=as_json)
         first = False
 
+    from poletti.cli import Unreadable
+    from poletti.engine.stores import StoreError
+
+    try:
+        run_all(engine, events, program, in_time_order, end, tz, as_json, emit, counts, customers)
+    except StoreError as err:
+        raise Unreadable(f"the store failed: {err}") from None
+    finally:
+        engine.store.close()
+    ctx.exit(0)
+
+
+def run_all(engine: Any, events: str, program: Any, in_time_order: bool, end: Any, tz: Any, as_json: bool,
+            emit: Any, counts: Counter[str], customers: set[str]) -> None:
+    """Every record through the engine, then the clock; the total on stderr."""
+    last: datetime | None = None
     with open_history(events, program) as history:
         word = row_word(history)
         for record in records(history, in_time_order):
@@ -170,14 +192,27 @@ def command(ctx: click.Context, rules: str, events: str, as_json: bool, until: s
             counts[result.status] += 1
             if result.status == "applied":
                 customers.add(result.customer)
-                last = result.at if last is None or result.at > last else last
+            # A duplicate counts for the clock too: a run completed after a crash must reach the same end.
+            last = result.at if last is None or result.at > last else last
             emit(json_line({"row": record.row, **result.to_dict()}) if as_json else result.explain(tz))
         target = end if end is not None else last
         clock = engine.advance_to(target) if target is not None else []
         for outcome in clock:
             emit(json_line(outcome.to_dict()) if as_json else outcome.explain(tz))
     click.echo(summary(counts, len(customers), len(clock)), err=True)
-    ctx.exit(0)
+
+
+def open_database(location: str, **options: Any) -> Any:
+    """The store at ``--db`` (SQLite path or postgresql:// URL); one that cannot be opened exits 2."""
+    from poletti.cli import Unreadable
+    from poletti.engine.stores import StoreError, open_store
+
+    try:
+        return open_store(location, **options)
+    except (StoreError, OSError) as err:
+        raise Unreadable(f"cannot open the store '{location}': {err}") from None
+    except ImportError as err:
+        raise Unreadable(f"cannot open the store '{location}': {err} (pip install 'poletti[postgres]')") from None
 
 
 def _zone(program: Any) -> Any:

@@ -191,8 +191,25 @@ def _engine_api() -> Any:
     return poletti
 
 
+def _store(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Any:
+    """A fresh store of one kind: every case must come out the same in each."""
+    from poletti.engine.stores import MemoryStore, SQLiteStore
+
+    if kind == "memory":
+        return None  # the engine's default
+    if kind == "memory+ledger":
+        return MemoryStore(ledger=True)
+    if kind == "postgres":
+        from poletti.engine.stores.postgres import PostgresStore
+
+        return PostgresStore(request.getfixturevalue("postgres_schema"))
+    return SQLiteStore(str(tmp_path / "case.db"))
+
+
+@pytest.mark.parametrize("store_kind", ["memory", "memory+ledger", "sqlite",
+                                        pytest.param("postgres", marks=pytest.mark.postgres)])
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_conformance(case: Case) -> None:
+def test_conformance(case: Case, store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     poletti = _engine_api()
     if case.skip:
         pytest.skip(case.skip)
@@ -200,7 +217,17 @@ def test_conformance(case: Case) -> None:
         program = poletti.compile(case.rules)
     except poletti.CompileError as err:
         pytest.fail(f"[{case.id}] the rules do not compile:\n{err}")
-    engine = poletti.Engine(program)
+    store = _store(store_kind, tmp_path, request)
+    engine = poletti.Engine(program, store)
+    try:
+        run_case(poletti, case, engine)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def run_case(poletti: Any, case: Case, engine: Any) -> None:
+    """The case's steps through ``engine``; fails the test with every problem found."""
     customers: list[str] = []  # every customer id seen so far in this case, for the unchanged-state check
     problems: list[str] = []
 

@@ -243,17 +243,28 @@ def test_a_rejection_of_a_new_customer_leaves_no_trace(engine: Any) -> None:
 # ----------------------------------------------------------------- duplicates
 
 
-def test_duplicate_changes_nothing(engine: Any) -> None:
+def test_duplicate_changes_nothing_and_reports_the_figures_now(engine: Any) -> None:
     before = snapshot(engine)
-    again = engine.process(dict(P1, amount="999.00", at="2026-02-01T10:00:00+00:00"))
+    # The same event: the same instant in another offset, the amount as 40 — the same content.
+    again = engine.process(dict(P1, amount="40", at="2026-01-05T12:00:00+02:00"))
     assert again.status == "duplicate"
     assert (again.earned, again.granted, again.trace) == (0, {}, ())
+    view = engine.customer("c1")
+    assert (again.points, again.pending_points, again.lifetime_points) == (view.points, view.pending_points,
+                                                                             view.lifetime_points)
+    assert again.lifetime_points > 0
     assert "duplicate" in again.explain()
     assert snapshot(engine) == before
 
 
-def test_duplicate_id_of_another_customer(engine: Any) -> None:
-    assert engine.process(dict(P1, customer="c2")).status == "duplicate"
+def test_the_same_id_with_other_content_is_a_conflict(engine: Any) -> None:
+    error = assert_rejected(engine, dict(P1, amount="999.00", at="2026-02-01T10:00:00+00:00"), "conflict", "amount",
+                            "40.00", "999.00")
+    assert "'p1'" in error.reason
+
+
+def test_an_id_of_another_customer_is_a_conflict(engine: Any) -> None:
+    assert_rejected(engine, dict(P1, customer="c2"), "conflict", "customer c1 then, c2 now")
     assert engine.state("c2") is None
 
 

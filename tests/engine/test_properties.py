@@ -175,7 +175,8 @@ program_names = st.sampled_from(sorted(PROGRAMS))
 
 @FAST
 @given(program_names, histories(2), st.data())
-def test_a_duplicate_event_changes_nothing(name: str, per_customer: list[list[dict[str, Any]]], data: Any) -> None:
+def test_a_duplicate_or_a_conflict_changes_nothing(name: str, per_customer: list[list[dict[str, Any]]],
+                                                   data: Any) -> None:
     program = PROGRAMS[name]
     events = data.draw(interleaved(per_customer))
     clean, clean_results = run(program, events)
@@ -185,12 +186,16 @@ def test_a_duplicate_event_changes_nothing(name: str, per_customer: list[list[di
     k = data.draw(st.sampled_from(applied))
     j = data.draw(st.integers(k + 1, len(events)))
     copy = dict(events[k])
-    if data.draw(st.booleans()):  # the same id with other (well-formed) contents is still a duplicate
+    changed = data.draw(st.booleans())
+    if changed:  # the same id with other (well-formed) contents: a conflict
         copy["at"] = "2026-01-01T00:00:00+00:00"  # older than everything: a new event would be rejected
         if copy["type"] == "purchase":
             copy["amount"] = "999.99"
     noisy, noisy_results = run(program, events[:j] + [copy] + events[j:])
-    assert noisy_results[j]["status"] == "duplicate"
+    if changed:
+        assert noisy_results[j][0] == "rejected" and "conflict" in noisy_results[j][2]
+    else:
+        assert noisy_results[j]["status"] == "duplicate"
     assert noisy_results[:j] + noisy_results[j + 1:] == clean_results
     for customer in {e["customer"] for e in events}:
         assert state_of(noisy, customer) == state_of(clean, customer)

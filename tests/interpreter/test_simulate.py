@@ -77,14 +77,16 @@ def test_earned_counts_every_point_issued_fixed_and_trigger_points_too() -> None
     events = [
         {"id": "p1", "type": "purchase", "customer": "c1", "at": "2026-01-05T10:00:00Z", "amount": "60.00"},
         {"id": "v1", "type": "review", "customer": "c1", "at": "2026-01-06T10:00:00Z"},
+        {"id": "p1", "type": "purchase", "customer": "c1", "at": "2026-01-05T10:00:00Z", "amount": "60"},
         {"id": "p1", "type": "purchase", "customer": "c1", "at": "2026-01-07T10:00:00Z", "amount": "60.00"},
     ]
     summary = simulate(program, events).summary
     # p1: 60 per EUR + 20 from the `when` rule (spend 60 > 50) = 80; the review: + 5 → 85.
-    # The second p1 is a duplicate id: read, neither applied nor rejected.
+    # The second p1 has the same content (60 is 60.00): a duplicate, read, neither applied nor rejected.
+    # The third is another instant under the same id: a conflict, rejected.
     assert summary["points"]["earned"] == 85
     assert summary["points"]["outstanding"] == 85
-    assert (summary["events"], summary["rejected"], summary["duplicates"]) == (3, 0, 1)
+    assert (summary["events"], summary["rejected"], summary["duplicates"]) == (4, 1, 1)
 
 
 def test_month_by_month_figures_are_the_hand_worked_ones(program: poletti.Program) -> None:

@@ -1,0 +1,141 @@
+"""The memory store: everything in this process, for tests, simulations and apps that snapshot it.
+
+Thread-safe: a transaction holds the store's lock (re-entrant), so one
+writer at a time changes it. The schedule is a heap with lazy deletion:
+a customer's entry is pushed again whenever its next change moves, and
+stale entries are skipped when popped. A receipt is the event's content
+key, a tuple of plain values (not an object), so a million of them cost
+the garbage collector nothing.
+``Engine.save`` writes the store to a file and ``Engine.restore`` reads it
+back (``poletti.engine.stores.snapshot``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from typing import Any, Iterable, Iterator
+
+from poletti.engine.state import CustomerState
+from poletti.engine.stores.base import LedgerEntry, Receipt, content_dict, fingerprint
+
+
+class MemoryStore:
+    """State, receipts and (with ``ledger=True``) the ledger in dictionaries."""
+
+    shared = False
+
+    def __init__(self, *, ledger: bool = False) -> None:
+        """``ledger``: keep every point movement (costs memory and time: the engine builds trace records)."""
+        self.keeps_ledger = ledger
+        self._states: dict[str, CustomerState] = {}
+        self._receipts: dict[str, tuple[str, tuple[Any, ...]]] = {}  # id → (customer, content key)
+        self._next: dict[str, int] = {}
+        self._heap: list[tuple[int, str]] = []
+        self._meta: dict[str, str] = {}
+        self._ledger: dict[str, list[LedgerEntry]] = {}
+        self._seq = 0
+        self._programs: list[tuple[str, str, int]] = []  # (hash, source, first ledger seq)
+        self._lock = threading.RLock()
+
+    def transaction(self, customer: str | None = None) -> threading.RLock:
+        # In memory the engine changes state only after every check passed: nothing to undo, one writer at a time.
+        return self._lock
+
+    def load(self, customer: str) -> CustomerState | None:
+        return self._states.get(customer)
+
+    def save(self, state: CustomerState, next_change: int | None) -> None:
+        self._states[state.customer] = state
+        if next_change is None:
+            self._next.pop(state.customer, None)
+        elif self._next.get(state.customer) != next_change:
+            self._next[state.customer] = next_change
+            heapq.heappush(self._heap, (next_change, state.customer))
+
+    def receipt(self, event_id: str) -> Receipt | None:
+        found = self._receipts.get(event_id)
+        return None if found is None else Receipt(found[0], fingerprint(found[1]), content_dict(found[1]))
+
+    def record(self, event_id: str, customer: str, key: tuple[Any, ...]) -> None:
+        # The key itself, not a digest: nothing to compute per event, and a conflict can say what differs.
+        self._receipts[event_id] = (customer, key)
+
+    def append(self, entries: Iterable[LedgerEntry]) -> None:
+        if not self.keeps_ledger:
+            return
+        for entry in entries:
+            self._seq += 1
+            self._ledger.setdefault(entry.customer, []).append(_numbered(entry, self._seq))
+
+    def history(self, customer: str) -> list[LedgerEntry]:
+        with self._lock:
+            return list(self._ledger.get(customer, ()))
+
+    def due(self, until: int) -> list[str]:
+        found: list[str] = []
+        taken: set[str] = set()  # a customer may sit in the heap more than once; a list test would be quadratic
+        with self._lock:
+            while self._heap and self._heap[0][0] <= until:
+                when, customer = heapq.heappop(self._heap)
+                if self._next.get(customer) == when and customer not in taken:
+                    taken.add(customer)
+                    found.append(customer)
+        return found
+
+    def customers(self) -> Iterator[str]:
+        with self._lock:
+            return iter(sorted(self._states))
+
+    def get_meta(self, key: str) -> str | None:
+        return self._meta.get(key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._meta[key] = value
+
+    def use_program(self, digest: str, source: str) -> None:
+        with self._lock:
+            if not self._programs or self._programs[-1][0] != digest:
+                self._programs.append((digest, source, self._seq + 1))
+
+    def programs(self) -> list[tuple[str, str, int]]:
+        """Each program that ran, in order: (hash, source, the first ledger seq it produced)."""
+        return list(self._programs)
+
+    def retryable(self, error: BaseException) -> bool:
+        return False  # one writer at a time, in this process: nothing to try again
+
+    def close(self) -> None:
+        return None
+
+    # -- for snapshots (``Engine.save``/``Engine.restore``)
+
+    def contents(self) -> tuple[dict[str, CustomerState], dict[str, int], dict[str, tuple[str, tuple[Any, ...]]],
+                                dict[str, str], list[LedgerEntry], list[tuple[str, str, int]]]:
+        """Everything held, for a snapshot (call inside ``transaction()``)."""
+        entries = sorted((entry for items in self._ledger.values() for entry in items),
+                         key=lambda entry: entry.seq or 0)
+        return self._states, self._next, self._receipts, self._meta, entries, self._programs
+
+    def load_contents(self, states: dict[str, CustomerState], schedule: dict[str, int],
+                      receipts: dict[str, tuple[str, tuple[Any, ...]]], meta: dict[str, str], entries: list[LedgerEntry],
+                      programs: list[tuple[str, str, int]]) -> None:
+        """Fill an empty store from a snapshot."""
+        with self._lock:
+            self._states.update(states)
+            for customer, when in schedule.items():
+                self._next[customer] = when
+                self._heap.append((when, customer))
+            heapq.heapify(self._heap)
+            self._receipts.update(receipts)
+            self._meta.update(meta)
+            for entry in entries:
+                self._ledger.setdefault(entry.customer, []).append(entry)
+                self._seq = max(self._seq, entry.seq or 0)
+            self._programs.extend(programs)
+
+
+def _numbered(entry: LedgerEntry, seq: int) -> LedgerEntry:
+    import attrs
+
+    return attrs.evolve(entry, seq=seq)

@@ -1,0 +1,119 @@
+"""What an app shows a member: ``CustomerView`` and its parts, read from a customer's state.
+
+``view(compiled, state)`` builds it: the balance, pending and lifetime
+points, the tier, segments and rewards, and what a member page lists —
+each lot with its expiry (and, while pending, when it becomes spendable),
+the progress of every stamp card, and the points still needed for every
+``at`` reward. ``to_dict()`` gives it as JSON-ready data (instants as ISO
+8601 text in UTC, money as decimal text).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from poletti.engine.compiler import CompiledProgram
+from poletti.engine.money import from_units
+from poletti.engine.state import CustomerState
+from poletti.engine.timecalc import from_us
+
+
+@attrs.frozen
+class LotView:
+    """Points earned together that can still expire or are still pending."""
+
+    points: int
+    earned_at: datetime
+    expires_at: datetime | None  # None: never
+    pending: bool
+    available_at: datetime | None  # while pending: when they become spendable
+    source: str  # the event that earned them, or "grant"
+
+
+@attrs.frozen
+class StampCardView:
+    """One stamp card: ``stamps`` counted towards the next grant of ``target`` at ``every``."""
+
+    rule: str
+    stamps: int
+    every: int
+    target: str | int  # a reward name, or points
+    total: int  # stamps counted since the first
+
+
+@attrs.frozen
+class NextReward:
+    """An ``at`` rule: ``needed`` more points (0: it converts at the next chance) for ``target``."""
+
+    rule: str
+    threshold: int
+    needed: int
+    target: str | int
+
+
+@attrs.frozen
+class CustomerView:
+    """A customer's standing, as the host application sees it."""
+
+    id: str
+    points: int
+    pending_points: int
+    lifetime_points: int
+    debt: int
+    tier: str | None
+    rewards: dict[str, int]
+    segments: frozenset[str]
+    spend_lifetime: Decimal
+    first_seen: datetime | None
+    last_event_at: datetime | None
+    lots: tuple[LotView, ...] = ()
+    stamp_cards: tuple[StampCardView, ...] = ()
+    next_rewards: tuple[NextReward, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data (instants as ISO 8601 text, money as decimal text)."""
+        def plain(value: Any) -> Any:
+            if isinstance(value, datetime):
+                return value.isoformat()
+            if isinstance(value, Decimal):
+                return str(value)
+            if isinstance(value, frozenset):
+                return sorted(value)
+            return value
+
+        return attrs.asdict(self, value_serializer=lambda _inst, _field, value: plain(value))
+
+
+def view(compiled: CompiledProgram, customer_id: str, state: CustomerState) -> CustomerView:
+    ledger = state.ledger
+    lots = tuple(LotView(lot.points, from_us(lot.earned_at), _instant(lot.expires_at), lot.pending,
+                         _instant(lot.available_at) if lot.pending else None, lot.source) for lot in ledger.lots)
+    cards = tuple(StampCardView(rule.text, state.stamps[rule.slot] % rule.every, rule.every, rule.target,
+                                state.stamps[rule.slot]) for rule in compiled.stamps)
+    balance = ledger.balance
+    next_rewards = tuple(NextReward(rule.text, rule.threshold, max(0, rule.threshold - balance), rule.target)
+                         for rule in compiled.converts)
+    return CustomerView(
+        id=customer_id,
+        points=balance,
+        pending_points=ledger.pending,
+        lifetime_points=ledger.lifetime,
+        debt=ledger.debt,
+        tier=compiled.tier_names[state.tier],
+        rewards=dict(state.rewards),
+        segments=frozenset(name for name, inside in zip(compiled.segment_names, state.segments) if inside),
+        spend_lifetime=from_units(state.spend_total),
+        first_seen=_instant(state.first_seen),
+        last_event_at=_instant(state.last_event_at),
+        lots=lots,
+        stamp_cards=cards,
+        next_rewards=next_rewards,
+    )
+
+
+def _instant(us: int | None) -> datetime | None:
+    return None if us is None else from_us(us)

@@ -1,0 +1,216 @@
+"""Stores: the same figures in every store, a ledger that accounts for every point, and what survives.
+
+1. Parity: random programs and histories (``rich_programs``) through the
+   memory store (generated code), the memory store with a ledger (the
+   interpreter) and an SQLite store give the same outcomes, views and
+   states; the two ledgers are entry for entry the same.
+2. The ledger accounts for everything: after every step, each customer's
+   last entry shows their balance and pending points, and the entries add
+   up to the state's totals (earned, spent and redeemed, expired, taken
+   back by refunds, rewards).
+3. What SQLite keeps across a reopen (receipts: duplicates and conflicts,
+   the clock, the programs), and what it refuses to open.
+4. Snapshots of the memory store: save, restore, carry on as if nothing happened.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+import poletti
+from poletti.engine.serial import converter
+from poletti.engine.stores import MemoryStore, SQLiteStore, StoreError
+from rich_programs import histories, programs
+from store_checks import check_books, step_through
+
+PROPERTY = settings(max_examples=40, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+
+@PROPERTY
+@given(text=programs(), steps=histories())
+def test_every_store_gives_the_same_figures_and_the_ledgers_agree(text: str, steps: list[dict[str, Any]],
+                                                                   tmp_path_factory: Any) -> None:
+    program = poletti.compile(text)
+    engines = [poletti.Engine(program, explain=False),
+               poletti.Engine(program, MemoryStore(ledger=True), explain=False),
+               poletti.Engine(program, SQLiteStore(str(tmp_path_factory.mktemp("s") / "store.db")), explain=False)]
+    assert engines[0].runtime is not None and engines[1].runtime is None
+    for number, step in enumerate(steps):
+        where = f"step {number} {step}\nprogram:\n{text}"
+        results = [step_through(engine, step) for engine in engines]
+        assert results[0] == results[1] == results[2], where
+        customers = list(engines[0].customers())
+        for engine in engines[1:]:
+            assert list(engine.customers()) == customers, where
+        for customer in customers:
+            views = [engine.customer(customer) for engine in engines]
+            assert views[0] == views[1] == views[2], f"{where}: view of {customer}"
+            states = [converter.unstructure(engine.state(customer)) for engine in engines]
+            assert states[0] == states[1] == states[2], f"{where}: state of {customer}"
+            assert engines[1].history(customer) == engines[2].history(customer), f"{where}: ledger of {customer}"
+        check_books(engines[1], where)
+    engines[2].store.close()
+
+
+# ------------------------------------------------------------------ SQLite
+
+RULES = """reward gift "Gift" costs 30 points
+reward mug "Mug"
+earn 1 point per EUR
+at 100 points grant mug
+points expire after 60d
+"""
+
+
+def purchase(event_id: str, at: str, amount: str, customer: str = "c1") -> dict[str, Any]:
+    return {"id": event_id, "type": "purchase", "customer": customer, "at": at, "amount": amount}
+
+
+def test_sqlite_keeps_everything_across_a_reopen(tmp_path: Path) -> None:
+    path = str(tmp_path / "loyalty.db")
+    program = poletti.compile(RULES)
+    first = poletti.Engine(program, SQLiteStore(path))
+    first.process(purchase("p1", "2026-01-01T10:00:00Z", "60"))
+    first.process(purchase("p2", "2026-01-02T10:00:00Z", "50"))  # 110 → a mug, 10 left
+    first.advance_to("2026-01-10")
+    first.store.close()
+
+    again = poletti.Engine(program, SQLiteStore(path))
+    view = again.customer("c1")
+    assert (view.points, view.lifetime_points, view.rewards) == (10, 110, {"mug": 1})
+    duplicate = again.process(purchase("p1", "2026-01-01T12:00:00+02:00", "60.00"))  # the same content
+    assert (duplicate.status, duplicate.points, duplicate.lifetime_points) == ("duplicate", 10, 110)
+    with pytest.raises(poletti.EventError) as caught:
+        again.process(purchase("p1", "2026-01-01T10:00:00Z", "61"))
+    assert "conflict" in caught.value.reason and "amount 60.00 then, 61.00 now" in caught.value.reason
+    with pytest.raises(poletti.EventError) as caught:  # the clock reached 2026-01-10 before the reopen
+        again.process(purchase("p9", "2026-01-05T10:00:00Z", "5"))
+    assert "clock was already advanced to 2026-01-10" in caught.value.reason
+    # The lots expire 60 days on: p1's 60 points were spent first, p2's 10 left expire on 3 March.
+    again.advance_to("2026-04-01")
+    kinds = [(e.event_id, e.kind, e.points, e.balance) for e in again.history("c1")]
+    assert kinds == [("p1", "earn", 60, 60), ("p2", "earn", 50, 110), ("p2", "spend", 100, 10),
+                     ("p2", "reward", 0, 10), (None, "expire", 10, 0)]
+    again.store.close()
+
+
+def test_a_changed_program_is_recorded_and_entries_name_theirs(tmp_path: Path) -> None:
+    path = str(tmp_path / "loyalty.db")
+    old, new = poletti.compile(RULES), poletti.compile(RULES.replace("earn 1 point", "earn 2 points"))
+    first = poletti.Engine(old, SQLiteStore(path))
+    first.process(purchase("p1", "2026-01-01T10:00:00Z", "10"))
+    first.store.close()
+    second = poletti.Engine(new, SQLiteStore(path))
+    second.process(purchase("p2", "2026-01-02T10:00:00Z", "10"))
+    programs_run = second.store.programs()
+    assert [digest for digest, _, _ in programs_run] == [first.digest, second.digest]
+    assert programs_run[1][2] == 2  # the new program's first entry is the second of the ledger
+    assert [(e.event_id, e.points, e.program) for e in second.history("c1")] == [
+        ("p1", 10, first.digest), ("p2", 20, second.digest)]
+    second.store.close()
+    # The same program again is no change.
+    poletti.Engine(new, SQLiteStore(path)).store.close()
+    assert len(SQLiteStore(path).programs()) == 2
+
+
+def test_sqlite_refuses_what_is_not_its_own(tmp_path: Path) -> None:
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE orders (id INTEGER)")
+    with pytest.raises(StoreError, match="not a poletti store"):
+        SQLiteStore(str(other))
+    newer = tmp_path / "newer.db"
+    SQLiteStore(str(newer)).close()
+    with sqlite3.connect(newer) as connection:
+        connection.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match="schema version 99"):
+        SQLiteStore(str(newer))
+    text = tmp_path / "text.db"
+    text.write_text("not a database at all, just text " * 100, encoding="utf-8")
+    with pytest.raises(StoreError):
+        SQLiteStore(str(text))
+
+
+def test_a_rejected_event_leaves_nothing_in_the_database(tmp_path: Path) -> None:
+    path = str(tmp_path / "loyalty.db")
+    engine = poletti.Engine(poletti.compile(RULES), SQLiteStore(path))
+    engine.process(purchase("p1", "2026-01-01T10:00:00Z", "20"))
+    with pytest.raises(poletti.EventError):
+        engine.process({"id": "x1", "type": "redeem", "customer": "c1", "at": "2026-01-02T10:00:00Z",
+                        "reward": "gift"})  # 20 points, the gift costs 30
+    with sqlite3.connect(path) as connection:
+        assert [row[0] for row in connection.execute("SELECT id FROM events ORDER BY rowid")] == ["p1"]
+        assert connection.execute("SELECT COUNT(*) FROM ledger").fetchone()[0] == 1
+    engine.store.close()
+
+
+# --------------------------------------------------------------- snapshots
+
+
+@PROPERTY
+@given(text=programs(), steps=histories())
+def test_a_restored_snapshot_carries_on_as_the_original(text: str, steps: list[dict[str, Any]],
+                                                        tmp_path_factory: Any) -> None:
+    program = poletti.compile(text)
+    original = poletti.Engine(program, MemoryStore(ledger=True), explain=False)
+    half = len(steps) // 2
+    for step in steps[:half]:
+        step_through(original, step)
+    path = str(tmp_path_factory.mktemp("snap") / "snapshot.db")
+    original.save(path)
+    restored = poletti.Engine.restore(program, path, explain=False)
+    assert restored.store.keeps_ledger
+    for step in steps[:half]:  # every event applied before the save is a duplicate after the restore
+        if "advance_to" not in step and step_through(original, step) != [("rejected",)]:
+            assert step_through(restored, step) == step_through(original, step)
+    for number, step in enumerate(steps[half:]):
+        assert step_through(restored, step) == step_through(original, step), f"step {half + number}"
+    for customer in original.customers():
+        assert restored.customer(customer) == original.customer(customer)
+        assert restored.history(customer) == original.history(customer)
+
+
+def test_save_replaces_a_snapshot_whole(tmp_path: Path) -> None:
+    path = tmp_path / "snapshot.db"
+    engine = poletti.Engine(poletti.compile(RULES))
+    engine.process(purchase("p1", "2026-01-01T10:00:00Z", "20"))
+    engine.save(str(path))
+    engine.process(purchase("p2", "2026-01-02T10:00:00Z", "30"))
+    engine.save(str(path))
+    back = poletti.Engine.restore(poletti.compile(RULES), str(path))
+    assert back.customer("c1").points == 50
+    assert not back.store.keeps_ledger  # as saved
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot.db"]  # nothing left beside it
+    with pytest.raises(TypeError, match="keeps itself"):
+        poletti.Engine(poletti.compile(RULES), SQLiteStore(str(tmp_path / "x.db"))).save(str(path))
+    with pytest.raises(FileNotFoundError):
+        poletti.Engine.restore(poletti.compile(RULES), str(tmp_path / "missing.db"))
+
+
+# ----------------------------------------------------------- member views
+
+
+def test_the_member_view_lists_lots_stamp_cards_and_next_rewards() -> None:
+    program = poletti.compile("reward coffee \"Coffee\"\nearn 1 point per EUR\nat 100 points grant coffee\n"
+                              "every 3 purchases grant 5 points\npoints pending for 7d\npoints expire after 30d\n")
+    engine = poletti.Engine(program, explain=False)
+    engine.process(purchase("p1", "2026-01-01T10:00:00Z", "40"))
+    engine.process(purchase("p2", "2026-01-09T10:00:00Z", "25"))  # p1's 40 released on 8 January
+    view = engine.customer("c1")
+    # p1: 40 spendable (released 2026-01-08T10:00Z), expiring 2026-01-31T10:00Z; p2: 25 pending until 16 January.
+    assert [(lot.points, lot.pending, lot.source) for lot in view.lots] == [(40, False, "p1"), (25, True, "p2")]
+    assert view.lots[0].expires_at.isoformat() == "2026-01-31T10:00:00+00:00"
+    assert view.lots[1].available_at.isoformat() == "2026-01-16T10:00:00+00:00"
+    assert [(card.stamps, card.every, card.total) for card in view.stamp_cards] == [(2, 3, 2)]
+    assert [(item.threshold, item.needed, item.target) for item in view.next_rewards] == [(100, 60, "coffee")]
+    data = json.loads(json.dumps(view.to_dict()))
+    assert data["lots"][1]["available_at"] == "2026-01-16T10:00:00+00:00" and data["points"] == 40
+    assert attrs.asdict(view)["id"] == "c1"
