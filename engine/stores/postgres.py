@@ -6,8 +6,8 @@ migrations work the same way.
 
 Two ways to keep concurrent writers from losing updates; ``mode`` picks:
 
-* ``"lock"`` (the default, and the faster one measured in
-  ``benchmarks/bench_stores.py``): READ COMMITTED transactions that take
+* ``"lock"`` (the default, and the faster one with several writers at
+  once; docs/performance.md): READ COMMITTED transactions that take
   a transaction-scoped advisory lock on the customer before reading it.
   Writers of one customer go one at a time; writers of different
   customers run side by side. Every customer transaction also holds a
@@ -33,12 +33,10 @@ through). The next call opens a new connection.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import threading
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import Any, ContextManager, Iterable, Iterator
+from typing import Any, ContextManager, Iterator
 
 try:
     import psycopg
@@ -46,9 +44,8 @@ try:
 except ImportError as err:  # pragma: no cover — exercised only where psycopg is absent
     raise ImportError("PostgresStore needs psycopg 3: pip install 'poletti[postgres]'") from err
 
-from poletti.engine.serial import converter
-from poletti.engine.state import CustomerState
-from poletti.engine.stores.base import LEDGER_COLUMNS, LedgerEntry, Receipt, StoreError, content_dict, fingerprint
+from poletti.engine.stores.base import StoreError
+from poletti.engine.stores.sql import SQLStore
 
 SCHEMA_VERSION = 1
 
@@ -112,10 +109,8 @@ def _lock_key(customer: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-class PostgresStore:
+class PostgresStore(SQLStore):
     """Customer state, receipts, the schedule and the ledger in a PostgreSQL database."""
-
-    shared = True  # other processes write the same database: the engine keeps no copy
 
     def __init__(self, dsn: str, *, ledger: bool = True, mode: str = "lock", connect_timeout: int = 10) -> None:
         """``dsn``: a libpq connection string or ``postgresql://`` URL; ``ledger``: keep every point
@@ -157,10 +152,18 @@ class PostgresStore:
                 self._connections.append(connection)
         return connection
 
-    def _execute(self, query: str, params: Any = None) -> psycopg.Cursor[Any]:
+    def _execute(self, query: str, params: Any = ()) -> psycopg.Cursor[Any]:
         connection = self._connection()
         try:
-            return connection.execute(query, params)
+            return connection.execute(query.replace("?", "%s"), params)  # psycopg's placeholder (no ? in literals)
+        except _CONNECTION_LOST as err:
+            raise self._lost_or(err, connection) from None
+
+    def _executemany(self, query: str, rows: list[tuple[Any, ...]]) -> None:
+        connection = self._connection()
+        try:
+            with connection.cursor() as cursor:
+                cursor.executemany(query.replace("?", "%s"), rows)
         except _CONNECTION_LOST as err:
             raise self._lost_or(err, connection) from None
 
@@ -249,103 +252,21 @@ class PostgresStore:
                 for statement in step.split(";"):
                     if statement.strip():
                         self._execute(statement)
-            self._execute("INSERT INTO meta (key, value) VALUES ('schema_version', %s) "
-                          "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))
-
-    # -- state and schedule
-
-    def load(self, customer: str) -> CustomerState | None:
-        row = self._execute("SELECT state FROM customers WHERE id = %s", (customer,)).fetchone()
-        return None if row is None else converter.structure(json.loads(row[0]), CustomerState)
-
-    def save(self, state: CustomerState, next_change: int | None) -> None:
-        text = json.dumps(converter.unstructure(state), separators=(",", ":"))
-        self._execute("INSERT INTO customers (id, state, next_change) VALUES (%s, %s, %s) "
-                      "ON CONFLICT (id) DO UPDATE SET state = excluded.state, next_change = excluded.next_change",
-                      (state.customer, text, next_change))
-
-    def due(self, until: int) -> list[str]:
-        rows = self._execute("SELECT id FROM customers WHERE next_change IS NOT NULL AND next_change <= %s "
-                             "ORDER BY next_change, id", (until,))
-        return [row[0] for row in rows]
-
-    def customers(self) -> Iterator[str]:
-        return iter([row[0] for row in self._execute("SELECT id FROM customers ORDER BY id")])
-
-    # -- receipts
-
-    def receipt(self, event_id: str) -> Receipt | None:
-        row = self._execute("SELECT customer, fingerprint, content FROM events WHERE id = %s",
-                            (event_id,)).fetchone()
-        if row is None:
-            return None
-        return Receipt(row[0], bytes(row[1]), json.loads(row[2]) if row[2] is not None else None)
-
-    def record(self, event_id: str, customer: str, key: tuple[Any, ...]) -> None:
-        self._execute("INSERT INTO events (id, customer, fingerprint, content) VALUES (%s, %s, %s, %s)",
-                      (event_id, customer, fingerprint(key), json.dumps(content_dict(key), ensure_ascii=False)))
+            SQLStore.set_meta(self, "schema_version", str(SCHEMA_VERSION))
 
     def applied(self) -> list[str]:
         """The ids of applied events, in the order their transactions wrote them (for checks and audits)."""
         return [row[0] for row in self._execute("SELECT id FROM events ORDER BY applied")]
 
-    # -- ledger
-
-    def append(self, entries: Iterable[LedgerEntry]) -> None:
-        if not self.keeps_ledger:
-            return
-        rows = [tuple(getattr(entry, name) for name in LEDGER_COLUMNS) for entry in entries]
-        if rows:
-            query = (f"INSERT INTO ledger ({', '.join(LEDGER_COLUMNS)}) "
-                     f"VALUES ({', '.join(['%s'] * len(LEDGER_COLUMNS))})")
-            connection = self._connection()
-            try:
-                with connection.cursor() as cursor:
-                    cursor.executemany(query, rows)
-            except _CONNECTION_LOST as err:
-                raise self._lost_or(err, connection) from None
-
-    def history(self, customer: str) -> list[LedgerEntry]:
-        rows = self._execute(f"SELECT seq, {', '.join(LEDGER_COLUMNS)} FROM ledger WHERE customer = %s ORDER BY seq",
-                             (customer,))
-        return [LedgerEntry(**dict(zip(LEDGER_COLUMNS, row[1:])), seq=row[0]) for row in rows]
-
-    def entries(self, after: int = 0, limit: int | None = None) -> list[LedgerEntry]:
-        """Every customer's ledger entries after ``after`` (a seq), oldest first."""
-        query = f"SELECT seq, {', '.join(LEDGER_COLUMNS)} FROM ledger WHERE seq > %s ORDER BY seq"
-        params: tuple[Any, ...] = (after,)
-        if limit is not None:
-            query += " LIMIT %s"
-            params += (limit,)
-        return [LedgerEntry(**dict(zip(LEDGER_COLUMNS, row[1:])), seq=row[0]) for row in self._execute(query, params)]
-
-    # -- meta and programs
-
-    def get_meta(self, key: str) -> str | None:
-        row = self._execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone()
-        return None if row is None else row[0]
-
     def set_meta(self, key: str, value: str) -> None:
         if self.mode == "lock":
             # Waits for every customer transaction under way (they hold the clock shared) and keeps new ones out
             # until this transaction ends: the clock never moves under an event that has read it.
-            self._execute("SELECT pg_advisory_xact_lock(%s)", (_CLOCK_LOCK,))
-        self._execute("INSERT INTO meta (key, value) VALUES (%s, %s) "
-                      "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+            self._execute("SELECT pg_advisory_xact_lock(?)", (_CLOCK_LOCK,))
+        super().set_meta(key, value)
 
-    def use_program(self, digest: str, source: str) -> None:
-        with self._locked(_PROGRAMS_LOCK):
-            row = self._execute("SELECT hash FROM programs ORDER BY seq DESC LIMIT 1").fetchone()
-            if row is None or row[0] != digest:
-                self._execute(
-                    "INSERT INTO programs (hash, source, first_entry, opened_at) "
-                    "VALUES (%s, %s, (SELECT COALESCE(MAX(seq), 0) + 1 FROM ledger), %s)",
-                    (digest, source, datetime.now(timezone.utc).isoformat(timespec="seconds")))
-
-    def programs(self) -> list[tuple[str, str, int]]:
-        """Each program that ran, in order: (hash, source, the first ledger seq it produced)."""
-        return [(row[0], row[1], row[2]) for row in
-                self._execute("SELECT hash, source, first_entry FROM programs ORDER BY seq")]
+    def _housekeeping(self) -> ContextManager[None]:
+        return self._locked(_PROGRAMS_LOCK)
 
     def retryable(self, error: BaseException) -> bool:
         # Serialization failures and deadlocks: the transaction was rolled back whole, try it again. A unique
@@ -360,9 +281,3 @@ class PostgresStore:
                 connection.close()
             self._connections.clear()
         self._local = threading.local()
-
-    def __enter__(self) -> PostgresStore:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()

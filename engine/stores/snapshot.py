@@ -15,9 +15,9 @@ import tempfile
 
 from poletti.engine.serial import converter
 from poletti.engine.state import CustomerState
-from poletti.engine.stores.base import content_dict, content_key_of, fingerprint
+from poletti.engine.stores.base import LEDGER_COLUMNS, content_dict, content_key_of, fingerprint
 from poletti.engine.stores.memory import MemoryStore
-from poletti.engine.stores.sqlite import LEDGER_COLUMNS, SQLiteStore
+from poletti.engine.stores.sqlite import SQLiteStore
 
 
 _LEDGER_KEY = "snapshot_ledger"  # whether the saved memory store kept a ledger

@@ -26,17 +26,14 @@ survives the machine losing power, at an fsync per event.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
-from poletti.engine.serial import converter
-from poletti.engine.state import CustomerState
-from poletti.engine.stores.base import LEDGER_COLUMNS, LedgerEntry, Receipt, StoreError, content_dict, fingerprint
+from poletti.engine.stores.base import StoreError
+from poletti.engine.stores.sql import SQLStore
 
 SCHEMA_VERSION = 1
 
@@ -86,10 +83,8 @@ _MIGRATIONS: list[str] = [_SCHEMA_V1]
 
 
 
-class SQLiteStore:
+class SQLiteStore(SQLStore):
     """Customer state, receipts, the schedule and the ledger in one SQLite file."""
-
-    shared = True  # other processes may write the same file: the engine keeps no copy
 
     def __init__(self, path: str, *, ledger: bool = True, durability: str = "normal", timeout: float = 60.0) -> None:
         """``ledger``: keep every point movement; ``durability``: "normal" (survives a killed process)
@@ -168,94 +163,16 @@ class SQLiteStore:
                 for statement in step.split(";"):
                     if statement.strip():
                         connection.execute(statement)
-            connection.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
-                               (str(SCHEMA_VERSION),))
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
 
-    # -- state and schedule
+    def _execute(self, query: str, params: Any = ()) -> sqlite3.Cursor:
+        return self._connection().execute(query, params)
 
-    def load(self, customer: str) -> CustomerState | None:
-        row = self._connection().execute("SELECT state FROM customers WHERE id = ?", (customer,)).fetchone()
-        return None if row is None else converter.structure(json.loads(row[0]), CustomerState)
+    def _executemany(self, query: str, rows: list[tuple[Any, ...]]) -> None:
+        self._connection().executemany(query, rows)
 
-    def save(self, state: CustomerState, next_change: int | None) -> None:
-        text = json.dumps(converter.unstructure(state), separators=(",", ":"))
-        self._connection().execute(
-            "INSERT INTO customers (id, state, next_change) VALUES (?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET state = excluded.state, next_change = excluded.next_change",
-            (state.customer, text, next_change))
-
-    def due(self, until: int) -> list[str]:
-        rows = self._connection().execute(
-            "SELECT id FROM customers WHERE next_change IS NOT NULL AND next_change <= ? ORDER BY next_change, id",
-            (until,))
-        return [row[0] for row in rows]
-
-    def customers(self) -> Iterator[str]:
-        return iter([row[0] for row in self._connection().execute("SELECT id FROM customers ORDER BY id")])
-
-    # -- receipts
-
-    def receipt(self, event_id: str) -> Receipt | None:
-        row = self._connection().execute("SELECT customer, fingerprint, content FROM events WHERE id = ?",
-                                         (event_id,)).fetchone()
-        if row is None:
-            return None
-        return Receipt(row[0], bytes(row[1]), json.loads(row[2]) if row[2] is not None else None)
-
-    def record(self, event_id: str, customer: str, key: tuple[Any, ...]) -> None:
-        self._connection().execute(
-            "INSERT INTO events (id, customer, fingerprint, content) VALUES (?, ?, ?, ?)",
-            (event_id, customer, fingerprint(key), json.dumps(content_dict(key), ensure_ascii=False)))
-
-    # -- ledger
-
-    def append(self, entries: Iterable[LedgerEntry]) -> None:
-        if not self.keeps_ledger:
-            return
-        rows = [tuple(getattr(entry, name) for name in LEDGER_COLUMNS) for entry in entries]
-        if rows:
-            self._connection().executemany(
-                f"INSERT INTO ledger ({', '.join(LEDGER_COLUMNS)}) VALUES ({', '.join('?' * len(LEDGER_COLUMNS))})",
-                rows)
-
-    def history(self, customer: str) -> list[LedgerEntry]:
-        rows = self._connection().execute(
-            f"SELECT seq, {', '.join(LEDGER_COLUMNS)} FROM ledger WHERE customer = ? ORDER BY seq", (customer,))
-        return [LedgerEntry(**dict(zip(LEDGER_COLUMNS, row[1:])), seq=row[0]) for row in rows]
-
-    def entries(self, after: int = 0, limit: int | None = None) -> list[LedgerEntry]:
-        """Every customer's ledger entries after ``after`` (a seq), oldest first."""
-        query = f"SELECT seq, {', '.join(LEDGER_COLUMNS)} FROM ledger WHERE seq > ? ORDER BY seq"
-        params: tuple[Any, ...] = (after,)
-        if limit is not None:
-            query += " LIMIT ?"
-            params += (limit,)
-        return [LedgerEntry(**dict(zip(LEDGER_COLUMNS, row[1:])), seq=row[0])
-                for row in self._connection().execute(query, params)]
-
-    # -- meta and programs
-
-    def get_meta(self, key: str) -> str | None:
-        row = self._connection().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else row[0]
-
-    def set_meta(self, key: str, value: str) -> None:
-        self._connection().execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
-
-    def use_program(self, digest: str, source: str) -> None:
-        with self.transaction():
-            connection = self._connection()
-            row = connection.execute("SELECT hash FROM programs ORDER BY seq DESC LIMIT 1").fetchone()
-            if row is None or row[0] != digest:
-                connection.execute(
-                    "INSERT INTO programs (hash, source, first_entry, opened_at) "
-                    "VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM ledger), ?)",
-                    (digest, source, datetime.now(timezone.utc).isoformat(timespec="seconds")))
-
-    def programs(self) -> list[tuple[str, str, int]]:
-        """Each program that ran, in order: (hash, source, the first ledger seq it produced)."""
-        return [(row[0], row[1], row[2]) for row in
-                self._connection().execute("SELECT hash, source, first_entry FROM programs ORDER BY seq")]
+    def _housekeeping(self) -> Any:
+        return self.transaction()
 
     def retryable(self, error: BaseException) -> bool:
         # BEGIN IMMEDIATE makes writers wait their turn (up to ``timeout``): nothing to try again.
@@ -267,9 +184,3 @@ class SQLiteStore:
                 connection.close()
             self._connections.clear()
         self._local = threading.local()
-
-    def __enter__(self) -> SQLiteStore:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
