@@ -148,6 +148,9 @@ def hand_loop(events: list[dict[str, Any]], end: str) -> Result:
         epoch = at.timestamp()
         if epoch < member.last_at:
             continue  # out of order: rejected
+        # The clock first: a purchase that left the window must leave it at the net amount it had then,
+        # before a refund of it changes that amount.
+        member.slide(epoch)
         kind = event["type"]
         if kind == "purchase":
             amount = Decimal(event["amount"])
@@ -160,7 +163,6 @@ def hand_loop(events: list[dict[str, Any]], end: str) -> Result:
             continue  # unknown purchase, or more than is left: rejected
         seen.add(event_id)
         member.last_at = epoch
-        member.slide(epoch)
         member.gold = member.spend_12m > GOLD_SPEND
     end_at = datetime.fromisoformat(end).timestamp()
     result: Result = {}
@@ -200,6 +202,7 @@ def peer_loop(events: list[dict[str, Any]], end: str) -> Result:
         epoch = at.timestamp()
         if epoch < member.last_at:
             continue
+        member.slide(epoch)
         if earns.matches(event):
             amount = Decimal(event["amount"])
             points = int(amount)
@@ -211,7 +214,6 @@ def peer_loop(events: list[dict[str, Any]], end: str) -> Result:
             continue
         seen.add(event_id)
         member.last_at = epoch
-        member.slide(epoch)
         member.gold = gold.matches({"spend_12m": member.spend_12m})
     end_at = datetime.fromisoformat(end).timestamp()
     result: Result = {}
