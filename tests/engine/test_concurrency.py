@@ -95,6 +95,29 @@ def test_one_event_sent_by_eight_threads_is_applied_once(make_store: Callable[[]
     assert (view.pending_points, view.lifetime_points) == (40, 40)  # pending for 2 days
 
 
+def test_threads_sending_overlapping_shares_of_the_events_end_with_exact_totals(
+        make_store: Callable[[], Any]) -> None:
+    engine = poletti.Engine(poletti.compile("reward mug \"Mug\"\nearn 1 point per EUR\nat 100 points grant mug\n"),
+                            make_store(), explain=False)
+    # 10 customers × 20 purchases of (k + 1) × 3 EUR, all at one instant (any order is a valid order).
+    events = [purchase(f"c{k}-{i}", "2026-03-01T10:00:00Z", str((k + 1) * 3), f"c{k}")
+              for k in range(10) for i in range(20)]
+    shares = []
+    for number in range(THREADS):  # each thread sends 60 % of the events, in its own order; together, all of them
+        rng = random.Random(number)
+        share = [event for index, event in enumerate(events) if index % THREADS == number or rng.random() < 0.55]
+        rng.shuffle(share)
+        shares.append(share)
+    statuses: list[str] = []
+    run_threads(lambda n: statuses.extend(engine.process(dict(event)).status for event in shares[n]))
+    assert statuses.count("applied") == len(events) == 200
+    assert statuses.count("duplicate") == sum(map(len, shares)) - 200
+    for k in range(10):
+        earned = 20 * (k + 1) * 3  # 60, 120, …, 600 points: a mug per 100, the rest kept
+        view = engine.customer(f"c{k}")
+        assert (view.lifetime_points, view.rewards.get("mug", 0), view.points) == (earned, earned // 100, earned % 100)
+
+
 def test_concurrent_redeems_of_the_same_points_accept_one(make_store: Callable[[], Any]) -> None:
     engine = poletti.Engine(poletti.compile(RULES), make_store(), explain=False)
     engine.process(purchase("p1", "2026-03-01T10:00:00Z", "150"))  # 150 points, spendable from 3 March
