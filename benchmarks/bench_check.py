@@ -17,7 +17,9 @@ Rows:
 * ``python -c pass`` and ``import poletti``: the floor;
 * ``check <case>``: ``poletti check FILE`` for each case below;
 * ``compile <case>``: ``python -c "import poletti; poletti.load(FILE)"``
-  (check and compile) for the cases that compile.
+  (check and compile) for the cases that compile;
+* ``graph <case>``: ``poletti graph FILE`` (compile, then the rule graph)
+  for the cases in ``GRAPHED``.
 
 The first ``check`` after installing poletti (or after the grammar changed)
 builds the parser tables and keeps them in the user's cache directory
@@ -31,7 +33,9 @@ question for the unreachable-tier check); files past the limits (20,000
 tiers, 100,000 rules, a 1 MB condition), which must be refused at once with
 P008; and hostile files within the limits: 10,000 unknown names among
 10,000 declared ones, 10,000 ``at`` rules, 10,000 unclosed parentheses,
-10,000 syntax errors, a dense web of segments with circles, a megabyte line.
+10,000 syntax errors, a dense web of segments with circles, a megabyte line,
+150 ``and``s in a row (refused: nested too deeply, P001), one comparison in
+10,000 brackets.
 Nothing here is asserted: the figures go in benchmarks/README.md.
 """
 
@@ -171,6 +175,15 @@ def deep(n: int) -> str:
     return "earn 1 point per EUR if " + "not " * n + "true\nearn 2 points per visit\n"
 
 
+def long_and(n: int) -> str:
+    # Not nested to the eye, but `a and b and c` is a tree: n `and`s are n levels (P001 past MAX_NESTING).
+    return "earn 1 point per EUR\nsegment big when " + " and ".join(["spend_30d > 1"] * n) + "\n"
+
+
+def brackets(n: int) -> str:
+    return "earn 1 point per EUR\nsegment big when " + "(" * n + "spend_30d > 1" + ")" * n + "\n"
+
+
 # name → (what it is, how to make it, whether it compiles)
 CASES: dict[str, tuple[str, Callable[[], str], bool]] = {
     "small20": ("the 20-line café program", small, True),
@@ -187,7 +200,12 @@ CASES: dict[str, tuple[str, Callable[[], str], bool]] = {
     "web2000": ("2,000 segments each reading five others (circles)", lambda: segment_web(2000), False),
     "longline": ("9,000 wrong statements on one 430 kB line", lambda: long_line(9000), False),
     "deep3000": ("a condition nested 3,000 deep", lambda: deep(3000), False),
+    "and150": ("150 'and's in a row: past the nesting limit", lambda: long_and(150), False),
+    "brackets10000": ("one comparison inside 10,000 brackets", lambda: brackets(10_000), True),
 }
+
+# Cases whose rule graph (``poletti graph``, built with networkx on first use) is timed too.
+GRAPHED = ("chain500", "tiers9990")
 
 
 # ------------------------------------------------------------------ timing
@@ -288,6 +306,11 @@ def main(argv: list[str] | None = None) -> int:
                 elapsed, status, output = median_run(
                     [python, "-c", f"import poletti; poletti.load({paths[name]!r})"], env, args.repeat, args.timeout)
                 rows.append((f"compile {name}", elapsed, status, first_code(output), ""))
+        for name in names:
+            if name in GRAPHED:
+                elapsed, status, output = median_run([*poletti_cmd, "graph", paths[name]], env, args.repeat,
+                                                     args.timeout)
+                rows.append((f"graph {name}", elapsed, status, first_code(output), ""))
 
         print(f"first check after a grammar change (builds the parser tables): {cold:.2f} s")
         print(f"{'command':24} {'median s':>9} {'- bare s':>9} {'exit':>5} {'first':>6}  heavy modules imported")

@@ -164,12 +164,41 @@ _SUGGESTION_COMPARISONS = 50_000
 _KIND_WORDS = {"reward": "a reward", "segment": "a segment", "metric": "a metric", "tier": "a tier"}
 
 
+# Names a zone database may hold that do not name one place's clocks: their
+# rules differ from machine to machine ("localtime" is the host's own zone,
+# "posixrules" a copy of some zone chosen when tzdata was built), or they are
+# a placeholder ("Factory") or a variant tree of the database ("posix/…",
+# "right/…", which counts leap seconds). A rule file means the same on every
+# machine, so these are refused (E110), like paths to zone files.
+_HOST_ZONES = frozenset({"localtime", "posixrules", "factory"})
+_ZONE_TREES = ("posix/", "right/")
+# What an IANA name looks like: letters, digits, '_', '-', '+' in parts joined by '/'.
+_ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*")
+
+
 @functools.lru_cache(maxsize=1)
 def _time_zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
+    """The zones a rule file may name: the system's list (read once: it walks the zone files), without host-dependent names."""
+    return frozenset(z for z in zoneinfo.available_timezones() if _host_zone(z) is None)
+
+
+def _host_zone(name: str) -> str | None:
+    """Why ``name`` names no fixed zone (a host-dependent name, a variant tree or a path), or None."""
+    lowered = name.lower()
+    if lowered.startswith("/") or "\\" in name or ".." in name:
+        return "a path to a zone file"
+    if lowered in _HOST_ZONES:
+        return ("this computer's own time zone, which differs from machine to machine" if lowered == "localtime"
+                else "a placeholder for an unset zone" if lowered == "factory"
+                else "a copy of whichever zone this system's tzdata was built with")
+    if lowered.startswith(_ZONE_TREES):
+        return "a variant of the zone database that not every system has"
+    return None
 
 
 def _is_time_zone(name: str) -> bool:
+    if _host_zone(name) is not None or not _ZONE_NAME.fullmatch(name):
+        return False
     zones = _time_zones()
     if zones:
         return name in zones
@@ -179,6 +208,16 @@ def _is_time_zone(name: str) -> bool:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         return False
     return True
+
+
+def _zone_inside(name: str) -> str | None:
+    """The IANA name inside a host-specific spelling ("posix/Europe/Paris", "/usr/share/zoneinfo/UTC"), or None."""
+    parts = [part for part in name.replace("\\", "/").split("/") if part and part != ".."]
+    for start in range(1, len(parts)):
+        candidate = "/".join(parts[start:])
+        if _is_time_zone(candidate):
+            return candidate
+    return None
 
 
 def _is_whole(value: Decimal) -> bool:
@@ -393,12 +432,19 @@ class _Checker:
         if _is_time_zone(zone):
             self.timezone = zone
             return
+        advice = 'use an IANA zone name such as "Europe/Helsinki" or "America/New_York"'
+        why = _host_zone(zone)
+        if why is not None:
+            inside = _zone_inside(zone)
+            hint = f"did you mean '{inside}'?" if inside else ""
+            self.report("E110", f"'{zone}' is {why}, not a time zone a rule file can name", statement.span,
+                        [hint, advice + ": the program must mean the same on every machine"])
+            return
         zones = _time_zones()
         by_lower = {z.lower(): z for z in zones}
         hint = (f"did you mean '{by_lower[zone.lower()]}'?" if zone.lower() in by_lower
                 else self._did_you_mean(zone, zones))
-        self.report("E110", f"'{zone}' is not a time zone name", statement.span,
-                    [hint, 'use an IANA zone name such as "Europe/Helsinki" or "America/New_York"'])
+        self.report("E110", f"'{zone}' is not a time zone name", statement.span, [hint, advice])
 
     # -------------------------------------------------------- 2. declarations
 
@@ -728,13 +774,14 @@ class _Checker:
                                "(earn 10 points on review limit 50 points per month)",
                                "to limit how often a reward is granted, write limit N times per …"])
                 self.report("E115", f"{kind} cannot carry 'limit … points'", option.span, hints)
+            # One of each per rule, a limit included: the contract gives a rule one cap (two limits with
+            # different periods would be a second cap the engine does not keep).
             key: Any = word
-            if isinstance(option, ast.LimitOption):
-                period = option.period if isinstance(option.period, str) else _node_key(option.period)
-                key = ("limit", option.unit, period)
             if key in seen:
                 first = seen[key]
-                hint = "combine the conditions with 'and'" if word == "if" else "remove one of them"
+                hint = ("combine the conditions with 'and'" if word == "if"
+                        else "a rule takes one limit: keep the one that matters, or split the rule in two"
+                        if word == "limit" else "remove one of them")
                 self.report("E116", f"this rule already has '{word}' (line {first.span.line}, column "
                                     f"{first.span.column})", option.span, [hint])
             else:
@@ -1026,7 +1073,8 @@ class _Checker:
             t = _WINDOWED_BUILTINS[kind]
             window = None
             if amount is not None:
-                synthetic = ast.DurationLit(int(amount), unit, ref.span)
+                # A window of more digits than any allowed one is simply too long (and int() would refuse it).
+                synthetic = ast.DurationLit(int(amount) if len(amount) <= 9 else 10**9, unit, ref.span)
                 checked = self._window(synthetic, f"'{name}': a window")
                 self.types.pop(synthetic, None)  # not a node of the file
                 if not checked.ok:

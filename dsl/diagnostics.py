@@ -71,6 +71,7 @@ _CODES = [
     Code("E126", "earn-rule-without-basis", ERROR, "an earn rule that does not say what its points are for, or a multiplier with 'per'/'on'"),
     Code("E127", "dependency-cycle", ERROR, "segments or tiers that are defined through each other in a circle"),
     Code("E128", "unreachable-tier", ERROR, "a tier that a later, higher-ranked tier always outranks"),
+    Code("E129", "number-out-of-range", ERROR, "a number or date too large (or too precise) to compute with exactly"),
     # -- warnings
     Code("W201", "implicit-reward", WARNING, "a granted reward that has no 'reward' declaration"),
     Code("W202", "unreachable-rule", WARNING, "a rule that can never fire"),

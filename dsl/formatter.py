@@ -82,9 +82,15 @@ class FormatResult:
 
 
 def format_text(text: str) -> FormatResult:
-    """Format rule-file text. Input: the text. Output: the canonical text (None on syntax errors) and the parse diagnostics."""
-    if text.startswith("\ufeff"):  # a byte-order mark is not part of the program
-        text = text[1:]
+    """Format rule-file text. Input: the text. Output: the canonical text (None on syntax errors) and the parse diagnostics.
+
+    The text is read exactly as ``poletti.diagnose`` reads it: a byte-order
+    mark is dropped where a file's bytes are decoded (``poletti fmt``, like
+    ``poletti check``, drops one), so one left in the text is a character
+    that does not belong (P002) and the text is refused. Dropping it here
+    too would turn a file that starts with two marks, which check refuses,
+    into one that passes.
+    """
     parsed = parse(text)
     if has_errors(parsed.diagnostics):
         return FormatResult(None, parsed.diagnostics)

@@ -14,7 +14,7 @@ from typing import Iterator
 
 import attrs
 
-from poletti.dsl import checker
+from poletti.dsl import checker, ranges
 from poletti.dsl.ast import Span
 from poletti.dsl.diagnostics import Diagnostic, finish, has_errors, make
 from poletti.dsl.parser import LineIndex, parse
@@ -56,7 +56,8 @@ def analyze(text: str, filename: str | None = None) -> FrontendResult:
 def _analyze(text: str, filename: str | None) -> FrontendResult:
     parsed = parse(text)
     checked = checker.check(parsed.rule_file, source_name=filename, source=text)
-    diagnostics = finish(parsed.diagnostics + checked.diagnostics)
+    # Numbers too large for exact arithmetic (E129) are refused here, before anything computes with them.
+    diagnostics = finish((*parsed.diagnostics, *checked.diagnostics, *ranges.check(parsed.rule_file)))
     program = None if has_errors(diagnostics) else checked.program
     return FrontendResult(program, diagnostics, text)
 

@@ -325,7 +325,9 @@ def _code_length(text: str, chunk: _Chunk, comments: list[ast.Comment], comment_
 
 
 # Deeper than this no rule a person writes goes; every later stage walks the
-# tree recursively, so the limit keeps them far from Python's recursion limit.
+# tree recursively, so the limit keeps them far from Python's recursion limit
+# (they manage about 400 levels; docs/language.md, P001, documents the limit).
+# `a and b and c` is a tree two levels deep, so a chain of about 100 `and`s is too deep.
 MAX_NESTING = 100
 
 
@@ -351,7 +353,9 @@ def _parse_statement(text: str, chunk: _Chunk, index: LineIndex, *, explain: boo
 
 def _too_deep(chunk: _Chunk, index: LineIndex) -> Diagnostic:
     return make("P001", f"this statement is nested too deeply (more than {MAX_NESTING} levels)",
-                index.span(chunk.start, chunk.end), ["split the condition with a segment or a metric"])
+                index.span(chunk.start, chunk.end),
+                ["every 'and', 'or', 'not' and arithmetic operator in a row is one level deeper; "
+                 "split the condition with a segment or a metric"])
 
 
 class _TooDeep(Exception):

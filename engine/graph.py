@@ -48,9 +48,12 @@ def _rule_step(rule: ast.Statement) -> int:
     return 1  # expiry and pending release are applied by the clock
 
 
-def _reads(checked: CheckedProgram, node: object) -> Iterator[str]:
-    """Graph nodes of the quantities an AST subtree reads, in order of appearance."""
-    tier_names = {t.name for t in checked.tiers} | {"none"}
+def _reads(checked: CheckedProgram, node: object, tier_names: frozenset[str]) -> Iterator[str]:
+    """Graph nodes of the quantities an AST subtree reads, in order of appearance.
+
+    ``tier_names`` is worked out once per graph by the caller: made here, per
+    subtree, it cost a set of every tier for every rule (quadratic in the tiers).
+    """
     for sub in iter_nodes(node):
         if isinstance(sub, ast.NameRef):
             name = sub.name
@@ -71,13 +74,14 @@ def build_graph(checked: CheckedProgram, text_of: Callable[[object], str]) -> nx
     import networkx as nx
 
     graph = nx.DiGraph()
+    tier_names = frozenset(t.name for t in checked.tiers) | {"none"}
     for number, label in STEPS:
         graph.add_node(f"step:{number}", kind="step", label=f"step {number}: {label}", layer=number)
     for (a, _), (b, _) in zip(STEPS, STEPS[1:]):
         graph.add_edge(f"step:{a}", f"step:{b}", kind="then")
 
     def add_reads(target: str, node: object, layer: int) -> None:
-        for source in _reads(checked, node):
+        for source in _reads(checked, node, tier_names):
             if source not in graph:
                 graph.add_node(source, kind=source.split(":")[0], label=source.split(":", 1)[1], layer=0)
             graph.add_edge(source, target, kind="reads")

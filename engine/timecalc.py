@@ -360,6 +360,16 @@ def parse_timestamp(value: str, tz: ZoneInfo) -> datetime:
     if not isinstance(value, str):
         raise ValueError(f"timestamp must be a string, got {type(value).__name__}")
     text = value.strip()
+    # Python's parser stops reading at a NUL byte ("…Z\x00" would pass): only printable ASCII is a timestamp.
+    if not (text.isascii() and text.isprintable()):
+        raise ValueError(f"not an ISO 8601 timestamp: {value!r} (it holds a control or non-ASCII character)")
+    try:
+        return _parse_timestamp(text, value, tz)
+    except OverflowError:  # a time at the very edge of the calendar, moved into UTC
+        raise ValueError(f"timestamp {value!r} is out of range") from None
+
+
+def _parse_timestamp(text: str, value: str, tz: ZoneInfo) -> datetime:
     if _DATE_ONLY_RE.fullmatch(text):
         try:
             day = date.fromisoformat(text)

@@ -120,8 +120,7 @@ class Engine:
             try:
                 outcomes.append(self.process(raw))
             except EventError as err:
-                customer = raw.get("customer") if isinstance(raw, dict) else None
-                rejected.append(Rejection(index, err.event_id, None if customer is None else str(customer), err.reason))
+                rejected.append(Rejection(index, err.event_id, _customer_of(raw), err.reason))
         return BatchResult(tuple(outcomes), tuple(rejected))
 
     def admit(self, raw: dict[str, Any]) -> Event | None:
@@ -211,7 +210,11 @@ class Engine:
 
     def _instant(self, when: str | date | datetime) -> int:
         if isinstance(when, datetime):
-            instant = require_aware(when, "advance_to").astimezone(timezone.utc)
+            try:
+                instant = require_aware(when, "advance_to").astimezone(timezone.utc)
+            except OverflowError:  # at the very edge of the calendar
+                raise ValueError(f"advance_to: {when.isoformat()} is out of range: years {FIRST_YEAR} to "
+                                 f"{LAST_YEAR}") from None
         else:
             if isinstance(when, date):
                 when = when.isoformat()
@@ -311,3 +314,16 @@ class Engine:
 
 
 __all__ = ["BatchResult", "CustomerView", "Engine", "Rejection", "program_digest"]
+
+
+def _customer_of(raw: Any) -> str | None:
+    """The customer a rejected raw event names, as text for its ``Rejection`` (None when it names none usable)."""
+    customer = raw.get("customer") if isinstance(raw, dict) else None
+    if customer is None:
+        return None
+    if isinstance(customer, int) and customer.bit_length() > 4000:  # str() would refuse (int → text limit)
+        return None
+    try:
+        return str(customer)
+    except Exception:  # noqa: BLE001 — any object may come in a raw event; its text is only for the report
+        return None

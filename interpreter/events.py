@@ -21,6 +21,7 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
 from poletti.dsl.program import BUILTIN_EVENT_TYPES, CheckedProgram, Type
 from poletti.engine import money
+from poletti.dsl.ranges import decimal_places
 from poletti.engine.money import from_units, to_units
 from poletti.engine.stores.base import CONTENT_FIELDS
 from poletti.engine.timecalc import from_us, parse_timestamp, to_us
@@ -30,7 +31,7 @@ class EventError(ValueError):
     """An event was rejected; ``reason`` says why. Nothing was changed."""
 
     def __init__(self, reason: str, event_id: str | None = None) -> None:
-        super().__init__(reason if event_id is None else f"event {event_id!r}: {reason}")
+        super().__init__(reason if event_id is None else f"event {_short(event_id)}: {reason}")
         self.reason = reason
         self.event_id = event_id
 
@@ -95,23 +96,28 @@ _CORE_FIELDS = frozenset(f.name for f in attrs.fields(Event)) - {"attributes"}
 # Durations in rules are at most 100 years, so instants in these years can be
 # moved by any rule's window, expiry or keep without leaving the calendar.
 FIRST_YEAR, LAST_YEAR = 1900, 9000
-# Money beyond this is surely a bug upstream, and it keeps every sum exact in
-# Decimal's 28 significant digits.
-MAX_MONEY = Decimal(10) ** 15
+# Money beyond this (in the program currency) is surely a bug upstream; the same bound as numbers in
+# rules (dsl/ranges.py, E129). With six decimal places an amount has at most 19 significant digits.
+MAX_MONEY = Decimal(10) ** 12
+_MAX_MONEY_UNITS = 10**12 * money.SCALE
 MAX_QUANTITY = 10**9
-_SMALLEST = Decimal(1).scaleb(-money.DIGITS)
+# An id or a customer may be sent as a number; one longer than this is not an id (and Python refuses
+# to turn an int of thousands of digits into text).
+_MAX_ID_DIGITS = 100
 
 
 def _instant(value: Any, tz: ZoneInfo) -> int:
     """An event's ``at`` → µs since the epoch; ``ValueError`` with the reason if it is not one."""
     if not isinstance(value, str):
         raise ValueError(f"expected an ISO 8601 timestamp text, got {type(value).__name__}")
+    if len(value) > 64 and len(value.strip()) > 64:  # longer than any ISO 8601 timestamp
+        raise ValueError(f"not an ISO 8601 timestamp: {_short(value)}")
     try:
         at = parse_timestamp(value, tz)
     except OverflowError:  # a date at the very edge of the calendar, moved into UTC
-        raise ValueError(f"timestamp {value!r} is out of range: years {FIRST_YEAR} to {LAST_YEAR}") from None
+        raise ValueError(f"timestamp {_short(value)} is out of range: years {FIRST_YEAR} to {LAST_YEAR}") from None
     if not FIRST_YEAR <= at.year <= LAST_YEAR:
-        raise ValueError(f"timestamp {value!r} is out of range: years {FIRST_YEAR} to {LAST_YEAR}")
+        raise ValueError(f"timestamp {_short(value)} is out of range: years {FIRST_YEAR} to {LAST_YEAR}")
     return to_us(at)
 
 
@@ -119,6 +125,8 @@ def _text(value: Any, _type: Any) -> str:
     # Hosts often use numeric ids; a bool or a float is almost surely a bug.
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ValueError(f"expected text, got {type(value).__name__}")
+    if isinstance(value, int) and value.bit_length() > 3.33 * _MAX_ID_DIGITS:
+        raise ValueError(f"a number of more than {_MAX_ID_DIGITS} digits is not an id")
     text = str(value)
     if not text.strip():
         raise ValueError("must not be empty")
@@ -142,14 +150,23 @@ def _decimal(value: Any, _type: Any = None) -> Decimal:
     try:
         number = Decimal(str(value).strip())
     except InvalidOperation:
-        raise ValueError(f"not a decimal number: {value!r}") from None
+        raise ValueError(f"not a decimal number: {_short(value)}") from None
     if not number.is_finite():
-        raise ValueError(f"not a finite number: {value!r}")
-    if abs(number) >= MAX_MONEY:
-        raise ValueError(f"{value!r} is too large (at most 15 digits before the decimal point)")
-    if number.as_tuple().exponent < -money.DIGITS and number != number.quantize(_SMALLEST):  # type: ignore[operator]
-        raise ValueError(f"{value!r} has more than {money.DIGITS} decimal places")
+        raise ValueError(f"not a finite number: {_short(value)}")
+    if number.copy_abs() > MAX_MONEY:  # copy_abs: abs() would overflow the context on 1E+100000000
+        raise ValueError(f"{_short(value)} is too large (at most {MAX_MONEY:,f})")
+    if decimal_places(number) > money.DIGITS:
+        raise ValueError(f"{_short(value)} has more than {money.DIGITS} decimal places")
     return number
+
+
+def _short(value: Any) -> str:
+    """A value for a reason: its repr, shortened in the middle when long."""
+    text = repr(value) if not isinstance(value, int) or value.bit_length() < 1000 else f"a number of about " \
+        f"{int(value.bit_length() * 0.30103)} digits"
+    # A megabyte cell must not make a megabyte reason: cut, with the length, so the row is easy to find.
+    size = len(value) if isinstance(value, str) else len(text)
+    return text if len(text) <= 60 else f"{text[:40]}…{text[-12:]} ({size:,} characters)"
 
 
 def _quantity(value: Any, _type: Any) -> int:
@@ -157,9 +174,9 @@ def _quantity(value: Any, _type: Any) -> int:
         return value  # the common case, without a detour through Decimal
     number = _decimal(value)
     if number != number.to_integral_value() or number <= 0:
-        raise ValueError(f"quantity must be a whole number above 0, got {value!r}")
+        raise ValueError(f"quantity must be a whole number above 0, got {_short(value)}")
     if number > MAX_QUANTITY:
-        raise ValueError(f"quantity {value!r} is too large (at most {MAX_QUANTITY})")
+        raise ValueError(f"quantity {_short(value)} is too large (at most {MAX_QUANTITY})")
     return int(number)
 
 
@@ -169,7 +186,7 @@ def _date(value: Any, _type: Any) -> date:
     try:
         return date.fromisoformat(value.strip())
     except ValueError:
-        raise ValueError(f"not a date YYYY-MM-DD: {value!r}") from None
+        raise ValueError(f"not a date YYYY-MM-DD: {_short(value)}") from None
 
 
 def make_converter(tz: ZoneInfo) -> cattrs.Converter:
@@ -220,7 +237,7 @@ def _present_core(raw: dict[str, Any]) -> int:
     return sum(1 for key in _CORE_FIELDS if key in raw)
 
 
-_MAX_WHOLE_DIGITS = 15  # amounts below 10^15 (MAX_MONEY)
+_MAX_WHOLE_DIGITS = 12  # amounts below 10^12 (MAX_MONEY)
 _ITEM_FIELDS = frozenset({"sku", "category", "quantity", "price"})
 _FRACTION_PAD = "0" * money.DIGITS
 # Instants whose float timestamp converts to µs exactly (|t| < 2^32 s) and whose year is in range:
@@ -239,7 +256,7 @@ def _quick_units(value: Any) -> int | None:
         if not (fraction.isascii() and fraction.isdigit() and len(fraction) <= money.DIGITS):
             return None
         return int(whole) * money.SCALE + int((fraction + _FRACTION_PAD)[:money.DIGITS])
-    if value.__class__ is int and 0 <= value < MAX_MONEY:
+    if value.__class__ is int and 0 <= value < 10**_MAX_WHOLE_DIGITS:
         return value * money.SCALE
     return None
 
@@ -285,7 +302,8 @@ def _quick(raw: Any) -> Event | None:
     get = raw.get
     event_id, kind, customer = _quick_text(get("id")), _quick_text(get("type")), _quick_text(get("customer"))
     at_text = get("at")
-    if event_id is None or kind is None or customer is None or at_text.__class__ is not str:
+    if event_id is None or kind is None or customer is None or at_text.__class__ is not str or not (
+            at_text.isascii() and at_text.isprintable()):  # Python's parser stops at a NUL byte: read carefully
         return None
     try:
         parsed = datetime.fromisoformat(at_text)
@@ -350,7 +368,10 @@ class EventReader:
         if not isinstance(raw, Mapping):
             raise EventError(f"an event must be an object (a dict), got {type(raw).__name__}")
         raw_id = raw.get("id")
-        event_id = str(raw_id) if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool) else None
+        try:
+            event_id = _text(raw_id, str)
+        except ValueError:
+            event_id = None
         for key in ("id", "type", "customer", "at"):
             if raw.get(key) in (None, ""):
                 raise EventError(f"missing required field '{key}'", event_id)
@@ -410,9 +431,10 @@ class EventReader:
 
         if event.type not in self.event_types:
             known = ", ".join(sorted(self.event_types))
-            reject(f"unknown event type '{event.type}' (known: {known}; declare others with `event NAME`)")
+            reject(f"unknown event type {_short(event.type)} (known: {known}; declare others with `event NAME`)")
         if event.currency is not None and event.currency != self.program.currency:
-            reject(f"currency {event.currency} does not match the program currency {self.program.currency}")
+            currency = event.currency if len(event.currency) <= 60 else _short(event.currency)
+            reject(f"currency {currency} does not match the program currency {self.program.currency}")
         if event.type == "purchase":
             if event.amount is None:
                 reject("a purchase needs an 'amount'")
@@ -423,6 +445,8 @@ class EventReader:
         for item in event.items:
             if item.price < 0:
                 reject(f"item price must not be negative, got {money.show(item.price)}")
+        if event.items and sum(item.price * item.quantity for item in event.items) > _MAX_MONEY_UNITS:
+            reject(f"the items' prices × quantities add up to more than {MAX_MONEY:,f}")
         if event.type == "refund":
             if not event.original:
                 reject("a refund needs 'original', the id of the refunded purchase")
@@ -439,14 +463,14 @@ def _attribute_value(value: Any, kind: Type) -> Any:
         return value
     if kind is Type.BOOL:
         if not isinstance(value, bool):
-            raise ValueError(f"expected true or false, got {value!r}")
+            raise ValueError(f"expected true or false, got {_short(value)}")
         return value
     if kind in (Type.NUMBER, Type.MONEY):
         return _decimal(value)
     if kind in (Type.COUNT, Type.POINTS):
         number = _decimal(value)
         if number != number.to_integral_value():
-            raise ValueError(f"expected a whole number, got {value!r}")
+            raise ValueError(f"expected a whole number, got {_short(value)}")
         return int(number)
     if kind is Type.DATE:
         return _date(value, date)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import heapq
 from datetime import date
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from typing import Iterable
 
 from poletti.engine.compiler import (
@@ -37,7 +37,7 @@ from poletti.engine.compiler import (
     StampRule, WhenRule,
 )
 from poletti.engine.expressions import Ctx
-from poletti.engine.money import from_units, to_units
+from poletti.engine.money import EXACT, from_units, to_units
 from poletti.engine.state import CapUsage, CustomerState, PurchaseRecord, WindowTotals
 from poletti.engine.timecalc import add_us, day_start_us, local_date, next_birthday_us, period_key_us
 from poletti.interpreter.events import Event, Item
@@ -418,11 +418,11 @@ class Processor:
                 if trace is not None:
                     trace.append(Skipped(ctx.now, mult, Reason.TIMES_LIMIT_REACHED))
                 continue
-            factor *= mult.factor
+            factor = EXACT.multiply(factor, mult.factor)
             applied.append(mult)
         if not applied:
             return per_total
-        total = self.cp.round(Decimal(per_total) * factor)
+        total = self.cp.round(EXACT.multiply(Decimal(per_total), factor))
         for mult in applied:
             if mult.guard.cap is not None:
                 self._use_cap(state, ctx, mult, mult.guard.cap, 1)
@@ -451,12 +451,12 @@ class Processor:
         if rule.base == "money":
             base = self._base(rule, event)
             if rule.divisor is None:
-                return self.cp.round(rule.rate * base)
-            units = (base / rule.divisor).to_integral_value(rounding=ROUND_FLOOR)
-            return self.cp.round(rule.rate * units)  # whole units; a fractional rate still rounds per `rounding`
+                return self.cp.round(EXACT.multiply(rule.rate, base))
+            units = EXACT.divide_int(base, rule.divisor)  # full units (both are positive: floor)
+            return self.cp.round(EXACT.multiply(rule.rate, units))  # a fractional rate still rounds per `rounding`
         items = [i for i in event.items if _matches(i, rule.filter)]
         if rule.base == "item":
-            return self.cp.round(rule.rate * sum(i.quantity for i in items))
+            return self.cp.round(EXACT.multiply(rule.rate, Decimal(sum(i.quantity for i in items))))
         if rule.base == "purchase" and rule.filter is not None and not items:
             return 0
         return int(rule.rate)
@@ -561,24 +561,25 @@ class Processor:
             return
         count = 1 if isinstance(rule.target, int) else balance // threshold
         cap = rule.guard.cap
+        capped = False  # the cap stopped some conversions: said after the ones it let through
         if cap is not None:
             left = self._cap_left(state, ctx, rule, cap)
             if left < count:
-                if tally.trace is not None:
-                    tally.trace.append(Skipped(ctx.now, rule, Reason.TIMES_LIMIT_REACHED, used=cap.amount))
-                count = left
-            if count <= 0:
-                return
-            self._use_cap(state, ctx, rule, cap, count)
-        points = threshold * count
-        ledger.spend(points)
-        tally.spent += points
-        state.total_spent += points
-        tally.note(Converted(ctx.now, rule, threshold, rule.target, count))
-        if isinstance(rule.target, str):
-            self._give_reward(state, rule.target, tally, count)
-        else:
-            self.add_points(state, rule.target, ctx.now, source="grant", pending=False)
+                capped, count = True, left
+            if count > 0:
+                self._use_cap(state, ctx, rule, cap, count)
+        if count > 0:
+            points = threshold * count
+            ledger.spend(points)
+            tally.spent += points
+            state.total_spent += points
+            tally.note(Converted(ctx.now, rule, threshold, rule.target, count))
+            if isinstance(rule.target, str):
+                self._give_reward(state, rule.target, tally, count)
+            else:
+                self.add_points(state, rule.target, ctx.now, source="grant", pending=False)
+        if capped and tally.trace is not None and cap is not None:
+            tally.trace.append(Skipped(ctx.now, rule, Reason.TIMES_LIMIT_REACHED, used=cap.amount))
 
     def stamps(self, state: CustomerState, ctx: Ctx, event: Event, tally: Tally) -> None:
         for rule in self.cp.stamps:

@@ -24,6 +24,7 @@ from poletti.engine.money import show
 from poletti.engine.state import CustomerState
 from poletti.engine.timecalc import from_us
 from poletti.interpreter.events import Event, EventError
+from poletti.interpreter.events import _short as echoed  # a value echoed in a reason, cut when long
 from poletti.interpreter.generated import Runtime, runtime_for
 from poletti.interpreter.processing import Processor, Tally
 
@@ -55,7 +56,7 @@ class Stepper:
         if event.type == "refund":
             record = state.purchase(event.original or "")
             if record is None:
-                reject(f"refund of unknown purchase '{event.original}' for customer '{event.customer}'")
+                reject(f"refund of unknown purchase {echoed(event.original)} for customer {echoed(event.customer)}")
                 return
             left = record.amount - record.refunded
             if left <= 0:
@@ -67,7 +68,7 @@ class Stepper:
             reward = event.reward or ""
             if reward not in rewards:
                 known = ", ".join(sorted(rewards)) or "none"
-                reject(f"unknown reward '{reward}' (rewards: {known})")
+                reject(f"unknown reward {echoed(reward)} (rewards: {known})")
             cost = rewards[reward][1]
             if cost is None:
                 reject(f"reward '{reward}' cannot be redeemed: it has no `costs`")

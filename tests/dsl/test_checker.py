@@ -169,6 +169,47 @@ def test_a_path_is_not_a_timezone() -> None:
     only('timezone "../../etc/passwd"', "E110")
 
 
+@pytest.mark.parametrize("zone", ["localtime", "posixrules", "Factory", "/etc/localtime", "LOCALTIME"])
+def test_host_dependent_timezones_are_refused_where_they_are_written(zone: str) -> None:
+    # These exist on many systems (available_timezones() lists "localtime" and "Factory" on Debian),
+    # but mean a different zone, or none, from one machine to the next.
+    d = only(f'earn 1 point per EUR\ntimezone "{zone}"', "E110")
+    assert (d.line, d.column) == (2, 1)
+    assert "not a time zone a rule file can name" in d.message
+    assert not any(note.startswith("did you mean") for note in d.notes)
+
+
+@pytest.mark.parametrize(("zone", "meant"), [
+    ("posix/Europe/Paris", "Europe/Paris"),
+    ("right/Europe/Helsinki", "Europe/Helsinki"),
+    ("right/UTC", "UTC"),
+    ("/usr/share/zoneinfo/America/New_York", "America/New_York"),
+])
+def test_a_zone_spelt_through_a_host_tree_or_path_suggests_the_iana_name(zone: str, meant: str) -> None:
+    d = only(f'timezone "{zone}"', "E110")
+    assert f"did you mean '{meant}'?" in d.notes
+
+
+@pytest.mark.parametrize("zone", ["Europe/Paris", "UTC", "America/New_York", "Etc/GMT+5", "US/Eastern"])
+def test_iana_zone_names_are_still_accepted(zone: str) -> None:
+    assert codes(f'timezone "{zone}"') == []
+
+
+def test_a_zone_that_merely_ends_like_a_host_name_is_an_unknown_zone() -> None:
+    d = only('timezone "Europe/Localtime"', "E110")
+    assert d.message == "'Europe/Localtime' is not a time zone name"
+
+
+def test_the_zone_list_is_read_once() -> None:
+    from poletti.dsl import checker
+
+    checker._time_zones.cache_clear()
+    for zone in ("Europe/Paris", "localtime", "Europe/Helsinky"):
+        codes(f'timezone "{zone}"')
+    assert checker._time_zones.cache_info().misses == 1
+    assert "localtime" not in checker._time_zones() and "Europe/Paris" in checker._time_zones()
+
+
 # ------------------------------------------------------------------ names
 
 
@@ -738,7 +779,7 @@ def test_options_a_rule_kind_cannot_carry_are_E115(text: str, word: str) -> None
 
 
 @pytest.mark.parametrize("text", [
-    "earn 1 point per EUR if points > 1 during 2026-12-01 limit 500 points per day limit 3 times per 30d",
+    "earn 1 point per EUR if points > 1 during 2026-12-01 limit 500 points per day",
     "at 50 points grant r if tier == none during 2026-12-01..2026-12-31 limit 1 times per week",
     "every 10 purchases on category \"coffee\" grant r if points > 1 limit 2 times per month",
     "on review grant r once per 30d if points > 1 limit 1 time per day during 2026-01-01",
@@ -773,8 +814,13 @@ def test_two_ifs_suggest_and() -> None:
     assert "combine the conditions with 'and'" in only("earn 1 point per EUR if true if true", "E116").notes
 
 
-def test_limits_with_different_periods_combine() -> None:
-    clean("earn 1 point per EUR limit 50 points per day limit 200 points per month limit 3 times per week")
+def test_a_second_limit_is_E116_even_with_another_period() -> None:
+    # The contract gives a rule one cap; the engine keeps one, so a second one must not pass silently.
+    text = "earn 1 point per EUR limit 50 points per day limit 200 points per month"
+    d = only(text, "E116")
+    assert (d.line, d.column) == (1, 46)
+    assert "a rule takes one limit" in d.notes[0]
+    assert only("at 20 points grant r limit 3 times per day limit 5 times per month", "E116").column == 44
 
 
 def test_a_reward_part_given_twice_is_E116() -> None:

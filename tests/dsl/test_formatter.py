@@ -11,9 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+import poletti
+from poletti.cli import EXIT_ERRORS, EXIT_OK, cli
 from poletti.dsl import ast
 from poletti.dsl.ast import NO_SPAN as S
+from poletti.dsl.diagnostics import has_errors
 from poletti.dsl.formatter import FormatResult, format_expr, format_rule_file, format_statement, format_text
 from poletti.dsl.parser import parse
 
@@ -68,8 +74,49 @@ def test_empty_and_blank_files() -> None:
     assert fmt("\n\n  \n;;\n") == ""
 
 
-def test_byte_order_mark_is_dropped() -> None:
-    assert fmt("\ufeffcurrency EUR\n") == "currency EUR\n"
+def test_a_byte_order_mark_in_text_is_refused_as_check_refuses_it() -> None:
+    # poletti.diagnose(str) reports a mark left in the text (P002); format_text must not drop it and pass.
+    assert [d.code for d in poletti.diagnose("\ufeffcurrency EUR\n")] == ["P002"]
+    result = format_text("\ufeffcurrency EUR\n")
+    assert result.text is None and [(d.code, d.line, d.column) for d in result.diagnostics] == [("P002", 1, 1)]
+
+
+def test_fmt_drops_one_byte_order_mark_from_a_file_as_check_does(tmp_path: Path) -> None:
+    path = tmp_path / "rules.loyalty"
+    path.write_bytes(b"\xef\xbb\xbfcurrency EUR\n")
+    assert CliRunner().invoke(cli, ["check", str(path)]).exit_code == EXIT_OK
+    result = CliRunner().invoke(cli, ["fmt", str(path)])
+    assert (result.exit_code, result.stdout) == (EXIT_OK, "currency EUR\n")
+
+
+def test_fmt_keeps_a_file_with_two_byte_order_marks_failing(tmp_path: Path) -> None:
+    path = tmp_path / "rules.loyalty"
+    original = b"\xef\xbb\xbf\xef\xbb\xbfcurrency EUR\n"
+    path.write_bytes(original)
+    assert CliRunner().invoke(cli, ["check", str(path)]).exit_code == EXIT_ERRORS
+    for args in (["fmt", str(path)], ["fmt", "--write", str(path)]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == EXIT_ERRORS and "P002" in result.output and result.stdout == ""
+    assert path.read_bytes() == original  # --write left it alone
+
+
+_PIECES = ["earn 1 point per EUR", "earn 2 points per visit", " if ", " and ", " or ", "not ", "spend_30d > 1", "(", ")",
+           "\n", ";", " ", "\t", "\r", "\ufeff", "# c", '"', '"x"', "tier gold when spend_12m > 100",
+           "tier silver when spend_12m > 1", "segment s when s", "segment a when b\n", "segment b when a",
+           "currency EUR", "currency USD", 'program "P"', 'reward r "R" value 1 EUR', "at 50 points grant r",
+           'timezone "Europe/Paris"', 'timezone "localtime"', "earn x2 if tier >= gold", "1", "-", "\u00a0",
+           "\u2028", "\x0c", "\x85", "\\", "earn 1 point per EUR limit 5 points per day", "once per 30d",
+           ' on category "a"', "points expire after 12m", "during 2026-01-01..2026-02-01",
+           "metric m = count of review over 90d", "event review", "rounding up", "\u200b", "é"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.sampled_from(_PIECES) | st.text(max_size=2), max_size=12))
+def test_fmt_never_turns_a_failing_file_into_a_passing_one(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    result = format_text(text)
+    if result.text is not None:  # fmt refusing is always allowed
+        assert has_errors(poletti.diagnose(result.text)) == has_errors(poletti.diagnose(text)), result.text
 
 
 def test_crlf_becomes_lf() -> None:

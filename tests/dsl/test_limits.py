@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 import poletti
 from poletti.dsl import checker, parser
 from poletti.dsl.diagnostics import ERROR, MAX_DIAGNOSTICS, make
+from poletti.dsl.formatter import format_expr, format_text
+from poletti.dsl.frontend import analyze
 from poletti.dsl.parser import LineIndex, parse
 
 
@@ -210,3 +212,86 @@ def test_random_large_programs_check_without_error() -> None:
             f"every {rng.randint(2, 9)} purchases grant r",
         ]))
     assert [d for d in poletti.diagnose("\n".join(lines)) if d.severity == ERROR] == []
+
+
+# ------------------------------------------------------------------ the shapes of issue 4b
+
+
+def test_twenty_thousand_tiers_are_refused_where_the_statement_limit_is_passed() -> None:
+    text = "earn 1 point per EUR\n" + "".join(f"tier t{i} when spend_12m > {i}\n" for i in range(20_000))
+    (refused,) = poletti.diagnose(text)
+    assert (refused.code, refused.line, refused.column) == ("P008", 10_001, 1)
+    assert "20,001 statements" in refused.message
+
+
+def test_a_hundred_thousand_rules_are_refused_where_the_statement_limit_is_passed() -> None:
+    text = "".join(f'earn 1 point per EUR on category "c{i}"\n' for i in range(100_000))
+    (refused,) = poletti.diagnose(text)
+    assert (refused.code, refused.line) == ("P008", 10_001)
+    assert "100,000 statements" in refused.message
+
+
+def test_a_megabyte_and_chain_is_refused_and_the_statements_around_it_are_checked() -> None:
+    condition = " and ".join(["spend_30d > 1"] * 60_000)  # 1.08 MB
+    found = poletti.diagnose(f"earn 1 point per EUR\nsegment big when {condition}\nearn x2 if nope\n")
+    assert [(d.code, d.line, d.column) for d in found] == [("P008", 2, 1), ("E101", 3, 12)]
+
+
+def test_ten_thousand_brackets_around_one_comparison_are_no_deeper_than_none() -> None:
+    # Brackets add no level to the tree: this is a plain condition.
+    text = "earn 1 point per EUR\nsegment big when " + "(" * 10_000 + "spend_30d > 1" + ")" * 10_000 + "\n"
+    result = analyze(text)
+    assert result.diagnostics == () and result.program is not None
+    assert format_expr(result.program.segments["big"].condition) == "spend_30d > 1"
+
+
+@pytest.mark.parametrize("condition", [
+    " and ".join(["spend_30d > 1"] * 150),
+    "(spend_30d > 1 or " * 150 + "visits_30d > 1" + ")" * 150,
+    "not " * 3000 + "spend_30d > 1",
+    "spend_30d" + " + 1" * 150 + " > 1",
+])
+def test_a_condition_past_the_nesting_limit_is_one_located_error_not_a_recursion_error(condition: str) -> None:
+    found = poletti.diagnose(f"earn 1 point per EUR\nsegment big when {condition}\nearn x2 if nope\n")
+    assert [(d.code, d.line, d.column) for d in found] == [("P001", 2, 1), ("E101", 3, 12)]
+    assert f"nested too deeply (more than {parser.MAX_NESTING} levels)" in found[0].message
+
+
+def test_a_condition_just_inside_the_nesting_limit_compiles_and_formats() -> None:
+    condition = " and ".join(["spend_30d > 1"] * 90)
+    program = poletti.compile(f"earn 1 point per EUR\nsegment big when {condition}\n")
+    assert list(program.compiled.segment_names) == ["big"]
+    formatted = format_text(f"segment big when {condition}\n").text
+    assert formatted == f"segment big when {condition}\n"
+
+
+def test_five_hundred_segments_declared_backwards_are_evaluated_each_after_the_one_it_reads() -> None:
+    n = 500
+    lines = [f"segment s{i} when s{i - 1} and purchases_30d > 0" for i in range(n - 1, 0, -1)]
+    lines += ["segment s0 when spend_30d > 10", f"tier gold when s{n - 1}", "segment after_gold when tier >= gold",
+              "earn 1 point per EUR"]
+    program = poletti.compile("\n".join(lines) + "\n")
+    assert [s.name for s in program.compiled.segments_before_tiers] == [f"s{i}" for i in range(n)]
+    assert [s.name for s in program.compiled.segments_after_tiers] == ["after_gold"]
+    # One purchase of 20 EUR: s0 holds, so each later segment holds in the same step (read after the one
+    # before it was updated), then gold, then after_gold. Evaluated in file order only s0 would hold.
+    engine = poletti.Engine(program)
+    engine.process({"id": "p1", "type": "purchase", "customer": "c1", "at": "2026-01-05T10:00:00+00:00",
+                    "amount": "20.00"})
+    engine.process({"id": "p2", "type": "purchase", "customer": "c2", "at": "2026-01-05T10:00:00+00:00",
+                    "amount": "5.00"})
+    rich, poor = engine.customer("c1"), engine.customer("c2")
+    assert rich.segments == {f"s{i}" for i in range(n)} | {"after_gold"} and rich.tier == "gold"
+    assert poor.segments == frozenset() and poor.tier is None
+
+
+def test_the_rule_graph_of_thousands_of_tiers_reads_the_tier_not_the_tier_names() -> None:
+    n = 3000
+    text = "earn 1 point per EUR\n" + "".join(f"tier t{i} when spend_12m > {i}\n" for i in range(n))
+    text += f"earn x2 if tier >= t{n - 1}\n"
+    graph = poletti.compile(text).graph
+    assert sum(1 for _, data in graph.nodes(data=True) if data["kind"] == "tier") == n
+    assert list(graph.successors("rule:1")) == ["tier:t0"]
+    assert list(graph.predecessors("rule:1")) == ["step:5", "quantity:spend_12m"]
+    assert list(graph.predecessors(f"rule:{n + 1}")) == ["step:3", "quantity:tier"]  # t2999 is a constant rank
+    assert len(list(graph.successors("quantity:spend_12m"))) == n
