@@ -21,19 +21,17 @@ they share ``load_program`` and the file helpers here.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import stat
 import sys
-import tempfile
 import traceback
-from typing import IO, Any, Iterator, NoReturn, Sequence
+from typing import Any, NoReturn, Sequence
 
 import attrs
 import click
 
 from poletti import __version__
+from poletti.commands.outputs import atomic_output, json_for_terminal, refuse_unfit_target, shown, terminal_text
 from poletti.dsl.diagnostics import Diagnostic, has_errors
 from poletti.dsl.render import diagnostics_to_json, render_diagnostics, summary_line
 
@@ -52,7 +50,7 @@ class Unreadable(click.ClickException):
     exit_code = EXIT_USAGE
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"poletti: {self.format_message()}", err=True)
+        click.echo(terminal_text(f"poletti: {self.format_message()}"), err=True)
 
 
 def _internal_error(err: BaseException) -> None:
@@ -170,65 +168,20 @@ def _display_name(path: str) -> str:
 
 
 def _quoted(path: str) -> str:
-    return "'" + path.encode("utf-8", "replace").decode("utf-8") + "'"
-
-
-@contextlib.contextmanager
-def atomic_output(path: str, binary: bool = False) -> Iterator[IO[Any]]:
-    """A file written beside ``path`` and moved over it when the block ends.
-
-    A crash or an error leaves the old file (or none), never half a new
-    one. A replaced file keeps its permissions; a new one gets the usual
-    ones (0666 less the umask), not the temporary file's private 0600.
-    Write errors become ``Unreadable`` (one line, exit 2).
-    """
-    target = os.path.realpath(path)  # write through a symlink, do not replace it
-    try:
-        fd, temp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".tmp",
-                                    dir=os.path.dirname(target))
-    except OSError as err:
-        raise Unreadable(f"cannot write {_quoted(path)}: {err.strerror or err}") from None
-    try:
-        handle = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
-        with handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, _mode_for(target))
-        os.replace(temp, target)
-    except OSError as err:
-        _remove_quietly(temp)
-        raise Unreadable(f"cannot write {_quoted(path)}: {err.strerror or err}") from None
-    except BaseException:
-        _remove_quietly(temp)
-        raise
-
-
-def _mode_for(target: str) -> int:
-    try:
-        return stat.S_IMODE(os.stat(target).st_mode)
-    except OSError:  # a new file
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+    """A path (or other user text) in quotes for a message: control characters written visibly."""
+    return "'" + shown(path) + "'"
 
 
 def _write_atomically(path: str, data: bytes) -> None:
     """Replace the file's contents all at once: a crash leaves the old file or the new, never half."""
-    with atomic_output(path, binary=True) as handle:
+    with atomic_output(path, binary=True, option="--write") as handle:
         handle.write(data)
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 def _json_text(data: Any) -> str:
     # Paths may hold undecodable bytes (surrogate escapes); they must not break the output.
-    return json.dumps(data, indent=2, ensure_ascii=False).encode("utf-8", "replace").decode("utf-8")
+    text = json_for_terminal(json.dumps(data, indent=2, ensure_ascii=False))
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 # ------------------------------------------------------------------- check
@@ -313,6 +266,8 @@ def fmt(ctx: click.Context, files: Sequence[str], write: bool, check_only: bool)
 
     status = EXIT_OK
     for path in files:
+        if write:
+            refuse_unfit_target("--write", path)  # a FIFO, a device or a folder is never read or replaced
         raw = _read(path)
         name = _display_name(path)
         text = _decode_for_fmt(ctx, raw, name)
@@ -329,12 +284,12 @@ def fmt(ctx: click.Context, files: Sequence[str], write: bool, check_only: bool)
         formatted = result.text.encode("utf-8")
         if check_only:
             if formatted != raw:
-                click.echo(f"would reformat {name}")
+                click.echo(f"would reformat {shown(name)}")
                 status = EXIT_ERRORS
         elif write:
             if formatted != raw:
                 _write_atomically(path, formatted)
-                click.echo(f"reformatted {name}", err=True)
+                click.echo(f"reformatted {shown(name)}", err=True)
         else:
             click.echo(result.text, nl=False, color=True)  # color=True: never strip the file's own bytes
     ctx.exit(status)

@@ -83,6 +83,11 @@ class MemoryStore:
                     found.append(customer)
         return found
 
+    def next_due(self) -> int | None:
+        """The earliest instant (µs) a customer's change may be due, None when none is (a lower bound)."""
+        with self._lock:
+            return self._heap[0][0] if self._heap else None
+
     def customers(self) -> Iterator[str]:
         with self._lock:
             return iter(sorted(self._states))

@@ -31,7 +31,7 @@ from poletti.interpreter.simulate.replay import (
     ShardReplay, ShardResult, collector_paused, find_end, in_replay_order, merge,
 )
 from poletti.interpreter.simulate.summary import (
-    ProgramFigures, Rejected, SimulationResult, finish_summary, month_of, parse_instant,
+    ProgramFigures, Rejected, SimulationResult, finish_summary, month_of, parse_instant, shown_months,
 )
 
 Progress = Callable[[str, int, "int | None"], None]
@@ -153,7 +153,8 @@ def assemble(programs: list[Program], total: ShardResult, end_us: int | None, un
     end = from_us(end_us) if end_us is not None and total.first is not None else until_at
     first_month = month_of(first, tz) if first is not None else None
     last_month = month_of(end, tz) if end is not None and first is not None else None
-    total.activity.finish(first_month, last_month)
+    months = shown_months(first_month, last_month, total.trackers, total.activity)
+    total.activity.finish(months)
     extras: dict[str, Any] = {}
     if until_at is not None:
         extras["after_until"] = total.after_until
@@ -163,7 +164,7 @@ def assemble(programs: list[Program], total: ShardResult, end_us: int | None, un
     extras["effect"] = total.activity.measures(first, end)
     summary = finish_summary(total.totals[0], program, total.totals[1] if baseline else None, baseline,
                              total.events, extras)
-    figures = [ProgramFigures(p, total.trackers[i].series(first_month, last_month, p), total.standings[i])
+    figures = [ProgramFigures(p, total.trackers[i].series(months, p), total.standings[i])
                for i, p in enumerate(programs)]
     return SimulationResult(summary, figures[0], figures[1] if baseline else None, rejections, total.activity,
                             first, end, not in_time_order)

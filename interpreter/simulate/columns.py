@@ -42,8 +42,9 @@ from poletti.engine import money
 from poletti.engine.timecalc import parse_timestamp, to_us
 from poletti.interpreter.events import _CORE_FIELDS, FIRST_YEAR, LAST_YEAR, Event, _date, quick_items
 from poletti.interpreter.simulate.history import (
-    REQUIRED_COLUMNS, STDIN, History, HistoryError, _plain, _require_columns, detect_format,
+    REQUIRED_COLUMNS, STDIN, History, HistoryError, _plain, _require_columns, detect_format, items_error, load_json,
 )
+from poletti.interpreter.simulate import history as _history
 
 NO_INSTANT = -(2**63)  # rows whose `at` is missing or unreadable sort first; the engine rejects them
 OTHER, PURCHASE, REFUND = 0, 1, 2  # a row's kind, for the whole-array replays
@@ -267,9 +268,21 @@ def _read_csv(path: str) -> Any:
                                                 quoted_strings_can_be_null=True))
     except (pa.ArrowInvalid, pa.ArrowException, OSError, UnicodeDecodeError):
         return None
-    if irregular:
+    if irregular or _has_long_cells(table):
         return None
     return table
+
+
+def _has_long_cells(table: Any) -> bool:
+    """Whether a cell is longer than ``history.CELL_LIMIT``: the row reader rejects those rows, with a reason."""
+    import pyarrow.compute as pc
+
+    for column in table.columns:
+        if _is_text(column.type) and len(column):
+            longest = pc.max(pc.utf8_length(column)).as_py()
+            if longest is not None and longest > _history.CELL_LIMIT:
+                return True
+    return False
 
 
 DATASET_MARKER = "_poletti.json"  # written by `poletti generate --partitions`: how the files split the customers
@@ -581,11 +594,9 @@ def _items(value: Any) -> Any:
     if value is None:
         return None
     try:
-        return json.loads(value)
+        return load_json(value)
     except ValueError as err:
-        return _BadItems(f"'items' is not valid JSON: {err}")
-    except RecursionError:
-        return _BadItems("'items' is nested too deeply")
+        return _BadItems(items_error(err))
 
 
 def _bool_cell(value: Any) -> Any:

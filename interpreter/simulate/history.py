@@ -16,8 +16,13 @@ a null) is absent, the ``items`` column holds JSON text (CSV, and Parquet
 when it is a text column), every other column is passed on as is — core
 fields and custom attributes alike — for the engine to validate. A row that
 cannot become an event dict at all (a line that is not JSON, ``items`` that
-is not JSON, a CSV row with more cells than the header) is a ``Record``
-with ``error`` set: a rejected event with its reason, never a crash.
+is not JSON, a CSV row with more cells than the header, a CSV cell longer
+than ``CELL_LIMIT`` characters, a line longer than ``LINE_LIMIT``, JSON nested
+deeper than ``JSON_DEPTH_LIMIT``) is a ``Record`` with ``error`` set: a
+rejected event with its reason, never a crash, and the next row is read as
+usual. ``bool_columns_of(programs)`` names the CSV columns whose
+``true``/``false`` cells become booleans: every reader of a history
+(``simulate``, ``run``, ``explain``) takes the same ones.
 Problems with the file as a whole (it cannot be opened, it is not UTF-8,
 a CSV header or Parquet schema without the required columns, a broken
 Parquet file) raise ``HistoryError``.
@@ -58,11 +63,66 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
 _NO_INSTANT = -(2**63)  # records whose `at` cannot be read sort first; the engine rejects them
 _REPORT_EVERY = 4096
-_CELL_LIMIT = 1 << 24
+CELL_LIMIT = 1 << 24  # characters in one CSV cell (an `items` cell of a big basket may exceed csv's default 128 KiB)
+LINE_LIMIT = 1 << 26  # characters in one CSV line, bytes in one JSON Lines line: memory stays bounded
+JSON_DEPTH_LIMIT = 64  # levels of nesting in a JSON line or an `items` cell (an event needs 3)
+_DRAIN = 1 << 20  # what is read at a time of the rest of a line too long to keep
 
 
 class HistoryError(Exception):
     """The history file as a whole cannot be read (a row-level problem is a rejected ``Record`` instead)."""
+
+
+class TooDeep(ValueError):
+    """JSON nested deeper than ``JSON_DEPTH_LIMIT`` (or than Python's recursion allows)."""
+
+
+def load_json(text: str | bytes) -> Any:
+    """``json.loads`` with nesting bounded: ``TooDeep`` past ``JSON_DEPTH_LIMIT`` levels, ``ValueError`` if not JSON.
+
+    Deep nesting is refused here, once, so nothing downstream (the engine's
+    reader, a reason that quotes the value, the sort's spill files) can run
+    out of stack on it.
+    """
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise TooDeep(f"nested more than {JSON_DEPTH_LIMIT} levels deep") from None
+    if isinstance(value, (list, dict)):
+        opened = text.count(b"[") + text.count(b"{") if isinstance(text, bytes) else text.count("[") + text.count("{")
+        if opened > JSON_DEPTH_LIMIT and _deeper_than(value, JSON_DEPTH_LIMIT):
+            raise TooDeep(f"nested more than {JSON_DEPTH_LIMIT} levels deep")
+    return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (list, dict)))
+    return False
+
+
+def items_error(err: ValueError) -> str:
+    """Why an ``items`` cell is no list of items, from what ``load_json`` raised."""
+    if isinstance(err, TooDeep):
+        return f"'items' is {err}"
+    return f"'items' is not valid JSON: {err}"
+
+
+def bool_columns_of(*programs: Any) -> frozenset[str]:
+    """The attributes the programs (None: left out) declare ``bool``: CSV cells ``true``/``false`` there are yes/no.
+
+    Every command that reads a history uses this, so a CSV reads the same
+    in ``simulate``, ``run`` and ``explain``.
+    """
+    from poletti.dsl.program import Type
+
+    return frozenset(name for program in programs if program is not None
+                     for name, kind in program.checked.attributes.items() if kind is Type.BOOL)
 
 
 class Record(NamedTuple):
@@ -279,18 +339,49 @@ def _instant_from_key(key: int) -> datetime | None:
 # --------------------------------------------------------------------- CSV
 
 
+class _LineTooLong(Exception):
+    """A physical line past ``LINE_LIMIT``: it was skipped (read in pieces, never held whole)."""
+
+
+class _Lines:
+    """The lines of a text stream, each at most ``LINE_LIMIT`` characters, for ``csv.reader``.
+
+    A longer line is read to its end in pieces and dropped, and ``__next__``
+    raises ``_LineTooLong`` for it; the iterator goes on with the next line,
+    so a fresh ``csv.reader`` over it resumes there.
+    """
+
+    def __init__(self, text: IO[str]) -> None:
+        self.readline = text.readline
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        limit = LINE_LIMIT
+        line = self.readline(limit + 1)
+        if not line:
+            raise StopIteration
+        if len(line) > limit and not line.endswith("\n"):
+            while line and not line.endswith("\n"):
+                line = self.readline(_DRAIN)
+            raise _LineTooLong
+        return line
+
+
 def _read_csv(path: str, name: str, bool_columns: frozenset[str], progress: Progress | None) -> Iterator[Record]:
     try:
         raw = open(path, "rb")
     except OSError as err:
         raise HistoryError(f"cannot read '{name}': {err.strerror or err}") from None
     total = _size(raw)
-    if csv.field_size_limit() < _CELL_LIMIT:
-        csv.field_size_limit(_CELL_LIMIT)  # an `items` cell of a big basket may exceed the default 128 KiB
+    if csv.field_size_limit() < LINE_LIMIT:
+        csv.field_size_limit(LINE_LIMIT)  # large but bounded; CELL_LIMIT is checked below, with a reason
     with raw:
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         try:
-            reader = csv.reader(text)
+            lines = _Lines(text)
+            reader = csv.reader(lines)
             header = next(reader, None)
             if header is None:
                 return
@@ -299,13 +390,35 @@ def _read_csv(path: str, name: str, bool_columns: frozenset[str], progress: Prog
             width = len(header)
             items_at = header.index("items") if "items" in header else -1
             bools = [i for i, column in enumerate(header) if column in bool_columns]
-            for row_number, cells in enumerate(reader, start=1):
+            row_number = 0
+            while True:
+                try:
+                    cells = next(reader)
+                except StopIteration:
+                    break
+                except _LineTooLong:
+                    row_number += 1
+                    yield Record(row_number, None, f"the row has a line longer than {LINE_LIMIT:,} characters")
+                    reader = csv.reader(lines)  # a fresh parser: the next line starts a row
+                    continue
+                except csv.Error as err:  # e.g. a cell past csv's own limit: this row only
+                    row_number += 1
+                    yield Record(row_number, None, f"the row is not readable CSV: {err}")
+                    reader = csv.reader(lines)
+                    continue
+                row_number += 1
                 if progress is not None and row_number % _REPORT_EVERY == 0:
                     progress("scan", raw.tell(), total)
                 if not cells:
                     continue
                 if len(cells) > width:
                     yield Record(row_number, None, f"the row has {len(cells)} cells but the header names {width}")
+                    continue
+                longest = max(map(len, cells))
+                if longest > CELL_LIMIT:
+                    column = next(i for i, cell in enumerate(cells) if len(cell) == longest)
+                    yield Record(row_number, None, f"the cell '{header[column]}' is {longest:,} characters long: "
+                                                   f"more than {CELL_LIMIT:,}")
                     continue
                 event: dict[str, Any] = {}
                 for i, cell in enumerate(cells):
@@ -314,15 +427,17 @@ def _read_csv(path: str, name: str, bool_columns: frozenset[str], progress: Prog
                 error = None
                 if items_at >= 0 and items_at < len(cells) and cells[items_at] != "":
                     try:
-                        event["items"] = json.loads(cells[items_at])
+                        event["items"] = load_json(cells[items_at])
                     except ValueError as err:
-                        error = f"'items' is not valid JSON: {err}"
+                        error = items_error(err)
                 for i in bools:
                     if i < len(cells):
                         flag = cells[i].strip().lower()
                         if flag in ("true", "false"):
                             event[header[i]] = flag == "true"
                 yield Record(row_number, None if error else event, error)
+        except _LineTooLong:
+            raise HistoryError(f"the CSV header of '{name}' is longer than {LINE_LIMIT:,} characters") from None
         except UnicodeDecodeError as err:
             raise HistoryError(f"'{name}' is not UTF-8 text ({err.reason} at byte {err.start} of a block)") from None
         except csv.Error as err:
@@ -356,18 +471,33 @@ def _read_jsonl(path: str, name: str, _bools: frozenset[str], progress: Progress
         raise HistoryError(f"cannot read '{name}': {err.strerror or err}") from None
     total = _size(handle)
     done = 0
-    loads = json.loads
+    limit = LINE_LIMIT
     with handle:
-        for line_number, raw in enumerate(handle, start=1):
+        readline = handle.readline
+        line_number = 0
+        while True:
+            raw = readline(limit + 1)
+            if not raw:
+                break
+            line_number += 1
             done += len(raw)
             if progress is not None and line_number % _REPORT_EVERY == 0:
                 progress("scan", done, total)
+            if len(raw) > limit and not raw.endswith(b"\n"):  # too long to hold: read to its end in pieces
+                while raw and not raw.endswith(b"\n"):
+                    raw = readline(_DRAIN)
+                    done += len(raw)
+                yield Record(line_number, None, f"the line is longer than {limit:,} bytes")
+                continue
             if not raw.strip():
                 continue
             try:
-                value = loads(raw)  # bytes: json finds the encoding (and a byte order mark) itself
+                value = load_json(raw)  # bytes: json finds the encoding (and a byte order mark) itself
             except UnicodeDecodeError as err:
                 yield Record(line_number, None, f"the line is not UTF-8 text ({err.reason} at byte {err.start + 1})")
+                continue
+            except TooDeep as err:
+                yield Record(line_number, None, f"the line is JSON {err}")
                 continue
             except ValueError as err:
                 yield Record(line_number, None, f"the line is not valid JSON: {err}")
@@ -430,9 +560,9 @@ def _read_parquet(path: str, name: str, _bools: frozenset[str], progress: Progre
                         continue
                     if key == "items" and isinstance(value, str):
                         try:
-                            value = json.loads(value)
+                            value = load_json(value)
                         except ValueError as err:
-                            error = f"'items' is not valid JSON: {err}"
+                            error = items_error(err)
                             continue
                     event[key] = value
                 yield Record(row_number, None if error else event, error)

@@ -38,7 +38,7 @@ from poletti.engine.compiler import CompiledProgram
 from poletti.engine.expressions import duration_of
 from poletti.engine.timecalc import Duration, add_us, day_start_us, utc_offset_us
 from poletti.interpreter.simulate.summary import (
-    Activity, MonthChange, StandingColumns, Standings, Totals, Tracker, months_between, next_month,
+    Activity, MonthChange, StandingColumns, Standings, Totals, Tracker, next_month,
 )
 
 _OPS: dict[str, Callable[[np.ndarray, Any], np.ndarray]] = {
@@ -199,7 +199,12 @@ def offsets(instants: np.ndarray, tz: Any) -> np.ndarray:
     """The zone's offset from UTC at each instant, from a table of the zone's changes over their span."""
     if instants.size == 0:
         return np.zeros(0, dtype=np.int64)
-    changes, values = _changes(tz, int(instants.min()), int(instants.max()))
+    first, last = int(instants.min()), int(instants.max())
+    if (last - first) // _DAY > 4 * instants.size + 3660:  # a span far wider than the instants (a row in 8999):
+        unique, inverse = np.unique(instants, return_inverse=True)  # each one looked up, not every day between
+        found = np.array([utc_offset_us(t, tz) for t in unique.tolist()], dtype=np.int64)
+        return found[inverse.reshape(instants.shape)]
+    changes, values = _changes(tz, first, last)
     return values[np.searchsorted(changes, instants, side="right")]
 
 
@@ -415,19 +420,28 @@ def add_up(figures: Figures, end: int, tracker: Tracker, totals: Totals, standin
         batch.customers, final_balance, lifetime, list(tier_names), final_tier, rewards, spend, bought,
         batch.instants[starts], batch.instants[ends], reward, value))
 
-    # The month series: flows in the month they happen in, stocks at each month's end.
+    # The month series: flows in the month they happen in, stocks at each month's end. Only the months in
+    # which something can change are visited — those of an event, of a purchase leaving a tier's window, and
+    # the last — so a gap of years between two events costs nothing.
     months = local_months(batch.instants, month_tz)
-    first_month, last_month = int(months.min()), month_index(end, month_tz)
-    span = last_month - first_month + 1
+    last_month = month_index(end, month_tz)
+    marks = [months, np.array([last_month], dtype=np.int64)]
+    for window in {test.window for test in plan.tiers if test.window is not None}:
+        exits = _exits(plan, batch, window)
+        marks.append(local_months(exits[exits <= end], month_tz))
+    visited = np.unique(np.concatenate(marks))
+    visited = visited[visited <= last_month]
+    at = np.searchsorted(visited, months)
     by_month = {}
     for name, values in (("earned", points), ("reversed", reversed_points), ("grants", grants_here)):
-        acc = np.zeros(span, dtype=np.int64)
-        np.add.at(acc, months - first_month, values)
+        acc = np.zeros(len(visited), dtype=np.int64)
+        np.add.at(acc, at, values)
         by_month[name] = acc.tolist()
     stock_balance = stock_customers = 0
     stock_tiers: Counter[str] = Counter()
-    for offset, start in enumerate(months_between(month_date(first_month), month_date(last_month))):
-        month_end = end if offset == span - 1 else day_start_us(next_month(start), month_tz) - 1
+    for offset, index in enumerate(visited.tolist()):
+        start = month_date(index)
+        month_end = end if index == last_month else day_start_us(next_month(start), month_tz) - 1
         change = tracker.months.get(start)
         if change is None:
             change = tracker.months[start] = MonthChange()
@@ -452,7 +466,7 @@ def add_up(figures: Figures, end: int, tracker: Tracker, totals: Totals, standin
             change.tiers[name] += tiers.get(name, 0) - stock_tiers.get(name, 0)
         stock_balance, stock_customers, stock_tiers = balance, customers, tiers
         if activity is not None:
-            _activity_month(activity, batch, months == first_month + offset, start)
+            _activity_month(activity, batch, months == index, start)
     if activity is not None:
         _periods(activity, batch)
 

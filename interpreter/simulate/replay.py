@@ -10,7 +10,8 @@ event-at-a-time replay (``sequential``) would for the same customers:
 * an event is first checked by every program; only one that some program
   takes moves anything on;
 * before an event, the customer's time-driven changes are applied month by
-  month (to the last microsecond of each month they are due in), as the
+  month (to the last microsecond of each month they are due in; months with
+  nothing due are passed over at once), as the
   event-at-a-time replay's month ends do, so every change lands in its
   month;
 * ``finish(end)`` then takes every customer to the end of the replay (the
@@ -122,13 +123,24 @@ class Lane:
 
     def through_months(self, state: CustomerState, customer: str, until: int) -> date:
         """Apply the customer's changes due before the month of ``until``, each month on its own; that month."""
-        target = month_of_us(until, self.tz)
+        tz = self.tz
+        target = month_of_us(until, tz)
         month = self.month.get(customer)
         if month is None:
             self.month[customer] = target
             return target
+        target_start: int | None = None
         while month < target:
-            boundary = day_start_us(next_month(month), self.tz)
+            memo = state.next_change_memo
+            due = memo[1] if memo is not None and memo[0] == state.clock else self.stepper.schedule(state)
+            boundary = day_start_us(next_month(month), tz)
+            if due is None or due >= boundary:  # nothing due in `month`: on to the month of the next change
+                if target_start is None:
+                    target_start = day_start_us(target, tz)
+                if due is None or due >= target_start:
+                    break
+                month = month_of_us(due, tz)
+                continue
             self.clock_step(state, customer, boundary - 1, month)
             month = next_month(month)
         self.month[customer] = target

@@ -70,6 +70,7 @@ def _pyplot() -> Any:
 def _style() -> dict[str, Any]:
     return {
         "svg.fonttype": "none",  # text stays text: smaller, sharp, searchable
+        "svg.hashsalt": "poletti",  # ids from a fixed salt, not a random one: the same input, the same bytes
         "font.family": "sans-serif",
         "font.size": 9.5,
         "axes.titlesize": 11,
@@ -92,6 +93,66 @@ def _style() -> dict[str, Any]:
 
 def _mid(start: date) -> datetime:
     return datetime(start.year, start.month, 15)
+
+
+def _following(month: date) -> date:
+    return date(month.year + month.month // 12, month.month % 12 + 1, 1)
+
+
+class _Axis:
+    """Where months sit on a chart's x axis.
+
+    Dates, when the series' months follow one another. When the series
+    leaves out a long quiet stretch (``summary.shown_months``), each month
+    gets one unit of room instead — its place in the series — so a gap of
+    years takes no room (and costs no work); a dotted line marks each gap.
+    """
+
+    def __init__(self, months: Sequence[date]) -> None:
+        self.months = list(months)
+        self.gapped = any(_following(a) != b for a, b in zip(self.months, self.months[1:]))
+        self.place = {month: i for i, month in enumerate(self.months)}
+
+    def mid(self, month: date) -> Any:
+        return self.place[month] if self.gapped else _mid(month)
+
+    def days(self, count: float) -> Any:
+        """A width of ``count`` days (a bar's), in the axis' units."""
+        return count / 30.44 if self.gapped else count
+
+    def shifted(self, x: Any, days: float) -> Any:
+        return x + days / 30.44 if self.gapped else x + timedelta(days=days)
+
+    def span(self, month: date) -> tuple[Any, Any]:
+        if self.gapped:
+            place = self.place.get(month, len(self.months) - 1)
+            return place - 0.5, place + 0.5
+        end = _following(month)
+        return datetime(month.year, month.month, 1), datetime(end.year, end.month, 1)
+
+    def at(self, when: datetime) -> Any:
+        """An instant (naive, local) on the axis; None when its month is not shown."""
+        if not self.gapped:
+            return when
+        month = date(when.year, when.month, 1)
+        if month not in self.place:
+            return None
+        start, end = datetime(month.year, month.month, 1), datetime(_following(month).year, _following(month).month, 1)
+        return self.place[month] - 0.5 + (when - start) / (end - start)
+
+    def finish(self, ax: Any) -> None:
+        if not self.gapped:
+            _month_axis(ax, self.months)
+            return
+        count = len(self.months)
+        step = max(1, -(-count // 8))
+        ticks = list(range(0, count, step))
+        ax.set_xticks(ticks, [self.months[i].strftime("%Y-%m") for i in ticks])
+        ax.set_xlim(-0.6, count - 0.4)
+        for i in range(1, count):
+            if _following(self.months[i - 1]) != self.months[i]:
+                for panel in ax.get_shared_x_axes().get_siblings(ax):
+                    panel.axvline(i - 0.5, color="#888888", linestyle=":", linewidth=1)
 
 
 def _month_axis(ax: Any, months: Sequence[date]) -> None:
@@ -129,13 +190,14 @@ def _thousands(ax: Any, axis: str = "y", integer: bool = True) -> None:
     ax.set_axisbelow(True)
 
 
-def _mark_partial(ax: Any, partial: tuple[datetime, datetime] | None, label: bool = False) -> None:
+def _mark_partial(ax: Any, partial: tuple[datetime, datetime] | None, label: bool = False,
+                  axis: _Axis | None = None) -> None:
     """Shade the last month when the simulation ends inside it: its flows cover only part of a month."""
     if partial is None:
         return
     start, until = partial
-    end = datetime(start.year + start.month // 12, start.month % 12 + 1, 1)
-    ax.axvspan(start, end, color="#ececec", zorder=0, linewidth=0,
+    left, right = (axis or _Axis([])).span(date(start.year, start.month, 1))
+    ax.axvspan(left, right, color="#ececec", zorder=0, linewidth=0,
                label=f"partial month (to {until.day} {until:%b})" if label else None)
 
 
@@ -179,7 +241,8 @@ def points_chart(new: Sequence[Month], old: Sequence[Month] | None, png_dir: str
                  partial: tuple[datetime, datetime] | None = None) -> Chart:
     plt = _pyplot()
     months = [m.start for m in new]
-    x = [_mid(m) for m in months]
+    axis = _Axis(months)
+    x = [axis.mid(m) for m in months]
     with plt.rc_context(_style()):
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(9.5, 6.4), sharex=True,
                                           gridspec_kw={"height_ratios": [1.25, 1], "hspace": 0.32})
@@ -189,26 +252,26 @@ def points_chart(new: Sequence[Month], old: Sequence[Month] | None, png_dir: str
                 continue
             top.plot(x, values, color=colour, marker="o", markersize=3.5, linewidth=1.8, label=f"{key}")
             if old is not None:
-                top.plot([_mid(m.start) for m in old], [getattr(m, key) for m in old], color=colour,
+                top.plot([axis.mid(m.start) for m in old], [getattr(m, key) for m in old], color=colour,
                          linestyle="--", linewidth=1.2, alpha=0.8)
         top.set_title("Points earned, spent, expired and reversed per month")
         top.set_ylabel("points per month")
         top.set_ylim(bottom=0)
         _thousands(top)
-        _mark_partial(top, partial, label=True)
-        _mark_partial(bottom, partial)
+        _mark_partial(top, partial, label=True, axis=axis)
+        _mark_partial(bottom, partial, axis=axis)
         _style_legend(top, old is not None)
         bottom.fill_between(x, [m.outstanding for m in new], color=ORANGE, alpha=0.25, linewidth=0)
         bottom.plot(x, [m.outstanding for m in new], color=ORANGE, marker="o", markersize=3.5, linewidth=1.8,
                     label="outstanding")
         if old is not None:
-            bottom.plot([_mid(m.start) for m in old], [m.outstanding for m in old], color="#8a5a00",
+            bottom.plot([axis.mid(m.start) for m in old], [m.outstanding for m in old], color="#8a5a00",
                         linestyle="--", linewidth=1.2, label="outstanding (baseline rules)")
         bottom.set_title("Outstanding points (liability) at each month's end, pending included")
         bottom.set_ylabel("points held")
         _thousands(bottom)
         bottom.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
-        _month_axis(bottom, months)
+        axis.finish(bottom)
         return Chart("points", "Points over time", _svg(fig, "points", "Points over time", png_dir))
 
 
@@ -220,8 +283,9 @@ def rewards_chart(new: Sequence[Month], old: Sequence[Month] | None, currency: s
     for month in list(new) + list(old or []):
         names.extend(r for r in month.rewards if r not in names)
     colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
-    offset = timedelta(days=6) if old is not None else timedelta(0)
-    width = 11 if old is not None else 22
+    axis = _Axis(months)
+    offset = 6 if old is not None else 0
+    width = axis.days(11 if old is not None else 22)
     with plt.rc_context(_style()):
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(9.5, 6.4), sharex=True,
                                           gridspec_kw={"height_ratios": [1.25, 1], "hspace": 0.32})
@@ -230,7 +294,7 @@ def rewards_chart(new: Sequence[Month], old: Sequence[Month] | None, currency: s
             series.insert(0, ("baseline", old, 0.45, "///"))
         for label, data, alpha, hatch in series:
             shift = -offset if label == "baseline" else offset
-            xs = [_mid(m.start) + shift for m in data]
+            xs = [axis.shifted(axis.mid(m.start), shift) for m in data]
             base = [0] * len(data)
             for name in names:
                 counts = [m.rewards.get(name, 0) for m in data]
@@ -245,8 +309,8 @@ def rewards_chart(new: Sequence[Month], old: Sequence[Month] | None, currency: s
         if not any(sum(m.rewards.values()) for m in new) and not (old and any(sum(m.rewards.values()) for m in old)):
             top.text(0.5, 0.5, "no rewards were granted", transform=top.transAxes, ha="center", va="center",
                      color="#666666")
-        _mark_partial(top, partial, label=True)
-        _mark_partial(bottom, partial)
+        _mark_partial(top, partial, label=True, axis=axis)
+        _mark_partial(bottom, partial, axis=axis)
         top.set_title("Rewards granted per month")
         top.set_ylabel("rewards granted")
         _thousands(top)
@@ -257,7 +321,7 @@ def rewards_chart(new: Sequence[Month], old: Sequence[Month] | None, currency: s
         bottom.set_ylabel(f"cost ({currency})")
         _thousands(bottom, integer=False)
         bottom.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
-        _month_axis(bottom, months)
+        axis.finish(bottom)
         return Chart("rewards", "Rewards and their cost", _svg(fig, "rewards", "Rewards and their cost", png_dir))
 
 
@@ -276,7 +340,8 @@ def _tier_colours(names: Sequence[str]) -> dict[str, str]:
 
 def _tier_panel(ax: Any, data: Sequence[Month], tiers: Sequence[str], colours: dict[str, str], title: str,
                 partial: tuple[datetime, datetime] | None) -> None:
-    xs = [_mid(m.start) for m in data]
+    axis = _Axis([m.start for m in data])
+    xs = [axis.mid(m.start) for m in data]
     present = [t for t in tiers if t in (data[0].tiers if data else {})]
     if present:
         ax.stackplot(xs, [[m.tiers.get(t, 0) for m in data] for t in present], colors=[colours[t] for t in present],
@@ -286,13 +351,13 @@ def _tier_panel(ax: Any, data: Sequence[Month], tiers: Sequence[str], colours: d
     else:
         ax.text(0.5, 0.5, "these rules have no tiers", transform=ax.transAxes, ha="center", va="center",
                 color="#666666")
-    _mark_partial(ax, partial)
+    _mark_partial(ax, partial, axis=axis)
     ax.set_title(title)
     untiered = data[-1].tiers.get("none", 0) if data else 0
     ax.set_xlabel(f"customers without a tier (not drawn): {untiered:,} at the end", fontsize=8, color="#444444")
     ax.set_ylabel("customers at month end")
     _thousands(ax)
-    _month_axis(ax, [m.start for m in data])
+    axis.finish(ax)
 
 
 def tiers_chart(new: Sequence[Month], old: Sequence[Month] | None, png_dir: str | None = None,
@@ -317,33 +382,34 @@ def tiers_chart(new: Sequence[Month], old: Sequence[Month] | None, png_dir: str 
 def activity_chart(months: Sequence[ActivityMonth], currency: str, effect_from: datetime | None,
                    png_dir: str | None = None, partial: tuple[datetime, datetime] | None = None) -> Chart:
     plt = _pyplot()
-    xs = [_mid(m.start) for m in months]
+    axis = _Axis([m.start for m in months])
+    xs = [axis.mid(m.start) for m in months]
     with plt.rc_context(_style()):
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(9.5, 5.6), sharex=True,
                                           gridspec_kw={"height_ratios": [1.2, 1], "hspace": 0.32})
-        top.bar(xs, [m.purchases for m in months], width=22, color=SKY, label="purchases")
+        top.bar(xs, [m.purchases for m in months], width=axis.days(22), color=SKY, label="purchases")
         top.plot(xs, [m.purchasers for m in months], color=BLUE, marker="o", markersize=3.5, linewidth=1.8,
                  label="customers who purchased")
-        _mark_partial(top, partial, label=True)
+        _mark_partial(top, partial, label=True, axis=axis)
         top.set_title("Purchases and purchasing customers per month")
         top.set_ylabel("per month")
         _thousands(top)
         baskets = [(x, float(m.spend / m.purchases)) for x, m in zip(xs, months) if m.purchases]
         bottom.plot([b[0] for b in baskets], [b[1] for b in baskets], color=GREEN, marker="o", markersize=3.5,
                     linewidth=1.8, label="average basket")
-        _mark_partial(bottom, partial)
+        _mark_partial(bottom, partial, axis=axis)
         bottom.set_title(f"Average basket per month ({currency})")
         bottom.set_ylabel(f"{currency} per purchase")
         bottom.set_ylim(bottom=0)
         shown = [m.start for m in months]
         if effect_from is not None and shown and datetime(shown[0].year, shown[0].month, 1) <= effect_from \
                 <= datetime(shown[-1].year + shown[-1].month // 12, shown[-1].month % 12 + 1, 1):
-            pivot = effect_from
-            for ax in (top, bottom):
+            pivot = axis.at(effect_from)
+            for ax in (top, bottom) if pivot is not None else ():
                 ax.axvline(pivot, color=RED, linestyle="--", linewidth=1.3, label="effect from")
         for ax in (top, bottom):
             ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
-        _month_axis(bottom, [m.start for m in months])
+        axis.finish(bottom)
         return Chart("activity", "Purchases and average basket", _svg(fig, "activity", "Purchases and average basket", png_dir))
 
 

@@ -33,7 +33,7 @@ from poletti.interpreter.simulate.history import Record, instant_of
 from poletti.interpreter.simulate.replay import collector_paused
 from poletti.interpreter.simulate.summary import (
     ONE_MICROSECOND, Activity, ProgramFigures, Rejected, SimulationResult, Totals, Tracker, day_start, finish_summary,
-    month_of, next_month, parse_instant, standing_of,
+    month_of, next_month, parse_instant, shown_months, standing_of,
 )
 
 _REPORT_EVERY = 1024
@@ -113,13 +113,21 @@ def replay(program: Program, events: Iterable[Record | dict[str, Any]], *, basel
     boundary: datetime | None = None  # the start of the month after `month`
 
     def close_months(upto: datetime) -> None:
-        """Close every month that ends at or before ``upto``: each customer's clock up to its last instant."""
+        """Close every month that ends at or before ``upto``: each customer's clock up to its last instant.
+
+        Months in which no change is due are passed over at once, so a gap of
+        years between two events costs nothing (one row dated 8999 is one step).
+        """
         nonlocal month, boundary
         assert month is not None and boundary is not None
         while upto >= boundary:
-            for run in runs:
-                run.advance(boundary - ONE_MICROSECOND, month)
-            month = next_month(month)
+            due = _next_due(runs)
+            if due is None or due >= to_us(boundary):  # nothing due in `month`: on to the month of what is next
+                month = month_of(upto if due is None else min(upto, from_us(due)), tz)
+            else:
+                for run in runs:
+                    run.advance(boundary - ONE_MICROSECOND, month)
+                month = next_month(month)
             boundary = day_start(next_month(month), tz)
 
     processed = 0
@@ -193,7 +201,8 @@ def replay(program: Program, events: Iterable[Record | dict[str, Any]], *, basel
             run.advance(end, month)
     first_month = month_of(first, tz) if first is not None else None
     last_month = month_of(end, tz) if end is not None else None
-    activity.finish(first_month, last_month)
+    months = shown_months(first_month, last_month, [run.tracker for run in runs], activity)
+    activity.finish(months)
 
     extras: dict[str, Any] = {}
     if until_at is not None:
@@ -207,12 +216,25 @@ def replay(program: Program, events: Iterable[Record | dict[str, Any]], *, basel
     totals = []
     for run in runs:
         run_totals, run_figures = run.figures()
-        run_figures.months = run.tracker.series(first_month, last_month, run.program)
+        run_figures.months = run.tracker.series(months, run.program)
         totals.append(run_totals)
         figures.append(run_figures)
     summary = finish_summary(totals[0], program, totals[1] if old else None, baseline, counts["events"], extras)
     return SimulationResult(summary, figures[0], figures[1] if old else None, rejections, activity, first, end,
                             reordered)
+
+
+def _next_due(runs: list[ProgramRun]) -> int | None:
+    """The earliest instant (µs) a change may be due in any run (None: none is; a store that cannot tell: -1)."""
+    found: int | None = None
+    for run in runs:
+        next_due = getattr(run.engine.store, "next_due", None)
+        if next_due is None:
+            return -1
+        due = next_due()
+        if due is not None and (found is None or due < found):
+            found = due
+    return found
 
 
 def _text_or_none(value: Any) -> str | None:

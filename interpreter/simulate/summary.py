@@ -86,6 +86,39 @@ def months_between(first: date, last: date) -> Iterator[date]:
         month = next_month(month)
 
 
+QUIET_MONTHS_SHOWN = 12  # a quiet stretch of at most this many months is shown (as zeros); a longer one is left out
+
+
+def _months_apart(a: date, b: date) -> int:
+    return (b.year - a.year) * 12 + b.month - a.month
+
+
+def shown_months(first: date | None, last: date | None, trackers: Iterable[Tracker], activity: Activity) -> list[date]:
+    """The months of the month series: those with activity, and the quiet months between them, up to a year.
+
+    A month has activity when an accepted event falls in it or a program's
+    figures change in it (an expiry, a tier lapsing). ``first`` and
+    ``last`` (the months of the first event and of the end) are always
+    there. A quiet stretch of up to ``QUIET_MONTHS_SHOWN`` months is filled
+    in; a longer one is left out, so the series grows with the activity,
+    never with the calendar span (one row dated 8999 adds one month, not
+    84,000).
+    """
+    if first is None or last is None:
+        return []
+    marks = {first, last}
+    for tracker in trackers:
+        marks.update(month for month, change in tracker.months.items() if first <= month <= last and change.moved())
+    marks.update(month for month in activity.by_month if first <= month <= last)
+    shown: list[date] = []
+    for month in sorted(marks):
+        if shown and 1 < _months_apart(shown[-1], month) <= QUIET_MONTHS_SHOWN + 1:
+            shown.extend(months_between(next_month(shown[-1]), month))
+            continue
+        shown.append(month)
+    return shown
+
+
 # ------------------------------------------------------------------ records
 
 
@@ -147,6 +180,11 @@ class MonthChange:
     tiers: Counter[str] = attrs.Factory(Counter)  # change of the count per tier ("none" for no tier)
     customers: int = 0  # customers seen for the first time
 
+    def moved(self) -> bool:
+        """Whether anything happened: a flow, or a change of a stock."""
+        return bool(self.earned or self.spent or self.expired or self.reversed or self.cost or self.outstanding
+                    or self.customers or any(self.rewards.values()) or any(self.tiers.values()))
+
 
 class Tracker:
     """One program's month series, fed with each customer's figures after each event or clock step.
@@ -199,16 +237,17 @@ class Tracker:
             mine.rewards.update(theirs.rewards)
             mine.tiers.update(theirs.tiers)
 
-    def series(self, first: date | None, last: date | None, program: Program) -> list[Month]:
-        """The months from ``first`` to ``last``: flows of each, stocks at each one's end."""
-        if first is None or last is None:
-            return []
+    def series(self, months: Iterable[date], program: Program) -> list[Month]:
+        """The ``months`` (in order; see ``shown_months``): flows of each, stocks at each one's end.
+
+        A month left out must have no change (``shown_months`` keeps every one that has).
+        """
         tier_order = [tier.name for tier in program.tiers] + ["none"]
         rewards = list(program.rewards)
         outstanding = customers = 0
         tiers: Counter[str] = Counter()
         out = []
-        for start in months_between(first, last):
+        for start in months:
             change = self.months.get(start, MonthChange())
             outstanding += change.outstanding
             customers += change.customers
@@ -494,12 +533,9 @@ class Activity:
             mine.purchasers += theirs.purchasers
             mine.active += theirs.active
 
-    def finish(self, first: date | None, last: date | None) -> None:
-        """The month series from ``first`` to ``last`` (months without activity included)."""
-        if first is None or last is None:
-            self.months = []
-            return
-        self.months = [self.by_month.get(month) or ActivityMonth(month) for month in months_between(first, last)]
+    def finish(self, months: Iterable[date]) -> None:
+        """The month series over ``months`` (see ``shown_months``; a month without activity is zeros)."""
+        self.months = [self.by_month.get(month) or ActivityMonth(month) for month in months]
 
     def measures(self, first: datetime | None, end: datetime | None) -> dict[str, Any]:
         tz = self.tz

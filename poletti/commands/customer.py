@@ -20,6 +20,9 @@ from typing import Any
 
 import click
 
+from poletti.commands.outputs import json_for_terminal, terminal_text
+from poletti.commands.outputs import shown as user_text
+
 
 def open_existing(location: str) -> Any:
     """The store at ``--db``, which must exist already (reading never creates one)."""
@@ -27,7 +30,8 @@ def open_existing(location: str) -> Any:
     from poletti.commands.run import open_database
 
     if not location.startswith(("postgresql://", "postgres://")) and not os.path.exists(location):
-        raise Unreadable(f"no store at '{location}' (poletti run RULES EVENTS --db {location} makes one)")
+        where = user_text(location)
+        raise Unreadable(f"no store at '{where}' (poletti run RULES EVENTS --db {where} makes one)")
     return open_database(location)
 
 
@@ -95,22 +99,23 @@ def command(ctx: click.Context, customer_id: str, location: str, rules: str | No
         program = store_program(ctx, store, rules)
         state = store.load(customer_id)
         if state is None:
-            click.echo(f"poletti: no customer '{customer_id}' in the store", err=True)
+            click.echo(f"poletti: no customer '{user_text(customer_id)}' in the store", err=True)
             ctx.exit(1)
         shown = view(program.compiled, customer_id, state)
         entries = store.history(customer_id)
     finally:
         store.close()
     if as_json:
-        click.echo(json.dumps({"customer": shown.to_dict(), "ledger": [entry_dict(e) for e in entries]},
-                              indent=2, ensure_ascii=False))
+        click.echo(json_for_terminal(json.dumps({"customer": shown.to_dict(),
+                                                 "ledger": [entry_dict(e) for e in entries]},
+                                                indent=2, ensure_ascii=False)))
         ctx.exit(0)
     tz = program.compiled.tz
-    click.echo(standing_text(shown, tz))
+    click.echo(terminal_text(standing_text(shown, tz)))
     if entries:
         click.echo(f"\nLedger ({len(entries)} entries):")
         for entry in entries:
-            click.echo("  " + entry_line(entry, tz))
+            click.echo(terminal_text("  " + entry_line(entry, tz)))
     ctx.exit(0)
 
 
@@ -164,8 +169,9 @@ def ledger_command(ctx: click.Context, location: str, customer_id: str | None, r
     finally:
         store.close()
     if as_json:
-        click.echo(json.dumps({"programs": [{"hash": digest, "first_entry": first} for digest, _, first in programs],
-                               "entries": [entry_dict(e) for e in entries]}, indent=2, ensure_ascii=False))
+        click.echo(json_for_terminal(json.dumps(
+            {"programs": [{"hash": digest, "first_entry": first} for digest, _, first in programs],
+             "entries": [entry_dict(e) for e in entries]}, indent=2, ensure_ascii=False)))
         ctx.exit(0)
     tz = program.compiled.tz
     current = None
@@ -174,7 +180,8 @@ def ledger_command(ctx: click.Context, location: str, customer_id: str | None, r
             marker = "program" if current is None else "program changed to"
             click.echo(f"— {marker} {entry.program} —")
             current = entry.program
-        click.echo(entry_line(entry, tz))
+        click.echo(terminal_text(entry_line(entry, tz)))
     if not entries:
-        click.echo("the ledger is empty" + (f" for customer '{customer_id}'" if customer_id else ""), err=True)
+        whose = f" for customer '{user_text(customer_id)}'" if customer_id else ""
+        click.echo("the ledger is empty" + whose, err=True)
     ctx.exit(0)

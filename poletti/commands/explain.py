@@ -22,6 +22,7 @@ from typing import Any
 
 import click
 
+from poletti.commands.outputs import shown, terminal_text
 from poletti.commands.run import Rejected, open_history, process, records, row_word, text_field, until_instant
 
 
@@ -122,14 +123,14 @@ def command(ctx: click.Context, rules: str, events: str, customer: str, until: s
             for outcome in engine.advance_to(target):
                 if outcome.customer == customer:
                     out.append(outcome.explain(tz))
-        header = (f"Customer {customer}: {own} event{'s' if own != 1 else ''} in {history.name} "
+        header = (f"Customer {shown(customer)}: {own} event{'s' if own != 1 else ''} in {shown(history.name)} "
                   f"({counts['applied']} applied, {counts['duplicate']} duplicate, {counts['rejected']} rejected)\n")
         click.echo(header)
         for block in out:
-            click.echo(block)
+            click.echo(terminal_text(block))
         seen = engine.customer(customer).last_event_at
         as_of = max((t for t in (target, seen) if t is not None), default=None)  # --until may be before the end
-        click.echo(standing(engine, customer, as_of, tz), nl=False)
+        click.echo(terminal_text(standing(engine, customer, as_of, tz)), nl=False)
     ctx.exit(0)
 
 
@@ -166,9 +167,9 @@ def _money(value: Any) -> str:
 
 def _unknown(customer: str, name: str, everyone: set[str]) -> str:
     if not everyone:
-        return f"poletti: no customer has an event in {name}, so there is no story for '{customer}'"
+        return f"poletti: no customer has an event in {shown(name)}, so there is no story for '{shown(customer)}'"
     close = difflib.get_close_matches(customer, sorted(everyone), n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    hint = f"; did you mean {', '.join(shown(repr(c)) for c in close)}?" if close else ""
     count = len(everyone)
-    return (f"poletti: customer '{customer}' has no events in {name} "
+    return (f"poletti: customer '{shown(customer)}' has no events in {shown(name)} "
             f"({count} other customer{' has' if count == 1 else 's have'} events there){hint}")

@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
-from poletti.cli import STDIN, _quoted, atomic_output
+from poletti.cli import STDIN, _quoted
+from poletti.commands.outputs import TEMP_MARK, atomic_output, check_outputs, temporary
 
 FORMATS = ("csv", "jsonl", "parquet")
 _SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
@@ -88,6 +89,8 @@ def command(customers: int, days: int, seed: int, start: date | None, out: str, 
     )
 
     fmt = _format_of(out, output_format)
+    if out == "":
+        check_outputs([("--out", out)])  # an empty name: exit 2
     if partitions is not None:
         if output_format not in (None, "parquet"):
             raise click.UsageError("--partitions writes Parquet files: leave out --format or say parquet")
@@ -96,6 +99,8 @@ def command(customers: int, days: int, seed: int, start: date | None, out: str, 
         fmt = "parquet"
     if fmt == "parquet" and out == STDIN:
         raise click.UsageError("Parquet is a binary file format: give a file with --out")
+    if partitions is None:
+        check_outputs([("--out", out)])  # a folder, a FIFO or a device is refused, never replaced
     try:
         events = generate_history(customers, days, seed, start, tz=zone, currency=currency)
     except ValueError as err:
@@ -139,12 +144,13 @@ def _write_folder(path: str, write: Callable[[str], int]) -> int:
     if os.path.exists(path) and not (os.path.isdir(path) and not os.listdir(path)):
         raise click.UsageError(f"{_quoted(path)} exists: --partitions writes a new folder (or an empty one)")
     parent = os.path.dirname(os.path.abspath(path)) or "."
-    work = tempfile.mkdtemp(prefix=".poletti-", dir=parent)
+    work = tempfile.mkdtemp(prefix="." + os.path.basename(os.path.abspath(path))[:120] + TEMP_MARK, dir=parent)
     try:
-        count = write(work)
-        if os.path.isdir(path):
-            os.rmdir(path)
-        os.replace(work, path)
+        with temporary(work):
+            count = write(work)
+            if os.path.isdir(path):
+                os.rmdir(path)
+            os.replace(work, path)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -153,7 +159,7 @@ def _write_folder(path: str, write: Callable[[str], int]) -> int:
 
 def _write_file(path: str, binary: bool, write: Callable[[Any], int]) -> int:
     """Write through a temporary file beside ``path`` and rename it: a crash never leaves half a history."""
-    with atomic_output(path, binary=binary) as handle:
+    with atomic_output(path, binary=binary, option="--out") as handle:
         return write(handle)
 
 

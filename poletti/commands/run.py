@@ -38,8 +38,11 @@ class Rejected:
     reason: str
 
     def text(self) -> str:
-        who = f"{self.event_id} ({self.where})" if self.event_id is not None else self.where
-        return f"rejected {who}: {self.reason}"
+        """The rejection for people; the id and the reason come from user data, so controls are shown escaped."""
+        from poletti.commands.outputs import shown
+
+        who = f"{shown(self.event_id)} ({self.where})" if self.event_id is not None else self.where
+        return f"rejected {who}: {shown(self.reason)}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"status": "rejected", "row": self.row, "event_id": self.event_id, "customer": self.customer,
@@ -58,10 +61,10 @@ def open_history(path: str, program: Any) -> Any:
     from zoneinfo import ZoneInfo
 
     from poletti.cli import Unreadable
-    from poletti.interpreter.simulate.history import History, HistoryError
+    from poletti.interpreter.simulate.history import History, HistoryError, bool_columns_of
 
-    try:
-        return History(path, ZoneInfo(program.timezone))
+    try:  # read as simulate reads it: the same cells, attributes, items and yes/no values
+        return History(path, ZoneInfo(program.timezone), bool_columns=bool_columns_of(program))
     except HistoryError as err:
         raise Unreadable(str(err)) from None
 
@@ -116,7 +119,9 @@ def row_word(history: Any) -> str:
 
 
 def json_line(data: dict[str, Any]) -> str:
-    return json.dumps(data, ensure_ascii=False, default=str)
+    from poletti.commands.outputs import json_for_terminal
+
+    return json_for_terminal(json.dumps(data, ensure_ascii=False, default=str))
 
 
 @click.command("run")
@@ -147,8 +152,11 @@ def command(ctx: click.Context, rules: str, events: str, as_json: bool, until: s
     RULES has errors, 2 when a file or the database cannot be read.
     """
     from poletti.cli import load_program
+    from poletti.commands.outputs import check_outputs, terminal_text
     from poletti.interpreter.engine import Engine
 
+    if location is not None and not location.startswith(("postgresql://", "postgres://")):
+        check_outputs([("--db", location)], [("RULES", rules), ("EVENTS", events)])
     program = load_program(ctx, rules)
     end = until_instant(program, until)
     tz = _zone(program)
@@ -161,7 +169,7 @@ def command(ctx: click.Context, rules: str, events: str, as_json: bool, until: s
         nonlocal first
         if not as_json and not first:
             click.echo("")
-        click.echo(text, nl=as_json)
+        click.echo(text if as_json else terminal_text(text), nl=as_json)
         first = False
 
     from poletti.cli import Unreadable
@@ -204,15 +212,16 @@ def run_all(engine: Any, events: str, program: Any, in_time_order: bool, end: An
 
 def open_database(location: str, **options: Any) -> Any:
     """The store at ``--db`` (SQLite path or postgresql:// URL); one that cannot be opened exits 2."""
-    from poletti.cli import Unreadable
+    from poletti.cli import Unreadable, _quoted
     from poletti.engine.stores import StoreError, open_store
 
     try:
         return open_store(location, **options)
     except (StoreError, OSError) as err:
-        raise Unreadable(f"cannot open the store '{location}': {err}") from None
+        raise Unreadable(f"cannot open the store {_quoted(location)}: {err}") from None
     except ImportError as err:
-        raise Unreadable(f"cannot open the store '{location}': {err} (pip install 'poletti[postgres]')") from None
+        raise Unreadable(f"cannot open the store {_quoted(location)}: {err} "
+                         "(pip install 'poletti[postgres]')") from None
 
 
 def _zone(program: Any) -> Any:

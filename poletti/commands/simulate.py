@@ -25,7 +25,8 @@ from typing import IO, Any, Iterator
 
 import click
 
-from poletti.cli import EXIT_USAGE, STDIN, Unreadable, _quoted, _use_color, atomic_output, load_program
+from poletti.cli import EXIT_USAGE, STDIN, Unreadable, _quoted, _use_color, load_program
+from poletti.commands.outputs import atomic_output, check_outputs, json_for_terminal, shown, spreadsheet_cell
 
 SUMMARY_COLUMNS = ("Figure", "New rules", "Baseline rules", "Change")
 
@@ -67,8 +68,7 @@ def command(ctx: click.Context, rules: str, history: str, baseline_path: str | N
     customer by customer (with --workers, on several processes); the
     figures are those of an event-at-a-time replay (--sequential).
     """
-    from poletti.dsl.program import Type
-    from poletti.interpreter.simulate.history import History, HistoryError, detect_format
+    from poletti.interpreter.simulate.history import History, HistoryError, bool_columns_of, detect_format
     from poletti.interpreter.simulate import parse_instant, simulate
     from poletti.interpreter.simulate.columnar import simulate_file
 
@@ -76,11 +76,10 @@ def command(ctx: click.Context, rules: str, history: str, baseline_path: str | N
         raise click.UsageError("RULES and HISTORY cannot both be standard input")
     if baseline_path == STDIN and STDIN in (rules, history):
         raise click.UsageError("only one of RULES, HISTORY and --baseline can be standard input")
-    outputs = [path for path in (customers_out, rejected_out, report_out) if path]
-    if len(set(outputs)) < len(outputs):
-        raise click.UsageError("--customers, --rejected and --report must name different files")
-    for path in outputs:
-        _check_writable(path)
+    # Before anything is read or written: no output may replace an input, another output or a non-file.
+    check_outputs([("--customers", customers_out), ("--rejected", rejected_out), ("--report", report_out)],
+                  [("RULES", rules), ("HISTORY", history), ("--baseline", baseline_path)],
+                  stdout="standard output holds the summary: give a file name")
     if not (history != STDIN and os.path.isdir(history)):  # a folder is a Parquet dataset
         try:
             detect_format(history)
@@ -93,8 +92,7 @@ def command(ctx: click.Context, rules: str, history: str, baseline_path: str | N
     until_at = _instant_option(until, "--until", tz, parse_instant)
     effect_at = _instant_option(effect_from, "--effect-from", tz, parse_instant)
 
-    bool_columns = {name for p in (program, baseline) if p is not None
-                    for name, kind in p.checked.attributes.items() if kind is Type.BOOL}
+    bool_columns = bool_columns_of(program, baseline)  # as run and explain read a CSV
     progress = make_progress(enabled=not as_json and _stderr_is_terminal())
     if sequential and (workers > 1 or dask_address):
         raise click.UsageError("--sequential replays event at a time in one process: leave out --workers and --dask")
@@ -127,25 +125,26 @@ def command(ctx: click.Context, rules: str, history: str, baseline_path: str | N
                                        on_rejected=rejected_sink, keep_rejections=20)
         except HistoryError as err:
             raise Unreadable(str(err)) from None
-    if customers_out:
-        with atomic_output(customers_out) as handle:
+    if customers_out is not None:
+        with atomic_output(customers_out, option="--customers") as handle:
             write_customers(result, handle)
-    if report_out:
+    if report_out is not None:
         from poletti.interpreter.simulate.report import Names, render_report
 
         names = Names(rules=_shown(rules), history=_shown(history),
                       baseline=_shown(baseline_path) if baseline_path else None,
                       generated=datetime.now(timezone.utc).astimezone(tz).strftime("%Y-%m-%d %H:%M %Z"))
         page = render_report(result, names)
-        with atomic_output(report_out) as handle:
+        with atomic_output(report_out, option="--report") as handle:
             handle.write(page)
 
+    written = [path for path in (customers_out, rejected_out, report_out) if path is not None]
     if as_json:
-        click.echo(json.dumps(result.summary, indent=2, ensure_ascii=False))
+        click.echo(json_for_terminal(json.dumps(result.summary, indent=2, ensure_ascii=False)))
     else:
         color = _use_color(ctx)
         click.echo(render_summary(result, _shown(rules), _shown(history), baseline_path and _shown(baseline_path),
-                                  color, written=[p for p in (customers_out, rejected_out, report_out) if p],
+                                  color, written=written,
                                   listed=rejected_out is not None),
                    nl=False, color=color)
 
@@ -236,14 +235,12 @@ def make_progress(enabled: bool) -> RichProgress | None:
 # ------------------------------------------------------------------ output files
 
 
-def _check_writable(path: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    if not os.path.isdir(directory):
-        raise Unreadable(f"cannot write {_quoted(path)}: the folder {_quoted(directory)} does not exist")
-    if not os.access(directory, os.W_OK):
-        raise Unreadable(f"cannot write {_quoted(path)}: the folder {_quoted(directory)} is not writable")
-    if os.path.isdir(path):
-        raise Unreadable(f"cannot write {_quoted(path)}: it is a folder")
+# Columns of the customers file that hold figures poletti computed; every other cell may hold user text.
+NUMERIC_CUSTOMER_COLUMNS = frozenset({
+    "points", "pending_points", "lifetime_points", "debt", "reward_value", "spend", "purchases",
+    "baseline_points", "baseline_pending_points", "baseline_lifetime_points", "baseline_reward_value",
+    "delta_points", "delta_held_points", "delta_lifetime_points", "delta_rewards", "delta_reward_value",
+})
 
 
 @contextlib.contextmanager
@@ -253,14 +250,15 @@ def _rejected_writer(path: str | None, with_baseline: bool) -> Iterator[Any]:
         yield None
         return
     columns = ["row", "event_id", "customer", "reason"] + (["rules"] if with_baseline else [])
-    with atomic_output(path) as handle:
+    with atomic_output(path, option="--rejected") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)
 
         def write(item: Any) -> None:
-            row = [item.row, item.event_id or "", item.customer or "", item.reason]
+            row = [item.row] + [spreadsheet_cell(text) for text in (item.event_id or "", item.customer or "",
+                                                                        item.reason)]
             try:
-                writer.writerow(row + ([item.rules] if with_baseline else []))
+                writer.writerow(row + ([spreadsheet_cell(item.rules)] if with_baseline else []))
             except OSError as err:
                 raise Unreadable(f"cannot write {_quoted(path)}: {err.strerror or err}") from None
 
@@ -268,7 +266,11 @@ def _rejected_writer(path: str | None, with_baseline: bool) -> Iterator[Any]:
 
 
 def write_customers(result: Any, handle: IO[str]) -> None:
-    """The ``--customers`` CSV: one row per customer, sorted by id."""
+    """The ``--customers`` CSV: one row per customer, sorted by id.
+
+    Text cells that a spreadsheet would run as a formula (``=…``, ``+…``, ``-…``, ``@…``) get a leading
+    ``'`` (``spreadsheet_cell``); the figures are written as they are.
+    """
     from poletti.interpreter.simulate.summary import BASELINE_COLUMNS, CUSTOMER_COLUMNS
 
     columns = list(CUSTOMER_COLUMNS) + (list(BASELINE_COLUMNS) if result.baseline is not None else [])
@@ -279,7 +281,8 @@ def write_customers(result: Any, handle: IO[str]) -> None:
         for key in ("tier", "baseline_tier"):
             if key in row:
                 row[key] = row[key] or "none"
-        writer.writerow(row)
+        writer.writerow({key: value if key in NUMERIC_CUSTOMER_COLUMNS else spreadsheet_cell(value)
+                         for key, value in row.items()})
 
 
 # ------------------------------------------------------------------ the table
@@ -295,12 +298,14 @@ def render_summary(result: Any, rules: str, history: str, baseline: str | None, 
     summary = result.summary
     buffer = io.StringIO()
     width = shutil.get_terminal_size((100, 24)).columns if color else 100
+    # User text (paths, ids, reasons) is never markup or emoji codes: escaped, and shown() for controls.
     console = Console(file=buffer, force_terminal=color, no_color=not color, width=max(width, 60),
-                      color_system="standard" if color else None, highlight=False, soft_wrap=False)
+                      color_system="standard" if color else None, highlight=False, soft_wrap=False, emoji=False)
     old = summary.get("baseline")
     change = summary.get("delta", {})
-    through = f"[bold]{rules}[/bold]" + (f" (baseline [bold]{baseline}[/bold])" if baseline else "")
-    console.print(f"Simulated [bold]{summary['events']:,}[/bold] events of {history} through {through}")
+    through = f"[bold]{escape(shown(rules))}[/bold]" + (
+        f" (baseline [bold]{escape(shown(baseline))}[/bold])" if baseline else "")
+    console.print(f"Simulated [bold]{summary['events']:,}[/bold] events of {escape(shown(history))} through {through}")
     period = summary.get("period", {})
     if period.get("from"):
         console.print(f"from {period['from'][:19].replace('T', ' ')} to {period['to'][:19].replace('T', ' ')} "
@@ -321,9 +326,9 @@ def render_summary(result: Any, rules: str, history: str, baseline: str | None, 
 
     for label, path in _figure_rows(summary):
         value = _get(summary, path)
-        cells = [label, _num(value if value is not None else 0)]
+        cells = [escape(shown(label)), escape(_num(value if value is not None else 0))]
         if old is not None and (isinstance(value, list) or isinstance(_get(old, path), list)):
-            cells += [_num(_get(old, path) or []), ""]  # names have no difference
+            cells += [escape(_num(_get(old, path) or [])), ""]  # names have no difference
         elif old is not None:
             previous = _get(old, path)
             diff = _get(change, path)
@@ -334,12 +339,13 @@ def render_summary(result: Any, rules: str, history: str, baseline: str | None, 
                 style = "green"
             elif number < 0:
                 style = "red"
-            cells += [_num(previous if previous is not None else 0), f"[{style}]{text}[/{style}]" if style else text]
+            cells += [escape(_num(previous if previous is not None else 0)),
+                      f"[{style}]{escape(text)}[/{style}]" if style else escape(text)]
         table.add_row(*cells)
     console.print(table)
     unknown = cost_unknown_note(summary)
     if unknown:
-        console.print(f"[yellow]{escape(unknown)}[/yellow]")
+        console.print(f"[yellow]{escape(shown(unknown))}[/yellow]")
 
     effect = summary.get("effect", {})
     if effect.get("all", {}).get("purchases"):
@@ -377,13 +383,13 @@ def render_summary(result: Any, rules: str, history: str, baseline: str | None, 
                       + (f" by the new rules, {old['rejected']:,} by the baseline" if old is not None else "")
                       + "; the first:")
         for item in result.rejections[:5]:
-            where = f"row {item.row}" + (f" ({item.event_id})" if item.event_id else "")
+            where = f"row {item.row}" + (f" ({shown(item.event_id)})" if item.event_id else "")
             by = f" [{item.rules} rules]" if old is not None and item.rules != "both" else ""
-            console.print(f"  {where}{by}: {item.reason}", markup=False)
+            console.print(f"  {where}{by}: {shown(item.reason)}", markup=False)
         if not listed and summary["rejected"] > 5:
             console.print("  (--rejected OUT.csv lists them all)")
     for path in written or []:
-        console.print(f"wrote {path}", markup=False)
+        console.print(f"wrote {shown(path)}", markup=False)
     return buffer.getvalue()
 
 
