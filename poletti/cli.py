@@ -92,6 +92,25 @@ class PolettiGroup(click.Group):
             cmd.params.append(_color_option())
         super().add_command(cmd, name)
 
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        """click's own main, except that a usage error's message (which may echo what was typed: an unknown
+        option, a bad value) reaches the terminal with its control characters written visibly."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        from poletti.commands.outputs import terminal_text
+
+        try:
+            result = super().main(args, prog_name, complete_var, False, **extra)
+        except click.ClickException as err:
+            err.message = terminal_text(err.message)
+            err.show()
+            sys.exit(err.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else EXIT_OK)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)

@@ -353,3 +353,11 @@ def test_a_megabyte_value_is_cut_in_the_reason(files: dict[str, Path]) -> None:
     assert "unknown event type 'xxx" in lines[2] and "(100,000 characters)" in lines[2]
     assert run("simulate", "rules.loyalty", "big.jsonl", "--rejected", "r.csv").exit_code == EXIT_OK
     assert len((files["dir"] / "r.csv").read_text()) < 1000
+
+
+def test_a_usage_error_shows_what_was_typed_with_its_control_characters_visible() -> None:
+    result = run("check", "--\x1b[31mred", "rules.loyalty")
+    assert result.exit_code == EXIT_USAGE
+    assert "No such option '--\\x1b[31mred'" in result.output
+    assert "\x1b" not in result.output
+    assert run("check", "--help").exit_code == EXIT_OK  # click's own exits keep their codes
