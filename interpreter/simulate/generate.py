@@ -46,7 +46,41 @@ The model, with the parameters the tests rely on:
   contract's "the rest of it"), as do ``FULL_REFUND_NO_AMOUNT_SHARE`` of the
   full refunds; an explicit amount never exceeds what is left.
 * No ``redeem`` events: which rewards can be redeemed, and when a balance
-  suffices, depends on the program, and this history serves any program.
+  suffices, depends on the program, and this history serves any program
+  (but see below).
+
+Program-driven histories (``program=``, ``poletti generate --rules``): the
+café history above, in the program's currency (catalogue prices scaled by
+``generate_plan.PRICE_SCALE``) and time zone, plus what the program reads
+(``generate_plan.plan_for`` works it out; its docstring says how):
+
+* **Items.** Each customer has an affinity (``CATEGORY_AFFINITY``,
+  ``SKU_AFFINITY``) for each category and SKU the rules name; a purchase
+  adds such an item with that chance. Categories and SKUs the café does
+  not sell get products of their own.
+* **Feedback**, when read: ``FEEDBACK_SHARE`` of customers give feedback
+  after ``FEEDBACK_RATE`` of their purchases, within two days.
+* **Referrals**, when read: ``REFERRED_SHARE`` of customers were referred
+  by a customer who signed up at least two days before them; the referral
+  (an event of the referrer, with ``friend``) comes 1 … ``REFERRAL_LEAD_DAYS``
+  days before the friend's signup.
+* **Declared event types** (``event NAME``): ``CUSTOM_USER_SHARE`` of
+  customers have them, at ``CUSTOM_RATE`` a week, with the seasons and
+  opening hours of visits, until they churn.
+* **Attributes** the program declares ride on the events that read them,
+  drawn per ``generate_plan.AttributePlan``; a customer has a habitual text
+  value (``ATTRIBUTE_HABIT``), and a yes/no attribute is mostly true for
+  ``BOOL_TRUE_SHARE`` of customers.
+* **Redeems** of the rewards with ``costs``: every event is given to the
+  program (``poletti.Engine``) as it is emitted; after a purchase or visit
+  whose balance pays for a reward, a customer among ``REDEEMER_SHARE``
+  redeems one they can afford with their propensity (``REDEEM_PROPENSITY``),
+  ``REDEEM_DELAY_SECONDS`` later. A redeem the program would reject is left
+  out, so every redeem in the history is accepted.
+
+Those draws come from a second generator per customer (and one for the
+referrals), so the café draws, and the café history without a program,
+stay exactly as they were.
 
 Timestamps are ISO 8601 with the offset of ``tz`` (``Europe/Helsinki`` by
 default), to the second, strictly increasing per customer; all fall in
@@ -63,6 +97,7 @@ event dicts as they are.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import heapq
 import io
@@ -71,10 +106,13 @@ import json
 import math
 import os
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from random import Random
-from typing import IO, Any, Callable, Iterable, Iterator
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from poletti.interpreter.simulate.generate_plan import AttributePlan, HistoryPlan
 
 __all__ = [
     "CATALOGUE",
@@ -133,6 +171,23 @@ REFUND_PARTIAL_SHARE = 0.6
 REFUND_REST_SHARE = 0.25
 FULL_REFUND_NO_AMOUNT_SHARE = 0.5
 
+# With a program (``program=``, ``poletti generate --rules``): see "Program-driven histories" above.
+CATEGORY_AFFINITY = (0.0, 0.03, 0.08, 0.2)  # a customer's chance per purchase of an item of a category the rules name
+SKU_AFFINITY = (0.0, 0.02, 0.06, 0.15)  # … of a SKU the rules name
+FEEDBACK_SHARE = 0.3
+FEEDBACK_RATE = (0.05, 0.25)  # feedback per purchase of a customer who gives feedback, uniform
+REFERRED_SHARE = 0.15
+REFERRAL_LEAD_DAYS = 7  # a referral comes 1 … 7 days before the friend signs up
+CUSTOM_USER_SHARE = 0.4
+CUSTOM_RATE = (0.05, 0.5)  # events per week of a declared type, of a customer who has them, uniform
+REDEEMER_SHARE = 0.7
+REDEEM_PROPENSITY = (0.2, 0.8)  # chance to redeem at a purchase or visit when the balance pays for a reward
+REDEEM_DELAY_SECONDS = (20, 600)
+ATTRIBUTE_HABIT = 0.7  # share of a customer's events carrying their habitual text value
+BOOL_TRUE_SHARE = 0.2  # customers for whom a yes/no attribute is mostly true
+BOOL_TRUE_RATE = (0.95, 0.05)  # chance of true for those customers, and for the others
+GRADE_WEIGHTS = (1, 1, 2, 4, 4)  # scores 1 … 5
+
 _CENT = Decimal("0.01")
 
 
@@ -174,6 +229,18 @@ for _product in CATALOGUE:
     _BY_CATEGORY[_product[1]] = _BY_CATEGORY.get(_product[1], ()) + (_product,)
 # Within a category, earlier products sell more (espresso and americano over mocha).
 _CATEGORY_CUM_WEIGHTS = {cat: tuple(itertools.accumulate(range(len(ps) + 1, 1, -1))) for cat, ps in _BY_CATEGORY.items()}
+
+
+def _scaled(price: Decimal, scale: Decimal) -> Decimal:
+    """A catalogue price in a currency of another price level, rounded as a café would price it."""
+    if scale == 1:
+        return price
+    value = price * scale
+    if scale >= 50:  # whole tens (JPY, HUF, KRW …)
+        return (value / 10).quantize(Decimal(1), ROUND_HALF_UP) * 10
+    if scale >= 5:  # whole units (SEK, NOK, CZK …)
+        return value.quantize(Decimal(1), ROUND_HALF_UP).quantize(_CENT)
+    return value.quantize(Decimal("0.1"), ROUND_HALF_UP).quantize(_CENT)
 
 
 # ----------------------------------------------------------------- generation
@@ -220,7 +287,8 @@ class _Pending:
 
 
 class _History:
-    def __init__(self, customers: int, days: int, seed: int, start: date, tz: ZoneInfo, currency: str) -> None:
+    def __init__(self, customers: int, days: int, seed: int, start: date, tz: ZoneInfo, currency: str,
+                 plan: HistoryPlan | None = None) -> None:
         self.customers = customers
         self.days = days
         self.seed = seed
@@ -230,6 +298,13 @@ class _History:
         self.factors = [_day_factor(start + timedelta(days=d)) for d in range(days)]
         self.end = datetime.combine(start + timedelta(days=days), time())  # exclusive, wall clock
         self.width = max(4, len(str(customers)))
+        self.plan = plan
+        self.by_category = _BY_CATEGORY
+        self.cum_weights = _CATEGORY_CUM_WEIGHTS
+        self.engine: Any = None
+        self.referrals: dict[int, list[tuple[int, float]]] = {}
+        if plan is not None:
+            self._prepare(plan)
 
     # -- the merge
 
@@ -245,6 +320,8 @@ class _History:
         # A customer's timeline starts once the merge reaches the midnight before their signup:
         # no event before that instant can be theirs.
         starts = math.inf if total == 0 else self._epoch_of_day(arrivals[0])
+        if self.plan is not None and self.plan.referral:
+            self._plan_referrals(arrivals)
         while True:
             while next_customer < total and (not heap or starts <= heap[0][0]):
                 timeline = self._timeline(next_customer, arrivals[next_customer])
@@ -284,6 +361,10 @@ class _History:
         leave_day = min(len(factors), arrival_day + 1 + int(rng.expovariate(1 / mean_life)))
         habit_hour = rng.choices(tuple(HOUR_WEIGHT), weights=tuple(HOUR_WEIGHT.values()))[0]
         beans_affinity = rng.choice((0.0, 0.01, 0.03, 0.08))
+        # What the program adds (--rules) draws from its own generator: the café draws above stay as they are.
+        plan = self.plan
+        prng = Random(f"poletti-history:{self.seed}:customer:{index}:program")
+        profile = self._profile(prng) if plan is not None else None
 
         pending: list[tuple[datetime, int, _Pending]] = []
         order = 0
@@ -295,9 +376,13 @@ class _History:
 
         def purchase_at(at: datetime) -> None:
             fields, items = self._basket(rng, at, beans_affinity)
+            if profile is not None:
+                self._more_items(prng, fields, items, profile)
             purchase = _Pending(at, fields)
             push(purchase)
             self._follow_ups(rng, push, purchase, items, review_rate, share_rate)
+            if profile is not None:
+                self._program_follow_ups(prng, push, purchase, profile)
 
         # The signup: any time from 08:00 to 21:59 (members also join in the app).
         signup_day = start + timedelta(days=arrival_day)
@@ -310,6 +395,8 @@ class _History:
         open_hours = _opening(signup_day).hours
         if rng.random() < FIRST_PURCHASE_AT_SIGNUP and factors[arrival_day] and signup_at.hour in open_hours[:-1]:
             purchase_at(signup_at + timedelta(seconds=rng.randint(30, 600)))
+        if profile is not None:
+            self._schedule(prng, push, index, arrival_day, leave_day, habit_hour, profile)
 
         emitted = 0
         last: datetime | None = None
@@ -322,9 +409,7 @@ class _History:
                     at = last + timedelta(seconds=1)  # strictly increasing per customer
                 if at >= end or (item.purchase is not None and item.purchase.id is None):
                     continue  # past the end, or a refund of a purchase that was
-                last = at
-                emitted += 1
-                item.id = event_id = f"{customer}-{emitted}"
+                event_id = f"{customer}-{emitted + 1}"
                 aware = at.replace(tzinfo=self.tz)
                 event = {"id": event_id, "type": item.fields["type"], "customer": customer, "at": aware.isoformat()}
                 for key, value in item.fields.items():
@@ -332,6 +417,13 @@ class _History:
                         event[key] = value
                 if item.purchase is not None:
                     event["original"] = item.purchase.id
+                if profile is not None:
+                    self._attributes(prng, event, at.date(), profile)
+                    if self.engine is not None and not self._apply(prng, push, event, at, profile):
+                        continue  # a redeem the balance no longer pays for: left out
+                last = at
+                emitted += 1
+                item.id = event_id
                 yield aware.timestamp(), emitted, event
 
         # Purchases and visits: a Poisson process in days, thinned by the day's factor.
@@ -354,6 +446,132 @@ class _History:
                 purchase_at(at)
         yield from emit_until(end)
 
+    # -- what a program adds (``program=``)
+
+    def _prepare(self, plan: HistoryPlan) -> None:
+        """The catalogue in the program's currency, with the products of categories and SKUs it names."""
+        products = [(sku, category, _scaled(price, plan.price_scale))
+                    for sku, category, price in CATALOGUE + plan.new_products]
+        by_category: dict[str, tuple[tuple[str, str, Decimal], ...]] = {}
+        for product in products:
+            by_category[product[1]] = by_category.get(product[1], ()) + (product,)
+        self.by_category = by_category
+        self.cum_weights = {c: tuple(itertools.accumulate(range(len(ps) + 1, 1, -1))) for c, ps in by_category.items()}
+        self.by_sku = {product[0]: product for product in products}
+        if plan.redeemable:
+            # Redeems are decided on the balance: every event goes through the program as it is emitted.
+            from poletti.interpreter.engine import Engine
+
+            self.engine = Engine(plan.program, explain=False)
+
+    def _plan_referrals(self, arrivals: Sequence[float]) -> None:
+        """Who referred whom: REFERRED_SHARE of customers by one who signed up at least two days earlier."""
+        rng = Random(f"poletti-history:{self.seed}:referrals")
+        days = [int(arrival) for arrival in arrivals]
+        for friend, day in enumerate(days):
+            if rng.random() >= REFERRED_SHARE:
+                continue
+            eligible = bisect.bisect_right(days, day - 2)
+            if not eligible:
+                continue
+            referrer = rng.randrange(eligible)
+            when = rng.randint(max(days[referrer] + 1, day - REFERRAL_LEAD_DAYS), day - 1)
+            seconds = rng.randint(9 * 3600, 21 * 3600 - 1)
+            self.referrals.setdefault(referrer, []).append((friend, when + seconds / 86400))
+
+    def _profile(self, prng: Random) -> dict[str, Any]:
+        """A customer's habits for what the program reads."""
+        plan = self.plan
+        assert plan is not None
+        profile: dict[str, Any] = {
+            "categories": [(c, prng.choice(CATEGORY_AFFINITY)) for c in plan.categories],
+            "skus": [(s, prng.choice(SKU_AFFINITY)) for s in plan.skus],
+            "feedback": prng.uniform(*FEEDBACK_RATE) if plan.feedback and prng.random() < FEEDBACK_SHARE else 0.0,
+            "redeem": prng.uniform(*REDEEM_PROPENSITY) if plan.redeemable and prng.random() < REDEEMER_SHARE else 0.0,
+            "custom": [(name, prng.uniform(*CUSTOM_RATE) if prng.random() < CUSTOM_USER_SHARE else 0.0)
+                       for name in plan.custom_events],
+            "habits": {},
+        }
+        for attribute in plan.attributes:
+            if attribute.texts:
+                profile["habits"][attribute.name] = prng.choice(attribute.texts)
+            elif attribute.kind.name == "BOOL":
+                profile["habits"][attribute.name] = BOOL_TRUE_RATE[0 if prng.random() < BOOL_TRUE_SHARE else 1]
+        return profile
+
+    def _more_items(self, prng: Random, fields: dict[str, Any], items: list[dict[str, Any]],
+                    profile: dict[str, Any]) -> None:
+        """Items of the categories and SKUs the rules name, by the customer's affinities; the amount follows."""
+        added = [self.by_category[c] for c, a in profile["categories"] if a and prng.random() < a]
+        added += [(self.by_sku[s],) for s, a in profile["skus"] if a and prng.random() < a]
+        if not added:
+            return
+        for products in added:
+            sku, category, price = products[prng.randrange(len(products))]
+            for line in items:
+                if line["sku"] == sku:
+                    line["quantity"] += 1
+                    break
+            else:
+                items.append({"sku": sku, "category": category, "quantity": 1, "price": str(price)})
+        amount = sum((Decimal(line["price"]) * line["quantity"] for line in items), Decimal(0))
+        fields["amount"] = str(amount.quantize(_CENT))
+
+    def _program_follow_ups(self, prng: Random, push: Callable[[_Pending], None], purchase: _Pending,
+                            profile: dict[str, Any]) -> None:
+        if profile["feedback"] and prng.random() < profile["feedback"]:
+            push(_Pending(self._later(prng, purchase.at, 0, 2, (8, 21)), {"type": "feedback"}))
+
+    def _schedule(self, prng: Random, push: Callable[[_Pending], None], index: int, arrival_day: int,
+                  leave_day: int, habit_hour: int, profile: dict[str, Any]) -> None:
+        """The customer's events of declared types (seasonal, like visits) and the referrals they make."""
+        factors, start = self.factors, self.start
+        for name, rate in profile["custom"]:
+            if not rate:
+                continue
+            t = float(arrival_day + 1)
+            while True:
+                t += prng.expovariate(rate / 7.0 * _MAX_FACTOR)
+                d = int(t)
+                if d >= leave_day:
+                    break
+                if prng.random() * _MAX_FACTOR >= factors[d]:
+                    continue
+                day = start + timedelta(days=d)
+                push(_Pending(datetime.combine(day, self._time_of_day(prng, _opening(day), habit_hour)), {"type": name}))
+        for friend, offset in self.referrals.get(index, ()):
+            day, seconds = int(offset), round((offset - int(offset)) * 86400)
+            at = datetime.combine(start + timedelta(days=day), time()) + timedelta(seconds=seconds)
+            fields: dict[str, Any] = {"type": "referral"}
+            if self.plan is not None and self.plan.friend:
+                fields["friend"] = f"c{friend + 1:0{self.width}d}"
+            push(_Pending(at, fields))
+
+    def _attributes(self, prng: Random, event: dict[str, Any], day: date, profile: dict[str, Any]) -> None:
+        """The declared attributes that events of this type carry, drawn as the plan says."""
+        assert self.plan is not None
+        for attribute in self.plan.attributes_of(event["type"]):
+            if attribute.presence < 1 and prng.random() >= attribute.presence:
+                continue
+            event[attribute.name] = _attribute_value(prng, attribute, day, profile["habits"].get(attribute.name))
+
+    def _apply(self, prng: Random, push: Callable[[_Pending], None], event: dict[str, Any], at: datetime,
+               profile: dict[str, Any]) -> bool:
+        """Give the event to the program; after a purchase or visit, maybe redeem. False: leave the event out."""
+        from poletti.interpreter.events import EventError
+
+        try:
+            outcome = self.engine.process(event)
+        except EventError:
+            return event["type"] != "redeem"  # only a redeem is ever left out: the balance falls short
+        if event["type"] in ("purchase", "visit") and profile["redeem"] and prng.random() < profile["redeem"]:
+            assert self.plan is not None
+            affordable = [name for name, cost in self.plan.redeemable if cost <= outcome.points]
+            if affordable:
+                later = at + timedelta(seconds=prng.randint(*REDEEM_DELAY_SECONDS))
+                push(_Pending(later, {"type": "redeem", "reward": prng.choice(affordable)}))
+        return True
+
     def _time_of_day(self, rng: Random, day: _Hours, habit_hour: int) -> time:
         if rng.random() < HABIT_SHARE:
             hour = habit_hour + rng.choice((-1, 0, 0, 1))
@@ -370,8 +588,8 @@ class _History:
         lines: list[tuple[str, str, Decimal, int]] = []
 
         def add(category: str, quantity: int = 1) -> None:
-            products = _BY_CATEGORY[category]
-            sku, cat, price = rng.choices(products, cum_weights=_CATEGORY_CUM_WEIGHTS[category])[0]
+            products = self.by_category[category]
+            sku, cat, price = rng.choices(products, cum_weights=self.cum_weights[category])[0]
             for i, line in enumerate(lines):
                 if line[0] == sku:
                     lines[i] = (sku, cat, price, line[3] + quantity)
@@ -438,14 +656,52 @@ class _History:
         return at
 
 
+def _attribute_value(prng: Random, attribute: AttributePlan, day: date, habit: Any) -> Any:
+    """A value of a declared attribute: JSON-ready (bool, int, decimal text, date text)."""
+    kind = attribute.kind.name
+    if kind == "BOOL":
+        return prng.random() < habit
+    if attribute.texts:
+        return habit if prng.random() < ATTRIBUTE_HABIT else prng.choice(attribute.texts)
+    if kind == "DATE":
+        if attribute.dates is None:
+            return (day - timedelta(days=prng.randint(0, 365))).isoformat()
+        first, last = attribute.dates
+        return date.fromordinal(prng.randint(first.toordinal(), last.toordinal())).isoformat()
+    if attribute.grade:
+        return prng.choices((1, 2, 3, 4, 5), weights=GRADE_WEIGHTS)[0]
+    if attribute.whole:
+        return prng.randint(int(attribute.low), int(attribute.high))
+    value = attribute.low + (attribute.high - attribute.low) * Decimal(prng.randrange(10001)) / 10000
+    return str(value.quantize(_CENT))
+
+
 def generate_history(customers: int, days: int, seed: int, start: date | str | None = None, *,
-                     tz: str = DEFAULT_TIMEZONE, currency: str = "EUR") -> Iterator[dict[str, Any]]:
+                     tz: str | None = None, currency: str | None = None,
+                     program: Any = None) -> Iterator[dict[str, Any]]:
     """A reproducible synthetic café history: event dicts in time order (see the module docstring).
 
     ``customers`` customers sign up over ``days`` days from ``start`` (a date,
-    ``YYYY-MM-DD`` text, or ``DEFAULT_START``), in the IANA zone ``tz``;
-    ``seed`` fixes every random choice. Raises ``ValueError`` for bad arguments.
+    ``YYYY-MM-DD`` text, or ``DEFAULT_START``), in the IANA zone ``tz``
+    (default ``DEFAULT_TIMEZONE``) with amounts in ``currency`` (default EUR);
+    ``seed`` fixes every random choice. With ``program`` (a ``poletti.Program``,
+    or a ``HistoryPlan`` of one) the history also holds every event kind,
+    attribute, category and SKU the program reads, in its currency and zone
+    (``tz`` and ``currency``, if given, must be the program's); see
+    "Program-driven histories". Raises ``ValueError`` for bad arguments.
     """
+    plan = None
+    if program is not None:
+        from poletti.interpreter.simulate.generate_plan import HistoryPlan, plan_for
+
+        plan = program if isinstance(program, HistoryPlan) else plan_for(program)
+        if tz is not None and tz != plan.timezone:
+            raise ValueError(f"the program's time zone is {plan.timezone}, not {tz}: leave the time zone out")
+        if currency is not None and currency != plan.currency:
+            raise ValueError(f"the program's currency is {plan.currency}, not {currency}: leave the currency out")
+        tz, currency = plan.timezone, plan.currency
+    tz = DEFAULT_TIMEZONE if tz is None else tz
+    currency = "EUR" if currency is None else currency
     if isinstance(customers, bool) or not isinstance(customers, int) or customers < 1:
         raise ValueError(f"customers must be a whole number of at least 1, got {customers!r}")
     if isinstance(days, bool) or not isinstance(days, int) or days < 1:
@@ -460,19 +716,21 @@ def generate_history(customers: int, days: int, seed: int, start: date | str | N
         raise ValueError(f"start must be a date, got {start!r}")
     if days > (date(9999, 1, 1) - start).days - 2 * REFUND_MAX_DAYS:
         raise ValueError(f"a history of {days} days from {start.isoformat()} would run past the year 9999")
-    return _History(customers, days, seed, start, ZoneInfo(tz), currency).events()
+    if plan is not None and (start.year < 1900 or (start + timedelta(days=days)).year > 9000):
+        raise ValueError("the engine takes events in the years 1900 to 9000: choose a start and days within them")
+    return _History(customers, days, seed, start, ZoneInfo(tz), currency, plan).events()
 
 
 # -------------------------------------------------------------------- writers
 
 
-def history_row(event: dict[str, Any]) -> list[str | None]:
-    """An event as one row of ``HISTORY_COLUMNS``: strings, ``items`` as JSON text, None when absent."""
-    row: list[str | None] = []
-    for column in HISTORY_COLUMNS:
+def history_row(event: dict[str, Any], columns: Sequence[str] = HISTORY_COLUMNS) -> list[Any]:
+    """An event as one row of ``columns``: strings (``items`` as JSON text), yes/no as bool, None when absent."""
+    row: list[Any] = []
+    for column in columns:
         value = event.get(column)
-        if value is None:
-            row.append(None)
+        if value is None or isinstance(value, bool):
+            row.append(value)
         elif column == "items":
             row.append(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
         else:
@@ -480,13 +738,26 @@ def history_row(event: dict[str, Any]) -> list[str | None]:
     return row
 
 
-def write_csv(events: Iterable[dict[str, Any]], stream: IO[str], progress: Callable[[dict[str, Any]], None] | None = None) -> int:
-    """Write a header and one row per event (empty cells for absent fields); returns the number of events."""
+def _csv_cell(cell: Any) -> str:
+    if cell is None:
+        return ""
+    if isinstance(cell, bool):
+        return "true" if cell else "false"
+    return cell  # type: ignore[no-any-return]
+
+
+def write_csv(events: Iterable[dict[str, Any]], stream: IO[str], progress: Callable[[dict[str, Any]], None] | None = None,
+              columns: Sequence[str] = HISTORY_COLUMNS) -> int:
+    """Write a header and one row per event (empty cells for absent fields); returns the number of events.
+
+    ``columns``: ``HISTORY_COLUMNS`` and, for a program-driven history, the
+    extra columns of its plan (``friend``, attributes); yes/no is ``true``/``false``.
+    """
     writer = csv.writer(stream, lineterminator="\n")
-    writer.writerow(HISTORY_COLUMNS)
+    writer.writerow(columns)
     count = 0
     for event in events:
-        writer.writerow(["" if cell is None else cell for cell in history_row(event)])
+        writer.writerow([_csv_cell(cell) for cell in history_row(event, columns)])
         count += 1
         if progress is not None:
             progress(event)
@@ -508,40 +779,52 @@ def write_jsonl(events: Iterable[dict[str, Any]], stream: IO[str], progress: Cal
 PARQUET_BATCH_ROWS = 65536
 
 
+def _parquet_schema(columns: Sequence[str], bool_columns: Iterable[str]) -> Any:
+    import pyarrow as pa
+
+    bools = frozenset(bool_columns)
+    return pa.schema([(column, pa.bool_() if column in bools else pa.string()) for column in columns])
+
+
 def write_parquet(events: Iterable[dict[str, Any]], target: str | IO[bytes],
-                  progress: Callable[[dict[str, Any]], None] | None = None) -> int:
-    """Write a Parquet file with string columns ``HISTORY_COLUMNS`` (null when absent), in row groups.
+                  progress: Callable[[dict[str, Any]], None] | None = None,
+                  columns: Sequence[str] = HISTORY_COLUMNS, bool_columns: Iterable[str] = ()) -> int:
+    """Write a Parquet file with string columns ``columns`` (null when absent), in row groups.
+
+    ``bool_columns`` (declared yes/no attributes) are boolean columns.
 
     Needs pyarrow. Returns the number of events.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pa.schema([(column, pa.string()) for column in HISTORY_COLUMNS])
+    schema = _parquet_schema(columns, bool_columns)
+    names = tuple(columns)
     count = 0
     with pq.ParquetWriter(target, schema) as writer:
-        columns: list[list[str | None]] = [[] for _ in HISTORY_COLUMNS]
+        cells: list[list[Any]] = [[] for _ in names]
 
         def flush() -> None:
-            if columns[0]:
-                writer.write_table(pa.table([pa.array(c, pa.string()) for c in columns], schema=schema))
-                for column in columns:
+            if cells[0]:
+                writer.write_table(pa.table([pa.array(c, f.type) for c, f in zip(cells, schema)], schema=schema))
+                for column in cells:
                     column.clear()
 
         for event in events:
-            for column, cell in zip(columns, history_row(event)):
+            for column, cell in zip(cells, history_row(event, names)):
                 column.append(cell)
             count += 1
             if progress is not None:
                 progress(event)
-            if len(columns[0]) >= PARQUET_BATCH_ROWS:
+            if len(cells[0]) >= PARQUET_BATCH_ROWS:
                 flush()
         flush()
     return count
 
 
 def write_parquet_dataset(events: Iterable[dict[str, Any]], folder: str, partitions: int,
-                          progress: Callable[[dict[str, Any]], None] | None = None) -> int:
+                          progress: Callable[[dict[str, Any]], None] | None = None,
+                          columns: Sequence[str] = HISTORY_COLUMNS, bool_columns: Iterable[str] = ()) -> int:
     """Write a folder of ``partitions`` Parquet files, each customer's events in one file (by a hash).
 
     ``part-00003-of-00008.parquet`` holds the customers whose CRC-32 of the
@@ -556,18 +839,19 @@ def write_parquet_dataset(events: Iterable[dict[str, Any]], folder: str, partiti
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pa.schema([(column, pa.string()) for column in HISTORY_COLUMNS])
+    schema = _parquet_schema(columns, bool_columns)
+    names = tuple(columns)
     width = max(5, len(str(partitions)))
     paths = [os.path.join(folder, f"part-{k:0{width}d}-of-{partitions:0{width}d}.parquet") for k in range(partitions)]
     writers = [pq.ParquetWriter(path, schema) for path in paths]
-    buffers: list[list[list[str | None]]] = [[[] for _ in HISTORY_COLUMNS] for _ in range(partitions)]
+    buffers: list[list[list[Any]]] = [[[] for _ in names] for _ in range(partitions)]
     shard_of: dict[str, int] = {}
     count = 0
 
     def flush(k: int) -> None:
         columns = buffers[k]
         if columns[0]:
-            writers[k].write_table(pa.table([pa.array(c, pa.string()) for c in columns], schema=schema))
+            writers[k].write_table(pa.table([pa.array(c, f.type) for c, f in zip(columns, schema)], schema=schema))
             for column in columns:
                 column.clear()
 
@@ -577,7 +861,7 @@ def write_parquet_dataset(events: Iterable[dict[str, Any]], folder: str, partiti
             k = shard_of.get(customer)
             if k is None:
                 k = shard_of[customer] = zlib.crc32(customer.encode("utf-8", "surrogatepass")) % partitions
-            for column, cell in zip(buffers[k], history_row(event)):
+            for column, cell in zip(buffers[k], history_row(event, names)):
                 column.append(cell)
             count += 1
             if progress is not None:
@@ -595,8 +879,11 @@ def write_parquet_dataset(events: Iterable[dict[str, Any]], folder: str, partiti
     return count
 
 
-def history_text(events: Iterable[dict[str, Any]], fmt: str = "csv") -> str:
+def history_text(events: Iterable[dict[str, Any]], fmt: str = "csv", columns: Sequence[str] = HISTORY_COLUMNS) -> str:
     """The whole history as CSV or JSON Lines text (for small histories in tests)."""
     buffer = io.StringIO()
-    (write_csv if fmt == "csv" else write_jsonl)(events, buffer)
+    if fmt == "csv":
+        write_csv(events, buffer, columns=columns)
+    else:
+        write_jsonl(events, buffer)
     return buffer.getvalue()

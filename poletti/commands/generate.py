@@ -1,7 +1,9 @@
 """``poletti generate``: a reproducible synthetic café history (CSV, JSON Lines or Parquet).
 
 The events come from ``poletti.interpreter.simulate.generate.generate_history``; its
-docstring describes the model. The same options always write the same bytes.
+docstring describes the model. With ``--rules`` the history is made for that
+program (``generate_plan.plan_for`` reads what it needs). The same options
+always write the same bytes.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ def _parse_start(_ctx: click.Context, _param: click.Parameter, value: str | None
         raise click.BadParameter(f"{value!r} is not a date YYYY-MM-DD") from None
 
 
-def _check_zone(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+def _check_zone(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
@@ -40,7 +44,9 @@ def _check_zone(_ctx: click.Context, _param: click.Parameter, value: str) -> str
     return value
 
 
-def _check_currency(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+def _check_currency(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
     if len(value) != 3 or not value.isascii() or not value.isupper() or not value.isalpha():
         raise click.BadParameter(f"{value!r} is not a three-letter currency code such as EUR")
     return value
@@ -63,15 +69,21 @@ def _format_of(out: str, chosen: str | None) -> str:
               help="Where to write the history.")
 @click.option("--format", "output_format", type=click.Choice(FORMATS), default=None,
               help="csv, jsonl or parquet.  [default: from the --out suffix, else csv]")
-@click.option("--timezone", "zone", default="Europe/Helsinki", show_default=True, callback=_check_zone,
-              help="IANA time zone of the café (timestamps carry its offset).")
-@click.option("--currency", default="EUR", show_default=True, callback=_check_currency,
-              help="Currency of amounts and prices.")
+@click.option("--rules", "rules_path", metavar="RULES",
+              help="Make the history for this program: every event kind, attribute, category and SKU its "
+                   "rules read, redeems of its rewards with `costs`, in its currency and time zone.")
+@click.option("--timezone", "zone", default=None, callback=_check_zone,
+              help="IANA time zone of the café (timestamps carry its offset).  "
+                   "[default: Europe/Helsinki; with --rules the program's]")
+@click.option("--currency", default=None, callback=_check_currency,
+              help="Currency of amounts and prices.  [default: EUR; with --rules the program's]")
 @click.option("--partitions", type=click.IntRange(min=1, max=4096), default=None, metavar="N",
               help="Write a folder (--out) of N Parquet files, each customer in one of them: "
                    "the layout `poletti simulate --dask` reads shard by shard.")
-def command(customers: int, days: int, seed: int, start: date | None, out: str, output_format: str | None,
-            zone: str, currency: str, partitions: int | None) -> None:
+@click.pass_context
+def command(ctx: click.Context, customers: int, days: int, seed: int, start: date | None, out: str,
+            output_format: str | None, rules_path: str | None, zone: str | None, currency: str | None,
+            partitions: int | None) -> None:
     """Write a synthetic, reproducible purchase history of a café loyalty program.
 
     Signups (most with birthdays), purchases with baskets of coffee, pastries,
@@ -80,14 +92,29 @@ def command(customers: int, days: int, seed: int, start: date | None, out: str, 
     and new customers arriving over time. Events are in time order, ready for
     `poletti simulate` or `poletti run`.
 
+    With --rules RULES the history is made for that program: besides the
+    above, feedback, referrals (with `friend`) and the program's own event
+    types (`event NAME`) when its rules read them; the attributes it declares,
+    on the events that read them, with values of their kind around the values
+    the rules compare them with; items of every category and SKU the rules
+    name; redeems of rewards with `costs` when the balance pays for them; in
+    the program's currency and time zone. The same seed and the same rules
+    give the same file. Rules with errors exit 1 with the diagnostics.
+
     \b
-    Example:
+    Examples:
       poletti generate --customers 1000 --days 730 --seed 42 --out history.csv
+      poletti generate --rules rules.loyalty --customers 500 --days 365 --seed 1 -o history.parquet
     """
     from poletti.interpreter.simulate.generate import (
-        generate_history, write_csv, write_jsonl, write_parquet, write_parquet_dataset,
+        HISTORY_COLUMNS, generate_history, write_csv, write_jsonl, write_parquet, write_parquet_dataset,
     )
 
+    program = None
+    if rules_path is not None:
+        from poletti.cli import load_program
+
+        program = load_program(ctx, rules_path)  # unreadable: exit 2; errors: the diagnostics, exit 1
     fmt = _format_of(out, output_format)
     if out == "":
         check_outputs([("--out", out)])  # an empty name: exit 2
@@ -101,21 +128,35 @@ def command(customers: int, days: int, seed: int, start: date | None, out: str, 
         raise click.UsageError("Parquet is a binary file format: give a file with --out")
     if partitions is None:
         check_outputs([("--out", out)])  # a folder, a FIFO or a device is refused, never replaced
+    columns: tuple[str, ...] = HISTORY_COLUMNS
+    bools: frozenset[str] = frozenset()
+    source: Any = None
+    if program is not None:
+        from poletti.interpreter.simulate.generate_plan import plan_for
+
+        source = plan_for(program)
+        columns, bools = HISTORY_COLUMNS + source.extra_columns, source.bool_columns
     try:
-        events = generate_history(customers, days, seed, start, tz=zone, currency=currency)
+        events = generate_history(customers, days, seed, start, tz=zone, currency=currency, program=source)
     except ValueError as err:
         raise click.UsageError(str(err)) from None
     with _progress(days, start) as progress:
         if partitions is not None:
-            count = _write_folder(out, lambda folder: write_parquet_dataset(events, folder, partitions, progress))
+            count = _write_folder(out, lambda folder: write_parquet_dataset(events, folder, partitions, progress,
+                                                                           columns, bools))
         elif fmt == "parquet":
-            count = _write_file(out, binary=True, write=lambda handle: write_parquet(events, handle, progress))
+            count = _write_file(out, binary=True,
+                                write=lambda handle: write_parquet(events, handle, progress, columns, bools))
+        elif fmt == "csv":
+            def write(handle: IO[str]) -> int:
+                return write_csv(events, handle, progress, columns)
+
+            count = _write_stdout(write) if out == STDIN else _write_file(out, binary=False, write=write)
         else:
-            writer = write_csv if fmt == "csv" else write_jsonl
-            if out == STDIN:
-                count = _write_stdout(lambda handle: writer(events, handle, progress))
-            else:
-                count = _write_file(out, binary=False, write=lambda handle: writer(events, handle, progress))
+            def write(handle: IO[str]) -> int:
+                return write_jsonl(events, handle, progress)
+
+            count = _write_stdout(write) if out == STDIN else _write_file(out, binary=False, write=write)
     if sys.stderr.isatty():
         where = "standard output" if out == STDIN else _quoted(out)
         click.echo(f"wrote {count:,} events of {customers:,} customers over {days:,} days to {where}", err=True)
