@@ -397,7 +397,7 @@ class _Generator:
                     out.line("st.total_expired += lot.points")
                     out.line("tally.changed = True")
             if cp.pending_for is not None:
-                out.line("if st.ledger.release_pending_until(instant):")
+                out.line("if st.ledger.release_due(instant):")
                 with out.indent():
                     out.line("released = True")
                     out.line("tally.changed = True")

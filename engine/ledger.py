@@ -101,7 +101,7 @@ class PointsLedger:
     """
 
     __slots__ = ("free", "lots", "owed", "earned_total", "spent_total", "expired_total", "deducted_total",
-                 "_spendable_in_lots", "_pending", "_next")
+                 "_spendable_in_lots", "_pending", "_next", "_expiry", "_release")
 
     def __init__(self) -> None:
         self.free = 0  # spendable points that never expire
@@ -115,6 +115,9 @@ class PointsLedger:
         self._spendable_in_lots = 0
         self._pending = 0
         self._next: int | None = None
+        # The earliest expiry and the earliest pending release among the lots (None: none; _UNKNOWN: work it out).
+        self._expiry: int | None = None
+        self._release: int | None = None
 
     # -- reading -------------------------------------------------------------
 
@@ -145,9 +148,25 @@ class PointsLedger:
     def next_change(self) -> int | None:
         """The earliest expiry or pending release not applied yet, or None."""
         if self._next == _UNKNOWN:
-            times = [moment for lot in self.lots for moment in _moments(lot) if moment is not None]
-            self._next = min(times, default=None)
+            expiry, release = self._soonest_expiry(), self._soonest_release()
+            self._next = release if expiry is None else expiry if release is None or expiry < release else release
         return self._next
+
+    def _soonest_expiry(self) -> int | None:
+        """The earliest ``expires_at`` among the lots (None: none expires)."""
+        soonest = self._expiry
+        if soonest == _UNKNOWN:
+            soonest = self._expiry = min((lot.expires_at for lot in self.lots if lot.expires_at is not None),
+                                         default=None)
+        return soonest
+
+    def _soonest_release(self) -> int | None:
+        """The earliest ``available_at`` among the pending lots (None: nothing is pending)."""
+        soonest = self._release
+        if soonest == _UNKNOWN:
+            soonest = self._release = min((lot.available_at for lot in self.lots
+                                           if lot.pending and lot.available_at is not None), default=None)
+        return soonest
 
     # -- changing ------------------------------------------------------------
 
@@ -185,15 +204,22 @@ class PointsLedger:
             for moment in _moments(lot):
                 if moment is not None and (self._next is None or moment < self._next):
                     self._next = moment
+        if expires_at is not None and self._expiry != _UNKNOWN and (self._expiry is None or expires_at < self._expiry):
+            self._expiry = expires_at
+        if pending and self._release != _UNKNOWN and (self._release is None or available_at < self._release):
+            self._release = available_at
 
     def spend(self, points: int) -> None:
         """Take ``points`` from spendable points, oldest lot first; :class:`InsufficientPoints` if short."""
         if points < 0:
             raise ValueError(f"points must not be negative, got {points}")
-        balance = self.balance
+        balance = self.free + self._spendable_in_lots - self.owed
         if points > balance:
             raise InsufficientPoints(points, balance)
-        self._take_spendable(points)
+        if points <= self.free:  # free points cover it (``_take_spendable``'s first step, all it would do)
+            self.free -= points
+        else:
+            self._take_spendable(points)
         self.spent_total += points
 
     def deduct(self, points: int, pending_source: str | None = None) -> None:
@@ -217,6 +243,9 @@ class PointsLedger:
 
     def expire_until(self, t: int) -> list[ExpiredLot]:
         """Remove every lot with ``expires_at <= t``; return them by expiry instant (ties in FIFO order)."""
+        soonest = self._soonest_expiry()
+        if soonest is None or soonest > t:  # nothing expires until then
+            return []
         expired = [ExpiredLot(lot.points, lot.earned_at, lot.expires_at, lot.source, lot.pending)
                    for lot in self.lots if lot.expires_at is not None and lot.expires_at <= t]
         if not expired:
@@ -229,30 +258,48 @@ class PointsLedger:
             else:
                 self._spendable_in_lots -= item.points
             self.expired_total += item.points
-        self._next = _UNKNOWN
+        self._next = self._expiry = self._release = _UNKNOWN
         return expired
 
     def release_pending_until(self, t: int) -> list[ReleasedLot]:
         """Make pending lots with ``available_at <= t`` spendable; return them by release instant."""
-        if not self._pending:
-            return []
         released: list[ReleasedLot] = []
-        kept: list[Lot] = []
+        self._release_until(t, released)
+        return released
+
+    def release_due(self, t: int) -> bool:
+        """``release_pending_until`` without the records of what it released: whether it released any."""
+        return self._release_until(t, None)
+
+    def _release_until(self, t: int, released: list[ReleasedLot] | None) -> bool:
+        if not self._pending:
+            return False
+        soonest = self._soonest_release()
+        if soonest is None or soonest > t:  # nothing is released until then
+            return False
+        any_released = False
+        freed: set[int] | None = None  # ids of the lots that no longer need to be lots
         for lot in self.lots:
             if lot.pending and lot.available_at is not None and lot.available_at <= t:
-                released.append(ReleasedLot(lot.points, lot.earned_at, lot.available_at, lot.source))
+                any_released = True
+                if released is not None:
+                    released.append(ReleasedLot(lot.points, lot.earned_at, lot.available_at, lot.source))
                 self._pending -= lot.points
                 if lot.expires_at is None:
                     self.free += lot.points  # it can never expire: no lot needed any more
+                    if freed is None:
+                        freed = set()
+                    freed.add(id(lot))
                     continue
                 lot.pending = False
                 self._spendable_in_lots += lot.points
-            kept.append(lot)
-        if released:
-            self.lots = kept
-            released.sort(key=lambda item: item.available_at)
-            self._next = _UNKNOWN
-        return released
+        if any_released:
+            if freed:
+                self.lots = [lot for lot in self.lots if id(lot) not in freed]
+            if released:
+                released.sort(key=lambda item: item.available_at)
+            self._next = self._release = _UNKNOWN
+        return any_released
 
     # -- plumbing ------------------------------------------------------------
 
@@ -284,7 +331,7 @@ class PointsLedger:
             kept.append(lot)
         if len(kept) != len(self.lots):
             self.lots = kept
-            self._next = _UNKNOWN
+            self._next = self._expiry = self._release = _UNKNOWN
         return left
 
     def state(self) -> dict[str, object]:
@@ -326,7 +373,7 @@ class PointsLedger:
         held = free + ledger._spendable_in_lots + ledger._pending - owed
         if held + spent_total + expired_total + deducted_total != earned_total:
             raise ValueError("inconsistent totals: held + spent + expired + deducted must equal earned")
-        ledger._next = _UNKNOWN
+        ledger._next = ledger._expiry = ledger._release = _UNKNOWN
         return ledger
 
     def copy(self) -> PointsLedger:

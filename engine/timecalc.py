@@ -544,12 +544,32 @@ def add_us(us: int, d: Duration, tz: ZoneInfo) -> int:
     months = d.amount * (12 if d.unit == "y" else 1)
     offset = utc_offset_us(us, tz)
     days, time_of_day = divmod(us + offset, DAY_US)
-    wall = (_shifted_day(days + _EPOCH_ORDINAL, months) - _EPOCH_ORDINAL) * DAY_US + time_of_day
+    shifts = _SHIFTS.get((tz, months))
+    if shifts is None or len(shifts) > _OFFSET_CACHE_LIMIT:
+        shifts = _SHIFTS[(tz, months)] = {}
+    known = shifts.get(days)
+    if known is not None and known[0] == offset:
+        return us + known[1]
+    target = _shifted_day(days + _EPOCH_ORDINAL, months) - _EPOCH_ORDINAL
+    wall = target * DAY_US + time_of_day
     guess = wall - offset
     landed = _quiet_offset(guess, tz)
     if landed is not None and _quiet_offset(wall - landed, tz) == landed:
+        if known is None:
+            # Every instant of this local day at this offset shifts by the same amount when the zone keeps one
+            # offset around the whole target day (its guesses and landings, first and last µs, are quiet).
+            first = target * DAY_US
+            last = first + DAY_US - 1
+            if (_quiet_offset(first - offset, tz) == landed and _quiet_offset(last - offset, tz) == landed
+                    and _quiet_offset(first - landed, tz) == landed and _quiet_offset(last - landed, tz) == landed):
+                shifts[days] = (offset, wall - landed - us)
         return wall - landed
     return to_us(add(from_us(us), d, tz))
+
+
+# Per (zone, months): local day (days since the epoch) → (its UTC offset, what add_us adds to any instant
+# of that day at that offset), for the days whose whole shifted day lies away from clock changes.
+_SHIFTS: dict[tuple[ZoneInfo, int], dict[int, tuple[int, int]]] = {}
 
 
 def local_date(us: int, tz: ZoneInfo) -> date:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Iterator
 
 import attrs
@@ -29,9 +29,9 @@ import attrs
 from poletti.engine.compiler import CompiledProgram
 from poletti.engine.program import Program
 from poletti.engine.state import CustomerState
-from poletti.engine.stores.base import LedgerEntry, Store, content_dict, fingerprint
+from poletti.engine.stores.base import LedgerEntry, Receipt, Store, content_dict, fingerprint
 from poletti.engine.stores.memory import MemoryStore
-from poletti.engine.timecalc import from_us, parse_timestamp, require_aware, to_us
+from poletti.engine.timecalc import EPOCH as _EPOCH, from_us, parse_timestamp, require_aware, to_us
 from poletti.interpreter import bookkeeping
 from poletti.interpreter.events import (
     FIRST_YEAR, LAST_YEAR, Event, EventError, EventReader, conflict_reason, content_key,
@@ -103,6 +103,8 @@ class Engine:
         self.digest = program_digest(self.compiled)
         self.store.use_program(self.digest, self.compiled.source or "")
         self._watermark: int | None = None  # what advance_to reached (kept here unless other processes write)
+        # The memory store's ``retryable`` is always False: its events need no retry loop.
+        self._once = type(self.store) is MemoryStore
         if not self.store.shared:
             self._watermark = self._read_clock()
 
@@ -110,7 +112,10 @@ class Engine:
 
     def process(self, event: dict[str, Any]) -> Outcome:
         """Apply one event. Raises ``EventError`` (and changes nothing) when it is rejected."""
-        return self._apply(self.reader.read(event))
+        read = self.reader.read(event)
+        if self._once:  # a store that never asks for a retry: no retry loop around the transaction
+            return self._apply_once(read, content_key(read))
+        return self._retrying(self._apply_once, read, content_key(read))
 
     def process_many(self, events: Iterable[dict[str, Any]]) -> BatchResult:
         """Apply events in order; rejected ones are reported with their reasons, never raised."""
@@ -161,29 +166,44 @@ class Engine:
 
     def _apply_once(self, event: Event, key: tuple[Any, ...]) -> Outcome:
         store, stepper = self.store, self.stepper
-        with store.transaction(event.customer):
-            duplicate = self._known(event, key)
-            if duplicate is not None:
-                return duplicate
-            stored = store.load(event.customer)
-            state = stored if stored is not None else stepper.new_state(event.customer)
-            self._check_clock(event, state)
+        customer = event.customer
+        with store.transaction(customer):
+            receipt = store.receipt(event.id)
+            if receipt is not None:
+                return self._duplicate(event, key, receipt)
+            state = store.load(customer)
+            if state is None:
+                state = stepper.new_state(customer)
+            at = event.at
+            watermark = self._read_clock() if store.shared else self._watermark
+            if (watermark is not None and at < watermark) or (state.clock is not None and at < state.clock):
+                self._check_clock(event, state)
             stepper.check(state, event)
             tier_before = state.tier
             before = state.ledger.copy() if self.ledger else None
             tally, earned = stepper.apply(state, event)
             store.save(state, stepper.schedule(state))
-            store.record(event.id, event.customer, key)
+            store.record(event.id, customer, key)
             if before is not None:
                 store.append(bookkeeping.entries(tally.trace or [], tally.event_start, before, state.customer,
                                                  event.id, event.type, self.digest, self.compiled))
-            return self._outcome(state, event.id, event.type, event.at, tier_before, tally, earned)
+            names = self.compiled.tier_names
+            ledger = state.ledger
+            # Positional arguments, in Outcome's field order: keywords cost three times as much, once per event.
+            return Outcome(event.id, customer, event.type, _EPOCH + timedelta(0, 0, at), "applied", earned,
+                           tally.granted, tally.expired, tally.reversed, tally.spent, names[tier_before],
+                           names[state.tier], ledger.balance, ledger.pending, ledger.earned_total,
+                           tuple(tally.trace) if tally.trace and self.explain else (), self.compiled)
 
     def _known(self, event: Event, key: tuple[Any, ...]) -> Outcome | None:
         """A duplicate's outcome (the customer's figures now), or None for a new id; a conflict raises."""
         receipt = self.store.receipt(event.id)
         if receipt is None:
             return None
+        return self._duplicate(event, key, receipt)
+
+    def _duplicate(self, event: Event, key: tuple[Any, ...], receipt: Receipt) -> Outcome:
+        """The outcome of an event whose id has a receipt: a duplicate's (the figures now), or a conflict raised."""
         if receipt.fingerprint != fingerprint(key):
             raise EventError(conflict_reason(event.id, receipt.content, content_dict(key)), event.id)
         state = self.store.load(receipt.customer) or self.stepper.new_state(receipt.customer)

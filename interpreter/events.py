@@ -239,23 +239,37 @@ def _present_core(raw: dict[str, Any]) -> int:
 
 _MAX_WHOLE_DIGITS = 12  # amounts below 10^12 (MAX_MONEY)
 _ITEM_FIELDS = frozenset({"sku", "category", "quantity", "price"})
-_FRACTION_PAD = "0" * money.DIGITS
+_FRACTION_PADS = tuple("0" * (money.DIGITS - digits) for digits in range(money.DIGITS + 1))  # by the digits written
 # Instants whose float timestamp converts to µs exactly (|t| < 2^32 s) and whose year is in range:
 # 1900-01-01T00:00Z up to 2106; the rest goes the careful way.
 _QUICK_FIRST, _QUICK_END = -2_208_988_800, 2**32
 
 
+# Amounts and prices as written → micro-units: prices repeat (a menu), and a dictionary lookup is a tenth of
+# reading the digits again. Bounded: emptied when full.
+_UNITS: dict[str, int] = {}
+_UNITS_KEPT = 4096
+
+
 def _quick_units(value: Any) -> int | None:
     """A plain non-negative amount ("12.50", 12) → micro-units, or None to read it carefully."""
     if value.__class__ is str:
+        units = _UNITS.get(value)
+        if units is not None:
+            return units
         whole, dot, fraction = value.partition(".")
         if not (whole.isascii() and whole.isdigit() and len(whole) <= _MAX_WHOLE_DIGITS):
             return None
         if not dot:
-            return int(whole) * money.SCALE
-        if not (fraction.isascii() and fraction.isdigit() and len(fraction) <= money.DIGITS):
+            units = int(whole) * money.SCALE
+        elif not (fraction.isascii() and fraction.isdigit() and len(fraction) <= money.DIGITS):
             return None
-        return int(whole) * money.SCALE + int((fraction + _FRACTION_PAD)[:money.DIGITS])
+        else:
+            units = int(whole + fraction + _FRACTION_PADS[len(fraction)])  # one int() of the digits, in micro-units
+        if len(_UNITS) >= _UNITS_KEPT:
+            _UNITS.clear()
+        _UNITS[value] = units
+        return units
     if value.__class__ is int and 0 <= value < 10**_MAX_WHOLE_DIGITS:
         return value * money.SCALE
     return None
@@ -263,6 +277,9 @@ def _quick_units(value: Any) -> int | None:
 
 def _quick_text(value: Any) -> str | None:
     return value if value.__class__ is str and value and not value.isspace() else None
+
+
+_new_tuple = tuple.__new__
 
 
 def quick_items(raw_items: Any) -> tuple[Item, ...] | None:
@@ -285,7 +302,7 @@ def quick_items(raw_items: Any) -> tuple[Item, ...] | None:
         price = _quick_units(item.get("price", 0))
         if price is None:
             return None
-        built.append(Item(sku, category, quantity, price))
+        built.append(_new_tuple(Item, (sku, category, quantity, price)))  # Item(...) without its Python-level __new__
     return tuple(built)
 
 
@@ -300,11 +317,12 @@ def _quick(raw: Any) -> Event | None:
     if raw.__class__ is not dict:
         return None
     get = raw.get
-    event_id, kind, customer = _quick_text(get("id")), _quick_text(get("type")), _quick_text(get("customer"))
-    at_text = get("at")
-    if event_id is None or kind is None or customer is None or at_text.__class__ is not str or not (
-            at_text.isascii() and at_text.isprintable()):  # Python's parser stops at a NUL byte: read carefully
-        return None
+    event_id, kind, customer, at_text = get("id"), get("type"), get("customer"), get("at")
+    # Texts neither empty nor blank (``_quick_text``, inline: this runs once per event).
+    if (event_id.__class__ is not str or kind.__class__ is not str or customer.__class__ is not str
+            or not event_id or not kind or not customer or event_id.isspace() or kind.isspace() or customer.isspace()
+            or at_text.__class__ is not str or not (at_text.isascii() and at_text.isprintable())):
+        return None  # (Python's timestamp parser stops at a NUL byte: such a text is read carefully)
     try:
         parsed = datetime.fromisoformat(at_text)
     except ValueError:
@@ -351,6 +369,9 @@ class EventReader:
         self.converter = make_converter(self.tz)
         self.event_types = program.event_types | BUILTIN_EVENT_TYPES
         self.attribute_types = dict(program.attributes)
+        self.currency = program.currency
+        # Known types that need no more than knowing them (not refunds, redeems or purchases, which need fields).
+        self.plain_types = frozenset(self.event_types - {"purchase", "refund", "redeem"})
 
     def read(self, raw: Any) -> Event:
         """Raw dict → Event, or EventError with the reason."""
@@ -426,6 +447,20 @@ class EventReader:
         return values
 
     def _check_type_rules(self, event: Event) -> None:
+        kind = event.type
+        if (event.currency is None or event.currency == self.currency) and (
+                (kind == "purchase" and event.amount is not None and event.amount >= 0)
+                or (event.amount is None and kind in self.plain_types)):
+            # The common case, which nothing below rejects if its items' prices are not negative and add up.
+            total = 0
+            for item in event.items:
+                if item.price < 0:
+                    break
+                total += item.price * item.quantity
+            else:
+                if total <= _MAX_MONEY_UNITS:
+                    return
+
         def reject(reason: str) -> None:
             raise EventError(reason, event.id)
 
@@ -487,10 +522,13 @@ def content_key(event: Event) -> tuple[Any, ...]:
     12.5 for 12.50, or the program's currency written or left out, are the
     same; undeclared attributes, which the rules never read, do not count.
     """
-    attributes = tuple(sorted((name, _plain(value)) for name, value in (event.attributes or {}).items()))
-    items = tuple(tuple(item) for item in event.items)  # plain tuples: kept by the millions, never walked by the GC
+    attributes = event.attributes
+    attributes = tuple(sorted((name, _plain(value)) for name, value in attributes.items())) if attributes else ()
+    items = event.items
+    items = tuple(map(tuple, items)) if items else ()  # plain tuples: kept by the millions, never walked by the GC
+    birthday = event.birthday
     return (event.customer, event.type, event.at, event.amount, items, event.original, event.reward,
-            event.birthday.isoformat() if event.birthday is not None else None, attributes)
+            birthday.isoformat() if birthday is not None else None, attributes)
 
 
 def conflict_reason(event_id: str, before: dict[str, Any] | None, now: dict[str, Any]) -> str:

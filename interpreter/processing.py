@@ -28,9 +28,10 @@ the engine before anything changes; the steps here assume a valid event.
 from __future__ import annotations
 
 import heapq
+import weakref
 from datetime import date
 from decimal import Decimal
-from typing import Iterable
+from typing import Callable, Iterable
 
 from poletti.engine.compiler import (
     Blocked, Cap, CompiledProgram, ConvertRule, FixedRule, Guard, MultiplierRule, PerRule, Rule, SegmentRule,
@@ -101,6 +102,26 @@ class Tally:
             self.trace.append(record)
 
 
+# The function that builds a new state, per compiled program (kept out of the Processor, which stays picklable).
+_STATE_MAKERS: "weakref.WeakKeyDictionary[CompiledProgram, Callable[[str], CustomerState]]" = weakref.WeakKeyDictionary()
+
+
+def _state_maker(cp: CompiledProgram) -> Callable[[str], CustomerState]:
+    """A function building ``Processor._new_state_slowly``'s state for this program with literal lists (no loops)."""
+    def many(count: int, each: str) -> str:
+        return f"[{', '.join([each] * count)}]" if count else "()"
+
+    source = (
+        "def new_state(customer):\n"
+        f"    return CustomerState(customer, windows={many(len(cp.windows), 'WindowTotals()')}, "
+        f"metric_events={many(len(cp.metrics), '[]')}, stamps={many(len(cp.stamps), '0')}, "
+        f"tier_held={many(len(cp.tiers), 'False')}, tier_keep_until={many(len(cp.tiers), 'None')}, "
+        f"segments={many(len(cp.segments), 'False')}, when_active={many(len(cp.when_rules), 'False')})\n")
+    namespace: dict[str, object] = {"CustomerState": CustomerState, "WindowTotals": WindowTotals}
+    exec(source, namespace)  # noqa: S102 — only counts go into the text
+    return namespace["new_state"]  # type: ignore[return-value]
+
+
 def _matches(item: Item, item_filter: tuple[str, str] | None) -> bool:
     if item_filter is None:
         return True
@@ -120,6 +141,14 @@ class Processor:
     # ------------------------------------------------------------- state setup
 
     def new_state(self, customer: str) -> CustomerState:
+        """A customer's state before any event (built by ``_state_maker``'s function: this runs once per customer)."""
+        maker = _STATE_MAKERS.get(self.cp)
+        if maker is None:
+            maker = _STATE_MAKERS[self.cp] = _state_maker(self.cp)
+        return maker(customer)
+
+    def _new_state_slowly(self, customer: str) -> CustomerState:
+        """What ``new_state`` builds, written plainly (the reference ``_state_maker``'s function is tested against)."""
         cp = self.cp
         # A rule list the program does not use is the empty tuple, not a list: each state is long-lived,
         # and every list in it is one more object each full garbage collection walks.

@@ -29,7 +29,9 @@ class MemoryStore:
         """``ledger``: keep every point movement (costs memory and time: the engine builds trace records)."""
         self.keeps_ledger = ledger
         self._states: dict[str, CustomerState] = {}
-        self._receipts: dict[str, tuple[str, tuple[Any, ...]]] = {}  # id → (customer, content key)
+        # id → content key; the engine's keys begin with the customer, so that is all a receipt needs (one
+        # tuple per event fewer for the garbage collector to count); another key is kept as _Apart((customer, key)).
+        self._receipts: dict[str, tuple[Any, ...]] = {}
         self._next: dict[str, int] = {}
         self._heap: list[tuple[int, str]] = []
         self._meta: dict[str, str] = {}
@@ -55,11 +57,15 @@ class MemoryStore:
 
     def receipt(self, event_id: str) -> Receipt | None:
         found = self._receipts.get(event_id)
-        return None if found is None else Receipt(found[0], fingerprint(found[1]), content_dict(found[1]))
+        if found is None:
+            return None
+        customer, key = found if found.__class__ is _Apart else (found[0], found)
+        return Receipt(customer, fingerprint(key), content_dict(key))
 
     def record(self, event_id: str, customer: str, key: tuple[Any, ...]) -> None:
         # The key itself, not a digest: nothing to compute per event, and a conflict can say what differs.
-        self._receipts[event_id] = (customer, key)
+        self._receipts[event_id] = key if key and key[0].__class__ is str and key[0] == customer \
+            and customer.__class__ is str else _Apart((customer, key))
 
     def append(self, entries: Iterable[LedgerEntry]) -> None:
         if not self.keeps_ledger:
@@ -120,7 +126,9 @@ class MemoryStore:
         """Everything held, for a snapshot (call inside ``transaction()``)."""
         entries = sorted((entry for items in self._ledger.values() for entry in items),
                          key=lambda entry: entry.seq or 0)
-        return self._states, self._next, self._receipts, self._meta, entries, self._programs
+        receipts = {event_id: tuple(found) if found.__class__ is _Apart else (found[0], found)
+                    for event_id, found in self._receipts.items()}
+        return self._states, self._next, receipts, self._meta, entries, self._programs
 
     def load_contents(self, states: dict[str, CustomerState], schedule: dict[str, int],
                       receipts: dict[str, tuple[str, tuple[Any, ...]]], meta: dict[str, str], entries: list[LedgerEntry],
@@ -132,12 +140,19 @@ class MemoryStore:
                 self._next[customer] = when
                 self._heap.append((when, customer))
             heapq.heapify(self._heap)
-            self._receipts.update(receipts)
+            for event_id, (customer, key) in receipts.items():
+                self.record(event_id, customer, key)
             self._meta.update(meta)
             for entry in entries:
                 self._ledger.setdefault(entry.customer, []).append(entry)
                 self._seq = max(self._seq, entry.seq or 0)
             self._programs.extend(programs)
+
+
+class _Apart(tuple):  # type: ignore[type-arg]
+    """A receipt whose content key does not begin with its customer: (customer, key)."""
+
+    __slots__ = ()
 
 
 def _numbered(entry: LedgerEntry, seq: int) -> LedgerEntry:

@@ -156,3 +156,18 @@ def test_hostile_names_and_texts_change_nothing_in_the_generated_structure(text:
     assert user_texts <= strings
     categories = {rule.filter[1] for rule in program.compiled.per_rules["purchase"] if rule.filter}
     assert categories and categories <= strings
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(programs())
+def test_a_new_state_is_built_as_written_plainly(text: str) -> None:
+    # ``Processor.new_state`` builds states with a function made for the program: the same state, the same types.
+    import attrs
+
+    from poletti.interpreter.processing import Processor
+
+    processor = Processor(poletti.compile(text).compiled)
+    quick, plain = processor.new_state("c1"), processor._new_state_slowly("c1")
+    assert quick == plain
+    assert [type(getattr(quick, f.name)) for f in attrs.fields(type(quick))] == \
+        [type(getattr(plain, f.name)) for f in attrs.fields(type(plain))]
