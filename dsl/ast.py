@@ -282,6 +282,14 @@ class TimezoneDecl:
 
 
 @attrs.frozen
+class PointValueDecl:
+    """``point value 0.05 EUR``: what one point is worth to the business, for reports."""
+
+    money: MoneyLit
+    span: Span
+
+
+@attrs.frozen
 class RewardValue:
     money: MoneyLit
     span: Span
@@ -445,7 +453,7 @@ class PendingRule:
 
 
 Statement = Union[
-    ProgramDecl, CurrencyDecl, RoundingDecl, TimezoneDecl, RewardDecl, SegmentDecl,
+    ProgramDecl, CurrencyDecl, RoundingDecl, TimezoneDecl, PointValueDecl, RewardDecl, SegmentDecl,
     MetricDecl, AttributeDecl, EventDecl, ParamDecl, UseDecl,
     EarnRule, ConvertRule, StampRule, TierRule, OnRule, WhenRule, ExpireRule, PendingRule,
 ]

@@ -8,7 +8,7 @@ returns them sorted; the program is None when any of them is an error.
 
 It works in passes over the statements (after ``use`` expansion):
 
-1. settings — program, currency, rounding, timezone, points expire/pending;
+1. settings — program, currency, rounding, timezone, point value, points expire/pending;
 2. declarations — rewards, segments, metrics, tiers, attributes, events, so
    that a name may be used before the line that declares it;
 3. metrics — the type of each metric, which depends on attribute types;
@@ -261,6 +261,7 @@ class _Checker:
         self.timezone = DEFAULT_TIMEZONE
         self.expire_after: ast.DurationLit | None = None
         self.pending_for: ast.DurationLit | None = None
+        self.point_value: Decimal | None = None
         # declarations
         self.decls: dict[str, _Decl] = {}
         self.events: dict[str, ast.EventDecl] = {}
@@ -316,6 +317,7 @@ class _Checker:
             event_types=frozenset(BUILTIN_EVENT_TYPES | set(self.events)),
             expire_after=self.expire_after,
             pending_for=self.pending_for,
+            point_value=self.point_value,
             types=dict(self.types),
             builtins=dict(self.builtins),
             source_name=self.source_name,
@@ -389,6 +391,7 @@ class _Checker:
         ast.CurrencyDecl: ("currency", "the currency"),
         ast.RoundingDecl: ("rounding", "the rounding"),
         ast.TimezoneDecl: ("timezone", "the time zone"),
+        ast.PointValueDecl: ("point value", "the point value"),
         ast.ExpireRule: ("points expire after", "when points expire"),
         ast.PendingRule: ("points pending for", "how long points are pending"),
     }
@@ -640,6 +643,18 @@ class _Checker:
                 cost = self._points_amount(part.points, what="a reward's cost")
         if self._owns("reward", decl):
             self.rewards[decl.name.name] = RewardInfo(decl.name.name, decl.label, value, cost, False, decl.name.span)
+
+    def _check_PointValueDecl(self, decl: ast.PointValueDecl) -> None:
+        value = self._money(decl.money)
+        if value is None:
+            return
+        if value <= 0:
+            self.report("E117", "a point value must be more than zero", decl.money.span,
+                        [f"write what one point is worth to you, such as point value 0.05 "
+                         f"{self.currency or DEFAULT_CURRENCY}"])
+            return
+        if self.settings.get("point value") is decl:
+            self.point_value = value
 
     def _check_SegmentDecl(self, decl: ast.SegmentDecl) -> None:
         self._condition(decl.condition, event_context="a segment")

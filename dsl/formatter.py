@@ -192,6 +192,10 @@ def _timezone(s: ast.TimezoneDecl) -> str:
     return f"timezone {_text(s.zone)}"
 
 
+def _point_value(s: ast.PointValueDecl) -> str:
+    return f"point value {_money(s.money)}"
+
+
 _REWARD_PART_ORDER = {ast.RewardValue: 0, ast.RewardCost: 1}
 
 
@@ -292,6 +296,7 @@ _STATEMENT_PRINTERS: dict[type, Callable[..., str]] = {
     ast.CurrencyDecl: _currency,
     ast.RoundingDecl: _rounding,
     ast.TimezoneDecl: _timezone,
+    ast.PointValueDecl: _point_value,
     ast.RewardDecl: _reward,
     ast.SegmentDecl: _segment,
     ast.MetricDecl: _metric,

@@ -57,7 +57,8 @@ SUFFIX = ".loyalty"
 
 # Statements a module may not contain: settings belong to the program that
 # uses the module, and modules do not nest.
-_FORBIDDEN_IN_MODULE = (ast.ProgramDecl, ast.CurrencyDecl, ast.RoundingDecl, ast.TimezoneDecl, ast.UseDecl)
+_FORBIDDEN_IN_MODULE = (ast.ProgramDecl, ast.CurrencyDecl, ast.RoundingDecl, ast.TimezoneDecl, ast.PointValueDecl,
+                        ast.UseDecl)
 
 
 @attrs.frozen

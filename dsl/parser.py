@@ -568,6 +568,9 @@ class _ToAst:
     def timezone_decl(self, meta: Any, children: list[Token]) -> ast.TimezoneDecl:
         return ast.TimezoneDecl(_unquote(str(children[0])), self._span(meta))
 
+    def point_value_decl(self, meta: Any, children: list[Any]) -> ast.PointValueDecl:
+        return ast.PointValueDecl(children[0], self._span(meta))
+
     def reward_value(self, meta: Any, children: list[Any]) -> ast.RewardValue:
         return ast.RewardValue(children[0], self._span(meta))
 

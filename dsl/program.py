@@ -119,6 +119,8 @@ class CheckedProgram:
     references: Mapping[Any, str] = attrs.field(factory=dict)
     # For statements that come from a `use`d module: the module line and the `use`.
     origins: Mapping[Any, Any] = attrs.field(factory=dict)
+    # `point value 0.05 EUR`, in the program currency; None when the file does not declare one.
+    point_value: Decimal | None = None
 
     @property
     def rules(self) -> tuple[ast.Statement, ...]:

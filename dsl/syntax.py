@@ -34,7 +34,7 @@ from poletti.dsl.diagnostics import did_you_mean
 STATEMENT_KEYWORDS = (
     "program", "currency", "rounding", "timezone", "reward", "segment", "metric",
     "attribute", "event", "param", "use", "earn", "at", "every", "tier", "on",
-    "when", "points",
+    "when", "points", "point",
 )
 
 END = "$END"

@@ -214,6 +214,59 @@ class TimeSources:
             kind == "days_since_last_purchase" for kind, _ in self.day_thresholds)
 
 
+@attrs.frozen
+class PointValue:
+    """What one point is worth to the business, for reports: ``value`` (money) for every ``points`` points.
+
+    Declared (``point value 0.05 EUR``: value 0.05, points 1, reward None) or
+    derived from a reward (``reward gift value 2.50 EUR`` with ``at 50 points
+    grant gift``: value 2.50, points 50, reward "gift"). Kept as the pair so
+    that money computed from it (outstanding points × point value) is exact
+    even when value ÷ points has no finite decimal (3.50 EUR for 30 points).
+    """
+
+    value: Decimal
+    points: int
+    reward: str | None  # None when declared
+
+    @property
+    def per_point(self) -> Decimal:
+        """value ÷ points as a Decimal (exact when it has a finite decimal, else to 28 digits)."""
+        return self.value / self.points
+
+    @property
+    def source(self) -> str:
+        """"declared" or "derived from REWARD"."""
+        return "declared" if self.reward is None else f"derived from {self.reward}"
+
+
+def point_value_of(checked: CheckedProgram) -> PointValue | None:
+    """The program's point value: declared, or the lowest value ÷ points among its rewards, or None.
+
+    The rewards considered are those an ``at`` rule grants (value ÷ the
+    rule's threshold) and those with ``costs`` (value ÷ cost), each with a
+    declared value; the lowest ratio wins, the first in file order on a tie.
+    None when the program declares none and no reward qualifies.
+    """
+    if checked.point_value is not None:
+        return PointValue(checked.point_value, 1, None)
+    candidates: list[PointValue] = []
+    for rule in checked.rules:
+        if isinstance(rule, ast.ConvertRule) and isinstance(rule.target, ast.Ident):
+            info = checked.rewards.get(rule.target.name)
+            if info is not None and info.value is not None:
+                candidates.append(PointValue(info.value, int(_number(rule.threshold.amount)), info.name))
+    for info in checked.rewards.values():
+        if info.value is not None and info.cost is not None:
+            candidates.append(PointValue(info.value, info.cost, info.name))
+    best: PointValue | None = None
+    for candidate in candidates:
+        # candidate.value / candidate.points < best.value / best.points, without dividing
+        if best is None or candidate.value * best.points < best.value * candidate.points:
+            best = candidate
+    return best
+
+
 @attrs.frozen(eq=False)
 class CompiledProgram:
     checked: CheckedProgram
@@ -242,6 +295,7 @@ class CompiledProgram:
     time_sources: TimeSources
     tracks_activity: bool  # some rule reads streak_days or streak_weeks: keep the active days and weeks
     source: str | None = None  # the rule file's text, for the rule graph's labels
+    point_value: PointValue | None = None  # declared or derived (``point_value_of``); None: unknown
 
     @functools.cached_property
     def graph(self) -> nx.DiGraph:
@@ -509,6 +563,7 @@ def compile_program(checked: CheckedProgram, source: str | None = None) -> Compi
         tracks_activity=any(q.kind in ("streak_days", "streak_weeks") for q in checked.builtins.values()),
         windows=tuple(b.exprs.windows),
         source=source,
+        point_value=point_value_of(checked),
     )
 
 

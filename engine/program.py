@@ -7,6 +7,7 @@ raises for user mistakes; the facade (``poletti.compile``) turns errors into
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Mapping
 
 import attrs
@@ -45,6 +46,19 @@ class Program:
     @property
     def timezone(self) -> str:
         return self.checked.timezone
+
+    @property
+    def point_value(self) -> Decimal | None:
+        """What one point is worth, in the program currency: declared (``point value 0.05 EUR``), or derived
+        as the lowest value ÷ points of the rewards ``at`` rules grant or that have ``costs``; None if unknown."""
+        found = self.compiled.point_value
+        return None if found is None else found.per_point
+
+    @property
+    def point_value_source(self) -> str | None:
+        """``"declared"``, ``"derived from REWARD"``, or None when the point value is unknown."""
+        found = self.compiled.point_value
+        return None if found is None else found.source
 
     @property
     def rewards(self) -> Mapping[str, RewardInfo]:

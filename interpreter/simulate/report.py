@@ -32,7 +32,7 @@ from typing import Any, Sequence
 
 import attrs
 
-from poletti.interpreter.simulate.summary import ActivityMonth, Month, SimulationResult, day_start
+from poletti.interpreter.simulate.summary import ActivityMonth, Month, SimulationResult, day_start, delta_pct
 
 # Colours that stay apart for colour-blind readers (Okabe–Ito).
 BLUE, ORANGE, GREEN, RED, PURPLE, SKY, YELLOW, GREY = (
@@ -540,29 +540,63 @@ def _signed(value: Any) -> str:
     """A change: with its sign, 0 without one."""
     if isinstance(value, str):
         number = Decimal(value)
-        return f"{number:+,.2f}" if number else "0.00"
+        places = max(2, -number.as_tuple().exponent)  # type: ignore[operator]  # a point value may have more
+        return f"{number:+,.{places}f}" if number else "0.00"
     if isinstance(value, int):
         return f"{value:+,}" if value else "0"
     return _num(value)
 
 
 def _change_class(value: Any) -> str:
+    if value is None:
+        return ""
     number = Decimal(value) if isinstance(value, str) else value
     return "up" if number > 0 else "down" if number < 0 else ""
 
 
 def _figure_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     """(label, path) of every figure in the summary table."""
+    currency = summary.get("currency", "")
     rows = [("Events read", "events"), ("Rejected events", "rejected"), ("Customers", "customers")]
     rows += [(f"Points {key}", f"points.{key}") for key in summary["points"]]
+    if "liability" in summary:
+        rows += [(f"Outstanding points in money ({currency})", "liability.outstanding"),
+                 (f"Expired points in money ({currency})", "liability.expired")]
+    if "point_value" in summary:
+        source = summary.get("point_value_source")
+        rows.append((f"Point value ({currency}" + (f", {source}" if source else "") + ")", "point_value"))
     names = _union(summary["rewards"], summary.get("baseline", {}).get("rewards", {}))
     rows += [(f"Reward {name}", f"rewards.{name}") for name in names]
     tiers = _union(summary["tiers"], summary.get("baseline", {}).get("tiers", {}))
     rows += [(f"Tier {name}", f"tiers.{name}") for name in tiers]
-    rows.append((f"Cost of rewards ({summary.get('currency', '')})", "cost"))
+    rows.append((f"Cost of rewards ({currency})", "cost"))
     if summary.get("cost_unknown") or summary.get("baseline", {}).get("cost_unknown"):
         rows.append(("Rewards of unknown cost (not in the cost)", "cost_unknown"))
+    if "sales" in summary:
+        rows += [(f"Sales: purchases less refunds ({currency})", "sales"),
+                 ("Cost as a share of sales (%)", "cost_share_of_sales")]
     return rows
+
+
+# Figures that may be unknown (null in the summary: no point value, no sales): shown as "–", never as 0.
+MAYBE_UNKNOWN = frozenset({"liability.outstanding", "liability.expired", "point_value", "cost_share_of_sales"})
+
+
+def figure_value(data: dict[str, Any] | None, path: str) -> Any:
+    """The figure at ``path`` for a table cell: a name missing on one side counts 0, an unknown figure None."""
+    value = _get(data, path)
+    return value if value is not None or path in MAYBE_UNKNOWN else 0
+
+
+def change_text(summary: dict[str, Any], path: str) -> str:
+    """The change of the figure at ``path`` against the baseline, with its percentage of the old figure:
+    "+30 (+25.0 %)"; "–" when unknown; the percentage left out when the change is 0 or the old figure is 0."""
+    diff = figure_value(summary.get("delta"), path)
+    text = _signed(diff)
+    pct = _get(summary.get("delta_pct"), path)
+    if diff is not None and pct is not None and Decimal(str(diff)) != 0:
+        text += f" ({'' if pct.startswith('-') else '+'}{pct} %)"
+    return text
 
 
 def cost_unknown_note(summary: dict[str, Any]) -> str:
@@ -607,17 +641,16 @@ def summary_table(summary: dict[str, Any]) -> str:
         "<th>Baseline rules</th><th>Change</th>" if baseline else "") + "</tr>"
     body = []
     for label, path in _figure_rows(summary):
-        new_value = _get(summary, path)
-        cells = f"<td>{html.escape(label)}</td><td class=num>{_num(new_value if new_value is not None else 0)}</td>"
+        new_value = figure_value(summary, path)
+        cells = f"<td>{html.escape(label)}</td><td class=num>{_num(new_value)}</td>"
         if baseline is not None:
-            old_value = _get(baseline, path)
-            change = _get(summary["delta"], path)
-            cells += f"<td class=num>{_num(old_value if old_value is not None else 0)}</td>"
+            old_value = figure_value(baseline, path)
+            change = figure_value(summary["delta"], path)
+            cells += f"<td class=num>{_num(old_value)}</td>"
             if isinstance(new_value, list) or isinstance(old_value, list):
                 cells += "<td></td>"  # names have no difference
             else:
-                cells += (f"<td class='num {_change_class(change or 0)}'>"
-                          f"{_signed(change if change is not None else 0)}</td>")
+                cells += f"<td class='num {_change_class(change)}'>{html.escape(change_text(summary, path))}</td>"
         body.append(f"<tr>{cells}</tr>")
     return f"<table class=figures><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -722,10 +755,13 @@ code { background: #f3f3f3; padding: 1px 4px; border-radius: 3px; }
 """
 
 
-def _card(label: str, value: str, change: Any = None) -> str:
+def _card(label: str, value: str, change: Any = None, pct: str | None = None) -> str:
     extra = ""
     if change is not None:
-        extra = f"<div class='change {_change_class(change)}'>{html.escape(_signed(change))} vs baseline</div>"
+        shown = _signed(change)
+        if pct is not None and Decimal(str(change)) != 0:
+            shown += f" ({'' if pct.startswith('-') else '+'}{pct} %)"
+        extra = f"<div class='change {_change_class(change)}'>{html.escape(shown)} vs baseline</div>"
     return (f"<div class=card><div class=label>{html.escape(label)}</div>"
             f"<div class=value>{html.escape(value)}</div>{extra}</div>")
 
@@ -767,17 +803,38 @@ def render_report(result: SimulationResult, names: Names = Names(), png_dir: str
     def delta_of(path: str) -> Any:
         return _get(change, path) if baseline is not None else None
 
+    def pct_of(path: str) -> str | None:
+        return _get(summary.get("delta_pct"), path) if baseline is not None else None
+
+    def card(label: str, value: str, path: str) -> str:
+        return _card(label, value, delta_of(path), pct_of(path))
+
     points = summary["points"]
+    liability = summary.get("liability") or {}
+    money_cards = []
+    if liability.get("outstanding") is not None:
+        money_cards.append(card(f"Outstanding points in money ({currency})", _num(liability["outstanding"]),
+                                "liability.outstanding"))
+    if liability.get("expired") is not None:
+        money_cards.append(card(f"Expired points in money ({currency})", _num(liability["expired"]),
+                                "liability.expired"))
+    if summary.get("cost_share_of_sales") is not None:
+        money_cards.append(card("Cost as a share of sales", f"{summary['cost_share_of_sales']} %",
+                                "cost_share_of_sales"))
+    rewards_change = sum(change.get("rewards", {}).values()) if baseline is not None else None
+    old_rewards = sum(baseline.get("rewards", {}).values()) if baseline is not None else 0
     cards = "".join([
         _card("Events", f"{summary['events']:,}"),
-        _card("Rejected", f"{summary['rejected']:,}", delta_of("rejected")),
-        _card("Customers", f"{summary['customers']:,}", delta_of("customers")),
-        _card("Points earned", f"{points['earned']:,}", delta_of("points.earned")),
-        _card("Outstanding points", f"{points['outstanding']:,}", delta_of("points.outstanding")),
-        _card("Rewards granted", f"{sum(summary['rewards'].values()):,}",
-              sum(change.get("rewards", {}).values()) if baseline is not None else None),
-        _card(f"Cost ({currency})" + (", some unknown" if summary.get("cost_unknown") else ""),
-              _num(summary["cost"]), delta_of("cost")),
+        card("Rejected", f"{summary['rejected']:,}", "rejected"),
+        card("Customers", f"{summary['customers']:,}", "customers"),
+        card("Points earned", f"{points['earned']:,}", "points.earned"),
+        card("Outstanding points", f"{points['outstanding']:,}", "points.outstanding"),
+        card("Expired points", f"{points['expired']:,}", "points.expired"),
+        *money_cards,
+        _card("Rewards granted", f"{sum(summary['rewards'].values()):,}", rewards_change,
+              delta_pct(rewards_change, old_rewards) if baseline is not None else None),
+        card(f"Cost ({currency})" + (", some unknown" if summary.get("cost_unknown") else ""),
+             _num(summary["cost"]), "cost"),
     ])
     meta = [f"Rules: <code>{html.escape(names.rules)}</code>"]
     if names.baseline:
@@ -807,7 +864,9 @@ def render_report(result: SimulationResult, names: Names = Names(), png_dir: str
         "<h2>Summary</h2>",
         "<p class=note>Points earned counts every point added to a balance (purchases, fixed awards and points "
         "granted by rules); outstanding is what all customers hold at the end, pending points included, "
-        "less any debt.</p>",
+        "less any debt. In money, points are worth the point value (declared with <code>point value</code>, or "
+        "the lowest value per point of the rewards points turn into); sales are the accepted purchases less "
+        "refunds. Changes against the baseline are also given as a percentage of the baseline figure.</p>",
         summary_table(summary),
     ]
     if baseline is not None:

@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 from typing import Any, Iterable, Iterator
 from zoneinfo import ZoneInfo
 
@@ -42,6 +43,42 @@ DAYS_PER_MONTH = 365.25 / 12
 def money(value: Decimal) -> str:
     """A money figure as the summary writes it: a decimal string with two places."""
     return str(value.quantize(CENT, rounding=ROUND_HALF_UP))
+
+
+def _round_half_up(value: Fraction, places: int) -> Decimal:
+    """``value`` rounded half away from zero to ``places`` decimals, exactly (no "-0")."""
+    scaled = abs(value) * 10 ** places
+    whole = int(scaled)  # floor of a non-negative number
+    if scaled - whole >= Fraction(1, 2):
+        whole += 1
+    if value < 0:
+        whole = -whole
+    return Decimal(whole).scaleb(-places) if whole else Decimal(0).quantize(Decimal(1).scaleb(-places))
+
+
+def fraction_money(value: Fraction) -> str:
+    """An exact amount (a Fraction of the currency) as the summary writes money: two places, half up."""
+    return str(_round_half_up(value, 2))
+
+
+def percent(share: Fraction, places: int) -> str:
+    """``share`` (0.0031 for 0.31 %) as a percentage with ``places`` decimals, half up: "0.31"."""
+    return str(_round_half_up(share * 100, places))
+
+
+POINT_VALUE_PLACES = 6  # a point value with no finite decimal (3.50 EUR ÷ 30 points) is shown to this many places
+
+
+def point_value_text(value: Decimal, points: int = 1) -> str:
+    """What one point is worth, as text: exact with at least two places ("0.05", "0.005", "1.00"); a value
+    with no finite decimal, or more places than ``POINT_VALUE_PLACES``, rounded half up to that many."""
+    exact = Fraction(value) / points
+    shown = _round_half_up(exact, POINT_VALUE_PLACES)
+    if Fraction(shown) == exact:
+        shown = shown.normalize()
+        if shown.as_tuple().exponent > -2:  # type: ignore[operator]
+            shown = shown.quantize(CENT)
+    return f"{shown:f}"
 
 
 def day_start(day: date, tz: ZoneInfo) -> datetime:
@@ -383,12 +420,14 @@ class Totals:
     rewards: Counter[str] = attrs.Factory(Counter)
     tiers: Counter[str] = attrs.Factory(Counter)
     cost: int = 0
+    sales: int = 0  # accepted purchases less refunds, micro-units
     rejected: int = 0
     duplicates: int = 0
 
     def add(self, state: CustomerState, compiled: CompiledProgram) -> None:
         totals = state.totals
         self.customers += 1
+        self.sales += state.spend_total
         self.earned += totals.earned
         self.spent += totals.spent
         self.expired += totals.expired
@@ -399,8 +438,8 @@ class Totals:
         self.tiers[compiled.tier_names[state.tier] or "none"] += 1
 
     def merge(self, other: Totals) -> None:
-        for name in ("customers", "earned", "spent", "expired", "reversed", "outstanding", "cost", "rejected",
-                     "duplicates"):
+        for name in ("customers", "earned", "spent", "expired", "reversed", "outstanding", "cost", "sales",
+                     "rejected", "duplicates"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.rewards.update(other.rewards)
         self.tiers.update(other.tiers)
@@ -427,6 +466,31 @@ class Totals:
             "cost_unknown": cost_unknown,
             "currency": program.currency,
             "duplicates": self.duplicates,
+            **self.money_figures(program),
+        }
+
+    def money_figures(self, program: Program) -> dict[str, Any]:
+        """The figures in money: the point value, sales, the points liability and the cost as a share of sales.
+
+        Worked out here, from the totals alone, so every replay path gives
+        them alike. The liability is points × the point value, exact (a
+        derived value such as 3.50 EUR for 30 points is kept as the pair),
+        rounded half up to cents only when written; null when the point value
+        is unknown. ``cost_share_of_sales`` is cost ÷ sales as a percentage
+        with two decimals, null when there are no sales.
+        """
+        found = program.compiled.point_value
+        value = None if found is None else Fraction(found.value) / found.points
+
+        def liability(points: int) -> str | None:
+            return None if value is None else fraction_money(points * value)
+
+        return {
+            "point_value": None if found is None else point_value_text(found.value, found.points),
+            "point_value_source": None if found is None else found.source,
+            "sales": money(from_units(self.sales)),
+            "liability": {"outstanding": liability(self.outstanding), "expired": liability(self.expired)},
+            "cost_share_of_sales": percent(Fraction(self.cost, self.sales), 2) if self.sales else None,
         }
 
 
@@ -651,11 +715,22 @@ class SimulationResult:
         return out
 
 
-DELTA_KEYS = ("events", "rejected", "customers", "points", "rewards", "tiers", "cost", "duplicates")
+DELTA_KEYS = ("events", "rejected", "customers", "points", "rewards", "tiers", "cost", "duplicates", "sales",
+              "liability", "cost_share_of_sales", "point_value")
+
+
+def _difference(a: str | None, b: str | None, show: Any) -> str | None:
+    """A figure that may be unknown (null): new minus old, or null when either side is unknown."""
+    return None if a is None or b is None else show(Decimal(a) - Decimal(b))
 
 
 def delta(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
-    """New minus old for every figure of the summary (nested tables by key, missing = 0; cost as money)."""
+    """New minus old for every figure of the summary (nested tables by key, missing = 0; cost as money).
+
+    The liability, the share of sales and the point value are null when
+    either side's is unknown; the share of sales changes in percentage
+    points (two places), the point value as the summary writes point values.
+    """
 
     def diff(a: Any, b: Any) -> Any:
         if isinstance(a, dict) or isinstance(b, dict):
@@ -666,7 +741,35 @@ def delta(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
             return money(Decimal(a or 0) - Decimal(b or 0))
         return (a or 0) - (b or 0)
 
-    return {key: diff(new.get(key), old.get(key)) for key in DELTA_KEYS if key in new or key in old}
+    def liability(a: Any, b: Any) -> dict[str, Any]:
+        a, b = a or {}, b or {}
+        return {k: _difference(a.get(k), b.get(k), money) for k in ("outstanding", "expired")}
+
+    special = {
+        "liability": liability,
+        "cost_share_of_sales": lambda a, b: _difference(a, b, money),
+        "point_value": lambda a, b: _difference(a, b, lambda d: point_value_text(d)),
+    }
+    return {key: special.get(key, diff)(new.get(key), old.get(key)) for key in DELTA_KEYS
+            if key in new or key in old}
+
+
+def delta_pct(changes: Any, old: Any) -> Any:
+    """Every figure of ``delta`` as a percentage of the old figure: one decimal, as text.
+
+    Null when the old figure is 0, missing or unknown, or the change is
+    unknown. The percentage is of the old figure's size, so its sign is the
+    change's: outstanding points going from -10 to -5 is +50.0.
+    """
+    if isinstance(changes, dict):
+        old = old if isinstance(old, dict) else {}
+        return {key: delta_pct(change, old.get(key)) for key, change in changes.items()}
+    if changes is None or old is None:
+        return None
+    before = Fraction(Decimal(old))
+    if before == 0:
+        return None
+    return percent(Fraction(Decimal(changes)) / abs(before), 1)
 
 
 def finish_summary(new_totals: Totals, new: Program, old_totals: Totals | None, old: Program | None,
@@ -677,6 +780,7 @@ def finish_summary(new_totals: Totals, new: Program, old_totals: Totals | None, 
     if old_totals is not None and old is not None:
         summary["baseline"] = old_totals.summary(old, events)
         summary["delta"] = delta(summary, summary["baseline"])
+        summary["delta_pct"] = delta_pct(summary["delta"], summary["baseline"])
     return summary
 
 

@@ -322,24 +322,23 @@ def render_summary(result: Any, rules: str, history: str, baseline: str | None, 
     if old is not None:
         table.add_column("Baseline rules", justify="right")
         table.add_column("Change", justify="right")
-    from poletti.interpreter.simulate.report import _figure_rows, _get, _num, _signed, cost_unknown_note
+    from poletti.interpreter.simulate.report import _figure_rows, _num, change_text, cost_unknown_note, figure_value
 
     for label, path in _figure_rows(summary):
-        value = _get(summary, path)
-        cells = [escape(shown(label)), escape(_num(value if value is not None else 0))]
-        if old is not None and (isinstance(value, list) or isinstance(_get(old, path), list)):
-            cells += [escape(_num(_get(old, path) or [])), ""]  # names have no difference
+        value = figure_value(summary, path)
+        cells = [escape(shown(label)), escape(_num(value))]
+        if old is not None and (isinstance(value, list) or isinstance(figure_value(old, path), list)):
+            cells += [escape(_num(figure_value(old, path) or [])), ""]  # names have no difference
         elif old is not None:
-            previous = _get(old, path)
-            diff = _get(change, path)
-            text = _signed(diff if diff is not None else 0)
+            diff = figure_value(change, path)
+            text = change_text(summary, path)
             style = ""
             number = float(diff) if diff is not None else 0.0
             if number > 0:
                 style = "green"
             elif number < 0:
                 style = "red"
-            cells += [escape(_num(previous if previous is not None else 0)),
+            cells += [escape(_num(figure_value(old, path))),
                       f"[{style}]{escape(text)}[/{style}]" if style else escape(text)]
         table.add_row(*cells)
     console.print(table)

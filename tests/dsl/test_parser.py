@@ -102,6 +102,7 @@ DECLARATIONS = [
     ("rounding nearest", ast.RoundingDecl("nearest", S)),
     ("rounding up", ast.RoundingDecl("up", S)),
     ('timezone "Europe/Helsinki"', ast.TimezoneDecl("Europe/Helsinki", S)),
+    ("point value 0.05 EUR", ast.PointValueDecl(money("0.05"), S)),
     ('reward free_drink "Free drink" value 3.50 EUR costs 50 points',
      ast.RewardDecl(ident("free_drink"), "Free drink",
                     (ast.RewardValue(money("3.50"), S), ast.RewardCost(pts("50"), S)), S)),

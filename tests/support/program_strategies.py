@@ -147,6 +147,7 @@ statement_strategies: dict[type, st.SearchStrategy[Any]] = {
     ast.CurrencyDecl: st.from_regex(r"[A-Z]{3}", fullmatch=True).map(lambda c: ast.CurrencyDecl(c, S)),
     ast.RoundingDecl: st.sampled_from(["down", "nearest", "up"]).map(lambda m: ast.RoundingDecl(m, S)),
     ast.TimezoneDecl: st.sampled_from(["UTC", "Europe/Helsinki", "America/New_York"]).map(lambda z: ast.TimezoneDecl(z, S)),
+    ast.PointValueDecl: money_lits.map(lambda m: ast.PointValueDecl(m, S)),
     ast.RewardDecl: st.builds(
         lambda n, label, parts: ast.RewardDecl(n, label, parts, S), idents, st.one_of(st.none(), text_values),
         st.lists(st.one_of(money_lits.map(lambda m: ast.RewardValue(m, S)), points_lits.map(lambda p: ast.RewardCost(p, S))),
@@ -310,6 +311,8 @@ class _Writer:
             return ["rounding", s.mode]
         if isinstance(s, ast.TimezoneDecl):
             return ["timezone", self.text(s.zone)]
+        if isinstance(s, ast.PointValueDecl):
+            return ["point", "value"] + self.atom(s.money)
         if isinstance(s, ast.RewardDecl):
             toks = ["reward", s.name.name] + ([] if s.label is None else [self.text(s.label)])
             for p in s.parts:

@@ -123,6 +123,57 @@ EXPECTED_DELTA = {
     "tiers": {"gold": 0, "none": 0},
     "cost": "3.50",
     "duplicates": 0,
+    # The money figures (EXPECTED_MONEY below): sales 207.50 − 207.50; liability −0.56 − 3.29 = −3.85 and
+    # 1.05 − 0.00; share of sales 12.77 − 11.08 = 1.69 percentage points; point value 0.07 − 0.07.
+    "sales": "0.00",
+    "liability": {"outstanding": "-3.85", "expired": "1.05"},
+    "cost_share_of_sales": "1.69",
+    "point_value": "0.00",
+}
+
+# The money figures, new rules and baseline alike except where said:
+#  point value: no `point value` statement, so derived: free_drink (an `at` rule) 3.50 / 50 = 0.07 a point,
+#    mug (`costs`) 8.00 / 30 = 0.2667; the lowest is 0.07, "derived from free_drink" (both programs).
+#  sales: accepted purchases p1 80.00 + p2 45.50 + p3 40.00 + p5 60.00 + p4 12.00 = 237.50, less the refund
+#    r1 30.00 = 207.50 (both: the same purchases and refund are accepted under both).
+#  liability: new outstanding −8 × 0.07 = −0.56, expired 15 × 0.07 = 1.05;
+#    baseline outstanding 47 × 0.07 = 3.29, expired 0 × 0.07 = 0.00.
+#  cost as a share of sales: new 26.50 / 207.50 = 0.12771… = 12.77 %; baseline 23.00 / 207.50 = 0.11084… = 11.08 %.
+EXPECTED_MONEY = {
+    "point_value": "0.07",
+    "point_value_source": "derived from free_drink",
+    "sales": "207.50",
+    "liability": {"outstanding": "-0.56", "expired": "1.05"},
+    "cost_share_of_sales": "12.77",
+}
+EXPECTED_BASELINE_MONEY = {
+    "point_value": "0.07",
+    "point_value_source": "derived from free_drink",
+    "sales": "207.50",
+    "liability": {"outstanding": "3.29", "expired": "0.00"},
+    "cost_share_of_sales": "11.08",
+}
+
+# Each change as a percentage of the old figure, one decimal, null where the old figure is 0:
+#  events 0 / 11, rejected 0 / 2, customers 0 / 3 → 0.0; earned 10 / 237 = 4.219 → 4.2;
+#  spent 50 / 160 = 31.25 → 31.3 (half up); expired: old 0 → null; reversed 0 / 30 → 0.0;
+#  outstanding −55 / 47 = −117.02 → −117.0; free_drink 1 / 2 → 50.0; mug 0 / 2, gold 0 / 1, none 0 / 2 → 0.0;
+#  cost 3.50 / 23.00 = 15.217 → 15.2; duplicates: old 0 → null; sales 0 / 207.50 → 0.0;
+#  liability outstanding −3.85 / 3.29 = −117.02 → −117.0, expired: old 0.00 → null;
+#  share of sales 1.69 / 11.08 = 15.253 → 15.3; point value 0.00 / 0.07 → 0.0.
+EXPECTED_DELTA_PCT = {
+    "events": "0.0",
+    "rejected": "0.0",
+    "customers": "0.0",
+    "points": {"earned": "4.2", "spent": "31.3", "expired": None, "reversed": "0.0", "outstanding": "-117.0"},
+    "rewards": {"free_drink": "50.0", "mug": "0.0"},
+    "tiers": {"gold": "0.0", "none": "0.0"},
+    "cost": "15.2",
+    "duplicates": None,
+    "sales": "0.0",
+    "liability": {"outstanding": "-117.0", "expired": None},
+    "cost_share_of_sales": "15.3",
+    "point_value": "0.0",
 }
 
 # Month by month (UTC):
