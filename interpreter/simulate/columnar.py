@@ -10,14 +10,21 @@ same, byte for byte, whatever the number of workers; and it is the summary
 the event-at-a-time replay (``sequential``) gives, which the tests check on
 random programs and histories.
 
-Workers are forked after the file is read, so they share its columns
-without copying them; each returns only its sums and its customers'
-standings.
+A CSV file is streamed instead (``spill``): read in blocks into customer
+shards on disk, then replayed a shard at a time, so memory holds a block or
+a shard, not the history. With ``workers`` the forked processes read byte
+ranges of the file side by side and then replay their own shards; this
+process only finds the end of the replay. Files the stream cannot take as
+the whole-file reader would (irregular rows, an event id two customers
+share, …) and Parquet and JSON Lines are read whole, as before: workers are
+then forked after the file is read, so they share its columns without
+copying them; each returns only its sums and its customers' standings.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import zlib
 from datetime import date, datetime
 from typing import Any, Callable
@@ -27,6 +34,8 @@ import numpy as np
 from poletti.engine.program import Program
 from poletti.engine.timecalc import from_us, to_us
 from poletti.interpreter.simulate.columns import Columns, arrange, load
+from poletti.interpreter.simulate.history import STDIN, HistoryError, detect_format
+from poletti.interpreter.simulate.spill import Spilled, load_shard, partition, shard_count
 from poletti.interpreter.simulate.replay import (
     ShardReplay, ShardResult, collector_paused, find_end, in_replay_order, merge,
 )
@@ -113,6 +122,146 @@ def run_sharded(job: Job, workers: int, progress: Progress | None = None) -> Sha
     return merge(shards)
 
 
+def _spillable(path: str) -> bool:
+    """Whether a history is a CSV file, which ``spill`` streams into customer shards."""
+    if path == STDIN or not os.path.isfile(path):
+        return False
+    try:
+        return detect_format(path) == "csv"
+    except HistoryError:
+        return False
+
+
+class ShardJob:
+    """One replay of a history streamed into customer shards on disk (``spill``): each shard read on its own."""
+
+    def __init__(self, programs: list[Program], spilled: Spilled, tz: Any, bool_columns: frozenset[str],
+                 until: int | None, effect_from: datetime | None, generated: bool | None, *,
+                 end: Any = ...) -> None:
+        """``end``: the end of the replay when known (else worked out: ``--until``, or the last accepted event)."""
+        self.programs = programs
+        self.spilled = spilled
+        self.tz = tz
+        self.bool_columns = bool_columns
+        self.until = until
+        self.effect_from = effect_from
+        self.generated = generated
+        self._held: tuple[int, Columns, Any] | None = None  # the shard read last (find_end's, for the replay)
+        self.end = end if end is not ... else until if until is not None else self._find_end()
+
+    def shard(self, number: int) -> tuple[Columns, Any]:
+        held = self._held
+        if held is not None and held[0] == number:
+            return held[1], held[2]
+        self._held = None
+        columns = load_shard(self.spilled, number, self.tz, self.bool_columns)
+        grouping = arrange(columns)
+        self._held = (number, columns, grouping)
+        return columns, grouping
+
+    def _find_end(self) -> int | None:
+        """The last accepted event of the whole history: the latest shards' ends, until no later row is left.
+
+        A shard's end is at most its latest instant, so the shards are tried latest first and the search
+        stops at a shard whose latest instant is not after the end found (usually after one shard).
+        """
+        latest = self.spilled.latest
+        best: int | None = None
+        for number in sorted((k for k in range(self.spilled.shards) if latest[k] is not None),
+                             key=lambda k: -latest[k]):  # type: ignore[operator]
+            if best is not None and latest[number] <= best:  # type: ignore[operator]
+                break
+            columns, grouping = self.shard(number)
+            probe = ShardReplay(self.programs, until=self.until, effect_from=None, generated=self.generated)
+            found = find_end(probe, columns, grouping)
+            if found is not None and (best is None or found > best):
+                best = found
+        return best
+
+    def order(self) -> list[int]:
+        """The shards, the one held first (it is read already)."""
+        numbers = list(range(self.spilled.shards))
+        if self._held is not None:
+            numbers.remove(self._held[0])
+            numbers.insert(0, self._held[0])
+        return numbers
+
+    def run(self, numbers: list[int], tick: Callable[[int], None] | None = None) -> ShardResult:
+        replay = ShardReplay(self.programs, until=self.until, effect_from=self.effect_from, generated=self.generated)
+        for number in numbers:
+            columns, grouping = self.shard(number)
+            self._held = None  # let go once replayed
+            replay.run(columns, grouping, np.arange(len(grouping), dtype=np.int64), self.end, tick)
+            del columns, grouping
+        return replay.result
+
+
+# What forked workers of a spilled replay inherit: the programs and settings (a compiled program does not travel).
+_SPILL_SETTINGS: tuple[Any, ...] | None = None
+
+
+def _replay_shards(task: tuple[Spilled, int | None, list[int]]) -> ShardResult:
+    assert _SPILL_SETTINGS is not None
+    spilled, end, numbers = task
+    job = ShardJob(*_SPILL_SETTINGS[:1], spilled, *_SPILL_SETTINGS[1:], end=end)
+    return job.run(numbers, tick=_count)
+
+
+def _simulate_spilled(programs: list[Program], path: str, tz: Any, bool_columns: frozenset[str], until: int | None,
+                      effect_from: datetime | None, generated: bool | None, workers: int,
+                      progress: Progress | None) -> tuple[ShardResult, int | None, bool] | None:
+    """A CSV file streamed into customer shards and replayed shard by shard (``spill``); None: it cannot be.
+
+    With several workers, the forked processes read the file's byte ranges side by side, then replay their
+    shards; this process only finds the end of the replay.
+    """
+    global _SPILL_SETTINGS, _DONE
+    shards = shard_count(path, workers)
+    if workers <= 1:
+        spilled = partition(path, tz, shards, until)
+        if spilled is None:
+            return None
+        with spilled:
+            if progress is not None:
+                progress("read", spilled.count, spilled.count)
+            job = ShardJob(programs, spilled, tz, bool_columns, until, effect_from, generated)
+            if progress is not None:
+                progress("simulate", 0, spilled.count)
+            done = 0
+
+            def tick(rows: int) -> None:
+                nonlocal done
+                done += rows
+                if progress is not None:
+                    progress("simulate", done, spilled.count)  # type: ignore[union-attr]
+
+            return job.run(job.order(), tick=tick), job.end, spilled.time_ordered
+    context = multiprocessing.get_context("fork")
+    _SPILL_SETTINGS = (programs, tz, bool_columns, until, effect_from, generated)
+    _DONE = context.Value("q", 0)
+    try:
+        with context.Pool(workers) as pool:
+            spilled = partition(path, tz, shards, until, parts=workers, pool=pool)
+            if spilled is None:
+                return None
+            with spilled:
+                if progress is not None:
+                    progress("read", spilled.count, spilled.count)
+                end = ShardJob(programs, spilled, tz, bool_columns, until, effect_from, generated).end
+                if progress is not None:
+                    progress("simulate", 0, spilled.count)
+                numbers = list(range(spilled.shards))
+                tasks = [(spilled, end, numbers[k::workers]) for k in range(workers) if numbers[k::workers]]
+                pending = pool.map_async(_replay_shards, tasks, chunksize=1)
+                while not pending.ready():
+                    pending.wait(0.25)
+                    if progress is not None:
+                        progress("simulate", _DONE.value, spilled.count)
+                return merge(pending.get()), end, spilled.time_ordered
+    finally:
+        _SPILL_SETTINGS, _DONE = None, None
+
+
 def simulate_file(program: Program, path: str, *, baseline: Program | None = None,
                   until: str | date | datetime | None = None, effect_from: str | date | datetime | None = None,
                   bool_columns: frozenset[str] = frozenset(), workers: int = 1, generated: bool | None = None,
@@ -124,12 +273,20 @@ def simulate_file(program: Program, path: str, *, baseline: Program | None = Non
     effect_at = parse_instant(effect_from, tz) if effect_from is not None else None
     if progress is not None:
         progress("read", 0, None)
+    programs = [program] if baseline is None else [program, baseline]
+    until_us = None if until_at is None else to_us(until_at)
+    if _spillable(path):
+        with collector_paused():
+            spilled_run = _simulate_spilled(programs, path, tz, bool_columns, until_us, effect_at, generated,
+                                            workers, progress)
+        if spilled_run is not None:
+            total, end, in_order = spilled_run
+            return assemble(programs, total, end, until_at, in_order, on_rejected, keep_rejections)
     with collector_paused():
         columns = load(path, tz, bool_columns=bool_columns)
         if progress is not None:
             progress("read", columns.count, columns.count)
-        programs = [program] if baseline is None else [program, baseline]
-        job = Job(programs, columns, None if until_at is None else to_us(until_at), effect_at, generated)
+        job = Job(programs, columns, until_us, effect_at, generated)
         if progress is not None:
             progress("simulate", 0, columns.count)
         total = run_sharded(job, workers, progress)

@@ -89,6 +89,7 @@ class Columns:
         self.id_code = np.full(count, -1, dtype=np.int64)
         self.original_code = np.full(count, -1, dtype=np.int64)
         self.customer_names: list[str] = []
+        self.time_ordered: bool | None = None  # a part of a history: whether the whole history is in time order
 
     # -- cells, made Python values when a row needs them
 
@@ -178,6 +179,8 @@ class Columns:
 
     def in_time_order(self) -> bool:
         """Whether the file is in time order already (rows without a readable instant aside), as ``History`` says."""
+        if self.time_ordered is not None:
+            return self.time_ordered
         known = self.instant[self.instant != NO_INSTANT]
         return not bool(known.size > 1 and np.any(np.diff(known) < 0))
 
@@ -356,18 +359,10 @@ def _valid(column: Any) -> np.ndarray:
     return pc.is_valid(column).to_numpy(zero_copy_only=False)
 
 
-def _from_table(table: Any, tz: Any, bool_columns: frozenset[str]) -> Columns:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    count = table.num_rows
-    names = list(table.schema.names)
-    errors: dict[int, str] = {}
-    columns = Columns(names, count, np.arange(1, count + 1, dtype=np.int64), np.full(count, NO_INSTANT, np.int64),
-                      np.zeros(count, dtype=bool), np.zeros(count, dtype=np.int64), np.zeros(count, dtype=bool),
-                      errors, table=table, bool_columns=bool_columns)
-    instant = columns.instant
-    at = table.column("at")
+def instants(at: Any, tz: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Each cell's instant (µs; ``NO_INSTANT`` if unreadable), and which cells have the quick strict form."""
+    count = len(at)
+    instant = np.full(count, NO_INSTANT, np.int64)
     at_quick = np.zeros(count, dtype=bool)
     if _is_text(at.type):
         values, at_quick = _strict_instants(at)
@@ -375,9 +370,29 @@ def _from_table(table: Any, tz: Any, bool_columns: frozenset[str]) -> Columns:
         instant[at_quick] = values[at_quick]
     slow = np.flatnonzero(~at_quick)
     if slow.size:
-        texts = columns.cells("at")
-        for index in slow.tolist():
-            instant[index] = _instant_of(texts[index], tz)
+        texts = _cells(at.take(slow), "at", frozenset())
+        for index, text in zip(slow.tolist(), texts):
+            instant[index] = _instant_of(text, tz)
+    return instant, at_quick
+
+
+def _from_table(table: Any, tz: Any, bool_columns: frozenset[str], *, rows: np.ndarray | None = None,
+                known: tuple[np.ndarray, np.ndarray] | None = None) -> Columns:
+    """The table's rows as ``Columns``; ``rows`` their row numbers (1, 2, … by default), ``known`` their
+    ``instants`` when already worked out."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    count = table.num_rows
+    names = list(table.schema.names)
+    errors: dict[int, str] = {}
+    if known is None:
+        instant, at_quick = instants(table.column("at"), tz)
+    else:
+        instant, at_quick = known
+    columns = Columns(names, count, np.arange(1, count + 1, dtype=np.int64) if rows is None else rows, instant,
+                      np.zeros(count, dtype=bool), np.zeros(count, dtype=np.int64), np.zeros(count, dtype=bool),
+                      errors, table=table, bool_columns=bool_columns)
     amount_ok = np.ones(count, dtype=bool)
     if "amount" in names:
         column = table.column("amount")

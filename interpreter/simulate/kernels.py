@@ -408,6 +408,7 @@ def add_up(figures: Figures, end: int, tracker: Tracker, totals: Totals, standin
     total_grants = int(rewards.sum())
     totals.spent += (plan.threshold or 0) * total_grants
     totals.outstanding += int(final_balance.sum())
+    totals.sales += int(spend.sum())
     totals.cost += plan.reward_value * total_grants
     reward = plan.reward
     if reward is not None and total_grants:
@@ -437,11 +438,24 @@ def add_up(figures: Figures, end: int, tracker: Tracker, totals: Totals, standin
         acc = np.zeros(len(visited), dtype=np.int64)
         np.add.at(acc, at, values)
         by_month[name] = acc.tolist()
-    stock_balance = stock_customers = 0
+    # Stocks at each visited month's end (each customer's figures after its last event by then), worked out
+    # for all months at once: what each row changes, added up by the first month whose end it is before.
+    month_ends = np.array([end if index == last_month else day_start_us(next_month(month_date(index)), month_tz) - 1
+                           for index in visited.tolist()], dtype=np.int64)
+    count = len(visited)
+    entered = np.searchsorted(month_ends, batch.instants, side="left")  # the first month-end not before the row
+    firsts = np.zeros(len(balances), dtype=bool)
+    firsts[starts] = True
+    moved = balances - np.where(firsts, 0, np.concatenate(([0], balances[:-1])))
+    balance_by_month = np.zeros(count, dtype=np.int64)
+    np.add.at(balance_by_month, entered, moved)
+    customers_by_month = np.bincount(entered[starts], minlength=count)
+    tier_counts = _tier_counts(plan, batch, month_ends, entered)
     stock_tiers: Counter[str] = Counter()
+    if activity is not None:
+        activity_months = _activity_months(batch, at, count)
     for offset, index in enumerate(visited.tolist()):
         start = month_date(index)
-        month_end = end if index == last_month else day_start_us(next_month(start), month_tz) - 1
         change = tracker.months.get(start)
         if change is None:
             change = tracker.months[start] = MonthChange()
@@ -452,35 +466,102 @@ def add_up(figures: Figures, end: int, tracker: Tracker, totals: Totals, standin
         if reward is not None and grants:
             change.rewards[reward] += grants
         change.cost += value * grants
-        # Stocks at the month's end: each customer's figures after its last event by then.
-        seen = _per_customer_sum((batch.instants <= month_end).astype(np.int64), batch)
-        known = seen > 0
-        balance = int(balances[(starts + seen - 1)[known]].sum()) if known.any() else 0
-        ranks = tier_ranks(plan, batch, month_end)[known]
         tiers = Counter({tier_names[rank] or "none": count for rank, count in
-                         enumerate(np.bincount(ranks, minlength=len(tier_names)).tolist()) if count})
-        customers = int(known.sum())
-        change.outstanding += balance - stock_balance
-        change.customers += customers - stock_customers
+                         enumerate(tier_counts[offset].tolist()) if count})
+        change.outstanding += int(balance_by_month[offset])
+        change.customers += int(customers_by_month[offset])
         for name in set(tiers) | set(stock_tiers):
             change.tiers[name] += tiers.get(name, 0) - stock_tiers.get(name, 0)
-        stock_balance, stock_customers, stock_tiers = balance, customers, tiers
-        if activity is not None:
-            _activity_month(activity, batch, months == index, start)
+        stock_tiers = tiers
+        if activity is not None and activity_months[0][offset]:
+            entry = activity._month(start)
+            entry.purchases += int(activity_months[1][offset])
+            entry.spend += money.from_units(int(activity_months[2][offset]))
+            entry.purchasers += int(activity_months[3][offset])
+            entry.active += int(activity_months[4][offset])
     if activity is not None:
         _periods(activity, batch)
 
 
-def _activity_month(activity: Activity, batch: Batch, in_month: np.ndarray, start: date) -> None:
-    """Purchases, spend and distinct customers (buying, and active at all) in one month."""
-    if not in_month.any():
-        return
-    bought = in_month & batch.purchases
-    entry = activity._month(start)
-    entry.purchases += int(bought.sum())
-    entry.spend += money.from_units(int(batch.amounts[bought].sum()))
-    entry.purchasers += int((_per_customer_sum(bought.astype(np.int64), batch) > 0).sum())
-    entry.active += int((_per_customer_sum(in_month.astype(np.int64), batch) > 0).sum())
+def _first_of_runs(keys: np.ndarray) -> np.ndarray:
+    """Where a run of equal ``keys`` begins."""
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = keys[1:] != keys[:-1]
+    return first
+
+
+def _activity_months(batch: Batch, at: np.ndarray, count: int) -> tuple[np.ndarray, ...]:
+    """Per month (``at``: each row's month, 0 … count-1): rows (0: the month is not touched), purchases, spend,
+    distinct buying customers and distinct active customers, for every month at once."""
+    rows_by_month = np.bincount(at, minlength=count)
+    bought = batch.purchases
+    purchases = np.bincount(at[bought], minlength=count)
+    spend = np.zeros(count, dtype=np.int64)
+    np.add.at(spend, at[bought], batch.amounts[bought])
+    owner = np.repeat(np.arange(len(batch.customers), dtype=np.int64), batch.counts)
+    pair = owner * count + at  # rows of a customer are in time order: one run per customer and month
+    purchasers = np.bincount(at[bought][_first_of_runs(pair[bought])], minlength=count)
+    active = np.bincount(at[_first_of_runs(pair)], minlength=count)
+    return rows_by_month, purchases, spend, purchasers, active
+
+
+def _tier_counts(plan: Plan, batch: Batch, month_ends: np.ndarray, entered: np.ndarray) -> np.ndarray:
+    """How many customers hold each tier rank at each month's end (customers with a row by then): row m is
+    ``bincount(tier_ranks(plan, batch, month_ends[m])[known])``, for every month at once.
+
+    A row counts from the first month whose end is not before it, until the first whose end is not before
+    its exit from the window; a customer's values change only in those months, so its rank is worked out
+    there and held until its next change.
+    """
+    count, n_tiers = len(month_ends), len(plan.compiled.tier_names)
+    owner = np.repeat(np.arange(len(batch.customers), dtype=np.int64), batch.counts)
+    keys = list(dict.fromkeys((test.quantity, test.window) for test in plan.tiers))
+    purchases = batch.purchases
+    # Events: each customer's first row (it is known from then on), each row entering and leaving a window.
+    who_parts, when_parts = [owner[batch.starts]], [entered[batch.starts]]
+    delta_parts: list[list[np.ndarray]] = [[np.zeros(len(batch.starts), dtype=np.int64)] for _ in keys]
+    for k, (quantity, window) in enumerate(keys):
+        if quantity == "spend":  # net of refunds: a refund counts while its purchase is inside
+            weights = np.where(purchases, batch.amounts, -batch.amounts)
+        else:
+            weights = purchases.astype(np.int64)
+        blocks = [(owner, entered, weights)]
+        if window is not None:
+            left = np.searchsorted(month_ends, _exits(plan, batch, window), side="left")
+            left = np.maximum(left, entered)  # a refund whose purchase left before it: never inside
+            gone = left < count
+            blocks.append((owner[gone], left[gone], -weights[gone]))
+        for block_owner, block_month, block_delta in blocks:
+            who_parts.append(block_owner)
+            when_parts.append(block_month)
+            for j in range(len(keys)):
+                delta_parts[j].append(block_delta if j == k else np.zeros(len(block_delta), dtype=np.int64))
+    who, when = np.concatenate(who_parts), np.concatenate(when_parts)
+    order = np.argsort(who * count + when, kind="stable")
+    who, when = who[order], when[order]
+    first_of_owner = np.maximum.accumulate(np.where(_first_of_runs(who), np.arange(len(who)), 0))
+    last_of_point = np.ones(len(who), dtype=bool)
+    last_of_point[:-1] = (who[1:] != who[:-1]) | (when[1:] != when[:-1])
+    values = {}
+    for key, blocks_of_key in zip(keys, delta_parts):
+        delta = np.concatenate(blocks_of_key)[order]
+        total = np.cumsum(delta)
+        values[key] = (total - (total - delta)[first_of_owner])[last_of_point]
+    who, when = who[last_of_point], when[last_of_point]
+    ranks = np.zeros(len(who), dtype=np.int64)
+    for test in plan.tiers:
+        held = values[(test.quantity, test.window)]
+        if test.quantity == "spend":
+            holds = _OPS[test.op](held, test.value)
+        else:
+            holds = _OPS[test.op](held * test.exact.denominator, test.exact.numerator)
+        ranks = np.where(holds & (test.rank > ranks), test.rank, ranks)
+    changes = np.zeros((count + 1, n_tiers), dtype=np.int64)
+    np.add.at(changes, (when, ranks), 1)
+    again = ~_first_of_runs(who)  # a later change of a customer: its rank before leaves
+    previous = np.concatenate(([0], ranks[:-1]))
+    np.add.at(changes, (when[again], previous[again]), -1)
+    return np.cumsum(changes[:count], axis=0)
 
 
 def _periods(activity: Activity, batch: Batch) -> None:

@@ -1,0 +1,405 @@
+"""A CSV history streamed into customer shards on disk, so a replay holds one shard at a time.
+
+``partition(path, tz, …) -> Spilled | None`` reads a CSV file in blocks
+(Arrow's streaming reader) and writes each block's rows to one of
+``shards`` temporary Arrow files by a hash of the customer, with each row's
+number, instant and whether its instant has the quick strict form (so a
+shard is read back as the very ``Columns`` the whole file would have given
+its rows, see ``load_shard``). Memory holds a block at a time, not the
+history; a shard is a fraction of it.
+
+The replay then takes the shards one by one (or shares them out over
+forked workers, which read their own shards): shards hold disjoint
+customers, and every figure is a sum over customers.
+
+Customers who share an event id must be replayed together (only time
+order says which of two rows is the duplicate); the pass also writes each
+row's id and customer to files partitioned by the id, and if any id is
+shared by two customers, it gives up (``None``): the caller reads the file
+whole, as before. It gives up too whenever the whole-file reader would not
+take the file row for row (an irregular row, an over-long cell, a repeated
+column, bytes that are not UTF-8): ``columns.load`` then reads it the way
+it always has.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from poletti.interpreter.simulate import history as _history
+from poletti.interpreter.simulate.columns import NO_INSTANT, Columns, _from_table, _is_text, _text_bytes, instants
+from poletti.interpreter.simulate.history import HistoryError, _require_columns
+
+SHARD_BYTES = 12 << 20  # CSV bytes per shard (about 180,000 rows of a CDNOW-like history)
+BLOCK_BYTES = 1 << 20  # CSV bytes per block read
+SPLIT_BYTES = 1 << 20  # a smaller file is read by one process
+_PAIR = np.dtype([("id", "<u8"), ("shard", "<i8")])  # an id file's entries
+_ROW, _INSTANT, _QUICK = "__poletti_row", "__poletti_instant", "__poletti_quick"
+
+
+class Part:
+    """What reading one part (a byte range) of the file found: rows, time order, rows and latest instant by shard."""
+
+    def __init__(self, shards: int) -> None:
+        self.count = 0
+        self.ordered = True  # its rows are in time order (rows without an instant aside)
+        self.first: int | None = None  # its first and last known instants
+        self.last: int | None = None
+        self.rows = [0] * shards
+        self.latest: list[int | None] = [None] * shards  # per shard: its latest instant (up to `until`)
+
+
+class Spilled:
+    """The shards of one history on disk (a temporary folder; ``close`` removes it).
+
+    The file is read in ``parts`` (byte ranges, on several processes), each writing its rows of shard k to
+    a file of its own; a shard is the files of every part, in part order (so its rows stay in file order).
+    """
+
+    def __init__(self, folder: str, names: list[str], shards: int, parts: list[Part]) -> None:
+        self.folder = folder
+        self.names = names
+        self.shards = shards
+        self.parts = len(parts)
+        self.offsets = [sum(part.count for part in parts[:k]) for k in range(len(parts))]  # rows before a part
+        self.count = sum(part.count for part in parts)
+        self.rows = [sum(part.rows[k] for part in parts) for k in range(shards)]
+        self.latest: list[int | None] = []
+        for k in range(shards):
+            known = [part.latest[k] for part in parts if part.latest[k] is not None]
+            self.latest.append(max(known) if known else None)  # type: ignore[type-var]
+        bounds = [(part.first, part.last) for part in parts if part.first is not None]
+        self.time_ordered = all(part.ordered for part in parts) and all(
+            a[1] <= b[0] for a, b in zip(bounds, bounds[1:]))  # type: ignore[operator]
+
+    def path(self, shard: int, part: int) -> str:
+        return shard_path(self.folder, shard, part)
+
+    def close(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self) -> Spilled:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def shard_path(folder: str, shard: int, part: int) -> str:
+    return os.path.join(folder, f"shard-{shard}-{part}.arrow")
+
+
+def ids_path(folder: str, shard: int, part: int) -> str:
+    return os.path.join(folder, f"ids-{shard}-{part}.bin")
+
+
+def shard_count(path: str, workers: int) -> int:
+    """Shards for a file: enough that each holds about ``SHARD_BYTES`` of it, and a multiple of the workers."""
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        size = 0
+    shards = max(1, -(-size // SHARD_BYTES))
+    workers = max(1, workers)
+    return -(-shards // workers) * workers
+
+
+def text_hash(column: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A 64-bit hash of each text cell (the same text, the same hash, in every process), and which cells are text.
+
+    Texts of up to 16 bytes (most ids and customers) are hashed from two words; longer ones byte by byte.
+    """
+    import pyarrow.compute as pc
+
+    count = len(column)
+    if count == 0:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=bool)
+    valid = pc.is_valid(column).to_numpy(zero_copy_only=False)
+    data, offsets = _text_bytes(column)
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    padded = np.concatenate((data, np.zeros(16, dtype=np.uint8)))
+    places = np.arange(16, dtype=np.int64)
+    grid = padded[np.minimum(starts, len(data))[:, None] + places]
+    grid[places[None, :] >= lengths[:, None]] = 0
+    words = grid.view("<u8").reshape(count, 2)
+    with np.errstate(over="ignore"):
+        sums = words[:, 0] * np.uint64(0x9E3779B97F4A7C15) ^ (words[:, 1] + np.uint64(0x632BE59BD9B4E019)) \
+            * np.uint64(0xC2B2AE3D27D4EB4F)
+        long = np.flatnonzero(lengths > 16)
+        if long.size:
+            sums[long] = _long_hash(data, starts[long], lengths[long])
+        sums = (sums + lengths.astype(np.uint64)) * np.uint64(0xFF51AFD7ED558CCD)
+        sums ^= sums >> np.uint64(33)
+        sums *= np.uint64(0xC4CEB9FE1A85EC53)
+        sums ^= sums >> np.uint64(29)
+    return sums, valid
+
+
+def _long_hash(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Texts longer than 16 bytes hashed byte by byte (each byte weighted by its place)."""
+    total = int(lengths.sum())
+    where = np.repeat(starts, lengths) + np.arange(total, dtype=np.int64) - np.repeat(
+        np.cumsum(lengths) - lengths, lengths)
+    values = data[where].astype(np.uint64)
+    position = (np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        mixed = (values + np.uint64(1)) * (position * np.uint64(0x9E3779B97F4A7C15) + np.uint64(0xC2B2AE3D27D4EB4F))
+        mixed ^= mixed >> np.uint64(29)
+        return np.add.reduceat(mixed, np.cumsum(lengths) - lengths) ^ np.uint64(0x5851F42D4C957F2D)
+
+
+def header(path: str) -> list[str] | None:
+    """The CSV file's column names (checked), or None when Arrow cannot take the file row for row."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            first = next(csv.reader(handle), None)
+    except OSError as err:
+        raise HistoryError(f"cannot read '{path}': {err.strerror or err}") from None
+    except (UnicodeDecodeError, csv.Error):
+        return None
+    if not first:
+        return None
+    names = [column.strip() for column in first]
+    _require_columns(names, path, "CSV header")
+    if len(set(names)) != len(names) or any(name.startswith("__poletti_") for name in names):
+        return None
+    return names
+
+
+def byte_ranges(path: str, parts: int) -> list[tuple[int, int]]:
+    """The file cut in up to ``parts`` byte ranges at line ends, the first one with the header.
+
+    Only a file without a quote cuts anywhere (a quoted cell may hold a line end): any other is one range.
+    """
+    size = os.path.getsize(path)
+    if parts <= 1 or size < SPLIT_BYTES:
+        return [(0, size)]
+    import mmap
+
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        if data.find(b'"') >= 0:
+            return [(0, size)]
+        cuts = [0]
+        header_end = data.find(b"\n")
+        for k in range(1, parts):
+            at = data.find(b"\n", max(size * k // parts, header_end, cuts[-1]))
+            if at < 0 or at + 1 >= size:
+                break
+            if at + 1 > cuts[-1]:
+                cuts.append(at + 1)
+    cuts.append(size)
+    return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a] or [(0, size)]
+
+
+def partition(path: str, tz: Any, shards: int, until: int | None = None, *, parts: int = 1,
+              pool: Any = None) -> Spilled | None:
+    """Stream a CSV file into ``shards`` customer shards (see the module docstring); None: read it whole.
+
+    With ``parts`` > 1 and a ``pool`` (of forked processes: ``read_part`` runs there), the file's byte
+    ranges are read side by side.
+    """
+    names = header(path)
+    if names is None:
+        return None
+    folder = tempfile.mkdtemp(prefix="poletti-simulate-")
+    try:
+        ranges = byte_ranges(path, parts if pool is not None else 1)
+        tasks = [(path, names, tz, shards, until, folder, k, a, b) for k, (a, b) in enumerate(ranges)]
+        found = pool.map(_read_part_task, tasks, chunksize=1) if len(tasks) > 1 else [_read_part_task(tasks[0])]
+        if any(part is None for part in found) or _shared_ids(folder, shards, len(found)):
+            shutil.rmtree(folder, ignore_errors=True)
+            return None
+        return Spilled(folder, names, shards, found)  # type: ignore[arg-type]
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _read_part_task(task: tuple[Any, ...]) -> Part | None:
+    return read_part(*task)
+
+
+def read_part(path: str, names: list[str], tz: Any, shards: int, until: int | None, folder: str, number: int,
+              start: int, stop: int) -> Part | None:
+    """Read bytes ``start:stop`` of the file (the first part: with the header) into the part's shard files.
+
+    Row numbers are the part's own (1, 2, …): ``load_shard`` adds the rows of the parts before. None: a row
+    Arrow cannot take as the whole-file reader would (the caller then reads the file whole).
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.ipc as ipc
+
+    irregular: list[int] = []
+
+    def invalid(row: Any) -> str:
+        irregular.append(row.number)
+        return "skip"
+
+    part = Part(shards)
+    writers: list[Any] = []
+    sinks: list[Any] = []
+    try:
+        source = pa.memory_map(path)
+        data = pa.BufferReader(source.read_at(stop - start, start)) if (start, stop) != (0, source.size()) \
+            else source
+        reader = pcsv.open_csv(
+            data,
+            read_options=pcsv.ReadOptions(column_names=names, skip_rows=1 if start == 0 else 0, encoding="utf8",
+                                          block_size=BLOCK_BYTES),
+            parse_options=pcsv.ParseOptions(invalid_row_handler=invalid, ignore_empty_lines=False,
+                                            newlines_in_values=True),
+            convert_options=pcsv.ConvertOptions(column_types={name: pa.string() for name in names},
+                                                strings_can_be_null=True, null_values=[""],
+                                                quoted_strings_can_be_null=True))
+        schema = reader.schema.append(pa.field(_ROW, pa.int64())).append(pa.field(_INSTANT, pa.int64())) \
+            .append(pa.field(_QUICK, pa.bool_()))
+        id_files: list[Any] = []
+        for shard in range(shards):
+            sink = pa.OSFile(shard_path(folder, shard, number), "wb")
+            sinks.append(sink)
+            writers.append(ipc.new_stream(sink, schema))
+            id_files.append(open(ids_path(folder, shard, number), "wb"))
+            sinks.append(id_files[-1])
+        for batch in reader:
+            if irregular or _has_long_cells(batch):
+                return _give_up(writers, sinks)
+            count = batch.num_rows
+            if count == 0:
+                continue
+            rows = np.arange(part.count + 1, part.count + count + 1, dtype=np.int64)
+            part.count += count
+            instant, quick = instants(batch.column("at"), tz)
+            known = instant[instant != NO_INSTANT]
+            if known.size:
+                if part.ordered and ((part.last is not None and int(known[0]) < part.last)
+                                     or bool(np.any(np.diff(known) < 0))):
+                    part.ordered = False
+                if part.first is None:
+                    part.first = int(known[0])
+                part.last = int(known[-1])
+            hashes, named = text_hash(batch.column("customer"))
+            shard = np.where(named, (hashes % np.uint64(shards)).astype(np.int64), rows % shards)
+            counted = instant != NO_INSTANT
+            if until is not None:
+                counted &= instant <= until
+            order = np.argsort(shard, kind="stable")
+            bounds = np.searchsorted(shard[order], np.arange(shards + 1))
+            arrays = batch.columns + [pa.array(rows), pa.array(instant), pa.array(quick)]
+            laid = pa.RecordBatch.from_arrays(arrays, schema=schema).take(pa.array(order))
+            for k in range(shards):
+                lo, hi = int(bounds[k]), int(bounds[k + 1])
+                if hi > lo:
+                    writers[k].write_batch(laid.slice(lo, hi - lo))
+                    part.rows[k] += hi - lo
+                    mine = order[lo:hi]
+                    times = instant[mine][counted[mine]]
+                    if times.size:
+                        latest = int(times.max())
+                        previous = part.latest[k]
+                        part.latest[k] = latest if previous is None else max(previous, latest)
+            id_hashes, has_id = text_hash(batch.column("id"))
+            linkable = np.flatnonzero(has_id & named)
+            if linkable.size:
+                pairs = np.empty(linkable.size, dtype=_PAIR)
+                pairs["id"], pairs["shard"] = id_hashes[linkable], shard[linkable]
+                where = (pairs["id"] % np.uint64(shards)).astype(np.int64)
+                pairs = pairs[np.argsort(where, kind="stable")]
+                bounds = np.searchsorted(np.sort(where), np.arange(shards + 1))
+                for k in range(shards):
+                    lo, hi = int(bounds[k]), int(bounds[k + 1])
+                    if hi > lo:
+                        pairs[lo:hi].tofile(id_files[k])
+        if irregular:
+            return _give_up(writers, sinks)
+        for writer in writers:
+            writer.close()
+        for sink in sinks:
+            sink.close()
+        return part
+    except (pa.ArrowInvalid, pa.ArrowException, UnicodeDecodeError):
+        return _give_up(writers, sinks)
+    except OSError as err:
+        _give_up(writers, sinks)
+        raise HistoryError(f"cannot read '{path}': {getattr(err, 'strerror', None) or err}") from None
+    except BaseException:
+        _give_up(writers, sinks)
+        raise
+
+
+def _give_up(writers: list[Any], sinks: list[Any]) -> None:
+    for closing in writers + sinks:
+        try:
+            closing.close()
+        except Exception:  # noqa: BLE001 - already giving up
+            pass
+    return None
+
+
+def _has_long_cells(batch: Any) -> bool:
+    """Whether a cell is longer than ``history.CELL_LIMIT`` characters (the row reader says why it rejects it)."""
+    import pyarrow.compute as pc
+
+    for column in batch.columns:
+        if _is_text(column.type) and len(column):
+            _, offsets = _text_bytes(column)
+            if int(np.diff(offsets).max()) > _history.CELL_LIMIT:  # bytes: at least as many as characters
+                longest = pc.max(pc.utf8_length(column)).as_py()
+                if longest is not None and longest > _history.CELL_LIMIT:
+                    return True
+    return False
+
+
+def _shared_ids(folder: str, shards: int, parts: int) -> bool:
+    """Whether an event id may belong to customers of two shards (then they must be replayed together).
+
+    Each id file holds (a hash of the id, the customer's shard) of every row of its ids. Customers of one
+    shard who share an id are linked by ``columns.arrange`` in that shard; rows of one id hash in two shards
+    are either customers of two shards sharing an id or two ids of one hash: either way the caller reads
+    the history whole.
+    """
+    for k in range(shards):
+        pairs = np.concatenate([np.fromfile(ids_path(folder, k, part), dtype=_PAIR) for part in range(parts)])
+        if pairs.size < 2:
+            continue
+        ids = np.sort(pairs["id"])
+        if not bool(np.any(ids[1:] == ids[:-1])):  # every id once (the usual case)
+            continue
+        pairs = pairs[np.argsort(pairs["id"])]
+        same_id = pairs["id"][1:] == pairs["id"][:-1]  # within a run of one id, two shards have a change
+        if bool(np.any(same_id & (pairs["shard"][1:] != pairs["shard"][:-1]))):
+            return True
+    return False
+
+
+def load_shard(spilled: Spilled, shard: int, tz: Any, bool_columns: frozenset[str]) -> Columns:
+    """One shard's rows as ``Columns``, numbered as in the file, ordered as the whole history is."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.ipc as ipc
+
+    tables = []
+    for part in range(spilled.parts):
+        table = ipc.open_stream(pa.memory_map(spilled.path(shard, part))).read_all()  # mapped while in use
+        if spilled.offsets[part]:
+            rows = pc.add(table.column(_ROW), spilled.offsets[part])
+            table = table.set_column(table.schema.get_field_index(_ROW), _ROW, rows)
+        tables.append(table)
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    rows = table.column(_ROW).to_numpy().astype(np.int64)
+    instant = table.column(_INSTANT).to_numpy().astype(np.int64)
+    quick = table.column(_QUICK).to_numpy(zero_copy_only=False).astype(bool)
+    table = table.select(spilled.names)
+    columns = _from_table(table, tz, bool_columns, rows=rows, known=(instant, quick))
+    columns.time_ordered = spilled.time_ordered
+    return columns
+
+
+__all__ = ["Part", "Spilled", "byte_ranges", "header", "load_shard", "partition", "read_part", "shard_count",
+           "text_hash"]

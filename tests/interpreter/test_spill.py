@@ -1,0 +1,146 @@
+"""A CSV history streamed into customer shards on disk (``spill``) adds up to the history read whole.
+
+Small shards and blocks (the module's sizes, patched) make a small history
+several shards and several byte ranges; the summary, the month series, the
+customers' rows and the rejections must be those of the whole-file replay
+(``columns.load``), which ``test_columnar`` checks against the
+event-at-a-time replay.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import poletti
+from poletti.interpreter.simulate import columnar, spill
+from poletti.interpreter.simulate.columnar import simulate_file
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT / "benchmarks") not in sys.path:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import cdnow_history  # noqa: E402
+
+
+def whole(program: Any, path: Path, **options: Any) -> Any:
+    """The replay of the file read whole (the path before ``spill``)."""
+    saved = columnar._spillable
+    columnar._spillable = lambda _path: False
+    try:
+        return simulate_file(program, str(path), **options)
+    finally:
+        columnar._spillable = saved
+
+
+def same(a: Any, b: Any) -> None:
+    assert json.dumps(a.summary) == json.dumps(b.summary)
+    assert list(a.customer_rows()) == list(b.customer_rows())
+    assert a.new.months == b.new.months
+    assert [vars(r) if hasattr(r, "__dict__") else r for r in a.rejections] == \
+        [vars(r) if hasattr(r, "__dict__") else r for r in b.rejections]
+
+
+@pytest.fixture
+def small_shards(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Shards of a few KiB, blocks of 4 KiB, byte ranges from the first byte; the partitions made are listed."""
+    monkeypatch.setattr(spill, "SHARD_BYTES", 4096)
+    monkeypatch.setattr(spill, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(spill, "SPLIT_BYTES", 0)
+    made: list[Any] = []
+    partition = spill.partition
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        made.append(partition(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(columnar, "partition", watched)
+    return made
+
+
+def cdnow_csv(path: Path, purchases: int = 600, seed: int = 2, messy: bool = False) -> Path:
+    events = cdnow_history.generate(purchases, seed)
+    if messy:
+        rnd = random.Random(seed)
+        events = [dict(e) for e in events]
+        for i in rnd.sample(range(len(events) - 1), 10):  # out of time order
+            events[i], events[i + 1] = events[i + 1], events[i]
+        events.append(dict(events[5]))  # a duplicate of the same customer
+        events.append(dict(events[7], id=events[7]["id"] + "b", at="1997-02-30T10:00:00-05:00"))  # no such day
+        events.append(dict(events[9], id=events[9]["id"] + "c", at="1997-03-01"))  # a date alone: read slowly
+        events.append(dict(events[11], id=events[11]["id"] + "d", amount="-3"))  # rejected
+        events.append(dict(events[13], id=events[13]["id"] + "e", type="refund", original="nope"))
+    with open(path, "w", newline="", encoding="utf-8") as stream:
+        cdnow_history.write_csv(events, stream)
+    return path
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("messy", [False, True])
+def test_shards_add_up_to_the_whole_file(tmp_path: Path, small_shards: list[Any], workers: int,
+                                         messy: bool) -> None:
+    program = poletti.load(ROOT / "benchmarks" / "programs" / "cdnow.loyalty")
+    path = cdnow_csv(tmp_path / "h.csv", messy=messy)
+    expected = whole(program, path)
+    got = simulate_file(program, str(path), workers=workers)
+    assert small_shards and small_shards[-1] is not None and small_shards[-1].shards > 3
+    assert small_shards[-1].parts == workers
+    same(got, expected)
+    assert got.reordered == messy
+    if messy:
+        assert got.summary["rejected"] > 0
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_shards_add_up_with_until_and_a_baseline(tmp_path: Path, small_shards: list[Any], workers: int) -> None:
+    program = poletti.load(ROOT / "benchmarks" / "programs" / "cdnow.loyalty")
+    baseline = poletti.load(ROOT / "examples" / "cafe" / "rules_v1.loyalty")  # EUR: rejects every USD purchase
+    path = cdnow_csv(tmp_path / "h.csv", messy=True)
+    for options in ({"until": "1997-09-15"}, {"baseline": program}, {"baseline": baseline},
+                    {"effect_from": "1997-06-01"}):
+        same(simulate_file(program, str(path), workers=workers, **options), whole(program, path, **options))
+    assert all(made is not None for made in small_shards)
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_the_cafe_history_in_shards(small_shards: list[Any], workers: int) -> None:
+    root = ROOT / "examples" / "cafe"
+    new, old = poletti.load(root / "rules_v2.loyalty"), poletti.load(root / "rules_v1.loyalty")
+    got = simulate_file(new, str(root / "history.csv"), baseline=old, workers=workers)
+    same(got, whole(new, root / "history.csv", baseline=old))
+    assert small_shards[-1] is not None and small_shards[-1].shards > 1
+
+
+def test_an_id_two_customers_share_reads_the_file_whole(tmp_path: Path, small_shards: list[Any]) -> None:
+    program = poletti.load(ROOT / "benchmarks" / "programs" / "cdnow.loyalty")
+    path = cdnow_csv(tmp_path / "h.csv")
+    with open(path, newline="", encoding="utf-8") as stream:
+        rows = list(csv.reader(stream))
+    customers = sorted({row[2] for row in rows[1:]})
+    shard_of = {c: int(spill.text_hash(__import__("pyarrow").array([c]))[0][0] % 8) for c in customers}
+    other = next(c for c in customers if shard_of[c] != shard_of[rows[1][2]])
+    rows.append([rows[1][0], "purchase", other, "1998-06-01T10:00:00-04:00", "12.00", "USD", "", "", ""])
+    with open(path, "w", newline="", encoding="utf-8") as stream:
+        csv.writer(stream).writerows(rows)
+    got = simulate_file(program, str(path))
+    assert small_shards == [None]  # given up: read whole
+    same(got, whole(program, path))
+
+
+def test_byte_ranges_cut_at_line_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spill, "SPLIT_BYTES", 0)
+    path = tmp_path / "h.csv"
+    path.write_bytes(b"id,type,customer,at\n" + b"".join(b"e%d,visit,c%d,2026-01-01T00:00:00Z\r\n" % (i, i)
+                                                         for i in range(100)))
+    data = path.read_bytes()
+    ranges = spill.byte_ranges(str(path), 4)
+    assert len(ranges) == 4 and ranges[0][0] == 0 and ranges[-1][1] == len(data)
+    assert all(a[1] == b[0] and data[b[0] - 1:b[0]] == b"\n" for a, b in zip(ranges, ranges[1:]))
+    path.write_bytes(data + b'e100,visit,"c,100",2026-01-01T00:00:00Z\n')  # a quote: one range
+    assert spill.byte_ranges(str(path), 4) == [(0, path.stat().st_size)]
