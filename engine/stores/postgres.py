@@ -241,18 +241,7 @@ class PostgresStore(SQLStore):
             if "meta" not in tables and tables & {"customers", "events", "ledger"}:
                 raise StoreError(f"{self._where()} has tables ({', '.join(sorted(tables))}) but is not a poletti "
                                  "store")
-            version = 0
-            if "meta" in tables:
-                row = self._execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-                version = int(row[0]) if row else 0
-            if version > SCHEMA_VERSION:
-                raise StoreError(f"{self._where()} has store schema version {version}; this poletti knows up to "
-                                 f"{SCHEMA_VERSION}: upgrade poletti to open it")
-            for step in _MIGRATIONS[version:]:
-                for statement in step.split(";"):
-                    if statement.strip():
-                        self._execute(statement)
-            SQLStore.set_meta(self, "schema_version", str(SCHEMA_VERSION))
+            self._upgrade(tables, self._where(), _MIGRATIONS, SCHEMA_VERSION)
 
     def applied(self) -> list[str]:
         """The ids of applied events, in the order their transactions wrote them (for checks and audits)."""

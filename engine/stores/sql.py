@@ -14,7 +14,7 @@ from typing import Any, ContextManager, Iterable, Iterator
 
 from poletti.engine.serial import converter
 from poletti.engine.state import CustomerState
-from poletti.engine.stores.base import LEDGER_COLUMNS, LedgerEntry, Receipt, content_dict, fingerprint
+from poletti.engine.stores.base import LEDGER_COLUMNS, LedgerEntry, Receipt, StoreError, content_dict, fingerprint
 
 _LEDGER_SELECT = f"SELECT seq, {', '.join(LEDGER_COLUMNS)} FROM ledger"
 _LEDGER_INSERT = f"INSERT INTO ledger ({', '.join(LEDGER_COLUMNS)}) VALUES ({', '.join('?' * len(LEDGER_COLUMNS))})"
@@ -43,6 +43,24 @@ class SQLStore:
 
     def close(self) -> None:
         raise NotImplementedError
+
+    def _upgrade(self, tables: set[str], where: str, migrations: list[str], latest: int) -> None:
+        """Bring the tables from the version they carry to ``latest`` (inside the caller's transaction).
+
+        ``where`` names the store in messages; ``migrations[v]`` takes a store from version v to v + 1.
+        """
+        version = 0
+        if "meta" in tables:
+            row = self._execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+        if version > latest:
+            raise StoreError(f"{where} has store schema version {version}; this poletti knows up to "
+                             f"{latest}: upgrade poletti to open it")
+        for step in migrations[version:]:
+            for statement in step.split(";"):
+                if statement.strip():
+                    self._execute(statement)
+        SQLStore.set_meta(self, "schema_version", str(latest))  # the plain write: no store's own locking
 
     # -- state and schedule
 

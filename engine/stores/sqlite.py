@@ -152,18 +152,7 @@ class SQLiteStore(SQLStore):
             if tables and "meta" not in tables:
                 raise StoreError(f"'{self.path}' is an SQLite database, but not a poletti store "
                                  f"(it has tables {', '.join(sorted(tables))})")
-            version = 0
-            if "meta" in tables:
-                row = connection.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-                version = int(row[0]) if row else 0
-            if version > SCHEMA_VERSION:
-                raise StoreError(f"'{self.path}' has store schema version {version}; this poletti knows up to "
-                                 f"{SCHEMA_VERSION}: upgrade poletti to open it")
-            for step in _MIGRATIONS[version:]:
-                for statement in step.split(";"):
-                    if statement.strip():
-                        connection.execute(statement)
-            self.set_meta("schema_version", str(SCHEMA_VERSION))
+            self._upgrade(tables, f"'{self.path}'", _MIGRATIONS, SCHEMA_VERSION)
 
     def _execute(self, query: str, params: Any = ()) -> sqlite3.Cursor:
         return self._connection().execute(query, params)
