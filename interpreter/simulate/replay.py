@@ -156,7 +156,7 @@ class Lane:
         self.stepper.schedule(state)
         ledger = state.ledger
         self.tracker.absorb(month, customer, ledger.balance + ledger.pending, ledger.earned_total, state.tier,
-                            tally.spent, tally.expired, tally.reversed, tally.granted)
+                            tally.spent, tally.expired, tally.reversed, tally.granted, state.segments)
 
     def finish(self, end: int | None) -> None:
         """The group's customers to the end of the replay, then their final figures; the states are let go."""
@@ -345,7 +345,7 @@ class ShardReplay:
         lane.stepper.schedule(state)
         ledger = state.ledger
         lane.tracker.absorb(month, customer, ledger.balance + ledger.pending, ledger.earned_total, state.tier,
-                            tally.spent, tally.expired, tally.reversed, tally.granted)
+                            tally.spent, tally.expired, tally.reversed, tally.granted, state.segments)
         if is_new:
             activity = self.result.activity
             activity.event(customer, month)

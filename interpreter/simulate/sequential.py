@@ -56,7 +56,8 @@ class ProgramRun:
         state = self.engine.state(outcome.customer)
         assert state is not None
         self.tracker.absorb(month, outcome.customer, outcome.points + outcome.pending_points, outcome.lifetime_points,
-                            state.tier, outcome.spent, outcome.expired, outcome.reversed, outcome.granted)
+                            state.tier, outcome.spent, outcome.expired, outcome.reversed, outcome.granted,
+                            state.segments)
 
     def advance(self, until: datetime, month: date) -> None:
         for outcome in self.engine.advance_to(until):

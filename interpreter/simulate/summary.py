@@ -175,8 +175,8 @@ class Month:
     """One program's figures for one calendar month.
 
     Flows (earned … cost) count what happened in the month; ``outstanding``,
-    ``tiers`` and ``customers`` are stocks at its end (for the last month:
-    at the final clock).
+    ``tiers``, ``customers`` and ``segments`` (customers in each declared
+    segment) are stocks at its end (for the last month: at the final clock).
     """
 
     start: date
@@ -189,6 +189,7 @@ class Month:
     outstanding: int = 0
     tiers: dict[str, int] = attrs.Factory(dict)
     customers: int = 0
+    segments: dict[str, int] = attrs.Factory(dict)
 
 
 @attrs.define
@@ -216,36 +217,42 @@ class MonthChange:
     outstanding: int = 0  # change of the stock
     tiers: Counter[str] = attrs.Factory(Counter)  # change of the count per tier ("none" for no tier)
     customers: int = 0  # customers seen for the first time
+    segments: Counter[str] = attrs.Factory(Counter)  # change of the count of customers in each segment
 
     def moved(self) -> bool:
         """Whether anything happened: a flow, or a change of a stock."""
         return bool(self.earned or self.spent or self.expired or self.reversed or self.cost or self.outstanding
-                    or self.customers or any(self.rewards.values()) or any(self.tiers.values()))
+                    or self.customers or any(self.rewards.values()) or any(self.tiers.values())
+                    or any(self.segments.values()))
 
 
 class Tracker:
     """One program's month series, fed with each customer's figures after each event or clock step.
 
     ``absorb`` takes the customer's held points (balance + pending), lifetime
-    points and tier after the step, and what the step did (points spent,
-    expired, reversed, rewards granted); the month's flows and the changes
-    of its stocks follow from the customer's previous figures.
+    points, tier and segment flags (``CustomerState.segments``) after the
+    step, and what the step did (points spent, expired, reversed, rewards
+    granted); the month's flows and the changes of its stocks follow from
+    the customer's previous figures.
     """
 
     def __init__(self, compiled: CompiledProgram, reward_values: Mapping[str, int | None]) -> None:
         self.tier_names = compiled.tier_names
+        self.segment_names = compiled.segment_names
         self.values = {name: value or 0 for name, value in reward_values.items()}
-        self.last: dict[str, tuple[int, int, int]] = {}  # customer → (held, lifetime, tier rank)
+        # customer → (held, lifetime, tier rank, segment flags)
+        self.last: dict[str, tuple[int, int, int, tuple[bool, ...]]] = {}
         self.months: dict[date, MonthChange] = {}
+        self._outside = (False,) * len(self.segment_names)  # a new customer is in no segment yet
 
     def absorb(self, month: date, customer: str, held: int, lifetime: int, tier: int, spent: int, expired: int,
-               reversed_: int, granted: Mapping[str, int]) -> None:
+               reversed_: int, granted: Mapping[str, int], segments: Iterable[bool] = ()) -> None:
         change = self.months.get(month)
         if change is None:
             change = self.months[month] = MonthChange()
         last = self.last.get(customer)
         if last is None:
-            last = (0, 0, 0)
+            last = (0, 0, 0, self._outside)
             change.customers += 1
             change.tiers["none"] += 1
         change.outstanding += held - last[0]
@@ -259,7 +266,12 @@ class Tracker:
         if tier != last[2]:
             change.tiers[self.tier_names[last[2]] or "none"] -= 1
             change.tiers[self.tier_names[tier] or "none"] += 1
-        self.last[customer] = (held, lifetime, tier)
+        inside = tuple(segments) if self.segment_names else self._outside
+        if inside != last[3]:
+            for name, was, now in zip(self.segment_names, last[3], inside):
+                if was != now:
+                    change.segments[name] += 1 if now else -1
+        self.last[customer] = (held, lifetime, tier, inside)
 
     def merge(self, other: Tracker) -> None:
         """Add another shard's series (its customers are not this one's)."""
@@ -273,6 +285,7 @@ class Tracker:
                 setattr(mine, name, getattr(mine, name) + getattr(theirs, name))
             mine.rewards.update(theirs.rewards)
             mine.tiers.update(theirs.tiers)
+            mine.segments.update(theirs.segments)
 
     def series(self, months: Iterable[date], program: Program) -> list[Month]:
         """The ``months`` (in order; see ``shown_months``): flows of each, stocks at each one's end.
@@ -283,17 +296,19 @@ class Tracker:
         rewards = list(program.rewards)
         outstanding = customers = 0
         tiers: Counter[str] = Counter()
+        segments: Counter[str] = Counter()
         out = []
         for start in months:
             change = self.months.get(start, MonthChange())
             outstanding += change.outstanding
             customers += change.customers
             tiers.update(change.tiers)
+            segments.update(change.segments)
             month_rewards = {name: 0 for name in rewards}
             month_rewards.update({k: v for k, v in change.rewards.items()})
             out.append(Month(start, change.earned, change.spent, change.expired, change.reversed, month_rewards,
                              from_units(change.cost), outstanding, {name: tiers.get(name, 0) for name in tier_order},
-                             customers))
+                             customers, {name: segments.get(name, 0) for name in program.segments}))
         return out
 
 
@@ -315,6 +330,7 @@ class Standing:
     purchases: int
     first_event: int | None
     last_event: int | None
+    segments: tuple[str, ...] = ()  # the segments the customer is in at the end, in the rules' order
 
     @property
     def reward_count(self) -> int:
@@ -404,7 +420,13 @@ def standing_of(state: CustomerState, compiled: CompiledProgram) -> Standing:
     return Standing(
         ledger.balance, ledger.pending, ledger.lifetime, ledger.debt, compiled.tier_names[state.tier],
         tuple(sorted((name, count) for name, count in state.rewards.items() if count)), state.totals.cost,
-        state.spend_total, len(state.purchases), state.first_seen, state.last_event_at)
+        state.spend_total, len(state.purchases), state.first_seen, state.last_event_at,
+        segments_of(state, compiled))
+
+
+def segments_of(state: CustomerState, compiled: CompiledProgram) -> tuple[str, ...]:
+    """The segments ``state`` is in, as the engine last evaluated them (in the order the rules declare them)."""
+    return tuple(name for name, inside in zip(compiled.segment_names, state.segments) if inside)
 
 
 @attrs.define
@@ -419,6 +441,7 @@ class Totals:
     outstanding: int = 0
     rewards: Counter[str] = attrs.Factory(Counter)
     tiers: Counter[str] = attrs.Factory(Counter)
+    segments: Counter[str] = attrs.Factory(Counter)  # customers in each segment at the end
     cost: int = 0
     sales: int = 0  # accepted purchases less refunds, micro-units
     rejected: int = 0
@@ -436,6 +459,7 @@ class Totals:
         self.outstanding += state.ledger.outstanding
         self.rewards.update(state.rewards)
         self.tiers[compiled.tier_names[state.tier] or "none"] += 1
+        self.segments.update(segments_of(state, compiled))
 
     def merge(self, other: Totals) -> None:
         for name in ("customers", "earned", "spent", "expired", "reversed", "outstanding", "cost", "sales",
@@ -443,6 +467,7 @@ class Totals:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.rewards.update(other.rewards)
         self.tiers.update(other.tiers)
+        self.segments.update(other.segments)
 
     def summary(self, program: Program, events: int) -> dict[str, Any]:
         """The contract's summary object for this program."""
@@ -466,6 +491,7 @@ class Totals:
             "cost_unknown": cost_unknown,
             "currency": program.currency,
             "duplicates": self.duplicates,
+            "segments": {name: self.segments.get(name, 0) for name in program.segments},
             **self.money_figures(program),
         }
 
@@ -636,12 +662,51 @@ class ProgramFigures:
     standings: Mapping[str, Standing]
 
 
-CUSTOMER_COLUMNS = ("customer", "points", "pending_points", "lifetime_points", "debt", "tier", "rewards",
-                    "reward_value", "spend", "purchases", "first_event", "last_event")
+CUSTOMER_COLUMNS = ("customer", "points", "pending_points", "lifetime_points", "debt", "tier", "segments",
+                    "rewards", "reward_value", "spend", "purchases", "first_event", "last_event")
 BASELINE_COLUMNS = ("baseline_points", "baseline_pending_points", "baseline_lifetime_points", "baseline_tier",
-                    "baseline_rewards", "baseline_reward_value", "delta_points", "delta_held_points",
+                    "baseline_segments", "baseline_rewards", "baseline_reward_value", "delta_points", "delta_held_points",
                     "delta_lifetime_points", "delta_rewards", "delta_reward_value", "tier_change", "change")
 _NOTHING = Standing(0, 0, 0, 0, None, (), 0, 0, 0, None, None)
+
+
+def change_of(mine: Standing, theirs: Standing) -> str:
+    """"gains", "loses" or "same": what the new rules (``mine``) do for a customer against the baseline's.
+
+    Reward value decides first, then points earned, then points held at the
+    end: a customer who gets more rewards gains, even with fewer points left.
+    """
+    key = (mine.reward_value - theirs.reward_value, mine.lifetime_points - theirs.lifetime_points,
+           mine.points + mine.pending_points - theirs.points - theirs.pending_points)
+    return "gains" if key > (0, 0, 0) else "loses" if key < (0, 0, 0) else "same"
+
+
+@attrs.define
+class GroupChange:
+    """One group's customers under new against baseline rules: how many gain, lose or stay the same, and the
+    change of their points earned and of their rewards' value (micro-units), summed."""
+
+    customers: int = 0
+    gain: int = 0
+    lose: int = 0
+    same: int = 0
+    earned: int = 0
+    value: int = 0
+
+    def add(self, change: str, earned: int, value: int) -> None:
+        self.customers += 1
+        if change == "gains":
+            self.gain += 1
+        elif change == "loses":
+            self.lose += 1
+        else:
+            self.same += 1
+        self.earned += earned
+        self.value += value
+
+    def figures(self) -> dict[str, Any]:
+        return {"customers": self.customers, "gain": self.gain, "lose": self.lose, "same": self.same,
+                "earned_points_change": self.earned, "reward_value_change": money(from_units(self.value))}
 
 
 @attrs.define
@@ -654,6 +719,11 @@ class SimulationResult:
     first: datetime | None  # the first event's instant
     end: datetime | None  # where the clock was advanced to
     reordered: bool | None = None
+
+    def __attrs_post_init__(self) -> None:
+        # Here, so that every replay path adds the same figures: they come from the final standings alone.
+        if self.baseline is not None and "groups" not in self.summary:
+            self.summary["groups"] = self.group_changes()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -668,6 +738,7 @@ class SimulationResult:
             "lifetime_points": standing.lifetime_points,
             "debt": standing.debt,
             "tier": standing.tier,
+            "segments": ";".join(standing.segments),
             "rewards": ";".join(f"{name}={count}" for name, count in standing.rewards),
             "reward_value": money(from_units(standing.reward_value)),
             "spend": money(from_units(standing.spend)),
@@ -699,9 +770,46 @@ class SimulationResult:
             row["delta_rewards"] = mine.reward_count - theirs.reward_count
             row["delta_reward_value"] = money(value)
             row["tier_change"] = "" if theirs.tier == mine.tier else f"{theirs.tier or 'none'}→{mine.tier or 'none'}"
-            key = (value, earned, held)
-            row["change"] = "gains" if key > (0, 0, 0) else "loses" if key < (0, 0, 0) else "same"
+            row["change"] = change_of(mine, theirs)
             yield row
+
+    def _pairs(self) -> Iterator[tuple[Standing, Standing]]:
+        """Each customer's (new, baseline) standing, in no set order; a customer only one side has is nothing on
+        the other."""
+        assert self.baseline is not None
+        new, old = self.new.standings, self.baseline.standings
+        for customer in new:
+            yield new[customer], old.get(customer, _NOTHING)
+        for customer in old:
+            if customer not in new:
+                yield _NOTHING, old[customer]
+
+    def group_changes(self) -> dict[str, Any]:
+        """Who gains and who loses, by tier and by segment (see ``GroupChange``); {} without a baseline.
+
+        A customer's group is where the new rules leave them at the end: the
+        tier they hold ("none" for no tier) and each segment they are in (a
+        customer in two segments counts in both; one in none in no segment
+        group). Every tier and segment the new rules declare is listed, zeros
+        included, in the rules' order.
+        """
+        if self.baseline is None:
+            return {}
+        program = self.new.program
+        tiers = {tier.name: GroupChange() for tier in program.tiers}
+        tiers["none"] = GroupChange()
+        segments = {name: GroupChange() for name in program.segments}
+        for mine, theirs in self._pairs():
+            change = change_of(mine, theirs)
+            earned = mine.lifetime_points - theirs.lifetime_points
+            value = mine.reward_value - theirs.reward_value
+            groups = [tiers.setdefault(mine.tier or "none", GroupChange())]
+            groups += [segments[name] for name in mine.segments if name in segments]
+            for group in groups:
+                group.add(change, earned, value)
+        return {"by": "new rules, at the end",
+                "tiers": {name: group.figures() for name, group in tiers.items()},
+                "segments": {name: group.figures() for name, group in segments.items()}}
 
     def deltas(self) -> dict[str, list[float]]:
         """Per-customer changes (new minus baseline) for the report's distribution plots."""
@@ -715,7 +823,7 @@ class SimulationResult:
         return out
 
 
-DELTA_KEYS = ("events", "rejected", "customers", "points", "rewards", "tiers", "cost", "duplicates", "sales",
+DELTA_KEYS = ("events", "rejected", "customers", "points", "rewards", "tiers", "segments", "cost", "duplicates", "sales",
               "liability", "cost_share_of_sales", "point_value")
 
 

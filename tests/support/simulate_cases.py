@@ -121,6 +121,7 @@ EXPECTED_DELTA = {
     "points": {"earned": 10, "spent": 50, "expired": 15, "reversed": 0, "outstanding": -55},
     "rewards": {"free_drink": 1, "mug": 0},
     "tiers": {"gold": 0, "none": 0},
+    "segments": {},  # neither program declares one
     "cost": "3.50",
     "duplicates": 0,
     # The money figures (EXPECTED_MONEY below): sales 207.50 − 207.50; liability −0.56 − 3.29 = −3.85 and
@@ -168,6 +169,7 @@ EXPECTED_DELTA_PCT = {
     "points": {"earned": "4.2", "spent": "31.3", "expired": None, "reversed": "0.0", "outstanding": "-117.0"},
     "rewards": {"free_drink": "50.0", "mug": "0.0"},
     "tiers": {"gold": "0.0", "none": "0.0"},
+    "segments": {},
     "cost": "15.2",
     "duplicates": None,
     "sales": "0.0",
