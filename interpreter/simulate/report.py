@@ -217,12 +217,20 @@ def _svg(fig: Any, name: str, title: str, png_dir: str | None) -> str:
     text = re.sub(r'id="([^"]+)"', rf'id="{name}-\1"', text)
     text = re.sub(r"url\(#([^)]+)\)", rf"url(#{name}-\1)", text)
     text = re.sub(r'href="#([^"]+)"', rf'href="#{name}-\1"', text)
+    # The chart takes the page's width (CSS): the root keeps its viewBox, not its fixed size in points.
+    root = text[:text.index(">")]
+    text = re.sub(r'\s(width|height)="[^"]*"', "", root) + text[len(root):]
     text = re.sub(r'<svg ', f'<svg role="img" aria-labelledby="{name}-title" ', text, count=1)
     text = text.replace(">", f"><title id=\"{name}-title\">{html.escape(title)}</title>", 1)
     return text.strip()
 
 
 # ------------------------------------------------------------------- charts
+
+
+def _plot_text(text: str) -> str:
+    """User text (a reward's label) as matplotlib shows it literally: a "$" would start mathematics."""
+    return text.replace("$", r"\$")
 
 
 def _style_legend(ax: Any, with_baseline: bool) -> None:
@@ -276,7 +284,8 @@ def points_chart(new: Sequence[Month], old: Sequence[Month] | None, png_dir: str
 
 
 def rewards_chart(new: Sequence[Month], old: Sequence[Month] | None, currency: str,
-                  png_dir: str | None = None, partial: tuple[datetime, datetime] | None = None) -> Chart:
+                  png_dir: str | None = None, partial: tuple[datetime, datetime] | None = None,
+                  labels: dict[str, str] | None = None) -> Chart:
     plt = _pyplot()
     months = [m.start for m in new]
     names = list(new[0].rewards) if new else []
@@ -300,7 +309,8 @@ def rewards_chart(new: Sequence[Month], old: Sequence[Month] | None, currency: s
                 counts = [m.rewards.get(name, 0) for m in data]
                 if not any(counts):
                     continue
-                legend = name if label == "new" else f"{name} (baseline)"
+                shown = _plot_text((labels or {}).get(name, name))
+                legend = shown if label == "new" else f"{shown} (baseline)"
                 top.bar(xs, counts, width=width, bottom=base, color=colours[name], alpha=alpha, hatch=hatch,
                         edgecolor="white" if hatch is None else colours[name], linewidth=0.5, label=legend)
                 base = [b + c for b, c in zip(base, counts)]
@@ -379,6 +389,61 @@ def tiers_chart(new: Sequence[Month], old: Sequence[Month] | None, png_dir: str 
         return Chart("tiers", "Tier sizes over time", _svg(fig, "tiers", "Tier sizes over time", png_dir))
 
 
+def segments_chart(new: Sequence[Month], old: Sequence[Month] | None, png_dir: str | None = None,
+                   partial: tuple[datetime, datetime] | None = None) -> Chart:
+    """Customers in each segment at each month's end: a line per segment, the baseline's dashed.
+
+    Lines, not stacked areas: a customer may be in several segments (or in none), so sizes do not add up.
+    """
+    plt = _pyplot()
+    names = list(new[0].segments) if new else []
+    if old:
+        names += [name for name in old[0].segments if name not in names]
+    colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+    axis = _Axis([m.start for m in new])
+    with plt.rc_context(_style()):
+        fig, ax = plt.subplots(figsize=(9.5, 3.6))
+        for name in names:
+            if new and name in new[0].segments:
+                ax.plot([axis.mid(m.start) for m in new], [m.segments.get(name, 0) for m in new],
+                        color=colours[name], marker="o", markersize=3.5, linewidth=1.8, label=name)
+            if old and name in old[0].segments:
+                ax.plot([axis.mid(m.start) for m in old], [m.segments.get(name, 0) for m in old],
+                        color=colours[name], linestyle="--", linewidth=1.2, alpha=0.8,
+                        label=None if new and name in new[0].segments else f"{name} (baseline rules only)")
+        _mark_partial(ax, partial, label=True, axis=axis)
+        ax.set_title("Customers per segment at month end")
+        ax.set_ylabel("customers in the segment")
+        ax.set_ylim(bottom=0)
+        _thousands(ax)
+        _style_legend(ax, bool(old and old[0].segments))  # the line styles matter only when both have segments
+        axis.finish(ax)
+        return Chart("segments", "Segment sizes over time", _svg(fig, "segments", "Segment sizes over time", png_dir))
+
+
+def groups_chart(groups: dict[str, Any], png_dir: str | None = None) -> Chart:
+    """Customers who gain (right, green) and who lose (left, red) under the new rules, per tier and segment."""
+    plt = _pyplot()
+    rows = [(f"tier {name}", figures) for name, figures in groups.get("tiers", {}).items()]
+    rows += [(f"segment {name}", figures) for name, figures in groups.get("segments", {}).items()]
+    with plt.rc_context(_style()):
+        fig, ax = plt.subplots(figsize=(9.5, max(1.8, 0.42 * len(rows) + 1.0)))
+        ys = list(range(len(rows)))
+        ax.barh(ys, [f["gain"] for _, f in rows], height=0.6, color=GREEN, label="customers who gain")
+        ax.barh(ys, [-f["lose"] for _, f in rows], height=0.6, color=RED, label="customers who lose")
+        ax.set_yticks(ys, [name for name, _ in rows])
+        ax.invert_yaxis()
+        ax.axvline(0, color="#444444", linewidth=0.8)
+        ax.grid(axis="x", color="#e4e4e4")
+        ax.grid(axis="y", visible=False)
+        _thousands(ax, "x")
+        ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _p: _compact(abs(v))))
+        ax.set_xlabel("customers (losing to the left, gaining to the right)")
+        ax.set_title("Who gains and who loses, by tier and by segment at the end (new rules)")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        return Chart("groups", "Gains and losses by group", _svg(fig, "groups", "Gains and losses by group", png_dir))
+
+
 def activity_chart(months: Sequence[ActivityMonth], currency: str, effect_from: datetime | None,
                    png_dir: str | None = None, partial: tuple[datetime, datetime] | None = None) -> Chart:
     plt = _pyplot()
@@ -413,8 +478,8 @@ def activity_chart(months: Sequence[ActivityMonth], currency: str, effect_from: 
         return Chart("activity", "Purchases and average basket", _svg(fig, "activity", "Purchases and average basket", png_dir))
 
 
-def comparison_chart(summary: dict[str, Any], png_dir: str | None = None) -> Chart:
-    """Old vs new, side by side: points, rewards granted, customers per tier."""
+def comparison_chart(summary: dict[str, Any], png_dir: str | None = None, labels: dict[str, str] | None = None) -> Chart:
+    """Old vs new, side by side: points, rewards granted (by label), customers per tier."""
     plt = _pyplot()
     old = summary["baseline"]
     panels = [
@@ -431,7 +496,7 @@ def comparison_chart(summary: dict[str, Any], png_dir: str | None = None) -> Cha
             old_values = [old[key].get(n, 0) for n in names]
             ax.barh([y + 0.2 for y in ys], old_values, height=0.38, color=GREY, label="baseline rules")
             ax.barh([y - 0.2 for y in ys], new_values, height=0.38, color=BLUE, label="new rules")
-            ax.set_yticks(ys, names)
+            ax.set_yticks(ys, [_plot_text((labels or {}).get(n, n)) if key == "rewards" else n for n in names])
             ax.invert_yaxis()
             ax.set_title(title)
             ax.grid(axis="x", color="#e4e4e4")
@@ -547,15 +612,61 @@ def _signed(value: Any) -> str:
     return _num(value)
 
 
-def _change_class(value: Any) -> str:
-    if value is None:
+# Which way each figure is good news, so a change is coloured by what it means, not by its sign: "up" when a
+# rise is good, "down" when a fall is. The view is the program owner's: what the program costs and the points
+# it owes (the liability) should not grow; members getting more — points, rewards, customers who gain — is
+# what a program is for. Points expiring are points members lose. A figure not listed (events, customers,
+# tiers, segments, points spent or reversed, the point value, sales of a replayed history) is neutral: its
+# change is shown without a colour. A key names a figure ("points.earned") or every figure under it
+# ("rewards" for each reward).
+GOOD_DIRECTION: dict[str, str] = {
+    "points.earned": "up",
+    "points.expired": "down",
+    "points.outstanding": "down",
+    "liability.outstanding": "down",
+    "liability.expired": "down",
+    "rewards": "up",
+    "cost": "down",
+    "cost_share_of_sales": "down",
+    "rejected": "down",
+    "groups.gain": "up",
+    "groups.lose": "down",
+    "groups.earned_points_change": "up",
+    "groups.reward_value_change": "up",
+}
+
+
+def good_direction(path: str) -> str | None:
+    """"up", "down" or None (neutral): which way the figure at ``path`` is good news (``GOOD_DIRECTION``)."""
+    return GOOD_DIRECTION.get(path) or GOOD_DIRECTION.get(path.split(".", 1)[0])
+
+
+def tone(path: str, change: Any) -> str:
+    """The CSS class of a change of the figure at ``path``: "good", "bad", or "" (neutral, none or unknown)."""
+    direction = good_direction(path)
+    if change is None or direction is None:
         return ""
-    number = Decimal(value) if isinstance(value, str) else value
-    return "up" if number > 0 else "down" if number < 0 else ""
+    try:
+        number = Decimal(str(change))
+    except ArithmeticError:
+        return ""
+    if number == 0:
+        return ""
+    return "good" if (number > 0) == (direction == "up") else "bad"
 
 
-def _figure_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
-    """(label, path) of every figure in the summary table."""
+def reward_labels(result: SimulationResult) -> dict[str, str]:
+    """What to call each reward: its label (``reward x "Label"``), the new rules' before the baseline's; its
+    name when neither gives one."""
+    labels: dict[str, str] = {}
+    figures = [result.new] + ([result.baseline] if result.baseline is not None else [])
+    for side in reversed(figures):
+        labels.update((name, info.label or labels.get(name) or name) for name, info in side.program.rewards.items())
+    return labels
+
+
+def _figure_rows(summary: dict[str, Any], labels: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """(label, path) of every figure in the summary table; ``labels``: what to call each reward."""
     currency = summary.get("currency", "")
     rows = [("Events read", "events"), ("Rejected events", "rejected"), ("Customers", "customers")]
     rows += [(f"Points {key}", f"points.{key}") for key in summary["points"]]
@@ -566,9 +677,11 @@ def _figure_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
         source = summary.get("point_value_source")
         rows.append((f"Point value ({currency}" + (f", {source}" if source else "") + ")", "point_value"))
     names = _union(summary["rewards"], summary.get("baseline", {}).get("rewards", {}))
-    rows += [(f"Reward {name}", f"rewards.{name}") for name in names]
+    rows += [(f"Reward: {(labels or {}).get(name, name)}", f"rewards.{name}") for name in names]
     tiers = _union(summary["tiers"], summary.get("baseline", {}).get("tiers", {}))
     rows += [(f"Tier {name}", f"tiers.{name}") for name in tiers]
+    segments = _union(summary.get("segments", {}), summary.get("baseline", {}).get("segments", {}))
+    rows += [(f"Segment {name} (customers)", f"segments.{name}") for name in segments]
     rows.append((f"Cost of rewards ({currency})", "cost"))
     if summary.get("cost_unknown") or summary.get("baseline", {}).get("cost_unknown"):
         rows.append(("Rewards of unknown cost (not in the cost)", "cost_unknown"))
@@ -599,7 +712,7 @@ def change_text(summary: dict[str, Any], path: str) -> str:
     return text
 
 
-def cost_unknown_note(summary: dict[str, Any]) -> str:
+def cost_unknown_note(summary: dict[str, Any], labels: dict[str, str] | None = None) -> str:
     """A sentence for people on the rewards whose cost is unknown ('' when every reward has a value).
 
     Such a reward is counted in ``rewards`` but not in ``cost``: saying so
@@ -613,13 +726,129 @@ def cost_unknown_note(summary: dict[str, Any]) -> str:
         if not names:
             continue
         counts = figures.get("rewards", {})
-        parts.append(", ".join(f"{name} ({_times(counts.get(name, 0))})" for name in names) + which)
+        parts.append(", ".join(f"{(labels or {}).get(name, name)} ({_times(counts.get(name, 0))})" for name in names)
+                     + which)
     if not parts:
         return ""
     first = (summary.get("cost_unknown") or summary["baseline"]["cost_unknown"])[0]
     return ("The cost of rewards leaves out " + "; ".join(parts) + ": no value is declared, so their cost is "
             f"unknown, not zero. Declare what one costs you: reward {first} \"…\" value <cost> "
             f"{summary.get('currency', '')}.")
+
+
+# ------------------------------------------------------------------- the words at the top
+
+
+ASSUMPTION = ("The same purchases are replayed under both versions of the rules: customers' behaviour is assumed "
+              "unchanged by the rule change. A change that makes customers buy more often, or less, is not in "
+              "these figures.")
+ASSUMPTION_ALONE = ("The history is replayed as it happened: these are the figures the rules would have given "
+                    "for exactly these purchases.")
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}" + ("" if count == 1 else "s")
+
+
+def _verb(count: int, verb: str) -> str:
+    return verb + "s" if count == 1 else verb
+
+
+def _pct_text(pct: str | None) -> str:
+    """" (+12.0 %)" for a percentage change; "" when unknown."""
+    return "" if pct is None else f" ({'' if pct.startswith('-') else '+'}{pct} %)"
+
+
+def _amount(value: str) -> str:
+    """A money string without its sign, for people: "-1234.50" → "1,234.50"."""
+    return f"{abs(Decimal(value)):,.2f}"
+
+
+def _sizes(figures: dict[str, int], old: dict[str, int] | None, changed_only: bool, tiers: bool = False) -> str:
+    """ "gold 15 → 42, no tier 985 → 888": group sizes (against ``old`` when given)."""
+    parts = []
+    for name, count in figures.items():
+        shown = "no tier" if tiers and name == "none" else name
+        if old is None or name not in old:
+            parts.append(f"{shown} {count:,}")
+        elif old[name] != count or not changed_only:
+            parts.append(f"{shown} {old[name]:,} → {count:,}")
+    return ", ".join(parts)
+
+
+def headline(summary: dict[str, Any], names: Names) -> list[str]:
+    """The sentences at the top of the report: what the change does (or, without a baseline, what the rules
+    give), in plain words, from the summary's figures alone. Plain text: the caller escapes it."""
+    if summary.get("baseline") is None:
+        return _headline_alone(summary)
+    old, change, pct = summary["baseline"], summary["delta"], summary.get("delta_pct") or {}
+    currency = summary.get("currency", "")
+    new_name, old_name = names.rules, names.baseline or "the baseline rules"
+    sentences = []
+    earned = change["points"]["earned"]
+    if earned:
+        sentences.append(f"Replayed over the same {summary['events']:,} events, {new_name} gives customers "
+                         f"{abs(earned):,} {'more' if earned > 0 else 'fewer'} points than {old_name}"
+                         f"{_pct_text(_get(pct, 'points.earned'))}.")
+    else:
+        sentences.append(f"Replayed over the same {summary['events']:,} events, {new_name} gives customers as "
+                         f"many points as {old_name}.")
+    cost = Decimal(change["cost"])
+    share, old_share = summary.get("cost_share_of_sales"), old.get("cost_share_of_sales")
+    if cost:
+        text = f"The rewards cost {_amount(change['cost'])} {currency} {'more' if cost > 0 else 'less'}" \
+               f"{_pct_text(_get(pct, 'cost'))}"
+        if share is not None and old_share is not None:
+            text += f": {share} % of sales instead of {old_share} %"
+        sentences.append(text + ".")
+    else:
+        sentences.append(f"The rewards cost the same, {_num(summary['cost'])} {currency}.")
+    groups = summary.get("groups", {}).get("tiers", {})
+    if groups:
+        gain, lose, same = (sum(g[key] for g in groups.values()) for key in ("gain", "lose", "same"))
+        sentences.append(f"{_plural(gain, 'customer')} {_verb(gain, 'gain')}, {lose:,} {_verb(lose, 'lose')} and "
+                         f"{same:,} {_verb(same, 'see')} no change.")
+    held = change["points"]["outstanding"]
+    if held:
+        worth = _get(change, "liability.outstanding")
+        sentences.append(f"At the end customers hold {abs(held):,} {'more' if held > 0 else 'fewer'} points"
+                         + (f", worth {_amount(worth)} {currency}" if worth is not None else "")
+                         + f"{_pct_text(_get(pct, 'points.outstanding'))}.")
+    expired = change["points"]["expired"]
+    if expired:
+        worth = _get(change, "liability.expired")
+        sentences.append(f"{abs(expired):,} {'more' if expired > 0 else 'fewer'} points expire"
+                         + (f" ({_amount(worth)} {currency})" if worth is not None else "") + ".")
+    tiers = _sizes(summary["tiers"], old["tiers"], changed_only=True, tiers=True)
+    if tiers:
+        sentences.append(f"Customers per tier at the end: {tiers}.")
+    segments = _sizes(summary.get("segments", {}), old.get("segments", {}), changed_only=False)
+    if segments:
+        sentences.append(f"Customers per segment at the end: {segments}.")
+    return sentences
+
+
+def _headline_alone(summary: dict[str, Any]) -> list[str]:
+    currency = summary.get("currency", "")
+    points = summary["points"]
+    rewards = sum(summary["rewards"].values())
+    text = (f"Over {summary['events']:,} events, {_plural(summary['customers'], 'customer')} earned "
+            f"{points['earned']:,} points and received {_plural(rewards, 'reward')} costing "
+            f"{_num(summary['cost'])} {currency}")
+    if summary.get("cost_share_of_sales") is not None:
+        text += f", {summary['cost_share_of_sales']} % of sales ({_num(summary['sales'])} {currency})"
+    sentences = [text + "."]
+    worth = _get(summary, "liability.outstanding")
+    sentences.append(f"At the end they hold {points['outstanding']:,} points"
+                     + (f", worth {_num(worth)} {currency}" if worth is not None else "") + ".")
+    if points["expired"]:
+        lost = _get(summary, "liability.expired")
+        sentences.append(f"{points['expired']:,} points expired" + (f" ({_num(lost)} {currency})" if lost else "") + ".")
+    if len(summary["tiers"]) > 1:
+        sentences.append(f"Customers per tier at the end: {_sizes(summary['tiers'], None, False, tiers=True)}.")
+    if summary.get("segments"):
+        sentences.append(f"Customers per segment at the end: {_sizes(summary['segments'], None, False)}.")
+    return sentences
 
 
 def _times(count: int) -> str:
@@ -635,12 +864,12 @@ def _get(data: dict[str, Any] | None, path: str) -> Any:
     return value
 
 
-def summary_table(summary: dict[str, Any]) -> str:
+def summary_table(summary: dict[str, Any], labels: dict[str, str] | None = None) -> str:
     baseline = summary.get("baseline")
     head = "<tr><th>Figure</th><th>New rules</th>" + (
         "<th>Baseline rules</th><th>Change</th>" if baseline else "") + "</tr>"
     body = []
-    for label, path in _figure_rows(summary):
+    for label, path in _figure_rows(summary, labels):
         new_value = figure_value(summary, path)
         cells = f"<td>{html.escape(label)}</td><td class=num>{_num(new_value)}</td>"
         if baseline is not None:
@@ -650,8 +879,27 @@ def summary_table(summary: dict[str, Any]) -> str:
             if isinstance(new_value, list) or isinstance(old_value, list):
                 cells += "<td></td>"  # names have no difference
             else:
-                cells += f"<td class='num {_change_class(change)}'>{html.escape(change_text(summary, path))}</td>"
+                cells += f"<td class='num {tone(path, change)}'>{html.escape(change_text(summary, path))}</td>"
         body.append(f"<tr>{cells}</tr>")
+    return f"<table class=figures><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def groups_table(groups: dict[str, Any], key: str, currency: str) -> str:
+    """Gains and losses of one kind of group ("tiers" or "segments"): one row per group, the summary's
+    ``groups`` figures, each change coloured by what it means for the group's customers."""
+    title = {"tiers": "Tier", "segments": "Segment"}[key]
+    head = (f"<tr><th>{title} (new rules, at the end)</th><th>Customers</th><th>Gain</th><th>Lose</th>"
+            f"<th>No change</th><th>Change in points earned</th><th>Change in reward value ({html.escape(currency)})</th></tr>")
+    body = []
+    for name, figures in groups.get(key, {}).items():
+        cells = [f"<td>{html.escape(name)}</td>", f"<td class=num>{_num(figures['customers'])}</td>"]
+        for column in ("gain", "lose"):
+            cells.append(f"<td class='num {tone('groups.' + column, figures[column])}'>{_num(figures[column])}</td>")
+        cells.append(f"<td class=num>{_num(figures['same'])}</td>")
+        for column in ("earned_points_change", "reward_value_change"):
+            cells.append(f"<td class='num {tone('groups.' + column, figures[column])}'>"
+                         f"{html.escape(_signed(figures[column]))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table class=figures><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
 
 
@@ -742,28 +990,59 @@ p.meta, p.note { color: #555; margin: 4px 0; font-size: .92rem; }
 .card .label { font-size: .8rem; color: #666; text-transform: uppercase; letter-spacing: .03em; }
 .card .value { font-size: 1.35rem; font-weight: 600; font-variant-numeric: tabular-nums; }
 .card .change { font-size: .85rem; font-variant-numeric: tabular-nums; }
-.up { color: #1a7f37; } .down { color: #c0362c; }
+.good { color: #1a7f37; } .bad { color: #c0362c; }
 table.figures { border-collapse: collapse; margin: 8px 0; font-size: .9rem; }
 table.figures th, table.figures td { padding: 4px 12px; border-bottom: 1px solid #eee; text-align: left; }
 table.figures th { background: #f6f6f6; font-weight: 600; }
 table.figures td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-.chart { margin: 14px 0 6px; overflow-x: auto; }
-.chart svg { max-width: 100%; height: auto; }
+.chart { margin: 14px 0 6px; }
+.chart svg { display: block; width: 100%; height: auto; }
+h3 { font-size: 1rem; margin: 18px 0 4px; }
+p.headline { font-size: 1.08rem; margin: 14px 0 8px; padding: 10px 14px; border-left: 4px solid #0072B2;
+             background: #f3f8fc; }
+p.assumption { margin: 6px 0; font-size: .92rem; color: #333; }
 .warning { background: #fff6e0; border: 1px solid #f0d28a; padding: 8px 12px; border-radius: 6px; }
 details summary { cursor: pointer; color: #0b5cad; margin: 8px 0; }
 code { background: #f3f3f3; padding: 1px 4px; border-radius: 3px; }
+@media print {
+  @page { margin: 14mm; }
+  body { max-width: none; padding: 0; font-size: 10.5pt; }
+  * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+  h2 { break-after: avoid; page-break-after: avoid; }
+  h2, h3 { break-after: avoid; }
+  .card, .chart, table.figures tr, p.headline { break-inside: avoid; page-break-inside: avoid; }
+  table.figures { width: 100%; }
+  details > summary { display: none; }
+}
 """
 
 
-def _card(label: str, value: str, change: Any = None, pct: str | None = None) -> str:
+def _card(label: str, value: str, change: Any = None, pct: str | None = None, path: str = "") -> str:
+    """A figure in large type; with a baseline, its change below, coloured by what it means (``tone``)."""
     extra = ""
     if change is not None:
         shown = _signed(change)
         if pct is not None and Decimal(str(change)) != 0:
             shown += f" ({'' if pct.startswith('-') else '+'}{pct} %)"
-        extra = f"<div class='change {_change_class(change)}'>{html.escape(shown)} vs baseline</div>"
+        extra = f"<div class='change {tone(path, change)}'>{html.escape(shown)} vs baseline</div>"
     return (f"<div class=card><div class=label>{html.escape(label)}</div>"
             f"<div class=value>{html.escape(value)}</div>{extra}</div>")
+
+
+def _groups_section(groups: dict[str, Any], currency: str, chart: str) -> list[str]:
+    """Who gains and who loses by tier and by segment: the chart and a table for each."""
+    if not groups:
+        return []
+    out = ["<h2>Who gains and who loses, by group</h2>",
+           "<p class=note>Each customer is counted in the tier the <strong>new</strong> rules give them at the "
+           "end (\"none\" for no tier), and in every segment the new rules put them in at the end. A customer "
+           "gains when the rewards they receive are worth more under the new rules — or, worth the same, when "
+           "they earn more points, or else hold more at the end; they lose in the opposite case. The changes are "
+           "sums over the group's customers: points earned and the value of the rewards received.</p>",
+           chart, "<h3>By tier</h3>", groups_table(groups, "tiers", currency)]
+    if groups.get("segments"):
+        out += ["<h3>By segment</h3>", groups_table(groups, "segments", currency)]
+    return out
 
 
 def render_report(result: SimulationResult, names: Names = Names(), png_dir: str | None = None) -> str:
@@ -785,15 +1064,21 @@ def render_report(result: SimulationResult, names: Names = Names(), png_dir: str
             partial = (datetime(last.year, last.month, 1), result.end.astimezone(tz).replace(tzinfo=None))
     effect_from = result.activity.effect_from
     effect_local = effect_from.astimezone(tz).replace(tzinfo=None) if effect_from is not None else None
+    labels = reward_labels(result)
+    has_segments = bool(summary.get("segments") or (baseline or {}).get("segments"))
+    groups = summary.get("groups") or {}
     charts: list[Chart] = []
     if new_months:
         charts.append(points_chart(new_months, old_months, png_dir, partial))
-        charts.append(rewards_chart(new_months, old_months, currency, png_dir, partial))
+        charts.append(rewards_chart(new_months, old_months, currency, png_dir, partial, labels))
         charts.append(tiers_chart(new_months, old_months, png_dir, partial))
+        if has_segments:
+            charts.append(segments_chart(new_months, old_months, png_dir, partial))
         charts.append(activity_chart(result.activity.months, currency, effect_local, png_dir, partial))
     if baseline is not None and new_months:
-        charts.append(comparison_chart(summary, png_dir))
+        charts.append(comparison_chart(summary, png_dir, labels))
         charts.append(delta_chart(result.deltas(), currency, png_dir))
+        charts.append(groups_chart(groups, png_dir))
     by_name = {chart.name: chart for chart in charts}
 
     def chart(name: str) -> str:
@@ -807,7 +1092,7 @@ def render_report(result: SimulationResult, names: Names = Names(), png_dir: str
         return _get(summary.get("delta_pct"), path) if baseline is not None else None
 
     def card(label: str, value: str, path: str) -> str:
-        return _card(label, value, delta_of(path), pct_of(path))
+        return _card(label, value, delta_of(path), pct_of(path), path)
 
     points = summary["points"]
     liability = summary.get("liability") or {}
@@ -832,7 +1117,7 @@ def render_report(result: SimulationResult, names: Names = Names(), png_dir: str
         card("Expired points", f"{points['expired']:,}", "points.expired"),
         *money_cards,
         _card("Rewards granted", f"{sum(summary['rewards'].values()):,}", rewards_change,
-              delta_pct(rewards_change, old_rewards) if baseline is not None else None),
+              delta_pct(rewards_change, old_rewards) if baseline is not None else None, "rewards"),
         card(f"Cost ({currency})" + (", some unknown" if summary.get("cost_unknown") else ""),
              _num(summary["cost"]), "cost"),
     ])
@@ -851,32 +1136,43 @@ def render_report(result: SimulationResult, names: Names = Names(), png_dir: str
     if summary.get("after_until"):
         notes.append(f"<p class=note>{summary['after_until']:,} events after the end of the simulation "
                      "(<code>--until</code>) were not applied.</p>")
-    unknown = cost_unknown_note(summary)
+    unknown = cost_unknown_note(summary, labels)
     if unknown:
         notes.append(f"<p class=warning>{html.escape(unknown)}</p>")
+    words = " ".join(html.escape(sentence) for sentence in headline(summary, names))
+    assumption = ASSUMPTION if baseline is not None else ASSUMPTION_ALONE
 
     sections = [
         f"<h1>{html.escape(title)}: simulation</h1>",
         f"<p class=meta>{' · '.join(meta)}</p>",
         f"<p class=meta>Generated {html.escape(names.generated)} by poletti.</p>" if names.generated else "",
+        f"<p class=headline>{words}</p>",
+        f"<p class=assumption><strong>Assumption:</strong> {html.escape(assumption)}</p>",
         *notes,
         f"<div class=cards>{cards}</div>",
+        "<p class=note>A change is green when it is good news for the program and its members (more points "
+        "or rewards to customers, a lower cost or liability), red when it is bad news; a change that is "
+        "neither is not coloured.</p>" if baseline is not None else "",
         "<h2>Summary</h2>",
         "<p class=note>Points earned counts every point added to a balance (purchases, fixed awards and points "
         "granted by rules); outstanding is what all customers hold at the end, pending points included, "
         "less any debt. In money, points are worth the point value (declared with <code>point value</code>, or "
         "the lowest value per point of the rewards points turn into); sales are the accepted purchases less "
         "refunds. Changes against the baseline are also given as a percentage of the baseline figure.</p>",
-        summary_table(summary),
+        summary_table(summary, labels),
     ]
     if baseline is not None:
         sections += ["<h2>Compared with the baseline</h2>", chart("comparison"), chart("deltas")]
+        sections += _groups_section(groups, currency, chart("groups"))
     if new_months:
         sections += [
             "<h2>Points over time</h2>", chart("points"),
             "<h2>Rewards and their cost by month</h2>",
             f"<p class=note>{html.escape(unknown)}</p>" if unknown else "", chart("rewards"),
             "<h2>Tier sizes over time</h2>", chart("tiers"),
+            *(["<h2>Segment sizes over time</h2>", "<p class=note>Customers in each segment at each month's end. "
+               "A customer can be in several segments, or in none, so the sizes do not add up to the customers."
+               "</p>", chart("segments")] if has_segments else []),
             "<h2>Purchases</h2>", chart("activity"),
         ]
     sections += [

@@ -322,9 +322,10 @@ def render_summary(result: Any, rules: str, history: str, baseline: str | None, 
     if old is not None:
         table.add_column("Baseline rules", justify="right")
         table.add_column("Change", justify="right")
-    from poletti.interpreter.simulate.report import _figure_rows, _num, change_text, cost_unknown_note, figure_value
+    from poletti.interpreter.simulate.report import (
+        _figure_rows, _num, change_text, cost_unknown_note, figure_value, reward_labels, tone)
 
-    for label, path in _figure_rows(summary):
+    for label, path in _figure_rows(summary, reward_labels(result)):
         value = figure_value(summary, path)
         cells = [escape(shown(label)), escape(_num(value))]
         if old is not None and (isinstance(value, list) or isinstance(figure_value(old, path), list)):
@@ -332,12 +333,7 @@ def render_summary(result: Any, rules: str, history: str, baseline: str | None, 
         elif old is not None:
             diff = figure_value(change, path)
             text = change_text(summary, path)
-            style = ""
-            number = float(diff) if diff is not None else 0.0
-            if number > 0:
-                style = "green"
-            elif number < 0:
-                style = "red"
+            style = {"good": "green", "bad": "red"}.get(tone(path, diff), "")  # by meaning, not by sign
             cells += [escape(_num(figure_value(old, path))),
                       f"[{style}]{escape(text)}[/{style}]" if style else escape(text)]
         table.add_row(*cells)

@@ -272,9 +272,9 @@ def test_the_report_shows_the_money_figures_and_percentages() -> None:
                       baseline=poletti.compile('reward gift "Gift" value 2.50 EUR\nearn 1 point per EUR\n'
                                                "at 40 points grant gift\n"))
     page = render_report(result)
-    # Figures as in the table test above.
+    # Figures as in the table test above. A falling liability is good news: green ("good"), not red.
     assert ("<tr><td>Outstanding points in money (EUR)</td><td class=num>0.75</td><td class=num>1.56</td>"
-            "<td class='num down'>-0.81 (-51.9 %)</td></tr>") in page
+            "<td class='num good'>-0.81 (-51.9 %)</td></tr>") in page
     assert "<tr><td>Cost as a share of sales (%)</td><td class=num>3.85</td>" in page
-    assert "<div class=value>0.75</div><div class='change down'>-0.81 (-51.9 %) vs baseline</div>" in page
+    assert "<div class=value>0.75</div><div class='change good'>-0.81 (-51.9 %) vs baseline</div>" in page
     assert "<div class=label>Cost as a share of sales</div><div class=value>3.85 %</div>" in page

@@ -25,7 +25,8 @@ CHART_TITLES = (
     "Purchases and purchasing customers per month",
     "Average basket per month (EUR)",
 )
-BASELINE_TITLES = ("Old vs new rules", "Who gains and who loses: change per customer", "Change in reward value")
+BASELINE_TITLES = ("Old vs new rules", "Who gains and who loses: change per customer", "Change in reward value",
+                   "Who gains and who loses, by tier and by segment at the end (new rules)")
 
 
 class Structure(HTMLParser):
@@ -66,8 +67,9 @@ def alone() -> str:
 
 
 def test_report_holds_every_chart(with_baseline: str, alone: str) -> None:
-    # Points, rewards, tiers, purchases; with a baseline also old-vs-new and the per-customer change.
-    assert with_baseline.count("<svg") == 6
+    # Points, rewards, tiers, purchases; with a baseline also old-vs-new, the per-customer change and the
+    # gains and losses by group. (Segments have a chart only when the rules declare one.)
+    assert with_baseline.count("<svg") == 7
     assert alone.count("<svg") == 4
     for title in CHART_TITLES:
         assert title in with_baseline, title
@@ -125,7 +127,7 @@ def test_cli_writes_the_report(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     page = out.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>")
-    assert page.count("<svg") == 6
+    assert page.count("<svg") == 7
     assert "history.csv" in page and "old.loyalty" in page
     assert not list(tmp_path.glob(".report.html.*"))  # no temporary file left behind
 
