@@ -783,16 +783,16 @@ def headline(summary: dict[str, Any], names: Names) -> list[str]:
         return _headline_alone(summary)
     old, change, pct = summary["baseline"], summary["delta"], summary.get("delta_pct") or {}
     currency = summary.get("currency", "")
-    new_name, old_name = names.rules, names.baseline or "the baseline rules"
+    new_name = f"the new rules ({names.rules})"
+    old_name = f"the baseline ({names.baseline})" if names.baseline else "the baseline"
     sentences = []
     earned = change["points"]["earned"]
+    replayed = f"Replayed over the same {_plural(summary['events'], 'event')}, {new_name} give customers"
     if earned:
-        sentences.append(f"Replayed over the same {summary['events']:,} events, {new_name} gives customers "
-                         f"{abs(earned):,} {'more' if earned > 0 else 'fewer'} points than {old_name}"
-                         f"{_pct_text(_get(pct, 'points.earned'))}.")
+        sentences.append(f"{replayed} {abs(earned):,} {'more' if earned > 0 else 'fewer'} points"
+                         f"{_pct_text(_get(pct, 'points.earned'))} than {old_name}.")
     else:
-        sentences.append(f"Replayed over the same {summary['events']:,} events, {new_name} gives customers as "
-                         f"many points as {old_name}.")
+        sentences.append(f"{replayed} as many points as {old_name}.")
     cost = Decimal(change["cost"])
     share, old_share = summary.get("cost_share_of_sales"), old.get("cost_share_of_sales")
     if cost:
@@ -832,7 +832,7 @@ def _headline_alone(summary: dict[str, Any]) -> list[str]:
     currency = summary.get("currency", "")
     points = summary["points"]
     rewards = sum(summary["rewards"].values())
-    text = (f"Over {summary['events']:,} events, {_plural(summary['customers'], 'customer')} earned "
+    text = (f"Over {_plural(summary['events'], 'event')}, {_plural(summary['customers'], 'customer')} earned "
             f"{points['earned']:,} points and received {_plural(rewards, 'reward')} costing "
             f"{_num(summary['cost'])} {currency}")
     if summary.get("cost_share_of_sales") is not None:

@@ -13,7 +13,12 @@ it is shown.
 * ``Activity``: purchases by month and the program-effect measures;
 * ``Standing``: one customer's final figures, for ``--customers`` and the
   report's distributions;
-* ``SimulationResult``: all of it, with ``customer_rows()`` and ``deltas()``.
+* ``SimulationResult``: all of it, with ``customer_rows()``, ``deltas()`` and
+  ``group_changes()`` (who gains and loses by tier and by segment).
+
+Segments are counted like tiers: from the engine's own flags
+(``CustomerState.segments``), at the end (``Totals``, ``Standing``) and as
+month-end stocks (``Tracker``).
 """
 
 from __future__ import annotations

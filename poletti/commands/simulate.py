@@ -43,7 +43,8 @@ SUMMARY_COLUMNS = ("Figure", "New rules", "Baseline rules", "Change")
               help="Show the program-effect measures before and from this date (e.g. a launch date).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object (no progress bar).")
 @click.option("--customers", "customers_out", metavar="OUT.csv",
-              help="Write each customer's final standing (and, with --baseline, the change) to a CSV file.")
+              help="Write each customer's final standing — tier, segments, points, rewards — (and, with "
+                   "--baseline, the change) to a CSV file.")
 @click.option("--rejected", "rejected_out", metavar="OUT.csv",
               help="Write every rejected event with its row and reason to a CSV file.")
 @click.option("--report", "report_out", metavar="OUT.html",
@@ -59,7 +60,7 @@ SUMMARY_COLUMNS = ("Figure", "New rules", "Baseline rules", "Change")
 def command(ctx: click.Context, rules: str, history: str, baseline_path: str | None, until: str | None,
             effect_from: str | None, as_json: bool, customers_out: str | None, rejected_out: str | None,
             report_out: str | None, workers: int, sequential: bool, dask_address: str | None) -> None:
-    """Replay an event history through RULES and summarise points, rewards, tiers and cost.
+    """Replay an event history through RULES and summarise points, rewards, tiers, segments and cost.
 
     HISTORY is CSV, JSON Lines or Parquet (by its extension; - reads JSON
     Lines from standard input). A history that is not in time order is

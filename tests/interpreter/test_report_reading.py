@@ -105,3 +105,30 @@ def test_charts_take_the_page_width_and_the_page_prints(page: str) -> None:
         assert "viewBox=" in root and " width=" not in root and " height=" not in root
     assert ".chart svg { display: block; width: 100%; height: auto; }" in page
     assert "@media print" in page and "break-inside: avoid" in page
+
+
+def test_the_walk_through_quotes_the_cafe_report() -> None:
+    # docs/simulate.md quotes the café example's paragraph, group tables and segment sizes: they must be the
+    # ones the example gives (this checks the page against the program, not the program's arithmetic).
+    from pathlib import Path
+
+    from poletti.interpreter.simulate.columnar import simulate_file
+    from poletti.interpreter.simulate.report import _signed, headline
+
+    root = Path(__file__).resolve().parents[2]
+    docs = (root / "docs" / "simulate.md").read_text(encoding="utf-8")
+    cafe = root / "examples" / "cafe"
+    result = simulate_file(poletti.load(cafe / "rules_v2.loyalty"), str(cafe / "history.csv"),
+                           baseline=poletti.load(cafe / "rules_v1.loyalty"))
+    names = Names(rules="examples/cafe/rules_v2.loyalty", baseline="examples/cafe/rules_v1.loyalty")
+    quoted = re.search(r"^> (Replayed over the same .*)$", docs, flags=re.M)
+    assert quoted is not None and quoted.group(1) == " ".join(headline(result.summary, names))
+    groups = result.summary["groups"]
+    for kind in ("tiers", "segments"):
+        for name, figures in groups[kind].items():
+            row = (f"| {name} | {figures['customers']:,} | {figures['gain']:,} | {figures['lose']:,} | "
+                   f"{figures['same']:,} | {_signed(figures['earned_points_change'])} | "
+                   f"{_signed(figures['reward_value_change'])} |")
+            assert row in docs, row
+    assert '"segments": {"lapsed": 607, "regulars": 114}' in docs
+    assert result.summary["segments"] == {"lapsed": 607, "regulars": 114}

@@ -98,8 +98,8 @@ SEGMENT_CELLS = {"c1": ("lapsed;big", ""), "c2": ("lapsed", "lapsed"), "c3": ("b
 #   outstanding: new 5 + 20 + 20 + 10 = 55; baseline 20 + 40 + 40 + 20 = 120; −65, −65 / 120 = −54.2 %
 #   point value 2.50 / 50 = 0.05 (both): liability 55 × 0.05 = 2.75 and 120 × 0.05 = 6.00, −3.25
 #   nothing expires; tiers: gold 3, none 2 against none 5
-HEADLINE = ("Replayed over the same 8 events, new.loyalty gives customers 115 fewer points than old.loyalty "
-            "(-17.2 %). The rewards cost 2.50 EUR less (-9.1 %): 7.46 % of sales instead of 8.21 %. 1 customer "
+HEADLINE = ("Replayed over the same 8 events, the new rules (new.loyalty) give customers 115 fewer points "
+            "(-17.2 %) than the baseline (old.loyalty). The rewards cost 2.50 EUR less (-9.1 %): 7.46 % of sales instead of 8.21 %. 1 customer "
             "gains, 3 lose and 1 sees no change. At the end customers hold 65 fewer points, worth 3.25 EUR "
             "(-54.2 %). Customers per tier at the end: gold 3, no tier 5 → 2. Customers per segment at the end: "
             "lapsed 1 → 2, big 3.")
