@@ -767,7 +767,9 @@ def _amount(value: str) -> str:
 def _sizes(figures: dict[str, int], old: dict[str, int] | None, changed_only: bool, tiers: bool = False) -> str:
     """ "gold 15 → 42, no tier 985 → 888": group sizes (against ``old`` when given)."""
     parts = []
-    for name, count in figures.items():
+    # A group only the baseline has is 0 under the new rules: it is listed too, so its loss is not hidden.
+    gone = {name: 0 for name in (old or {}) if name not in figures}
+    for name, count in {**figures, **gone}.items():
         shown = "no tier" if tiers and name == "none" else name
         if old is None or name not in old:
             parts.append(f"{shown} {count:,}")

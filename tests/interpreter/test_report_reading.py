@@ -132,3 +132,11 @@ def test_the_walk_through_quotes_the_cafe_report() -> None:
             assert row in docs, row
     assert '"segments": {"lapsed": 607, "regulars": 114}' in docs
     assert result.summary["segments"] == {"lapsed": 607, "regulars": 114}
+
+
+def test_a_segment_only_the_baseline_declares_is_shown_as_gone() -> None:
+    from poletti.interpreter.simulate.report import _sizes
+
+    # New rules declare "regulars" (3 customers); the baseline also had "lapsed" (2): it is 0 now, not hidden.
+    assert _sizes({"regulars": 3}, {"regulars": 3, "lapsed": 2}, changed_only=False) == "regulars 3 → 3, lapsed 2 → 0"
+    assert _sizes({"regulars": 3}, {"regulars": 1}, changed_only=True) == "regulars 1 → 3"
