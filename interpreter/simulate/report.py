@@ -570,6 +570,8 @@ def _figure_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     tiers = _union(summary["tiers"], summary.get("baseline", {}).get("tiers", {}))
     rows += [(f"Tier {name}", f"tiers.{name}") for name in tiers]
     rows.append((f"Cost of rewards ({currency})", "cost"))
+    if "cost_used" in summary:
+        rows.append((f"Value of the rewards used ({currency})", "cost_used"))
     if summary.get("cost_unknown") or summary.get("baseline", {}).get("cost_unknown"):
         rows.append(("Rewards of unknown cost (not in the cost)", "cost_unknown"))
     if "sales" in summary:
@@ -879,6 +881,9 @@ def render_report(result: SimulationResult, names: Names = Names(), png_dir: str
             "<h2>Tier sizes over time</h2>", chart("tiers"),
             "<h2>Purchases</h2>", chart("activity"),
         ]
+    from poletti.interpreter.simulate import report_wallet
+
+    sections += report_wallet.sections(summary)  # issue 13: the voucher funnel, perks, partners
     sections += [
         "<h2>Program effect</h2>",
         "<p class=note>From the accepted purchases of the history under the new rules. Repeat-purchase rate: the "
