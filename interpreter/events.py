@@ -636,7 +636,8 @@ def conflict_reason(event_id: str, before: dict[str, Any] | None, now: dict[str,
     if before is None:
         return (f"conflict: an event with id '{event_id}' was already applied with different content; "
                 "an id names one event (send a new id for a new event)")
-    changed = [name for name in CONTENT_FIELDS if before.get(name) != now.get(name)]
+    # An empty value and an absent one are the same (issue 13's fields are absent from older contents).
+    changed = [name for name in CONTENT_FIELDS if (before.get(name) or None) != (now.get(name) or None)]
     shown = "; ".join(f"{name} {_shown(before.get(name))} then, {_shown(now.get(name))} now" for name in changed[:3])
     return (f"conflict: an event with id '{event_id}' was already applied with different content ({shown}); "
             "an id names one event (send a new id for a new event)")

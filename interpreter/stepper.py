@@ -95,14 +95,14 @@ class Stepper:
         wanted: dict[str, int] = {}
         for name in event.rewards_used:
             wanted[name] = wanted.get(name, 0) + 1
-        trial = state
-        if state.wallet:
-            trial = copy.deepcopy(state)
-            self.processor.advance(trial, event.at, Tally(False))
+        # Held as of the event's instant: the clock step may grant (a birthday, a `when` turned true by time)
+        # or end held rewards before the purchase. Worked out on a copy, like a redeem's balance.
+        trial = copy.deepcopy(state)
+        self.processor.advance(trial, event.at, Tally(False))
         for name, count in wanted.items():
             held = wallet.held_now(trial, self.compiled, name)
             if held < count:
-                if trial is not state and wallet.held_now(state, self.compiled, name) > held:
+                if wallet.held_now(state, self.compiled, name) > held:
                     why = f"the customer's {name} expired by {from_us(event.at).isoformat()}"
                 elif held <= 0:
                     why = f"the customer holds no {name}"
