@@ -782,6 +782,14 @@ class Processor:
             state.total_cost += cost * count
         tally.granted[reward] = tally.granted.get(reward, 0) + count
 
+    # -- the wallet (issue 13), also called by the generated code
+
+    def hold_reward(self, state: CustomerState, reward: str, at: int, count: int) -> None:
+        wallet.hold(state, self.cp, reward, at, count)
+
+    def expire_held(self, state: CustomerState, instant: int, tally: Tally) -> None:
+        wallet.expire_until(state, instant, tally)
+
     def add_points(self, state: CustomerState, points: int, at: int, source: str, pending: bool) -> None:
         """A new lot (debt is paid first), with the program's expiry and, for purchases, pending period."""
         if points <= 0:

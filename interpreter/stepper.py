@@ -38,9 +38,7 @@ class Stepper:
         self.processor = Processor(compiled)
         self.explain = explain
         self.runtime: Runtime | None = None
-        # The generated code knows no held reward that expires (issue 13): such a program is interpreted,
-        # whatever was asked, so that every way of running it gives the same answers.
-        if (generated or (generated is None and not explain)) and not compiled.expiring_rewards:
+        if generated or (generated is None and not explain):
             self.runtime = runtime_for(compiled, self.processor)
 
     def new_state(self, customer: str) -> CustomerState:
