@@ -364,8 +364,10 @@ class _Generator:
                         out.line("nxt = t")
             for edge in ts.campaign_edges:
                 candidate(_lit(edge))
-            if cp.expiring_rewards:  # issue 13: the next held reward to end
-                candidate("st.wallet[0][0] if st.wallet else None")
+            # Issue 13: the next held reward to end (any state may hold some: its program may have changed).
+            out.line("if st.wallet:")
+            with out.indent():
+                candidate("st.wallet[0][0]")
             out.line("return nxt")
         out.line()
 
@@ -392,10 +394,9 @@ class _Generator:
             out.line("now = instant")
             out.line("ev = None")
             out.line("released = False")
-            if cp.expiring_rewards:  # issue 13: held rewards end at grant + `expires after`
-                out.line("if st.wallet:")
-                with out.indent():
-                    out.line("P.expire_held(st, instant, tally)")
+            out.line("if st.wallet:")  # issue 13: held rewards end at grant + `expires after`
+            with out.indent():
+                out.line("P.expire_held(st, instant, tally)")
             if cp.expire_after is not None:
                 out.line("for lot in st.ledger.expire_until(instant):")
                 with out.indent():

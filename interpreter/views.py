@@ -136,16 +136,16 @@ def view(compiled: CompiledProgram, customer_id: str, state: CustomerState) -> C
 
 
 def _held(compiled: CompiledProgram, state: CustomerState) -> tuple[HeldReward, ...]:
+    """Held rewards: those without an end by count, then each one that ends, the first to end first."""
     labels = compiled.checked.rewards
+    ending: dict[str, int] = {}
+    for _, _, name in state.wallet:
+        ending[name] = ending.get(name, 0) + 1
     held: list[HeldReward] = []
     for name in sorted(state.rewards):
-        terms = compiled.wallet.get(name)
-        label = labels[name].label if name in labels else None
-        if terms is not None and terms.expires is not None:
-            continue  # listed one by one below
-        count = state.held(name)
+        count = state.held(name) - ending.get(name, 0)
         if count > 0:
-            held.append(HeldReward(name, label, count))
+            held.append(HeldReward(name, labels[name].label if name in labels else None, count))
     for ends, granted_at, name in sorted(state.wallet):
         label = labels[name].label if name in labels else None
         held.append(HeldReward(name, label, 1, from_us(ends), from_us(granted_at)))

@@ -74,10 +74,12 @@ def next_end(state: CustomerState) -> int | None:
 
 
 def held_now(state: CustomerState, cp: CompiledProgram, reward: str) -> int:
-    """How many of ``reward`` are held (after the clock step up to now has been applied)."""
-    terms = cp.wallet.get(reward)
-    if terms is not None and terms.expires is not None:
-        return sum(1 for entry in state.wallet if entry[2] == reward)
+    """How many of ``reward`` are held (after the clock step up to now has been applied).
+
+    Always granted − used − expired: the wallet heap only says when each instance that can expire ends. (An
+    instance granted before its reward had `expires after` — a program changed on a persistent store — is
+    in the count but not in the heap: held until used.)
+    """
     return state.held(reward)
 
 
@@ -99,10 +101,12 @@ def use(state: CustomerState, cp: CompiledProgram, rewards: tuple[str, ...], amo
     for reward in rewards:
         granted_at = ends_at = None
         terms = cp.wallet.get(reward)
-        if terms is not None and terms.expires is not None:
-            wallet = state.wallet
-            # The first one of this reward in heap order ends first (ties: granted first).
-            index = min((i for i, entry in enumerate(wallet) if entry[2] == reward), key=lambda i: wallet[i])
+        wallet = state.wallet
+        mine = [i for i, entry in enumerate(wallet) if entry[2] == reward]
+        if mine:
+            # The first one of this reward in heap order ends first (ties: granted first); one that never
+            # ends (see ``held_now``) is used only when none that ends is left.
+            index = min(mine, key=lambda i: wallet[i])
             ends_at, granted_at, _ = wallet[index]
             wallet[index] = wallet[-1]
             wallet.pop()

@@ -119,3 +119,23 @@ def test_an_old_receipt_still_names_a_duplicate() -> None:
     reader = EventReader(poletti.compile(RULES).compiled.checked)
     assert len(content_key(reader.read(EVENTS[0]))) == 9
     assert len(content_key(reader.read(EVENTS[1]))) == 12
+
+
+def test_a_reward_held_before_its_program_gave_it_an_expiry_stays_usable(tmp_path: Path) -> None:
+    # v1: gift never expires; c1 is granted one at p1 (20 ≥ 10). v2 adds `expires after 30d` on the same store:
+    # the v1 gift has no end (held until used); p2 (10) grants one that ends 30 days later. p3 uses a gift: the
+    # one that ends (the v2 one) goes first, and the v1 gift is still held after the v2 one would have ended.
+    v1 = "reward gift value 2 EUR\nearn 1 point per EUR\nat 10 points grant gift\n"
+    v2 = v1.replace("value 2 EUR", "value 2 EUR expires after 30d")
+    path = str(tmp_path / "changed.db")
+    old = poletti.Engine(poletti.compile(v1), SQLiteStore(path))
+    old.process(_e("p1", "2026-01-05T10:00:00+00:00", amount="10.00"))
+    old.store.close()
+    new = poletti.Engine(poletti.compile(v2), SQLiteStore(path))
+    new.process(_e("p2", "2026-01-06T10:00:00+00:00", amount="10.00"))
+    held = new.customer("c1").held
+    assert [(h.reward, h.count, h.until is None) for h in held] == [("gift", 1, True), ("gift", 1, False)]
+    new.process(_e("p3", "2026-01-07T10:00:00+00:00", amount="1.00", rewards_used=["gift"]))
+    new.advance_to("2026-03-01")
+    assert [(h.reward, h.count, h.until) for h in new.customer("c1").held] == [("gift", 1, None)]
+    assert new.state("c1").rewards_expired is None
