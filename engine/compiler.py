@@ -581,6 +581,9 @@ def compile_program(checked: CheckedProgram, source: str | None = None) -> Compi
     perks = tuple(PerkRule(info.name, info.label, info.decl.span.line, b.text_of(info.decl),
                            b.exprs.compile(info.decl.condition), b.condition_parts(info.decl.condition))
                   for info in checked.perks.values())
+    # A perk is read off the standing at the customer's clock: what its condition reads must move the clock
+    # (a purchase leaving spend_30d), or a customer with nothing else due would keep a perk they lost.
+    time_exprs.extend(info.decl.condition for info in checked.perks.values())
 
     # Before the program is built: finding the time sources may add windows.
     time_sources = _time_sources(checked, time_exprs, metrics, campaign_edges, b.exprs)
