@@ -301,13 +301,43 @@ class RewardCost:
     span: Span
 
 
+# ---- wallet terms of a reward (issue 13): `value 10%`, `max 20 EUR`, `expires after 3m`
+
+
+@attrs.frozen
+class RewardPercent:
+    """``value 10%``: the reward is worth this share of the purchase that uses it (the number as written)."""
+
+    percent: Decimal
+    span: Span
+
+
+@attrs.frozen
+class RewardMax:
+    """``max 20 EUR``: a cap on a percentage value."""
+
+    money: MoneyLit
+    span: Span
+
+
+@attrs.frozen
+class RewardExpiry:
+    """``expires after 3m``: a held reward ends at the instant grant + W."""
+
+    window: Window
+    span: Span
+
+
+RewardPart = Union[RewardValue, RewardCost, RewardPercent, RewardMax, RewardExpiry]
+
+
 @attrs.frozen
 class RewardDecl:
     """``reward free_drink "Free drink" value 3.50 EUR costs 50 points``."""
 
     name: Ident
     label: str | None
-    parts: tuple[RewardValue | RewardCost, ...]
+    parts: tuple[RewardPart, ...]
     span: Span
 
 
@@ -452,10 +482,43 @@ class PendingRule:
     span: Span
 
 
+# ------------------------------------------------- perks and partners (issue 13)
+
+
+@attrs.frozen
+class PerkDecl:
+    """``perk early_access "Early access" when tier >= vip``: held while the condition holds."""
+
+    name: Ident
+    label: str | None
+    condition: Expr
+    span: Span
+
+
+@attrs.frozen
+class PartnerDecl:
+    """``partner kulma "Kahvila Kulma" pays 0.02 EUR per point``."""
+
+    name: Ident
+    label: str | None
+    rate: MoneyLit  # what the partner pays per point earned with it (and is paid per point redeemed)
+    span: Span
+
+
+@attrs.frozen
+class RateDecl:
+    """``rate SEK 0.087 EUR``: one unit of ``currency`` is worth ``value`` in the program currency."""
+
+    currency: str
+    value: MoneyLit
+    span: Span
+
+
 Statement = Union[
     ProgramDecl, CurrencyDecl, RoundingDecl, TimezoneDecl, PointValueDecl, RewardDecl, SegmentDecl,
     MetricDecl, AttributeDecl, EventDecl, ParamDecl, UseDecl,
     EarnRule, ConvertRule, StampRule, TierRule, OnRule, WhenRule, ExpireRule, PendingRule,
+    PerkDecl, PartnerDecl, RateDecl,
 ]
 
 

@@ -91,6 +91,7 @@ from poletti.dsl.dependencies import find_cycles
 from poletti.dsl.diagnostics import ERROR, Diagnostic, closest, did_you_mean, finish, has_errors, make
 from poletti.dsl.formatter import format_expr, format_statement
 from poletti.dsl.implication import Budget, implies
+from poletti.dsl.ranges import decimal_places
 from poletti.dsl.program import (
     BUILTIN_EVENT_TYPES,
     CLOCK_EVENT_TYPES,
@@ -98,6 +99,8 @@ from poletti.dsl.program import (
     BuiltinQuantity,
     CheckedProgram,
     MetricInfo,
+    PartnerInfo,
+    PerkInfo,
     RewardInfo,
     TierInfo,
     Type,
@@ -160,6 +163,9 @@ _TIER_ORDER_STEPS = 50_000
 
 # How many candidate names all did-you-mean notes of one file may compare a word with (see _Checker._afford).
 _SUGGESTION_COMPARISONS = 50_000
+
+_REWARD_PART_WORDS = {ast.RewardValue: "value", ast.RewardCost: "costs", ast.RewardMax: "max",
+                      ast.RewardExpiry: "expires after"}
 
 _KIND_WORDS = {"reward": "a reward", "segment": "a segment", "metric": "a metric", "tier": "a tier"}
 
@@ -272,6 +278,10 @@ class _Checker:
         self.tiers: list[TierInfo] = []
         self.segments: dict[str, ast.SegmentDecl] = {}
         self.metrics: dict[str, MetricInfo] = {}
+        self.perks: dict[str, PerkInfo] = {}
+        self.partners: dict[str, PartnerInfo] = {}
+        self.rates: dict[str, Decimal] = {}
+        self.rate_decls: dict[str, ast.RateDecl] = {}
         # side tables
         self.types: dict[Any, Type] = {}
         self.builtins: dict[str, BuiltinQuantity] = {}
@@ -323,6 +333,9 @@ class _Checker:
             source_name=self.source_name,
             references=dict(self.references),
             origins=dict(self.origins),
+            perks=dict(self.perks),
+            partners=dict(self.partners),
+            rates=dict(self.rates),
         )
         # 6. circles of definitions, once every name is known to be right
         cycles = find_cycles(program, source)
@@ -629,20 +642,111 @@ class _Checker:
         cost: int | None = None
         seen: dict[type, Any] = {}
         for part in decl.parts:
-            if type(part) in seen:
-                word = "value" if isinstance(part, ast.RewardValue) else "costs"
+            # `value 3.50 EUR` and `value 10%` are one setting written two ways.
+            kind = ast.RewardValue if isinstance(part, ast.RewardPercent) else type(part)
+            if kind in seen:
+                word = _REWARD_PART_WORDS[kind]
                 self.report("E116", f"reward '{decl.name.name}' has '{word}' twice", part.span,
-                            [f"first given at line {seen[type(part)].span.line}, "
-                             f"column {seen[type(part)].span.column}"])
+                            [f"first given at line {seen[kind].span.line}, "
+                             f"column {seen[kind].span.column}"])
                 continue
-            seen[type(part)] = part
+            seen[kind] = part
             if isinstance(part, ast.RewardValue):
                 amount = self._money(part.money)
                 value = amount
             elif isinstance(part, ast.RewardCost):
                 cost = self._points_amount(part.points, what="a reward's cost")
+        percent, max_value, expires = self._wallet_terms(decl, seen)
         if self._owns("reward", decl):
-            self.rewards[decl.name.name] = RewardInfo(decl.name.name, decl.label, value, cost, False, decl.name.span)
+            self.rewards[decl.name.name] = RewardInfo(decl.name.name, decl.label, value, cost, False, decl.name.span,
+                                                      percent, max_value, expires)
+
+    # ---- wallet terms, perks, partners, rates (issue 13)
+
+    def _wallet_terms(self, decl: ast.RewardDecl, seen: dict[type, Any]
+                      ) -> tuple[Decimal | None, Decimal | None, ast.DurationLit | None]:
+        """A reward's `value N%`, `max` and `expires after`, checked: (percent, max, expiry)."""
+        name = decl.name.name
+        percent: Decimal | None = None
+        max_value: Decimal | None = None
+        expires: ast.DurationLit | None = None
+        part = seen.get(ast.RewardValue)
+        if isinstance(part, ast.RewardPercent):
+            if not 0 < part.percent <= 100:
+                self.report("E140", f"a reward cannot be worth {_fmt(part.percent)}% of a purchase", part.span,
+                            ["a percentage value is more than 0% and at most 100%, such as value 10%"])
+            elif decimal_places(part.percent) > 4:
+                self.report("E129", f"{_fmt(part.percent)}% is more precise than poletti computes with", part.span,
+                            ["write at most four decimal places, such as value 12.5%"])
+            else:
+                percent = part.percent
+        cap = seen.get(ast.RewardMax)
+        if cap is not None:
+            amount = self._money(cap.money)
+            if not isinstance(part, ast.RewardPercent):
+                self.report("E140", f"'max' only caps a percentage value, and reward '{name}' has none", cap.span,
+                            [f"write value 10% max {_fmt(amount) if amount is not None else '20'} "
+                             f"{self.currency or DEFAULT_CURRENCY}, or remove 'max'"])
+            elif amount is not None and amount <= 0:
+                self.report("E140", "a reward's 'max' must be more than zero", cap.span,
+                            ["leave 'max' out for no cap"])
+            else:
+                max_value = amount
+        expiry = seen.get(ast.RewardExpiry)
+        if expiry is not None:
+            window = self._window(expiry.window, "'expires after'")
+            expires = window.duration
+        return percent, max_value, expires
+
+    def _check_PerkDecl(self, decl: ast.PerkDecl) -> None:
+        self._condition(decl.condition, event_context="a perk")
+        name = decl.name.name
+        if name in self.perks:
+            self.report("E141", f"perk '{name}' is declared twice", decl.name.span,
+                        [f"first declared at line {self.perks[name].decl.span.line}"])
+            return
+        self.perks[name] = PerkInfo(name, decl.label, decl)
+
+    def _check_PartnerDecl(self, decl: ast.PartnerDecl) -> None:
+        rate = self._money(decl.rate)
+        name = decl.name.name
+        if name in self.partners:
+            self.report("E141", f"partner '{name}' is declared twice", decl.name.span,
+                        ["a partner has one rate: remove one of the declarations"])
+            return
+        if rate is None:
+            return
+        if rate < 0:
+            self.report("E117", "a partner's rate per point cannot be negative", decl.rate.span,
+                        ["write what the partner pays for each point its customers earn, such as 0.02 "
+                         f"{self.currency or DEFAULT_CURRENCY}"])
+            return
+        self.partners[name] = PartnerInfo(name, decl.label, rate)
+
+    def _check_RateDecl(self, decl: ast.RateDecl) -> None:
+        value = self._money(decl.value)
+        code = decl.currency
+        if not currencies.is_valid(code):
+            self.report("E121", f"'{code}' is not a currency", decl.span,
+                        [self._did_you_mean(code, currencies.ACTIVE - currencies.NOT_TENDER)])
+            return
+        if self.currency is not None and code == self.currency:
+            self.report("E142", f"{code} is the program's own currency: it needs no rate", decl.span,
+                        ["declare rates for the other currencies partners take, such as rate SEK 0.087 "
+                         f"{self.currency}"])
+            return
+        if code in self.rate_decls:
+            self.report("E142", f"the rate of {code} is already set on line {self.rate_decls[code].span.line}",
+                        decl.span, ["a currency has one rate: remove one of them"])
+            return
+        self.rate_decls[code] = decl
+        if value is None:
+            return
+        if value <= 0:
+            self.report("E142", f"a rate must be more than zero, not {_fmt(value)}", decl.value.span,
+                        [f"write what one {code} is worth in {self.currency or DEFAULT_CURRENCY}"])
+            return
+        self.rates[code] = value
 
     def _check_PointValueDecl(self, decl: ast.PointValueDecl) -> None:
         value = self._money(decl.money)

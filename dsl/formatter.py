@@ -196,7 +196,8 @@ def _point_value(s: ast.PointValueDecl) -> str:
     return f"point value {_money(s.money)}"
 
 
-_REWARD_PART_ORDER = {ast.RewardValue: 0, ast.RewardCost: 1}
+_REWARD_PART_ORDER = {ast.RewardValue: 0, ast.RewardPercent: 0, ast.RewardMax: 1, ast.RewardCost: 2,
+                      ast.RewardExpiry: 3}
 
 
 def _reward(s: ast.RewardDecl) -> str:
@@ -206,9 +207,32 @@ def _reward(s: ast.RewardDecl) -> str:
     for part in sorted(s.parts, key=lambda p: _REWARD_PART_ORDER[type(p)]):
         if isinstance(part, ast.RewardValue):
             words += ["value", _money(part.money)]
+        elif isinstance(part, ast.RewardPercent):
+            words += ["value", f"{_number(part.percent)}%"]
+        elif isinstance(part, ast.RewardMax):
+            words += ["max", _money(part.money)]
+        elif isinstance(part, ast.RewardExpiry):
+            words += ["expires", "after", _window(part.window)]
         else:
             words += ["costs", _points(part.points)]
     return " ".join(words)
+
+
+# ------------------------------------------------- perks and partners (issue 13)
+
+
+def _perk(s: ast.PerkDecl) -> str:
+    label = f" {_text(s.label)}" if s.label is not None else ""
+    return f"perk {s.name.name}{label} when {format_expr(s.condition)}"
+
+
+def _partner(s: ast.PartnerDecl) -> str:
+    label = f" {_text(s.label)}" if s.label is not None else ""
+    return f"partner {s.name.name}{label} pays {_money(s.rate)} per point"
+
+
+def _rate(s: ast.RateDecl) -> str:
+    return f"rate {s.currency} {_money(s.value)}"
 
 
 def _segment(s: ast.SegmentDecl) -> str:
@@ -312,6 +336,9 @@ _STATEMENT_PRINTERS: dict[type, Callable[..., str]] = {
     ast.WhenRule: _when,
     ast.ExpireRule: _expire,
     ast.PendingRule: _pending,
+    ast.PerkDecl: _perk,
+    ast.PartnerDecl: _partner,
+    ast.RateDecl: _rate,
 }
 
 # ------------------------------------------------------------------ rule parts

@@ -577,6 +577,30 @@ class _ToAst:
     def reward_cost(self, meta: Any, children: list[Any]) -> ast.RewardCost:
         return ast.RewardCost(children[0], self._span(meta))
 
+    # -- wallet terms, perks and partners (issue 13)
+
+    def reward_percent(self, meta: Any, children: list[Token]) -> ast.RewardPercent:
+        return ast.RewardPercent(Decimal(str(children[0])[:-1]), self._span(meta))
+
+    def reward_max(self, meta: Any, children: list[Any]) -> ast.RewardMax:
+        return ast.RewardMax(children[0], self._span(meta))
+
+    def reward_expiry(self, meta: Any, children: list[Token]) -> ast.RewardExpiry:
+        return ast.RewardExpiry(self._window(children[0]), self._span(meta))
+
+    def perk_decl(self, meta: Any, children: list[Any]) -> ast.PerkDecl:
+        name, *rest = children
+        label = _unquote(str(rest.pop(0))) if len(rest) == 2 else None
+        return ast.PerkDecl(self._ident(name), label, rest[0], self._span(meta))
+
+    def partner_decl(self, meta: Any, children: list[Any]) -> ast.PartnerDecl:
+        name, *rest = children
+        label = _unquote(str(rest.pop(0))) if isinstance(rest[0], Token) else None
+        return ast.PartnerDecl(self._ident(name), label, rest[0], self._span(meta))
+
+    def rate_decl(self, meta: Any, children: list[Any]) -> ast.RateDecl:
+        return ast.RateDecl(str(children[0]), children[1], self._span(meta))
+
     def reward_decl(self, meta: Any, children: list[Any]) -> ast.RewardDecl:
         name, rest = children[0], children[1:]
         label = None

@@ -65,6 +65,29 @@ class RewardInfo:
     cost: int | None  # points to redeem it on request; None: not redeemable
     implicit: bool  # granted somewhere but never declared
     span: ast.Span
+    # Wallet terms (issue 13): `value 10%` (then ``value`` is None: the worth depends on the purchase that
+    # uses it), `max 20 EUR` caps it, `expires after 3m` ends a held reward at grant + W.
+    percent: Decimal | None = None
+    max_value: Decimal | None = None
+    expires: ast.DurationLit | None = None
+
+
+@attrs.frozen
+class PerkInfo:
+    """``perk early_access "Early access" when tier >= vip``."""
+
+    name: str
+    label: str | None
+    decl: ast.PerkDecl
+
+
+@attrs.frozen
+class PartnerInfo:
+    """``partner kulma "Kahvila Kulma" pays 0.02 EUR per point``: ``rate`` money per point."""
+
+    name: str
+    label: str | None
+    rate: Decimal
 
 
 @attrs.frozen
@@ -121,6 +144,10 @@ class CheckedProgram:
     origins: Mapping[Any, Any] = attrs.field(factory=dict)
     # `point value 0.05 EUR`, in the program currency; None when the file does not declare one.
     point_value: Decimal | None = None
+    # Issue 13: perks in file order, partners by name, and `rate SEK 0.087 EUR` as currency → value of one unit.
+    perks: Mapping[str, PerkInfo] = attrs.field(factory=dict)
+    partners: Mapping[str, PartnerInfo] = attrs.field(factory=dict)
+    rates: Mapping[str, Decimal] = attrs.field(factory=dict)
 
     @property
     def rules(self) -> tuple[ast.Statement, ...]:

@@ -34,7 +34,7 @@ from poletti.dsl.diagnostics import did_you_mean
 STATEMENT_KEYWORDS = (
     "program", "currency", "rounding", "timezone", "reward", "segment", "metric",
     "attribute", "event", "param", "use", "earn", "at", "every", "tier", "on",
-    "when", "points", "point",
+    "when", "points", "point", "perk", "partner", "rate",
 )
 
 END = "$END"
@@ -263,11 +263,16 @@ _AFTER_STATEMENT_KEYWORD = {
     "every": "how many purchases or visits fill the card, such as 10",
     "tier": "the tier's name, such as gold",
     "on": "an event type, such as review or birthday",
+    "perk": "the perk's name, such as early_access",
+    "partner": "the partner's name, such as kulma",
+    "rate": "the currency's code, such as SEK",
 }
 
 # What follows a word anywhere in a statement.
 _AFTER_WORD = {
     "value": "an amount of money, such as 3.50 EUR",
+    "max": "an amount of money, such as 20 EUR",
+    "pays": "an amount of money per point, such as 0.02 EUR",
     "costs": "an amount of points, such as 50 points",
     "grant": "a reward's name, such as free_drink, or an amount of points, such as 50 points",
     "limit": "how many points or times, such as 500 points or 3 times",
@@ -300,6 +305,7 @@ _VALUE_TERMINALS = {
     "DATE": "a date, such as 2026-12-01",
     "DURATION": LENGTH,
     "MULTIPLIER": "a multiplier, such as x2",
+    "PERCENT": "a percentage, such as 10%",
 }
 
 
@@ -382,6 +388,8 @@ def _slot(words: Sequence[Token], accepts: set[str], keywords: dict[str, str | N
         return _Slot('a value, such as 10, 5 EUR, 50 points, 30d, "beans" or free_coffee')
     if last == "," and values[0] == "use":
         return _Slot(_AFTER_WORD["with"])
+    if last == "value" and values[0] == "reward":
+        return _Slot(_AFTER_WORD["value"] + ", or a percentage, such as 10%")
     if last in _AFTER_WORD:
         return _Slot(_AFTER_WORD[last])
     return None
@@ -412,6 +420,9 @@ def _describe(accepts: set[str], keywords: dict[str, str | None], words: Sequenc
     for name in sorted(accepts & set(_VALUE_TERMINALS)):
         if name == "STRING" and statement == "reward":
             phrases.append('a label in quotes, such as "Free drink"')
+        elif name == "STRING" and statement in ("perk", "partner"):
+            phrases.append('a label in quotes, such as "Early access"' if statement == "perk"
+                           else 'a label in quotes, such as "Kahvila Kulma"')
         else:
             phrases.append(_VALUE_TERMINALS[name])
     if texts & _COMPARATORS:

@@ -364,6 +364,10 @@ class _Generator:
                         out.line("nxt = t")
             for edge in ts.campaign_edges:
                 candidate(_lit(edge))
+            # Issue 13: the next held reward to end (any state may hold some: its program may have changed).
+            out.line("if st.wallet:")
+            with out.indent():
+                candidate("st.wallet[0][0]")
             out.line("return nxt")
         out.line()
 
@@ -390,6 +394,9 @@ class _Generator:
             out.line("now = instant")
             out.line("ev = None")
             out.line("released = False")
+            out.line("if st.wallet:")  # issue 13: held rewards end at grant + `expires after`
+            with out.indent():
+                out.line("P.expire_held(st, instant, tally)")
             if cp.expire_after is not None:
                 out.line("for lot in st.ledger.expire_until(instant):")
                 with out.indent():
@@ -509,6 +516,9 @@ class _Generator:
         out = self.out
         if isinstance(target, str):
             out.line(f"st.rewards[{_lit(target)}] = st.rewards.get({_lit(target)}, 0) + {count}")
+            terms = self.cp.wallet.get(target)
+            if terms is not None and terms.expires is not None:  # issue 13: held one by one until it ends
+                out.line(f"P.hold_reward(st, {_lit(target)}, now, {count})")
             value = self.cp.rewards.get(target, (None, None))[0]
             if value is not None:
                 out.line(f"st.total_cost += {_lit(money.to_units(value))} * {count}")

@@ -164,6 +164,37 @@ class SegmentRule(Rule):
     condition: Evaluator
 
 
+# ----------------------------------------------- wallets, perks, partners (issue 13)
+
+
+@attrs.frozen
+class WalletTerms:
+    """How a held reward is worth and ends: ``value 10% max 20 EUR expires after 3m``."""
+
+    percent: Decimal | None  # of the amount of the purchase that uses it; None: its fixed value (or none)
+    max_units: int | None  # cap on a percentage value, in micro-units
+    expires: Duration | None  # a held reward ends at grant + this
+
+
+@attrs.frozen
+class PerkRule:
+    """``perk early_access "Early access" when tier >= vip``: held while the condition holds."""
+
+    name: str
+    label: str | None
+    line: int
+    text: str  # the declaration as written, for explain
+    condition: Evaluator
+    parts: tuple[ConditionPart, ...]  # the condition as an and-chain, to say which part is false
+
+    def failed_part(self, ctx: Ctx) -> tuple[int | None, tuple[object, ...]]:
+        """The first false part of the condition and the values it reads (None when only the whole is false)."""
+        for index, part in enumerate(self.parts):
+            if not part.test(ctx):
+                return index, tuple(read(ctx) for _, read, _ in part.shown)
+        return None, ()
+
+
 @attrs.frozen
 class OnRule(Rule):
     event_type: str
@@ -296,6 +327,17 @@ class CompiledProgram:
     tracks_activity: bool  # some rule reads streak_days or streak_weeks: keep the active days and weeks
     source: str | None = None  # the rule file's text, for the rule graph's labels
     point_value: PointValue | None = None  # declared or derived (``point_value_of``); None: unknown
+    # Issue 13. ``wallet``: the rewards with a percentage value or an expiry (others are held by count);
+    # ``partners``: name → money per point; ``rates``: currency → value of one unit in the program currency.
+    wallet: dict[str, WalletTerms] = attrs.field(factory=dict)
+    perks: tuple[PerkRule, ...] = ()
+    partners: dict[str, Decimal] = attrs.field(factory=dict)
+    rates: dict[str, Decimal] = attrs.field(factory=dict)
+
+    @functools.cached_property
+    def expiring_rewards(self) -> bool:
+        """Some held reward can expire: the clock must stop at its end (the interpreter's clock does)."""
+        return any(terms.expires is not None for terms in self.wallet.values())
 
     @functools.cached_property
     def graph(self) -> nx.DiGraph:
@@ -536,6 +578,13 @@ def compile_program(checked: CheckedProgram, source: str | None = None) -> Compi
         for i, (name, info) in enumerate(checked.metrics.items())
     )
 
+    perks = tuple(PerkRule(info.name, info.label, info.decl.span.line, b.text_of(info.decl),
+                           b.exprs.compile(info.decl.condition), b.condition_parts(info.decl.condition))
+                  for info in checked.perks.values())
+    # A perk is read off the standing at the customer's clock: what its condition reads must move the clock
+    # (a purchase leaving spend_30d), or a customer with nothing else due would keep a perk they lost.
+    time_exprs.extend(info.decl.condition for info in checked.perks.values())
+
     # Before the program is built: finding the time sources may add windows.
     time_sources = _time_sources(checked, time_exprs, metrics, campaign_edges, b.exprs)
     return CompiledProgram(
@@ -564,7 +613,23 @@ def compile_program(checked: CheckedProgram, source: str | None = None) -> Compi
         windows=tuple(b.exprs.windows),
         source=source,
         point_value=point_value_of(checked),
+        wallet=_wallet_terms(checked),
+        perks=perks,
+        partners={name: info.rate for name, info in checked.partners.items()},
+        rates=dict(checked.rates),
     )
+
+
+def _wallet_terms(checked: CheckedProgram) -> dict[str, WalletTerms]:
+    """The rewards whose worth or life the wallet must know (a percentage value, a cap, an expiry)."""
+    from poletti.engine.money import to_units
+
+    return {
+        name: WalletTerms(info.percent, None if info.max_value is None else to_units(info.max_value),
+                          duration_of(info.expires) if info.expires is not None else None)
+        for name, info in checked.rewards.items()
+        if info.percent is not None or info.expires is not None
+    }
 
 
 def _time_sources(checked: CheckedProgram, exprs: list[ast.Expr], metrics: tuple[MetricSpec, ...],

@@ -62,7 +62,7 @@ def _register_state() -> None:
     def structure_state(value: dict[str, Any], _type: Any) -> CustomerState:
         state = structure(value, _type)
         for name in ("windows", "metric_events", "stamps", "tier_held", "tier_keep_until", "segments",
-                     "when_active"):
+                     "when_active", "wallet"):
             if not getattr(state, name):
                 setattr(state, name, ())
         return state

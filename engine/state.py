@@ -35,6 +35,7 @@ class PurchaseRecord:
     refunded: int = 0
     points: int = 0  # P: the points the purchase earned in step 3
     reversed: int = 0  # points already taken back by refunds
+    partner: str | None = None  # the partner it was made at: a refund's reversal is the partner's too
 
 
 @attrs.define
@@ -121,6 +122,17 @@ class CustomerState:
     total_expired: int = 0
     total_reversed: int = 0
     total_cost: int = 0
+    # ---- issue 13: the wallet and partner figures. All default to "nothing" without an object, so a
+    # program that does not use them keeps no more per customer than before, and states stored before
+    # these fields existed read back unchanged.
+    # Held rewards that can expire, as a heap of (ends at, granted at, reward): the first to end first.
+    # A reward that never expires is held by count: granted − used − expired (``held``).
+    wallet: list[tuple[int, int, str]] = attrs.field(default=())  # () until the first such grant
+    rewards_used: dict[str, int] | None = None
+    rewards_expired: dict[str, int] | None = None
+    total_cost_used: int = 0  # micro-units: the worth of the rewards used, percentages included
+    # Partner → [points earned there, points of those reversed by refunds, points redeemed there].
+    partner_points: dict[str, list[int]] | None = None
     # (clock, next change) as worked out when the state was last saved: the
     # next event's clock step starts from it instead of working it out again.
     next_change_memo: tuple[int, int | None] | None = None
@@ -129,6 +141,12 @@ class CustomerState:
     def totals(self) -> Totals:
         """The running report figures (a copy: add to the ``total_*`` fields)."""
         return Totals(self.total_earned, self.total_spent, self.total_expired, self.total_reversed, self.total_cost)
+
+    def held(self, reward: str) -> int:
+        """How many of ``reward`` the customer holds now: each grant is held until used or expired."""
+        used = self.rewards_used.get(reward, 0) if self.rewards_used else 0
+        expired = self.rewards_expired.get(reward, 0) if self.rewards_expired else 0
+        return self.rewards.get(reward, 0) - used - expired
 
     def purchase(self, purchase_id: str) -> PurchaseRecord | None:
         for record in reversed(self.purchases):

@@ -64,6 +64,11 @@ class Event:
     reward: str | None = None
     birthday: date | None = None
     attributes: Mapping[str, Any] = attrs.field(factory=dict)
+    # Issue 13: the held rewards a purchase uses, the partner the event happened at, and — for a partner
+    # purchase in another currency, converted at the program's rate — (that currency, the amount as paid).
+    rewards_used: tuple[str, ...] = ()
+    partner: str | None = None
+    paid: tuple[str, int] | None = None
 
 
 @attrs.frozen
@@ -80,6 +85,8 @@ class _Fields:
     original: str | None = None
     reward: str | None = None
     birthday: date | None = None
+    rewards_used: tuple[str, ...] = ()
+    partner: str | None = None
 
 
 @attrs.frozen
@@ -90,7 +97,9 @@ class _ItemFields:
     price: Decimal = Decimal(0)
 
 
-_CORE_FIELDS = frozenset(f.name for f in attrs.fields(Event)) - {"attributes"}
+_CORE_FIELDS = frozenset(f.name for f in attrs.fields(Event)) - {"attributes", "paid"}
+# Fields only the careful reader takes (the quick one hands such events over to it).
+_WALLET_FIELDS = ("rewards_used", "partner")
 
 
 # Durations in rules are at most 100 years, so instants in these years can be
@@ -202,7 +211,33 @@ def make_converter(tz: ZoneInfo) -> cattrs.Converter:
         return _ItemFields(item.sku, item.category, item.quantity, from_units(item.price))
 
     converter.register_structure_hook(_ItemFields, check_item)
+    converter.register_structure_hook_func(lambda t: t == tuple[str, ...], lambda value, _t: _reward_names(value))
     return converter
+
+
+def _reward_names(value: Any) -> tuple[str, ...]:
+    """``rewards_used``: a list of reward names; or, as a CSV cell holds it, a JSON list or names with commas."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            try:
+                value = json.loads(text)
+            except ValueError:
+                raise ValueError(f"not a list of reward names: {_short(value)}") from None
+        else:
+            value = [name.strip() for name in text.split(",") if name.strip()]
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"expected a list of reward names, got {type(value).__name__}")
+    if len(value) > 100:
+        raise ValueError(f"a purchase uses at most 100 rewards, got {len(value)}")
+    names = []
+    for name in value:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"a reward name must be text, got {_short(name)}")
+        names.append(name)
+    return tuple(names)
 
 
 def structure_item(value: Any) -> Item:
@@ -317,6 +352,8 @@ def _quick(raw: Any) -> Event | None:
     if raw.__class__ is not dict:
         return None
     get = raw.get
+    if get("rewards_used") is not None or get("partner") is not None:
+        return None  # issue 13's fields: read carefully
     event_id, kind, customer, at_text = get("id"), get("type"), get("customer"), get("at")
     # Texts neither empty nor blank (``_quick_text``, inline: this runs once per event).
     if (event_id.__class__ is not str or kind.__class__ is not str or customer.__class__ is not str
@@ -432,6 +469,8 @@ class EventReader:
             reward=_text(core["reward"], str) if "reward" in core else None,
             birthday=_date(core["birthday"], date) if "birthday" in core else None,
             attributes=attributes,
+            rewards_used=_reward_names(core["rewards_used"]) if "rewards_used" in core else (),
+            partner=_text(core["partner"], str) if "partner" in core else None,
         )
 
     def _attributes(self, extra: Mapping[str, Any], event_id: str | None) -> dict[str, Any]:
@@ -448,6 +487,8 @@ class EventReader:
 
     def _check_type_rules(self, event: Event) -> None:
         kind = event.type
+        if event.partner is not None or event.rewards_used:
+            self._check_wallet_and_partner(event)
         if (event.currency is None or event.currency == self.currency) and (
                 (kind == "purchase" and event.amount is not None and event.amount >= 0)
                 or (event.amount is None and kind in self.plain_types)):
@@ -491,6 +532,58 @@ class EventReader:
             reject("a redeem needs 'reward', the name of the reward")
 
 
+    # ---- issue 13: rewards used and partners
+
+    def _check_wallet_and_partner(self, event: Event) -> None:
+        """Reject what no state could make right; convert a partner purchase paid in another currency.
+
+        Whether the customer holds the rewards used is checked against the
+        state (``Stepper.check``); here only the event itself.
+        """
+        program = self.program
+
+        def reject(reason: str) -> None:
+            raise EventError(reason, event.id)
+
+        if event.rewards_used:
+            if event.type != "purchase":
+                reject(f"only a purchase can use rewards ('rewards_used' on a {_short(event.type)} event)")
+            for name in event.rewards_used:
+                if name not in program.rewards:
+                    known = ", ".join(sorted(program.rewards)) or "none"
+                    reject(f"unknown reward {_short(name)} in 'rewards_used' (rewards: {known})")
+        partner = event.partner
+        if partner is None:
+            return
+        if partner not in program.partners:
+            known = ", ".join(sorted(program.partners)) or "none declared"
+            reject(f"unknown partner {_short(partner)} (partners: {known})")
+        currency = event.currency
+        if currency is None or currency == self.currency:
+            return
+        rate = program.rates.get(currency)
+        if rate is None:
+            shown = currency if len(currency) <= 60 else _short(currency)
+            reject(f"a purchase at partner '{partner}' in {shown} needs a rate: declare "
+                   f"'rate {shown} … {self.currency}' (no rate for {shown})")
+            return
+        if event.type != "purchase" and event.amount is None:
+            event.currency = self.currency
+            return
+        from poletti.interpreter.wallet import to_cent
+
+        def convert(units: int) -> int:
+            # To the cent, halves up: what a till in the program currency would show.
+            return to_units(to_cent(from_units(units) * rate))
+
+        paid = event.amount
+        if paid is not None:
+            event.paid = (currency, paid)
+            event.amount = convert(paid)
+        event.items = tuple(item._replace(price=convert(item.price)) for item in event.items)
+        event.currency = self.currency
+
+
 def _attribute_value(value: Any, kind: Type) -> Any:
     if kind in (Type.TEXT,):
         if not isinstance(value, str):
@@ -527,8 +620,15 @@ def content_key(event: Event) -> tuple[Any, ...]:
     items = event.items
     items = tuple(map(tuple, items)) if items else ()  # plain tuples: kept by the millions, never walked by the GC
     birthday = event.birthday
-    return (event.customer, event.type, event.at, event.amount, items, event.original, event.reward,
+    base = (event.customer, event.type, event.at, event.amount, items, event.original, event.reward,
             birthday.isoformat() if birthday is not None else None, attributes)
+    if event.rewards_used or event.partner is not None:
+        # Issue 13's fields, only when present: the key (and so the fingerprint stored receipts hold) of an
+        # event without them is what it always was.
+        paid = event.paid
+        return base + (event.rewards_used, event.partner,
+                       None if paid is None else f"{money.show(paid[1])} {paid[0]}")
+    return base
 
 
 def conflict_reason(event_id: str, before: dict[str, Any] | None, now: dict[str, Any]) -> str:
@@ -536,7 +636,8 @@ def conflict_reason(event_id: str, before: dict[str, Any] | None, now: dict[str,
     if before is None:
         return (f"conflict: an event with id '{event_id}' was already applied with different content; "
                 "an id names one event (send a new id for a new event)")
-    changed = [name for name in CONTENT_FIELDS if before.get(name) != now.get(name)]
+    # An empty value and an absent one are the same (issue 13's fields are absent from older contents).
+    changed = [name for name in CONTENT_FIELDS if (before.get(name) or None) != (now.get(name) or None)]
     shown = "; ".join(f"{name} {_shown(before.get(name))} then, {_shown(now.get(name))} now" for name in changed[:3])
     return (f"conflict: an event with id '{event_id}' was already applied with different content ({shown}); "
             "an id names one event (send a new id for a new event)")

@@ -17,7 +17,8 @@ from poletti.engine.compiler import Cap, CompiledProgram, MultiplierRule, Rule
 from poletti.engine.money import show as show_money
 from poletti.engine.timecalc import from_us, local_date
 from poletti.interpreter.trace import (
-    Capped, Converted, Earned, Expired, Granted, Multiplied, Occasion, Reason, Record, Redeemed, Released,
+    Capped, Converted, Earned, Expired, Granted, Multiplied, Occasion, PartnerPoints, Reason, Record, Redeemed,
+    Released, RewardExpired, RewardUsed,
     Reversed, SegmentChanged, Skipped, TierChanged, TierKept,
 )
 
@@ -181,7 +182,43 @@ def describe(record: Record, program: CompiledProgram, count: int = 1) -> str:
                 f"already earned {_cap_scope(cap)}, so {record.asked} cut to {record.granted}")
     if isinstance(record, Skipped):
         return f"not fired{_by(record.rule)}: {_skip_reason(record, words)}"
+    if isinstance(record, (RewardUsed, RewardExpired, PartnerPoints)):
+        return _describe_issue13(record, program, words)
     raise TypeError(f"no explanation for {type(record).__name__}")  # pragma: no cover - every record is covered
+
+
+def _describe_issue13(record: RewardUsed | RewardExpired | PartnerPoints, program: CompiledProgram,
+                      words: _Words) -> str:
+    """The wallet's and partners' records (issue 13)."""
+    if isinstance(record, RewardUsed):
+        if record.value is None:
+            worth = "no declared value"
+        elif record.percent is not None:
+            worth = (f"worth {words.money(record.value)}: {record.percent}% of {words.money(record.amount)}, "
+                     "to the cent" + (", capped by its max" if record.capped else ""))
+        else:
+            worth = f"worth {words.money(record.value)}"
+        held = ""
+        if record.ends_at is not None and record.granted_at is not None:
+            held = (f"; the one granted {words.day(record.granted_at)}, held until "
+                    f"{from_us(record.ends_at).astimezone(program.tz).isoformat()}")
+        return f"used reward {record.reward} ({worth}{held})"
+    if isinstance(record, RewardExpired):
+        terms = program.wallet.get(record.reward)
+        after = f"expires after {terms.expires}" if terms is not None and terms.expires is not None else "its expiry"
+        return f"reward {record.reward} expired (granted {words.day(record.granted_at)}; {after})"
+    partner = record.partner
+    rate = program.partners.get(partner)
+    each = f" at {rate} {program.checked.currency} a point" if rate is not None else ""
+    if record.redeemed:
+        return f"{points(record.redeemed)} redeemed at partner {partner}: credited to it{each}"
+    if record.reversed:
+        return f"{points(record.reversed)} reversed on a purchase at partner {partner}: no longer charged to it"
+    paid = ""
+    if record.converted is not None:
+        currency, amount = record.converted
+        paid = f" (paid {show_money(amount)} {currency}, converted at the rate of {currency})"
+    return f"{points(record.earned)} earned at partner {partner}: charged to it{each}{paid}"
 
 
 def grouped(trace: tuple[Record, ...]) -> list[tuple[Record, int]]:

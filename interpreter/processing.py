@@ -41,6 +41,7 @@ from poletti.engine.expressions import Ctx
 from poletti.engine.money import EXACT, from_units, to_units
 from poletti.engine.state import CapUsage, CustomerState, PurchaseRecord, WindowTotals
 from poletti.engine.timecalc import add_us, day_start_us, local_date, next_birthday_us, period_key_us
+from poletti.interpreter import wallet
 from poletti.interpreter.events import Event, Item
 from poletti.interpreter.trace import (
     Capped, Converted, Earned, Expired, Granted, Multiplied, Occasion, Reason, Record, Redeemed, Released,
@@ -190,6 +191,8 @@ class Processor:
 
     def _apply_instant(self, state: CustomerState, instant: int, tally: Tally) -> None:
         cp = self.cp
+        if state.wallet:
+            wallet.expire_until(state, instant, tally)  # held rewards end at grant + `expires after`
         for lot in state.ledger.expire_until(instant):
             tally.expired += lot.points
             state.total_expired += lot.points
@@ -282,6 +285,8 @@ class Processor:
         rare = self.rare_next_change(state)
         if rare is not None:
             candidates.append(rare)
+        if state.wallet:
+            candidates.append(state.wallet[0][0])
         candidates.extend(t for t in state.tier_keep_until if t is not None)
         candidates.extend(ts.campaign_edges)
         future = [t for t in candidates if t > after]
@@ -320,7 +325,8 @@ class Processor:
         if event.type == "purchase":
             assert event.amount is not None
             index = len(state.purchases)
-            state.purchases.append(PurchaseRecord(event.id, at, event.amount))
+            state.purchases.append(PurchaseRecord(event.id, at, event.amount) if event.partner is None
+                                   else PurchaseRecord(event.id, at, event.amount, partner=event.partner))
             state.spend_total += event.amount
             self._enter_windows(state, "purchase", at, index, event.amount)
             if self.cp.tracks_activity:
@@ -393,6 +399,8 @@ class Processor:
             record.reversed = target
             tally.reversed += delta
             state.total_reversed += delta
+            if record.partner is not None:
+                wallet.reverse(state, record.partner, delta, at, tally)
         if tally.trace is not None or delta > 0:
             tally.note(Reversed(at, delta, record.id, amount, record.points, record.amount, record.refunded, target))
 
@@ -401,7 +409,7 @@ class Processor:
         tally.spent += cost
         state.total_spent += cost
         tally.note(Redeemed(at, reward, cost))
-        self._give_reward(state, reward, tally)
+        self._give_reward(state, reward, tally, at=at)
 
     # ------------------------------------------------------------------ step 3
 
@@ -604,7 +612,7 @@ class Processor:
             state.total_spent += points
             tally.note(Converted(ctx.now, rule, threshold, rule.target, count))
             if isinstance(rule.target, str):
-                self._give_reward(state, rule.target, tally, count)
+                self._give_reward(state, rule.target, tally, count, at=ctx.now)
             else:
                 self.add_points(state, rule.target, ctx.now, source="grant", pending=False)
         if capped and tally.trace is not None and cap is not None:
@@ -761,16 +769,26 @@ class Processor:
 
     def _grant_target(self, state: CustomerState, ctx: Ctx, target: str | int, tally: Tally) -> None:
         if isinstance(target, str):
-            self._give_reward(state, target, tally)
+            self._give_reward(state, target, tally, at=ctx.now)
         else:
             self.add_points(state, target, ctx.now, source="grant", pending=False)
 
-    def _give_reward(self, state: CustomerState, reward: str, tally: Tally, count: int = 1) -> None:
+    def _give_reward(self, state: CustomerState, reward: str, tally: Tally, count: int = 1, *, at: int) -> None:
         state.rewards[reward] = state.rewards.get(reward, 0) + count
+        if self.cp.wallet:
+            wallet.hold(state, self.cp, reward, at, count)
         cost = self.reward_cost.get(reward)
         if cost is not None:
             state.total_cost += cost * count
         tally.granted[reward] = tally.granted.get(reward, 0) + count
+
+    # -- the wallet (issue 13), also called by the generated code
+
+    def hold_reward(self, state: CustomerState, reward: str, at: int, count: int) -> None:
+        wallet.hold(state, self.cp, reward, at, count)
+
+    def expire_held(self, state: CustomerState, instant: int, tally: Tally) -> None:
+        wallet.expire_until(state, instant, tally)
 
     def add_points(self, state: CustomerState, points: int, at: int, source: str, pending: bool) -> None:
         """A new lot (debt is paid first), with the program's expiry and, for purchases, pending period."""

@@ -25,6 +25,7 @@ from poletti.engine.state import CustomerState
 from poletti.engine.timecalc import from_us
 from poletti.interpreter.events import Event, EventError
 from poletti.interpreter.events import _short as echoed  # a value echoed in a reason, cut when long
+from poletti.interpreter import wallet
 from poletti.interpreter.generated import Runtime, runtime_for
 from poletti.interpreter.processing import Processor, Tally
 
@@ -48,7 +49,8 @@ class Stepper:
     def check(self, state: CustomerState, event: Event) -> None:
         """Raise ``EventError`` if the contract rejects the event given this customer's state; change nothing."""
         kind = event.type
-        if kind != "refund" and kind != "redeem" and (state.last_event_at is None or event.at >= state.last_event_at):
+        if (kind != "refund" and kind != "redeem" and not event.rewards_used
+                and (state.last_event_at is None or event.at >= state.last_event_at)):
             return  # the common case: nothing below applies
 
         def reject(reason: str) -> None:
@@ -82,13 +84,37 @@ class Stepper:
             self.processor.advance(trial, event.at, Tally(False))
             if trial.ledger.balance < cost:
                 reject(f"balance {trial.ledger.balance} points is short of {cost} for {reward}")
+        if event.rewards_used:
+            self._check_rewards_used(state, event)
+
+    def _check_rewards_used(self, state: CustomerState, event: Event) -> None:
+        """Each reward a purchase uses must be held at its instant (after the clock step: one may just have
+        expired); a name listed twice uses two."""
+        wanted: dict[str, int] = {}
+        for name in event.rewards_used:
+            wanted[name] = wanted.get(name, 0) + 1
+        # Held as of the event's instant: the clock step may grant (a birthday, a `when` turned true by time)
+        # or end held rewards before the purchase. Worked out on a copy, like a redeem's balance.
+        trial = copy.deepcopy(state)
+        self.processor.advance(trial, event.at, Tally(False))
+        for name, count in wanted.items():
+            held = wallet.held_now(trial, self.compiled, name)
+            if held < count:
+                if wallet.held_now(state, self.compiled, name) > held:
+                    why = f"the customer's {name} expired by {from_us(event.at).isoformat()}"
+                elif held <= 0:
+                    why = f"the customer holds no {name}"
+                else:
+                    why = f"the customer holds {held} {name}, and the purchase uses {count}"
+                raise EventError(f"cannot use reward '{name}': {why}", event.id)
 
     # ------------------------------------------------------------------ steps
 
     def apply(self, state: CustomerState, event: Event) -> tuple[Tally, int]:
         """Steps 1–6 for an event that passed ``check``: the tally of what happened and the points earned."""
         runtime = self.runtime
-        if runtime is not None and event.type != "redeem":
+        # Redeems, and events that use rewards or happen at a partner (issue 13), are interpreted.
+        if runtime is not None and event.type != "redeem" and not event.rewards_used and event.partner is None:
             tally = Tally(False)
             return tally, runtime.apply(state, event, tally)
         tally = Tally(self.explain)
@@ -110,10 +136,17 @@ class Stepper:
             cost = cp.rewards[event.reward][1]
             assert cost is not None
             processor.redeem(state, event.reward, cost, event.at, tally)
+            if event.partner is not None:
+                wallet.credit(state, event.partner, cost, event.at, tally)
+        if event.rewards_used:
+            # Handed in at the till: used before anything this purchase grants (which it cannot use).
+            wallet.use(state, cp, event.rewards_used, event.amount or 0, event.at, tally)
         ctx = cp.make_ctx(state, event.at, event)
         earned = processor.earn(state, ctx, event, tally)
         if earned:
             processor.add_points(state, earned, event.at, source=event.id, pending=event.type == "purchase")
+        if event.partner is not None and (earned or event.type != "redeem"):
+            wallet.charge(state, event.partner, earned, event.at, tally, event.paid)
         if event.type == "purchase":
             state.purchases[-1].points = earned
         # Step 4: stamp cards count first, so the points a card grants convert on this event.

@@ -208,8 +208,54 @@ class SegmentChanged:
     entered: bool
 
 
+# ---------------------------------------------- wallets and partners (issue 13)
+
+
+@attrs.frozen
+class RewardUsed:
+    """A purchase used a held ``reward``, worth ``value`` (micro-units; None: the reward has no value).
+
+    ``percent`` and ``capped``: a percentage value, and whether its ``max``
+    cut it; ``granted_at``/``ends_at``: the held instance used (the one
+    ending first), for rewards that expire.
+    """
+
+    kind: ClassVar[str] = "use"
+    at: int
+    reward: str
+    value: int | None
+    amount: int  # the purchase's amount, what a percentage is taken of
+    percent: Any = None  # Decimal
+    capped: bool = False
+    granted_at: int | None = None
+    ends_at: int | None = None
+
+
+@attrs.frozen
+class RewardExpired:
+    """A held ``reward`` granted at ``granted_at`` expired at ``at`` (its grant + ``expires after``)."""
+
+    kind: ClassVar[str] = "reward-expire"
+    at: int
+    reward: str
+    granted_at: int
+
+
+@attrs.frozen
+class PartnerPoints:
+    """Points earned (``earned``), reversed or redeemed at ``partner``; ``converted``: (currency, amount paid)."""
+
+    kind: ClassVar[str] = "partner"
+    at: int
+    partner: str
+    earned: int = 0
+    reversed: int = 0
+    redeemed: int = 0
+    converted: tuple[str, int] | None = None  # the purchase's own currency and amount, before the rate
+
+
 Record = Union[Earned, Multiplied, Skipped, Capped, Converted, Granted, Redeemed, Expired, Released, Reversed,
-               TierChanged, TierKept, SegmentChanged]
+               TierChanged, TierKept, SegmentChanged, RewardUsed, RewardExpired, PartnerPoints]
 
 # Records that only explain (a rule that did not fire, an award cut): they change nothing.
 EXPLANATIONS = (Skipped, Capped)

@@ -20,6 +20,7 @@ from poletti.engine.compiler import CompiledProgram
 from poletti.engine.money import from_units
 from poletti.engine.state import CustomerState
 from poletti.engine.timecalc import from_us
+from poletti.interpreter.perks import perks_held
 
 
 @attrs.frozen
@@ -56,6 +57,17 @@ class NextReward:
 
 
 @attrs.frozen
+class HeldReward:
+    """A reward the customer holds (issue 13): ``count`` of it, held ``until`` (None: until used)."""
+
+    reward: str
+    label: str | None
+    count: int
+    until: datetime | None = None
+    granted_at: datetime | None = None
+
+
+@attrs.frozen
 class CustomerView:
     """A customer's standing, as the host application sees it."""
 
@@ -73,6 +85,11 @@ class CustomerView:
     lots: tuple[LotView, ...] = ()
     stamp_cards: tuple[StampCardView, ...] = ()
     next_rewards: tuple[NextReward, ...] = ()
+    # Issue 13: the wallet (held rewards, those that expire one by one, the first to end first), how many of
+    # each reward were used, and the perks held now (name → label, the name when it has none).
+    held: tuple[HeldReward, ...] = ()
+    rewards_used: dict[str, int] = attrs.field(factory=dict)
+    perks: dict[str, str] = attrs.field(factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data (instants as ISO 8601 text, money as decimal text)."""
@@ -112,7 +129,27 @@ def view(compiled: CompiledProgram, customer_id: str, state: CustomerState) -> C
         lots=lots,
         stamp_cards=cards,
         next_rewards=next_rewards,
+        held=_held(compiled, state),
+        rewards_used=dict(state.rewards_used or {}),
+        perks={perk.name: perk.label or perk.name for perk in perks_held(compiled, state)},
     )
+
+
+def _held(compiled: CompiledProgram, state: CustomerState) -> tuple[HeldReward, ...]:
+    """Held rewards: those without an end by count, then each one that ends, the first to end first."""
+    labels = compiled.checked.rewards
+    ending: dict[str, int] = {}
+    for _, _, name in state.wallet:
+        ending[name] = ending.get(name, 0) + 1
+    held: list[HeldReward] = []
+    for name in sorted(state.rewards):
+        count = state.held(name) - ending.get(name, 0)
+        if count > 0:
+            held.append(HeldReward(name, labels[name].label if name in labels else None, count))
+    for ends, granted_at, name in sorted(state.wallet):
+        label = labels[name].label if name in labels else None
+        held.append(HeldReward(name, label, 1, from_us(ends), from_us(granted_at)))
+    return tuple(held)
 
 
 def _instant(us: int | None) -> datetime | None:

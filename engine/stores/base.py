@@ -86,7 +86,10 @@ KINDS = ("earn", "release", "expire", "spend", "redeem", "reverse", "reward")
 
 # The fields of an event's content (``interpreter.events.content_key``), in the order a conflict names them.
 # The currency is not among them: an accepted event's is the program's, written or not.
-CONTENT_FIELDS = ("customer", "type", "at", "amount", "items", "original", "reward", "birthday", "attributes")
+CONTENT_FIELDS = ("customer", "type", "at", "amount", "items", "original", "reward", "birthday", "attributes",
+                  # issue 13, in keys only when the event has one of them: (names, partner, "100.00 SEK" or None)
+                  "rewards_used", "partner", "paid")
+_BASE_FIELDS = 9  # the fields every content key has
 
 
 def fingerprint(key: tuple[Any, ...]) -> bytes:
@@ -97,6 +100,8 @@ def fingerprint(key: tuple[Any, ...]) -> bytes:
 def content_dict(key: tuple[Any, ...]) -> dict[str, Any]:
     """An event's content key as JSON-ready data, instants and money as people write them (for conflict reasons)."""
     data = dict(zip(CONTENT_FIELDS, key))
+    if len(key) > _BASE_FIELDS:
+        data["rewards_used"] = list(data["rewards_used"])
     data["at"] = from_us(data["at"]).isoformat()
     if data["amount"] is not None:
         data["amount"] = money.show(data["amount"])
@@ -122,7 +127,11 @@ def content_key_of(data: dict[str, Any]) -> tuple[Any, ...]:
     values["items"] = tuple((item["sku"], item["category"], item["quantity"], units(item["price"]))
                             for item in values["items"])
     values["attributes"] = tuple(sorted(values["attributes"].items()))
-    return tuple(values[name] for name in CONTENT_FIELDS)
+    if values.get("rewards_used") or values.get("partner") is not None:
+        values["rewards_used"] = tuple(values.get("rewards_used") or ())
+        values.setdefault("paid", None)
+        return tuple(values[name] for name in CONTENT_FIELDS)
+    return tuple(values[name] for name in CONTENT_FIELDS[:_BASE_FIELDS])
 
 
 class Store(Protocol):

@@ -422,6 +422,9 @@ def _from_table(table: Any, tz: Any, bool_columns: frozenset[str], *, rows: np.n
         if name in names:
             column = table.column(name)
             plain &= ~_valid(column) | _texts(column)
+    for name in ("rewards_used", "partner"):  # issue 13's fields: such a row goes through the event reader
+        if name in names:
+            plain &= ~_valid(table.column(name))
     if "items" in names:
         _ready_items(columns, table.column("items"), plain)
     if "birthday" in names:

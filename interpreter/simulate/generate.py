@@ -128,6 +128,12 @@ __all__ = [
 DEFAULT_START = date(2025, 1, 1)
 DEFAULT_TIMEZONE = "Europe/Helsinki"
 
+# Issue 13: customers who also buy at one partner, the share of their purchases made there, and the share of
+# purchases by a customer holding a reward that use one.
+PARTNER_CUSTOMER_SHARE = 0.4
+PARTNER_PURCHASE_SHARE = 0.3
+USE_HELD_REWARD_SHARE = 0.6
+
 HISTORY_COLUMNS = ("id", "type", "customer", "at", "amount", "currency", "items", "original", "reward", "birthday")
 
 # ---------------------------------------------------------------- parameters
@@ -419,6 +425,8 @@ class _History:
                     event["original"] = item.purchase.id
                 if profile is not None:
                     self._attributes(prng, event, at.date(), profile)
+                    if event["type"] == "purchase" and self.plan is not None:
+                        self._issue13_fields(prng, event, profile)
                     if self.engine is not None and not self._apply(prng, push, event, at, profile):
                         continue  # a redeem the balance no longer pays for: left out
                 last = at
@@ -458,8 +466,9 @@ class _History:
         self.by_category = by_category
         self.cum_weights = {c: tuple(itertools.accumulate(range(len(ps) + 1, 1, -1))) for c, ps in by_category.items()}
         self.by_sku = {product[0]: product for product in products}
-        if plan.redeemable:
-            # Redeems are decided on the balance: every event goes through the program as it is emitted.
+        if plan.redeemable or plan.uses_rewards:
+            # Redeems are decided on the balance, and the rewards a purchase uses on what the customer holds:
+            # every event goes through the program as it is emitted.
             from poletti.interpreter.engine import Engine
 
             self.engine = Engine(plan.program, explain=False)
@@ -492,6 +501,8 @@ class _History:
                        for name in plan.custom_events],
             "habits": {},
         }
+        if plan.partners and prng.random() < PARTNER_CUSTOMER_SHARE:
+            profile["partner"] = prng.choice(plan.partners)
         for attribute in plan.attributes:
             if attribute.texts:
                 profile["habits"][attribute.name] = prng.choice(attribute.texts)
@@ -563,14 +574,35 @@ class _History:
         try:
             outcome = self.engine.process(event)
         except EventError:
-            return event["type"] != "redeem"  # only a redeem is ever left out: the balance falls short
+            if event.pop("rewards_used", None) is None:
+                return event["type"] != "redeem"  # only a redeem is ever left out: the balance falls short
+            try:  # the reward the customer meant to use ended first: the purchase without it
+                outcome = self.engine.process(event)
+            except EventError:
+                return True
         if event["type"] in ("purchase", "visit") and profile["redeem"] and prng.random() < profile["redeem"]:
             assert self.plan is not None
             affordable = [name for name, cost in self.plan.redeemable if cost <= outcome.points]
             if affordable:
                 later = at + timedelta(seconds=prng.randint(*REDEEM_DELAY_SECONDS))
-                push(_Pending(later, {"type": "redeem", "reward": prng.choice(affordable)}))
+                fields = {"type": "redeem", "reward": prng.choice(affordable)}
+                if profile.get("partner") is not None and prng.random() < PARTNER_PURCHASE_SHARE:
+                    fields["partner"] = profile["partner"]  # issue 13: redeemed with the partner
+                push(_Pending(later, fields))
         return True
+
+    def _issue13_fields(self, prng: Random, event: dict[str, Any], profile: dict[str, Any]) -> None:
+        """Issue 13: a share of purchases at the customer's usual partner; a held reward used now and then."""
+        plan = self.plan
+        assert plan is not None
+        partner = profile.get("partner")
+        if partner is not None and prng.random() < PARTNER_PURCHASE_SHARE:
+            event["partner"] = partner
+        if plan.uses_rewards and self.engine is not None and prng.random() < USE_HELD_REWARD_SHARE:
+            at = datetime.fromisoformat(event["at"])
+            held = [h.reward for h in self.engine.customer(event["customer"]).held if h.until is None or h.until > at]
+            if held:
+                event["rewards_used"] = [held[0]]  # the first listed: by name, then the expiring ones, first to end
 
     def _time_of_day(self, rng: Random, day: _Hours, habit_hour: int) -> time:
         if rng.random() < HABIT_SHARE:
@@ -731,7 +763,7 @@ def history_row(event: dict[str, Any], columns: Sequence[str] = HISTORY_COLUMNS)
         value = event.get(column)
         if value is None or isinstance(value, bool):
             row.append(value)
-        elif column == "items":
+        elif column in ("items", "rewards_used"):
             row.append(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
         else:
             row.append(str(value))

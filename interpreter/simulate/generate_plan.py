@@ -62,7 +62,7 @@ NEW_SKU_CATEGORY = "other"
 
 #: Event fields that are not attributes (an attribute of such a name is never generated).
 CORE_FIELDS = frozenset({"id", "type", "customer", "at", "amount", "currency", "items", "original", "reward",
-                         "birthday", "friend"})
+                         "birthday", "friend", "rewards_used", "partner"})
 _GRADE_NAMES = re.compile(r"score|rating|stars|grade|nps|satisfaction")
 _KNOWN_TEXTS = {"channel": ("app", "till", "web")}
 _UNSUPPORTED = frozenset({Type.DURATION, Type.TIER, Type.REWARD})
@@ -99,11 +99,16 @@ class HistoryPlan:
     custom_events: tuple[str, ...]
     redeemable: tuple[tuple[str, int], ...]  # (reward, points it costs), cheapest first
     attributes: tuple[AttributePlan, ...]
+    # Issue 13: the partners purchases may be made at, and whether purchases use held rewards (only for a
+    # program that gives its rewards wallet terms: a history for any other program stays as it was).
+    partners: tuple[str, ...] = ()
+    uses_rewards: bool = False
 
     @property
     def extra_columns(self) -> tuple[str, ...]:
         """Columns of a CSV or Parquet history beyond ``HISTORY_COLUMNS``."""
-        return (("friend",) if self.friend else ()) + tuple(a.name for a in self.attributes)
+        issue13 = (("rewards_used",) if self.uses_rewards else ()) + (("partner",) if self.partners else ())
+        return (("friend",) if self.friend else ()) + tuple(a.name for a in self.attributes) + issue13
 
     @property
     def bool_columns(self) -> frozenset[str]:
@@ -241,6 +246,7 @@ def plan_for(program: Any) -> HistoryPlan:
         feedback="feedback" in reads, referral="referral" in reads,
         friend="referral" in reads and declared.get("friend", Type.TEXT) is Type.TEXT, custom_events=custom,
         redeemable=redeemable, attributes=tuple(attributes),
+        partners=tuple(compiled.partners), uses_rewards=bool(compiled.wallet),
     )
 
 

@@ -116,7 +116,9 @@ def plan(compiled: CompiledProgram) -> Plan | None:
     checked = compiled.checked
     if (compiled.multipliers or compiled.stamps or compiled.segments or compiled.metrics or compiled.when_rules
             or compiled.on_rules or compiled.expire_after is not None or compiled.pending_for is not None
-            or compiled.tracks_activity or checked.attributes):
+            or compiled.tracks_activity or checked.attributes
+            # Issue 13: held rewards with terms, perks and partners are figures the arrays do not keep.
+            or compiled.wallet or compiled.perks or compiled.partners):
         return None
     if set(compiled.per_rules) - {"purchase"} or set(compiled.fixed_rules) - {"purchase"}:
         return None

@@ -683,6 +683,8 @@ def _figure_rows(summary: dict[str, Any], labels: dict[str, str] | None = None) 
     segments = _union(summary.get("segments", {}), summary.get("baseline", {}).get("segments", {}))
     rows += [(f"Segment {name} (customers)", f"segments.{name}") for name in segments]
     rows.append((f"Cost of rewards ({currency})", "cost"))
+    if "cost_used" in summary:
+        rows.append((f"Value of the rewards used ({currency})", "cost_used"))
     if summary.get("cost_unknown") or summary.get("baseline", {}).get("cost_unknown"):
         rows.append(("Rewards of unknown cost (not in the cost)", "cost_unknown"))
     if "sales" in summary:
@@ -1177,6 +1179,9 @@ def render_report(result: SimulationResult, names: Names = Names(), png_dir: str
                "</p>", chart("segments")] if has_segments else []),
             "<h2>Purchases</h2>", chart("activity"),
         ]
+    from poletti.interpreter.simulate import report_wallet
+
+    sections += report_wallet.sections(summary)  # issue 13: the voucher funnel, perks, partners
     sections += [
         "<h2>Program effect</h2>",
         "<p class=note>From the accepted purchases of the history under the new rules. Repeat-purchase rate: the "

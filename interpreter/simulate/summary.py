@@ -451,8 +451,16 @@ class Totals:
     sales: int = 0  # accepted purchases less refunds, micro-units
     rejected: int = 0
     duplicates: int = 0
+    # Issue 13: the wallet (used / expired per reward, the worth of those used), perks held at the end,
+    # and per partner [points earned there, reversed by refunds, redeemed there].
+    rewards_used: Counter[str] = attrs.Factory(Counter)
+    rewards_expired: Counter[str] = attrs.Factory(Counter)
+    cost_used: int = 0
+    perks: Counter[str] = attrs.Factory(Counter)
+    partners: dict[str, list[int]] = attrs.Factory(dict)
 
     def add(self, state: CustomerState, compiled: CompiledProgram) -> None:
+        self.add_wallet(state, compiled)
         totals = state.totals
         self.customers += 1
         self.sales += state.spend_total
@@ -473,6 +481,57 @@ class Totals:
         self.rewards.update(other.rewards)
         self.tiers.update(other.tiers)
         self.segments.update(other.segments)
+        self.rewards_used.update(other.rewards_used)
+        self.rewards_expired.update(other.rewards_expired)
+        self.cost_used += other.cost_used
+        self.perks.update(other.perks)
+        for name, figures in other.partners.items():
+            mine = self.partners.setdefault(name, [0, 0, 0])
+            for i, value in enumerate(figures):
+                mine[i] += value
+
+    def add_wallet(self, state: CustomerState, compiled: CompiledProgram) -> None:
+        """Issue 13's figures of one customer's final state."""
+        if state.rewards_used:
+            self.rewards_used.update(state.rewards_used)
+        if state.rewards_expired:
+            self.rewards_expired.update(state.rewards_expired)
+        self.cost_used += state.total_cost_used
+        if compiled.perks:
+            from poletti.interpreter.perks import perks_held
+
+            self.perks.update(perk.name for perk in perks_held(compiled, state))
+        if state.partner_points:
+            for name, figures in state.partner_points.items():
+                mine = self.partners.setdefault(name, [0, 0, 0])
+                for i, value in enumerate(figures):
+                    mine[i] += value
+
+    def wallet_summary(self, program: Program, rewards: dict[str, int]) -> dict[str, Any]:
+        """``rewards_used``, ``rewards_expired``, ``rewards_held`` (granted − used − expired) and ``cost_used``;
+        ``perks`` and ``partners`` when the program declares any."""
+        from poletti.interpreter.wallet import settlement
+
+        used = {name: self.rewards_used.get(name, 0) for name in rewards}
+        expired = {name: self.rewards_expired.get(name, 0) for name in rewards}
+        figures: dict[str, Any] = {
+            "rewards_used": used,
+            "rewards_expired": expired,
+            "rewards_held": {name: granted - used[name] - expired[name] for name, granted in rewards.items()},
+            "cost_used": money(from_units(self.cost_used)),
+        }
+        compiled = program.compiled
+        if compiled.perks:
+            figures["perks"] = {perk.name: self.perks.get(perk.name, 0) for perk in compiled.perks}
+        if compiled.partners:
+            partners = {}
+            for name, rate in compiled.partners.items():
+                earned, reversed_, redeemed = self.partners.get(name, [0, 0, 0])
+                partners[name] = {"points_issued": earned - reversed_, "points_reversed": reversed_,
+                                  "points_redeemed": redeemed,
+                                  "settlement": str(settlement([earned, reversed_, redeemed], rate))}
+            figures["partners"] = partners
+        return figures
 
     def summary(self, program: Program, events: int) -> dict[str, Any]:
         """The contract's summary object for this program."""
@@ -498,6 +557,7 @@ class Totals:
             "duplicates": self.duplicates,
             "segments": {name: self.segments.get(name, 0) for name in program.segments},
             **self.money_figures(program),
+            **self.wallet_summary(program, rewards),
         }
 
     def money_figures(self, program: Program) -> dict[str, Any]:
@@ -829,7 +889,8 @@ class SimulationResult:
 
 
 DELTA_KEYS = ("events", "rejected", "customers", "points", "rewards", "tiers", "segments", "cost", "duplicates", "sales",
-              "liability", "cost_share_of_sales", "point_value")
+              "liability", "cost_share_of_sales", "point_value",
+              "rewards_used", "rewards_expired", "rewards_held", "cost_used", "perks", "partners")
 
 
 def _difference(a: str | None, b: str | None, show: Any) -> str | None:

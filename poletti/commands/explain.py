@@ -155,7 +155,30 @@ def standing(engine: Any, customer: str, at: datetime | None, tz: Any) -> str:
     if view.first_seen is not None and view.last_event_at is not None:
         lines.append(f"  first event      {view.first_seen.astimezone(tz).isoformat()}")
         lines.append(f"  last event       {view.last_event_at.astimezone(tz).isoformat()}")
+    lines += _wallet_and_perks(engine, customer, view, tz)
     return "\n".join(lines) + "\n"
+
+
+def _wallet_and_perks(engine: Any, customer: str, view: Any, tz: Any) -> list[str]:
+    """Issue 13: what the customer holds (and until when), what was used, and why each perk is held or not."""
+    from poletti.interpreter.perks import why_perk
+
+    lines = []
+    compiled = engine.compiled
+    # Shown when the program gives rewards wallet terms or the customer used one: otherwise "held" only
+    # repeats the rewards line.
+    if compiled.wallet or view.rewards_used:
+        held = ", ".join(f"{h.reward} × {h.count}" + (f" until {h.until.astimezone(tz).isoformat()}" if h.until
+                                                        else "") for h in view.held) or "none"
+        lines.append(f"  held             {held}")
+        used = ", ".join(f"{name} × {count}" for name, count in sorted(view.rewards_used.items())) or "none"
+        lines.append(f"  used             {used}")
+    if compiled.perks:
+        state = engine.state(customer)
+        lines.append("  perks:")
+        for perk in compiled.perks:
+            lines.append(f"    {why_perk(compiled, state, perk)[1]} (line {perk.line})")
+    return lines
 
 
 def _money(value: Any) -> str:

@@ -97,8 +97,11 @@ def command(ctx: click.Context, customers: int, days: int, seed: int, start: dat
     types (`event NAME`) when its rules read them; the attributes it declares,
     on the events that read them, with values of their kind around the values
     the rules compare them with; items of every category and SKU the rules
-    name; redeems of rewards with `costs` when the balance pays for them; in
-    the program's currency and time zone. The same seed and the same rules
+    name; redeems of rewards with `costs` when the balance pays for them;
+    purchases (and redeems) at its partners (`partner`) when it declares
+    any, and purchases that use a held reward (`rewards_used`) when it gives
+    a reward a percentage value or an expiry; in the program's currency and
+    time zone. The same seed and the same rules
     give the same file. Rules with errors exit 1 with the diagnostics.
 
     \b

@@ -114,6 +114,7 @@ ALLOWED_ATTRIBUTES = {
     "category", "sku", "stamps", "last_event_at", "last_purchase_at", "attributes", "pending", "earned_total",
     "cp", "round", "earn_per", "multiply", "earn_fixed", "when_rule", "stamp", "_fire", "_convert_rule",
     "birthday", "rare_next_change", "leave_metric_windows", "record_metrics", "_mark_active",
+    "wallet", "hold_reward", "expire_held",  # issue 13: held rewards that expire
 }
 
 

@@ -23,9 +23,11 @@ import pytest
 
 CASES_DIR = Path(__file__).resolve().parent.parent / "conformance"
 
-STEP_KINDS = ("event", "advance_to", "check")
+STEP_KINDS = ("event", "advance_to", "check", "summary")
 EVENT_EXPECT_KEYS = frozenset({"status", "earned", "granted", "expired", "reversed", "tier", "points"})
-CUSTOMER_EXPECT_KEYS = frozenset({"points", "pending_points", "lifetime_points", "tier", "rewards", "segments"})
+CUSTOMER_EXPECT_KEYS = frozenset({"points", "pending_points", "lifetime_points", "tier", "rewards", "segments",
+                                  # issue 13: the wallet and perks
+                                  "held", "held_until", "rewards_used", "perks"})
 CASE_KEYS = frozenset({"name", "rules", "steps", "skip"})
 
 
@@ -101,7 +103,8 @@ def _shape_problems(case: Case) -> list[str]:
             problems.append(f"step {index}: needs exactly one of {STEP_KINDS}, has {kinds}")
             continue
         kind = kinds[0]
-        allowed = {"event": {"event", "expect", "reject"}, "advance_to": {"advance_to"}, "check": {"check", "expect"}}[kind]
+        allowed = {"event": {"event", "expect", "reject"}, "advance_to": {"advance_to"}, "check": {"check", "expect"},
+                   "summary": {"summary"}}[kind]
         for key in step:
             if key not in allowed:
                 problems.append(f"step {index}: key {key!r} not allowed in a {kind} step")
@@ -113,6 +116,8 @@ def _shape_problems(case: Case) -> list[str]:
             problems.append(f"step {index}: a check step needs expect")
         expect = step.get("expect", {})
         known = EVENT_EXPECT_KEYS if kind == "event" else CUSTOMER_EXPECT_KEYS
+        if kind == "summary":
+            expect, known = {}, frozenset()  # any key of the simulate summary
         for key in expect:
             if key not in known:
                 problems.append(f"step {index}: unknown expectation {key!r} (known: {sorted(known)})")
@@ -150,8 +155,10 @@ def _table(value: Any) -> dict[str, int]:
 def _normalize(key: str, value: Any) -> Any:
     if key == "tier":
         return _tier(value)
-    if key in ("rewards", "granted"):
+    if key in ("rewards", "granted", "held", "rewards_used"):
         return _table(value)
+    if key == "perks":
+        return sorted(str(s) for s in value)
     if key == "segments":
         return sorted(str(s) for s in value)
     return value
@@ -266,12 +273,46 @@ def run_case(poletti: Any, case: Case, engine: Any) -> None:
                 problems += _compare(where, step.get("expect", {}), lambda key: getattr(outcome, key))
         elif "advance_to" in step:
             engine.advance_to(step["advance_to"])
+        elif "summary" in step:
+            problems += _compare(where, step["summary"], _summary_of(engine).__getitem__)
         else:
             view = engine.customer(step["check"])
             note(step["check"])
-            problems += _compare(where, step["expect"], lambda key: getattr(view, key))
+            problems += _compare(where, step["expect"], lambda key: _view_value(view, key))
     if problems:
         pytest.fail(f"[{case.id}]\n" + "\n".join(problems), pytrace=False)
+
+
+def _view_value(view: Any, key: str) -> Any:
+    """A customer view's figure; the wallet as tables: ``held`` reward → count, ``held_until`` reward → the
+    instants (UTC, ISO 8601, in order) its expiring instances are held until."""
+    if key == "held":
+        held: dict[str, int] = {}
+        for entry in view.held:
+            held[entry.reward] = held.get(entry.reward, 0) + entry.count
+        return held
+    if key == "held_until":
+        until: dict[str, list[str]] = {}
+        for entry in view.held:
+            if entry.until is not None:
+                until.setdefault(entry.reward, []).append(entry.until.isoformat())
+        return {name: sorted(values) for name, values in until.items()}
+    return getattr(view, key)
+
+
+def _summary_of(engine: Any) -> dict[str, Any]:
+    """The simulate summary's figures over the engine's customers as they stand (without events/rejected)."""
+    from poletti.engine.program import Program
+    from poletti.interpreter.simulate.summary import Totals
+
+    totals = Totals()
+    for customer in engine.customers():
+        state = engine.state(customer)
+        if state is not None:
+            totals.add(state, engine.compiled)
+    compiled = engine.compiled
+    program = Program(compiled.checked, compiled, compiled.source or "", None, ())
+    return totals.summary(program, 0)
 
 
 def _short(step: dict[str, Any]) -> str:
@@ -284,4 +325,6 @@ def _short(step: dict[str, Any]) -> str:
         return f"({text}; expect {step.get('expect', {})})"
     if "advance_to" in step:
         return f"(advance_to {step['advance_to']})"
+    if "summary" in step:
+        return f"(summary; expect {step['summary']})"
     return f"(check {step['check']}; expect {step['expect']})"

@@ -47,7 +47,8 @@ KEYWORDS = frozenset(
     "after and at attribute avg bool category costs count currency date day down duration during earn "
     "event every expire false for grant if is item keep limit max metric min missing money month nearest not number "
     "of on once or over param pending per point points present program purchase purchases reward rounding segment "
-    "sku sum text tier time times timezone true up use value visit visits week when with year".split()
+    "sku sum text tier time times timezone true up use value visit visits week when with year "
+    "expires perk partner pays rate".split()
 )
 BUILTIN_NAMES = ("points", "tier", "spend_12m", "spend_30d", "lifetime_points", "days_since_last_purchase",
                  "member_days", "streak_days", "purchases_30d", "visits_12m")
@@ -150,8 +151,16 @@ statement_strategies: dict[type, st.SearchStrategy[Any]] = {
     ast.PointValueDecl: money_lits.map(lambda m: ast.PointValueDecl(m, S)),
     ast.RewardDecl: st.builds(
         lambda n, label, parts: ast.RewardDecl(n, label, parts, S), idents, st.one_of(st.none(), text_values),
-        st.lists(st.one_of(money_lits.map(lambda m: ast.RewardValue(m, S)), points_lits.map(lambda p: ast.RewardCost(p, S))),
+        st.lists(st.one_of(money_lits.map(lambda m: ast.RewardValue(m, S)), points_lits.map(lambda p: ast.RewardCost(p, S)),
+                           decimals.map(lambda d: ast.RewardPercent(d, S)), money_lits.map(lambda m: ast.RewardMax(m, S)),
+                           windows.map(lambda w: ast.RewardExpiry(w, S))),
                  max_size=3).map(tuple)),
+    # Issue 13: perks, partners, currency rates.
+    ast.PerkDecl: st.builds(lambda n, label, e: ast.PerkDecl(n, label, e, S), idents, st.one_of(st.none(), text_values),
+                            expressions()),
+    ast.PartnerDecl: st.builds(lambda n, label, m: ast.PartnerDecl(n, label, m, S), idents,
+                               st.one_of(st.none(), text_values), money_lits),
+    ast.RateDecl: st.builds(lambda c, m: ast.RateDecl(c, m, S), currencies, money_lits),
     ast.SegmentDecl: st.builds(lambda n, e: ast.SegmentDecl(n, e, S), idents, expressions()),
     ast.MetricDecl: st.builds(
         lambda n, agg, field, event, f, w: ast.MetricDecl(n, agg, field, event, f, w, S),
@@ -316,8 +325,25 @@ class _Writer:
         if isinstance(s, ast.RewardDecl):
             toks = ["reward", s.name.name] + ([] if s.label is None else [self.text(s.label)])
             for p in s.parts:
-                toks += ["value"] + self.atom(p.money) if isinstance(p, ast.RewardValue) else ["costs"] + self.atom(p.points)
+                if isinstance(p, ast.RewardValue):
+                    toks += ["value"] + self.atom(p.money)
+                elif isinstance(p, ast.RewardPercent):
+                    toks += ["value", self.number(p.percent) + "%"]
+                elif isinstance(p, ast.RewardMax):
+                    toks += ["max"] + self.atom(p.money)
+                elif isinstance(p, ast.RewardExpiry):
+                    toks += ["expires", "after"] + self.window(p.window)
+                else:
+                    toks += ["costs"] + self.atom(p.points)
             return toks
+        if isinstance(s, ast.PerkDecl):
+            return ["perk", s.name.name] + ([] if s.label is None else [self.text(s.label)]) + ["when"] + self.expr(
+                s.condition)
+        if isinstance(s, ast.PartnerDecl):
+            return (["partner", s.name.name] + ([] if s.label is None else [self.text(s.label)]) + ["pays"]
+                    + self.atom(s.rate) + ["per", self.draw(st.sampled_from(["point", "points"]))])
+        if isinstance(s, ast.RateDecl):
+            return ["rate", s.currency] + self.atom(s.value)
         if isinstance(s, ast.SegmentDecl):
             return ["segment", s.name.name, "when"] + self.expr(s.condition)
         if isinstance(s, ast.MetricDecl):
@@ -428,7 +454,7 @@ def programs(draw: Callable[[st.SearchStrategy[Any]], Any], max_statements: int 
 # ------------------------------------------------------------- comparisons
 
 _OPTION_ORDER = {ast.IfOption: 0, ast.DuringOption: 1, ast.LimitOption: 2, ast.OnceOption: 3,
-                 ast.RewardValue: 0, ast.RewardCost: 1}
+                 ast.RewardValue: 0, ast.RewardPercent: 0, ast.RewardMax: 1, ast.RewardCost: 2, ast.RewardExpiry: 3}
 
 
 def shape(node: Any, canonical: bool = False) -> Any:

@@ -18,7 +18,8 @@ from poletti.interpreter.simulate.columnar import simulate_file
 from poletti.interpreter.simulate.history import History
 from poletti.interpreter.simulate.sequential import replay
 
-COLUMNS = ["id", "type", "customer", "at", "amount", "currency", "items", "original", "reward", "birthday", "channel"]
+COLUMNS = ["id", "type", "customer", "at", "amount", "currency", "items", "original", "reward", "birthday", "channel",
+           "rewards_used", "partner"]  # issue 13
 
 
 def write(events: list[dict[str, Any]], path: Path) -> None:
@@ -29,7 +30,7 @@ def write(events: list[dict[str, Any]], path: Path) -> None:
     for event in events:
         if not isinstance(event, dict):
             continue
-        row = {key: (json.dumps(value) if key == "items" else value) for key, value in event.items()}
+        row = {key: (json.dumps(value) if key in ("items", "rewards_used") else value) for key, value in event.items()}
         rows.append(row)
     if path.suffix == ".csv":
         with path.open("w", newline="", encoding="utf-8") as handle:

@@ -88,6 +88,14 @@ def programs(draw: Any) -> str:
     for name in REWARDS:
         value = f" value {draw(st.integers(1, 9))}.50 EUR" if draw(st.booleans()) else ""
         cost = f" costs {draw(st.integers(10, 60))} points" if draw(st.booleans()) else ""
+        # Issue 13's wallet terms: a percentage value (with or without max), an expiry.
+        wallet = draw(st.integers(0, 5))
+        if wallet == 1:
+            value = f" value {draw(st.sampled_from(['10', '12.5', '100']))}%"
+        elif wallet == 2:
+            value = f" value {draw(st.sampled_from(['15', '50']))}% max {draw(st.integers(1, 9))} EUR"
+        if draw(st.integers(0, 3)) == 0:
+            cost += f" expires after {draw(st.sampled_from(WINDOWS))}"
         lines.append(f"reward {name} \"{name.title()}\"{value}{cost}")
     segments = [f"seg{i}" for i in range(draw(st.integers(0, 2)))]
     tiers = [f"tier{i}" for i in range(draw(st.integers(0, 3)))]
@@ -142,6 +150,12 @@ def programs(draw: Any) -> str:
                          f"{draw(options(segments, tiers, False, True))}".replace("if event.", "if spend_30d > 0 or event."))
         elif kind == "birthday":
             lines.append(f"on birthday grant {reward() if draw(st.booleans()) else '30 points'}")
+    # Issue 13: perks, partners and a currency rate.
+    for i in range(draw(st.integers(0, 2))):
+        lines.append(f"perk perk{i} when {draw(conditions(segments, tiers, False))}")
+    if draw(st.booleans()):
+        lines.append("partner kulma \"Kahvila Kulma\" pays 0.02 EUR per point")
+        lines.append("rate SEK 0.087 EUR")
     if draw(st.booleans()):
         lines.append(f"points expire after {draw(st.sampled_from(['30d', '1m', '2m', '12m']))}")
     if draw(st.booleans()):
@@ -192,6 +206,12 @@ def histories(draw: Any) -> list[dict[str, Any]]:
                                   "quantity": draw(st.integers(1, 3)), "price": f"{draw(st.integers(0, 30))}.25"}]
             if draw(st.integers(0, 2)) == 0:
                 base["channel"] = draw(st.sampled_from(["app", "till"]))
+            if draw(st.integers(0, 3)) == 0:  # issue 13: held rewards used (or not held: rejected)
+                base["rewards_used"] = draw(st.lists(st.sampled_from(REWARDS), min_size=1, max_size=2))
+            if draw(st.integers(0, 3)) == 0:  # at a partner (unknown to some programs: rejected), maybe in SEK
+                base["partner"] = draw(st.sampled_from(["kulma", "kulma", "nope"]))
+                if draw(st.booleans()):
+                    base["currency"] = "SEK"
             purchases.append((base["id"], customer))
         elif kind == "refund":
             mine = [pid for pid, who in purchases if who == customer]
@@ -200,6 +220,8 @@ def histories(draw: Any) -> list[dict[str, Any]]:
                 base["amount"] = f"{draw(st.integers(1, 40))}.00"
         elif kind == "redeem":
             base["reward"] = draw(st.sampled_from(REWARDS))
+            if draw(st.integers(0, 2)) == 0:
+                base["partner"] = "kulma"
         elif kind == "checkin" and draw(st.booleans()):
             base["channel"] = draw(st.sampled_from(["app", "till"]))
         if draw(st.integers(0, 5)) == 0 or kind == "signup":

@@ -130,6 +130,13 @@ EXPECTED_DELTA = {
     "liability": {"outstanding": "-3.85", "expired": "1.05"},
     "cost_share_of_sales": "1.69",
     "point_value": "0.00",
+    # Issue 13's wallet: no purchase uses a reward and none expires (no `expires after`), so under both rules
+    # every reward granted is still held: held changes as granted does (+1 free_drink); used, expired and their
+    # value do not change.
+    "rewards_used": {"free_drink": 0, "mug": 0},
+    "rewards_expired": {"free_drink": 0, "mug": 0},
+    "rewards_held": {"free_drink": 1, "mug": 0},
+    "cost_used": "0.00",
 }
 
 # The money figures, new rules and baseline alike except where said:
@@ -176,6 +183,12 @@ EXPECTED_DELTA_PCT = {
     "liability": {"outstanding": "-117.0", "expired": None},
     "cost_share_of_sales": "15.3",
     "point_value": "0.0",
+    # Held as granted (see EXPECTED_DELTA): the same percentages; nothing used or expired under the baseline
+    # (a figure of 0 there has no percentage).
+    "rewards_used": {"free_drink": None, "mug": None},
+    "rewards_expired": {"free_drink": None, "mug": None},
+    "rewards_held": {"free_drink": "50.0", "mug": "0.0"},
+    "cost_used": None,
 }
 
 # Month by month (UTC):
