@@ -441,6 +441,20 @@ class WhenRule:
 
 
 @attrs.frozen
+class ReferralRule:
+    """``referral grant ten_off to both when friend buys if event.amount >= 20 EUR limit 5 times per year``.
+
+    Pays at a referred friend's first purchase that passes the options, once
+    per friend; ``side`` is who receives it: "referrer", "friend" or "both".
+    """
+
+    target: GrantTarget
+    side: str
+    options: tuple[RuleOption, ...]
+    span: Span
+
+
+@attrs.frozen
 class ExpireRule:
     window: Window
     span: Span
@@ -455,7 +469,7 @@ class PendingRule:
 Statement = Union[
     ProgramDecl, CurrencyDecl, RoundingDecl, TimezoneDecl, PointValueDecl, RewardDecl, SegmentDecl,
     MetricDecl, AttributeDecl, EventDecl, ParamDecl, UseDecl,
-    EarnRule, ConvertRule, StampRule, TierRule, OnRule, WhenRule, ExpireRule, PendingRule,
+    EarnRule, ConvertRule, StampRule, TierRule, OnRule, WhenRule, ExpireRule, PendingRule, ReferralRule,
 ]
 
 

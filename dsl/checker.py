@@ -768,6 +768,13 @@ class _Checker:
         self._options(rule, "a 'when' rule", allowed={"if", "during", "limit", "once"}, points_limit=False,
                       event_context="a 'when' rule")
 
+    def _check_ReferralRule(self, rule: ast.ReferralRule) -> None:
+        # Its options are read at the friend's purchase: `if event.amount >= 20 EUR` reads that purchase, and a
+        # limit counts the referrer's rewarded friends (times only: one payment is one referral).
+        self._target(rule.target)
+        self._options(rule, "a referral rule", allowed={"if", "during", "limit"}, points_limit=False,
+                      event_context=None)
+
     # ------------------------------------------------------------ rule parts
 
     _OPTION_WORDS = {ast.IfOption: "if", ast.DuringOption: "during", ast.LimitOption: "limit", ast.OnceOption: "once"}

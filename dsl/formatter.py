@@ -283,6 +283,10 @@ def _when(s: ast.WhenRule) -> str:
     return _with_options(f"when {format_expr(s.condition)} grant {_target(s.target)}", s.options)
 
 
+def _referral(s: ast.ReferralRule) -> str:
+    return _with_options(f"referral grant {_target(s.target)} to {s.side} when friend buys", s.options)
+
+
 def _expire(s: ast.ExpireRule) -> str:
     return f"points expire after {_window(s.window)}"
 
@@ -312,6 +316,7 @@ _STATEMENT_PRINTERS: dict[type, Callable[..., str]] = {
     ast.WhenRule: _when,
     ast.ExpireRule: _expire,
     ast.PendingRule: _pending,
+    ast.ReferralRule: _referral,
 }
 
 # ------------------------------------------------------------------ rule parts

@@ -685,6 +685,12 @@ class _ToAst:
     def when_rule(self, meta: Any, children: list[Any]) -> ast.WhenRule:
         return ast.WhenRule(children[0], children[1], self._options(children[2:]), self._span(meta))
 
+    def referral_rule(self, meta: Any, children: list[Any]) -> ast.ReferralRule:
+        return ast.ReferralRule(children[0], str(children[1]), self._options(children[2:]), self._span(meta))
+
+    def referral_side(self, meta: Any, children: list[Token]) -> str:
+        return str(children[0])
+
     def expire_rule(self, meta: Any, children: list[Token]) -> ast.ExpireRule:
         return ast.ExpireRule(self._window(children[0]), self._span(meta))
 

@@ -130,7 +130,7 @@ class CheckedProgram:
 
 RULE_TYPES = (
     ast.EarnRule, ast.ConvertRule, ast.StampRule, ast.TierRule, ast.OnRule, ast.WhenRule,
-    ast.ExpireRule, ast.PendingRule,
+    ast.ExpireRule, ast.PendingRule, ast.ReferralRule,
 )
 
 

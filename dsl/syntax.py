@@ -34,7 +34,7 @@ from poletti.dsl.diagnostics import did_you_mean
 STATEMENT_KEYWORDS = (
     "program", "currency", "rounding", "timezone", "reward", "segment", "metric",
     "attribute", "event", "param", "use", "earn", "at", "every", "tier", "on",
-    "when", "points", "point",
+    "when", "points", "point", "referral",
 )
 
 END = "$END"
@@ -263,6 +263,7 @@ _AFTER_STATEMENT_KEYWORD = {
     "every": "how many purchases or visits fill the card, such as 10",
     "tier": "the tier's name, such as gold",
     "on": "an event type, such as review or birthday",
+    "referral": "grant, then what the referral pays: referral grant ten_off to both when friend buys",
 }
 
 # What follows a word anywhere in a statement.

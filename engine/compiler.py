@@ -180,6 +180,24 @@ class WhenRule(Rule):
 
 
 @attrs.frozen
+class ReferralRule(Rule):
+    """``referral grant … to referrer|friend|both when friend buys``: paid at a referred friend's first
+    purchase that passes the guard, once per friend; the cap counts per referrer (in the referrer's state)."""
+
+    target: str | int
+    side: str  # "referrer", "friend" or "both"
+    guard: Guard
+
+    @property
+    def to_referrer(self) -> bool:
+        return self.side != "friend"
+
+    @property
+    def to_friend(self) -> bool:
+        return self.side != "referrer"
+
+
+@attrs.frozen
 class MetricSpec:
     slot: int
     name: str
@@ -296,6 +314,9 @@ class CompiledProgram:
     tracks_activity: bool  # some rule reads streak_days or streak_weeks: keep the active days and weeks
     source: str | None = None  # the rule file's text, for the rule graph's labels
     point_value: PointValue | None = None  # declared or derived (``point_value_of``); None: unknown
+    # Referral rules (docs/language.md "Referrals"): they change two customers on one event, so the
+    # per-customer fast paths (numpy kernels) do not take programs that have them.
+    referrals: tuple[ReferralRule, ...] = ()
 
     @functools.cached_property
     def graph(self) -> nx.DiGraph:
@@ -458,6 +479,7 @@ def compile_program(checked: CheckedProgram, source: str | None = None) -> Compi
     converts: list[ConvertRule] = []
     stamps: list[StampRule] = []
     whens: list[WhenRule] = []
+    referrals: list[ReferralRule] = []
     tier_rules: dict[str, ast.TierRule] = {t.name: t.rule for t in checked.tiers}
     time_exprs: list[ast.Expr] = []
     campaign_edges: list[int] = []
@@ -497,6 +519,8 @@ def compile_program(checked: CheckedProgram, source: str | None = None) -> Compi
         elif isinstance(rule, ast.OnRule):
             on_rules.setdefault(rule.event.name, []).append(
                 OnRule(index, line, text, rule.event.name, _target(rule.target), b.guard(rule.options)))
+        elif isinstance(rule, ast.ReferralRule):
+            referrals.append(ReferralRule(index, line, text, _target(rule.target), rule.side, b.guard(rule.options)))
         elif isinstance(rule, ast.WhenRule):
             guard = b.guard(rule.options)
             whens.append(WhenRule(index, line, text, len(whens), b.exprs.compile(rule.condition), _target(rule.target), guard))
@@ -564,6 +588,7 @@ def compile_program(checked: CheckedProgram, source: str | None = None) -> Compi
         windows=tuple(b.exprs.windows),
         source=source,
         point_value=point_value_of(checked),
+        referrals=tuple(referrals),
     )
 
 

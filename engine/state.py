@@ -121,6 +121,11 @@ class CustomerState:
     total_expired: int = 0
     total_reversed: int = 0
     total_cost: int = 0
+    # Referrals (docs/language.md "Referrals"; interpreter/referrals.py): who referred this customer, and the
+    # referral rules already settled for them (paid, or refused by the referrer's cap): each pays once a friend.
+    # A state made by a referral alone (``last_event_at`` None) is a friend not yet seen: not a customer yet.
+    referred_by: str | None = None
+    referral_settled: tuple[int, ...] = ()
     # (clock, next change) as worked out when the state was last saved: the
     # next event's clock step starts from it instead of working it out again.
     next_change_memo: tuple[int, int | None] | None = None

@@ -38,6 +38,7 @@ from poletti.interpreter.events import (
 )
 from poletti.interpreter.outcome import Outcome
 from poletti.interpreter.processing import Tally
+from poletti.interpreter.referrals import Referrals, friend_of, linked_customers
 from poletti.interpreter.stepper import Stepper
 from poletti.interpreter.views import CustomerView, view
 
@@ -98,6 +99,10 @@ class Engine:
                              "(and a store without a ledger)")
         self.stepper = Stepper(self.compiled, explain=records, generated=generated)
         self.processor = self.stepper.processor
+        self.referrals = Referrals(self.processor)
+        # A store that locks each customer on its own (PostgreSQL's lock mode) must be told up front which
+        # customers an event may change besides its own, so that it takes every lock in one order.
+        self._lock_linked = bool(getattr(self.store, "locks_each_customer", False))
         self.runtime = self.stepper.runtime
         self.explain = explain
         self.digest = program_digest(self.compiled)
@@ -143,6 +148,9 @@ class Engine:
             state = stored if stored is not None else self.stepper.new_state(event.customer)
             self._check_clock(event, state)
             self.stepper.check(state, event)
+            friend = friend_of(event)
+            if friend is not None:
+                self.referrals.check_link(event, store.load(friend))
         return event
 
     def apply_event(self, event: Event) -> Outcome:
@@ -158,7 +166,7 @@ class Engine:
             try:
                 return work(*args)
             except Exception as err:  # noqa: BLE001 — only what the store calls retryable is retried
-                if attempt + 1 == _ATTEMPTS or not self.store.retryable(err):
+                if attempt + 1 == _ATTEMPTS or not (isinstance(err, _LinksMoved) or self.store.retryable(err)):
                     raise
             # Writers that collided back off for a random while, longer each time, so that they stop colliding.
             time.sleep(random.uniform(0, min(0.1, 0.001 * 2 ** attempt)))
@@ -167,7 +175,10 @@ class Engine:
     def _apply_once(self, event: Event, key: tuple[Any, ...]) -> Outcome:
         store, stepper = self.store, self.stepper
         customer = event.customer
-        with store.transaction(customer):
+        locked: tuple[str, ...] = ()
+        if self._lock_linked and (event.friend is not None or self.referrals.rules):
+            locked = linked_customers(event, store.load, self.referrals)
+        with store.transaction(customer, locked) if locked else store.transaction(customer):
             receipt = store.receipt(event.id)
             if receipt is not None:
                 return self._duplicate(event, key, receipt)
@@ -179,9 +190,11 @@ class Engine:
             if (watermark is not None and at < watermark) or (state.clock is not None and at < state.clock):
                 self._check_clock(event, state)
             stepper.check(state, event)
+            other = self._linked_state(event, state, locked)  # a referral's friend, a buying friend's referrer
             tier_before = state.tier
             before = state.ledger.copy() if self.ledger else None
             tally, earned = stepper.apply(state, event)
+            linked = self._apply_linked(event, state, other, tally) if other is not None else ()
             store.save(state, stepper.schedule(state))
             store.record(event.id, customer, key)
             if before is not None:
@@ -193,7 +206,46 @@ class Engine:
             return Outcome(event.id, customer, event.type, _EPOCH + timedelta(0, 0, at), "applied", earned,
                            tally.granted, tally.expired, tally.reversed, tally.spent, names[tier_before],
                            names[state.tier], ledger.balance, ledger.pending, ledger.earned_total,
-                           tuple(tally.trace) if tally.trace and self.explain else (), self.compiled)
+                           tuple(tally.trace) if tally.trace and self.explain else (), self.compiled, linked)
+
+    # ------------------------------------------------------- referrals (events that change two customers)
+
+    def _linked_state(self, event: Event, state: CustomerState, locked: tuple[str, ...]) -> CustomerState | None:
+        """The other customer's state the event changes (checked; nothing changed yet), or None.
+
+        A referral: the friend's (rejected unless the friend is new and not yet referred). A referred
+        friend's purchase while a referral rule may still pay: the referrer's.
+        """
+        friend = friend_of(event)
+        if friend is not None:
+            stored = self.store.load(friend)
+            self.referrals.check_link(event, stored)
+            return stored if stored is not None else self.stepper.new_state(friend)
+        referrer = self.referrals.referrer_to_load(event, state)
+        if referrer is None:
+            return None
+        if self._lock_linked and referrer not in locked:
+            raise _LinksMoved(referrer)  # linked since the locks were chosen: again, with the referrer locked
+        return self.store.load(referrer) or self.stepper.new_state(referrer)
+
+    def _apply_linked(self, event: Event, state: CustomerState, other: CustomerState,
+                      tally: Tally) -> tuple[Outcome, ...]:
+        """Link the friend, or pay the referral rules; save the other state; its outcome when it changed."""
+        other_tally = Tally(self.stepper.explain)
+        tier_before = other.tier
+        before = other.ledger.copy() if self.ledger else None
+        if friend_of(event) is not None:
+            self.referrals.link(event, other, tally)
+            self.store.save(other, self.stepper.schedule(other))
+            return ()  # the friend's figures do not change: the referral's own outcome says who was linked
+        if not self.referrals.pay(event, state, other, tally, other_tally):
+            return ()
+        self.store.save(other, self.stepper.schedule(other))
+        if before is not None:
+            self.store.append(bookkeeping.entries(other_tally.trace or [], 0, before, other.customer, event.id,
+                                                  "referral-payout", self.digest, self.compiled))
+        at = other.clock if other.clock is not None else event.at
+        return (self._outcome(other, event.id, "referral-payout", at, tier_before, other_tally, 0),)
 
     def _known(self, event: Event, key: tuple[Any, ...]) -> Outcome | None:
         """A duplicate's outcome (the customer's figures now), or None for a new id; a conflict raises."""
@@ -331,6 +383,10 @@ class Engine:
         from poletti.engine.stores.snapshot import restore
 
         return cls(program, restore(path), **options)
+
+
+class _LinksMoved(Exception):
+    """A customer became linked to the event's between choosing the locks and taking them: try again."""
 
 
 __all__ = ["BatchResult", "CustomerView", "Engine", "Rejection", "program_digest"]

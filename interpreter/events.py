@@ -64,6 +64,7 @@ class Event:
     reward: str | None = None
     birthday: date | None = None
     attributes: Mapping[str, Any] = attrs.field(factory=dict)
+    friend: str | None = None  # a referral's referred customer (docs/language.md "Referrals")
 
 
 @attrs.frozen
@@ -80,6 +81,7 @@ class _Fields:
     original: str | None = None
     reward: str | None = None
     birthday: date | None = None
+    friend: str | None = None
 
 
 @attrs.frozen
@@ -338,10 +340,11 @@ def _quick(raw: Any) -> Event | None:
         amount = _quick_units(amount)
         if amount is None:
             return None
-    currency, original, reward = get("currency"), get("original"), get("reward")
+    currency, original, reward, friend = get("currency"), get("original"), get("reward"), get("friend")
     if (currency is not None and _quick_text(currency) is None) or (
             original is not None and _quick_text(original) is None) or (
-            reward is not None and _quick_text(reward) is None):
+            reward is not None and _quick_text(reward) is None) or (
+            friend is not None and _quick_text(friend) is None):
         return None
     birthday = get("birthday")
     if birthday is not None:
@@ -357,7 +360,7 @@ def _quick(raw: Any) -> Event | None:
             return None
     extra = not raw.keys() <= _CORE_FIELDS
     return Event(event_id, kind, customer, at, amount, currency, items, original, reward, birthday,
-                 None if extra else {})  # type: ignore[arg-type]
+                 None if extra else {}, friend)  # type: ignore[arg-type]
 
 
 class EventReader:
@@ -432,6 +435,7 @@ class EventReader:
             reward=_text(core["reward"], str) if "reward" in core else None,
             birthday=_date(core["birthday"], date) if "birthday" in core else None,
             attributes=attributes,
+            friend=_text(core["friend"], str) if "friend" in core else None,
         )
 
     def _attributes(self, extra: Mapping[str, Any], event_id: str | None) -> dict[str, Any]:
@@ -448,6 +452,8 @@ class EventReader:
 
     def _check_type_rules(self, event: Event) -> None:
         kind = event.type
+        if event.friend is not None:
+            self._check_friend(event)
         if (event.currency is None or event.currency == self.currency) and (
                 (kind == "purchase" and event.amount is not None and event.amount >= 0)
                 or (event.amount is None and kind in self.plain_types)):
@@ -491,6 +497,17 @@ class EventReader:
             reject("a redeem needs 'reward', the name of the reward")
 
 
+    def _check_friend(self, event: Event) -> None:
+        """A referral's ``friend``: what can be said without state (the links are checked by ``referrals``)."""
+        if event.type != "referral":
+            raise EventError(f"'friend' only belongs on referral events, not on {_short(event.type)}", event.id)
+        if event.friend == event.customer:
+            raise EventError(f"customer {_short(event.customer)} cannot refer themself", event.id)
+        if self.attribute_types.get("friend") is Type.TEXT and "friend" not in event.attributes:
+            # A program written before `friend` was an event field reads it as a declared attribute.
+            event.attributes = {**event.attributes, "friend": event.friend}
+
+
 def _attribute_value(value: Any, kind: Type) -> Any:
     if kind in (Type.TEXT,):
         if not isinstance(value, str):
@@ -527,8 +544,12 @@ def content_key(event: Event) -> tuple[Any, ...]:
     items = event.items
     items = tuple(map(tuple, items)) if items else ()  # plain tuples: kept by the millions, never walked by the GC
     birthday = event.birthday
-    return (event.customer, event.type, event.at, event.amount, items, event.original, event.reward,
-            birthday.isoformat() if birthday is not None else None, attributes)
+    key = (event.customer, event.type, event.at, event.amount, items, event.original, event.reward,
+           birthday.isoformat() if birthday is not None else None, attributes)
+    if event.friend is not None:
+        # Only when present, so that the keys (and fingerprints) of events without one stay what stores hold.
+        key += (event.friend,)
+    return key
 
 
 def conflict_reason(event_id: str, before: dict[str, Any] | None, now: dict[str, Any]) -> str:

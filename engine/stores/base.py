@@ -86,7 +86,9 @@ KINDS = ("earn", "release", "expire", "spend", "redeem", "reverse", "reward")
 
 # The fields of an event's content (``interpreter.events.content_key``), in the order a conflict names them.
 # The currency is not among them: an accepted event's is the program's, written or not.
-CONTENT_FIELDS = ("customer", "type", "at", "amount", "items", "original", "reward", "birthday", "attributes")
+CONTENT_FIELDS = ("customer", "type", "at", "amount", "items", "original", "reward", "birthday", "attributes", "friend")
+# The fields a content key always has; those after them (``friend``) are in a key only when the event has them.
+_ALWAYS_IN_KEY = 9
 
 
 def fingerprint(key: tuple[Any, ...]) -> bytes:
@@ -122,7 +124,8 @@ def content_key_of(data: dict[str, Any]) -> tuple[Any, ...]:
     values["items"] = tuple((item["sku"], item["category"], item["quantity"], units(item["price"]))
                             for item in values["items"])
     values["attributes"] = tuple(sorted(values["attributes"].items()))
-    return tuple(values[name] for name in CONTENT_FIELDS)
+    key = tuple(values[name] for name in CONTENT_FIELDS[:_ALWAYS_IN_KEY])
+    return key + tuple(values[name] for name in CONTENT_FIELDS[_ALWAYS_IN_KEY:] if values.get(name) is not None)
 
 
 class Store(Protocol):
@@ -133,8 +136,9 @@ class Store(Protocol):
     #: Other processes may write to the same store: the engine keeps no copy of what the store holds.
     shared: bool
 
-    def transaction(self, customer: str | None = None) -> ContextManager[None]:
-        """Everything inside is kept together or not at all; ``customer`` is locked against other writers."""
+    def transaction(self, customer: str | None = None, others: tuple[str, ...] = ()) -> ContextManager[None]:
+        """Everything inside is kept together or not at all; ``customer`` (and ``others``: the customers the
+        event changes besides its own, e.g. a referral's friend) is locked against other writers."""
 
     def load(self, customer: str) -> CustomerState | None:
         """The customer's state, or None for a customer never seen."""

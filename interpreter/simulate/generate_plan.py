@@ -174,6 +174,8 @@ def plan_for(program: Any) -> HistoryPlan:
     reads: set[str] = set(compiled.per_rules) | set(compiled.fixed_rules) | set(compiled.on_rules)
     reads |= {stamp.event_type for stamp in compiled.stamps}
     reads |= {metric.event_type for metric in compiled.metrics}
+    if compiled.referrals:  # referral rules pay when a referred friend buys: the history needs referrals
+        reads.add("referral")
 
     # Attributes: where they are read and what they are compared with.
     where: dict[str, set[str]] = {name: set() for name in declared}

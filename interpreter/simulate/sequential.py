@@ -69,6 +69,8 @@ class ProgramRun:
         for customer in engine.customers():
             state = engine.state(customer)
             assert state is not None
+            if state.last_event_at is None:
+                continue  # a referred friend not seen yet: not a customer
             totals.add(state, compiled)
             standings[customer] = standing_of(state, compiled)
         return totals, ProgramFigures(self.program, [], standings)
@@ -180,6 +182,8 @@ def replay(program: Program, events: Iterable[Record | dict[str, Any]], *, basel
                                        f"{run.label} rules): {type(err).__name__}: {err}") from err
                 assert month is not None
                 run.absorb(outcome, month)
+                for other in outcome.linked:  # a referrer paid at their friend's purchase
+                    run.absorb(other, month)
                 if run is new:
                     activity.event(outcome.customer, month)
                     if outcome.type == "purchase":
