@@ -109,6 +109,14 @@ class EventAttr:
 
 
 @attrs.frozen
+class AccountQuantity:
+    """``account.spend_12m``: a built-in quantity over the events of every contact of the event's account."""
+
+    name: str
+    span: Span
+
+
+@attrs.frozen
 class PresenceTest:
     """``event.channel is missing`` / ``event.channel is present``."""
 
@@ -155,7 +163,7 @@ class NotOp:
 
 Expr = Union[
     NumberLit, NameRef, MoneyLit, PointsLit, DurationLit, DateLit, TextLit, BoolLit,
-    EventAttr, PresenceTest, Compare, BinaryOp, AndOp, OrOp, NotOp,
+    EventAttr, PresenceTest, Compare, BinaryOp, AndOp, OrOp, NotOp, AccountQuantity,
 ]
 Window = Union[DurationLit, NameRef]
 Count = Union[NumberLit, NameRef]
@@ -455,6 +463,13 @@ class ReferralRule:
 
 
 @attrs.frozen
+class PoolRule:
+    """``points pooled by account``: balance, lots, pending points and tier belong to the event's account."""
+
+    span: Span
+
+
+@attrs.frozen
 class ExpireRule:
     window: Window
     span: Span
@@ -469,7 +484,7 @@ class PendingRule:
 Statement = Union[
     ProgramDecl, CurrencyDecl, RoundingDecl, TimezoneDecl, PointValueDecl, RewardDecl, SegmentDecl,
     MetricDecl, AttributeDecl, EventDecl, ParamDecl, UseDecl,
-    EarnRule, ConvertRule, StampRule, TierRule, OnRule, WhenRule, ExpireRule, PendingRule, ReferralRule,
+    EarnRule, ConvertRule, StampRule, TierRule, OnRule, WhenRule, ExpireRule, PendingRule, ReferralRule, PoolRule,
 ]
 
 

@@ -72,6 +72,11 @@ _CODES = [
     Code("E127", "dependency-cycle", ERROR, "segments or tiers that are defined through each other in a circle"),
     Code("E128", "unreachable-tier", ERROR, "a tier that a later, higher-ranked tier always outranks"),
     Code("E129", "number-out-of-range", ERROR, "a number or date too large (or too precise) to compute with exactly"),
+    # -- shared accounts and referrals
+    Code("E140", "account-quantity-without-pooling", ERROR, "an account. figure in a program that does not pool points by account"),
+    Code("E141", "not-an-account-quantity", ERROR, "account. followed by something that is not a spend, purchases or visits figure"),
+    Code("E142", "pooled-tier-reads-contact", ERROR, "a tier of a pooled program reads one contact's figures instead of the account's"),
+    Code("E143", "referral-with-pooling", ERROR, "a referral rule in a program that pools points by account"),
     # -- warnings
     Code("W201", "implicit-reward", WARNING, "a granted reward that has no 'reward' declaration"),
     Code("W202", "unreachable-rule", WARNING, "a rule that can never fire"),

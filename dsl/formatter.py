@@ -283,6 +283,10 @@ def _when(s: ast.WhenRule) -> str:
     return _with_options(f"when {format_expr(s.condition)} grant {_target(s.target)}", s.options)
 
 
+def _pool(s: ast.PoolRule) -> str:
+    return "points pooled by account"
+
+
 def _referral(s: ast.ReferralRule) -> str:
     return _with_options(f"referral grant {_target(s.target)} to {s.side} when friend buys", s.options)
 
@@ -317,6 +321,7 @@ _STATEMENT_PRINTERS: dict[type, Callable[..., str]] = {
     ast.ExpireRule: _expire,
     ast.PendingRule: _pending,
     ast.ReferralRule: _referral,
+    ast.PoolRule: _pool,
 }
 
 # ------------------------------------------------------------------ rule parts
@@ -442,6 +447,8 @@ def _atom(expr: ast.Expr) -> str:
         return "true" if expr.value else "false"
     if isinstance(expr, ast.EventAttr):
         return f"event.{expr.name}"
+    if isinstance(expr, ast.AccountQuantity):
+        return f"account.{expr.name}"
     raise TypeError(f"not an expression node: {type(expr).__name__}")
 
 

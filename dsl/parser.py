@@ -529,6 +529,12 @@ class _ToAst:
     def name_ref(self, meta: Any, children: list[Token]) -> ast.NameRef:
         return ast.NameRef(str(children[0]), self._span(meta))
 
+    def account_quantity(self, meta: Any, children: list[Token]) -> ast.AccountQuantity:
+        return ast.AccountQuantity(str(children[0]), self._span(meta))
+
+    def pool_rule(self, meta: Any, children: list[Token]) -> ast.PoolRule:
+        return ast.PoolRule(self._span(meta))
+
     def event_attr(self, meta: Any, children: list[Token]) -> ast.EventAttr:
         return ast.EventAttr(str(children[0]), self._span(meta))
 

@@ -121,6 +121,8 @@ class CheckedProgram:
     origins: Mapping[Any, Any] = attrs.field(factory=dict)
     # `point value 0.05 EUR`, in the program currency; None when the file does not declare one.
     point_value: Decimal | None = None
+    # `points pooled by account`: balance, lots, pending points and tier belong to the event's account.
+    pooled: bool = False
 
     @property
     def rules(self) -> tuple[ast.Statement, ...]:
@@ -130,7 +132,7 @@ class CheckedProgram:
 
 RULE_TYPES = (
     ast.EarnRule, ast.ConvertRule, ast.StampRule, ast.TierRule, ast.OnRule, ast.WhenRule,
-    ast.ExpireRule, ast.PendingRule, ast.ReferralRule,
+    ast.ExpireRule, ast.PendingRule, ast.ReferralRule, ast.PoolRule,
 )
 
 

@@ -263,7 +263,6 @@ _AFTER_STATEMENT_KEYWORD = {
     "every": "how many purchases or visits fill the card, such as 10",
     "tier": "the tier's name, such as gold",
     "on": "an event type, such as review or birthday",
-    "referral": "grant, then what the referral pays: referral grant ten_off to both when friend buys",
 }
 
 # What follows a word anywhere in a statement.
@@ -286,7 +285,7 @@ _AFTER_WORD = {
 
 _COMPARATORS = {">", ">=", "<", "<=", "==", "!="}
 _ARITHMETIC = {"+", "-", "*", "/"}
-_OPERAND_STARTS = {"(", "not", "event", "true", "false"}
+_OPERAND_STARTS = {"(", "not", "event", "account", "true", "false"}
 _PERIOD_WORDS = {"day", "week", "month", "year"}
 _OPTION_WORDS = {"if", "during", "limit", "once"}
 _BASIS_WORDS = {"purchase", "visit", "item"}

@@ -317,6 +317,8 @@ class CompiledProgram:
     # Referral rules (docs/language.md "Referrals"): they change two customers on one event, so the
     # per-customer fast paths (numpy kernels) do not take programs that have them.
     referrals: tuple[ReferralRule, ...] = ()
+    # `points pooled by account` (interpreter/accounts.py): run by the interpreter, an event at a time.
+    pooled: bool = False
 
     @functools.cached_property
     def graph(self) -> nx.DiGraph:
@@ -589,6 +591,7 @@ def compile_program(checked: CheckedProgram, source: str | None = None) -> Compi
         source=source,
         point_value=point_value_of(checked),
         referrals=tuple(referrals),
+        pooled=checked.pooled,
     )
 
 

@@ -65,6 +65,7 @@ class Event:
     birthday: date | None = None
     attributes: Mapping[str, Any] = attrs.field(factory=dict)
     friend: str | None = None  # a referral's referred customer (docs/language.md "Referrals")
+    account: str | None = None  # the contact's account (docs/language.md "Shared accounts")
 
 
 @attrs.frozen
@@ -82,6 +83,7 @@ class _Fields:
     reward: str | None = None
     birthday: date | None = None
     friend: str | None = None
+    account: str | None = None
 
 
 @attrs.frozen
@@ -341,10 +343,12 @@ def _quick(raw: Any) -> Event | None:
         if amount is None:
             return None
     currency, original, reward, friend = get("currency"), get("original"), get("reward"), get("friend")
+    account = get("account")
     if (currency is not None and _quick_text(currency) is None) or (
             original is not None and _quick_text(original) is None) or (
             reward is not None and _quick_text(reward) is None) or (
-            friend is not None and _quick_text(friend) is None):
+            friend is not None and _quick_text(friend) is None) or (
+            account is not None and _quick_text(account) is None):
         return None
     birthday = get("birthday")
     if birthday is not None:
@@ -360,7 +364,7 @@ def _quick(raw: Any) -> Event | None:
             return None
     extra = not raw.keys() <= _CORE_FIELDS
     return Event(event_id, kind, customer, at, amount, currency, items, original, reward, birthday,
-                 None if extra else {}, friend)  # type: ignore[arg-type]
+                 None if extra else {}, friend, account)  # type: ignore[arg-type]
 
 
 class EventReader:
@@ -436,6 +440,7 @@ class EventReader:
             birthday=_date(core["birthday"], date) if "birthday" in core else None,
             attributes=attributes,
             friend=_text(core["friend"], str) if "friend" in core else None,
+            account=_text(core["account"], str) if "account" in core else None,
         )
 
     def _attributes(self, extra: Mapping[str, Any], event_id: str | None) -> dict[str, Any]:
@@ -546,9 +551,11 @@ def content_key(event: Event) -> tuple[Any, ...]:
     birthday = event.birthday
     key = (event.customer, event.type, event.at, event.amount, items, event.original, event.reward,
            birthday.isoformat() if birthday is not None else None, attributes)
-    if event.friend is not None:
-        # Only when present, so that the keys (and fingerprints) of events without one stay what stores hold.
-        key += (event.friend,)
+    if event.friend is not None or event.account is not None:
+        # Only when present, so that the keys (and fingerprints) of events without them stay what stores hold:
+        # one more item, the (name, value) pairs of the fields present.
+        key += (tuple((name, value) for name, value in (("friend", event.friend), ("account", event.account))
+                      if value is not None),)
     return key
 
 

@@ -87,3 +87,14 @@ def test_every_replay_path_agrees_on_a_generated_history_with_referrals(tmp_path
     assert len(set(outputs.values())) == 1, outputs.keys()
     summary = json.loads(outputs["default"])
     assert summary["rewards"]["welcome"] > 0  # referrals paid: the parity is about something
+
+
+def test_explain_tells_the_referrers_story_with_the_payouts_their_friends_brought() -> None:
+    result = CliRunner().invoke(cli, ["explain", str(RULES), str(HISTORY), "--customer", "aino"])
+    assert result.exit_code == 0, result.output
+    text = result.output
+    # Both payouts (b2 by Bea, c1 by Cai) appear in Aino's story, and the rejected second referral of Bea.
+    assert "referral-payout b2 (customer aino)" in text and "for referring bea" in text
+    assert "referral-payout c1 (customer aino)" in text and "for referring cai" in text
+    assert "already referred by 'aino'" in text
+    assert "next_visit_off × 2" in text

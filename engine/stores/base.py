@@ -86,8 +86,10 @@ KINDS = ("earn", "release", "expire", "spend", "redeem", "reverse", "reward")
 
 # The fields of an event's content (``interpreter.events.content_key``), in the order a conflict names them.
 # The currency is not among them: an accepted event's is the program's, written or not.
-CONTENT_FIELDS = ("customer", "type", "at", "amount", "items", "original", "reward", "birthday", "attributes", "friend")
-# The fields a content key always has; those after them (``friend``) are in a key only when the event has them.
+CONTENT_FIELDS = ("customer", "type", "at", "amount", "items", "original", "reward", "birthday", "attributes", "friend",
+                  "account")
+# The fields a content key always has; those after them (``friend``, ``account``) are in a key only when the event
+# has them, as one more item: their (name, value) pairs.
 _ALWAYS_IN_KEY = 9
 
 
@@ -98,7 +100,9 @@ def fingerprint(key: tuple[Any, ...]) -> bytes:
 
 def content_dict(key: tuple[Any, ...]) -> dict[str, Any]:
     """An event's content key as JSON-ready data, instants and money as people write them (for conflict reasons)."""
-    data = dict(zip(CONTENT_FIELDS, key))
+    data = dict(zip(CONTENT_FIELDS[:_ALWAYS_IN_KEY], key))
+    if len(key) > _ALWAYS_IN_KEY:
+        data.update(key[_ALWAYS_IN_KEY])
     data["at"] = from_us(data["at"]).isoformat()
     if data["amount"] is not None:
         data["amount"] = money.show(data["amount"])
@@ -125,7 +129,8 @@ def content_key_of(data: dict[str, Any]) -> tuple[Any, ...]:
                             for item in values["items"])
     values["attributes"] = tuple(sorted(values["attributes"].items()))
     key = tuple(values[name] for name in CONTENT_FIELDS[:_ALWAYS_IN_KEY])
-    return key + tuple(values[name] for name in CONTENT_FIELDS[_ALWAYS_IN_KEY:] if values.get(name) is not None)
+    extras = tuple((name, values[name]) for name in CONTENT_FIELDS[_ALWAYS_IN_KEY:] if values.get(name) is not None)
+    return key + (extras,) if extras else key
 
 
 class Store(Protocol):

@@ -428,8 +428,9 @@ def _from_table(table: Any, tz: Any, bool_columns: frozenset[str], *, rows: np.n
         if name in names:
             column = table.column(name)
             plain &= ~_valid(column) | _texts(column)
-    if "friend" in names:
-        plain &= ~_valid(table.column("friend"))  # a referral naming a friend is read the careful way
+    for name in ("friend", "account"):  # a referral naming a friend, an event naming an account: the careful way
+        if name in names:
+            plain &= ~_valid(table.column(name))
     if "items" in names:
         _ready_items(columns, table.column("items"), plain)
     if "birthday" in names:

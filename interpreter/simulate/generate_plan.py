@@ -99,11 +99,14 @@ class HistoryPlan:
     custom_events: tuple[str, ...]
     redeemable: tuple[tuple[str, int], ...]  # (reward, points it costs), cheapest first
     attributes: tuple[AttributePlan, ...]
+    # `points pooled by account`: every event carries `account`, the company of three contacts in a row.
+    account: bool = False
 
     @property
     def extra_columns(self) -> tuple[str, ...]:
         """Columns of a CSV or Parquet history beyond ``HISTORY_COLUMNS``."""
-        return (("friend",) if self.friend else ()) + tuple(a.name for a in self.attributes)
+        return (("friend",) if self.friend else ()) + (("account",) if self.account else ()) + \
+            tuple(a.name for a in self.attributes)
 
     @property
     def bool_columns(self) -> frozenset[str]:
@@ -242,7 +245,7 @@ def plan_for(program: Any) -> HistoryPlan:
         new_products=tuple(new_products), categories=categories, skus=skus,
         feedback="feedback" in reads, referral="referral" in reads,
         friend="referral" in reads and declared.get("friend", Type.TEXT) is Type.TEXT, custom_events=custom,
-        redeemable=redeemable, attributes=tuple(attributes),
+        redeemable=redeemable, attributes=tuple(attributes), account=compiled.pooled,
     )
 
 

@@ -116,7 +116,7 @@ def plan(compiled: CompiledProgram) -> Plan | None:
     checked = compiled.checked
     if (compiled.multipliers or compiled.stamps or compiled.segments or compiled.metrics or compiled.when_rules
             or compiled.on_rules or compiled.expire_after is not None or compiled.pending_for is not None
-            or compiled.tracks_activity or checked.attributes or compiled.referrals):
+            or compiled.tracks_activity or checked.attributes or compiled.referrals or compiled.pooled):
         return None  # (referral rules change two customers on one event: the per-customer replay keeps them exact)
     if set(compiled.per_rules) - {"purchase"} or set(compiled.fixed_rules) - {"purchase"}:
         return None
