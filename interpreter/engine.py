@@ -201,7 +201,7 @@ class Engine:
             if self.compiled.pooled:
                 pool = self._pool_of(event, state, locked)
                 if pool is not None:
-                    return self._apply_pooled(event, key, state, pool)
+                    return self._apply_pooled(event, key, state, pool, other)
             tier_before = state.tier
             before = state.ledger.copy() if self.ledger else None
             tally, earned = stepper.apply(state, event)
@@ -239,9 +239,13 @@ class Engine:
             self.accounts.check_redeem(event, pool)
         return pool
 
-    def _apply_pooled(self, event: Event, key: tuple[Any, ...], state: CustomerState,
-                      pool: CustomerState) -> Outcome:
-        """A contact's event: the account's clock to the event, then steps 1–6 with the pool, both saved."""
+    def _apply_pooled(self, event: Event, key: tuple[Any, ...], state: CustomerState, pool: CustomerState,
+                      friend: CustomerState | None = None) -> Outcome:
+        """A contact's event: the account's clock to the event, then steps 1–6 with the pool, both saved.
+
+        ``friend``: a referral's friend to link (pooled programs have no referral rules, E143, but a referral
+        still links its friend, so that a second referral of them is rejected as in any program).
+        """
         store, stepper, accounts = self.store, self.stepper, self.accounts
         tier_before = pool.tier
         before = pool.ledger.copy() if self.ledger else None
@@ -250,6 +254,8 @@ class Engine:
         state.account = pool.customer[len("@account:"):]
         with accounts.pooled(state, pool):
             tally, earned = stepper.apply(state, event, tally)
+            if friend is not None:
+                self._apply_linked(event, state, friend, tally)
             outcome = self._outcome(state, event.id, event.type, event.at, tier_before, tally, earned)
         store.save(state, stepper.schedule(state))
         store.save(pool, accounts.next_change(pool))
