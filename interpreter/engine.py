@@ -38,7 +38,7 @@ from poletti.interpreter.events import (
 )
 from poletti.interpreter.outcome import Outcome
 from poletti.interpreter.processing import Tally
-from poletti.interpreter.accounts import Accounts, account_key, is_account_key
+from poletti.interpreter.accounts import ACCOUNT_PREFIX, Accounts, account_key, is_account_key
 from poletti.interpreter.referrals import Referrals, friend_of, linked_customers
 from poletti.interpreter.stepper import Stepper
 from poletti.interpreter.views import CustomerView, view
@@ -251,7 +251,7 @@ class Engine:
         before = pool.ledger.copy() if self.ledger else None
         tally = Tally(stepper.explain)
         accounts.advance(pool, event.at, tally)
-        state.account = pool.customer[len("@account:"):]
+        state.account = pool.customer[len(ACCOUNT_PREFIX):]
         with accounts.pooled(state, pool):
             tally, earned = stepper.apply(state, event, tally)
             if friend is not None:
@@ -292,6 +292,7 @@ class Engine:
             if state is None or pool is None:
                 return None
             tier_before = pool.tier
+            before = pool.ledger.copy() if self.ledger else None
             tally = Tally(stepper.explain)
             accounts.advance(pool, until, tally)
             with accounts.pooled(state, pool):
@@ -299,6 +300,9 @@ class Engine:
                 outcome = self._outcome(state, None, "clock", until, tier_before, tally, 0)
             store.save(state, stepper.schedule(state))
             store.save(pool, accounts.next_change(pool))
+            if before is not None:  # the pool's ledger (a contact's birthday grant, say, goes to the pool)
+                store.append(bookkeeping.entries(tally.trace or [], len(tally.trace or ()), before, pool_key, None,
+                                                 None, self.digest, self.compiled))
             return outcome if tally.changed else None
 
     def account(self, account_id: str) -> CustomerView:
