@@ -109,6 +109,14 @@ class EventAttr:
 
 
 @attrs.frozen
+class AccountQuantity:
+    """``account.spend_12m``: a built-in quantity over the events of every contact of the event's account."""
+
+    name: str
+    span: Span
+
+
+@attrs.frozen
 class PresenceTest:
     """``event.channel is missing`` / ``event.channel is present``."""
 
@@ -155,7 +163,7 @@ class NotOp:
 
 Expr = Union[
     NumberLit, NameRef, MoneyLit, PointsLit, DurationLit, DateLit, TextLit, BoolLit,
-    EventAttr, PresenceTest, Compare, BinaryOp, AndOp, OrOp, NotOp,
+    EventAttr, PresenceTest, Compare, BinaryOp, AndOp, OrOp, NotOp, AccountQuantity,
 ]
 Window = Union[DurationLit, NameRef]
 Count = Union[NumberLit, NameRef]
@@ -471,6 +479,27 @@ class WhenRule:
 
 
 @attrs.frozen
+class ReferralRule:
+    """``referral grant ten_off to both when friend buys if event.amount >= 20 EUR limit 5 times per year``.
+
+    Pays at a referred friend's first purchase that passes the options, once
+    per friend; ``side`` is who receives it: "referrer", "friend" or "both".
+    """
+
+    target: GrantTarget
+    side: str
+    options: tuple[RuleOption, ...]
+    span: Span
+
+
+@attrs.frozen
+class PoolRule:
+    """``points pooled by account``: balance, lots, pending points and tier belong to the event's account."""
+
+    span: Span
+
+
+@attrs.frozen
 class ExpireRule:
     window: Window
     span: Span
@@ -517,7 +546,7 @@ class RateDecl:
 Statement = Union[
     ProgramDecl, CurrencyDecl, RoundingDecl, TimezoneDecl, PointValueDecl, RewardDecl, SegmentDecl,
     MetricDecl, AttributeDecl, EventDecl, ParamDecl, UseDecl,
-    EarnRule, ConvertRule, StampRule, TierRule, OnRule, WhenRule, ExpireRule, PendingRule,
+    EarnRule, ConvertRule, StampRule, TierRule, OnRule, WhenRule, ExpireRule, PendingRule, ReferralRule, PoolRule,
     PerkDecl, PartnerDecl, RateDecl,
 ]
 

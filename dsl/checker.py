@@ -328,6 +328,7 @@ class _Checker:
             expire_after=self.expire_after,
             pending_for=self.pending_for,
             point_value=self.point_value,
+            pooled=self._pooled(),
             types=dict(self.types),
             builtins=dict(self.builtins),
             source_name=self.source_name,
@@ -407,6 +408,7 @@ class _Checker:
         ast.PointValueDecl: ("point value", "the point value"),
         ast.ExpireRule: ("points expire after", "when points expire"),
         ast.PendingRule: ("points pending for", "how long points are pending"),
+        ast.PoolRule: ("points pooled by account", "pooling by account"),
     }
 
     def _setting(self, statement: Any) -> None:
@@ -765,8 +767,46 @@ class _Checker:
 
     def _check_TierRule(self, rule: ast.TierRule) -> None:
         self._condition(rule.condition, event_context="a tier")
+        if self._pooled():
+            self._pooled_tier_reads(rule)
         if rule.keep is not None:
             self._window(rule.keep, "'keep'")
+
+    # -- shared accounts (docs/language.md "Shared accounts")
+
+    def _pooled(self) -> bool:
+        return "points pooled by account" in self.settings
+
+    def _account_quantity(self, node: ast.AccountQuantity) -> Type:
+        """``account.spend_12m``: a windowed (or lifetime) spend, purchases or visits over the whole account."""
+        if not self._pooled():
+            self.report("E150", f"account.{node.name} needs 'points pooled by account'", node.span,
+                        ["add the line: points pooled by account", f"or read the customer's own figure: {node.name}"])
+        if not _WINDOWED.fullmatch(node.name):
+            self.report("E151", f"'{node.name}' is not a figure of the account", node.span,
+                        ["an account has spend, purchases and visits over a window: account.spend_12m, "
+                         "account.purchases_30d, account.visits_lifetime",
+                         "points, pending_points, lifetime_points and tier are the account's already when pooled"])
+            return Type.ERROR
+        return self._name(ast.NameRef(node.name, node.span))
+
+    def _pooled_tier_reads(self, rule: ast.TierRule) -> None:
+        """A pooled program's tier belongs to the account: its condition may read only the account's figures."""
+        from poletti.dsl.parser import iter_nodes
+
+        account_wide = {"points", "pending_points", "lifetime_points"}
+        for node in iter_nodes(rule.condition):
+            if isinstance(node, ast.NameRef) and self.references.get(node) in ("builtin", "segment", "metric") \
+                    and node.name not in account_wide:
+                self.report("E152", f"the tier is the account's, but '{node.name}' is one contact's figure",
+                            node.span, [f"write account.{node.name}" if _WINDOWED.fullmatch(node.name) else
+                                        "a pooled tier reads account.spend_…, account.purchases_…, "
+                                        "account.visits_… and the pooled points"])
+            elif isinstance(node, ast.EventAttr):
+                self.report("E152", "the tier is the account's: it cannot read one contact's event", node.span)
+
+    def _check_PoolRule(self, rule: ast.PoolRule) -> None:
+        return None  # a setting (see _setting); what it forbids is checked where it matters
 
     def _check_ExpireRule(self, rule: ast.ExpireRule) -> None:
         window = self._window(rule.window, "'points expire after'")
@@ -871,6 +911,16 @@ class _Checker:
         self._target(rule.target)
         self._options(rule, "a 'when' rule", allowed={"if", "during", "limit", "once"}, points_limit=False,
                       event_context="a 'when' rule")
+
+    def _check_ReferralRule(self, rule: ast.ReferralRule) -> None:
+        if self._pooled():
+            self.report("E153", "referral rules do not work with 'points pooled by account' yet", rule.span,
+                        ["a referral pays one customer's balance; pooled balances belong to accounts"])
+        # Its options are read at the friend's purchase: `if event.amount >= 20 EUR` reads that purchase, and a
+        # limit counts the referrer's rewarded friends (times only: one payment is one referral).
+        self._target(rule.target)
+        self._options(rule, "a referral rule", allowed={"if", "during", "limit"}, points_limit=False,
+                      event_context=None)
 
     # ------------------------------------------------------------ rule parts
 
@@ -1153,6 +1203,8 @@ class _Checker:
             t = Type.BOOL
         elif isinstance(e, ast.EventAttr):
             t = self._event_attr(e)
+        elif isinstance(e, ast.AccountQuantity):
+            t = self._account_quantity(e)
         elif isinstance(e, ast.PresenceTest):
             t = self._presence(e)
         elif isinstance(e, ast.Compare):

@@ -72,11 +72,16 @@ _CODES = [
     Code("E127", "dependency-cycle", ERROR, "segments or tiers that are defined through each other in a circle"),
     Code("E128", "unreachable-tier", ERROR, "a tier that a later, higher-ranked tier always outranks"),
     Code("E129", "number-out-of-range", ERROR, "a number or date too large (or too precise) to compute with exactly"),
-    # -- warnings
     # -- wallets, perks, partners (issue 13)
     Code("E140", "invalid-reward-value", ERROR, "a reward's percentage value, 'max' or 'expires after' that cannot apply as written"),
     Code("E141", "duplicate-partner", ERROR, "a partner or a perk declared twice"),
     Code("E142", "invalid-rate", ERROR, "a currency rate for the program's own currency, given twice, or not above zero"),
+    # -- shared accounts and referrals
+    Code("E150", "account-quantity-without-pooling", ERROR, "an account. figure in a program that does not pool points by account"),
+    Code("E151", "not-an-account-quantity", ERROR, "account. followed by something that is not a spend, purchases or visits figure"),
+    Code("E152", "pooled-tier-reads-contact", ERROR, "a tier of a pooled program reads one contact's figures instead of the account's"),
+    Code("E153", "referral-with-pooling", ERROR, "a referral rule in a program that pools points by account"),
+    # -- warnings
     Code("W201", "implicit-reward", WARNING, "a granted reward that has no 'reward' declaration"),
     Code("W202", "unreachable-rule", WARNING, "a rule that can never fire"),
     Code("W203", "unused-reward", WARNING, "a declared reward that is never granted and cannot be redeemed"),

@@ -307,6 +307,14 @@ def _when(s: ast.WhenRule) -> str:
     return _with_options(f"when {format_expr(s.condition)} grant {_target(s.target)}", s.options)
 
 
+def _pool(s: ast.PoolRule) -> str:
+    return "points pooled by account"
+
+
+def _referral(s: ast.ReferralRule) -> str:
+    return _with_options(f"referral grant {_target(s.target)} to {s.side} when friend buys", s.options)
+
+
 def _expire(s: ast.ExpireRule) -> str:
     return f"points expire after {_window(s.window)}"
 
@@ -339,6 +347,8 @@ _STATEMENT_PRINTERS: dict[type, Callable[..., str]] = {
     ast.PerkDecl: _perk,
     ast.PartnerDecl: _partner,
     ast.RateDecl: _rate,
+    ast.ReferralRule: _referral,
+    ast.PoolRule: _pool,
 }
 
 # ------------------------------------------------------------------ rule parts
@@ -464,6 +474,8 @@ def _atom(expr: ast.Expr) -> str:
         return "true" if expr.value else "false"
     if isinstance(expr, ast.EventAttr):
         return f"event.{expr.name}"
+    if isinstance(expr, ast.AccountQuantity):
+        return f"account.{expr.name}"
     raise TypeError(f"not an expression node: {type(expr).__name__}")
 
 

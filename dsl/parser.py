@@ -529,6 +529,12 @@ class _ToAst:
     def name_ref(self, meta: Any, children: list[Token]) -> ast.NameRef:
         return ast.NameRef(str(children[0]), self._span(meta))
 
+    def account_quantity(self, meta: Any, children: list[Token]) -> ast.AccountQuantity:
+        return ast.AccountQuantity(str(children[0]), self._span(meta))
+
+    def pool_rule(self, meta: Any, children: list[Token]) -> ast.PoolRule:
+        return ast.PoolRule(self._span(meta))
+
     def event_attr(self, meta: Any, children: list[Token]) -> ast.EventAttr:
         return ast.EventAttr(str(children[0]), self._span(meta))
 
@@ -708,6 +714,12 @@ class _ToAst:
 
     def when_rule(self, meta: Any, children: list[Any]) -> ast.WhenRule:
         return ast.WhenRule(children[0], children[1], self._options(children[2:]), self._span(meta))
+
+    def referral_rule(self, meta: Any, children: list[Any]) -> ast.ReferralRule:
+        return ast.ReferralRule(children[0], str(children[1]), self._options(children[2:]), self._span(meta))
+
+    def referral_side(self, meta: Any, children: list[Token]) -> str:
+        return str(children[0])
 
     def expire_rule(self, meta: Any, children: list[Token]) -> ast.ExpireRule:
         return ast.ExpireRule(self._window(children[0]), self._span(meta))

@@ -148,6 +148,8 @@ class CheckedProgram:
     perks: Mapping[str, PerkInfo] = attrs.field(factory=dict)
     partners: Mapping[str, PartnerInfo] = attrs.field(factory=dict)
     rates: Mapping[str, Decimal] = attrs.field(factory=dict)
+    # `points pooled by account`: balance, lots, pending points and tier belong to the event's account.
+    pooled: bool = False
 
     @property
     def rules(self) -> tuple[ast.Statement, ...]:
@@ -157,7 +159,7 @@ class CheckedProgram:
 
 RULE_TYPES = (
     ast.EarnRule, ast.ConvertRule, ast.StampRule, ast.TierRule, ast.OnRule, ast.WhenRule,
-    ast.ExpireRule, ast.PendingRule,
+    ast.ExpireRule, ast.PendingRule, ast.ReferralRule, ast.PoolRule,
 )
 
 

@@ -34,7 +34,7 @@ from poletti.dsl.diagnostics import did_you_mean
 STATEMENT_KEYWORDS = (
     "program", "currency", "rounding", "timezone", "reward", "segment", "metric",
     "attribute", "event", "param", "use", "earn", "at", "every", "tier", "on",
-    "when", "points", "point", "perk", "partner", "rate",
+    "when", "points", "point", "perk", "partner", "rate", "referral",
 )
 
 END = "$END"
@@ -290,7 +290,7 @@ _AFTER_WORD = {
 
 _COMPARATORS = {">", ">=", "<", "<=", "==", "!="}
 _ARITHMETIC = {"+", "-", "*", "/"}
-_OPERAND_STARTS = {"(", "not", "event", "true", "false"}
+_OPERAND_STARTS = {"(", "not", "event", "account", "true", "false"}
 _PERIOD_WORDS = {"day", "week", "month", "year"}
 _OPTION_WORDS = {"if", "during", "limit", "once"}
 _BASIS_WORDS = {"purchase", "visit", "item"}

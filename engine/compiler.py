@@ -211,6 +211,24 @@ class WhenRule(Rule):
 
 
 @attrs.frozen
+class ReferralRule(Rule):
+    """``referral grant … to referrer|friend|both when friend buys``: paid at a referred friend's first
+    purchase that passes the guard, once per friend; the cap counts per referrer (in the referrer's state)."""
+
+    target: str | int
+    side: str  # "referrer", "friend" or "both"
+    guard: Guard
+
+    @property
+    def to_referrer(self) -> bool:
+        return self.side != "friend"
+
+    @property
+    def to_friend(self) -> bool:
+        return self.side != "referrer"
+
+
+@attrs.frozen
 class MetricSpec:
     slot: int
     name: str
@@ -333,6 +351,11 @@ class CompiledProgram:
     perks: tuple[PerkRule, ...] = ()
     partners: dict[str, Decimal] = attrs.field(factory=dict)
     rates: dict[str, Decimal] = attrs.field(factory=dict)
+    # Referral rules (docs/language.md "Referrals"): they change two customers on one event, so the
+    # per-customer fast paths (numpy kernels) do not take programs that have them.
+    referrals: tuple[ReferralRule, ...] = ()
+    # `points pooled by account` (interpreter/accounts.py): run by the interpreter, an event at a time.
+    pooled: bool = False
 
     @functools.cached_property
     def expiring_rewards(self) -> bool:
@@ -500,6 +523,7 @@ def compile_program(checked: CheckedProgram, source: str | None = None) -> Compi
     converts: list[ConvertRule] = []
     stamps: list[StampRule] = []
     whens: list[WhenRule] = []
+    referrals: list[ReferralRule] = []
     tier_rules: dict[str, ast.TierRule] = {t.name: t.rule for t in checked.tiers}
     time_exprs: list[ast.Expr] = []
     campaign_edges: list[int] = []
@@ -539,6 +563,8 @@ def compile_program(checked: CheckedProgram, source: str | None = None) -> Compi
         elif isinstance(rule, ast.OnRule):
             on_rules.setdefault(rule.event.name, []).append(
                 OnRule(index, line, text, rule.event.name, _target(rule.target), b.guard(rule.options)))
+        elif isinstance(rule, ast.ReferralRule):
+            referrals.append(ReferralRule(index, line, text, _target(rule.target), rule.side, b.guard(rule.options)))
         elif isinstance(rule, ast.WhenRule):
             guard = b.guard(rule.options)
             whens.append(WhenRule(index, line, text, len(whens), b.exprs.compile(rule.condition), _target(rule.target), guard))
@@ -617,6 +643,8 @@ def compile_program(checked: CheckedProgram, source: str | None = None) -> Compi
         perks=perks,
         partners={name: info.rate for name, info in checked.partners.items()},
         rates=dict(checked.rates),
+        referrals=tuple(referrals),
+        pooled=checked.pooled,
     )
 
 

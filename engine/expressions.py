@@ -42,6 +42,12 @@ class WindowSpec:
     duration: Duration
 
 
+# A pooled program's contacts (docs/language.md "Shared accounts"): id(contact state) → the account's state,
+# for as long as the contact is being processed with its account's pool (interpreter/accounts.py). Keyed by
+# the state object, so threads processing other contacts never see each other's entries.
+POOLS: dict[int, CustomerState] = {}
+
+
 class Ctx:
     """What an expression is evaluated against: one customer at one instant.
 
@@ -61,6 +67,11 @@ class Ctx:
         self.last_purchase = last if last is not None else state.first_seen if state.first_seen is not None else now
         self.tz = tz
         self._local_day: int | None = None
+
+    @property
+    def account(self) -> CustomerState:
+        """The state ``account.`` quantities read: the contact's account's (the state itself outside a pool)."""
+        return POOLS.get(id(self.state), self.state)
 
     @property
     def local_day(self) -> int:
@@ -170,6 +181,21 @@ class ExpressionCompiler:
         if name == "type":
             return lambda ctx: ctx.event.type if ctx.event is not None else None
         return lambda ctx: ctx.event.attributes.get(name) if ctx.event is not None else None
+
+    def _AccountQuantity(self, node: ast.AccountQuantity) -> Evaluator:
+        """``account.spend_12m``: the quantity read from the account's state instead of the contact's."""
+        quantity = self.program.builtins[node.name]
+        kind = quantity.kind
+        if quantity.window is None:
+            if kind == "spend":
+                return lambda ctx: from_units(ctx.account.spend_total)
+            if kind == "purchases":
+                return lambda ctx: len(ctx.account.purchases)
+            return lambda ctx: ctx.account.visit_count
+        slot = self.window_slot("visit" if kind == "visits" else "purchase", duration_of(quantity.window))
+        if kind == "spend":
+            return lambda ctx: from_units(ctx.account.windows[slot].spend)
+        return lambda ctx: ctx.account.windows[slot].count
 
     def builtin(self, quantity: BuiltinQuantity) -> Evaluator:
         kind, tz = quantity.kind, self.tz

@@ -43,7 +43,7 @@ def _rule_step(rule: ast.Statement) -> int:
         return 4
     if isinstance(rule, ast.TierRule):
         return 5
-    if isinstance(rule, (ast.OnRule, ast.WhenRule)):
+    if isinstance(rule, (ast.OnRule, ast.WhenRule, ast.ReferralRule)):
         return 6
     return 1  # expiry and pending release are applied by the clock
 

@@ -133,6 +133,14 @@ class CustomerState:
     total_cost_used: int = 0  # micro-units: the worth of the rewards used, percentages included
     # Partner → [points earned there, points of those reversed by refunds, points redeemed there].
     partner_points: dict[str, list[int]] | None = None
+    # Referrals (docs/language.md "Referrals"; interpreter/referrals.py): who referred this customer, and the
+    # referral rules already settled for them (paid, or refused by the referrer's cap): each pays once a friend.
+    # A state made by a referral alone (``last_event_at`` None) is a friend not yet seen: not a customer yet.
+    referred_by: str | None = None
+    referral_settled: tuple[int, ...] = ()
+    # Shared accounts (interpreter/accounts.py): the account this contact belongs to, fixed by their first event
+    # (None: their own figures). An account's own state is stored under ``accounts.account_key(id)``.
+    account: str | None = None
     # (clock, next change) as worked out when the state was last saved: the
     # next event's clock step starts from it instead of working it out again.
     next_change_memo: tuple[int, int | None] | None = None

@@ -17,7 +17,9 @@ from poletti.engine.compiler import CompiledProgram
 from poletti.engine.ledger import PointsLedger
 from poletti.engine.stores.base import LedgerEntry
 from poletti.engine.timecalc import add_us
-from poletti.interpreter.trace import Converted, Earned, Expired, Granted, Multiplied, Redeemed, Released, Reversed
+from poletti.interpreter.trace import (
+    Converted, Earned, Expired, Granted, Multiplied, Redeemed, ReferralPaid, Released, Reversed,
+)
 
 
 class _Books:
@@ -98,12 +100,14 @@ def entries(records: list[Any], event_start: int, before: PointsLedger, customer
             _grant(books, source, record.at, target, record.count, record.rule.text)
         elif isinstance(record, Granted):
             _grant(books, source, record.at, record.target, 1, record.rule.text)
+        elif isinstance(record, ReferralPaid):  # a referral's grant: entered like any other rule's grant
+            _grant(books, source, record.at, record.target, 1, record.rule.text)
     if earned_rules:
         _flush(books, earned_rules, event_id, event_id, event_type)
     return books.out
 
 
-_MOVEMENTS = (Expired, Released, Reversed, Redeemed, Converted, Granted)
+_MOVEMENTS = (Expired, Released, Reversed, Redeemed, Converted, Granted, ReferralPaid)
 
 
 def _flush(books: _Books, earned_rules: list[tuple[int, int, str]], source: str | None, event_id: str | None,

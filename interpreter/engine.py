@@ -38,6 +38,8 @@ from poletti.interpreter.events import (
 )
 from poletti.interpreter.outcome import Outcome
 from poletti.interpreter.processing import Tally
+from poletti.interpreter.accounts import ACCOUNT_PREFIX, Accounts, account_key, is_account_key
+from poletti.interpreter.referrals import Referrals, friend_of, linked_customers
 from poletti.interpreter.stepper import Stepper
 from poletti.interpreter.views import CustomerView, view
 
@@ -98,6 +100,11 @@ class Engine:
                              "(and a store without a ledger)")
         self.stepper = Stepper(self.compiled, explain=records, generated=generated)
         self.processor = self.stepper.processor
+        self.referrals = Referrals(self.processor)
+        self.accounts = Accounts(self.processor)
+        # A store that locks each customer on its own (PostgreSQL's lock mode) must be told up front which
+        # customers an event may change besides its own, so that it takes every lock in one order.
+        self._lock_linked = bool(getattr(self.store, "locks_each_customer", False))
         self.runtime = self.stepper.runtime
         self.explain = explain
         self.digest = program_digest(self.compiled)
@@ -143,6 +150,11 @@ class Engine:
             state = stored if stored is not None else self.stepper.new_state(event.customer)
             self._check_clock(event, state)
             self.stepper.check(state, event)
+            friend = friend_of(event)
+            if friend is not None:
+                self.referrals.check_link(event, store.load(friend))
+            if self.compiled.pooled:
+                self._pool_of(event, state, None)
         return event
 
     def apply_event(self, event: Event) -> Outcome:
@@ -158,7 +170,7 @@ class Engine:
             try:
                 return work(*args)
             except Exception as err:  # noqa: BLE001 — only what the store calls retryable is retried
-                if attempt + 1 == _ATTEMPTS or not self.store.retryable(err):
+                if attempt + 1 == _ATTEMPTS or not (isinstance(err, _LinksMoved) or self.store.retryable(err)):
                     raise
             # Writers that collided back off for a random while, longer each time, so that they stop colliding.
             time.sleep(random.uniform(0, min(0.1, 0.001 * 2 ** attempt)))
@@ -167,7 +179,13 @@ class Engine:
     def _apply_once(self, event: Event, key: tuple[Any, ...]) -> Outcome:
         store, stepper = self.store, self.stepper
         customer = event.customer
-        with store.transaction(customer):
+        locked: tuple[str, ...] = ()
+        if self._lock_linked and (event.friend is not None or self.referrals.rules or self.compiled.pooled):
+            locked = linked_customers(event, store.load, self.referrals)
+            pool = self.accounts.account_to_lock(event, store.load)
+            if pool is not None:
+                locked += (pool,)
+        with store.transaction(customer, locked) if locked else store.transaction(customer):
             receipt = store.receipt(event.id)
             if receipt is not None:
                 return self._duplicate(event, key, receipt)
@@ -179,9 +197,15 @@ class Engine:
             if (watermark is not None and at < watermark) or (state.clock is not None and at < state.clock):
                 self._check_clock(event, state)
             stepper.check(state, event)
+            other = self._linked_state(event, state, locked)  # a referral's friend, a buying friend's referrer
+            if self.compiled.pooled:
+                pool = self._pool_of(event, state, locked)
+                if pool is not None:
+                    return self._apply_pooled(event, key, state, pool, other)
             tier_before = state.tier
             before = state.ledger.copy() if self.ledger else None
             tally, earned = stepper.apply(state, event)
+            linked = self._apply_linked(event, state, other, tally) if other is not None else ()
             store.save(state, stepper.schedule(state))
             store.record(event.id, customer, key)
             if before is not None:
@@ -193,7 +217,139 @@ class Engine:
             return Outcome(event.id, customer, event.type, _EPOCH + timedelta(0, 0, at), "applied", earned,
                            tally.granted, tally.expired, tally.reversed, tally.spent, names[tier_before],
                            names[state.tier], ledger.balance, ledger.pending, ledger.earned_total,
-                           tuple(tally.trace) if tally.trace and self.explain else (), self.compiled)
+                           tuple(tally.trace) if tally.trace and self.explain else (), self.compiled, linked)
+
+    # ------------------------------------------------------- shared accounts (interpreter/accounts.py)
+
+    def _pool_of(self, event: Event, state: CustomerState, locked: tuple[str, ...] | None) -> CustomerState | None:
+        """The account state whose pool the event uses (checked, redeems included; nothing changed), or None.
+
+        ``locked``: the customers the transaction locked (None: it only reads, as ``admit`` does).
+        """
+        account = self.accounts.account_for(event, state)
+        if account is None:
+            if event.type == "redeem":
+                self.accounts.check_redeem(event, state, own=True)
+            return None
+        key = account_key(account)
+        if locked is not None and self._lock_linked and key not in locked:
+            raise _LinksMoved(key)
+        pool = self.store.load(key) or self.stepper.new_state(key)
+        if event.type == "redeem":
+            self.accounts.check_redeem(event, pool)
+        return pool
+
+    def _apply_pooled(self, event: Event, key: tuple[Any, ...], state: CustomerState, pool: CustomerState,
+                      friend: CustomerState | None = None) -> Outcome:
+        """A contact's event: the account's clock to the event, then steps 1–6 with the pool, both saved.
+
+        ``friend``: a referral's friend to link (pooled programs have no referral rules, E153, but a referral
+        still links its friend, so that a second referral of them is rejected as in any program).
+        """
+        store, stepper, accounts = self.store, self.stepper, self.accounts
+        tier_before = pool.tier
+        before = pool.ledger.copy() if self.ledger else None
+        tally = Tally(stepper.explain)
+        accounts.advance(pool, event.at, tally)
+        state.account = pool.customer[len(ACCOUNT_PREFIX):]
+        with accounts.pooled(state, pool):
+            tally, earned = stepper.apply(state, event, tally)
+            if friend is not None:
+                self._apply_linked(event, state, friend, tally)
+            outcome = self._outcome(state, event.id, event.type, event.at, tier_before, tally, earned)
+        store.save(state, stepper.schedule(state))
+        store.save(pool, accounts.next_change(pool))
+        store.record(event.id, state.customer, key)
+        if before is not None:  # the pool's ledger: every movement of the account, whichever contact made it
+            store.append(bookkeeping.entries(tally.trace or [], tally.event_start, before, pool.customer, event.id,
+                                             event.type, self.digest, self.compiled))
+        return outcome
+
+    def _advance_pooled(self, key: str, until: int) -> Outcome | None:
+        """``advance_to`` for an account's state, or for a contact of an account (with the pool)."""
+        store, stepper, accounts = self.store, self.stepper, self.accounts
+        if is_account_key(key):
+            with store.transaction(key):
+                pool = store.load(key)
+                if pool is None:
+                    return None
+                tier_before = pool.tier
+                before = pool.ledger.copy() if self.ledger else None
+                tally = Tally(stepper.explain)
+                accounts.advance(pool, until, tally)
+                store.save(pool, accounts.next_change(pool))
+                if before is not None:
+                    store.append(bookkeeping.entries(tally.trace or [], len(tally.trace or ()), before, key, None,
+                                                     None, self.digest, self.compiled))
+                return self._outcome(pool, None, "clock", until, tier_before, tally, 0) if tally.changed else None
+        hint = store.load(key)
+        account = hint.account if hint is not None else None
+        if account is None:
+            return self._advance_customer(key, until)
+        pool_key = account_key(account)
+        with store.transaction(key, (pool_key,)):
+            state, pool = store.load(key), store.load(pool_key)
+            if state is None or pool is None:
+                return None
+            tier_before = pool.tier
+            before = pool.ledger.copy() if self.ledger else None
+            tally = Tally(stepper.explain)
+            accounts.advance(pool, until, tally)
+            with accounts.pooled(state, pool):
+                self.processor.advance(state, until, tally)
+                outcome = self._outcome(state, None, "clock", until, tier_before, tally, 0)
+            store.save(state, stepper.schedule(state))
+            store.save(pool, accounts.next_change(pool))
+            if before is not None:  # the pool's ledger (a contact's birthday grant, say, goes to the pool)
+                store.append(bookkeeping.entries(tally.trace or [], len(tally.trace or ()), before, pool_key, None,
+                                                 None, self.digest, self.compiled))
+            return outcome if tally.changed else None
+
+    def account(self, account_id: str) -> CustomerView:
+        """What an account holds (``points pooled by account``): its pooled balance, lots, tier and rewards."""
+        key = account_key(account_id)
+        with self.store.transaction():
+            state = self.store.load(key) or self.processor.new_state(key)
+            return view(self.compiled, account_id, state)
+
+    # ------------------------------------------------------- referrals (events that change two customers)
+
+    def _linked_state(self, event: Event, state: CustomerState, locked: tuple[str, ...]) -> CustomerState | None:
+        """The other customer's state the event changes (checked; nothing changed yet), or None.
+
+        A referral: the friend's (rejected unless the friend is new and not yet referred). A referred
+        friend's purchase while a referral rule may still pay: the referrer's.
+        """
+        friend = friend_of(event)
+        if friend is not None:
+            stored = self.store.load(friend)
+            self.referrals.check_link(event, stored)
+            return stored if stored is not None else self.stepper.new_state(friend)
+        referrer = self.referrals.referrer_to_load(event, state)
+        if referrer is None:
+            return None
+        if self._lock_linked and referrer not in locked:
+            raise _LinksMoved(referrer)  # linked since the locks were chosen: again, with the referrer locked
+        return self.store.load(referrer) or self.stepper.new_state(referrer)
+
+    def _apply_linked(self, event: Event, state: CustomerState, other: CustomerState,
+                      tally: Tally) -> tuple[Outcome, ...]:
+        """Link the friend, or pay the referral rules; save the other state; its outcome when it changed."""
+        other_tally = Tally(self.stepper.explain)
+        tier_before = other.tier
+        before = other.ledger.copy() if self.ledger else None
+        if friend_of(event) is not None:
+            self.referrals.link(event, other, tally)
+            self.store.save(other, self.stepper.schedule(other))
+            return ()  # the friend's figures do not change: the referral's own outcome says who was linked
+        if not self.referrals.pay(event, state, other, tally, other_tally):
+            return ()
+        self.store.save(other, self.stepper.schedule(other))
+        if before is not None:
+            self.store.append(bookkeeping.entries(other_tally.trace or [], 0, before, other.customer, event.id,
+                                                  "referral-payout", self.digest, self.compiled))
+        at = other.clock if other.clock is not None else event.at
+        return (self._outcome(other, event.id, "referral-payout", at, tier_before, other_tally, 0),)
 
     def _known(self, event: Event, key: tuple[Any, ...]) -> Outcome | None:
         """A duplicate's outcome (the customer's figures now), or None for a new id; a conflict raises."""
@@ -207,6 +363,8 @@ class Engine:
         if receipt.fingerprint != fingerprint(key):
             raise EventError(conflict_reason(event.id, receipt.content, content_dict(key)), event.id)
         state = self.store.load(receipt.customer) or self.stepper.new_state(receipt.customer)
+        if self.compiled.pooled and state.account is not None:  # a contact's figures are their account's pool
+            state = self.store.load(account_key(state.account)) or state
         names, ledger = self.compiled.tier_names, state.ledger
         return Outcome(event.id, receipt.customer, event.type, from_us(event.at), "duplicate", 0, {}, 0, 0, 0,
                        names[state.tier], names[state.tier], ledger.balance, ledger.pending, ledger.lifetime, (),
@@ -259,8 +417,9 @@ class Engine:
         # advance as a whole. An event dated later needs no advance: it moves its customer's clock itself.
         self._retrying(self._move_clock, until)
         outcomes = []
+        advance = self._advance_pooled if self.compiled.pooled else self._advance_customer
         for customer in store.due(until):
-            outcome = self._retrying(self._advance_customer, customer, until)
+            outcome = self._retrying(advance, customer, until)
             if outcome is not None:
                 outcomes.append(outcome)
         return outcomes
@@ -294,6 +453,10 @@ class Engine:
         """What a member page shows: standing, lots and their expiry, stamp cards, points to the next rewards."""
         with self.store.transaction():
             state = self.store.load(customer_id) or self.processor.new_state(customer_id)
+            if self.compiled.pooled and state.account is not None:  # a contact shows their account's pool
+                pool = self.store.load(account_key(state.account)) or self.processor.new_state(account_key(state.account))
+                with self.accounts.pooled(state, pool):
+                    return view(self.compiled, customer_id, state)
             return view(self.compiled, customer_id, state)
 
     def history(self, customer_id: str) -> list[LedgerEntry]:
@@ -331,6 +494,10 @@ class Engine:
         from poletti.engine.stores.snapshot import restore
 
         return cls(program, restore(path), **options)
+
+
+class _LinksMoved(Exception):
+    """A customer became linked to the event's between choosing the locks and taking them: try again."""
 
 
 __all__ = ["BatchResult", "CustomerView", "Engine", "Rejection", "program_digest"]

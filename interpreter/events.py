@@ -64,6 +64,9 @@ class Event:
     reward: str | None = None
     birthday: date | None = None
     attributes: Mapping[str, Any] = attrs.field(factory=dict)
+    # (The quick reader and the columns pass the fields up to ``account`` by position.)
+    friend: str | None = None  # a referral's referred customer (docs/language.md "Referrals")
+    account: str | None = None  # the contact's account (docs/language.md "Shared accounts")
     # Issue 13: the held rewards a purchase uses, the partner the event happened at, and — for a partner
     # purchase in another currency, converted at the program's rate — (that currency, the amount as paid).
     rewards_used: tuple[str, ...] = ()
@@ -87,6 +90,8 @@ class _Fields:
     birthday: date | None = None
     rewards_used: tuple[str, ...] = ()
     partner: str | None = None
+    friend: str | None = None
+    account: str | None = None
 
 
 @attrs.frozen
@@ -375,10 +380,13 @@ def _quick(raw: Any) -> Event | None:
         amount = _quick_units(amount)
         if amount is None:
             return None
-    currency, original, reward = get("currency"), get("original"), get("reward")
+    currency, original, reward, friend = get("currency"), get("original"), get("reward"), get("friend")
+    account = get("account")
     if (currency is not None and _quick_text(currency) is None) or (
             original is not None and _quick_text(original) is None) or (
-            reward is not None and _quick_text(reward) is None):
+            reward is not None and _quick_text(reward) is None) or (
+            friend is not None and _quick_text(friend) is None) or (
+            account is not None and _quick_text(account) is None):
         return None
     birthday = get("birthday")
     if birthday is not None:
@@ -394,7 +402,7 @@ def _quick(raw: Any) -> Event | None:
             return None
     extra = not raw.keys() <= _CORE_FIELDS
     return Event(event_id, kind, customer, at, amount, currency, items, original, reward, birthday,
-                 None if extra else {})  # type: ignore[arg-type]
+                 None if extra else {}, friend, account)  # type: ignore[arg-type]
 
 
 class EventReader:
@@ -471,6 +479,8 @@ class EventReader:
             attributes=attributes,
             rewards_used=_reward_names(core["rewards_used"]) if "rewards_used" in core else (),
             partner=_text(core["partner"], str) if "partner" in core else None,
+            friend=_text(core["friend"], str) if "friend" in core else None,
+            account=_text(core["account"], str) if "account" in core else None,
         )
 
     def _attributes(self, extra: Mapping[str, Any], event_id: str | None) -> dict[str, Any]:
@@ -489,6 +499,8 @@ class EventReader:
         kind = event.type
         if event.partner is not None or event.rewards_used:
             self._check_wallet_and_partner(event)
+        if event.friend is not None:
+            self._check_friend(event)
         if (event.currency is None or event.currency == self.currency) and (
                 (kind == "purchase" and event.amount is not None and event.amount >= 0)
                 or (event.amount is None and kind in self.plain_types)):
@@ -583,6 +595,18 @@ class EventReader:
         event.items = tuple(item._replace(price=convert(item.price)) for item in event.items)
         event.currency = self.currency
 
+    # ---- referrals
+
+    def _check_friend(self, event: Event) -> None:
+        """A referral's ``friend``: what can be said without state (the links are checked by ``referrals``)."""
+        if event.type != "referral":
+            raise EventError(f"'friend' only belongs on referral events, not on {_short(event.type)}", event.id)
+        if event.friend == event.customer:
+            raise EventError(f"customer {_short(event.customer)} cannot refer themself", event.id)
+        if self.attribute_types.get("friend") is Type.TEXT and "friend" not in event.attributes:
+            # A program written before `friend` was an event field reads it as a declared attribute.
+            event.attributes = {**event.attributes, "friend": event.friend}
+
 
 def _attribute_value(value: Any, kind: Type) -> Any:
     if kind in (Type.TEXT,):
@@ -620,15 +644,16 @@ def content_key(event: Event) -> tuple[Any, ...]:
     items = event.items
     items = tuple(map(tuple, items)) if items else ()  # plain tuples: kept by the millions, never walked by the GC
     birthday = event.birthday
-    base = (event.customer, event.type, event.at, event.amount, items, event.original, event.reward,
-            birthday.isoformat() if birthday is not None else None, attributes)
-    if event.rewards_used or event.partner is not None:
-        # Issue 13's fields, only when present: the key (and so the fingerprint stored receipts hold) of an
-        # event without them is what it always was.
-        paid = event.paid
-        return base + (event.rewards_used, event.partner,
-                       None if paid is None else f"{money.show(paid[1])} {paid[0]}")
-    return base
+    key = (event.customer, event.type, event.at, event.amount, items, event.original, event.reward,
+           birthday.isoformat() if birthday is not None else None, attributes)
+    paid = event.paid
+    extras = tuple((name, value) for name, value in (
+        ("rewards_used", event.rewards_used or None), ("partner", event.partner),
+        ("paid", None if paid is None else f"{money.show(paid[1])} {paid[0]}"),
+        ("friend", event.friend), ("account", event.account)) if value is not None)
+    # Only when present, so that the keys (and fingerprints) of events without them stay what stores hold:
+    # one more item, the (name, value) pairs of the fields present (``CONTENT_FIELDS``).
+    return key + (extras,) if extras else key
 
 
 def conflict_reason(event_id: str, before: dict[str, Any] | None, now: dict[str, Any]) -> str:

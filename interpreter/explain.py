@@ -21,6 +21,7 @@ from poletti.interpreter.trace import (
     Released, RewardExpired, RewardUsed,
     Reversed, SegmentChanged, Skipped, TierChanged, TierKept,
 )
+from poletti.interpreter.trace import ReferralPaid, Referred
 
 if TYPE_CHECKING:
     from poletti.interpreter.outcome import Outcome
@@ -180,6 +181,8 @@ def describe(record: Record, program: CompiledProgram, count: int = 1) -> str:
         cap = record.rule.guard.cap  # type: ignore[attr-defined]
         return (f"{points(record.asked - record.granted)} cut{_by(record.rule)}: {cap.describe()}: {record.used} "
                 f"already earned {_cap_scope(cap)}, so {record.asked} cut to {record.granted}")
+    if isinstance(record, (Referred, ReferralPaid)):
+        return _referral_sentence(record, words)
     if isinstance(record, Skipped):
         return f"not fired{_by(record.rule)}: {_skip_reason(record, words)}"
     if isinstance(record, (RewardUsed, RewardExpired, PartnerPoints)):
@@ -219,6 +222,17 @@ def _describe_issue13(record: RewardUsed | RewardExpired | PartnerPoints, progra
         currency, amount = record.converted
         paid = f" (paid {show_money(amount)} {currency}, converted at the rate of {currency})"
     return f"{points(record.earned)} earned at partner {partner}: charged to it{each}{paid}"
+def _referral_sentence(record: Referred | ReferralPaid, words: _Words) -> str:
+    """Who referred whom, and which friend earned what for whom."""
+    if isinstance(record, Referred):
+        return f"referred {record.friend}: their first purchase can pay this program's referral rules"
+    if record.receiver == "referrer":
+        late = ("" if record.at == record.purchase_at else
+                f" (given at the referrer's own latest instant: they were past the purchase of "
+                f"{words.day(record.purchase_at)})")
+        return (f"granted {_target(record.target)} for referring {record.friend}, whose purchase qualified,"
+                f"{_by(record.rule)}{late}")
+    return f"granted {_target(record.target)} as a friend referred by {record.referrer}{_by(record.rule)}"
 
 
 def grouped(trace: tuple[Record, ...]) -> list[tuple[Record, int]]:
@@ -260,7 +274,10 @@ def story(outcome: Outcome, tz: tzinfo | None = None) -> str:
     debt = f" ({points(-outcome.points)} of debt, paid first by later earnings)" if outcome.points < 0 else ""
     out.append(f"  = balance {points(outcome.points)}{debt}{pending}, lifetime {outcome.lifetime_points}, "
                f"tier {tier_text}")
-    return "\n".join(out) + "\n"
+    text = "\n".join(out) + "\n"
+    for other in outcome.linked:  # another customer the event changed (a referrer paid for this friend)
+        text += story(other, tz)
+    return text
 
 
 def record_dict(record: Record, program: CompiledProgram) -> dict[str, Any]:

@@ -46,6 +46,9 @@ class Outcome:
     trace: tuple[Record, ...] = ()
     # The program the trace refers to (its rules and names), for explanations.
     program: CompiledProgram | None = attrs.field(default=None, eq=False, repr=False)
+    # Other customers the event changed, each as its own outcome (a referrer paid when their friend buys;
+    # docs/language.md "Referrals"). Empty for almost every event.
+    linked: tuple[Outcome, ...] = ()
 
     def explain(self, tz: tzinfo | None = None) -> str:
         """The outcome in plain words, one line per happening (instants shown in ``tz``, UTC when None)."""
@@ -58,9 +61,11 @@ class Outcome:
         from poletti.interpreter.explain import record_dict
 
         data = {field.name: getattr(self, field.name) for field in attrs.fields(Outcome)
-                if field.name not in ("trace", "program")}
+                if field.name not in ("trace", "program", "linked")}
         data["at"] = self.at.isoformat()
         data["granted"] = dict(self.granted)
         program = self.program
         data["trace"] = [record_dict(record, program) for record in self.trace] if program is not None else []
+        if self.linked:
+            data["linked"] = [other.to_dict() for other in self.linked]
         return data

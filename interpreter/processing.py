@@ -37,7 +37,7 @@ from poletti.engine.compiler import (
     Blocked, Cap, CompiledProgram, ConvertRule, FixedRule, Guard, MultiplierRule, PerRule, Rule, SegmentRule,
     StampRule, WhenRule,
 )
-from poletti.engine.expressions import Ctx
+from poletti.engine.expressions import POOLS, Ctx
 from poletti.engine.money import EXACT, from_units, to_units
 from poletti.engine.state import CapUsage, CustomerState, PurchaseRecord, WindowTotals
 from poletti.engine.timecalc import add_us, day_start_us, local_date, next_birthday_us, period_key_us
@@ -337,6 +337,36 @@ class Processor:
             if self.cp.tracks_activity:
                 self._mark_active(state, at)
         self.record_metrics(state, event)
+        if self.cp.pooled:
+            account = POOLS.get(id(state))
+            if account is not None:
+                self._record_account_facts(account, event)
+
+    # -- shared accounts (interpreter/accounts.py): what `account.` quantities read
+
+    def _record_account_facts(self, account: CustomerState, event: Event) -> None:
+        """A contact's purchase or visit counts in the account's windows too."""
+        at = event.at
+        if event.type == "purchase":
+            assert event.amount is not None
+            index = len(account.purchases)
+            account.purchases.append(PurchaseRecord(event.id, at, event.amount))
+            account.spend_total += event.amount
+            self._enter_windows(account, "purchase", at, index, event.amount)
+        elif event.type == "visit":
+            account.visit_count += 1
+            self._enter_windows(account, "visit", at, -1, 0)
+
+    def _refund_account_facts(self, account: CustomerState, purchase_id: str, amount: int, at: int) -> None:
+        """A refund takes the refunded amount out of the account's windows as it does out of the contact's."""
+        record = account.purchase(purchase_id)
+        if record is None:
+            return  # bought before the contact joined: the account never counted it
+        record.refunded += amount
+        account.spend_total -= amount
+        for spec, totals in zip(self.cp.windows, account.windows):
+            if spec.source == "purchase" and add_us(record.at, spec.duration, self.tz) > at:
+                totals.spend -= amount
 
     def record_metrics(self, state: CustomerState, event: Event) -> None:
         """Add the event to every metric that aggregates its type (with the instant it leaves the window)."""
@@ -388,6 +418,8 @@ class Processor:
         """
         record.refunded += amount
         state.spend_total -= amount
+        if self.cp.pooled and id(state) in POOLS:
+            self._refund_account_facts(POOLS[id(state)], record.id, amount, at)
         for spec, totals in zip(self.cp.windows, state.windows):
             # Windows count the purchase at its net amount while they hold it.
             if spec.source == "purchase" and add_us(record.at, spec.duration, self.tz) > at:

@@ -38,7 +38,8 @@ class Stepper:
         self.processor = Processor(compiled)
         self.explain = explain
         self.runtime: Runtime | None = None
-        if generated or (generated is None and not explain):
+        # The generated code knows nothing of pooled accounts: a pooled program is always interpreted.
+        if (generated or (generated is None and not explain)) and not compiled.pooled:
             self.runtime = runtime_for(compiled, self.processor)
 
     def new_state(self, customer: str) -> CustomerState:
@@ -79,6 +80,8 @@ class Stepper:
             if cost is None:
                 reject(f"reward '{reward}' cannot be redeemed: it has no `costs`")
                 return
+            if self.compiled.pooled:
+                return  # the balance is the account's: interpreter/accounts.py checks it on the pool
             # The balance is checked after the clock step (lots may expire at this very instant): on a copy.
             trial = copy.deepcopy(state)
             self.processor.advance(trial, event.at, Tally(False))
@@ -110,14 +113,19 @@ class Stepper:
 
     # ------------------------------------------------------------------ steps
 
-    def apply(self, state: CustomerState, event: Event) -> tuple[Tally, int]:
-        """Steps 1–6 for an event that passed ``check``: the tally of what happened and the points earned."""
+    def apply(self, state: CustomerState, event: Event, tally: Tally | None = None) -> tuple[Tally, int]:
+        """Steps 1–6 for an event that passed ``check``: the tally of what happened and the points earned.
+
+        ``tally``: one to go on with (an account's clock step taken first, interpreter/accounts.py).
+        """
         runtime = self.runtime
-        # Redeems, and events that use rewards or happen at a partner (issue 13), are interpreted.
-        if runtime is not None and event.type != "redeem" and not event.rewards_used and event.partner is None:
+        # Redeems, events that use rewards or happen at a partner (issue 13), and an event going on from an
+        # account's clock step (``tally`` given) are interpreted.
+        if (runtime is not None and event.type != "redeem" and not event.rewards_used and event.partner is None
+                and tally is None):
             tally = Tally(False)
             return tally, runtime.apply(state, event, tally)
-        tally = Tally(self.explain)
+        tally = tally if tally is not None else Tally(self.explain)
         return tally, self._interpret(state, event, tally)
 
     def _interpret(self, state: CustomerState, event: Event, tally: Tally) -> int:

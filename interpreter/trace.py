@@ -254,8 +254,37 @@ class PartnerPoints:
     converted: tuple[str, int] | None = None  # the purchase's own currency and amount, before the rate
 
 
+# -- referrals (interpreter/referrals.py)
+
+
+@attrs.frozen
+class Referred:
+    """A referral linked ``friend`` to ``referrer`` (recorded on the referrer's event)."""
+
+    kind: ClassVar[str] = "referral"
+    at: int
+    referrer: str
+    friend: str
+
+
+@attrs.frozen
+class ReferralPaid:
+    """A referral rule paid ``target`` to ``receiver`` ("referrer" or "friend") for ``friend``'s purchase at
+    ``purchase_at``; ``at`` is when it was given (the referrer's own latest instant when they were already past
+    the purchase, see docs/language.md "Referrals")."""
+
+    kind: ClassVar[str] = "referral"
+    at: int
+    rule: Rule
+    target: str | int
+    receiver: str
+    friend: str
+    referrer: str
+    purchase_at: int
+
+
 Record = Union[Earned, Multiplied, Skipped, Capped, Converted, Granted, Redeemed, Expired, Released, Reversed,
-               TierChanged, TierKept, SegmentChanged, RewardUsed, RewardExpired, PartnerPoints]
+               TierChanged, TierKept, SegmentChanged, RewardUsed, RewardExpired, PartnerPoints, Referred, ReferralPaid]
 
 # Records that only explain (a rule that did not fire, an award cut): they change nothing.
 EXPLANATIONS = (Skipped, Capped)

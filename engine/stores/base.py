@@ -87,9 +87,12 @@ KINDS = ("earn", "release", "expire", "spend", "redeem", "reverse", "reward")
 # The fields of an event's content (``interpreter.events.content_key``), in the order a conflict names them.
 # The currency is not among them: an accepted event's is the program's, written or not.
 CONTENT_FIELDS = ("customer", "type", "at", "amount", "items", "original", "reward", "birthday", "attributes",
-                  # issue 13, in keys only when the event has one of them: (names, partner, "100.00 SEK" or None)
-                  "rewards_used", "partner", "paid")
-_BASE_FIELDS = 9  # the fields every content key has
+                  "rewards_used", "partner", "paid", "friend", "account")
+# The fields a content key always has. Those after them (issue 13's: the rewards a purchase uses, its partner, what
+# it paid in another currency as "100.00 SEK", a referral's friend, the contact's account) are in a key only when the
+# event has them, as one more item: their (name, value) pairs — so the key (and the fingerprint a stored receipt
+# holds) of an event without them is what it always was.
+_ALWAYS_IN_KEY = 9
 
 
 def fingerprint(key: tuple[Any, ...]) -> bytes:
@@ -99,9 +102,11 @@ def fingerprint(key: tuple[Any, ...]) -> bytes:
 
 def content_dict(key: tuple[Any, ...]) -> dict[str, Any]:
     """An event's content key as JSON-ready data, instants and money as people write them (for conflict reasons)."""
-    data = dict(zip(CONTENT_FIELDS, key))
-    if len(key) > _BASE_FIELDS:
-        data["rewards_used"] = list(data["rewards_used"])
+    data = dict(zip(CONTENT_FIELDS[:_ALWAYS_IN_KEY], key))
+    if len(key) > _ALWAYS_IN_KEY:
+        data.update(key[_ALWAYS_IN_KEY])
+        if "rewards_used" in data:
+            data["rewards_used"] = list(data["rewards_used"])
     data["at"] = from_us(data["at"]).isoformat()
     if data["amount"] is not None:
         data["amount"] = money.show(data["amount"])
@@ -127,11 +132,13 @@ def content_key_of(data: dict[str, Any]) -> tuple[Any, ...]:
     values["items"] = tuple((item["sku"], item["category"], item["quantity"], units(item["price"]))
                             for item in values["items"])
     values["attributes"] = tuple(sorted(values["attributes"].items()))
-    if values.get("rewards_used") or values.get("partner") is not None:
-        values["rewards_used"] = tuple(values.get("rewards_used") or ())
-        values.setdefault("paid", None)
-        return tuple(values[name] for name in CONTENT_FIELDS)
-    return tuple(values[name] for name in CONTENT_FIELDS[:_BASE_FIELDS])
+    if values.get("rewards_used"):
+        values["rewards_used"] = tuple(values["rewards_used"])
+    key = tuple(values[name] for name in CONTENT_FIELDS[:_ALWAYS_IN_KEY])
+    # An empty list of rewards used is no rewards used: absent from the key, as in ``content_key``.
+    extras = tuple((name, values[name]) for name in CONTENT_FIELDS[_ALWAYS_IN_KEY:]
+                   if values.get(name) not in (None, ()))
+    return key + (extras,) if extras else key
 
 
 class Store(Protocol):
@@ -142,8 +149,9 @@ class Store(Protocol):
     #: Other processes may write to the same store: the engine keeps no copy of what the store holds.
     shared: bool
 
-    def transaction(self, customer: str | None = None) -> ContextManager[None]:
-        """Everything inside is kept together or not at all; ``customer`` is locked against other writers."""
+    def transaction(self, customer: str | None = None, others: tuple[str, ...] = ()) -> ContextManager[None]:
+        """Everything inside is kept together or not at all; ``customer`` (and ``others``: the customers the
+        event changes besides its own, e.g. a referral's friend) is locked against other writers."""
 
     def load(self, customer: str) -> CustomerState | None:
         """The customer's state, or None for a customer never seen."""

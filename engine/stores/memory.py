@@ -40,7 +40,7 @@ class MemoryStore:
         self._programs: list[tuple[str, str, int]] = []  # (hash, source, first ledger seq)
         self._lock = threading.RLock()
 
-    def transaction(self, customer: str | None = None) -> threading.RLock:
+    def transaction(self, customer: str | None = None, others: tuple[str, ...] = ()) -> threading.RLock:
         # In memory the engine changes state only after every check passed: nothing to undo, one writer at a time.
         return self._lock
 

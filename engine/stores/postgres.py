@@ -120,6 +120,9 @@ class PostgresStore(SQLStore):
         self.dsn = dsn
         self.keeps_ledger = ledger
         self.mode = mode
+        # In lock mode each customer has a lock of its own: the engine names, up front, every customer an
+        # event changes (``transaction(customer, others)``).
+        self.locks_each_customer = mode == "lock"
         self._connect_timeout = connect_timeout
         self._local = threading.local()
         self._connections: list[psycopg.Connection[Any]] = []
@@ -178,10 +181,19 @@ class PostgresStore(SQLStore):
                           "database is back (an event already applied is recognised as a duplicate)")
 
     @contextmanager
-    def transaction(self, customer: str | None = None) -> Iterator[None]:
-        """One transaction (nested calls join the outer one); ``customer`` is locked against other writers."""
+    def transaction(self, customer: str | None = None, others: tuple[str, ...] = ()) -> Iterator[None]:
+        """One transaction (nested calls join the outer one); ``customer`` is locked against other writers.
+
+        ``others``: the customers the event changes besides its own (a referral's friend, a buying friend's
+        referrer). All of them are locked in one order — by lock key, ascending, one statement at a time — so
+        two transactions that share customers wait for each other and never deadlock.
+        """
         if self.mode == "serializable":
             with self._transaction("BEGIN ISOLATION LEVEL SERIALIZABLE"):
+                yield
+        elif customer is not None and others:
+            keys = sorted({_lock_key(customer), *(_lock_key(other) for other in others)})
+            with self._transaction("BEGIN", "SELECT pg_advisory_xact_lock_shared(%s)", (_CLOCK_LOCK,), keys):
                 yield
         elif customer is not None:
             with self._transaction("BEGIN", "SELECT pg_advisory_xact_lock_shared(%s), pg_advisory_xact_lock(%s)",
@@ -197,7 +209,8 @@ class PostgresStore(SQLStore):
         return self._transaction("BEGIN ISOLATION LEVEL READ COMMITTED", "SELECT pg_advisory_xact_lock(%s)", (key,))
 
     @contextmanager
-    def _transaction(self, begin: str, lock: str | None = None, keys: tuple[int, ...] = ()) -> Iterator[None]:
+    def _transaction(self, begin: str, lock: str | None = None, keys: tuple[int, ...] = (),
+                     more_keys: list[int] | tuple[int, ...] = ()) -> Iterator[None]:
         connection = self._connection()
         local = self._local
         if local.depth:
@@ -211,6 +224,8 @@ class PostgresStore(SQLStore):
             connection.execute(begin)
             if lock is not None:
                 connection.execute(lock, keys)
+            for key in more_keys:  # in the caller's order (ascending): see ``transaction``
+                connection.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
         except _CONNECTION_LOST as err:
             if not connection.broken:
                 connection.execute("ROLLBACK")

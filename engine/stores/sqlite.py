@@ -124,8 +124,9 @@ class SQLiteStore(SQLStore):
         return connection
 
     @contextmanager
-    def transaction(self, customer: str | None = None) -> Iterator[None]:
-        """One write transaction (nested calls join the outer one); ``customer`` is locked with the file."""
+    def transaction(self, customer: str | None = None, others: tuple[str, ...] = ()) -> Iterator[None]:
+        """One write transaction (nested calls join the outer one); ``customer`` (and ``others``, the customers
+        the event changes besides its own) are locked with the file."""
         connection = self._connection()
         if self._local.depth:
             self._local.depth += 1

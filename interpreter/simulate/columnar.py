@@ -274,6 +274,11 @@ def simulate_file(program: Program, path: str, *, baseline: Program | None = Non
     if progress is not None:
         progress("read", 0, None)
     programs = [program] if baseline is None else [program, baseline]
+    if any(p.compiled.pooled for p in programs):
+        from poletti.interpreter.simulate.sequential import replay_file
+
+        return replay_file(programs, path, until=until, effect_from=effect_from, bool_columns=bool_columns,
+                           progress=progress, on_rejected=on_rejected, keep_rejections=keep_rejections)
     until_us = None if until_at is None else to_us(until_at)
     if _spillable(path):
         with collector_paused():

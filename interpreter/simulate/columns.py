@@ -312,6 +312,12 @@ def dataset_partitions(path: str) -> int | None:
     if marker.get("partitioned_by") == "customer" and marker.get("hash") == "crc32":
         partitions = marker.get("partitions")
         if isinstance(partitions, int) and partitions == len(dataset_files(path)):
+            import pyarrow.parquet as pq
+
+            if "friend" in pq.read_schema(dataset_files(path)[0]).names:
+                # Partitioned by customer, a referral and its friend's events may sit in two files; they must be
+                # replayed together (see ``arrange``): the folder is read as one history instead.
+                return None
             return partitions
     return None
 
@@ -422,7 +428,8 @@ def _from_table(table: Any, tz: Any, bool_columns: frozenset[str], *, rows: np.n
         if name in names:
             column = table.column(name)
             plain &= ~_valid(column) | _texts(column)
-    for name in ("rewards_used", "partner"):  # issue 13's fields: such a row goes through the event reader
+    # Issue 13's fields, a referral naming a friend, an event naming an account: such a row goes the careful way.
+    for name in ("rewards_used", "partner", "friend", "account"):
         if name in names:
             plain &= ~_valid(table.column(name))
     if "items" in names:
@@ -726,24 +733,31 @@ def arrange(columns: Columns) -> Grouping:
     else:  # ids are not all text: look at every row's id
         repeated = np.arange(columns.count)
     root = np.arange(len(columns.customer_names), dtype=np.int64)
+
+    def find(code: int) -> int:
+        while root[code] != code:
+            code = int(root[code])
+        return code
+
+    def join(one: int, other: int) -> None:
+        a, b = find(one), find(other)
+        if a != b:
+            root[max(a, b)] = min(a, b)
+
+    links = _links(columns)
     if repeated.size:
         ids = columns.ids
         owner: dict[str, int] = {}
-
-        def find(code: int) -> int:
-            while root[code] != code:
-                code = int(root[code])
-            return code
-
         for index in repeated.tolist():
             code, event_id = int(codes[index]), _name(ids[index])
             if code < 0 or event_id is None:
                 continue
             first = owner.setdefault(event_id, code)
             if first != code:
-                a, b = find(first), find(code)
-                if a != b:
-                    root[max(a, b)] = min(a, b)
+                join(first, code)
+    for one, other in links:
+        join(one, other)
+    if repeated.size or links:
         for code in range(len(root)):
             root[code] = find(code)
     linked = np.bincount(root, minlength=len(root)) > 1 if len(root) else np.zeros(0, dtype=bool)
@@ -764,6 +778,27 @@ def arrange(columns: Columns) -> Grouping:
             for n, s in zip(numbers.tolist(), starts.tolist())]
     single = np.array([n < len(root) and not linked[int(n)] for n in numbers.tolist()], dtype=bool)
     return Grouping(laid, starts, counts, renumber[group_of], keys, single)
+
+
+def _links(columns: Columns) -> list[tuple[int, int]]:
+    """Pairs of customer codes that one event joins: a referral's customer and its ``friend``.
+
+    Such customers change each other's state (interpreter/referrals.py), so they are one group: replayed
+    together, in time order, and in one shard. A friend who is nobody's customer in the history needs no
+    group (nothing of theirs is replayed).
+    """
+    if "friend" not in columns.names:
+        return []
+    friends, types, codes = columns.cells("friend"), columns.types, columns.customer_code
+    code_of = {name: code for code, name in enumerate(columns.customer_names)}
+    pairs = []
+    for index, friend in enumerate(friends):
+        if friend is None or types[index] != "referral" or codes[index] < 0:
+            continue
+        other = code_of.get(_name(friend) or "")
+        if other is not None:
+            pairs.append((int(codes[index]), other))
+    return pairs
 
 
 __all__ = ["Columns", "Grouping", "NO_INSTANT", "OTHER", "PURCHASE", "REFUND", "arrange", "is_bad_items", "load"]

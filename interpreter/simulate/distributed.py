@@ -120,6 +120,13 @@ def simulate_dask(program: Program, path: str, address: str, *, baseline: Progra
 
     from poletti.interpreter.simulate.columnar import assemble
 
+    if program.compiled.pooled or (baseline is not None and baseline.compiled.pooled):
+        # Shared accounts join contacts the customer shards would part: the exact path, event at a time, here.
+        from poletti.interpreter.simulate.sequential import replay_file
+
+        return replay_file([program] if baseline is None else [program, baseline], path, until=until,
+                           effect_from=effect_from, bool_columns=bool_columns, progress=progress,
+                           on_rejected=on_rejected, keep_rejections=keep_rejections)
     tz = program.compiled.tz
     until_at = parse_instant(until, tz) if until is not None else None
     effect_at = parse_instant(effect_from, tz) if effect_from is not None else None

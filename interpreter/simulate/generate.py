@@ -184,6 +184,7 @@ FEEDBACK_SHARE = 0.3
 FEEDBACK_RATE = (0.05, 0.25)  # feedback per purchase of a customer who gives feedback, uniform
 REFERRED_SHARE = 0.15
 REFERRAL_LEAD_DAYS = 7  # a referral comes 1 … 7 days before the friend signs up
+CONTACTS_PER_ACCOUNT = 3  # a pooled program's history: customers 1–3 are one account's contacts, 4–6 the next…
 CUSTOM_USER_SHARE = 0.4
 CUSTOM_RATE = (0.05, 0.5)  # events per week of a declared type, of a customer who has them, uniform
 REDEEMER_SHARE = 0.7
@@ -418,6 +419,8 @@ class _History:
                 event_id = f"{customer}-{emitted + 1}"
                 aware = at.replace(tzinfo=self.tz)
                 event = {"id": event_id, "type": item.fields["type"], "customer": customer, "at": aware.isoformat()}
+                if plan is not None and plan.account:
+                    event["account"] = f"a{index // CONTACTS_PER_ACCOUNT + 1:0{self.width}d}"
                 for key, value in item.fields.items():
                     if key != "type":
                         event[key] = value

@@ -103,12 +103,15 @@ class HistoryPlan:
     # program that gives its rewards wallet terms: a history for any other program stays as it was).
     partners: tuple[str, ...] = ()
     uses_rewards: bool = False
+    # `points pooled by account`: every event carries `account`, the company of three contacts in a row.
+    account: bool = False
 
     @property
     def extra_columns(self) -> tuple[str, ...]:
         """Columns of a CSV or Parquet history beyond ``HISTORY_COLUMNS``."""
         issue13 = (("rewards_used",) if self.uses_rewards else ()) + (("partner",) if self.partners else ())
-        return (("friend",) if self.friend else ()) + tuple(a.name for a in self.attributes) + issue13
+        return (("friend",) if self.friend else ()) + (("account",) if self.account else ()) + \
+            tuple(a.name for a in self.attributes) + issue13
 
     @property
     def bool_columns(self) -> frozenset[str]:
@@ -179,6 +182,8 @@ def plan_for(program: Any) -> HistoryPlan:
     reads: set[str] = set(compiled.per_rules) | set(compiled.fixed_rules) | set(compiled.on_rules)
     reads |= {stamp.event_type for stamp in compiled.stamps}
     reads |= {metric.event_type for metric in compiled.metrics}
+    if compiled.referrals:  # referral rules pay when a referred friend buys: the history needs referrals
+        reads.add("referral")
 
     # Attributes: where they are read and what they are compared with.
     where: dict[str, set[str]] = {name: set() for name in declared}
@@ -245,7 +250,7 @@ def plan_for(program: Any) -> HistoryPlan:
         new_products=tuple(new_products), categories=categories, skus=skus,
         feedback="feedback" in reads, referral="referral" in reads,
         friend="referral" in reads and declared.get("friend", Type.TEXT) is Type.TEXT, custom_events=custom,
-        redeemable=redeemable, attributes=tuple(attributes),
+        redeemable=redeemable, attributes=tuple(attributes), account=compiled.pooled,
         partners=tuple(compiled.partners), uses_rewards=bool(compiled.wallet),
     )
 

@@ -117,8 +117,10 @@ def plan(compiled: CompiledProgram) -> Plan | None:
     if (compiled.multipliers or compiled.stamps or compiled.segments or compiled.metrics or compiled.when_rules
             or compiled.on_rules or compiled.expire_after is not None or compiled.pending_for is not None
             or compiled.tracks_activity or checked.attributes
-            # Issue 13: held rewards with terms, perks and partners are figures the arrays do not keep.
-            or compiled.wallet or compiled.perks or compiled.partners):
+            # Issue 13: held rewards with terms, perks and partners are figures the arrays do not keep; referral
+            # rules change two customers on one event, and pooled points are an account's (the per-customer
+            # replay keeps them exact).
+            or compiled.wallet or compiled.perks or compiled.partners or compiled.referrals or compiled.pooled):
         return None
     if set(compiled.per_rules) - {"purchase"} or set(compiled.fixed_rules) - {"purchase"}:
         return None

@@ -44,6 +44,8 @@ from poletti.interpreter.simulate.columns import NO_INSTANT, PURCHASE, REFUND, C
 from poletti.interpreter.simulate.summary import (
     Activity, Rejected, Standings, Totals, Tracker, month_of_us, next_month, standing_of,
 )
+from poletti.interpreter.processing import Tally
+from poletti.interpreter.referrals import Referrals
 from poletti.interpreter.stepper import Stepper
 
 
@@ -94,6 +96,7 @@ class Lane:
         compiled = program.compiled
         self.tz = tz  # the calendar of the month series: the new program's, for both (they are compared)
         self.stepper = Stepper(compiled, explain=False, generated=generated)
+        self.referrals = Referrals(self.stepper.processor)
         self.reader = EventReader(compiled.checked)
         self.tracker = Tracker(compiled, self.stepper.processor.reward_cost)
         self.totals = Totals()
@@ -311,6 +314,8 @@ class ShardReplay:
                         continue
                     lane.stepper.check(lane.states.get(event.customer) or lane.stepper.new_state(event.customer),
                                        event)
+                    if event.friend is not None:  # the friend is in this group: columns.arrange joins them
+                        lane.referrals.check_link(event, lane.states.get(event.friend))
                     verdicts.append(event)
                 except EventError as err:
                     verdicts.append(_Refused(err.reason))
@@ -342,6 +347,8 @@ class ShardReplay:
         state = lane.state_of(customer)
         month = lane.through_months(state, customer, event.at)
         tally, _ = lane.stepper.apply(state, event)
+        if event.friend is not None or lane.referrals.rules:
+            self._referral(lane, event, state, tally, month)
         lane.stepper.schedule(state)
         ledger = state.ledger
         lane.tracker.absorb(month, customer, ledger.balance + ledger.pending, ledger.earned_total, state.tier,
@@ -351,6 +358,25 @@ class ShardReplay:
             activity.event(customer, month)
             if event.type == "purchase":
                 activity.purchase(customer, event.at, event.amount or 0, month)
+
+    @staticmethod
+    def _referral(lane: Lane, event: Event, state: CustomerState, tally: Tally, month: date) -> None:
+        """A referral's link, or what a referred friend's purchase pays their referrer (interpreter/referrals.py)."""
+        if event.friend is not None:
+            lane.referrals.link(event, lane.state_of(event.friend), tally)  # not a customer until their own event
+            return
+        referrer = lane.referrals.referrer_to_load(event, state)
+        if referrer is None:
+            return
+        other = lane.state_of(referrer)
+        lane.through_months(other, referrer, event.at)  # the referrer's earlier months close first
+        other_tally = Tally(False)
+        if lane.referrals.pay(event, state, other, tally, other_tally):
+            lane.stepper.schedule(other)
+            ledger = other.ledger
+            lane.tracker.absorb(month, referrer, ledger.balance + ledger.pending, ledger.earned_total, other.tier,
+                                other_tally.spent, other_tally.expired, other_tally.reversed, other_tally.granted)
+
 
 def _batchable(columns: Columns, grouping: Grouping, currencies: list[str],
                until: int | None) -> tuple[np.ndarray, np.ndarray]:

@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable
 
 from poletti.engine.program import Program
 from poletti.engine.timecalc import from_us, to_us
+from poletti.interpreter.accounts import account_key, is_account_key
 from poletti.interpreter.engine import Engine
 from poletti.interpreter.events import EventError
 from poletti.interpreter.outcome import Outcome
@@ -51,13 +52,38 @@ class ProgramRun:
         self.tracker = Tracker(program.compiled, self.engine.processor.reward_cost)
         self.rejected = 0
         self.duplicates = 0
+        self.pooled = program.compiled.pooled
 
     def absorb(self, outcome: Outcome, month: date) -> None:
+        if self.pooled:
+            self._absorb_pooled(outcome, month)
+            return
         state = self.engine.state(outcome.customer)
         assert state is not None
         self.tracker.absorb(month, outcome.customer, outcome.points + outcome.pending_points, outcome.lifetime_points,
                             state.tier, outcome.spent, outcome.expired, outcome.reversed, outcome.granted,
                             state.segments)
+
+    def _absorb_pooled(self, outcome: Outcome, month: date) -> None:
+        """``points pooled by account``: the pool's stocks once per account, the contact as a customer."""
+        engine, tracker = self.engine, self.tracker
+        if is_account_key(outcome.customer):
+            tracker.absorb_pool(month, outcome.customer, outcome.points + outcome.pending_points,
+                                outcome.lifetime_points, outcome.spent, outcome.expired, outcome.reversed,
+                                outcome.granted)
+            return
+        state = engine.state(outcome.customer)
+        assert state is not None
+        if state.account is None:  # a contact without an account keeps their own figures
+            tracker.absorb(month, outcome.customer, outcome.points + outcome.pending_points, outcome.lifetime_points,
+                           state.tier, outcome.spent, outcome.expired, outcome.reversed, outcome.granted)
+            return
+        key = account_key(state.account)
+        pool = engine.state(key)
+        assert pool is not None
+        tracker.absorb(month, outcome.customer, 0, 0, pool.tier, 0, 0, 0, {})
+        tracker.absorb_pool(month, key, outcome.points + outcome.pending_points, outcome.lifetime_points,
+                            outcome.spent, outcome.expired, outcome.reversed, outcome.granted)
 
     def advance(self, until: datetime, month: date) -> None:
         for outcome in self.engine.advance_to(until):
@@ -70,6 +96,18 @@ class ProgramRun:
         for customer in engine.customers():
             state = engine.state(customer)
             assert state is not None
+            if is_account_key(customer):
+                totals.add_pool(state, compiled)  # a shared account's pool: its contacts are the customers
+                continue
+            if state.last_event_at is None:
+                continue  # a referred friend not seen yet: not a customer
+            if state.account is not None:
+                pool = engine.state(account_key(state.account))
+                assert pool is not None
+                totals.add(state, compiled, tier=pool.tier)
+                with engine.accounts.pooled(state, pool):  # a contact's standing shows the account's figures
+                    standings[customer] = standing_of(state, compiled)
+                continue
             totals.add(state, compiled)
             standings[customer] = standing_of(state, compiled)
         return totals, ProgramFigures(self.program, [], standings)
@@ -181,6 +219,8 @@ def replay(program: Program, events: Iterable[Record | dict[str, Any]], *, basel
                                        f"{run.label} rules): {type(err).__name__}: {err}") from err
                 assert month is not None
                 run.absorb(outcome, month)
+                for other in outcome.linked:  # a referrer paid at their friend's purchase
+                    run.absorb(other, month)
                 if run is new:
                     activity.event(outcome.customer, month)
                     if outcome.type == "purchase":
@@ -223,6 +263,21 @@ def replay(program: Program, events: Iterable[Record | dict[str, Any]], *, basel
     summary = finish_summary(totals[0], program, totals[1] if old else None, baseline, counts["events"], extras)
     return SimulationResult(summary, figures[0], figures[1] if old else None, rejections, activity, first, end,
                             reordered)
+
+
+def replay_file(programs: list[Program], path: str, *, until: str | date | datetime | None,
+                effect_from: str | date | datetime | None, bool_columns: frozenset[str] = frozenset(),
+                progress: Progress | None = None, on_rejected: Callable[[Rejected], None] | None = None,
+                keep_rejections: int | None = None) -> SimulationResult:
+    """A history file replayed event at a time: the path for programs the per-customer replays do not take
+    (``points pooled by account``: one event changes a contact and their account, whose contacts are many)."""
+    from poletti.interpreter.simulate.history import History
+
+    with History(path, programs[0].compiled.tz, bool_columns=bool_columns) as source:
+        source.scan(progress)
+        return replay(programs[0], source.in_time_order(progress), baseline=programs[1] if len(programs) > 1 else None,
+                      until=until, effect_from=effect_from, progress=progress, total=source.count,
+                      on_rejected=on_rejected, keep_rejections=keep_rejections, reordered=source.reordered)
 
 
 def _next_due(runs: list[ProgramRun]) -> int | None:

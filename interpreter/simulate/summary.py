@@ -278,6 +278,24 @@ class Tracker:
                     change.segments[name] += 1 if now else -1
         self.last[customer] = (held, lifetime, tier, inside)
 
+    def absorb_pool(self, month: date, account: str, held: int, lifetime: int, spent: int, expired: int,
+                    reversed_: int, granted: Mapping[str, int]) -> None:
+        """An account's pool after an event or a clock step: stocks and flows, but no customer and no tier
+        (its contacts are ``absorb``ed with nothing held)."""
+        change = self.months.get(month)
+        if change is None:
+            change = self.months[month] = MonthChange()
+        last = self.last.get(account, (0, 0, 0, self._outside))
+        change.outstanding += held - last[0]
+        change.earned += lifetime - last[1]
+        change.spent += spent
+        change.expired += expired
+        change.reversed += reversed_
+        for reward, count in granted.items():
+            change.rewards[reward] += count
+            change.cost += self.values.get(reward, 0) * count
+        self.last[account] = (held, lifetime, last[2], last[3])
+
     def merge(self, other: Tracker) -> None:
         """Add another shard's series (its customers are not this one's)."""
         self.last.update(other.last)
@@ -459,7 +477,27 @@ class Totals:
     perks: Counter[str] = attrs.Factory(Counter)
     partners: dict[str, list[int]] = attrs.Factory(dict)
 
-    def add(self, state: CustomerState, compiled: CompiledProgram) -> None:
+    def add_pool(self, account: CustomerState, compiled: CompiledProgram) -> None:
+        """An account's pooled figures (``points pooled by account``): points, rewards, cost, and the wallet, perk
+        and partner figures; its contacts are the customers (``add`` them with the account's tier)."""
+        totals = account.totals
+        self.earned += totals.earned
+        self.spent += totals.spent
+        self.expired += totals.expired
+        self.reversed += totals.reversed
+        self.cost += totals.cost
+        self.outstanding += account.ledger.outstanding
+        self.rewards.update(account.rewards)
+        self.add_wallet(account, compiled)
+
+    def add(self, state: CustomerState, compiled: CompiledProgram, tier: int | None = None) -> None:
+        """A customer's final figures (``tier``: their account's, for a contact whose tier is pooled)."""
+        if tier is not None:
+            self.customers += 1
+            self.sales += state.spend_total
+            self.tiers[compiled.tier_names[tier] or "none"] += 1
+            self.segments.update(segments_of(state, compiled))  # segments stay the contact's own
+            return  # everything else is the account's (``add_pool``)
         self.add_wallet(state, compiled)
         totals = state.totals
         self.customers += 1

@@ -40,6 +40,7 @@ def _linked_customers(history: Any, customer: str) -> tuple[set[str], int, set[s
     first_pass = True
     while True:
         ids: set[str] = set()
+        pools: set[str] = set()  # accounts the linked customers' events name: their contacts share a pool
         for record in records(history, False):
             event = record.event
             if first_pass:
@@ -57,6 +58,8 @@ def _linked_customers(history: Any, customer: str) -> tuple[set[str], int, set[s
                 own += who == customer
             if who in linked and event_id is not None:
                 ids.add(event_id)
+            if who in linked and text_field(event.get("account")) is not None:
+                pools.add(text_field(event.get("account")))  # type: ignore[arg-type]
         if first_pass:
             history.count, history.reordered = count, not ordered  # what History.scan would find
         first_pass = False
@@ -66,8 +69,12 @@ def _linked_customers(history: Any, customer: str) -> tuple[set[str], int, set[s
             if event is None:
                 continue
             who, event_id = text_field(event.get("customer")), text_field(event.get("id"))
-            if who is not None and who not in linked and event_id in ids:
+            if who is not None and who not in linked and (event_id in ids or (
+                    pools and text_field(event.get("account")) in pools)):
                 grown.add(who)
+            friend = text_field(event.get("friend")) if event.get("type") == "referral" else None
+            if who is not None and friend is not None and (who in linked) != (friend in linked):
+                grown.add(friend if who in linked else who)  # a referral joins referrer and friend (their payouts)
         if not grown:
             return linked, own, everyone, last
         linked |= grown
@@ -111,6 +118,8 @@ def command(ctx: click.Context, rules: str, events: str, customer: str, until: s
                 continue
             result = process(engine, record, word)
             if text_field(event.get("customer")) != customer:
+                # Another customer's event may have changed this one's (a friend's purchase paying its referrer).
+                out.extend(other.explain(tz) for other in getattr(result, "linked", ()) if other.customer == customer)
                 continue
             if isinstance(result, Rejected):
                 counts["rejected"] += 1

@@ -107,7 +107,7 @@ def programs(draw: Any) -> str:
                      if draw(st.integers(0, 3)) else f"tier {name} when {draw(conditions(segments, [], False))}{keep}")
     rules = draw(st.lists(st.sampled_from([
         "money", "per_n", "category", "per_purchase", "per_item", "per_visit", "fixed", "multiplier", "at",
-        "stamp", "on", "when", "birthday"]), min_size=1, max_size=7))
+        "stamp", "on", "when", "birthday", "referral"]), min_size=1, max_size=7))
     reward = lambda: draw(st.sampled_from(REWARDS))  # noqa: E731
     for kind in rules:
         if kind == "money":
@@ -150,6 +150,12 @@ def programs(draw: Any) -> str:
                          f"{draw(options(segments, tiers, False, True))}".replace("if event.", "if spend_30d > 0 or event."))
         elif kind == "birthday":
             lines.append(f"on birthday grant {reward() if draw(st.booleans()) else '30 points'}")
+        elif kind == "referral":  # pays at a referred friend's first qualifying purchase (histories refer c2–c5)
+            target = reward() if draw(st.booleans()) else f"{draw(st.integers(5, 40))} points"
+            option = draw(st.sampled_from(["", "if event.amount >= 20 EUR", "limit 1 times per month",
+                                           "limit 2 times per 30d", "during 2027-03-01..2027-09-30"]))
+            lines.append(f"referral grant {target} to {draw(st.sampled_from(['referrer', 'friend', 'both']))} "
+                         f"when friend buys {option}")
     # Issue 13: perks, partners and a currency rate.
     for i in range(draw(st.integers(0, 2))):
         lines.append(f"perk perk{i} when {draw(conditions(segments, tiers, False))}")
@@ -184,16 +190,16 @@ def instants(draw: Any, count: int) -> list[datetime]:
 
 @st.composite
 def histories(draw: Any) -> list[dict[str, Any]]:
-    """Events (and ``{"advance_to": …}`` steps), in time order, for customers c1–c3."""
+    """Events (and ``{"advance_to": …}`` steps), in time order, for customers c1–c4 (referrals name c2–c5 as friends)."""
     count = draw(st.integers(1, 25))
     moments = draw(instants(count))
     steps: list[dict[str, Any]] = []
     purchases: list[tuple[str, str]] = []
     for n, at in enumerate(moments):
-        customer = draw(st.sampled_from(["c1", "c2", "c3"]))
+        customer = draw(st.sampled_from(["c1", "c2", "c3", "c4"]))
         base: dict[str, Any] = {"id": f"e{n}", "customer": customer, "at": at.isoformat()}
         kind = draw(st.sampled_from(["purchase"] * 5 + ["visit", "review", "signup", "refund", "redeem",
-                                                        "checkin", "advance"]))
+                                                        "checkin", "advance", "referral"]))
         if kind == "advance":
             steps.append({"advance_to": at.isoformat()})
             continue
@@ -222,6 +228,8 @@ def histories(draw: Any) -> list[dict[str, Any]]:
             base["reward"] = draw(st.sampled_from(REWARDS))
             if draw(st.integers(0, 2)) == 0:
                 base["partner"] = "kulma"
+        elif kind == "referral" and draw(st.integers(0, 3)):
+            base["friend"] = draw(st.sampled_from(["c2", "c3", "c4", "c5"]))  # new, known, or the referrer
         elif kind == "checkin" and draw(st.booleans()):
             base["channel"] = draw(st.sampled_from(["app", "till"]))
         if draw(st.integers(0, 5)) == 0 or kind == "signup":
