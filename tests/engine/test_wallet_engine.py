@@ -113,12 +113,14 @@ def test_a_state_stored_before_the_wallet_reads_back() -> None:
 
 
 def test_an_old_receipt_still_names_a_duplicate() -> None:
-    # An event without issue 13's fields has the content key it always had: 9 fields.
+    # An event without issue 13's fields has the content key it always had: 9 fields. One that uses a reward
+    # has one more: the (name, value) pairs of the optional fields it carries.
     from poletti.interpreter.events import EventReader, content_key
 
     reader = EventReader(poletti.compile(RULES).compiled.checked)
     assert len(content_key(reader.read(EVENTS[0]))) == 9
-    assert len(content_key(reader.read(EVENTS[1]))) == 12
+    with_reward = content_key(reader.read(EVENTS[1]))
+    assert len(with_reward) == 10 and with_reward[9] == (("rewards_used", ("ten_off",)),)
 
 
 def test_a_reward_held_before_its_program_gave_it_an_expiry_stays_usable(tmp_path: Path) -> None:
