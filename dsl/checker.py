@@ -712,6 +712,10 @@ class _Checker:
     def _check_PartnerDecl(self, decl: ast.PartnerDecl) -> None:
         rate = self._money(decl.rate)
         name = decl.name.name
+        clash = self.attribute_decls.get("partner")
+        if clash is not None and not self.partners:
+            self.report("E102", "'partner' is declared as an attribute, but with partners it is the event's partner",
+                        clash.name.span, ["remove 'attribute partner', or call the attribute something else"])
         if name in self.partners:
             self.report("E141", f"partner '{name}' is declared twice", decl.name.span,
                         ["a partner has one rate: remove one of the declarations"])

@@ -18,7 +18,8 @@ from poletti.engine.ledger import PointsLedger
 from poletti.engine.stores.base import LedgerEntry
 from poletti.engine.timecalc import add_us
 from poletti.interpreter.trace import (
-    Converted, Earned, Expired, Granted, Multiplied, Redeemed, ReferralPaid, Released, Reversed,
+    Converted, Earned, Expired, Granted, Multiplied, Redeemed, ReferralPaid, Released, Reversed, RewardExpired,
+    RewardUsed,
 )
 
 
@@ -69,6 +70,12 @@ def entries(records: list[Any], event_start: int, before: PointsLedger, customer
             # One entry for the scaled points: the rules that earned them, then the multipliers.
             earned_rules = [(record.at, record.after, "; ".join([rule for _, _, rule in earned_rules] +
                                                                 [rule.text for rule in record.rules]))]
+            continue
+        if isinstance(record, RewardUsed):  # issue 13: the wallet moves, no points do
+            books.add(source, record.at, "use", 0, reward=record.reward, count=1)
+            continue
+        if isinstance(record, RewardExpired):
+            books.add(None, record.at, "reward_expire", 0, reward=record.reward, count=1)
             continue
         if not isinstance(record, _MOVEMENTS):
             continue  # skips, caps, tier and segment changes: no points move

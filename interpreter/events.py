@@ -420,6 +420,8 @@ class EventReader:
 
     def read(self, raw: Any) -> Event:
         """Raw dict → Event, or EventError with the reason."""
+        if not self.program.partners and isinstance(raw, Mapping) and "partner" in raw:
+            return self._read_without_partners(raw)
         event = _quick(raw)
         if event is not None:
             if event.attributes is None:  # keys beyond the event's own: declared attributes, or ignored
@@ -545,6 +547,16 @@ class EventReader:
 
 
     # ---- issue 13: rewards used and partners
+
+    def _read_without_partners(self, raw: Mapping[str, Any]) -> Event:
+        """A program that declares no partner reads ``partner`` as it always did: as the attribute it
+        declares under that name, or not at all (hosts may send more than the rules read)."""
+        event = self.read({key: value for key, value in raw.items() if key != "partner"})
+        if "partner" in self.attribute_types:
+            value = self._attributes({"partner": raw["partner"]}, event.id)
+            if value:
+                event.attributes = {**event.attributes, **value}
+        return event
 
     def _check_wallet_and_partner(self, event: Event) -> None:
         """Reject what no state could make right; convert a partner purchase paid in another currency.

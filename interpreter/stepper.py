@@ -103,7 +103,8 @@ class Stepper:
         for name, count in wanted.items():
             held = wallet.held_now(trial, self.compiled, name)
             if held < count:
-                if wallet.held_now(state, self.compiled, name) > held:
+                ended = (trial.rewards_expired or {}).get(name, 0) > (state.rewards_expired or {}).get(name, 0)
+                if ended:  # the clock step up to the purchase ended one (perhaps one it also granted)
                     why = f"the customer's {name} expired by {from_us(event.at).isoformat()}"
                 elif held <= 0:
                     why = f"the customer holds no {name}"

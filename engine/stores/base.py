@@ -54,7 +54,8 @@ class LedgerEntry:
     source event, with its ``expires_at`` and ``available_at``),
     ``release`` (pending points became spendable), ``expire``, ``spend``
     (an ``at`` rule took points for its target), ``redeem``, ``reverse``
-    (a refund took points back), ``reward`` (``count`` rewards granted).
+    (a refund took points back), ``reward`` (``count`` rewards granted), ``use`` (a purchase used a held
+    ``reward``), ``reward_expire`` (a held ``reward`` ended at its ``expires after``; both move no points).
     ``points`` is how many points moved (never negative; the kind says
     which way); ``balance`` and ``pending`` are the customer's spendable and
     pending points just after it. ``rule`` is the rule as written (None for
@@ -82,7 +83,8 @@ class LedgerEntry:
 LEDGER_COLUMNS = ("customer", "event_id", "at", "kind", "points", "balance", "pending", "program", "rule", "reward",
                   "count", "lot", "expires_at", "available_at")
 
-KINDS = ("earn", "release", "expire", "spend", "redeem", "reverse", "reward")
+KINDS = ("earn", "release", "expire", "spend", "redeem", "reverse", "reward",
+         "use", "reward_expire")  # issue 13: a held reward used by a purchase, or ended by its expiry (0 points)
 
 # The fields of an event's content (``interpreter.events.content_key``), in the order a conflict names them.
 # The currency is not among them: an accepted event's is the program's, written or not.

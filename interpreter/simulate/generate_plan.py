@@ -62,7 +62,7 @@ NEW_SKU_CATEGORY = "other"
 
 #: Event fields that are not attributes (an attribute of such a name is never generated).
 CORE_FIELDS = frozenset({"id", "type", "customer", "at", "amount", "currency", "items", "original", "reward",
-                         "birthday", "friend", "rewards_used", "partner"})
+                         "birthday", "friend", "rewards_used"})
 _GRADE_NAMES = re.compile(r"score|rating|stars|grade|nps|satisfaction")
 _KNOWN_TEXTS = {"channel": ("app", "till", "web")}
 _UNSUPPORTED = frozenset({Type.DURATION, Type.TIER, Type.REWARD})

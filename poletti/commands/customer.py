@@ -70,6 +70,8 @@ def entry_line(entry: Any, tz: Any) -> str:
     when = from_us(entry.at).astimezone(tz).isoformat()
     sign = {"earn": "+", "release": "", "reward": ""}.get(entry.kind, "-")
     what = f"{entry.kind} {sign}{entry.points}" if entry.kind != "reward" else f"reward {entry.reward} × {entry.count}"
+    if entry.kind in ("use", "reward_expire"):  # issue 13: the wallet moved, no points did
+        what = f"{'used' if entry.kind == 'use' else 'expired'} reward {entry.reward}"
     if entry.kind in ("spend", "redeem") and entry.reward:
         what += f" for {entry.reward}" + (f" × {entry.count}" if entry.count > 1 else "")
     parts = [f"#{entry.seq}", when, entry.event_id or "(clock)", what]

@@ -141,3 +141,17 @@ def test_a_reward_held_before_its_program_gave_it_an_expiry_stays_usable(tmp_pat
     new.advance_to("2026-03-01")
     assert [(h.reward, h.count, h.until) for h in new.customer("c1").held] == [("gift", 1, None)]
     assert new.state("c1").rewards_expired is None
+
+
+def test_a_program_without_partners_reads_partner_as_it_always_did() -> None:
+    # Before issue 13 `partner` was any other field: an attribute when declared, else ignored. A program that
+    # declares no partner keeps that reading (p1: 10 + 5 for partner "x"); one that declares partners may not
+    # also declare the attribute (E102).
+    engine = poletti.Engine(poletti.compile(
+        'attribute partner: text\nearn 1 point per EUR\nearn 5 points per purchase if event.partner == "x"\n'))
+    assert engine.process(_e("p1", "2026-01-05T10:00:00+00:00", amount="10.00", partner="x")).earned == 15
+    plain = poletti.Engine(poletti.compile("earn 1 point per EUR\n"))
+    assert plain.process(_e("p1", "2026-01-05T10:00:00+00:00", amount="10.00", partner="anyone")).earned == 10
+    with pytest.raises(poletti.CompileError) as err:
+        poletti.compile("attribute partner: text\npartner k pays 0.01 EUR per point\nearn 1 point per EUR\n")
+    assert [d.code for d in err.value.diagnostics] == ["E102"]

@@ -34,13 +34,19 @@ def check_books(engine: Any, where: str) -> None:
             assert (last.balance, last.pending) == (ledger.balance, ledger.pending), f"{where}: {customer} {last}"
         moved: Counter[str] = Counter()
         rewards: Counter[str] = Counter()
+        wallet: dict[str, Counter[str]] = {"use": Counter(), "reward_expire": Counter()}  # issue 13
         for entry in entries:
             moved[entry.kind] += entry.points
             if entry.kind in ("reward", "redeem"):
                 rewards[entry.reward] += entry.count
+            if entry.kind in wallet:
+                assert entry.points == 0, f"{where}: {customer} {entry}"
+                wallet[entry.kind][entry.reward] += entry.count
             assert entry.program == engine.digest
         assert moved["earn"] == ledger.earned_total, f"{where}: {customer} earned"
         assert moved["spend"] + moved["redeem"] == ledger.spent_total, f"{where}: {customer} spent"
         assert moved["expire"] == ledger.expired_total, f"{where}: {customer} expired"
         assert moved["reverse"] == ledger.deducted_total, f"{where}: {customer} reversed"
         assert rewards == Counter({name: count for name, count in state.rewards.items() if count}), where
+        assert wallet["use"] == Counter(state.rewards_used or {}), f"{where}: {customer} used"
+        assert wallet["reward_expire"] == Counter(state.rewards_expired or {}), f"{where}: {customer} expired rewards"
