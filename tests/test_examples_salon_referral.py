@@ -39,13 +39,17 @@ def test_rules_check_clean_and_are_formatted() -> None:
 def test_the_history_gives_the_hand_worked_summary(options: list[str]) -> None:
     summary = json.loads(simulate(RULES, HISTORY, *options))
     # README.md: r2 (Bea referred twice) and r3 (Aino already a customer) are rejected.
-    assert (summary["events"], summary["rejected"], summary["customers"]) == (10, 2, 3)
-    # Earned: Aino 60; Bea 25 + 70 = 95; Cai 45 + 40 = 85 → 240. Cai's refund reverses floor(45 × 45 ÷ 45) = 45.
-    # Outstanding: 60 + 95 + (85 − 45) = 195.
-    assert summary["points"] == {"earned": 240, "spent": 0, "expired": 0, "reversed": 45, "outstanding": 195}
-    # Vouchers: Bea's b2 pays Bea and Aino; Cai's c1 pays Cai and Aino; c2 pays nothing → 4 × 6.00 EUR.
+    assert (summary["events"], summary["rejected"], summary["customers"]) == (11, 2, 3)
+    # Earned: Aino 60 + 80 = 140; Bea 25 + 70 = 95; Cai 45 + 40 = 85 → 320. Cai's refund reverses
+    # floor(45 × 45 ÷ 45) = 45. Outstanding: 140 + 95 + (85 − 45) = 275.
+    assert summary["points"] == {"earned": 320, "spent": 0, "expired": 0, "reversed": 45, "outstanding": 275}
+    # Vouchers: Bea's b2 pays Bea and Aino; Cai's c1 pays Cai and Aino; c2 pays nothing → 4 granted.
     assert summary["rewards"] == {"next_visit_off": 4}
-    assert summary["cost"] == "24.00"
+    # A percentage has no worth until used: cost 0.00 with the voucher in cost_unknown; v1 uses one on
+    # 80.00 → 10 % = 8.00 (under the 20 EUR max). Nothing ends before 12 April: 3 still held.
+    assert (summary["cost"], summary["cost_unknown"], summary["cost_used"]) == ("0.00", ["next_visit_off"], "8.00")
+    assert (summary["rewards_used"], summary["rewards_expired"], summary["rewards_held"]) == (
+        {"next_visit_off": 1}, {"next_visit_off": 0}, {"next_visit_off": 3})
 
 
 def test_the_engine_tells_who_earned_what_for_whom() -> None:
