@@ -32,7 +32,7 @@ from poletti.interpreter.outcome import Outcome
 from poletti.interpreter.simulate.history import Record, instant_of
 from poletti.interpreter.simulate.replay import collector_paused
 from poletti.interpreter.simulate.summary import (
-    ONE_MICROSECOND, Activity, ProgramFigures, Rejected, SimulationResult, Totals, Tracker, day_start, finish_summary,
+    MEMBER_ATTRIBUTE, ONE_MICROSECOND, SCORE_ATTRIBUTE, Activity, ProgramFigures, Rejected, SimulationResult, Totals, Tracker, day_start, finish_summary,
     month_of, next_month, parse_instant, shown_months, standing_of,
 )
 
@@ -183,7 +183,10 @@ def replay(program: Program, events: Iterable[Record | dict[str, Any]], *, basel
                 if run is new:
                     activity.event(outcome.customer, month)
                     if outcome.type == "purchase":
-                        activity.purchase(outcome.customer, verdict.at, verdict.amount, month)
+                        activity.purchase(outcome.customer, verdict.at, verdict.amount, month,
+                                          raw.get(MEMBER_ATTRIBUTE))
+                    elif outcome.type == "feedback":
+                        activity.feedback(outcome.customer, verdict.at, raw.get(SCORE_ATTRIBUTE))
             if reasons:
                 event_id, customer = _text_or_none(raw.get("id")), _text_or_none(raw.get("customer"))
                 if len(reasons) == 2 and reasons["new"] == reasons["baseline"]:
