@@ -375,6 +375,19 @@ def render_summary(result: Any, rules: str, history: str, baseline: str | None, 
             measures.add_row(*row)
         console.print()
         console.print(measures)
+    from poletti.interpreter.simulate.effect_tables import effect_tables
+
+    for extra in effect_tables(effect, summary.get("currency", "")):
+        detail = Table(title=escape(extra.title), title_justify="left", show_edge=False, header_style="bold",
+                       pad_edge=False)
+        for i, name in enumerate(extra.header):
+            detail.add_column(escape(name), justify="left" if i == 0 else "right")
+        for row in extra.rows:
+            detail.add_row(*(escape(cell) for cell in row))
+        console.print()
+        console.print(detail)
+        if extra.note:
+            console.print(escape(extra.note))
 
     if result.rejections:
         console.print()

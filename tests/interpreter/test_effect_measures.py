@@ -167,3 +167,26 @@ def test_member_flags(value: Any, flag: bool | None) -> None:
                                           (True, None), (9.0, None), ("9.5", None), ("", None), ("١", None)])
 def test_nps_scores(value: Any, score: int | None) -> None:
     assert nps_score(value) == score
+
+
+def test_the_table_and_the_report_show_them(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from poletti.cli import cli
+
+    rules = tmp_path / "r.loyalty"
+    rules.write_text(RULES, encoding="utf-8")
+    history = write(tmp_path / "h.csv")
+    report = tmp_path / "report.html"
+    out = CliRunner().invoke(cli, ["simulate", str(rules), str(history), "--effect-from", "2026-02-01",
+                                   "--report", str(report)])
+    assert out.exit_code == 0, out.output
+    text = " ".join(out.output.split())
+    assert "Customers who bought both before and from 2026-02-01: 2" in text
+    assert "Purchases per customer per 30 days │ 1.4714 │ 1.0198 │ -0.4516 (-30.7 %)" in text
+    assert "Spend per customer per 30 days │ 17.17 EUR │ 22.95 EUR │ +5.78 EUR (+33.7 %)" in text
+    assert "NPS (% promoters − % detractors) │ -33.3 │ 50 │ -50" in text
+    assert "Average basket │ 18.75 EUR │ 5.00 EUR" in text
+    page = report.read_text(encoding="utf-8")
+    assert page.count("<table class='figures effect'>") == 3
+    assert "<td class=num>22.95 EUR</td>" in page and "<td class=num>-33.3</td>" in page
