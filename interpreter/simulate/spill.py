@@ -214,7 +214,7 @@ def partition(path: str, tz: Any, shards: int, until: int | None = None, *, part
     folder = tempfile.mkdtemp(prefix="poletti-simulate-")
     try:
         ranges = byte_ranges(path, parts if pool is not None else 1)
-        tasks = [(path, names, tz, shards, until, folder, k, a, b, dialect.delimiter) for k, (a, b) in enumerate(ranges)]
+        tasks = [(path, names, tz, shards, until, folder, k, a, b, dialect) for k, (a, b) in enumerate(ranges)]
         found = pool.map(_read_part_task, tasks, chunksize=1) if len(tasks) > 1 else [_read_part_task(tasks[0])]
         if any(part is None for part in found) or _shared_ids(folder, shards, len(found)):
             shutil.rmtree(folder, ignore_errors=True)
@@ -232,7 +232,7 @@ def _read_part_task(task: tuple[Any, ...]) -> Part | None:
 
 
 def read_part(path: str, names: list[str], tz: Any, shards: int, until: int | None, folder: str, number: int,
-              start: int, stop: int, delimiter: str = ",") -> Part | None:
+              start: int, stop: int, dialect: CsvDialect = CsvDialect()) -> Part | None:
     """Read bytes ``start:stop`` of the file (the first part: with the header) into the part's shard files.
 
     Row numbers are the part's own (1, 2, …): ``load_shard`` adds the rows of the parts before. None: a row
@@ -259,7 +259,7 @@ def read_part(path: str, names: list[str], tz: Any, shards: int, until: int | No
             data,
             read_options=pcsv.ReadOptions(column_names=names, skip_rows=1 if start == 0 else 0, encoding="utf8",
                                           block_size=BLOCK_BYTES),
-            parse_options=pcsv.ParseOptions(delimiter=delimiter, invalid_row_handler=invalid,
+            parse_options=pcsv.ParseOptions(delimiter=dialect.delimiter, invalid_row_handler=invalid,
                                             ignore_empty_lines=False, newlines_in_values=True),
             convert_options=pcsv.ConvertOptions(column_types={name: pa.string() for name in names},
                                                 strings_can_be_null=True, null_values=[""],
@@ -282,6 +282,12 @@ def read_part(path: str, names: list[str], tz: Any, shards: int, until: int | No
             rows = np.arange(part.count + 1, part.count + count + 1, dtype=np.int64)
             part.count += count
             instant, quick = instants(batch.column("at"), tz)
+            if dialect.decimal_comma and "amount" in names:  # a decimal point: no event, no instant (as read whole)
+                import pyarrow.compute as pc
+
+                unclear = pc.fill_null(pc.match_substring(batch.column("amount"), "."), False) \
+                    .to_numpy(zero_copy_only=False)
+                instant[unclear], quick[unclear] = NO_INSTANT, False
             known = instant[instant != NO_INSTANT]
             if known.size:
                 if part.ordered and ((part.last is not None and int(known[0]) < part.last)

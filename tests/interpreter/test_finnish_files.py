@@ -175,3 +175,17 @@ def test_generate_and_simulate_agree_on_every_suffix(tmp_path: Path) -> None:
                "--format", "jsonl").exit_code == 0
     assert run("generate", "--customers", "2", "--days", "2", "--seed", "1", "-o", str(tmp_path / "y.csv"),
                "--decimal-comma").exit_code == 2  # a decimal comma needs ';'
+
+
+def test_an_unclear_row_out_of_time_order_is_no_event_every_way(tmp_path: Path) -> None:
+    # Row 2 (a decimal point) is dated before row 1: as no event it has no instant, so the file is in time order.
+    path = write(tmp_path, "id;type;customer;at;amount\np1;purchase;a;2026-01-02T10:00:00Z;1,50\n"
+                           "p0;purchase;b;2026-01-01T10:00:00Z;2.50\np2;purchase;b;2026-01-03T10:00:00Z;4\n")
+    results = every_way(path, dialect=CsvDialect(";", True))
+    with History(str(path), poletti.compile(RULES).compiled.tz, dialect=CsvDialect(";", True)) as history:
+        history.scan()
+        assert history.reordered is False
+    for result in results:
+        assert result.summary["points"]["earned"] == 5 and result.summary["rejected"] == 1  # 1 + 4
+        assert result.summary.get("reordered") in (None, False)
+    assert json.dumps(results[0].summary) == json.dumps(results[1].summary)
