@@ -126,9 +126,11 @@ def command(ctx: click.Context, customers: int, days: int, seed: int, start: dat
         from poletti.cli import load_program
 
         program = load_program(ctx, rules_path)  # unreadable: exit 2; errors: the diagnostics, exit 1
-    fmt = _format_of(out, output_format)
     if out == "":
         check_outputs([("--out", out)])  # an empty name: exit 2
+    if partitions is None:
+        check_outputs([("--out", out)])  # a folder, a FIFO or a device is refused, never replaced
+    fmt = _format_of(out, output_format if partitions is None else output_format or "parquet")
     if partitions is not None:
         if output_format not in (None, "parquet"):
             raise click.UsageError("--partitions writes Parquet files: leave out --format or say parquet")
@@ -142,8 +144,6 @@ def command(ctx: click.Context, customers: int, days: int, seed: int, start: dat
     if decimal_comma and delimiter != ";":
         raise click.UsageError("--decimal-comma needs --delimiter ';' (in a file separated by commas, "
                                "12,50 would be two cells)")
-    if partitions is None:
-        check_outputs([("--out", out)])  # a folder, a FIFO or a device is refused, never replaced
     columns: tuple[str, ...] = HISTORY_COLUMNS
     bools: frozenset[str] = frozenset()
     source: Any = None
