@@ -32,8 +32,8 @@ from poletti.interpreter.outcome import Outcome
 from poletti.interpreter.simulate.history import Record, instant_of
 from poletti.interpreter.simulate.replay import collector_paused
 from poletti.interpreter.simulate.summary import (
-    MEMBER_ATTRIBUTE, ONE_MICROSECOND, SCORE_ATTRIBUTE, Activity, ProgramFigures, Rejected, SimulationResult, Totals, Tracker, day_start, finish_summary,
-    month_of, next_month, parse_instant, shown_months, standing_of,
+    MEMBER_ATTRIBUTE, ONE_MICROSECOND, SCORE_ATTRIBUTE, Activity, ProgramFigures, Rejected, SimulationResult, Totals,
+    Tracker, day_start, finish_summary, month_of, next_month, parse_instant, shown_months, standing_of,
 )
 
 _REPORT_EVERY = 1024

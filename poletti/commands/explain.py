@@ -23,7 +23,9 @@ from typing import Any
 import click
 
 from poletti.commands.outputs import shown, terminal_text
-from poletti.commands.run import Rejected, csv_options, open_history, process, records, row_word, text_field, until_instant
+from poletti.commands.run import (
+    Rejected, csv_options, open_history, process, records, row_word, text_field, until_instant,
+)
 
 
 def _linked_customers(history: Any, customer: str) -> tuple[set[str], int, set[str], datetime | None]:

@@ -74,7 +74,8 @@ def csv_options(command: Any) -> Any:
     """``--delimiter`` and ``--decimal-comma/--decimal-point``, for every command that reads a history."""
     command = click.option("--decimal-comma/--decimal-point", "decimal_comma", default=None, expose_value=False,
                            callback=_remember,
-                           help="A CSV history writes amounts and prices 12,50 (only in a ';'-separated file) or 12.50. "
+                           help="A CSV history writes amounts and prices 12,50 (only in a ';'-separated file) "
+                                "or 12.50. "
                                 "[default: found from the file]")(command)
     return click.option("--delimiter", type=click.Choice([",", ";"]), default=None, expose_value=False,
                         callback=_remember,

@@ -45,7 +45,8 @@ RULES_PER_EVENT = "earn 1 point per EUR\non feedback grant thanks\nevery 2 purch
 EVENTS: list[dict[str, Any]] = [
     {"id": "a1", "type": "purchase", "customer": "a", "at": "2026-01-01T10:00:00Z", "amount": "10.00", "member": True},
     {"id": "a2", "type": "purchase", "customer": "a", "at": "2026-01-15T10:00:00Z", "amount": "20.00", "member": True},
-    {"id": "a3", "type": "purchase", "customer": "a", "at": "2026-02-10T10:00:00Z", "amount": "30.00", "member": "TRUE"},
+    {"id": "a3", "type": "purchase", "customer": "a", "at": "2026-02-10T10:00:00Z", "amount": "30.00",
+     "member": "TRUE"},
     {"id": "b1", "type": "purchase", "customer": "b", "at": "2026-01-05T10:00:00Z", "amount": "5.00", "member": False},
     {"id": "b2", "type": "purchase", "customer": "b", "at": "2026-03-02T10:00:00Z", "amount": "15.00", "member": "yes"},
     {"id": "c1", "type": "purchase", "customer": "c", "at": "2026-02-20T10:00:00Z", "amount": "40.00"},

@@ -97,7 +97,8 @@ def test_the_dialect_is_found(tmp_path: Path, text: str, dialect: CsvDialect) ->
 
 
 def test_both_decimal_marks_are_refused_with_the_rows(tmp_path: Path) -> None:
-    path = write(tmp_path, "id;type;customer;at;amount\np1;purchase;a;2026-01-01;3.20\np2;purchase;a;2026-01-02;12,50\n")
+    path = write(tmp_path, "id;type;customer;at;amount\np1;purchase;a;2026-01-01;3.20\n"
+                           "p2;purchase;a;2026-01-02;12,50\n")
     with pytest.raises(HistoryError, match=r"decimal comma \(row 2: '12,50'\) and with a decimal point \(row 1: "
                                            r"'3.20'\).*--decimal-comma or --decimal-point"):
         csv_dialect(str(path))
