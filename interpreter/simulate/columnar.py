@@ -34,7 +34,7 @@ import numpy as np
 from poletti.engine.program import Program
 from poletti.engine.timecalc import from_us, to_us
 from poletti.interpreter.simulate.columns import Columns, arrange, load
-from poletti.interpreter.simulate.history import STDIN, HistoryError, detect_format
+from poletti.interpreter.simulate.history import STDIN, CsvDialect, HistoryError, csv_dialect, detect_format
 from poletti.interpreter.simulate.spill import Spilled, load_shard, partition, shard_count
 from poletti.interpreter.simulate.replay import (
     ShardReplay, ShardResult, collector_paused, find_end, in_replay_order, merge,
@@ -209,7 +209,8 @@ def _replay_shards(task: tuple[Spilled, int | None, list[int]]) -> ShardResult:
 
 def _simulate_spilled(programs: list[Program], path: str, tz: Any, bool_columns: frozenset[str], until: int | None,
                       effect_from: datetime | None, generated: bool | None, workers: int,
-                      progress: Progress | None) -> tuple[ShardResult, int | None, bool] | None:
+                      progress: Progress | None, dialect: CsvDialect | None = None
+                      ) -> tuple[ShardResult, int | None, bool] | None:
     """A CSV file streamed into customer shards and replayed shard by shard (``spill``); None: it cannot be.
 
     With several workers, the forked processes read the file's byte ranges side by side, then replay their
@@ -218,7 +219,7 @@ def _simulate_spilled(programs: list[Program], path: str, tz: Any, bool_columns:
     global _SPILL_SETTINGS, _DONE
     shards = shard_count(path, workers)
     if workers <= 1:
-        spilled = partition(path, tz, shards, until)
+        spilled = partition(path, tz, shards, until, dialect=dialect)
         if spilled is None:
             return None
         with spilled:
@@ -241,7 +242,7 @@ def _simulate_spilled(programs: list[Program], path: str, tz: Any, bool_columns:
     _DONE = context.Value("q", 0)
     try:
         with context.Pool(workers) as pool:
-            spilled = partition(path, tz, shards, until, parts=workers, pool=pool)
+            spilled = partition(path, tz, shards, until, parts=workers, pool=pool, dialect=dialect)
             if spilled is None:
                 return None
             with spilled:
@@ -266,8 +267,10 @@ def simulate_file(program: Program, path: str, *, baseline: Program | None = Non
                   until: str | date | datetime | None = None, effect_from: str | date | datetime | None = None,
                   bool_columns: frozenset[str] = frozenset(), workers: int = 1, generated: bool | None = None,
                   progress: Progress | None = None, on_rejected: Callable[[Rejected], None] | None = None,
-                  keep_rejections: int | None = None) -> SimulationResult:
-    """Replay a history file through ``program`` (and ``baseline``): see the module docstring."""
+                  keep_rejections: int | None = None, dialect: CsvDialect | None = None) -> SimulationResult:
+    """Replay a history file through ``program`` (and ``baseline``): see the module docstring.
+
+    ``dialect``: a CSV file's delimiter and decimal mark (None: ``history.csv_dialect`` finds them)."""
     tz = program.compiled.tz
     until_at = parse_instant(until, tz) if until is not None else None
     effect_at = parse_instant(effect_from, tz) if effect_from is not None else None
@@ -281,14 +284,15 @@ def simulate_file(program: Program, path: str, *, baseline: Program | None = Non
                            progress=progress, on_rejected=on_rejected, keep_rejections=keep_rejections)
     until_us = None if until_at is None else to_us(until_at)
     if _spillable(path):
+        dialect = dialect or csv_dialect(path)
         with collector_paused():
             spilled_run = _simulate_spilled(programs, path, tz, bool_columns, until_us, effect_at, generated,
-                                            workers, progress)
+                                            workers, progress, dialect)
         if spilled_run is not None:
             total, end, in_order = spilled_run
             return assemble(programs, total, end, until_at, in_order, on_rejected, keep_rejections)
     with collector_paused():
-        columns = load(path, tz, bool_columns=bool_columns)
+        columns = load(path, tz, bool_columns=bool_columns, dialect=dialect)
         if progress is not None:
             progress("read", columns.count, columns.count)
         job = Job(programs, columns, until_us, effect_at, generated)

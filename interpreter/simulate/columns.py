@@ -42,7 +42,8 @@ from poletti.engine import money
 from poletti.engine.timecalc import parse_timestamp, to_us
 from poletti.interpreter.events import _CORE_FIELDS, FIRST_YEAR, LAST_YEAR, Event, _date, quick_items
 from poletti.interpreter.simulate.history import (
-    REQUIRED_COLUMNS, STDIN, History, HistoryError, _plain, _require_columns, detect_format, items_error, load_json,
+    REQUIRED_COLUMNS, STDIN, CsvDialect, History, HistoryError, _plain, _require_columns, csv_dialect, detect_format,
+    items_error, load_json,
 )
 from poletti.interpreter.simulate import history as _history
 
@@ -214,36 +215,41 @@ class Columns:
         return part
 
 
-def load(path: str, tz: Any, *, bool_columns: frozenset[str] = frozenset(), fmt: str | None = None) -> Columns:
-    """Read a history file (or a folder of Parquet files) into columns; ``HistoryError`` if it cannot be read."""
+def load(path: str, tz: Any, *, bool_columns: frozenset[str] = frozenset(), fmt: str | None = None,
+         dialect: CsvDialect | None = None) -> Columns:
+    """Read a history file (or a folder of Parquet files) into columns; ``HistoryError`` if it cannot be read.
+
+    ``dialect``: a CSV file's delimiter and decimal mark (None: ``history.csv_dialect`` finds them)."""
     if path != STDIN and os.path.isdir(path):
         return _from_table(read_dataset(path), tz, bool_columns)
     fmt = fmt or detect_format(path)
     if fmt == "csv" and path != STDIN:
-        table = _read_csv(path)
+        dialect = dialect or csv_dialect(path)
+        table = _read_csv(path, dialect)
         if table is not None:
-            return _from_table(table, tz, bool_columns)
+            return _from_table(table, tz, bool_columns, decimal_comma=dialect.decimal_comma)
     if fmt == "parquet":
         return _from_table(_read_parquet(path), tz, bool_columns)
-    return _from_records(path, fmt, tz, bool_columns)
+    return _from_records(path, fmt, tz, bool_columns, dialect)
 
 
 # ------------------------------------------------------------------ reading
 
 
-def _read_csv(path: str) -> Any:
+def _read_csv(path: str, dialect: CsvDialect = CsvDialect()) -> Any:
     """The CSV file as an Arrow table of text columns, or None when Arrow cannot take it row for row.
 
     Rows with more or fewer cells than the header, and blank lines, are
     irregular: the row reader handles those files (it numbers rows as a
-    person counts them and says what is wrong with each).
+    person counts them and says what is wrong with each). So are files with
+    decimal commas and items (the row reader reads the items' prices).
     """
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
-            header = next(csv.reader(handle), None)
+            header = next(csv.reader(handle, delimiter=dialect.delimiter), None)
     except OSError as err:
         raise HistoryError(f"cannot read '{path}': {err.strerror or err}") from None
     except (UnicodeDecodeError, csv.Error):
@@ -252,7 +258,7 @@ def _read_csv(path: str) -> Any:
         return None
     names = [column.strip() for column in header]
     _require_columns(names, path, "CSV header")
-    if len(set(names)) != len(names):
+    if len(set(names)) != len(names) or (dialect.decimal_comma and "items" in names):
         return None
     irregular: list[int] = []
 
@@ -264,8 +270,8 @@ def _read_csv(path: str) -> Any:
         table = pcsv.read_csv(
             path,
             read_options=pcsv.ReadOptions(column_names=names, skip_rows=1, encoding="utf8"),
-            parse_options=pcsv.ParseOptions(invalid_row_handler=invalid, ignore_empty_lines=False,
-                                            newlines_in_values=True),
+            parse_options=pcsv.ParseOptions(delimiter=dialect.delimiter, invalid_row_handler=invalid,
+                                            ignore_empty_lines=False, newlines_in_values=True),
             convert_options=pcsv.ConvertOptions(column_types={name: pa.string() for name in names},
                                                 strings_can_be_null=True, null_values=[""],
                                                 quoted_strings_can_be_null=True))
@@ -288,17 +294,18 @@ def _has_long_cells(table: Any) -> bool:
     return False
 
 
+PARQUET_SUFFIXES = tuple(suffix for suffix, kind in _history.FORMATS.items() if kind == "parquet")
 DATASET_MARKER = "_poletti.json"  # written by `poletti generate --partitions`: how the files split the customers
 
 
 def dataset_files(path: str) -> list[str]:
     """The Parquet files of a dataset folder, in name order (which numbers the rows)."""
     try:
-        names = sorted(name for name in os.listdir(path) if name.endswith(".parquet"))
+        names = sorted(name for name in os.listdir(path) if os.path.splitext(name)[1].lower() in PARQUET_SUFFIXES)
     except OSError as err:
         raise HistoryError(f"cannot read the folder '{path}': {err.strerror or err}") from None
     if not names:
-        raise HistoryError(f"the folder '{path}' holds no .parquet files")
+        raise HistoryError(f"the folder '{path}' holds no Parquet files ({', '.join(PARQUET_SUFFIXES)})")
     return [os.path.join(path, name) for name in names]
 
 
@@ -382,16 +389,35 @@ def instants(at: Any, tz: Any) -> tuple[np.ndarray, np.ndarray]:
     return instant, at_quick
 
 
+def _commas_to_points(table: Any) -> tuple[Any, dict[int, str]]:
+    """A CSV table of decimal commas: its ``amount`` cells as the engine reads them (``12,50`` → ``12.50``),
+    and the rows whose amount has a decimal point (no event: the row reader's reason, word for word)."""
+    import pyarrow.compute as pc
+
+    if "amount" not in table.schema.names:
+        return table, {}
+    column = table.column("amount")
+    pointed = np.flatnonzero(pc.fill_null(pc.match_substring(column, "."), False).to_numpy(zero_copy_only=False))
+    errors = {}
+    if pointed.size:
+        values = column.take(pointed).to_pylist()
+        errors = {int(i): _history.comma_reason("amount", value) for i, value in zip(pointed.tolist(), values)}
+    fixed = pc.replace_substring(column, ",", ".")
+    return table.set_column(table.schema.get_field_index("amount"), "amount", fixed), errors
+
+
 def _from_table(table: Any, tz: Any, bool_columns: frozenset[str], *, rows: np.ndarray | None = None,
-                known: tuple[np.ndarray, np.ndarray] | None = None) -> Columns:
+                known: tuple[np.ndarray, np.ndarray] | None = None, decimal_comma: bool = False) -> Columns:
     """The table's rows as ``Columns``; ``rows`` their row numbers (1, 2, … by default), ``known`` their
-    ``instants`` when already worked out."""
+    ``instants`` when already worked out; ``decimal_comma``: a CSV file's amounts are written ``12,50``."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     count = table.num_rows
     names = list(table.schema.names)
     errors: dict[int, str] = {}
+    if decimal_comma:
+        table, errors = _commas_to_points(table)
     if known is None:
         instant, at_quick = instants(table.column("at"), tz)
     else:
@@ -446,6 +472,9 @@ def _from_table(table: Any, tz: Any, bool_columns: frozenset[str], *, rows: np.n
     for name in names:
         if name not in _CORE_FIELDS:
             columns.extra |= _valid(table.column(name))
+    for index in errors:  # no event at all, as the row reader has it: no instant (it sorts first), not plain
+        plain[index] = False
+        columns.instant[index] = NO_INSTANT
     columns.plain = plain
     _codes(columns, table)
     return columns
@@ -644,13 +673,14 @@ def _instant_of(value: Any, tz: Any) -> int:
 # ----------------------------------------------------------- row by row
 
 
-def _from_records(path: str, fmt: str, tz: Any, bool_columns: frozenset[str]) -> Columns:
+def _from_records(path: str, fmt: str, tz: Any, bool_columns: frozenset[str],
+                  dialect: CsvDialect | None = None) -> Columns:
     """JSON Lines (and CSV files Arrow cannot take row for row): read by ``History``, then as columns.
 
     JSON values come in every type, so no row is plain: each goes through
     the event reader. Customers get codes all the same, for the grouping.
     """
-    with History(path, tz, fmt=fmt, bool_columns=bool_columns) as history:
+    with History(path, tz, fmt=fmt, bool_columns=bool_columns, dialect=dialect) as history:
         records = list(history.records())
     names: list[str] = list(REQUIRED_COLUMNS)
     seen = set(names)

@@ -76,7 +76,7 @@ def _known_span(instants: np.ndarray) -> tuple[bool, int | None, int | None]:
 
 
 def read_shard(path: str, number: int, shards: int, zone: str, bool_columns: frozenset[str],
-               partitioned: bool, row_offset: int) -> ShardData:
+               partitioned: bool, row_offset: int, dialect: Any = None) -> ShardData:
     """A shard's rows: its own file of a partitioned folder, or its customers' rows of the whole history."""
     from zoneinfo import ZoneInfo
 
@@ -86,7 +86,7 @@ def read_shard(path: str, number: int, shards: int, zone: str, bool_columns: fro
         columns.rows = columns.rows + row_offset
         ordered, first, last = _known_span(columns.instant)
         return ShardData(columns, ordered, first, last, columns.count)
-    whole = load(path, tz, bool_columns=bool_columns)
+    whole = load(path, tz, bool_columns=bool_columns, dialect=dialect)
     grouping = arrange(whole)
     keep = np.zeros(whole.count, dtype=bool)
     for group, key in enumerate(grouping.keys):  # customers who share an event id stay together
@@ -114,8 +114,8 @@ def simulate_dask(program: Program, path: str, address: str, *, baseline: Progra
                   until: str | date | datetime | None = None, effect_from: str | date | datetime | None = None,
                   bool_columns: frozenset[str] = frozenset(), workers: int = 2, progress: Progress | None = None,
                   on_rejected: Callable[[Rejected], None] | None = None,
-                  keep_rejections: int | None = None) -> SimulationResult:
-    """Replay a history on a Dask cluster (see the module docstring)."""
+                  keep_rejections: int | None = None, dialect: Any = None) -> SimulationResult:
+    """Replay a history on a Dask cluster (see the module docstring); ``dialect`` as ``simulate_file``'s."""
     from dask.distributed import Client, LocalCluster, as_completed
 
     from poletti.interpreter.simulate.columnar import assemble
@@ -154,7 +154,7 @@ def simulate_dask(program: Program, path: str, address: str, *, baseline: Progra
     try:
         zone = program.timezone
         data = [client.submit(read_shard, path, k, shards, zone, bool_columns, partitions is not None, offsets[k],
-                              pure=False) for k in range(shards)]
+                              dialect, pure=False) for k in range(shards)]
         if until_us is None:
             ends = client.gather([client.submit(shard_end, texts, d, None, pure=False) for d in data])
             known = [e for e in ends if e is not None]

@@ -781,17 +781,33 @@ def _csv_cell(cell: Any) -> str:
     return cell  # type: ignore[no-any-return]
 
 
+def _with_commas(event: dict[str, Any]) -> dict[str, Any]:
+    """The event with its amount and its items' prices written with a decimal comma (12,50)."""
+    event = dict(event)
+    if isinstance(event.get("amount"), str):
+        event["amount"] = event["amount"].replace(".", ",")
+    if isinstance(event.get("items"), list):
+        event["items"] = [{**item, "price": item["price"].replace(".", ",")}
+                          if isinstance(item, dict) and isinstance(item.get("price"), str) else item
+                          for item in event["items"]]
+    return event
+
+
 def write_csv(events: Iterable[dict[str, Any]], stream: IO[str], progress: Callable[[dict[str, Any]], None] | None = None,
-              columns: Sequence[str] = HISTORY_COLUMNS) -> int:
+              columns: Sequence[str] = HISTORY_COLUMNS, *, delimiter: str = ",", decimal_comma: bool = False) -> int:
     """Write a header and one row per event (empty cells for absent fields); returns the number of events.
 
     ``columns``: ``HISTORY_COLUMNS`` and, for a program-driven history, the
     extra columns of its plan (``friend``, attributes); yes/no is ``true``/``false``.
+    ``delimiter`` and ``decimal_comma``: a file as Finnish businesses export
+    them (``;``, amounts and prices ``12,50``).
     """
-    writer = csv.writer(stream, lineterminator="\n")
+    writer = csv.writer(stream, lineterminator="\n", delimiter=delimiter)
     writer.writerow(columns)
     count = 0
     for event in events:
+        if decimal_comma:
+            event = _with_commas(event)
         writer.writerow([_csv_cell(cell) for cell in history_row(event, columns)])
         count += 1
         if progress is not None:

@@ -40,6 +40,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -50,7 +51,8 @@ from zoneinfo import ZoneInfo
 
 from poletti.engine.timecalc import parse_timestamp
 
-FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+# The one table of file name suffixes: what every command reads, and what `poletti generate` writes.
+FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 STDIN = "-"
 REQUIRED_COLUMNS = ("id", "type", "customer", "at")
 DEFAULT_RUN_SIZE = 200_000
@@ -67,6 +69,104 @@ CELL_LIMIT = 1 << 24  # characters in one CSV cell (an `items` cell of a big bas
 LINE_LIMIT = 1 << 26  # characters in one CSV line, bytes in one JSON Lines line: memory stays bounded
 JSON_DEPTH_LIMIT = 64  # levels of nesting in a JSON line or an `items` cell (an event needs 3)
 _DRAIN = 1 << 20  # what is read at a time of the rest of a line too long to keep
+
+
+class CsvDialect(NamedTuple):
+    """How a CSV history is written: its delimiter, and whether amounts and prices use a decimal comma."""
+
+    delimiter: str = ","
+    decimal_comma: bool = False
+
+
+DELIMITERS = (",", ";")
+SNIFF_BYTES = 1 << 16  # what ``csv_dialect`` looks at: the header and the rows in the first 64 KiB
+_DECIMAL_COMMA = re.compile(r"^\s*-?[0-9]+,[0-9]+\s*$")
+_DECIMAL_POINT = re.compile(r"^\s*-?[0-9]+\.[0-9]+\s*$")
+
+
+def csv_dialect(path: str, delimiter: str | None = None, decimal_comma: bool | None = None) -> CsvDialect:
+    """The CSV file's dialect: ``delimiter`` / ``decimal_comma`` as chosen (None: found from the file).
+
+    The delimiter is the one (``,`` or ``;``) that splits the header into
+    the required columns. A decimal comma is read only in a ``;`` file: in
+    a ``,`` file, ``1,234`` is two cells, never a number. In a ``;`` file,
+    the ``amount`` cells of the first 64 KiB decide: decimal commas
+    (``12,50``) or decimal points (``12.50``); both is ambiguous and
+    refused (``HistoryError``, with a row of each); neither (whole numbers
+    only) reads decimal commas, as ``;`` files are written where the comma
+    is the decimal mark. A decimal comma chosen for a ``,`` file is refused.
+    """
+    if delimiter is not None and delimiter not in DELIMITERS:
+        raise HistoryError(f"the delimiter must be one of {' '.join(DELIMITERS)}, not {delimiter!r}")
+    try:
+        with open(path, "rb") as handle:
+            sample = handle.read(SNIFF_BYTES)
+    except OSError as err:
+        raise HistoryError(f"cannot read '{path}': {err.strerror or err}") from None
+    text = sample.decode("utf-8-sig", errors="replace")
+    lines = text.splitlines(keepends=True)
+    if len(sample) == SNIFF_BYTES and len(lines) > 1:
+        lines = lines[:-1]  # the last line may be cut short
+    if delimiter is None:
+        delimiter = ","
+        if lines:
+            heads = {d: [cell.strip() for cell in next(csv.reader([lines[0]], delimiter=d), [])] for d in DELIMITERS}
+            fits = [d for d in DELIMITERS if all(column in heads[d] for column in REQUIRED_COLUMNS)]
+            if fits:
+                delimiter = fits[0]
+            elif lines[0].count(";") > lines[0].count(","):
+                delimiter = ";"
+    if delimiter != ";":
+        if decimal_comma:
+            raise HistoryError(f"'{path}': a decimal comma needs ';' as the delimiter (in a file separated by "
+                               f"commas, 1,234 would be two cells)")
+        return CsvDialect(delimiter, False)
+    if decimal_comma is not None:
+        return CsvDialect(delimiter, decimal_comma)
+    commas = points = None
+    try:
+        rows = csv.reader(lines, delimiter=delimiter)
+        header = [cell.strip() for cell in next(rows, [])]
+        at = header.index("amount") if "amount" in header else -1
+        for number, cells in enumerate(rows, start=1):
+            cell = cells[at] if 0 <= at < len(cells) else ""
+            if commas is None and _DECIMAL_COMMA.match(cell):
+                commas = (number, cell)
+            elif points is None and _DECIMAL_POINT.match(cell):
+                points = (number, cell)
+    except csv.Error:
+        pass  # the readers say what is wrong with the rows
+    if commas is not None and points is not None:
+        raise HistoryError(f"'{path}' writes amounts both with a decimal comma (row {commas[0]}: '{commas[1]}') "
+                           f"and with a decimal point (row {points[0]}: '{points[1]}'): say which with "
+                           f"--decimal-comma or --decimal-point")
+    return CsvDialect(delimiter, points is None)
+
+
+def decimal_from_comma(value: str) -> str | None:
+    """A money cell written with a decimal comma as the engine reads it ("12,50" → "12.50"); None: it has a
+    decimal point, which a file of decimal commas does not use (``1.234,50``, ``12.50``: unclear)."""
+    if "." in value:
+        return None
+    return value.replace(",", ".")
+
+
+def comma_reason(column: str, value: str) -> str:
+    return (f"'{column}' is {value!r}: this file writes decimal commas (12,50), so a decimal point is unclear "
+            f"(use --decimal-point if the file writes decimal points)")
+
+
+def _items_from_commas(items: Any) -> str | None:
+    """Prices written as text with a decimal comma, in place; why not, when one has a decimal point."""
+    if not isinstance(items, list):
+        return None
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("price"), str):
+            fixed = decimal_from_comma(item["price"])
+            if fixed is None:
+                return comma_reason("price", item["price"])
+            item["price"] = fixed
+    return None
 
 
 class HistoryError(Exception):
@@ -182,7 +282,8 @@ class History:
     """
 
     def __init__(self, path: str, tz: ZoneInfo, *, fmt: str | None = None, run_size: int = DEFAULT_RUN_SIZE,
-                 bool_columns: Iterable[str] = (), temp_dir: str | None = None) -> None:
+                 bool_columns: Iterable[str] = (), temp_dir: str | None = None,
+                 dialect: CsvDialect | None = None) -> None:
         if run_size < 1:
             raise ValueError("run_size must be at least 1")
         self.path = path
@@ -193,6 +294,8 @@ class History:
         self.run_size = run_size
         self.bool_columns = frozenset(bool_columns)
         self.temp_dir = temp_dir
+        self.dialect = dialect if dialect is not None or self.format != "csv" or path == STDIN \
+            else csv_dialect(path)
         self.count: int | None = None  # records in the file, once scanned
         self.reordered: bool | None = None  # True when the file was not in time order
         self.runs = 0  # sorted runs spilled to disk (0: sorted in memory or not needed)
@@ -250,7 +353,9 @@ class History:
         readers = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}
         reader = readers[self.format]
         tz = self.tz
-        for record in reader(self._source, self.name, self.bool_columns, progress):
+        rows = reader(self._source, self.name, self.bool_columns, progress) if self.format != "csv" \
+            else _read_csv(self._source, self.name, self.bool_columns, progress, self.dialect or CsvDialect())
+        for record in rows:
             if record.event is not None:
                 record = Record(record.row, record.event, record.error, instant_of(record.event, tz))
             yield record
@@ -369,7 +474,8 @@ class _Lines:
         return line
 
 
-def _read_csv(path: str, name: str, bool_columns: frozenset[str], progress: Progress | None) -> Iterator[Record]:
+def _read_csv(path: str, name: str, bool_columns: frozenset[str], progress: Progress | None,
+              dialect: CsvDialect = CsvDialect()) -> Iterator[Record]:
     try:
         raw = open(path, "rb")
     except OSError as err:
@@ -381,7 +487,8 @@ def _read_csv(path: str, name: str, bool_columns: frozenset[str], progress: Prog
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         try:
             lines = _Lines(text)
-            reader = csv.reader(lines)
+            delimiter = dialect.delimiter
+            reader = csv.reader(lines, delimiter=delimiter)
             header = next(reader, None)
             if header is None:
                 return
@@ -399,12 +506,12 @@ def _read_csv(path: str, name: str, bool_columns: frozenset[str], progress: Prog
                 except _LineTooLong:
                     row_number += 1
                     yield Record(row_number, None, f"the row has a line longer than {LINE_LIMIT:,} characters")
-                    reader = csv.reader(lines)  # a fresh parser: the next line starts a row
+                    reader = csv.reader(lines, delimiter=delimiter)  # a fresh parser: the next line starts a row
                     continue
                 except csv.Error as err:  # e.g. a cell past csv's own limit: this row only
                     row_number += 1
                     yield Record(row_number, None, f"the row is not readable CSV: {err}")
-                    reader = csv.reader(lines)
+                    reader = csv.reader(lines, delimiter=delimiter)
                     continue
                 row_number += 1
                 if progress is not None and row_number % _REPORT_EVERY == 0:
@@ -430,6 +537,16 @@ def _read_csv(path: str, name: str, bool_columns: frozenset[str], progress: Prog
                         event["items"] = load_json(cells[items_at])
                     except ValueError as err:
                         error = items_error(err)
+                if dialect.decimal_comma and error is None:
+                    amount = event.get("amount")
+                    if amount is not None:
+                        fixed = decimal_from_comma(amount)
+                        if fixed is None:
+                            error = comma_reason("amount", amount)
+                        else:
+                            event["amount"] = fixed
+                    if error is None and "items" in event:
+                        error = _items_from_commas(event["items"])
                 for i in bools:
                     if i < len(cells):
                         flag = cells[i].strip().lower()
@@ -450,8 +567,13 @@ def _require_columns(columns: list[str], name: str, what: str) -> None:
     missing = [column for column in REQUIRED_COLUMNS if column not in columns]
     if missing:
         shown = ", ".join(repr(c) for c in columns[:12]) or "none"
+        hint = ""
+        if what == "CSV header" and len(columns) == 1:
+            other = ";" if ";" in columns[0] else "," if "," in columns[0] else None
+            if other is not None:
+                hint = f"; is the delimiter '{other}'? (--delimiter)"
         raise HistoryError(f"the {what} of '{name}' has no column {', '.join(repr(m) for m in missing)} "
-                           f"(an event needs {', '.join(REQUIRED_COLUMNS)}; columns found: {shown})")
+                           f"(an event needs {', '.join(REQUIRED_COLUMNS)}; columns found: {shown}{hint})")
 
 
 def _size(handle: IO[bytes]) -> int:

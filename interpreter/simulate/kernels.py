@@ -306,6 +306,7 @@ class Batch:
     amounts: np.ndarray
     refund_of: np.ndarray
     exits: dict[Any, np.ndarray] = attrs.Factory(dict)  # (window, zone) → when each purchase leaves it
+    member: np.ndarray | None = None  # each row's membership flag: 1 member, 0 not, -1 unknown (None: no column)
 
     @property
     def purchases(self) -> np.ndarray:
@@ -569,19 +570,34 @@ def _tier_counts(plan: Plan, batch: Batch, month_ends: np.ndarray, entered: np.n
 
 
 def _periods(activity: Activity, batch: Batch) -> None:
-    """The program-effect measures: purchases, spend, customers and repeat customers per period."""
+    """The program-effect measures: purchases, spend, customers and repeat customers per period; the cohort
+    of customers who bought in both periods; purchases by membership flag (see ``summary.Activity``)."""
     pivot = activity._pivot
     purchases = batch.purchases
     slices = [("all", purchases)]
     if pivot is not None:
         slices += [("before", purchases & (batch.instants < pivot)), ("after", purchases & (batch.instants >= pivot))]
+    bought = {}
     for name, mask in slices:
         period = activity.periods[name]
-        per_customer = _per_customer_sum(mask.astype(np.int64), batch)
+        per_customer = bought[name] = _per_customer_sum(mask.astype(np.int64), batch)
         period.purchases += int(mask.sum())
         period.spend += int(batch.amounts[mask].sum())
         period.customers += int((per_customer >= 1).sum())
         period.repeaters += int((per_customer >= 2).sum())
+    if pivot is not None:
+        both = (bought["before"] > 0) & (bought["after"] > 0)
+        spent = {name: _per_customer_sum(np.where(mask, batch.amounts, 0), batch) for name, mask in slices[1:]}
+        for slot, value in enumerate((both, bought["before"], bought["after"], spent["before"], spent["after"])):
+            activity.cohort[slot] += int(value[both].sum()) if slot else int(both.sum())
+    flags = batch.member if batch.member is not None else np.full(len(purchases), -1, dtype=np.int8)
+    activity.unflagged += int((purchases & (flags < 0)).sum())
+    for code, name in ((1, "member"), (0, "non_member")):
+        mask = purchases & (flags == code)
+        group = activity.groups[name]
+        group.purchases += int(mask.sum())
+        group.spend += int(batch.amounts[mask].sum())
+        group.customers += int((_per_customer_sum(mask.astype(np.int64), batch) > 0).sum())
 
 
 def tier_ranks(plan: Plan, batch: Batch, when: int) -> np.ndarray:

@@ -42,7 +42,8 @@ from poletti.interpreter.events import Event, EventError, EventReader, conflict_
 from poletti.interpreter.simulate import kernels
 from poletti.interpreter.simulate.columns import NO_INSTANT, PURCHASE, REFUND, Columns, Grouping
 from poletti.interpreter.simulate.summary import (
-    Activity, Rejected, Standings, Totals, Tracker, month_of_us, next_month, standing_of,
+    MEMBER_ATTRIBUTE, SCORE_ATTRIBUTE, Activity, Rejected, Standings, Totals, Tracker, member_flag, month_of_us,
+    next_month, standing_of,
 )
 from poletti.interpreter.processing import Tally
 from poletti.interpreter.referrals import Referrals
@@ -257,7 +258,8 @@ class ShardReplay:
         whole = (positions >= 0) & ~columns.has_amount[rows]  # a refund without an amount: the rest, all of it
         amounts[whole] = amounts[positions[whole]]
         names = [grouping.keys[g] for g in np.flatnonzero(taken).tolist()]
-        batch = kernels.Batch(names, starts, counts, columns.instant[rows], amounts, positions)
+        batch = kernels.Batch(names, starts, counts, columns.instant[rows], amounts, positions,
+                              member=_member_codes(columns, rows))
         worked = [kernels.figures(plan, batch) for plan in self.plans]  # type: ignore[union-attr]
         if any(figures is None for figures in worked):
             return numbers, 0  # a figure would not fit in int64: every group the per-customer way
@@ -332,7 +334,7 @@ class ShardReplay:
                 elif verdict is None:
                     lane.totals.duplicates += 1
                 else:
-                    self._apply(lane, verdict, lane is lanes[0])
+                    self._apply(lane, verdict, columns, index if lane is lanes[0] else None)
                     ids[verdict.id] = content_key(verdict)
             if reasons:
                 raw_id, raw_customer = columns.ids[index], columns.customers[index]
@@ -342,7 +344,8 @@ class ShardReplay:
                     for label, reason in reasons.items():
                         self._reject(instant, row, raw_id, raw_customer, reason, label)
 
-    def _apply(self, lane: Lane, event: Event, is_new: bool) -> None:
+    def _apply(self, lane: Lane, event: Event, columns: Columns, index: int | None) -> None:
+        """Apply an accepted event; ``index`` (its row) only for the new program, whose run the activity follows."""
         customer = event.customer
         state = lane.state_of(customer)
         month = lane.through_months(state, customer, event.at)
@@ -353,11 +356,15 @@ class ShardReplay:
         ledger = state.ledger
         lane.tracker.absorb(month, customer, ledger.balance + ledger.pending, ledger.earned_total, state.tier,
                             tally.spent, tally.expired, tally.reversed, tally.granted, state.segments)
-        if is_new:
+        if index is not None:
             activity = self.result.activity
             activity.event(customer, month)
             if event.type == "purchase":
-                activity.purchase(customer, event.at, event.amount or 0, month)
+                activity.purchase(customer, event.at, event.amount or 0, month,
+                                  columns.cell(MEMBER_ATTRIBUTE, index) if MEMBER_ATTRIBUTE in columns.names else None)
+            elif event.type == "feedback":
+                activity.feedback(customer, event.at,
+                                  columns.cell(SCORE_ATTRIBUTE, index) if SCORE_ATTRIBUTE in columns.names else None)
 
     @staticmethod
     def _referral(lane: Lane, event: Event, state: CustomerState, tally: Tally, month: date) -> None:
@@ -375,7 +382,17 @@ class ShardReplay:
             lane.stepper.schedule(other)
             ledger = other.ledger
             lane.tracker.absorb(month, referrer, ledger.balance + ledger.pending, ledger.earned_total, other.tier,
-                                other_tally.spent, other_tally.expired, other_tally.reversed, other_tally.granted)
+                                other_tally.spent, other_tally.expired, other_tally.reversed, other_tally.granted,
+                                other.segments)
+
+
+def _member_codes(columns: Columns, rows: np.ndarray) -> np.ndarray | None:
+    """The rows' membership flags for the whole-array replay: 1 member, 0 not, -1 unknown (None: no column)."""
+    if MEMBER_ATTRIBUTE not in columns.names:
+        return None
+    codes = {True: 1, False: 0, None: -1}
+    cells = columns.cells(MEMBER_ATTRIBUTE)
+    return np.array([codes[member_flag(cells[i])] for i in rows.tolist()], dtype=np.int8)
 
 
 def _batchable(columns: Columns, grouping: Grouping, currencies: list[str],

@@ -944,6 +944,23 @@ def effect_table(effect: dict[str, Any], currency: str) -> str:
     return f"<table class=figures><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def effect_detail(effect: dict[str, Any], currency: str) -> str:
+    """The cohort, NPS and members tables (``effect_tables``), each with its title and note."""
+    from poletti.interpreter.simulate.effect_tables import effect_tables
+
+    parts = []
+    for table in effect_tables(effect, currency):
+        head = "<tr>" + "".join(f"<th>{html.escape(cell)}</th>" for cell in table.header) + "</tr>"
+        body = "".join("<tr><td>" + html.escape(row[0]) + "</td>"
+                       + "".join(f"<td class=num>{html.escape(cell)}</td>" for cell in row[1:]) + "</tr>"
+                       for row in table.rows)
+        parts += [f"<h3>{html.escape(table.title)}</h3>",
+                  f"<table class='figures effect'><thead>{head}</thead><tbody>{body}</tbody></table>"]
+        if table.note:
+            parts.append(f"<p class=note>{html.escape(table.note)}</p>")
+    return "\n".join(parts)
+
+
 def months_table(new: Sequence[Month], old: Sequence[Month] | None, activity: Sequence[ActivityMonth],
                  currency: str) -> str:
     head = ("<tr><th>Month</th><th>Earned</th><th>Spent</th><th>Expired</th><th>Reversed</th><th>Outstanding</th>"
@@ -1189,6 +1206,7 @@ def render_report(result: SimulationResult, names: Names = Names(), png_dir: str
         "purchasing customer per month (of 30.44 days) of the period; average basket: the mean purchase amount "
         "before refunds.</p>",
         effect_table(summary["effect"], currency),
+        effect_detail(summary["effect"], currency),
     ]
     if new_months:
         sections += ["<h2>Month by month</h2>", "<details><summary>Show the figures of every month</summary>",

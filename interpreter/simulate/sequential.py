@@ -33,8 +33,8 @@ from poletti.interpreter.outcome import Outcome
 from poletti.interpreter.simulate.history import Record, instant_of
 from poletti.interpreter.simulate.replay import collector_paused
 from poletti.interpreter.simulate.summary import (
-    ONE_MICROSECOND, Activity, ProgramFigures, Rejected, SimulationResult, Totals, Tracker, day_start, finish_summary,
-    month_of, next_month, parse_instant, shown_months, standing_of,
+    MEMBER_ATTRIBUTE, ONE_MICROSECOND, SCORE_ATTRIBUTE, Activity, ProgramFigures, Rejected, SimulationResult, Totals,
+    Tracker, day_start, finish_summary, month_of, next_month, parse_instant, shown_months, standing_of,
 )
 
 _REPORT_EVERY = 1024
@@ -76,12 +76,13 @@ class ProgramRun:
         assert state is not None
         if state.account is None:  # a contact without an account keeps their own figures
             tracker.absorb(month, outcome.customer, outcome.points + outcome.pending_points, outcome.lifetime_points,
-                           state.tier, outcome.spent, outcome.expired, outcome.reversed, outcome.granted)
+                           state.tier, outcome.spent, outcome.expired, outcome.reversed, outcome.granted,
+                           state.segments)
             return
         key = account_key(state.account)
         pool = engine.state(key)
         assert pool is not None
-        tracker.absorb(month, outcome.customer, 0, 0, pool.tier, 0, 0, 0, {})
+        tracker.absorb(month, outcome.customer, 0, 0, pool.tier, 0, 0, 0, {}, state.segments)  # segments: the contact's
         tracker.absorb_pool(month, key, outcome.points + outcome.pending_points, outcome.lifetime_points,
                             outcome.spent, outcome.expired, outcome.reversed, outcome.granted)
 
@@ -224,7 +225,10 @@ def replay(program: Program, events: Iterable[Record | dict[str, Any]], *, basel
                 if run is new:
                     activity.event(outcome.customer, month)
                     if outcome.type == "purchase":
-                        activity.purchase(outcome.customer, verdict.at, verdict.amount, month)
+                        activity.purchase(outcome.customer, verdict.at, verdict.amount, month,
+                                          raw.get(MEMBER_ATTRIBUTE))
+                    elif outcome.type == "feedback":
+                        activity.feedback(outcome.customer, verdict.at, raw.get(SCORE_ATTRIBUTE))
             if reasons:
                 event_id, customer = _text_or_none(raw.get("id")), _text_or_none(raw.get("customer"))
                 if len(reasons) == 2 and reasons["new"] == reasons["baseline"]:

@@ -34,7 +34,7 @@ import numpy as np
 
 from poletti.interpreter.simulate import history as _history
 from poletti.interpreter.simulate.columns import NO_INSTANT, Columns, _from_table, _is_text, _text_bytes, instants
-from poletti.interpreter.simulate.history import HistoryError, _require_columns
+from poletti.interpreter.simulate.history import CsvDialect, HistoryError, _require_columns, csv_dialect
 
 SHARD_BYTES = 12 << 20  # CSV bytes per shard (about 180,000 rows of a CDNOW-like history)
 BLOCK_BYTES = 1 << 20  # CSV bytes per block read
@@ -66,6 +66,7 @@ class Spilled:
         self.folder = folder
         self.names = names
         self.shards = shards
+        self.decimal_comma = False  # the file's amounts are written 12,50 (``load_shard`` reads them so)
         self.parts = len(parts)
         self.offsets = [sum(part.count for part in parts[:k]) for k in range(len(parts))]  # rows before a part
         self.count = sum(part.count for part in parts)
@@ -154,11 +155,11 @@ def _long_hash(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.
         return np.add.reduceat(mixed, np.cumsum(lengths) - lengths) ^ np.uint64(0x5851F42D4C957F2D)
 
 
-def header(path: str) -> list[str] | None:
+def header(path: str, dialect: CsvDialect = CsvDialect()) -> list[str] | None:
     """The CSV file's column names (checked), or None when Arrow cannot take the file row for row."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
-            first = next(csv.reader(handle), None)
+            first = next(csv.reader(handle, delimiter=dialect.delimiter), None)
     except OSError as err:
         raise HistoryError(f"cannot read '{path}': {err.strerror or err}") from None
     except (UnicodeDecodeError, csv.Error):
@@ -169,6 +170,8 @@ def header(path: str) -> list[str] | None:
     _require_columns(names, path, "CSV header")
     if len(set(names)) != len(names) or any(name.startswith("__poletti_") for name in names):
         return None
+    if dialect.decimal_comma and "items" in names:
+        return None  # the row reader reads the items' prices
     return names
 
 
@@ -198,13 +201,14 @@ def byte_ranges(path: str, parts: int) -> list[tuple[int, int]]:
 
 
 def partition(path: str, tz: Any, shards: int, until: int | None = None, *, parts: int = 1,
-              pool: Any = None) -> Spilled | None:
+              pool: Any = None, dialect: CsvDialect | None = None) -> Spilled | None:
     """Stream a CSV file into ``shards`` customer shards (see the module docstring); None: read it whole.
 
     With ``parts`` > 1 and a ``pool`` (of forked processes: ``read_part`` runs there), the file's byte
-    ranges are read side by side.
+    ranges are read side by side. ``dialect``: the file's delimiter and decimal mark (None: found).
     """
-    names = header(path)
+    dialect = dialect or csv_dialect(path)
+    names = header(path, dialect)
     if names is None or "friend" in names:
         # (Referrals join customers that a hash of the customer would put in two shards: read the file whole,
         # where ``columns.arrange`` keeps each link component in one group.)
@@ -212,12 +216,14 @@ def partition(path: str, tz: Any, shards: int, until: int | None = None, *, part
     folder = tempfile.mkdtemp(prefix="poletti-simulate-")
     try:
         ranges = byte_ranges(path, parts if pool is not None else 1)
-        tasks = [(path, names, tz, shards, until, folder, k, a, b) for k, (a, b) in enumerate(ranges)]
+        tasks = [(path, names, tz, shards, until, folder, k, a, b, dialect) for k, (a, b) in enumerate(ranges)]
         found = pool.map(_read_part_task, tasks, chunksize=1) if len(tasks) > 1 else [_read_part_task(tasks[0])]
         if any(part is None for part in found) or _shared_ids(folder, shards, len(found)):
             shutil.rmtree(folder, ignore_errors=True)
             return None
-        return Spilled(folder, names, shards, found)  # type: ignore[arg-type]
+        spilled = Spilled(folder, names, shards, found)  # type: ignore[arg-type]
+        spilled.decimal_comma = dialect.decimal_comma
+        return spilled
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -228,7 +234,7 @@ def _read_part_task(task: tuple[Any, ...]) -> Part | None:
 
 
 def read_part(path: str, names: list[str], tz: Any, shards: int, until: int | None, folder: str, number: int,
-              start: int, stop: int) -> Part | None:
+              start: int, stop: int, dialect: CsvDialect = CsvDialect()) -> Part | None:
     """Read bytes ``start:stop`` of the file (the first part: with the header) into the part's shard files.
 
     Row numbers are the part's own (1, 2, …): ``load_shard`` adds the rows of the parts before. None: a row
@@ -255,8 +261,8 @@ def read_part(path: str, names: list[str], tz: Any, shards: int, until: int | No
             data,
             read_options=pcsv.ReadOptions(column_names=names, skip_rows=1 if start == 0 else 0, encoding="utf8",
                                           block_size=BLOCK_BYTES),
-            parse_options=pcsv.ParseOptions(invalid_row_handler=invalid, ignore_empty_lines=False,
-                                            newlines_in_values=True),
+            parse_options=pcsv.ParseOptions(delimiter=dialect.delimiter, invalid_row_handler=invalid,
+                                            ignore_empty_lines=False, newlines_in_values=True),
             convert_options=pcsv.ConvertOptions(column_types={name: pa.string() for name in names},
                                                 strings_can_be_null=True, null_values=[""],
                                                 quoted_strings_can_be_null=True))
@@ -278,6 +284,12 @@ def read_part(path: str, names: list[str], tz: Any, shards: int, until: int | No
             rows = np.arange(part.count + 1, part.count + count + 1, dtype=np.int64)
             part.count += count
             instant, quick = instants(batch.column("at"), tz)
+            if dialect.decimal_comma and "amount" in names:  # a decimal point: no event, no instant (as read whole)
+                import pyarrow.compute as pc
+
+                unclear = pc.fill_null(pc.match_substring(batch.column("amount"), "."), False) \
+                    .to_numpy(zero_copy_only=False)
+                instant[unclear], quick[unclear] = NO_INSTANT, False
             known = instant[instant != NO_INSTANT]
             if known.size:
                 if part.ordered and ((part.last is not None and int(known[0]) < part.last)
@@ -398,7 +410,8 @@ def load_shard(spilled: Spilled, shard: int, tz: Any, bool_columns: frozenset[st
     instant = table.column(_INSTANT).to_numpy().astype(np.int64)
     quick = table.column(_QUICK).to_numpy(zero_copy_only=False).astype(bool)
     table = table.select(spilled.names)
-    columns = _from_table(table, tz, bool_columns, rows=rows, known=(instant, quick))
+    columns = _from_table(table, tz, bool_columns, rows=rows, known=(instant, quick),
+                          decimal_comma=spilled.decimal_comma)
     columns.time_ordered = spilled.time_ordered
     return columns
 

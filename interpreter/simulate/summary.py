@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from poletti.engine.compiler import CompiledProgram
-from poletti.engine.money import from_units
+from poletti.engine.money import SCALE, from_units
 from poletti.engine.program import Program
 from poletti.engine.state import CustomerState
 from poletti.engine.timecalc import day_start_us, from_us, local_date, parse_timestamp, require_aware
@@ -272,6 +272,7 @@ class Tracker:
             change.tiers[self.tier_names[last[2]] or "none"] -= 1
             change.tiers[self.tier_names[tier] or "none"] += 1
         inside = tuple(segments) if self.segment_names else self._outside
+        assert len(inside) == len(self.segment_names), "absorb needs the state's segment flags"
         if inside != last[3]:
             for name, was, now in zip(self.segment_names, last[3], inside):
                 if was != now:
@@ -625,6 +626,51 @@ class Totals:
 
 # ------------------------------------------------------------------ activity
 
+US_PER_DAY = 86_400_000_000
+FREQUENCY_DAYS = 30  # purchase frequency and spend per customer are per 30 days of the period
+MEMBER_ATTRIBUTE = "member"  # a purchase's yes/no membership flag (see ``member_flag``)
+SCORE_ATTRIBUTE = "score"  # a feedback event's 0–10 score (see ``nps_score``)
+_YES, _NO = frozenset({"true", "yes", "1"}), frozenset({"false", "no", "0"})
+
+
+def member_flag(value: Any) -> bool | None:
+    """A ``member`` cell as yes/no: true/false (JSON, Parquet), the texts true/false/yes/no/1/0 (any case,
+    spaces around), or the whole numbers 1/0; anything else (or absent) is unknown: None."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return True if value == 1 else False if value == 0 else None
+    if isinstance(value, str):
+        text = value.strip().lower()
+        return True if text in _YES else False if text in _NO else None
+    return None
+
+
+def nps_score(value: Any) -> int | None:
+    """A feedback ``score`` cell as a whole number 0 … 10, or None (absent, not whole, out of range, a yes/no)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text.isdigit() and text.isascii() and len(text) <= 2):
+            return None
+        value = int(text)
+    if isinstance(value, int) and 0 <= value <= 10:
+        return value
+    return None
+
+
+def _days(start: datetime | None, end: datetime | None) -> Fraction:
+    """The length of [start, end] in days of 24 hours, exact (0 when either end is unknown)."""
+    if start is None or end is None:
+        return Fraction(0)
+    return Fraction((end - start) // ONE_MICROSECOND, US_PER_DAY)
+
+
+def _rate(value: Fraction, places: int = 4) -> float:
+    """An exact ratio shown as a JSON number, rounded half up (the same on every replay path)."""
+    return float(_round_half_up(value, places))
+
 
 @attrs.define
 class Period:
@@ -649,6 +695,7 @@ class Period:
         return {
             "from": self.start.isoformat() if self.start else None,
             "to": self.end.isoformat() if self.end else None,
+            "days": _rate(_days(self.start, self.end)),
             "purchases": self.purchases,
             "purchasing_customers": self.customers,
             "repeat_purchasers": self.repeaters,
@@ -661,6 +708,61 @@ class Period:
         }
 
 
+@attrs.define
+class Group:
+    """Purchases of one membership group (members, non-members): counts, spend (micro-units), customers."""
+
+    purchases: int = 0
+    spend: int = 0
+    customers: int = 0
+
+    def add(self, other: Group) -> None:
+        self.purchases += other.purchases
+        self.spend += other.spend
+        self.customers += other.customers
+
+    def measures(self) -> dict[str, Any]:
+        spend = Fraction(self.spend, SCALE)
+        return {
+            "customers": self.customers,
+            "purchases": self.purchases,
+            "spend": fraction_money(spend),
+            "average_basket": fraction_money(spend / self.purchases) if self.purchases else None,
+            "spend_per_customer": fraction_money(spend / self.customers) if self.customers else None,
+            "purchases_per_customer": _rate(Fraction(self.purchases, self.customers)) if self.customers else None,
+        }
+
+
+def cohort_side(customers: int, purchases: int, spend_units: int, days: Fraction) -> dict[str, Any]:
+    """One period's figures of the customers who bought in both periods: per customer, per 30 days."""
+    spend = Fraction(spend_units, SCALE)
+    per_30d = days / FREQUENCY_DAYS
+    known = customers > 0 and per_30d > 0
+    return {
+        "days": _rate(days),
+        "purchases": purchases,
+        "spend": fraction_money(spend),
+        "purchases_per_customer_per_30d": _rate(Fraction(purchases, customers) / per_30d) if known else None,
+        "average_basket": fraction_money(spend / purchases) if purchases else None,
+        "spend_per_customer_per_30d": fraction_money(spend / customers / per_30d) if known else None,
+    }
+
+
+def nps_of(scores: Iterable[int], responses: int) -> dict[str, Any]:
+    """NPS over the respondents' scores (one per customer): % promoters (9–10) − % detractors (0–6)."""
+    tally = Counter("promoters" if s >= 9 else "detractors" if s <= 6 else "passives" for s in scores)
+    respondents = sum(tally.values())
+    promoters, passives, detractors = tally["promoters"], tally["passives"], tally["detractors"]
+    return {
+        "respondents": respondents,
+        "responses": responses,
+        "promoters": promoters,
+        "passives": passives,
+        "detractors": detractors,
+        "nps": _rate(Fraction(promoters - detractors, respondents) * 100, 1) if respondents else None,
+    }
+
+
 class Activity:
     """Purchases of the new program's run: by month, and the program-effect measures.
 
@@ -669,6 +771,14 @@ class Activity:
     ``effect_from`` the part before that instant and the part from it on.
     Each customer's events come in time order, so "distinct customers in a
     month" needs only each customer's last month.
+
+    Besides the periods (see docs/simulate.md, "Effect measures"): the
+    cohort of customers who bought in both periods (each customer's counts
+    are kept until the end, when it is known who bought in both; a
+    whole-array batch adds its finished sums to ``cohort``), the NPS of
+    accepted feedback events' scores (each customer's latest per period),
+    and purchases by membership flag. Shards hold disjoint customers, so
+    ``merge`` adds the sums and joins the per-customer tables.
     """
 
     def __init__(self, tz: ZoneInfo, effect_from: datetime | None) -> None:
@@ -677,10 +787,18 @@ class Activity:
         self._pivot = None if effect_from is None else int((effect_from - from_us(0)) / ONE_MICROSECOND)
         self.periods = {"all": Period(), "before": Period(), "after": Period()}
         self.by_month: dict[date, ActivityMonth] = {}
-        self._counts: dict[str, list[int]] = {}  # customer → purchases in (all, before, after)
+        # customer → purchases in (all, before, after), spend before, spend after (micro-units)
+        self._counts: dict[str, list[int]] = {}
         self._last_active: dict[str, date] = {}
         self._last_purchase: dict[str, date] = {}
         self.months: list[ActivityMonth] = []  # the series, once ``finish`` has run
+        self.cohort = [0, 0, 0, 0, 0]  # finished sums: customers, purchases before/after, spend before/after
+        self.groups = {"member": Group(), "non_member": Group()}
+        self.unflagged = 0  # purchases without a readable membership flag
+        self._groups_of: dict[str, int] = {}  # customer → groups bought in (bit 1: member, bit 2: non-member)
+        self.scores: dict[str, list[int | None]] = {}  # customer → latest score in (all, before, after)
+        self.responses = [0, 0, 0]  # scored feedback events in (all, before, after)
+        self.unscored = 0  # accepted feedback events without a readable score
 
     def _month(self, month: date) -> ActivityMonth:
         entry = self.by_month.get(month)
@@ -693,13 +811,15 @@ class Activity:
             self._last_active[customer] = month
             self._month(month).active += 1
 
-    def purchase(self, customer: str, at: int, amount: int, month: date) -> None:
+    def purchase(self, customer: str, at: int, amount: int, month: date, member: Any = None) -> None:
+        """An accepted purchase; ``member``: the raw ``member`` cell of the event (see ``member_flag``)."""
         counts = self._counts.get(customer)
         if counts is None:
-            counts = self._counts[customer] = [0, 0, 0]
+            counts = self._counts[customer] = [0, 0, 0, 0, 0]
         slots = [("all", 0)]
         if self._pivot is not None:
             slots.append(("before", 1) if at < self._pivot else ("after", 2))
+            counts[2 + slots[1][1]] += amount
         for name, slot in slots:
             period = self.periods[name]
             period.purchases += 1
@@ -715,6 +835,31 @@ class Activity:
         if self._last_purchase.get(customer) != month:
             self._last_purchase[customer] = month
             entry.purchasers += 1
+        flag = member_flag(member)
+        if flag is None:
+            self.unflagged += 1
+            return
+        group, bit = (self.groups["member"], 1) if flag else (self.groups["non_member"], 2)
+        group.purchases += 1
+        group.spend += amount
+        seen = self._groups_of.get(customer, 0)
+        if not seen & bit:
+            self._groups_of[customer] = seen | bit
+            group.customers += 1
+
+    def feedback(self, customer: str, at: int, score: Any) -> None:
+        """An accepted feedback event; ``score``: its raw ``score`` cell (see ``nps_score``)."""
+        value = nps_score(score)
+        if value is None:
+            self.unscored += 1
+            return
+        latest = self.scores.get(customer)
+        if latest is None:
+            latest = self.scores[customer] = [None, None, None]
+        slots = [0] if self._pivot is None else [0, 1 if at < self._pivot else 2]
+        for slot in slots:
+            latest[slot] = value  # a customer's events come in time order: the last one is the latest
+            self.responses[slot] += 1
 
     def merge(self, other: Activity) -> None:
         for name, period in other.periods.items():
@@ -725,10 +870,30 @@ class Activity:
             mine.spend += theirs.spend
             mine.purchasers += theirs.purchasers
             mine.active += theirs.active
+        self._counts.update(other._counts)
+        self.cohort = [a + b for a, b in zip(self.cohort, other.cohort)]
+        for name, group in other.groups.items():
+            self.groups[name].add(group)
+        self.unflagged += other.unflagged
+        self.scores.update(other.scores)
+        self.responses = [a + b for a, b in zip(self.responses, other.responses)]
+        self.unscored += other.unscored
 
     def finish(self, months: Iterable[date]) -> None:
         """The month series over ``months`` (see ``shown_months``; a month without activity is zeros)."""
         self.months = [self.by_month.get(month) or ActivityMonth(month) for month in months]
+
+    def cohort_sums(self) -> list[int]:
+        """Customers who bought before and after ``effect_from``; their purchases and spend on each side."""
+        sums = list(self.cohort)
+        for counts in self._counts.values():
+            if counts[1] and counts[2]:
+                sums[0] += 1
+                sums[1] += counts[1]
+                sums[2] += counts[2]
+                sums[3] += counts[3]
+                sums[4] += counts[4]
+        return sums
 
     def measures(self, first: datetime | None, end: datetime | None) -> dict[str, Any]:
         tz = self.tz
@@ -750,6 +915,24 @@ class Activity:
             result["effect_from"] = pivot.isoformat() if pivot is not None else None
             result["before"] = before.measures()
             result["after"] = after.measures()
+            customers, bought_before, bought_after, spent_before, spent_after = self.cohort_sums()
+            result["cohort"] = {
+                "customers": customers,
+                "before": cohort_side(customers, bought_before, spent_before, _days(before.start, before.end)),
+                "after": cohort_side(customers, bought_after, spent_after, _days(after.start, after.end)),
+            }
+        if self.responses[0] or self.unscored:
+            nps: dict[str, Any] = {"all": nps_of((s[0] for s in self.scores.values() if s[0] is not None),
+                                                 self.responses[0])}
+            if self.effect_from is not None:
+                for slot, name in ((1, "before"), (2, "after")):
+                    nps[name] = nps_of((s[slot] for s in self.scores.values() if s[slot] is not None),
+                                       self.responses[slot])
+            nps["unscored"] = self.unscored
+            result["nps"] = nps
+        if self.groups["member"].purchases or self.groups["non_member"].purchases:
+            result["members"] = {name: group.measures() for name, group in self.groups.items()}
+            result["members"]["purchases_without_flag"] = self.unflagged
         return result
 
 

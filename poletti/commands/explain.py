@@ -23,7 +23,9 @@ from typing import Any
 import click
 
 from poletti.commands.outputs import shown, terminal_text
-from poletti.commands.run import Rejected, open_history, process, records, row_word, text_field, until_instant
+from poletti.commands.run import (
+    Rejected, csv_options, open_history, process, records, row_word, text_field, until_instant,
+)
 
 
 def _linked_customers(history: Any, customer: str) -> tuple[set[str], int, set[str], datetime | None]:
@@ -86,6 +88,7 @@ def _linked_customers(history: Any, customer: str) -> tuple[set[str], int, set[s
 @click.option("--customer", "customer", required=True, metavar="ID", help="The customer whose story to tell.")
 @click.option("--until", metavar="DATE",
               help="Follow the clock up to DATE (a date, or a timestamp with offset); default: the last event's time.")
+@csv_options
 @click.pass_context
 def command(ctx: click.Context, rules: str, events: str, customer: str, until: str | None) -> None:
     """Tell one customer's story: every point, reward and tier, and why.

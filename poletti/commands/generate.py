@@ -21,7 +21,6 @@ from poletti.cli import STDIN, _quoted
 from poletti.commands.outputs import TEMP_MARK, atomic_output, check_outputs, temporary
 
 FORMATS = ("csv", "jsonl", "parquet")
-_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 _PROGRESS_EVERY = 2000
 
 
@@ -53,9 +52,17 @@ def _check_currency(_ctx: click.Context, _param: click.Parameter, value: str | N
 
 
 def _format_of(out: str, chosen: str | None) -> str:
+    """--format, else the --out suffix by the table every history reader uses (standard output: csv)."""
+    from poletti.interpreter.simulate.history import HistoryError, detect_format
+
     if chosen is not None:
         return chosen
-    return _SUFFIXES.get(os.path.splitext(out)[1].lower(), "csv") if out != STDIN else "csv"
+    if out == STDIN:
+        return "csv"
+    try:
+        return detect_format(out)
+    except HistoryError as err:
+        raise click.UsageError(f"{err}, or choose one with --format") from None
 
 
 @click.command(name="generate")
@@ -80,10 +87,14 @@ def _format_of(out: str, chosen: str | None) -> str:
 @click.option("--partitions", type=click.IntRange(min=1, max=4096), default=None, metavar="N",
               help="Write a folder (--out) of N Parquet files, each customer in one of them: "
                    "the layout `poletti simulate --dask` reads shard by shard.")
+@click.option("--delimiter", type=click.Choice([",", ";"]), default=",", show_default=True,
+              help="The CSV delimiter.")
+@click.option("--decimal-comma", is_flag=True,
+              help="Write CSV amounts and prices 12,50 (with --delimiter ';'), as Finnish businesses export them.")
 @click.pass_context
 def command(ctx: click.Context, customers: int, days: int, seed: int, start: date | None, out: str,
             output_format: str | None, rules_path: str | None, zone: str | None, currency: str | None,
-            partitions: int | None) -> None:
+            partitions: int | None, delimiter: str, decimal_comma: bool) -> None:
     """Write a synthetic, reproducible purchase history of a café loyalty program.
 
     Signups (most with birthdays), purchases with baskets of coffee, pastries,
@@ -118,9 +129,11 @@ def command(ctx: click.Context, customers: int, days: int, seed: int, start: dat
         from poletti.cli import load_program
 
         program = load_program(ctx, rules_path)  # unreadable: exit 2; errors: the diagnostics, exit 1
-    fmt = _format_of(out, output_format)
     if out == "":
         check_outputs([("--out", out)])  # an empty name: exit 2
+    if partitions is None:
+        check_outputs([("--out", out)])  # a folder, a FIFO or a device is refused, never replaced
+    fmt = _format_of(out, output_format if partitions is None else output_format or "parquet")
     if partitions is not None:
         if output_format not in (None, "parquet"):
             raise click.UsageError("--partitions writes Parquet files: leave out --format or say parquet")
@@ -129,8 +142,11 @@ def command(ctx: click.Context, customers: int, days: int, seed: int, start: dat
         fmt = "parquet"
     if fmt == "parquet" and out == STDIN:
         raise click.UsageError("Parquet is a binary file format: give a file with --out")
-    if partitions is None:
-        check_outputs([("--out", out)])  # a folder, a FIFO or a device is refused, never replaced
+    if (delimiter != "," or decimal_comma) and (partitions is not None or fmt != "csv"):
+        raise click.UsageError("--delimiter and --decimal-comma are for CSV output")
+    if decimal_comma and delimiter != ";":
+        raise click.UsageError("--decimal-comma needs --delimiter ';' (in a file separated by commas, "
+                               "12,50 would be two cells)")
     columns: tuple[str, ...] = HISTORY_COLUMNS
     bools: frozenset[str] = frozenset()
     source: Any = None
@@ -152,7 +168,7 @@ def command(ctx: click.Context, customers: int, days: int, seed: int, start: dat
                                 write=lambda handle: write_parquet(events, handle, progress, columns, bools))
         elif fmt == "csv":
             def write(handle: IO[str]) -> int:
-                return write_csv(events, handle, progress, columns)
+                return write_csv(events, handle, progress, columns, delimiter=delimiter, decimal_comma=decimal_comma)
 
             count = _write_stdout(write) if out == STDIN else _write_file(out, binary=False, write=write)
         else:

@@ -20,11 +20,13 @@ reported and counted, not errors of the run), 1 the rule file has errors,
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from datetime import datetime
 from typing import Any, Iterator
 
 import attrs
+
 import click
 
 @attrs.frozen
@@ -56,6 +58,48 @@ def text_field(value: Any) -> str | None:
     return str(value)
 
 
+_CSV_CHOICES = "poletti.csv_dialect"  # ctx.meta key: (delimiter or None, decimal comma or None)
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    delimiter, decimal_comma = ctx.meta.get(_CSV_CHOICES, (None, None))
+    if param.name == "delimiter":
+        delimiter = value
+    else:
+        decimal_comma = value
+    ctx.meta[_CSV_CHOICES] = (delimiter, decimal_comma)
+
+
+def csv_options(command: Any) -> Any:
+    """``--delimiter`` and ``--decimal-comma/--decimal-point``, for every command that reads a history."""
+    command = click.option("--decimal-comma/--decimal-point", "decimal_comma", default=None, expose_value=False,
+                           callback=_remember,
+                           help="A CSV history writes amounts and prices 12,50 (only in a ';'-separated file) "
+                                "or 12.50. "
+                                "[default: found from the file]")(command)
+    return click.option("--delimiter", type=click.Choice([",", ";"]), default=None, expose_value=False,
+                        callback=_remember,
+                        help="The CSV history's delimiter.  [default: the one that splits the header]")(command)
+
+
+def history_dialect(path: str) -> Any:
+    """The CSV dialect the options chose for HISTORY (None: found from the file); they are refused for a
+    history that is not CSV (exit 2). ``HistoryError`` when the file's dialect is unclear."""
+    from poletti.interpreter.simulate.history import HistoryError, csv_dialect, detect_format
+
+    ctx = click.get_current_context(silent=True)
+    delimiter, decimal_comma = ctx.meta.get(_CSV_CHOICES, (None, None)) if ctx is not None else (None, None)
+    try:
+        is_csv = path != "-" and not os.path.isdir(path) and detect_format(path) == "csv"
+    except HistoryError:
+        is_csv = False
+    if not is_csv:
+        if delimiter is not None or decimal_comma is not None:
+            raise click.UsageError("--delimiter, --decimal-comma and --decimal-point are for CSV histories")
+        return None
+    return csv_dialect(path, delimiter, decimal_comma)
+
+
 def open_history(path: str, program: Any) -> Any:
     """The history reader for EVENTS (``poletti.interpreter.simulate.history.History``); unreadable → exit 2."""
     from zoneinfo import ZoneInfo
@@ -63,8 +107,9 @@ def open_history(path: str, program: Any) -> Any:
     from poletti.cli import Unreadable
     from poletti.interpreter.simulate.history import History, HistoryError, bool_columns_of
 
-    try:  # read as simulate reads it: the same cells, attributes, items and yes/no values
-        return History(path, ZoneInfo(program.timezone), bool_columns=bool_columns_of(program))
+    try:  # read as simulate reads it: the same cells, attributes, items, yes/no values and CSV dialect
+        return History(path, ZoneInfo(program.timezone), bool_columns=bool_columns_of(program),
+                       dialect=history_dialect(path))
     except HistoryError as err:
         raise Unreadable(str(err)) from None
 
@@ -137,6 +182,7 @@ def json_line(data: dict[str, Any]) -> str:
               help="Keep the state in a database that outlives the run: an SQLite file (created if missing) or "
                    "postgresql://…; running the same events again applies only what is not there yet.")
 @click.option("--no-ledger", is_flag=True, help="With --db: keep no ledger of point movements (faster).")
+@csv_options
 @click.pass_context
 def command(ctx: click.Context, rules: str, events: str, as_json: bool, until: str | None,
             in_time_order: bool, location: str | None, no_ledger: bool) -> None:

@@ -26,6 +26,7 @@ from typing import IO, Any, Iterator
 import click
 
 from poletti.cli import EXIT_USAGE, STDIN, Unreadable, _quoted, _use_color, load_program
+from poletti.commands.run import csv_options, history_dialect
 from poletti.commands.outputs import atomic_output, check_outputs, json_for_terminal, shown, spreadsheet_cell
 
 SUMMARY_COLUMNS = ("Figure", "New rules", "Baseline rules", "Change")
@@ -56,6 +57,7 @@ SUMMARY_COLUMNS = ("Figure", "New rules", "Baseline rules", "Change")
 @click.option("--dask", "dask_address", metavar="ADDRESS",
               help="Run the shards on a Dask cluster: a scheduler address (tcp://host:8786), or 'local' for "
                    "--workers processes on this machine. Every worker must be able to read HISTORY.")
+@csv_options
 @click.pass_context
 def command(ctx: click.Context, rules: str, history: str, baseline_path: str | None, until: str | None,
             effect_from: str | None, as_json: bool, customers_out: str | None, rejected_out: str | None,
@@ -104,8 +106,9 @@ def command(ctx: click.Context, rules: str, history: str, baseline_path: str | N
         if progress is not None:
             stack.enter_context(progress)
         try:
+            dialect = history_dialect(history)
             if sequential:
-                source = stack.enter_context(History(history, tz, bool_columns=bool_columns))
+                source = stack.enter_context(History(history, tz, bool_columns=bool_columns, dialect=dialect))
                 source.scan(progress)
                 result = simulate(program, source.in_time_order(progress), baseline=baseline, until=until_at,
                                   effect_from=effect_at, progress=progress, total=source.count,
@@ -117,13 +120,13 @@ def command(ctx: click.Context, rules: str, history: str, baseline_path: str | N
                     result = simulate_dask(program, history, dask_address, baseline=baseline, until=until_at,
                                            effect_from=effect_at, bool_columns=frozenset(bool_columns),
                                            workers=workers, progress=progress, on_rejected=rejected_sink,
-                                           keep_rejections=20)
+                                           keep_rejections=20, dialect=dialect)
                 except ClusterUnavailable as err:
                     raise Unreadable(str(err)) from None
             else:
                 result = simulate_file(program, history, baseline=baseline, until=until_at, effect_from=effect_at,
                                        bool_columns=frozenset(bool_columns), workers=workers, progress=progress,
-                                       on_rejected=rejected_sink, keep_rejections=20)
+                                       on_rejected=rejected_sink, keep_rejections=20, dialect=dialect)
         except HistoryError as err:
             raise Unreadable(str(err)) from None
     if customers_out is not None:
@@ -372,6 +375,19 @@ def render_summary(result: Any, rules: str, history: str, baseline: str | None, 
             measures.add_row(*row)
         console.print()
         console.print(measures)
+    from poletti.interpreter.simulate.effect_tables import effect_tables
+
+    for extra in effect_tables(effect, summary.get("currency", "")):
+        detail = Table(title=escape(extra.title), title_justify="left", show_edge=False, header_style="bold",
+                       pad_edge=False)
+        for i, name in enumerate(extra.header):
+            detail.add_column(escape(name), justify="left" if i == 0 else "right")
+        for row in extra.rows:
+            detail.add_row(*(escape(cell) for cell in row))
+        console.print()
+        console.print(detail)
+        if extra.note:
+            console.print(escape(extra.note))
 
     if result.rejections:
         console.print()

@@ -331,7 +331,9 @@ def test_the_command_writes_csv_to_standard_output_by_default(tmp_path: Path) ->
     assert printed.stdout_bytes.startswith(b"id,type,customer,at,amount,currency,items,original,reward,birthday\n")
     assert b"\r" not in printed.stdout_bytes
     out = tmp_path / "h.txt"
-    assert run(*args, "--out", str(out)).exit_code == EXIT_OK
+    refused = run(*args, "--out", str(out))  # a suffix no reader knows: say which ones there are
+    assert refused.exit_code == 2 and ".csv, .jsonl, .ndjson, .parquet, .pq" in refused.output and not out.exists()
+    assert run(*args, "--out", str(out), "--format", "csv").exit_code == EXIT_OK
     assert out.read_bytes() == printed.stdout_bytes
     assert run(*args).stdout_bytes == printed.stdout_bytes  # same seed, same bytes
 

@@ -49,17 +49,21 @@ def write(events: list[dict[str, Any]], path: Path) -> None:
 BASELINE = "earn 1 point per EUR\nat 30 points grant gift\ntier gold when spend_30d > 50\n"
 
 
+EFFECT_FROM = "2027-03-01"  # splits the histories of rich_programs: the cohort is compared too
+
+
 def compare(text: str, events: list[Any], tmp: Path, suffix: str, until: str | None, workers: int,
-            baseline_text: str = BASELINE) -> None:
+            baseline_text: str = BASELINE, effect_from: str | None = EFFECT_FROM) -> None:
     program = poletti.compile(text)
     baseline = poletti.compile(baseline_text)
     path = tmp / f"history{suffix}"
     write(events, path)
     with History(str(path), program.compiled.tz) as history:
         history.scan()
-        expected = replay(program, history.in_time_order(), baseline=baseline, until=until,
+        expected = replay(program, history.in_time_order(), baseline=baseline, until=until, effect_from=effect_from,
                           reordered=history.reordered)
-    got = simulate_file(program, str(path), baseline=baseline, until=until, workers=workers)
+    got = simulate_file(program, str(path), baseline=baseline, until=until, workers=workers,
+                        effect_from=effect_from)
     shown = "\n".join(json.dumps(e) for e in events) if suffix == ".parquet" else path.read_text()[:3000]
     where = f"\nprogram:\n{text}\nhistory ({suffix}):\n{shown}"
     if got.summary != expected.summary:
