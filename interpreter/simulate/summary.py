@@ -260,14 +260,7 @@ class Tracker:
             last = (0, 0, 0, self._outside)
             change.customers += 1
             change.tiers["none"] += 1
-        change.outstanding += held - last[0]
-        change.earned += lifetime - last[1]
-        change.spent += spent
-        change.expired += expired
-        change.reversed += reversed_
-        for reward, count in granted.items():
-            change.rewards[reward] += count
-            change.cost += self.values.get(reward, 0) * count
+        self._flows(change, last, held, lifetime, spent, expired, reversed_, granted)
         if tier != last[2]:
             change.tiers[self.tier_names[last[2]] or "none"] -= 1
             change.tiers[self.tier_names[tier] or "none"] += 1
@@ -287,6 +280,12 @@ class Tracker:
         if change is None:
             change = self.months[month] = MonthChange()
         last = self.last.get(account, (0, 0, 0, self._outside))
+        self._flows(change, last, held, lifetime, spent, expired, reversed_, granted)
+        self.last[account] = (held, lifetime, last[2], last[3])
+
+    def _flows(self, change: MonthChange, last: tuple[int, int, int, tuple[bool, ...]], held: int, lifetime: int,
+               spent: int, expired: int, reversed_: int, granted: Mapping[str, int]) -> None:
+        """The month's flows of one step, and the change of the points held (against the ``last`` figures)."""
         change.outstanding += held - last[0]
         change.earned += lifetime - last[1]
         change.spent += spent
@@ -295,7 +294,6 @@ class Tracker:
         for reward, count in granted.items():
             change.rewards[reward] += count
             change.cost += self.values.get(reward, 0) * count
-        self.last[account] = (held, lifetime, last[2], last[3])
 
     def merge(self, other: Tracker) -> None:
         """Add another shard's series (its customers are not this one's)."""
