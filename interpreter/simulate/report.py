@@ -683,7 +683,9 @@ def _figure_rows(summary: dict[str, Any], labels: dict[str, str] | None = None) 
     segments = _union(summary.get("segments", {}), summary.get("baseline", {}).get("segments", {}))
     rows += [(f"Segment {name} (customers)", f"segments.{name}") for name in segments]
     rows.append((f"Cost of rewards ({currency})", "cost"))
-    if "cost_used" in summary:
+    # Only for histories whose purchases use rewards (``rewards_used``): elsewhere 0.00 would read as "free".
+    if any(summary.get("rewards_used", {}).values()) or any(
+            summary.get("baseline", {}).get("rewards_used", {}).values()):
         rows.append((f"Value of the rewards used ({currency})", "cost_used"))
     if summary.get("cost_unknown") or summary.get("baseline", {}).get("cost_unknown"):
         rows.append(("Rewards of unknown cost (not in the cost)", "cost_unknown"))

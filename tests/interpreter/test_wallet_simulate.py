@@ -97,3 +97,17 @@ def test_until_expires_the_last_voucher(tmp_path: Path) -> None:
     summary = simulate_file(poletti.compile(RULES), str(path), until="2026-03-01").summary
     assert summary["rewards_expired"]["ten_off"] == 4
     assert summary["rewards_held"]["ten_off"] == 0
+
+
+def test_the_summary_table_shows_the_value_of_rewards_used_only_where_purchases_use_them(tmp_path: Path) -> None:
+    from poletti.interpreter.simulate.report import summary_table
+
+    path = tmp_path / "history.jsonl"
+    write(EVENTS, path)
+    used = simulate_file(poletti.compile(RULES), str(path)).summary
+    assert "Value of the rewards used (EUR)" in summary_table(used) and "45.56" in summary_table(used)
+    # The same history without any rewards_used: no row (0.00 would read as "the rewards were free").
+    plain = [{k: v for k, v in event.items() if k != "rewards_used"} for event in EVENTS]
+    write(plain, path)
+    unused = simulate_file(poletti.compile(RULES), str(path)).summary
+    assert "Value of the rewards used" not in summary_table(unused)
