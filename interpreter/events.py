@@ -658,14 +658,16 @@ def content_key(event: Event) -> tuple[Any, ...]:
     birthday = event.birthday
     key = (event.customer, event.type, event.at, event.amount, items, event.original, event.reward,
            birthday.isoformat() if birthday is not None else None, attributes)
+    # The optional fields only when present, so that the keys (and fingerprints) of events without them stay
+    # what stores hold: one more item, the (name, value) pairs of the fields present (``CONTENT_FIELDS``).
+    if not event.rewards_used and event.partner is None and event.friend is None and event.account is None:
+        return key  # (the common case, tested first: this runs once per event)
     paid = event.paid
     extras = tuple((name, value) for name, value in (
         ("rewards_used", event.rewards_used or None), ("partner", event.partner),
         ("paid", None if paid is None else f"{money.show(paid[1])} {paid[0]}"),
         ("friend", event.friend), ("account", event.account)) if value is not None)
-    # Only when present, so that the keys (and fingerprints) of events without them stay what stores hold:
-    # one more item, the (name, value) pairs of the fields present (``CONTENT_FIELDS``).
-    return key + (extras,) if extras else key
+    return key + (extras,)
 
 
 def conflict_reason(event_id: str, before: dict[str, Any] | None, now: dict[str, Any]) -> str:
