@@ -197,7 +197,9 @@ class Engine:
             if (watermark is not None and at < watermark) or (state.clock is not None and at < state.clock):
                 self._check_clock(event, state)
             stepper.check(state, event)
-            other = self._linked_state(event, state, locked)  # a referral's friend, a buying friend's referrer
+            # A referral's friend, a buying friend's referrer (only with a friend named or referral rules).
+            other = self._linked_state(event, state, locked) if (
+                event.friend is not None or self.referrals.rules) else None
             if self.compiled.pooled:
                 pool = self._pool_of(event, state, locked)
                 if pool is not None:

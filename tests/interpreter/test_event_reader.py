@@ -1,0 +1,78 @@
+"""The quick event reader (``events._quick``) against the careful one (``EventReader._read_carefully``).
+
+The quick reader takes the common shape of an event without naming a bad
+field; whatever it accepts must come out exactly as the careful reader reads
+it, and whatever it hands over is read carefully. Random dicts mix plain
+fields with the rarer ones (``friend``, ``account``, ``rewards_used``,
+``partner``), attributes, and bad values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import poletti
+from poletti.interpreter.events import EventError, EventReader, _quick
+
+RULES = """
+reward ten_off "10 % off" value 10% expires after 30d costs 50 points
+partner kulma "Kahvila Kulma" pays 0.02 EUR per point
+referral grant 10 points to both when friend buys
+attribute channel: text
+earn 1 point per EUR
+"""
+READER = EventReader(poletti.compile(RULES).compiled.checked)
+
+TEXTS = st.sampled_from(["c1", "c2", " ", "", "x" * 3, "\x00", 5, None])
+VALUES: dict[str, Any] = {
+    "id": st.sampled_from(["e1", "", " ", 7]),
+    "type": st.sampled_from(["purchase", "visit", "referral", "refund", "redeem", "nope"]),
+    "customer": TEXTS,
+    "at": st.sampled_from(["2026-03-01T10:00:00+02:00", "2026-03-01", "2026-13-01T00:00:00Z", "junk", 3]),
+    "amount": st.sampled_from(["12.50", "12,50", 12, 12.5, "-1", "1e3", None, True]),
+    "currency": st.sampled_from(["EUR", "SEK", "", None]),
+    "original": TEXTS,
+    "reward": st.sampled_from(["ten_off", "nope", None]),
+    "friend": TEXTS,
+    "account": TEXTS,
+    "rewards_used": st.sampled_from([["ten_off"], [], "ten_off", ["nope"], None, 3]),
+    "partner": st.sampled_from(["kulma", "other", None, 4]),
+    "channel": st.sampled_from(["app", 3, None]),
+    "birthday": st.sampled_from(["1990-02-28", "1990-02-30", None]),
+    "items": st.sampled_from([[{"sku": "a", "category": "b", "quantity": 2, "price": "1.50"}], [], "x", None]),
+}
+
+
+@st.composite
+def raw_events(draw: Any) -> dict[str, Any]:
+    event = {"id": "e1", "type": "purchase", "customer": "c1", "at": "2026-03-01T10:00:00+02:00"}
+    for name in draw(st.lists(st.sampled_from(sorted(VALUES)), max_size=6, unique=True)):
+        event[name] = draw(VALUES[name])
+    return event
+
+
+def _outcome(read: Any, raw: dict[str, Any]) -> Any:
+    try:
+        return read(dict(raw))
+    except EventError as err:
+        return ("rejected", err.reason)
+
+
+@settings(max_examples=400, deadline=None)
+@given(raw_events())
+def test_what_the_quick_reader_takes_is_what_the_careful_reader_reads(raw: dict[str, Any]) -> None:
+    # The same event (every field, attributes included) or the same reason, whichever reader took it.
+    assert _outcome(READER.read, raw) == _outcome(READER._read_carefully, raw)
+
+
+def test_the_rarer_fields_go_through_the_quick_reader_too() -> None:
+    # A referral with a friend and an event with an account are common enough to stay on the quick path.
+    event = _quick({"id": "r1", "type": "referral", "customer": "c1", "at": "2026-03-01T10:00:00+02:00",
+                    "friend": "c2", "account": "acme"})
+    assert event is not None and (event.friend, event.account, event.attributes) == ("c2", "acme", {})
+    # A purchase that uses a reward, or happens at a partner, is handed to the careful reader.
+    assert _quick({"id": "p1", "type": "purchase", "customer": "c1", "at": "2026-03-01T10:00:00+02:00",
+                   "amount": "5.00", "rewards_used": ["ten_off"]}) is None
