@@ -479,28 +479,20 @@ class Totals:
     def add_pool(self, account: CustomerState, compiled: CompiledProgram) -> None:
         """An account's pooled figures (``points pooled by account``): points, rewards, cost, and the wallet, perk
         and partner figures; its contacts are the customers (``add`` them with the account's tier)."""
-        totals = account.totals
-        self.earned += totals.earned
-        self.spent += totals.spent
-        self.expired += totals.expired
-        self.reversed += totals.reversed
-        self.cost += totals.cost
-        self.outstanding += account.ledger.outstanding
-        self.rewards.update(account.rewards)
-        self.add_wallet(account, compiled)
+        self._add_holdings(account, compiled)
 
     def add(self, state: CustomerState, compiled: CompiledProgram, tier: int | None = None) -> None:
         """A customer's final figures (``tier``: their account's, for a contact whose tier is pooled)."""
-        if tier is not None:
-            self.customers += 1
-            self.sales += state.spend_total
-            self.tiers[compiled.tier_names[tier] or "none"] += 1
-            self.segments.update(segments_of(state, compiled))  # segments stay the contact's own
-            return  # everything else is the account's (``add_pool``)
-        self.add_wallet(state, compiled)
-        totals = state.totals
         self.customers += 1
         self.sales += state.spend_total
+        self.tiers[compiled.tier_names[state.tier if tier is None else tier] or "none"] += 1
+        self.segments.update(segments_of(state, compiled))  # a pooled contact's segments stay their own
+        if tier is None:  # (a pooled contact's points, rewards and wallet are the account's: ``add_pool``)
+            self._add_holdings(state, compiled)
+
+    def _add_holdings(self, state: CustomerState, compiled: CompiledProgram) -> None:
+        """What a state holds and did with points and rewards: a customer's own, or an account's pool."""
+        totals = state.totals
         self.earned += totals.earned
         self.spent += totals.spent
         self.expired += totals.expired
@@ -508,8 +500,7 @@ class Totals:
         self.cost += totals.cost
         self.outstanding += state.ledger.outstanding
         self.rewards.update(state.rewards)
-        self.tiers[compiled.tier_names[state.tier] or "none"] += 1
-        self.segments.update(segments_of(state, compiled))
+        self.add_wallet(state, compiled)
 
     def merge(self, other: Totals) -> None:
         for name in ("customers", "earned", "spent", "expired", "reversed", "outstanding", "cost", "sales",
@@ -522,7 +513,11 @@ class Totals:
         self.rewards_expired.update(other.rewards_expired)
         self.cost_used += other.cost_used
         self.perks.update(other.perks)
-        for name, figures in other.partners.items():
+        self._add_partners(other.partners)
+
+    def _add_partners(self, partners: Mapping[str, list[int]]) -> None:
+        """Per partner [points earned there, reversed, redeemed there], added figure by figure."""
+        for name, figures in partners.items():
             mine = self.partners.setdefault(name, [0, 0, 0])
             for i, value in enumerate(figures):
                 mine[i] += value
@@ -539,10 +534,7 @@ class Totals:
 
             self.perks.update(perk.name for perk in perks_held(compiled, state))
         if state.partner_points:
-            for name, figures in state.partner_points.items():
-                mine = self.partners.setdefault(name, [0, 0, 0])
-                for i, value in enumerate(figures):
-                    mine[i] += value
+            self._add_partners(state.partner_points)
 
     def wallet_summary(self, program: Program, rewards: dict[str, int]) -> dict[str, Any]:
         """``rewards_used``, ``rewards_expired``, ``rewards_held`` (granted − used − expired) and ``cost_used``;
