@@ -27,18 +27,19 @@ from typing import Any, Callable, Iterable, Iterator
 import attrs
 
 from poletti.engine.compiler import CompiledProgram
+from poletti.engine.ledger import PointsLedger
 from poletti.engine.program import Program
 from poletti.engine.state import CustomerState
 from poletti.engine.stores.base import LedgerEntry, Receipt, Store, content_dict, fingerprint
 from poletti.engine.stores.memory import MemoryStore
 from poletti.engine.timecalc import EPOCH as _EPOCH, from_us, parse_timestamp, require_aware, to_us
 from poletti.interpreter import bookkeeping
+from poletti.interpreter.accounts import ACCOUNT_PREFIX, Accounts, account_key, is_account_key
 from poletti.interpreter.events import (
     FIRST_YEAR, LAST_YEAR, Event, EventError, EventReader, conflict_reason, content_key,
 )
 from poletti.interpreter.outcome import Outcome
 from poletti.interpreter.processing import Tally
-from poletti.interpreter.accounts import ACCOUNT_PREFIX, Accounts, account_key, is_account_key
 from poletti.interpreter.referrals import Referrals, friend_of, linked_customers
 from poletti.interpreter.stepper import Stepper
 from poletti.interpreter.views import CustomerView, view
@@ -210,9 +211,8 @@ class Engine:
             linked = self._apply_linked(event, state, other, tally) if other is not None else ()
             store.save(state, stepper.schedule(state))
             store.record(event.id, customer, key)
-            if before is not None:
-                store.append(bookkeeping.entries(tally.trace or [], tally.event_start, before, state.customer,
-                                                 event.id, event.type, self.digest, self.compiled))
+            if before is not None:  # (tested here: this runs once per event, and most stores keep no ledger)
+                self._book(tally, tally.event_start, before, state.customer, event.id, event.type)
             names = self.compiled.tier_names
             ledger = state.ledger
             # Positional arguments, in Outcome's field order: keywords cost three times as much, once per event.
@@ -262,9 +262,8 @@ class Engine:
         store.save(state, stepper.schedule(state))
         store.save(pool, accounts.next_change(pool))
         store.record(event.id, state.customer, key)
-        if before is not None:  # the pool's ledger: every movement of the account, whichever contact made it
-            store.append(bookkeeping.entries(tally.trace or [], tally.event_start, before, pool.customer, event.id,
-                                             event.type, self.digest, self.compiled))
+        # The pool's ledger: every movement of the account, whichever contact made it.
+        self._book(tally, tally.event_start, before, pool.customer, event.id, event.type)
         return outcome
 
     def _advance_pooled(self, key: str, until: int) -> Outcome | None:
@@ -280,9 +279,7 @@ class Engine:
                 tally = Tally(stepper.explain)
                 accounts.advance(pool, until, tally)
                 store.save(pool, accounts.next_change(pool))
-                if before is not None:
-                    store.append(bookkeeping.entries(tally.trace or [], len(tally.trace or ()), before, key, None,
-                                                     None, self.digest, self.compiled))
+                self._book(tally, len(tally.trace or ()), before, key)
                 return self._outcome(pool, None, "clock", until, tier_before, tally, 0) if tally.changed else None
         hint = store.load(key)
         account = hint.account if hint is not None else None
@@ -302,9 +299,8 @@ class Engine:
                 outcome = self._outcome(state, None, "clock", until, tier_before, tally, 0)
             store.save(state, stepper.schedule(state))
             store.save(pool, accounts.next_change(pool))
-            if before is not None:  # the pool's ledger (a contact's birthday grant, say, goes to the pool)
-                store.append(bookkeeping.entries(tally.trace or [], len(tally.trace or ()), before, pool_key, None,
-                                                 None, self.digest, self.compiled))
+            # The pool's ledger (a contact's birthday grant, say, goes to the pool).
+            self._book(tally, len(tally.trace or ()), before, pool_key)
             return outcome if tally.changed else None
 
     def account(self, account_id: str) -> CustomerView:
@@ -347,9 +343,7 @@ class Engine:
         if not self.referrals.pay(event, state, other, tally, other_tally):
             return ()
         self.store.save(other, self.stepper.schedule(other))
-        if before is not None:
-            self.store.append(bookkeeping.entries(other_tally.trace or [], 0, before, other.customer, event.id,
-                                                  "referral-payout", self.digest, self.compiled))
+        self._book(other_tally, 0, before, other.customer, event.id, "referral-payout")
         at = other.clock if other.clock is not None else event.at
         return (self._outcome(other, event.id, "referral-payout", at, tier_before, other_tally, 0),)
 
@@ -444,10 +438,16 @@ class Engine:
             before = state.ledger.copy() if self.ledger else None
             tally = stepper.advance(state, until)
             store.save(state, stepper.schedule(state))
-            if before is not None:
-                store.append(bookkeeping.entries(tally.trace or [], len(tally.trace or ()), before, customer, None,
-                                                 None, self.digest, self.compiled))
+            self._book(tally, len(tally.trace or ()), before, customer)
             return self._outcome(state, None, "clock", until, tier_before, tally, 0) if tally.changed else None
+
+    def _book(self, tally: Tally, start: int, before: PointsLedger | None, customer: str,
+              event_id: str | None = None, kind: str | None = None) -> None:
+        """Append to the store's ledger what ``tally`` recorded (records before ``start`` are the clock step's);
+        nothing when the store keeps no ledger (``before`` is None then)."""
+        if before is not None:
+            self.store.append(bookkeeping.entries(tally.trace or [], start, before, customer, event_id, kind,
+                                                  self.digest, self.compiled))
 
     # ----------------------------------------------------------------- reading
 
