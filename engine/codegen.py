@@ -46,6 +46,7 @@ from poletti.engine.compiler import (
     CompiledProgram, ConvertRule, FixedRule, Guard, MultiplierRule, OnRule, PerRule, StampRule, WhenRule,
 )
 from poletti.engine.expressions import duration_of
+from poletti.engine.timecalc import DAY_US, WEEK_US, MonthShift
 
 __all__ = ["Generated", "generate"]
 
@@ -131,6 +132,7 @@ class _Generator:
         self.constants: list[Any] = []
         self.evaluators: list[Callable[..., Any]] = []
         self._constant_index: dict[int, int] = {}
+        self._shifts: dict[tuple[int, str], MonthShift] = {}
         self.rounding = cp.checked.rounding
         self.window_slot = {(w.source, str(w.duration)): w.slot for w in cp.windows}
         self.segment_slot = {name: i for i, name in enumerate(cp.segment_names)}
@@ -143,6 +145,17 @@ class _Generator:
             tier_rank=self.tier_rank, windows=list(cp.windows))
 
     # ------------------------------------------------------------ plumbing
+
+    def plus(self, at: str, duration: Any) -> str:
+        """An expression for ``add_us(at, duration, TZ)``: days and weeks as integer arithmetic, months and
+        years through the program's ``MonthShift`` for that duration (which caches the shift per hour)."""
+        if duration.unit in ("d", "w"):
+            step = duration.amount * (DAY_US if duration.unit == "d" else WEEK_US)
+            return f"({at} + {_lit(step)})" if step else at
+        shift = self._shifts.get((duration.amount, duration.unit))
+        if shift is None:
+            shift = self._shifts[(duration.amount, duration.unit)] = MonthShift(duration, self.cp.tz)
+        return f"{self.const(shift)}({at})"
 
     def const(self, value: Any) -> str:
         key = id(value)
@@ -491,7 +504,7 @@ class _Generator:
                 if tier.keep is not None:
                     out.line(f"if st.tier_held[{i}]:")
                     with out.indent():
-                        out.line(f"st.tier_keep_until[{i}] = add_us(now, {self.const(tier.keep)}, TZ)")
+                        out.line(f"st.tier_keep_until[{i}] = {self.plus('now', tier.keep)}")
                         out.line(f"keep_started |= {1 << i}")
                 out.line(f"st.tier_held[{i}] = False")
                 out.line(f"until_keep = st.tier_keep_until[{i}]")
@@ -528,10 +541,22 @@ class _Generator:
 
     def _add_points(self, points: str, at: str, source: str, pending: bool) -> None:
         cp, out = self.cp, self.out
-        expires = f"add_us({at}, {self.const(cp.expire_after)}, TZ)" if cp.expire_after is not None else "None"
-        available = (f"add_us({at}, {self.const(cp.pending_for)}, TZ)"
+        expires = self.plus(at, cp.expire_after) if cp.expire_after is not None else "None"
+        available = (self.plus(at, cp.pending_for)
                      if pending and cp.pending_for is not None else "None")
-        out.line(f"st.ledger.earn({points}, {at}, {expires}, {available}, {source})")
+        if expires == "None" and available == "None":
+            # Points that neither expire nor wait: the ledger's ``earn`` comes down to two additions unless a
+            # debt is to be paid first (written out: this runs once per purchase of most programs).
+            out.line("led = st.ledger")
+            out.line(f"if led.owed or {points} < 0:")
+            with out.indent():
+                out.line(f"led.earn({points}, {at}, None, None, {source})")
+            out.line("else:")
+            with out.indent():
+                out.line(f"led.earned_total += {points}")
+                out.line(f"led.free += {points}")
+        else:
+            out.line(f"st.ledger.earn({points}, {at}, {expires}, {available}, {source})")
         out.line(f"st.total_earned += {points}")
 
     def _convert(self) -> None:
@@ -544,13 +569,20 @@ class _Generator:
                 if not self._guard_simple(rule.guard, node):
                     out.line(f"P._convert_rule(st, _ctx(st, now, ev), {self.const(rule)}, tally)")
                     continue
-                out.line("bal = led.balance")
+                out.line("bal = led.free + led._spendable_in_lots - led.owed")  # ``led.balance``, inline
                 out.line(f"if bal >= {_lit(rule.threshold)} and {self._guard_test(rule.guard, node)}:")
                 with out.indent():
                     count = "1" if isinstance(rule.target, int) else f"bal // {_lit(rule.threshold)}"
                     out.line(f"count = {count}")
                     out.line(f"pts = {_lit(rule.threshold)} * count")
-                    out.line("led.spend(pts)")
+                    # ``led.spend(pts)``: pts is within the balance; free points first, as spend takes them.
+                    out.line("if pts <= led.free:")
+                    with out.indent():
+                        out.line("led.free -= pts")
+                        out.line("led.spent_total += pts")
+                    out.line("else:")
+                    with out.indent():
+                        out.line("led.spend(pts)")
                     out.line("tally.spent += pts")
                     out.line("st.total_spent += pts")
                     out.line("tally.changed = True")
@@ -638,7 +670,7 @@ class _Generator:
                             if kind == "purchase":
                                 out.line("totals.spend += amount")
                             index = "index" if kind == "purchase" else "-1"
-                            out.line(f"heappush(totals.exits, (add_us(at, {self.const(spec.duration)}, TZ), {index}))")
+                            out.line(f"heappush(totals.exits, ({self.plus('at', spec.duration)}, {index}))")
                     if cp.tracks_activity:
                         out.line("P._mark_active(st, at)")
             if cp.metrics:

@@ -86,6 +86,10 @@ def _earned_at(lot: Lot) -> int:
     return lot.earned_at
 
 
+def _expires_at(lot: ExpiredLot) -> int:
+    return lot.expires_at
+
+
 def _moments(lot: Lot) -> tuple[int | None, int | None]:
     return lot.expires_at, lot.available_at if lot.pending else None
 
@@ -246,19 +250,33 @@ class PointsLedger:
         soonest = self._soonest_expiry()
         if soonest is None or soonest > t:  # nothing expires until then
             return []
-        expired = [ExpiredLot(lot.points, lot.earned_at, lot.expires_at, lot.source, lot.pending)
-                   for lot in self.lots if lot.expires_at is not None and lot.expires_at <= t]
+        # One pass: what expires, what stays, and the soonest expiry and release among what stays (so that
+        # the next ``next_change`` need not look at every lot again).
+        expired: list[ExpiredLot] = []
+        kept: list[Lot] = []
+        expiry = release = None
+        for lot in self.lots:
+            ends = lot.expires_at
+            if ends is not None and ends <= t:
+                expired.append(ExpiredLot(lot.points, lot.earned_at, ends, lot.source, lot.pending))
+                continue
+            kept.append(lot)
+            if ends is not None and (expiry is None or ends < expiry):
+                expiry = ends
+            if lot.pending and lot.available_at is not None and (release is None or lot.available_at < release):
+                release = lot.available_at
         if not expired:
             return expired
-        self.lots = [lot for lot in self.lots if lot.expires_at is None or lot.expires_at > t]
-        expired.sort(key=lambda item: item.expires_at)
+        self.lots = kept
+        expired.sort(key=_expires_at)
         for item in expired:
             if item.pending:
                 self._pending -= item.points
             else:
                 self._spendable_in_lots -= item.points
             self.expired_total += item.points
-        self._next = self._expiry = self._release = _UNKNOWN
+        self._expiry, self._release = expiry, release
+        self._next = _UNKNOWN
         return expired
 
     def release_pending_until(self, t: int) -> list[ReleasedLot]:
@@ -279,8 +297,13 @@ class PointsLedger:
             return False
         any_released = False
         freed: set[int] | None = None  # ids of the lots that no longer need to be lots
+        later = None  # the soonest release after t, found on the way
         for lot in self.lots:
-            if lot.pending and lot.available_at is not None and lot.available_at <= t:
+            if lot.pending and lot.available_at is not None:
+                if lot.available_at > t:
+                    if later is None or lot.available_at < later:
+                        later = lot.available_at
+                    continue
                 any_released = True
                 if released is not None:
                     released.append(ReleasedLot(lot.points, lot.earned_at, lot.available_at, lot.source))
@@ -298,7 +321,9 @@ class PointsLedger:
                 self.lots = [lot for lot in self.lots if id(lot) not in freed]
             if released:
                 released.sort(key=lambda item: item.available_at)
-            self._next = self._release = _UNKNOWN
+            # Releasing changes no expiry (a lot freed from the list never expires): only the next release moves.
+            self._release = later
+            self._next = _UNKNOWN
         return any_released
 
     # -- plumbing ------------------------------------------------------------
@@ -316,6 +341,7 @@ class PointsLedger:
         """Take up to ``points`` from the lots ``matches`` selects, oldest first; return what is left."""
         left = points
         kept: list[Lot] = []
+        expiry = release = None  # the soonest among the lots kept (so that next_change need not look again)
         for lot in self.lots:
             if left and matches(lot):
                 taken = min(left, lot.points)
@@ -324,14 +350,19 @@ class PointsLedger:
                     self._pending -= taken
                 else:
                     self._spendable_in_lots -= taken
-                if taken < lot.points:
-                    lot.points -= taken
-                    kept.append(lot)
-                continue
+                if taken == lot.points:
+                    continue
+                lot.points -= taken
             kept.append(lot)
+            ends = lot.expires_at
+            if ends is not None and (expiry is None or ends < expiry):
+                expiry = ends
+            if lot.pending and lot.available_at is not None and (release is None or lot.available_at < release):
+                release = lot.available_at
         if len(kept) != len(self.lots):
             self.lots = kept
-            self._next = self._expiry = self._release = _UNKNOWN
+            self._expiry, self._release = expiry, release
+            self._next = _UNKNOWN
         return left
 
     def state(self) -> dict[str, object]:

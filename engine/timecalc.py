@@ -567,6 +567,57 @@ def add_us(us: int, d: Duration, tz: ZoneInfo) -> int:
     return to_us(add(from_us(us), d, tz))
 
 
+class MonthShift:
+    """``add_us(·, d, tz)`` for one calendar duration (months or years) and zone, as a callable of one instant.
+
+    The generated code calls it once per purchase or lot (a window exit, an
+    expiry), so it keeps what ``add_us`` adds per UTC hour: within an hour
+    whose instants all have one offset and one local day, and whose
+    results land where the zone's offset holds for 26 hours around them,
+    every instant shifts by the same amount (the same local day maps to the
+    same target day, and the wall time maps back with one offset). Other
+    hours (near a clock change, a day boundary inside the hour) go through
+    ``add_us`` every time.
+    """
+
+    __slots__ = ("duration", "tz", "hours")
+
+    def __init__(self, duration: Duration, tz: ZoneInfo) -> None:
+        if duration.unit not in ("m", "y"):
+            raise ValueError(f"MonthShift is for months and years, not {duration}")
+        self.duration, self.tz = duration, tz
+        self.hours: dict[int, int | None] = {}
+
+    def __call__(self, us: int) -> int:
+        shift = self.hours.get(us // _HOUR_US)
+        if shift is not None:
+            return us + shift
+        return self._slowly(us)
+
+    def _slowly(self, us: int) -> int:
+        hour = us // _HOUR_US
+        hours = self.hours
+        if hour not in hours:
+            if len(hours) > _OFFSET_CACHE_LIMIT:
+                hours.clear()
+            hours[hour] = self._uniform(hour)
+        return add_us(us, self.duration, self.tz)
+
+    def _uniform(self, hour: int) -> int | None:
+        """What ``add_us`` adds to every instant of the UTC hour, or None when it is not one amount."""
+        d, tz = self.duration, self.tz
+        first = hour * _HOUR_US
+        last = first + _HOUR_US - 1
+        offset = utc_offset_us(first, tz)
+        if utc_offset_us(last, tz) != offset or (first + offset) // DAY_US != (last + offset) // DAY_US:
+            return None
+        start, end = add_us(first, d, tz), add_us(last, d, tz)
+        landed = _quiet_offset(start, tz)
+        if start - first != end - last or landed is None or _quiet_offset(end, tz) != landed:
+            return None
+        return start - first
+
+
 # Per (zone, months): local day (days since the epoch) → (its UTC offset, what add_us adds to any instant
 # of that day at that offset), for the days whose whole shifted day lies away from clock changes.
 _SHIFTS: dict[tuple[ZoneInfo, int], dict[int, tuple[int, int]]] = {}

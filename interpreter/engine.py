@@ -115,12 +115,18 @@ class Engine:
         self._once = type(self.store) is MemoryStore
         if not self.store.shared:
             self._watermark = self._read_clock()
+        # The common case gets a lane of its own (``_apply_plain``): the memory store, the generated code, no
+        # ledger, no pooled accounts and no referral rules. Everything else goes through ``_apply_once``.
+        self._plain = (self._once and self.runtime is not None and not self.ledger and not self.compiled.pooled
+                       and not self.referrals.rules)
 
     # ------------------------------------------------------------------ events
 
     def process(self, event: dict[str, Any]) -> Outcome:
         """Apply one event. Raises ``EventError`` (and changes nothing) when it is rejected."""
         read = self.reader.read(event)
+        if self._plain:
+            return self._apply_plain(read, content_key(read))
         if self._once:  # a store that never asks for a retry: no retry loop around the transaction
             return self._apply_once(read, content_key(read))
         return self._retrying(self._apply_once, read, content_key(read))
@@ -177,6 +183,47 @@ class Engine:
             time.sleep(random.uniform(0, min(0.1, 0.001 * 2 ** attempt)))
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _apply_plain(self, event: Event, key: tuple[Any, ...]) -> Outcome:
+        """``_apply_once`` for the common case (``self._plain``), written out: this runs once per event.
+
+        The same steps in the same order; an event this lane does not take (a redeem, rewards used, a
+        partner, a referral) goes to ``_apply_once`` before anything changed.
+        """
+        store = self.store
+        customer = event.customer
+        kind = event.type
+        if kind == "redeem" or event.rewards_used or event.partner is not None or event.friend is not None:
+            return self._apply_once(event, key)
+        with store._lock:  # the memory store's transaction is its lock (MemoryStore.transaction)
+            receipt = store.receipt(event.id)
+            if receipt is not None:
+                return self._duplicate(event, key, receipt)
+            state = store.load(customer)
+            if state is None:
+                state = self.stepper.new_state(customer)
+            at = event.at
+            watermark = self._watermark
+            clock = state.clock
+            if (watermark is not None and at < watermark) or (clock is not None and at < clock):
+                self._check_clock(event, state)
+            last = state.last_event_at
+            if kind == "refund" or (last is not None and at < last):
+                self.stepper.check(state, event)
+            tier_before = state.tier
+            tally = Tally(False)
+            runtime = self.runtime
+            earned = runtime.apply(state, event, tally)
+            instant = runtime.next_change(state)  # ``stepper.schedule``
+            state.next_change_memo = None if state.clock is None else (state.clock, instant)
+            store.save(state, instant)
+            store.record(event.id, customer, key)
+            names = self.compiled.tier_names
+            ledger = state.ledger
+            return Outcome(event.id, customer, kind, at, "applied", earned, tally.granted, tally.expired,
+                           tally.reversed, tally.spent, names[tier_before], names[state.tier],
+                           ledger.free + ledger._spendable_in_lots - ledger.owed, ledger._pending,
+                           ledger.earned_total, (), self.compiled, ())
+
     def _apply_once(self, event: Event, key: tuple[Any, ...]) -> Outcome:
         store, stepper = self.store, self.stepper
         customer = event.customer
@@ -216,7 +263,7 @@ class Engine:
             names = self.compiled.tier_names
             ledger = state.ledger
             # Positional arguments, in Outcome's field order: keywords cost three times as much, once per event.
-            return Outcome(event.id, customer, event.type, _EPOCH + timedelta(0, 0, at), "applied", earned,
+            return Outcome(event.id, customer, event.type, at, "applied", earned,
                            tally.granted, tally.expired, tally.reversed, tally.spent, names[tier_before],
                            names[state.tier], ledger.balance, ledger.pending, ledger.earned_total,
                            tuple(tally.trace) if tally.trace and self.explain else (), self.compiled, linked)
@@ -362,7 +409,7 @@ class Engine:
         if self.compiled.pooled and state.account is not None:  # a contact's figures are their account's pool
             state = self.store.load(account_key(state.account)) or state
         names, ledger = self.compiled.tier_names, state.ledger
-        return Outcome(event.id, receipt.customer, event.type, from_us(event.at), "duplicate", 0, {}, 0, 0, 0,
+        return Outcome(event.id, receipt.customer, event.type, event.at, "duplicate", 0, {}, 0, 0, 0,
                        names[state.tier], names[state.tier], ledger.balance, ledger.pending, ledger.lifetime, (),
                        self.compiled)
 
@@ -477,7 +524,7 @@ class Engine:
         names = self.compiled.tier_names
         ledger = state.ledger
         # Positional arguments, in Outcome's field order: keywords cost three times as much, once per event.
-        return Outcome(event_id, state.customer, kind, from_us(at), "applied", earned, tally.granted, tally.expired,
+        return Outcome(event_id, state.customer, kind, at, "applied", earned, tally.granted, tally.expired,
                        tally.reversed, tally.spent, names[tier_before], names[state.tier], ledger.balance,
                        ledger.pending, ledger.lifetime, tuple(tally.trace) if tally.trace and self.explain else (),
                        self.compiled)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from poletti.engine.timecalc import from_us
 from poletti.interpreter.trace import Record
 
 if TYPE_CHECKING:
@@ -31,7 +32,9 @@ class Outcome:
     event_id: str | None
     customer: str
     type: str  # the event type, or "clock" for advance_to
-    at: datetime
+    # The instant, as the engine keeps it (µs since the epoch; ``at`` is it as a datetime). Built once per
+    # event; a datetime costs as much as the rest of the outcome, and most hosts never read it.
+    at_us: int
     status: str  # "applied" or "duplicate"
     earned: int = 0  # step 3 points of this event
     granted: dict[str, int] = attrs.field(factory=dict)
@@ -50,6 +53,11 @@ class Outcome:
     # docs/language.md "Referrals"). Empty for almost every event.
     linked: tuple[Outcome, ...] = ()
 
+    @property
+    def at(self) -> datetime:
+        """When the event happened (for a clock step: the instant advanced to), in UTC."""
+        return from_us(self.at_us)
+
     def explain(self, tz: tzinfo | None = None) -> str:
         """The outcome in plain words, one line per happening (instants shown in ``tz``, UTC when None)."""
         from poletti.interpreter.explain import story
@@ -60,9 +68,9 @@ class Outcome:
         """JSON-ready data: the figures, and each trace record with its kind, numbers and sentence."""
         from poletti.interpreter.explain import record_dict
 
-        data = {field.name: getattr(self, field.name) for field in attrs.fields(Outcome)
-                if field.name not in ("trace", "program", "linked")}
-        data["at"] = self.at.isoformat()
+        data = {("at" if field.name == "at_us" else field.name):
+                (self.at.isoformat() if field.name == "at_us" else getattr(self, field.name))
+                for field in attrs.fields(Outcome) if field.name not in ("trace", "program", "linked")}
         data["granted"] = dict(self.granted)
         program = self.program
         data["trace"] = [record_dict(record, program) for record in self.trace] if program is not None else []

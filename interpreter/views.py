@@ -1,5 +1,9 @@
 """What an app shows a member: ``CustomerView`` and its parts, read from a customer's state.
 
+Records to read, not to change: like ``Outcome`` they are not frozen only
+because a frozen class costs three times as much to build, and a host may
+read every member page (benchmarks read every customer's).
+
 ``view(compiled, state)`` builds it: the balance, pending and lifetime
 points, the tier, segments and rewards, and what a member page lists —
 each lot with its expiry (and, while pending, when it becomes spendable),
@@ -23,7 +27,7 @@ from poletti.engine.timecalc import from_us
 from poletti.interpreter.perks import perks_held
 
 
-@attrs.frozen
+@attrs.define
 class LotView:
     """Points earned together that can still expire or are still pending."""
 
@@ -35,7 +39,7 @@ class LotView:
     source: str  # the event that earned them, or "grant"
 
 
-@attrs.frozen
+@attrs.define
 class StampCardView:
     """One stamp card: ``stamps`` counted towards the next grant of ``target`` at ``every``."""
 
@@ -46,7 +50,7 @@ class StampCardView:
     total: int  # stamps counted since the first
 
 
-@attrs.frozen
+@attrs.define
 class NextReward:
     """An ``at`` rule: ``needed`` more points (0: it converts at the next chance) for ``target``."""
 
@@ -56,7 +60,7 @@ class NextReward:
     target: str | int
 
 
-@attrs.frozen
+@attrs.define
 class HeldReward:
     """A reward the customer holds (issue 13): ``count`` of it, held ``until`` (None: until used)."""
 
@@ -67,7 +71,7 @@ class HeldReward:
     granted_at: datetime | None = None
 
 
-@attrs.frozen
+@attrs.define
 class CustomerView:
     """A customer's standing, as the host application sees it."""
 
@@ -106,38 +110,44 @@ class CustomerView:
 
 
 def view(compiled: CompiledProgram, customer_id: str, state: CustomerState) -> CustomerView:
+    # Hosts read every member page (and benchmarks every customer): each part is built only when the program
+    # and the state have something for it, and an empty part is a shared empty value.
     ledger = state.ledger
     lots = tuple(LotView(lot.points, from_us(lot.earned_at), _instant(lot.expires_at), lot.pending,
-                         _instant(lot.available_at) if lot.pending else None, lot.source) for lot in ledger.lots)
+                         _instant(lot.available_at) if lot.pending else None, lot.source)
+                 for lot in ledger.lots) if ledger.lots else ()
     cards = tuple(StampCardView(rule.text, state.stamps[rule.slot] % rule.every, rule.every, rule.target,
-                                state.stamps[rule.slot]) for rule in compiled.stamps)
-    balance = ledger.balance
+                                state.stamps[rule.slot]) for rule in compiled.stamps) if compiled.stamps else ()
+    balance = ledger.free + ledger._spendable_in_lots - ledger.owed  # ``ledger.balance``, without the property
     next_rewards = tuple(NextReward(rule.text, rule.threshold, max(0, rule.threshold - balance), rule.target)
-                         for rule in compiled.converts)
+                         for rule in compiled.converts) if compiled.converts else ()
+    segments = frozenset(name for name, inside in zip(compiled.segment_names, state.segments)
+                         if inside) if compiled.segment_names else _NO_SEGMENTS
+    first_seen, last_event_at = state.first_seen, state.last_event_at
+    # Positional, in field order: id, points, pending_points, lifetime_points, debt, tier, rewards, segments,
+    # spend_lifetime, first_seen, last_event_at, lots, stamp_cards, next_rewards, held, rewards_used, perks.
     return CustomerView(
-        id=customer_id,
-        points=balance,
-        pending_points=ledger.pending,
-        lifetime_points=ledger.lifetime,
-        debt=ledger.debt,
-        tier=compiled.tier_names[state.tier],
-        rewards=dict(state.rewards),
-        segments=frozenset(name for name, inside in zip(compiled.segment_names, state.segments) if inside),
-        spend_lifetime=from_units(state.spend_total),
-        first_seen=_instant(state.first_seen),
-        last_event_at=_instant(state.last_event_at),
-        lots=lots,
-        stamp_cards=cards,
-        next_rewards=next_rewards,
-        held=_held(compiled, state),
-        rewards_used=dict(state.rewards_used or {}),
-        perks={perk.name: perk.label or perk.name for perk in perks_held(compiled, state)},
+        customer_id, balance, ledger._pending, ledger.earned_total, ledger.owed, compiled.tier_names[state.tier],
+        dict(state.rewards), segments, from_units(state.spend_total),
+        None if first_seen is None else from_us(first_seen), None if last_event_at is None else from_us(last_event_at),
+        lots, cards, next_rewards,
+        _held(compiled, state) if state.rewards or state.wallet else (),
+        dict(state.rewards_used) if state.rewards_used else {},
+        {perk.name: perk.label or perk.name for perk in perks_held(compiled, state)} if compiled.perks else {},
     )
+
+
+_NO_SEGMENTS: frozenset[str] = frozenset()
 
 
 def _held(compiled: CompiledProgram, state: CustomerState) -> tuple[HeldReward, ...]:
     """Held rewards: those without an end by count, then each one that ends, the first to end first."""
     labels = compiled.checked.rewards
+    if not state.wallet and not state.rewards_used and not state.rewards_expired:  # held by count: as granted
+        rewards = state.rewards
+        return tuple(HeldReward(name, labels[name].label if name in labels else None, count)
+                     for name, count in (sorted(rewards.items()) if len(rewards) > 1 else rewards.items())
+                     if count > 0)
     ending: dict[str, int] = {}
     for _, _, name in state.wallet:
         ending[name] = ending.get(name, 0) + 1

@@ -115,6 +115,7 @@ ALLOWED_ATTRIBUTES = {
     "cp", "round", "earn_per", "multiply", "earn_fixed", "when_rule", "stamp", "_fire", "_convert_rule",
     "birthday", "rare_next_change", "leave_metric_windows", "record_metrics", "_mark_active",
     "wallet", "hold_reward", "expire_held",  # issue 13: held rewards that expire
+    "free", "owed", "_spendable_in_lots", "spent_total",  # the ledger's earn/spend/balance written out
 }
 
 

@@ -463,7 +463,8 @@ def test_whole_days_between_same_zone_fold_instants() -> None:
 
 # -- properties ---------------------------------------------------------------------
 
-ZONES = [HEL, ZoneInfo("UTC"), ZoneInfo("America/New_York"), ZoneInfo("Australia/Lord_Howe")]
+ZONES = [HEL, ZoneInfo("UTC"), ZoneInfo("America/New_York"), ZoneInfo("Australia/Lord_Howe"), ZoneInfo("Asia/Kolkata"),
+         ZoneInfo("Pacific/Chatham")]
 instants = st.datetimes(
     min_value=datetime(1990, 1, 1), max_value=datetime(2090, 12, 31), timezones=st.just(UTC)
 )
@@ -558,7 +559,7 @@ def test_whole_days_is_floor(a: datetime, micros: int) -> None:
 
 # -- integer instants -------------------------------------------------------------
 
-from poletti.engine.timecalc import add_us, from_us, local_date, to_us, utc_offset_us  # noqa: E402
+from poletti.engine.timecalc import MonthShift, add_us, from_us, local_date, to_us, utc_offset_us  # noqa: E402
 
 int_instants = st.integers(min_value=to_us(datetime(1901, 1, 1, tzinfo=UTC)),
                            max_value=to_us(datetime(2090, 12, 31, tzinfo=UTC)))
@@ -575,6 +576,28 @@ def test_add_us_is_add_on_integers(us: int, n: int, unit: str, tz: ZoneInfo) -> 
     shifted = from_us(us).replace(day=1)  # keep clear of the calendar's ends
     us = to_us(shifted) + us % (28 * 86400 * 10**6)
     assert add_us(us, Duration(n, unit), tz) == to_us(add(from_us(us), Duration(n, unit), tz))
+
+
+@fast
+@given(st.lists(st.one_of(int_instants, near_changes), min_size=1, max_size=12), st.integers(1, 24),
+       st.sampled_from(["m", "y"]), zones)
+def test_month_shift_is_add_us_hour_cache_or_not(instants: list[int], n: int, unit: str, tz: ZoneInfo) -> None:
+    # The generated code's MonthShift caches one shift per UTC hour: whatever it cached for earlier instants
+    # (neighbours in one hour included), every instant comes out as add_us's.
+    shift = MonthShift(Duration(n, unit), tz)
+    neighbours = [us + step for us in instants for step in (0, 1, 59 * 60 * 10**6, -(us % (3600 * 10**6)))]
+    for us in neighbours + neighbours:
+        assert shift(us) == add_us(us, Duration(n, unit), tz)
+
+
+def test_month_shift_caches_quiet_hours_and_not_the_hours_near_a_clock_change() -> None:
+    shift = MonthShift(Duration(1, "m"), HEL)
+    quiet = to_us(ts("2027-06-15T10:20+03:00"))  # a summer day a month from another summer day
+    assert shift(quiet) == to_us(ts("2027-07-15T10:20+03:00"))
+    assert shift.hours[quiet // (3600 * 10**6)] == to_us(ts("2027-07-15T10:20+03:00")) - quiet
+    into_gap = to_us(ts("2027-02-28T03:30+02:00"))  # lands in the spring gap: the end of the gap, 01:00Z
+    assert shift(into_gap) == to_us(ts("2027-03-28T01:00Z"))
+    assert shift.hours[into_gap // (3600 * 10**6)] is None
 
 
 @fast
