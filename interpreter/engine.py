@@ -195,10 +195,9 @@ class Engine:
         if kind == "redeem" or event.rewards_used or event.partner is not None or event.friend is not None:
             return self._apply_once(event, key)
         with store._lock:  # the memory store's transaction is its lock (MemoryStore.transaction)
-            receipt = store.receipt(event.id)
-            if receipt is not None:
-                return self._duplicate(event, key, receipt)
-            state = store.load(customer)
+            if event.id in store._receipts:  # ``store.receipt``: only a known id has one
+                return self._duplicate(event, key, store.receipt(event.id))
+            state = store._states.get(customer)  # ``store.load``
             if state is None:
                 state = self.stepper.new_state(customer)
             at = event.at
@@ -216,7 +215,7 @@ class Engine:
             instant = runtime.next_change(state)  # ``stepper.schedule``
             state.next_change_memo = None if state.clock is None else (state.clock, instant)
             store.save(state, instant)
-            store.record(event.id, customer, key)
+            store._receipts[event.id] = key  # ``store.record``: the key begins with the customer (content_key)
             names = self.compiled.tier_names
             ledger = state.ledger
             return Outcome(event.id, customer, kind, at, "applied", earned, tally.granted, tally.expired,
@@ -460,6 +459,20 @@ class Engine:
         # advance as a whole. An event dated later needs no advance: it moves its customer's clock itself.
         self._retrying(self._move_clock, until)
         outcomes = []
+        if self._plain:  # the memory store never asks for a retry, keeps no ledger; the generated code runs
+            runtime, states, lock = self.runtime, store._states, store._lock
+            for customer in store.due(until):
+                with lock:  # one customer at a time, as ``_advance_customer``'s transaction
+                    state = states[customer]
+                    tier_before = state.tier
+                    tally = Tally(False)
+                    runtime.advance(state, until, tally)
+                    instant = runtime.next_change(state)  # ``stepper.schedule``
+                    state.next_change_memo = None if state.clock is None else (state.clock, instant)
+                    store.save(state, instant)
+                    if tally.changed:
+                        outcomes.append(self._outcome(state, None, "clock", until, tier_before, tally, 0))
+            return outcomes
         advance = self._advance_pooled if self.compiled.pooled else self._advance_customer
         for customer in store.due(until):
             outcome = self._retrying(advance, customer, until)

@@ -373,7 +373,7 @@ def _quick(raw: Any) -> Event | None:
     # Texts neither empty nor blank (``_quick_text``, inline: this runs once per event).
     if (event_id.__class__ is not str or kind.__class__ is not str or customer.__class__ is not str
             or not event_id or not kind or not customer or event_id.isspace() or kind.isspace() or customer.isspace()
-            or at_text.__class__ is not str or not (at_text.isascii() and at_text.isprintable())):
+            or at_text.__class__ is not str or not at_text.isascii() or "\x00" in at_text):
         return None  # (Python's timestamp parser stops at a NUL byte: such a text is read carefully)
     try:
         parsed = datetime.fromisoformat(at_text)
@@ -384,15 +384,17 @@ def _quick(raw: Any) -> Event | None:
     seconds = parsed.timestamp()
     if not _QUICK_FIRST <= seconds < _QUICK_END:
         return None
-    at = round(seconds * money.SCALE)
+    at = round(seconds * 1_000_000)  # money.SCALE µs a second (a literal: one global lookup fewer per event)
     amount = get("amount")
     if amount is not None:
-        amount = _quick_units(amount)
+        units = _UNITS.get(amount) if amount.__class__ is str else None  # a price seen before: ``_quick_units``
+        amount = units if units is not None else _quick_units(amount)
         if amount is None:
             return None
     currency, original, reward = get("currency"), get("original"), get("reward")
-    if (currency is not None and _quick_text(currency) is None) or (
-            original is not None and _quick_text(original) is None) or (
+    if currency is not None and (currency.__class__ is not str or not currency or currency.isspace()):
+        return None
+    if (original is not None and _quick_text(original) is None) or (
             reward is not None and _quick_text(reward) is None):
         return None
     birthday = get("birthday")
