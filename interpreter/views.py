@@ -73,7 +73,14 @@ class HeldReward:
 
 @attrs.define
 class CustomerView:
-    """A customer's standing, as the host application sees it."""
+    """A customer's standing, as the host application sees it.
+
+    ``spend_lifetime``, ``first_seen``, ``last_event_at`` and ``next_rewards``
+    are worked out when read, from the figures the view took when it was
+    made (``spend_units``, ``first_seen_us``, ``last_event_at_us``, the
+    balance): a view is a snapshot, and building those objects for every
+    view cost half its time, though most reads never look at them.
+    """
 
     id: str
     points: int
@@ -83,17 +90,38 @@ class CustomerView:
     tier: str | None
     rewards: dict[str, int]
     segments: frozenset[str]
-    spend_lifetime: Decimal
-    first_seen: datetime | None
-    last_event_at: datetime | None
+    spend_units: int  # micro-units of the program currency (``spend_lifetime`` is it as a Decimal)
+    first_seen_us: int | None  # µs since the epoch (``first_seen`` is it as a UTC datetime)
+    last_event_at_us: int | None
     lots: tuple[LotView, ...] = ()
     stamp_cards: tuple[StampCardView, ...] = ()
-    next_rewards: tuple[NextReward, ...] = ()
+    # The program's ``at`` rules, for ``next_rewards`` (read with ``points``).
+    converts: tuple[Any, ...] = attrs.field(default=(), eq=False, repr=False)
     # Issue 13: the wallet (held rewards, those that expire one by one, the first to end first), how many of
     # each reward were used, and the perks held now (name → label, the name when it has none).
     held: tuple[HeldReward, ...] = ()
     rewards_used: dict[str, int] = attrs.field(factory=dict)
     perks: dict[str, str] = attrs.field(factory=dict)
+
+    @property
+    def spend_lifetime(self) -> Decimal:
+        """The net amount of every purchase (refunds taken off), in the program currency."""
+        return from_units(self.spend_units)
+
+    @property
+    def first_seen(self) -> datetime | None:
+        return _instant(self.first_seen_us)
+
+    @property
+    def last_event_at(self) -> datetime | None:
+        return _instant(self.last_event_at_us)
+
+    @property
+    def next_rewards(self) -> tuple[NextReward, ...]:
+        """For every ``at`` rule: the points still needed (0: it converts at the next chance) for its reward."""
+        balance = self.points
+        return tuple(NextReward(rule.text, rule.threshold, max(0, rule.threshold - balance), rule.target)
+                     for rule in self.converts)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data (instants as ISO 8601 text, money as decimal text)."""
@@ -104,9 +132,22 @@ class CustomerView:
                 return str(value)
             if isinstance(value, frozenset):
                 return sorted(value)
+            if isinstance(value, dict):
+                return dict(value)
             return value
 
-        return attrs.asdict(self, value_serializer=lambda _inst, _field, value: plain(value))
+        data = {}
+        for name in _SHOWN:
+            value = getattr(self, name)
+            data[name] = ([attrs.asdict(item, value_serializer=lambda _inst, _field, v: plain(v)) for item in value]
+                          if isinstance(value, tuple) else plain(value))
+        return data
+
+
+# What ``to_dict`` shows, in this order (the figures as a host reads them, not the raw fields behind them).
+_SHOWN = ("id", "points", "pending_points", "lifetime_points", "debt", "tier", "rewards", "segments",
+          "spend_lifetime", "first_seen", "last_event_at", "lots", "stamp_cards", "next_rewards", "held",
+          "rewards_used", "perks")
 
 
 def view(compiled: CompiledProgram, customer_id: str, state: CustomerState) -> CustomerView:
@@ -119,18 +160,14 @@ def view(compiled: CompiledProgram, customer_id: str, state: CustomerState) -> C
     cards = tuple(StampCardView(rule.text, state.stamps[rule.slot] % rule.every, rule.every, rule.target,
                                 state.stamps[rule.slot]) for rule in compiled.stamps) if compiled.stamps else ()
     balance = ledger.free + ledger._spendable_in_lots - ledger.owed  # ``ledger.balance``, without the property
-    next_rewards = tuple(NextReward(rule.text, rule.threshold, max(0, rule.threshold - balance), rule.target)
-                         for rule in compiled.converts) if compiled.converts else ()
     segments = frozenset(name for name, inside in zip(compiled.segment_names, state.segments)
                          if inside) if compiled.segment_names else _NO_SEGMENTS
-    first_seen, last_event_at = state.first_seen, state.last_event_at
     # Positional, in field order: id, points, pending_points, lifetime_points, debt, tier, rewards, segments,
-    # spend_lifetime, first_seen, last_event_at, lots, stamp_cards, next_rewards, held, rewards_used, perks.
+    # spend_units, first_seen_us, last_event_at_us, lots, stamp_cards, converts, held, rewards_used, perks.
     return CustomerView(
         customer_id, balance, ledger._pending, ledger.earned_total, ledger.owed, compiled.tier_names[state.tier],
-        dict(state.rewards), segments, from_units(state.spend_total),
-        None if first_seen is None else from_us(first_seen), None if last_event_at is None else from_us(last_event_at),
-        lots, cards, next_rewards,
+        dict(state.rewards), segments, state.spend_total, state.first_seen, state.last_event_at,
+        lots, cards, compiled.converts,
         _held(compiled, state) if state.rewards or state.wallet else (),
         dict(state.rewards_used) if state.rewards_used else {},
         {perk.name: perk.label or perk.name for perk in perks_held(compiled, state)} if compiled.perks else {},

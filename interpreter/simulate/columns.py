@@ -814,20 +814,26 @@ def _links(columns: Columns) -> list[tuple[int, int]]:
     """Pairs of customer codes that one event joins: a referral's customer and its ``friend``.
 
     Such customers change each other's state (interpreter/referrals.py), so they are one group: replayed
-    together, in time order, and in one shard. A friend who is nobody's customer in the history needs no
-    group (nothing of theirs is replayed).
+    together, in time order, and in one shard. A friend who is nobody's customer in the history has no
+    events to replay, but the first referral links them and a later one of them is rejected: every
+    referrer of one such friend is in one group too (joined to the friend's first referrer).
     """
     if "friend" not in columns.names:
         return []
     friends, types, codes = columns.cells("friend"), columns.types, columns.customer_code
     code_of = {name: code for code, name in enumerate(columns.customer_names)}
+    first_referrer: dict[str, int] = {}  # a friend with no events of their own → the first to refer them
     pairs = []
     for index, friend in enumerate(friends):
         if friend is None or types[index] != "referral" or codes[index] < 0:
             continue
-        other = code_of.get(_name(friend) or "")
-        if other is not None:
-            pairs.append((int(codes[index]), other))
+        name = _name(friend) or ""
+        referrer = int(codes[index])
+        other = code_of.get(name)
+        if other is None:
+            other = first_referrer.setdefault(name, referrer)
+        if other != referrer:
+            pairs.append((referrer, other))
     return pairs
 
 

@@ -109,3 +109,21 @@ def test_the_cli_gives_the_same_summary_every_way(tmp_path: Path) -> None:
     assert outputs[0].output == outputs[1].output == outputs[2].output
     refused = runner.invoke(main, args + ["--sequential", "--workers", "2"])
     assert refused.exit_code == 2 and "--sequential" in refused.output
+
+
+def test_two_referrals_of_a_friend_with_no_events_are_replayed_together(tmp_path: Path) -> None:
+    # Found by the property above: c1 refers c3, then c2 refers c3 too. c3 never has an event of their own,
+    # yet the first referral links them, so the second is rejected ("already referred"): c1 and c2 must be
+    # replayed as one group. Hand-worked: 3 events, 1 rejected (e3), 1 customer (c1; c2's only event was
+    # rejected, and c3, linked but never seen, is not a customer).
+    text = "earn 1 point per EUR\n"
+    events = [
+        {"id": "e1", "customer": "c1", "at": "2027-01-01T00:00:00+00:00", "type": "purchase", "amount": "5.00"},
+        {"id": "e2", "customer": "c1", "at": "2027-01-02T00:00:00+00:00", "type": "referral", "friend": "c3"},
+        {"id": "e3", "customer": "c2", "at": "2027-01-31T12:00:00+00:00", "type": "referral", "friend": "c3"},
+    ]
+    compare(text, events, tmp_path, ".jsonl", None, 1)  # the per-customer replay equals the event-at-a-time one
+    path = tmp_path / "again.jsonl"
+    path.write_text("".join(json.dumps(event) + "\n" for event in events))
+    summary = simulate_file(poletti.compile(text), str(path)).summary
+    assert (summary["events"], summary["rejected"], summary["customers"]) == (3, 1, 1)
