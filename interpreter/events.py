@@ -359,17 +359,26 @@ def _quick(raw: Any) -> Event | None:
     if raw.__class__ is not dict:
         return None
     get = raw.get
-    keys = raw.keys()
-    plain = keys <= _PLAIN_FIELDS
-    friend = account = None
-    if not plain:
-        if get("rewards_used") is not None or get("partner") is not None:
-            return None  # issue 13's fields: read carefully
-        friend, account = get("friend"), get("account")
-        if (friend is not None and _quick_text(friend) is None) or (
-                account is not None and _quick_text(account) is None):
-            return None
     event_id, kind, customer, at_text = get("id"), get("type"), get("customer"), get("at")
+    amount, currency = get("amount"), get("currency")
+    # Most events have these fields and no other: then (once the four required ones are found below, each
+    # one key) the dict's size says there is nothing else to look for.
+    common = len(raw) == 4 + (amount is not None) + (currency is not None)
+    friend = account = None
+    if common:
+        plain = True
+        original = reward = birthday = raw_items = None
+    else:
+        keys = raw.keys()
+        plain = keys <= _PLAIN_FIELDS
+        if not plain:
+            if get("rewards_used") is not None or get("partner") is not None:
+                return None  # issue 13's fields: read carefully
+            friend, account = get("friend"), get("account")
+            if (friend is not None and _quick_text(friend) is None) or (
+                    account is not None and _quick_text(account) is None):
+                return None
+        original, reward, birthday, raw_items = get("original"), get("reward"), get("birthday"), get("items")
     # Texts neither empty nor blank (``_quick_text``, inline: this runs once per event).
     if (event_id.__class__ is not str or kind.__class__ is not str or customer.__class__ is not str
             or not event_id or not kind or not customer or event_id.isspace() or kind.isspace() or customer.isspace()
@@ -385,31 +394,27 @@ def _quick(raw: Any) -> Event | None:
     if not _QUICK_FIRST <= seconds < _QUICK_END:
         return None
     at = round(seconds * 1_000_000)  # money.SCALE µs a second (a literal: one global lookup fewer per event)
-    amount = get("amount")
     if amount is not None:
         units = _UNITS.get(amount) if amount.__class__ is str else None  # a price seen before: ``_quick_units``
         amount = units if units is not None else _quick_units(amount)
         if amount is None:
             return None
-    currency, original, reward = get("currency"), get("original"), get("reward")
     if currency is not None and (currency.__class__ is not str or not currency or currency.isspace()):
         return None
     if (original is not None and _quick_text(original) is None) or (
             reward is not None and _quick_text(reward) is None):
         return None
-    birthday = get("birthday")
     if birthday is not None:
         try:
             birthday = _date(birthday, date)
         except ValueError:
             return None
     items: tuple[Item, ...] | None = ()
-    raw_items = get("items")
     if raw_items is not None:
         items = quick_items(raw_items)
         if items is None:
             return None
-    extra = not plain and not keys <= _CORE_FIELDS
+    extra = not plain and not keys <= _CORE_FIELDS  # (``plain`` is True when ``keys`` was not looked at)
     return Event(event_id, kind, customer, at, amount, currency, items, original, reward, birthday,
                  None if extra else {}, friend, account)  # type: ignore[arg-type]
 
@@ -431,9 +436,10 @@ class EventReader:
 
     def read(self, raw: Any) -> Event:
         """Raw dict → Event, or EventError with the reason."""
-        if self._no_partners and (raw.__class__ is dict or isinstance(raw, Mapping)) and "partner" in raw:
+        event = _quick(raw)  # (never an event with a `partner`: the quick reader leaves those to the rest)
+        if event is None and self._no_partners and (raw.__class__ is dict or isinstance(raw, Mapping)) \
+                and "partner" in raw:
             return self._read_without_partners(raw)
-        event = _quick(raw)
         if event is not None:
             if event.attributes is None:  # keys beyond the event's own: declared attributes, or ignored
                 event.attributes = self._attributes({k: v for k, v in raw.items() if k not in _CORE_FIELDS},
