@@ -486,13 +486,19 @@ def _ready_items(columns: Columns, column: Any, plain: np.ndarray) -> None:
     if present.size == 0:
         return
     values = columns.cells("items")
+    # A history repeats a few baskets many times, and ``_cells`` parses each distinct text once (one list
+    # for all its rows): so each distinct basket is made Items once too (they are immutable tuples).
+    ready: dict[int, Any] = {}
     for index in present.tolist():
         value = values[index]
         if isinstance(value, _BadItems):
             columns.errors[index] = str(value)
             plain[index] = False
             continue
-        parsed = quick_items(value)
+        key = id(value)
+        parsed = ready.get(key, ready)
+        if parsed is ready:
+            parsed = ready[key] = quick_items(value)
         if parsed is None:
             plain[index] = False
         else:
@@ -633,7 +639,15 @@ def _cells(column: Any, name: str, bool_columns: frozenset[str]) -> list[Any]:
     values = column.to_pylist()
     if _is_text(column.type):
         if name == "items":
-            return [_items(value) for value in values]
+            # Each distinct text parsed once: the rows that repeat it share the (never changed) list.
+            parsed: dict[str, Any] = {}
+            out = []
+            for value in values:
+                item = parsed.get(value, parsed) if value is not None else None
+                if item is parsed:
+                    item = parsed[value] = _items(value)
+                out.append(item)
+            return out
         if name in bool_columns:
             return [_bool_cell(value) for value in values]
         return values
