@@ -104,6 +104,9 @@ class Lane:
         self.standings = Standings()
         self.states: dict[str, CustomerState] = {}
         self.month: dict[str, date] = {}  # customer → the month its time-driven changes are applied up to
+        # customer → the first and the last-plus-one instant of that month: most events fall in the month of
+        # the customer's previous one, which is then known without working out a local date.
+        self.bounds: dict[str, tuple[int, int]] = {}
 
     def event(self, columns: Columns, index: int, base: Event | None) -> Event:
         """Row ``index`` as this program's event (``EventError`` if the program rejects it as it stands).
@@ -127,11 +130,15 @@ class Lane:
 
     def through_months(self, state: CustomerState, customer: str, until: int) -> date:
         """Apply the customer's changes due before the month of ``until``, each month on its own; that month."""
+        bounds = self.bounds.get(customer)
+        if bounds is not None and bounds[0] <= until < bounds[1]:
+            return self.month[customer]  # the month of the customer's last step: nothing to apply
         tz = self.tz
         target = month_of_us(until, tz)
         month = self.month.get(customer)
         if month is None:
             self.month[customer] = target
+            self.bounds[customer] = (day_start_us(target, tz), day_start_us(next_month(target), tz))
             return target
         target_start: int | None = None
         while month < target:
@@ -148,6 +155,7 @@ class Lane:
             self.clock_step(state, customer, boundary - 1, month)
             month = next_month(month)
         self.month[customer] = target
+        self.bounds[customer] = (day_start_us(target, tz), day_start_us(next_month(target), tz))
         return target
 
     def clock_step(self, state: CustomerState, customer: str, until: int, month: date) -> None:
@@ -175,6 +183,7 @@ class Lane:
             self.standings[customer] = standing_of(state, compiled)
         self.states = {}
         self.month = {}
+        self.bounds = {}
 
 
 @attrs.define
@@ -287,6 +296,9 @@ class ShardReplay:
                                        Rejected(row, text(event_id), text(customer), reason, rules)))
 
     def _group(self, columns: Columns, indexes: list[int]) -> None:
+        if len(self.lanes) == 1:
+            self._group_alone(columns, indexes)
+            return
         lanes, result, until = self.lanes, self.result, self.until
         both = "both" if len(lanes) == 2 else "new"
         seen: list[dict[str, tuple[Any, ...]]] = [{} for _ in lanes]  # id → content key of the applied event
@@ -344,25 +356,96 @@ class ShardReplay:
                     for label, reason in reasons.items():
                         self._reject(instant, row, raw_id, raw_customer, reason, label)
 
+    def _group_alone(self, columns: Columns, indexes: list[int]) -> None:
+        """``_group`` for one program (no baseline): the same verdicts and sums, with less built per event.
+
+        No verdict lists: an event is refused, a duplicate or applied at once. A duplicate id is compared
+        by content only when it comes (the applied event is kept, not its content key), and the contract's
+        checks are called only for the events they can refuse (``Stepper.check``'s own common case).
+        """
+        lane, result, until = self.lanes[0], self.result, self.until
+        view = rows_of(columns)
+        instants, plain, errors = view.instant, view.plain, columns.errors
+        reader, stepper, states, totals = lane.reader, lane.stepper, lane.states, lane.totals
+        check_type_rules = reader._check_type_rules
+        seen: dict[str, Event] = {}  # id → the applied event
+        for index in indexes:
+            instant = instants[index]
+            if until is not None and instant != NO_INSTANT and instant > until:
+                result.after_until += 1
+                continue
+            result.events += 1
+            if errors:
+                error = errors.get(index)
+                if error is not None:
+                    totals.rejected += 1
+                    self._reject(instant, view.rows[index], None, None, error, "new")
+                    continue
+            try:
+                if plain[index]:
+                    event = view.event(index)
+                    if event.attributes is None:  # the row has attribute cells: this program's typed values
+                        event = attrs.evolve(event, attributes=reader._attributes(columns.attribute_cells(index),
+                                                                                  event.id))
+                    check_type_rules(event)
+                else:
+                    event = reader.read(columns.raw(index))
+                known = seen.get(event.id)
+                if known is not None:
+                    key, known_key = content_key(event), content_key(known)
+                    if key != known_key:
+                        raise EventError(conflict_reason(event.id, content_dict(known_key), content_dict(key)))
+                    totals.duplicates += 1
+                    continue
+                state = states.get(event.customer)
+                kind = event.type
+                if (kind == "refund" or kind == "redeem" or event.rewards_used
+                        or (state is not None and state.last_event_at is not None
+                            and event.at < state.last_event_at)):
+                    stepper.check(state or stepper.new_state(event.customer), event)
+                if event.friend is not None:  # the friend is in this group: columns.arrange joins them
+                    lane.referrals.check_link(event, states.get(event.friend))
+            except EventError as err:
+                totals.rejected += 1
+                self._reject(instant, view.rows[index], columns.ids[index], columns.customers[index], err.reason,
+                             "new")
+                continue
+            at = event.at
+            if result.first is None or at < result.first:
+                result.first = at
+            if result.last is None or at > result.last:
+                result.last = at
+            self._apply(lane, event, columns, index)
+            seen[event.id] = event
+
     def _apply(self, lane: Lane, event: Event, columns: Columns, index: int | None) -> None:
         """Apply an accepted event; ``index`` (its row) only for the new program, whose run the activity follows."""
         customer = event.customer
-        state = lane.state_of(customer)
+        state = lane.states.get(customer)
+        if state is None:
+            state = lane.state_of(customer)
         month = lane.through_months(state, customer, event.at)
-        tally, _ = lane.stepper.apply(state, event)
+        stepper = lane.stepper
+        runtime = stepper.runtime
+        if runtime is not None and event.type != "redeem" and not event.rewards_used and event.partner is None:
+            tally = Tally(False)  # Stepper.apply's common case, without its tuple
+            runtime.apply(state, event, tally)
+        else:
+            tally, _ = stepper.apply(state, event)
         if event.friend is not None or lane.referrals.rules:
             self._referral(lane, event, state, tally, month)
-        lane.stepper.schedule(state)
+        stepper.schedule(state)
         ledger = state.ledger
         lane.tracker.absorb(month, customer, ledger.balance + ledger.pending, ledger.earned_total, state.tier,
                             tally.spent, tally.expired, tally.reversed, tally.granted, state.segments)
         if index is not None:
             activity = self.result.activity
             activity.event(customer, month)
-            if event.type == "purchase":
+            kind = event.type
+            if kind == "purchase":
                 activity.purchase(customer, event.at, event.amount or 0, month,
                                   columns.cell(MEMBER_ATTRIBUTE, index) if MEMBER_ATTRIBUTE in columns.names else None)
-            elif event.type == "feedback":
+            elif kind == "feedback":
                 activity.feedback(customer, event.at,
                                   columns.cell(SCORE_ATTRIBUTE, index) if SCORE_ATTRIBUTE in columns.names else None)
 
@@ -384,6 +467,39 @@ class ShardReplay:
             lane.tracker.absorb(month, referrer, ledger.balance + ledger.pending, ledger.earned_total, other.tier,
                                 other_tally.spent, other_tally.expired, other_tally.reversed, other_tally.granted,
                                 other.segments)
+
+
+class RowLists:
+    """The columns a per-event replay reads, as Python lists: indexing a numpy array or asking ``Columns.cell``
+    for every cell of every event costs more than the lists (made once per ``Columns``)."""
+
+    def __init__(self, columns: Columns) -> None:
+        self.instant: list[int] = columns.instant.tolist()
+        self.rows: list[int] = columns.rows.tolist()
+        self.plain: list[bool] = columns.plain.tolist()
+        self.amount: list[int] = columns.amount.tolist()
+        self.has_amount: list[bool] = columns.has_amount.tolist()
+        self.extra: list[bool] = columns.extra.tolist()
+        self.ids, self.types, self.customers = columns.ids, columns.types, columns.customers
+        self.currency = columns.cells("currency")
+        self.original = columns.cells("original")
+        self.reward = columns.cells("reward")
+        self.items, self.birthdays = columns.items, columns.birthdays
+
+    def event(self, index: int) -> Event:
+        """``Columns.event``: a plain row as an event, before any program's checks."""
+        return Event(self.ids[index], self.types[index], self.customers[index], self.instant[index],
+                     self.amount[index] if self.has_amount[index] else None, self.currency[index],
+                     self.items.get(index, ()), self.original[index], self.reward[index],
+                     self.birthdays.get(index), None if self.extra[index] else {})  # type: ignore[arg-type]
+
+
+def rows_of(columns: Columns) -> RowLists:
+    """The ``RowLists`` of ``columns`` (made at the first per-event replay of them, kept with them)."""
+    lists = getattr(columns, "_row_lists", None)
+    if lists is None:
+        lists = columns._row_lists = RowLists(columns)  # type: ignore[attr-defined]
+    return lists
 
 
 def _member_codes(columns: Columns, rows: np.ndarray) -> np.ndarray | None:
