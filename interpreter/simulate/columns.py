@@ -91,6 +91,9 @@ class Columns:
         self.original_code = np.full(count, -1, dtype=np.int64)
         self.customer_names: list[str] = []
         self.time_ordered: bool | None = None  # a part of a history: whether the whole history is in time order
+        # How the per-event replay reads these rows (``replay.rows_of``), and how many it has read.
+        self.row_reading: Any = None
+        self.rows_asked = 0
 
     # -- cells, made Python values when a row needs them
 
@@ -636,22 +639,26 @@ def _texts(column: Any) -> np.ndarray:
 
 def _cells(column: Any, name: str, bool_columns: frozenset[str]) -> list[Any]:
     """A column's values as the row reader passes them on: JSON items parsed, bools from text, Arrow → plain."""
+    if name == "items" and _is_text(column.type):
+        return _item_cells(column)
     values = column.to_pylist()
     if _is_text(column.type):
-        if name == "items":
-            # Each distinct text parsed once: the rows that repeat it share the (never changed) list.
-            parsed: dict[str, Any] = {}
-            out = []
-            for value in values:
-                item = parsed.get(value, parsed) if value is not None else None
-                if item is parsed:
-                    item = parsed[value] = _items(value)
-                out.append(item)
-            return out
         if name in bool_columns:
             return [_bool_cell(value) for value in values]
         return values
     return [_plain(value) for value in values]
+
+
+def _item_cells(column: Any) -> list[Any]:
+    """An ``items`` text column, each distinct text parsed once: the rows that repeat it share the (never
+    changed) list. A history repeats a few baskets many times."""
+    import pyarrow.compute as pc
+
+    whole = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    encoded = pc.dictionary_encode(whole)
+    distinct = [_items(value) for value in encoded.dictionary.to_pylist()]
+    distinct.append(None)  # code -1: an empty cell
+    return [distinct[code] for code in pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).tolist()]
 
 
 class _BadItems(str):

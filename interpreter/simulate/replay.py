@@ -364,10 +364,17 @@ class ShardReplay:
         checks are called only for the events they can refuse (``Stepper.check``'s own common case).
         """
         lane, result, until = self.lanes[0], self.result, self.until
-        view = rows_of(columns)
+        view = rows_of(columns, len(indexes))
         instants, plain, errors = view.instant, view.plain, columns.errors
         reader, stepper, states, totals = lane.reader, lane.stepper, lane.states, lane.totals
         check_type_rules = reader._check_type_rules
+        # What applying an event takes (``_apply``, written out below: this runs once per event). The lane's
+        # dicts stay the same objects until ``Lane.finish``, after the group.
+        months, month_bounds, through_months = lane.month, lane.bounds, lane.through_months
+        runtime, schedule, absorb = stepper.runtime, stepper.schedule, lane.tracker.absorb
+        referrals = bool(lane.referrals.rules)
+        activity = result.activity
+        member, score = view.member, view.score
         seen: dict[str, Event] = {}  # id → the applied event
         for index in indexes:
             instant = instants[index]
@@ -415,11 +422,36 @@ class ShardReplay:
                 result.first = at
             if result.last is None or at > result.last:
                 result.last = at
-            self._apply(lane, event, columns, index)
+            # ``_apply(lane, event, columns, index)``, written out.
+            customer = event.customer
+            if state is None:
+                state = lane.state_of(customer)
+            bounds = month_bounds.get(customer)
+            month = months[customer] if bounds is not None and bounds[0] <= at < bounds[1] \
+                else through_months(state, customer, at)
+            if runtime is not None and kind != "redeem" and not event.rewards_used and event.partner is None:
+                tally = Tally(False)  # Stepper.apply's common case, without its tuple
+                runtime.apply(state, event, tally)
+            else:
+                tally, _ = stepper.apply(state, event)
+            if referrals or event.friend is not None:
+                self._referral(lane, event, state, tally, month)
+            schedule(state)
+            ledger = state.ledger
+            absorb(month, customer, ledger.balance + ledger.pending, ledger.earned_total, state.tier,
+                   tally.spent, tally.expired, tally.reversed, tally.granted, state.segments)
+            activity.event(customer, month)
+            if kind == "purchase":
+                activity.purchase(customer, at, event.amount or 0, month, member[index] if member is not None else None)
+            elif kind == "feedback":
+                activity.feedback(customer, at, score[index] if score is not None else None)
             seen[event.id] = event
 
     def _apply(self, lane: Lane, event: Event, columns: Columns, index: int | None) -> None:
-        """Apply an accepted event; ``index`` (its row) only for the new program, whose run the activity follows."""
+        """Apply an accepted event; ``index`` (its row) only for the new program, whose run the activity follows.
+
+        (``_group_alone`` has this written out: a change here belongs there too.)
+        """
         customer = event.customer
         state = lane.states.get(customer)
         if state is None:
@@ -443,11 +475,12 @@ class ShardReplay:
             activity.event(customer, month)
             kind = event.type
             if kind == "purchase":
+                member = rows_of(columns).member
                 activity.purchase(customer, event.at, event.amount or 0, month,
-                                  columns.cell(MEMBER_ATTRIBUTE, index) if MEMBER_ATTRIBUTE in columns.names else None)
+                                  member[index] if member is not None else None)
             elif kind == "feedback":
-                activity.feedback(customer, event.at,
-                                  columns.cell(SCORE_ATTRIBUTE, index) if SCORE_ATTRIBUTE in columns.names else None)
+                score = rows_of(columns).score
+                activity.feedback(customer, event.at, score[index] if score is not None else None)
 
     @staticmethod
     def _referral(lane: Lane, event: Event, state: CustomerState, tally: Tally, month: date) -> None:
@@ -485,21 +518,78 @@ class RowLists:
         self.original = columns.cells("original")
         self.reward = columns.cells("reward")
         self.items, self.birthdays = columns.items, columns.birthdays
+        self.event = self._event_maker()
+        # The raw cells the activity reads, when the history has such a column (else None).
+        self.member = columns.cells(MEMBER_ATTRIBUTE) if MEMBER_ATTRIBUTE in columns.names else None
+        self.score = columns.cells(SCORE_ATTRIBUTE) if SCORE_ATTRIBUTE in columns.names else None
 
-    def event(self, index: int) -> Event:
-        """``Columns.event``: a plain row as an event, before any program's checks."""
-        return Event(self.ids[index], self.types[index], self.customers[index], self.instant[index],
-                     self.amount[index] if self.has_amount[index] else None, self.currency[index],
-                     self.items.get(index, ()), self.original[index], self.reward[index],
-                     self.birthdays.get(index), None if self.extra[index] else {})  # type: ignore[arg-type]
+    def _event_maker(self) -> Callable[[int], Event]:
+        """``Columns.event`` (a plain row as an event, before any program's checks), reading the lists from
+        its closure rather than from attributes."""
+        ids, types, customers, instant = self.ids, self.types, self.customers, self.instant
+        amount, has_amount, currency, original, reward = (self.amount, self.has_amount, self.currency,
+                                                          self.original, self.reward)
+        items, birthdays, extra = self.items.get, self.birthdays.get, self.extra
+
+        def event(index: int) -> Event:
+            return Event(ids[index], types[index], customers[index], instant[index],
+                         amount[index] if has_amount[index] else None, currency[index], items(index, ()),
+                         original[index], reward[index], birthdays(index),
+                         None if extra[index] else {})  # type: ignore[arg-type]
+
+        return event
 
 
-def rows_of(columns: Columns) -> RowLists:
-    """The ``RowLists`` of ``columns`` (made at the first per-event replay of them, kept with them)."""
-    lists = getattr(columns, "_row_lists", None)
-    if lists is None:
-        lists = columns._row_lists = RowLists(columns)  # type: ignore[attr-defined]
-    return lists
+class _Indexed:
+    """``array[i]`` as a Python value (a few rows of a ``Columns`` read without lists)."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+
+    def __getitem__(self, index: int) -> Any:
+        return self.array[index].item()
+
+
+class _CellsOf:
+    """``Columns.cell(name, i)`` indexed like a list."""
+
+    __slots__ = ("columns", "name")
+
+    def __init__(self, columns: Columns, name: str) -> None:
+        self.columns, self.name = columns, name
+
+    def __getitem__(self, index: int) -> Any:
+        return self.columns.cell(self.name, index)
+
+
+class FewRows:
+    """``RowLists``' reading of rows, straight from the ``Columns``: for the few rows of columns whose groups
+    mostly go the whole-array way (``kernels``), or only the end's group (``find_end``)."""
+
+    def __init__(self, columns: Columns) -> None:
+        self.instant, self.rows, self.plain = _Indexed(columns.instant), _Indexed(columns.rows), _Indexed(columns.plain)
+        self.event = columns.event
+        self.member = _CellsOf(columns, MEMBER_ATTRIBUTE) if MEMBER_ATTRIBUTE in columns.names else None
+        self.score = _CellsOf(columns, SCORE_ATTRIBUTE) if SCORE_ATTRIBUTE in columns.names else None
+
+
+_ROW_LISTS_AFTER = 4096  # rows replayed event by event before their columns are made Python lists
+
+
+def rows_of(columns: Columns, more: int = 0) -> RowLists | FewRows:
+    """How a per-event replay reads the rows of ``columns``: ``RowLists`` once ``_ROW_LISTS_AFTER`` rows
+    (counting ``more``, the rows about to be read) have been, ``FewRows`` before. Kept with the columns."""
+    held = columns.row_reading
+    if isinstance(held, RowLists):
+        return held
+    columns.rows_asked += more
+    if columns.rows_asked > _ROW_LISTS_AFTER:
+        held = columns.row_reading = RowLists(columns)
+    elif held is None:
+        held = columns.row_reading = FewRows(columns)
+    return held
 
 
 def _member_codes(columns: Columns, rows: np.ndarray) -> np.ndarray | None:

@@ -260,11 +260,24 @@ class Tracker:
             last = (0, 0, 0, self._outside)
             change.customers += 1
             change.tiers["none"] += 1
-        self._flows(change, last, held, lifetime, spent, expired, reversed_, granted)
+        # ``_flows``, inline (this runs after every event and clock step).
+        change.outstanding += held - last[0]
+        change.earned += lifetime - last[1]
+        change.spent += spent
+        change.expired += expired
+        change.reversed += reversed_
+        if granted:
+            values = self.values
+            for reward, count in granted.items():
+                change.rewards[reward] += count
+                change.cost += values.get(reward, 0) * count
         if tier != last[2]:
             change.tiers[self.tier_names[last[2]] or "none"] -= 1
             change.tiers[self.tier_names[tier] or "none"] += 1
-        inside = tuple(segments) if self.segment_names else self._outside
+        if not self.segment_names:  # (the usual case: no segments, nothing to compare)
+            self.last[customer] = (held, lifetime, tier, self._outside)
+            return
+        inside = tuple(segments)
         assert len(inside) == len(self.segment_names), "absorb needs the state's segment flags"
         if inside != last[3]:
             for name, was, now in zip(self.segment_names, last[3], inside):
@@ -806,6 +819,18 @@ class Activity:
         counts = self._counts.get(customer)
         if counts is None:
             counts = self._counts[customer] = [0, 0, 0, 0, 0]
+        if self._pivot is None:
+            # Without an effect date (the usual run) only the whole period counts: the loop below, unrolled.
+            period = self.periods["all"]
+            period.purchases += 1
+            period.spend += amount
+            counts[0] += 1
+            if counts[0] == 1:
+                period.customers += 1
+            elif counts[0] == 2:
+                period.repeaters += 1
+            self._in_month(customer, amount, month, member)
+            return
         slots = [("all", 0)]
         if self._pivot is not None:
             slots.append(("before", 1) if at < self._pivot else ("after", 2))
@@ -819,6 +844,10 @@ class Activity:
                 period.customers += 1
             elif counts[slot] == 2:
                 period.repeaters += 1
+        self._in_month(customer, amount, month, member)
+
+    def _in_month(self, customer: str, amount: int, month: date, member: Any) -> None:
+        """A purchase's part of the month series and of the membership groups."""
         entry = self._month(month)
         entry.purchases += 1
         entry.spend += from_units(amount)
