@@ -23,7 +23,6 @@ copying them; each returns only its sums and its customers' standings.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import zlib
 from datetime import date, datetime
@@ -107,6 +106,8 @@ def run_sharded(job: Job, workers: int, progress: Progress | None = None) -> Sha
                 progress("simulate", done, total)
 
         return job.run(tick=tick)
+    import multiprocessing  # (only with workers: one process needs none of it)
+
     context = multiprocessing.get_context("fork")
     _FORKED, _DONE = job, context.Value("q", 0)
     try:
@@ -237,6 +238,8 @@ def _simulate_spilled(programs: list[Program], path: str, tz: Any, bool_columns:
                     progress("simulate", done, spilled.count)  # type: ignore[union-attr]
 
             return job.run(job.order(), tick=tick), job.end, spilled.time_ordered
+    import multiprocessing  # (only with workers: one process needs none of it)
+
     context = multiprocessing.get_context("fork")
     _SPILL_SETTINGS = (programs, tz, bool_columns, until, effect_from, generated)
     _DONE = context.Value("q", 0)
