@@ -802,6 +802,7 @@ class Activity:
         self.scores: dict[str, list[int | None]] = {}  # customer → latest score in (all, before, after)
         self.responses = [0, 0, 0]  # scored feedback events in (all, before, after)
         self.unscored = 0  # accepted feedback events without a readable score
+        self._decimals: dict[int, Decimal] = {}  # amount in micro-units → from_units(amount)
 
     def _month(self, month: date) -> ActivityMonth:
         entry = self.by_month.get(month)
@@ -848,12 +849,20 @@ class Activity:
 
     def _in_month(self, customer: str, amount: int, month: date, member: Any) -> None:
         """A purchase's part of the month series and of the membership groups."""
-        entry = self._month(month)
+        entry = self.by_month.get(month) or self._month(month)
         entry.purchases += 1
-        entry.spend += from_units(amount)
+        spend = self._decimals.get(amount)  # (a café's prices repeat: each amount made a Decimal once)
+        if spend is None:
+            if len(self._decimals) >= 4096:  # bounded: it travels with the activity between processes
+                self._decimals.clear()
+            spend = self._decimals[amount] = from_units(amount)
+        entry.spend += spend
         if self._last_purchase.get(customer) != month:
             self._last_purchase[customer] = month
             entry.purchasers += 1
+        if member is None:  # (no membership column: ``member_flag`` would say unknown)
+            self.unflagged += 1
+            return
         flag = member_flag(member)
         if flag is None:
             self.unflagged += 1
