@@ -371,7 +371,7 @@ class ShardReplay:
         # What applying an event takes (``_apply``, written out below: this runs once per event). The lane's
         # dicts stay the same objects until ``Lane.finish``, after the group.
         months, month_bounds, through_months = lane.month, lane.bounds, lane.through_months
-        runtime, schedule, absorb = stepper.runtime, stepper.schedule, lane.tracker.absorb
+        runtime, absorb = stepper.runtime, lane.tracker.absorb
         referrals = bool(lane.referrals.rules)
         activity = result.activity
         member, score = view.member, view.score
@@ -436,7 +436,10 @@ class ShardReplay:
                 tally, _ = stepper.apply(state, event)
             if referrals or event.friend is not None:
                 self._referral(lane, event, state, tally, month)
-            schedule(state)
+            # No ``Stepper.schedule`` here: the customer's next change is worked out where it is needed (the
+            # next apply, a month's close), once either way. The memo is dropped instead: an event at the
+            # instant of the last one leaves it as it was, and it must not outlive the change.
+            state.next_change_memo = None
             ledger = state.ledger
             absorb(month, customer, ledger.balance + ledger.pending, ledger.earned_total, state.tier,
                    tally.spent, tally.expired, tally.reversed, tally.granted, state.segments)
