@@ -190,7 +190,7 @@ def byte_ranges(path: str, parts: int, delimiter: str = ",") -> list[tuple[int, 
         header_end = data.find(b"\n")
         targets = [max(size * k // parts, header_end) for k in range(1, parts)]
         if data.find(b'"') >= 0:
-            ends = _record_ends(data, size, targets, delimiter)
+            ends = _record_ends(handle, size, targets, delimiter)
             if ends is None:
                 return [(0, size)]
         else:
@@ -205,10 +205,10 @@ def byte_ranges(path: str, parts: int, delimiter: str = ",") -> list[tuple[int, 
     return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a] or [(0, size)]
 
 
-_SCAN_BYTES = 16 << 20  # bytes looked at a time for quotes (memory stays a few times this)
+_SCAN_BYTES = 1 << 20  # bytes read at a time to look for quotes (read, not mapped: a VM's page faults cost)
 
 
-def _record_ends(data: Any, size: int, targets: list[int], delimiter: str) -> list[int] | None:
+def _record_ends(handle: Any, size: int, targets: list[int], delimiter: str) -> list[int] | None:
     """For each target offset (ascending), the first line end at or after it outside any quoted cell (-1:
     none); None when the file's quotes up to the last of them are not all well placed.
 
@@ -219,9 +219,11 @@ def _record_ends(data: Any, size: int, targets: list[int], delimiter: str) -> li
     the byte is outside a quoted cell, as Arrow and Python's csv read the file. A stray quote (``ab"c``)
     leaves the file uncut.
     """
-    quote, newline = ord('"'), ord("\n")
-    opening_after = np.array([ord(delimiter), newline, ord("\r"), quote], dtype=np.uint8)
-    closing_before = opening_after
+    quote, newline, delimiter_byte = ord('"'), ord("\n"), ord(delimiter)
+
+    def bounding(neighbours: np.ndarray) -> np.ndarray:  # a delimiter, a line end or a quote
+        return (neighbours == delimiter_byte) | (neighbours == newline) | (neighbours == 13) | (neighbours == quote)
+
     ends = [-1] * len(targets)
     pending = 0  # the first target without a line end yet
     parity = 0  # quotes before ``start``, modulo 2
@@ -229,20 +231,20 @@ def _record_ends(data: Any, size: int, targets: list[int], delimiter: str) -> li
     while start < size and pending < len(targets):
         stop = min(size, start + _SCAN_BYTES)
         lo, hi = max(start - 1, 0), min(stop + 1, size)  # one byte either side: a quote's neighbours
-        window = np.frombuffer(data, dtype=np.uint8, count=hi - lo, offset=lo)
+        handle.seek(lo)
+        window = np.frombuffer(handle.read(hi - lo), dtype=np.uint8)
         chunk = window[start - lo:stop - lo]
         quotes = np.flatnonzero(chunk == quote)
         if quotes.size:
             at = quotes + (start - lo)  # in the window
-            before = np.where(at > 0, window[np.maximum(at - 1, 0)], newline)  # (the file's start: a line end)
-            after = np.where(at + 1 < len(window), window[np.minimum(at + 1, len(window) - 1)], newline)
-            if start == 0:
-                before[quotes == 0] = newline
-            if stop == size:
-                after[quotes == len(chunk) - 1] = newline
-            opens = (parity + np.arange(quotes.size)) % 2 == 0  # the 1st, 3rd, … of the file
-            placed = np.where(opens, np.isin(before, opening_after), np.isin(after, closing_before))
-            if not bool(placed.all()):
+            before = window[np.maximum(at - 1, 0)]
+            after = window[np.minimum(at + 1, len(window) - 1)]
+            if start == 0 and quotes[0] == 0:
+                before[0] = newline  # the file's start: as after a line end
+            if stop == size and quotes[-1] == len(chunk) - 1:
+                after[-1] = newline  # the file's end: as before one
+            first = 1 if parity else 0  # the quotes that would open a cell: the 1st, 3rd, … of the file
+            if not (bool(bounding(before[first::2]).all()) and bool(bounding(after[1 - first::2]).all())):
                 return None
         lines = np.flatnonzero(chunk == newline)
         outside = lines[(parity + np.searchsorted(quotes, lines)) % 2 == 0] + start  # offsets in the file
