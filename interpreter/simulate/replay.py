@@ -376,12 +376,13 @@ class ShardReplay:
         activity = result.activity
         member, score = view.member, view.score
         seen: dict[str, Event] = {}  # id → the applied event
+        events, first, last = 0, None, None  # the group's events, first and last accepted instants
         for index in indexes:
             instant = instants[index]
             if until is not None and instant != NO_INSTANT and instant > until:
                 result.after_until += 1
                 continue
-            result.events += 1
+            events += 1
             if errors:
                 error = errors.get(index)
                 if error is not None:
@@ -418,10 +419,10 @@ class ShardReplay:
                              "new")
                 continue
             at = event.at
-            if result.first is None or at < result.first:
-                result.first = at
-            if result.last is None or at > result.last:
-                result.last = at
+            if first is None or at < first:
+                first = at
+            if last is None or at > last:
+                last = at
             # ``_apply(lane, event, columns, index)``, written out.
             customer = event.customer
             if state is None:
@@ -449,6 +450,10 @@ class ShardReplay:
             elif kind == "feedback":
                 activity.feedback(customer, at, score[index] if score is not None else None)
             seen[event.id] = event
+        result.events += events
+        if first is not None:
+            result.first = first if result.first is None or first < result.first else result.first
+            result.last = last if result.last is None or last > result.last else result.last  # type: ignore[operator]
 
     def _apply(self, lane: Lane, event: Event, columns: Columns, index: int | None) -> None:
         """Apply an accepted event; ``index`` (its row) only for the new program, whose run the activity follows.
