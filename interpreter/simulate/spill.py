@@ -246,14 +246,15 @@ def _record_ends(handle: Any, size: int, targets: list[int], delimiter: str) -> 
             first = 1 if parity else 0  # the quotes that would open a cell: the 1st, 3rd, … of the file
             if not (bool(bounding(before[first::2]).all()) and bool(bounding(after[1 - first::2]).all())):
                 return None
-        lines = np.flatnonzero(chunk == newline)
-        outside = lines[(parity + np.searchsorted(quotes, lines)) % 2 == 0] + start  # offsets in the file
-        while pending < len(targets):
-            found = int(np.searchsorted(outside, targets[pending]))
-            if found == len(outside):
-                break  # in a later chunk
-            ends[pending] = int(outside[found])
-            pending += 1
+        if targets[pending] < stop:  # (line ends are looked for only from the chunk of the next target on)
+            lines = np.flatnonzero(chunk == newline)
+            outside = lines[(parity + np.searchsorted(quotes, lines)) % 2 == 0] + start  # offsets in the file
+            while pending < len(targets):
+                found = int(np.searchsorted(outside, targets[pending]))
+                if found == len(outside):
+                    break  # in a later chunk
+                ends[pending] = int(outside[found])
+                pending += 1
         parity = (parity + quotes.size) % 2
         start = stop
     return ends
