@@ -297,32 +297,34 @@ class PointsLedger:
             return False
         any_released = False
         freed: set[int] | None = None  # ids of the lots that no longer need to be lots
-        later = None  # the soonest release after t, found on the way
+        left: int | None = None  # the earliest release still to come (this pass finds it: no second pass)
         for lot in self.lots:
-            if lot.pending and lot.available_at is not None:
-                if lot.available_at > t:
-                    if later is None or lot.available_at < later:
-                        later = lot.available_at
-                    continue
-                any_released = True
-                if released is not None:
-                    released.append(ReleasedLot(lot.points, lot.earned_at, lot.available_at, lot.source))
-                self._pending -= lot.points
-                if lot.expires_at is None:
-                    self.free += lot.points  # it can never expire: no lot needed any more
-                    if freed is None:
-                        freed = set()
-                    freed.add(id(lot))
-                    continue
-                lot.pending = False
-                self._spendable_in_lots += lot.points
+            available_at = lot.available_at
+            if not lot.pending or available_at is None:
+                continue
+            if available_at > t:
+                if left is None or available_at < left:
+                    left = available_at
+                continue
+            any_released = True
+            if released is not None:
+                released.append(ReleasedLot(lot.points, lot.earned_at, available_at, lot.source))
+            self._pending -= lot.points
+            if lot.expires_at is None:
+                self.free += lot.points  # it can never expire: no lot needed any more
+                if freed is None:
+                    freed = set()
+                freed.add(id(lot))
+                continue
+            lot.pending = False
+            self._spendable_in_lots += lot.points
         if any_released:
             if freed:
                 self.lots = [lot for lot in self.lots if id(lot) not in freed]
             if released:
                 released.sort(key=lambda item: item.available_at)
             # Releasing changes no expiry (a lot freed from the list never expires): only the next release moves.
-            self._release = later
+            self._release = left
             self._next = _UNKNOWN
         return any_released
 

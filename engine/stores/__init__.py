@@ -11,8 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from poletti.engine.stores.base import LedgerEntry, Receipt, Store, StoreError
-from poletti.engine.stores.memory import MemoryStore
-from poletti.engine.stores.sqlite import SQLiteStore
 
 
 def open_store(location: str, **options: Any) -> Store:
@@ -21,17 +19,27 @@ def open_store(location: str, **options: Any) -> Store:
         from poletti.engine.stores.postgres import PostgresStore
 
         return PostgresStore(location, **options)
+    from poletti.engine.stores.sqlite import SQLiteStore
+
     return SQLiteStore(location, **options)
 
 
-
-
 def __getattr__(name: str) -> Any:
-    # PostgresStore imports psycopg only when it is asked for: SQLite and memory users need not install it.
+    # Each store is imported when it is asked for: PostgresStore needs psycopg, which SQLite and memory users
+    # need not install; and whoever only reads ``base`` (the event reader, ``poletti simulate``) loads neither
+    # sqlite3 nor the SQL stores.
     if name == "PostgresStore":
         from poletti.engine.stores.postgres import PostgresStore
 
         return PostgresStore
+    if name == "SQLiteStore":
+        from poletti.engine.stores.sqlite import SQLiteStore
+
+        return SQLiteStore
+    if name == "MemoryStore":
+        from poletti.engine.stores.memory import MemoryStore
+
+        return MemoryStore
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

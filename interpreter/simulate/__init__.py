@@ -13,10 +13,21 @@ of events (see ``sequential.replay``).
 
 from __future__ import annotations
 
-from poletti.interpreter.simulate.sequential import replay as simulate
+from typing import Any
+
 from poletti.interpreter.simulate.summary import (
     Activity, ActivityMonth, Month, ProgramFigures, Rejected, SimulationResult, delta, money, parse_instant,
 )
+
+
+def __getattr__(name: str) -> Any:
+    # ``simulate`` is imported when first asked for: the event-at-a-time replay brings the Engine and its
+    # stores (SQLite, …), which ``poletti simulate``'s usual, columnar path never uses.
+    if name == "simulate":
+        from poletti.interpreter.simulate.sequential import replay
+
+        return replay
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["Activity", "ActivityMonth", "Month", "ProgramFigures", "Rejected", "SimulationResult", "delta", "money",
            "parse_instant", "simulate"]

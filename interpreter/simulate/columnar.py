@@ -13,8 +13,9 @@ random programs and histories.
 A CSV file is streamed instead (``spill``): read in blocks into customer
 shards on disk, then replayed a shard at a time, so memory holds a block or
 a shard, not the history. With ``workers`` the forked processes read byte
-ranges of the file side by side and then replay their own shards; this
-process only finds the end of the replay. Files the stream cannot take as
+ranges of the file side by side and then replay their own shards, to the
+latest instant read; each also works out the end its own shards give, and
+should the latest row be rejected, they replay again to the true end. Files the stream cannot take as
 the whole-file reader would (irregular rows, an event id two customers
 share, …) and Parquet and JSON Lines are read whole, as before: workers are
 then forked after the file is read, so they share its columns without
@@ -23,7 +24,6 @@ copying them; each returns only its sums and its customers' standings.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import zlib
 from datetime import date, datetime
@@ -107,6 +107,8 @@ def run_sharded(job: Job, workers: int, progress: Progress | None = None) -> Sha
                 progress("simulate", done, total)
 
         return job.run(tick=tick)
+    import multiprocessing  # (only with workers: one process needs none of it)
+
     context = multiprocessing.get_context("fork")
     _FORKED, _DONE = job, context.Value("q", 0)
     try:
@@ -159,16 +161,17 @@ class ShardJob:
         self._held = (number, columns, grouping)
         return columns, grouping
 
-    def _find_end(self) -> int | None:
-        """The last accepted event of the whole history: the latest shards' ends, until no later row is left.
+    def _find_end(self, among: list[int] | None = None) -> int | None:
+        """The last accepted event of the whole history (of shards ``among``): the latest shards' ends, until
+        no later row is left.
 
         A shard's end is at most its latest instant, so the shards are tried latest first and the search
         stops at a shard whose latest instant is not after the end found (usually after one shard).
         """
         latest = self.spilled.latest
         best: int | None = None
-        for number in sorted((k for k in range(self.spilled.shards) if latest[k] is not None),
-                             key=lambda k: -latest[k]):  # type: ignore[operator]
+        for number in sorted((k for k in (range(self.spilled.shards) if among is None else among)
+                              if latest[k] is not None), key=lambda k: -latest[k]):  # type: ignore[operator]
             if best is not None and latest[number] <= best:  # type: ignore[operator]
                 break
             columns, grouping = self.shard(number)
@@ -178,10 +181,10 @@ class ShardJob:
                 best = found
         return best
 
-    def order(self) -> list[int]:
-        """The shards, the one held first (it is read already)."""
-        numbers = list(range(self.spilled.shards))
-        if self._held is not None:
+    def order(self, among: list[int] | None = None) -> list[int]:
+        """The shards (``among``), the one held first (it is read already)."""
+        numbers = list(range(self.spilled.shards)) if among is None else list(among)
+        if self._held is not None and self._held[0] in numbers:
             numbers.remove(self._held[0])
             numbers.insert(0, self._held[0])
         return numbers
@@ -200,11 +203,14 @@ class ShardJob:
 _SPILL_SETTINGS: tuple[Any, ...] | None = None
 
 
-def _replay_shards(task: tuple[Spilled, int | None, list[int]]) -> ShardResult:
+def _replay_shards(task: tuple[Spilled, int | None, list[int], bool]) -> tuple[ShardResult, int | None]:
+    """A worker's shards replayed to ``end``; with ``check``, also the end its own shards give (see
+    ``_simulate_spilled``), worked out first on the shards it reads anyway."""
     assert _SPILL_SETTINGS is not None
-    spilled, end, numbers = task
+    spilled, end, numbers, check = task
     job = ShardJob(*_SPILL_SETTINGS[:1], spilled, *_SPILL_SETTINGS[1:], end=end)
-    return job.run(numbers, tick=_count)
+    own_end = job._find_end(numbers) if check else None
+    return job.run(job.order(numbers), tick=_count), own_end
 
 
 def _simulate_spilled(programs: list[Program], path: str, tz: Any, bool_columns: frozenset[str], until: int | None,
@@ -214,7 +220,7 @@ def _simulate_spilled(programs: list[Program], path: str, tz: Any, bool_columns:
     """A CSV file streamed into customer shards and replayed shard by shard (``spill``); None: it cannot be.
 
     With several workers, the forked processes read the file's byte ranges side by side, then replay their
-    shards; this process only finds the end of the replay.
+    shards (to the end they check, see below); this process reads no shard.
     """
     global _SPILL_SETTINGS, _DONE
     shards = shard_count(path, workers)
@@ -237,6 +243,8 @@ def _simulate_spilled(programs: list[Program], path: str, tz: Any, bool_columns:
                     progress("simulate", done, spilled.count)  # type: ignore[union-attr]
 
             return job.run(job.order(), tick=tick), job.end, spilled.time_ordered
+    import multiprocessing  # (only with workers: one process needs none of it)
+
     context = multiprocessing.get_context("fork")
     _SPILL_SETTINGS = (programs, tz, bool_columns, until, effect_from, generated)
     _DONE = context.Value("q", 0)
@@ -248,17 +256,31 @@ def _simulate_spilled(programs: list[Program], path: str, tz: Any, bool_columns:
             with spilled:
                 if progress is not None:
                     progress("read", spilled.count, spilled.count)
-                end = ShardJob(programs, spilled, tz, bool_columns, until, effect_from, generated).end
-                if progress is not None:
-                    progress("simulate", 0, spilled.count)
+                # The end of the replay is not worked out here, which would read a shard in this process
+                # while the workers wait: they replay to the latest instant read (the end unless the latest
+                # row is rejected) and each says the end its own shards give; if the largest of those is
+                # not the one assumed, they replay again to it.
+                known = [instant for instant in spilled.latest if instant is not None]
+                end = until if until is not None else max(known) if known else None
+                check = until is None and end is not None
                 numbers = list(range(spilled.shards))
-                tasks = [(spilled, end, numbers[k::workers]) for k in range(workers) if numbers[k::workers]]
-                pending = pool.map_async(_replay_shards, tasks, chunksize=1)
-                while not pending.ready():
-                    pending.wait(0.25)
+                while True:
                     if progress is not None:
-                        progress("simulate", _DONE.value, spilled.count)
-                return merge(pending.get()), end, spilled.time_ordered
+                        progress("simulate", 0, spilled.count)
+                    tasks = [(spilled, end, numbers[k::workers], check) for k in range(workers)
+                             if numbers[k::workers]]
+                    pending = pool.map_async(_replay_shards, tasks, chunksize=1)
+                    while not pending.ready():
+                        pending.wait(0.25)
+                        if progress is not None:
+                            progress("simulate", _DONE.value, spilled.count)
+                    done = pending.get()
+                    ends = [own for _, own in done if own is not None]
+                    found = max(ends) if ends else None
+                    if not check or found == end:
+                        return merge([shard for shard, _ in done]), end, spilled.time_ordered
+                    end, check = found, False
+                    _DONE.value = 0
     finally:
         _SPILL_SETTINGS, _DONE = None, None
 

@@ -91,6 +91,9 @@ class Columns:
         self.original_code = np.full(count, -1, dtype=np.int64)
         self.customer_names: list[str] = []
         self.time_ordered: bool | None = None  # a part of a history: whether the whole history is in time order
+        # How the per-event replay reads these rows (``replay.rows_of``), and how many it has read.
+        self.row_reading: Any = None
+        self.rows_asked = 0
 
     # -- cells, made Python values when a row needs them
 
@@ -486,13 +489,19 @@ def _ready_items(columns: Columns, column: Any, plain: np.ndarray) -> None:
     if present.size == 0:
         return
     values = columns.cells("items")
+    # A history repeats a few baskets many times, and ``_cells`` parses each distinct text once (one list
+    # for all its rows): so each distinct basket is made Items once too (they are immutable tuples).
+    ready: dict[int, Any] = {}
     for index in present.tolist():
         value = values[index]
         if isinstance(value, _BadItems):
             columns.errors[index] = str(value)
             plain[index] = False
             continue
-        parsed = quick_items(value)
+        key = id(value)
+        parsed = ready.get(key, ready)
+        if parsed is ready:
+            parsed = ready[key] = quick_items(value)
         if parsed is None:
             plain[index] = False
         else:
@@ -630,14 +639,26 @@ def _texts(column: Any) -> np.ndarray:
 
 def _cells(column: Any, name: str, bool_columns: frozenset[str]) -> list[Any]:
     """A column's values as the row reader passes them on: JSON items parsed, bools from text, Arrow → plain."""
+    if name == "items" and _is_text(column.type):
+        return _item_cells(column)
     values = column.to_pylist()
     if _is_text(column.type):
-        if name == "items":
-            return [_items(value) for value in values]
         if name in bool_columns:
             return [_bool_cell(value) for value in values]
         return values
     return [_plain(value) for value in values]
+
+
+def _item_cells(column: Any) -> list[Any]:
+    """An ``items`` text column, each distinct text parsed once: the rows that repeat it share the (never
+    changed) list. A history repeats a few baskets many times."""
+    import pyarrow.compute as pc
+
+    whole = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    encoded = pc.dictionary_encode(whole)
+    distinct = [_items(value) for value in encoded.dictionary.to_pylist()]
+    distinct.append(None)  # code -1: an empty cell
+    return [distinct[code] for code in pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).tolist()]
 
 
 class _BadItems(str):

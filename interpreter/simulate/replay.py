@@ -104,6 +104,9 @@ class Lane:
         self.standings = Standings()
         self.states: dict[str, CustomerState] = {}
         self.month: dict[str, date] = {}  # customer → the month its time-driven changes are applied up to
+        # customer → the first and the last-plus-one instant of that month: most events fall in the month of
+        # the customer's previous one, which is then known without working out a local date.
+        self.bounds: dict[str, tuple[int, int]] = {}
 
     def event(self, columns: Columns, index: int, base: Event | None) -> Event:
         """Row ``index`` as this program's event (``EventError`` if the program rejects it as it stands).
@@ -127,11 +130,15 @@ class Lane:
 
     def through_months(self, state: CustomerState, customer: str, until: int) -> date:
         """Apply the customer's changes due before the month of ``until``, each month on its own; that month."""
+        bounds = self.bounds.get(customer)
+        if bounds is not None and bounds[0] <= until < bounds[1]:
+            return self.month[customer]  # the month of the customer's last step: nothing to apply
         tz = self.tz
         target = month_of_us(until, tz)
         month = self.month.get(customer)
         if month is None:
             self.month[customer] = target
+            self.bounds[customer] = (day_start_us(target, tz), day_start_us(next_month(target), tz))
             return target
         target_start: int | None = None
         while month < target:
@@ -148,6 +155,7 @@ class Lane:
             self.clock_step(state, customer, boundary - 1, month)
             month = next_month(month)
         self.month[customer] = target
+        self.bounds[customer] = (day_start_us(target, tz), day_start_us(next_month(target), tz))
         return target
 
     def clock_step(self, state: CustomerState, customer: str, until: int, month: date) -> None:
@@ -175,6 +183,7 @@ class Lane:
             self.standings[customer] = standing_of(state, compiled)
         self.states = {}
         self.month = {}
+        self.bounds = {}
 
 
 @attrs.define
@@ -287,6 +296,9 @@ class ShardReplay:
                                        Rejected(row, text(event_id), text(customer), reason, rules)))
 
     def _group(self, columns: Columns, indexes: list[int]) -> None:
+        if len(self.lanes) == 1:
+            self._group_alone(columns, indexes)
+            return
         lanes, result, until = self.lanes, self.result, self.until
         both = "both" if len(lanes) == 2 else "new"
         seen: list[dict[str, tuple[Any, ...]]] = [{} for _ in lanes]  # id → content key of the applied event
@@ -344,27 +356,139 @@ class ShardReplay:
                     for label, reason in reasons.items():
                         self._reject(instant, row, raw_id, raw_customer, reason, label)
 
+    def _group_alone(self, columns: Columns, indexes: list[int]) -> None:
+        """``_group`` for one program (no baseline): the same verdicts and sums, with less built per event.
+
+        No verdict lists: an event is refused, a duplicate or applied at once. A duplicate id is compared
+        by content only when it comes (the applied event is kept, not its content key), and the contract's
+        checks are called only for the events they can refuse (``Stepper.check``'s own common case).
+        """
+        lane, result, until = self.lanes[0], self.result, self.until
+        view = rows_of(columns, len(indexes))
+        instants, plain, errors = view.instant, view.plain, columns.errors
+        reader, stepper, states, totals = lane.reader, lane.stepper, lane.states, lane.totals
+        check_type_rules = reader._check_type_rules
+        # What applying an event takes (``_apply``, written out below: this runs once per event). The lane's
+        # dicts stay the same objects until ``Lane.finish``, after the group.
+        months, month_bounds, through_months = lane.month, lane.bounds, lane.through_months
+        runtime, absorb = stepper.runtime, lane.tracker.absorb
+        referrals = bool(lane.referrals.rules)
+        activity = result.activity
+        member, score = view.member, view.score
+        seen: dict[str, Event] = {}  # id → the applied event
+        events, first, last = 0, None, None  # the group's events, first and last accepted instants
+        for index in indexes:
+            instant = instants[index]
+            if until is not None and instant != NO_INSTANT and instant > until:
+                result.after_until += 1
+                continue
+            events += 1
+            if errors:
+                error = errors.get(index)
+                if error is not None:
+                    totals.rejected += 1
+                    self._reject(instant, view.rows[index], None, None, error, "new")
+                    continue
+            try:
+                if plain[index]:
+                    event = view.event(index)
+                    if event.attributes is None:  # the row has attribute cells: this program's typed values
+                        event = attrs.evolve(event, attributes=reader._attributes(columns.attribute_cells(index),
+                                                                                  event.id))
+                    check_type_rules(event)
+                else:
+                    event = reader.read(columns.raw(index))
+                known = seen.get(event.id)
+                if known is not None:
+                    key, known_key = content_key(event), content_key(known)
+                    if key != known_key:
+                        raise EventError(conflict_reason(event.id, content_dict(known_key), content_dict(key)))
+                    totals.duplicates += 1
+                    continue
+                state = states.get(event.customer)
+                kind = event.type
+                if (kind == "refund" or kind == "redeem" or event.rewards_used
+                        or (state is not None and state.last_event_at is not None
+                            and event.at < state.last_event_at)):
+                    stepper.check(state or stepper.new_state(event.customer), event)
+                if event.friend is not None:  # the friend is in this group: columns.arrange joins them
+                    lane.referrals.check_link(event, states.get(event.friend))
+            except EventError as err:
+                totals.rejected += 1
+                self._reject(instant, view.rows[index], columns.ids[index], columns.customers[index], err.reason,
+                             "new")
+                continue
+            at = event.at
+            if first is None or at < first:
+                first = at
+            if last is None or at > last:
+                last = at
+            # ``_apply(lane, event, columns, index)``, written out.
+            customer = event.customer
+            if state is None:
+                state = lane.state_of(customer)
+            bounds = month_bounds.get(customer)
+            month = months[customer] if bounds is not None and bounds[0] <= at < bounds[1] \
+                else through_months(state, customer, at)
+            if runtime is not None and kind != "redeem" and not event.rewards_used and event.partner is None:
+                tally = Tally(False)  # Stepper.apply's common case, without its tuple
+                runtime.apply(state, event, tally)
+            else:
+                tally, _ = stepper.apply(state, event)
+            if referrals or event.friend is not None:
+                self._referral(lane, event, state, tally, month)
+            # No ``Stepper.schedule`` here: the customer's next change is worked out where it is needed (the
+            # next apply, a month's close), once either way. The memo is dropped instead: an event at the
+            # instant of the last one leaves it as it was, and it must not outlive the change.
+            state.next_change_memo = None
+            ledger = state.ledger
+            absorb(month, customer, ledger.balance + ledger.pending, ledger.earned_total, state.tier,
+                   tally.spent, tally.expired, tally.reversed, tally.granted, state.segments)
+            activity.event(customer, month)
+            if kind == "purchase":
+                activity.purchase(customer, at, event.amount or 0, month, member[index] if member is not None else None)
+            elif kind == "feedback":
+                activity.feedback(customer, at, score[index] if score is not None else None)
+            seen[event.id] = event
+        result.events += events
+        if first is not None:
+            result.first = first if result.first is None or first < result.first else result.first
+            result.last = last if result.last is None or last > result.last else result.last  # type: ignore[operator]
+
     def _apply(self, lane: Lane, event: Event, columns: Columns, index: int | None) -> None:
-        """Apply an accepted event; ``index`` (its row) only for the new program, whose run the activity follows."""
+        """Apply an accepted event; ``index`` (its row) only for the new program, whose run the activity follows.
+
+        (``_group_alone`` has this written out: a change here belongs there too.)
+        """
         customer = event.customer
-        state = lane.state_of(customer)
+        state = lane.states.get(customer)
+        if state is None:
+            state = lane.state_of(customer)
         month = lane.through_months(state, customer, event.at)
-        tally, _ = lane.stepper.apply(state, event)
+        stepper = lane.stepper
+        runtime = stepper.runtime
+        if runtime is not None and event.type != "redeem" and not event.rewards_used and event.partner is None:
+            tally = Tally(False)  # Stepper.apply's common case, without its tuple
+            runtime.apply(state, event, tally)
+        else:
+            tally, _ = stepper.apply(state, event)
         if event.friend is not None or lane.referrals.rules:
             self._referral(lane, event, state, tally, month)
-        lane.stepper.schedule(state)
+        stepper.schedule(state)
         ledger = state.ledger
         lane.tracker.absorb(month, customer, ledger.balance + ledger.pending, ledger.earned_total, state.tier,
                             tally.spent, tally.expired, tally.reversed, tally.granted, state.segments)
         if index is not None:
             activity = self.result.activity
             activity.event(customer, month)
-            if event.type == "purchase":
+            kind = event.type
+            if kind == "purchase":
+                member = rows_of(columns).member
                 activity.purchase(customer, event.at, event.amount or 0, month,
-                                  columns.cell(MEMBER_ATTRIBUTE, index) if MEMBER_ATTRIBUTE in columns.names else None)
-            elif event.type == "feedback":
-                activity.feedback(customer, event.at,
-                                  columns.cell(SCORE_ATTRIBUTE, index) if SCORE_ATTRIBUTE in columns.names else None)
+                                  member[index] if member is not None else None)
+            elif kind == "feedback":
+                score = rows_of(columns).score
+                activity.feedback(customer, event.at, score[index] if score is not None else None)
 
     @staticmethod
     def _referral(lane: Lane, event: Event, state: CustomerState, tally: Tally, month: date) -> None:
@@ -384,6 +508,96 @@ class ShardReplay:
             lane.tracker.absorb(month, referrer, ledger.balance + ledger.pending, ledger.earned_total, other.tier,
                                 other_tally.spent, other_tally.expired, other_tally.reversed, other_tally.granted,
                                 other.segments)
+
+
+class RowLists:
+    """The columns a per-event replay reads, as Python lists: indexing a numpy array or asking ``Columns.cell``
+    for every cell of every event costs more than the lists (made once per ``Columns``)."""
+
+    def __init__(self, columns: Columns) -> None:
+        self.instant: list[int] = columns.instant.tolist()
+        self.rows: list[int] = columns.rows.tolist()
+        self.plain: list[bool] = columns.plain.tolist()
+        self.amount: list[int] = columns.amount.tolist()
+        self.has_amount: list[bool] = columns.has_amount.tolist()
+        self.extra: list[bool] = columns.extra.tolist()
+        self.ids, self.types, self.customers = columns.ids, columns.types, columns.customers
+        self.currency = columns.cells("currency")
+        self.original = columns.cells("original")
+        self.reward = columns.cells("reward")
+        self.items, self.birthdays = columns.items, columns.birthdays
+        self.event = self._event_maker()
+        # The raw cells the activity reads, when the history has such a column (else None).
+        self.member = columns.cells(MEMBER_ATTRIBUTE) if MEMBER_ATTRIBUTE in columns.names else None
+        self.score = columns.cells(SCORE_ATTRIBUTE) if SCORE_ATTRIBUTE in columns.names else None
+
+    def _event_maker(self) -> Callable[[int], Event]:
+        """``Columns.event`` (a plain row as an event, before any program's checks), reading the lists from
+        its closure rather than from attributes."""
+        ids, types, customers, instant = self.ids, self.types, self.customers, self.instant
+        amount, has_amount, currency, original, reward = (self.amount, self.has_amount, self.currency,
+                                                          self.original, self.reward)
+        items, birthdays, extra = self.items.get, self.birthdays.get, self.extra
+
+        def event(index: int) -> Event:
+            return Event(ids[index], types[index], customers[index], instant[index],
+                         amount[index] if has_amount[index] else None, currency[index], items(index, ()),
+                         original[index], reward[index], birthdays(index),
+                         None if extra[index] else {})  # type: ignore[arg-type]
+
+        return event
+
+
+class _Indexed:
+    """``array[i]`` as a Python value (a few rows of a ``Columns`` read without lists)."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+
+    def __getitem__(self, index: int) -> Any:
+        return self.array[index].item()
+
+
+class _CellsOf:
+    """``Columns.cell(name, i)`` indexed like a list."""
+
+    __slots__ = ("columns", "name")
+
+    def __init__(self, columns: Columns, name: str) -> None:
+        self.columns, self.name = columns, name
+
+    def __getitem__(self, index: int) -> Any:
+        return self.columns.cell(self.name, index)
+
+
+class FewRows:
+    """``RowLists``' reading of rows, straight from the ``Columns``: for the few rows of columns whose groups
+    mostly go the whole-array way (``kernels``), or only the end's group (``find_end``)."""
+
+    def __init__(self, columns: Columns) -> None:
+        self.instant, self.rows, self.plain = _Indexed(columns.instant), _Indexed(columns.rows), _Indexed(columns.plain)
+        self.event = columns.event
+        self.member = _CellsOf(columns, MEMBER_ATTRIBUTE) if MEMBER_ATTRIBUTE in columns.names else None
+        self.score = _CellsOf(columns, SCORE_ATTRIBUTE) if SCORE_ATTRIBUTE in columns.names else None
+
+
+_ROW_LISTS_AFTER = 4096  # rows replayed event by event before their columns are made Python lists
+
+
+def rows_of(columns: Columns, more: int = 0) -> RowLists | FewRows:
+    """How a per-event replay reads the rows of ``columns``: ``RowLists`` once ``_ROW_LISTS_AFTER`` rows
+    (counting ``more``, the rows about to be read) have been, ``FewRows`` before. Kept with the columns."""
+    held = columns.row_reading
+    if isinstance(held, RowLists):
+        return held
+    columns.rows_asked += more
+    if columns.rows_asked > _ROW_LISTS_AFTER:
+        held = columns.row_reading = RowLists(columns)
+    elif held is None:
+        held = columns.row_reading = FewRows(columns)
+    return held
 
 
 def _member_codes(columns: Columns, rows: np.ndarray) -> np.ndarray | None:

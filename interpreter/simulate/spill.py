@@ -175,10 +175,11 @@ def header(path: str, dialect: CsvDialect = CsvDialect()) -> list[str] | None:
     return names
 
 
-def byte_ranges(path: str, parts: int) -> list[tuple[int, int]]:
+def byte_ranges(path: str, parts: int, delimiter: str = ",") -> list[tuple[int, int]]:
     """The file cut in up to ``parts`` byte ranges at line ends, the first one with the header.
 
-    Only a file without a quote cuts anywhere (a quoted cell may hold a line end): any other is one range.
+    A line end inside a quoted cell is no row's end: a file with quotes is cut only where ``_record_ends``
+    can tell (its quotes all well placed), else it is one range.
     """
     size = os.path.getsize(path)
     if parts <= 1 or size < SPLIT_BYTES:
@@ -186,18 +187,77 @@ def byte_ranges(path: str, parts: int) -> list[tuple[int, int]]:
     import mmap
 
     with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        if data.find(b'"') >= 0:
-            return [(0, size)]
-        cuts = [0]
         header_end = data.find(b"\n")
-        for k in range(1, parts):
-            at = data.find(b"\n", max(size * k // parts, header_end, cuts[-1]))
+        targets = [max(size * k // parts, header_end) for k in range(1, parts)]
+        if data.find(b'"') >= 0:
+            ends = _record_ends(handle, size, targets, delimiter)
+            if ends is None:
+                return [(0, size)]
+        else:
+            ends = [data.find(b"\n", target) for target in targets]
+        cuts = [0]
+        for at in ends:
             if at < 0 or at + 1 >= size:
                 break
             if at + 1 > cuts[-1]:
                 cuts.append(at + 1)
     cuts.append(size)
     return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a] or [(0, size)]
+
+
+_SCAN_BYTES = 1 << 20  # bytes read at a time to look for quotes (read, not mapped: a VM's page faults cost)
+
+
+def _record_ends(handle: Any, size: int, targets: list[int], delimiter: str) -> list[int] | None:
+    """For each target offset (ascending), the first line end at or after it outside any quoted cell (-1:
+    none); None when the file's quotes up to the last of them are not all well placed.
+
+    Well placed: each quote that would open a quoted cell (the 1st, 3rd, … of the file) follows a
+    delimiter, a line end, the file's start or a quote (the second of a doubled quote); each that would
+    close one (2nd, 4th, …) comes before a delimiter, a line end, the file's end or a quote. Then a quote
+    never stands inside an unquoted cell, and so the quotes before a byte are even in number exactly when
+    the byte is outside a quoted cell, as Arrow and Python's csv read the file. A stray quote (``ab"c``)
+    leaves the file uncut.
+    """
+    quote, newline, delimiter_byte = ord('"'), ord("\n"), ord(delimiter)
+
+    def bounding(neighbours: np.ndarray) -> np.ndarray:  # a delimiter, a line end or a quote
+        return (neighbours == delimiter_byte) | (neighbours == newline) | (neighbours == 13) | (neighbours == quote)
+
+    ends = [-1] * len(targets)
+    pending = 0  # the first target without a line end yet
+    parity = 0  # quotes before ``start``, modulo 2
+    start = 0
+    while start < size and pending < len(targets):
+        stop = min(size, start + _SCAN_BYTES)
+        lo, hi = max(start - 1, 0), min(stop + 1, size)  # one byte either side: a quote's neighbours
+        handle.seek(lo)
+        window = np.frombuffer(handle.read(hi - lo), dtype=np.uint8)
+        chunk = window[start - lo:stop - lo]
+        quotes = np.flatnonzero(chunk == quote)
+        if quotes.size:
+            at = quotes + (start - lo)  # in the window
+            before = window[np.maximum(at - 1, 0)]
+            after = window[np.minimum(at + 1, len(window) - 1)]
+            if start == 0 and quotes[0] == 0:
+                before[0] = newline  # the file's start: as after a line end
+            if stop == size and quotes[-1] == len(chunk) - 1:
+                after[-1] = newline  # the file's end: as before one
+            first = 1 if parity else 0  # the quotes that would open a cell: the 1st, 3rd, … of the file
+            if not (bool(bounding(before[first::2]).all()) and bool(bounding(after[1 - first::2]).all())):
+                return None
+        if targets[pending] < stop:  # (line ends are looked for only from the chunk of the next target on)
+            lines = np.flatnonzero(chunk == newline)
+            outside = lines[(parity + np.searchsorted(quotes, lines)) % 2 == 0] + start  # offsets in the file
+            while pending < len(targets):
+                found = int(np.searchsorted(outside, targets[pending]))
+                if found == len(outside):
+                    break  # in a later chunk
+                ends[pending] = int(outside[found])
+                pending += 1
+        parity = (parity + quotes.size) % 2
+        start = stop
+    return ends
 
 
 def partition(path: str, tz: Any, shards: int, until: int | None = None, *, parts: int = 1,
@@ -215,7 +275,7 @@ def partition(path: str, tz: Any, shards: int, until: int | None = None, *, part
         return None
     folder = tempfile.mkdtemp(prefix="poletti-simulate-")
     try:
-        ranges = byte_ranges(path, parts if pool is not None else 1)
+        ranges = byte_ranges(path, parts if pool is not None else 1, dialect.delimiter)
         tasks = [(path, names, tz, shards, until, folder, k, a, b, dialect) for k, (a, b) in enumerate(ranges)]
         found = pool.map(_read_part_task, tasks, chunksize=1) if len(tasks) > 1 else [_read_part_task(tasks[0])]
         if any(part is None for part in found) or _shared_ids(folder, shards, len(found)):

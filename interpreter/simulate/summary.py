@@ -260,11 +260,24 @@ class Tracker:
             last = (0, 0, 0, self._outside)
             change.customers += 1
             change.tiers["none"] += 1
-        self._flows(change, last, held, lifetime, spent, expired, reversed_, granted)
+        # ``_flows``, inline (this runs after every event and clock step).
+        change.outstanding += held - last[0]
+        change.earned += lifetime - last[1]
+        change.spent += spent
+        change.expired += expired
+        change.reversed += reversed_
+        if granted:
+            values = self.values
+            for reward, count in granted.items():
+                change.rewards[reward] += count
+                change.cost += values.get(reward, 0) * count
         if tier != last[2]:
             change.tiers[self.tier_names[last[2]] or "none"] -= 1
             change.tiers[self.tier_names[tier] or "none"] += 1
-        inside = tuple(segments) if self.segment_names else self._outside
+        if not self.segment_names:  # (the usual case: no segments, nothing to compare)
+            self.last[customer] = (held, lifetime, tier, self._outside)
+            return
+        inside = tuple(segments)
         assert len(inside) == len(self.segment_names), "absorb needs the state's segment flags"
         if inside != last[3]:
             for name, was, now in zip(self.segment_names, last[3], inside):
@@ -789,6 +802,7 @@ class Activity:
         self.scores: dict[str, list[int | None]] = {}  # customer → latest score in (all, before, after)
         self.responses = [0, 0, 0]  # scored feedback events in (all, before, after)
         self.unscored = 0  # accepted feedback events without a readable score
+        self._decimals: dict[int, Decimal] = {}  # amount in micro-units → from_units(amount)
 
     def _month(self, month: date) -> ActivityMonth:
         entry = self.by_month.get(month)
@@ -806,6 +820,18 @@ class Activity:
         counts = self._counts.get(customer)
         if counts is None:
             counts = self._counts[customer] = [0, 0, 0, 0, 0]
+        if self._pivot is None:
+            # Without an effect date (the usual run) only the whole period counts: the loop below, unrolled.
+            period = self.periods["all"]
+            period.purchases += 1
+            period.spend += amount
+            counts[0] += 1
+            if counts[0] == 1:
+                period.customers += 1
+            elif counts[0] == 2:
+                period.repeaters += 1
+            self._in_month(customer, amount, month, member)
+            return
         slots = [("all", 0)]
         if self._pivot is not None:
             slots.append(("before", 1) if at < self._pivot else ("after", 2))
@@ -819,12 +845,24 @@ class Activity:
                 period.customers += 1
             elif counts[slot] == 2:
                 period.repeaters += 1
-        entry = self._month(month)
+        self._in_month(customer, amount, month, member)
+
+    def _in_month(self, customer: str, amount: int, month: date, member: Any) -> None:
+        """A purchase's part of the month series and of the membership groups."""
+        entry = self.by_month.get(month) or self._month(month)
         entry.purchases += 1
-        entry.spend += from_units(amount)
+        spend = self._decimals.get(amount)  # (a café's prices repeat: each amount made a Decimal once)
+        if spend is None:
+            if len(self._decimals) >= 4096:  # bounded: it travels with the activity between processes
+                self._decimals.clear()
+            spend = self._decimals[amount] = from_units(amount)
+        entry.spend += spend
         if self._last_purchase.get(customer) != month:
             self._last_purchase[customer] = month
             entry.purchasers += 1
+        if member is None:  # (no membership column: ``member_flag`` would say unknown)
+            self.unflagged += 1
+            return
         flag = member_flag(member)
         if flag is None:
             self.unflagged += 1

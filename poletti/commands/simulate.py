@@ -72,7 +72,7 @@ def command(ctx: click.Context, rules: str, history: str, baseline_path: str | N
     figures are those of an event-at-a-time replay (--sequential).
     """
     from poletti.interpreter.simulate.history import History, HistoryError, bool_columns_of, detect_format
-    from poletti.interpreter.simulate import parse_instant, simulate
+    from poletti.interpreter.simulate import parse_instant
     from poletti.interpreter.simulate.columnar import simulate_file
 
     if rules == STDIN and history == STDIN:
@@ -110,6 +110,8 @@ def command(ctx: click.Context, rules: str, history: str, baseline_path: str | N
             if sequential:
                 source = stack.enter_context(History(history, tz, bool_columns=bool_columns, dialect=dialect))
                 source.scan(progress)
+                from poletti.interpreter.simulate import simulate  # (the Engine: only for this path)
+
                 result = simulate(program, source.in_time_order(progress), baseline=baseline, until=until_at,
                                   effect_from=effect_at, progress=progress, total=source.count,
                                   on_rejected=rejected_sink, keep_rejections=20, reordered=source.reordered)

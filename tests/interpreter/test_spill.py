@@ -142,5 +142,24 @@ def test_byte_ranges_cut_at_line_ends(tmp_path: Path, monkeypatch: pytest.Monkey
     ranges = spill.byte_ranges(str(path), 4)
     assert len(ranges) == 4 and ranges[0][0] == 0 and ranges[-1][1] == len(data)
     assert all(a[1] == b[0] and data[b[0] - 1:b[0]] == b"\n" for a, b in zip(ranges, ranges[1:]))
-    path.write_bytes(data + b'e100,visit,"c,100",2026-01-01T00:00:00Z\n')  # a quote: one range
+    path.write_bytes(data + b'e100,visit,c100 "b",2026-01-01T00:00:00Z\n')  # a stray quote: one range
     assert spill.byte_ranges(str(path), 4) == [(0, path.stat().st_size)]
+
+
+def test_byte_ranges_of_a_file_with_quotes_cut_outside_quoted_cells(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spill, "SPLIT_BYTES", 0)
+    monkeypatch.setattr(spill, "_SCAN_BYTES", 64)  # quotes and line ends across scan windows too
+    path = tmp_path / "h.csv"
+    # Every row's items cell is quoted and holds line ends and doubled quotes: no cut may fall inside one.
+    rows = [b'e%d,purchase,c%d,"[{""sku"":\n""a,%d""}]\n\n",x\n' % (i, i, i) for i in range(60)]
+    header = b'id,type,customer,items,note\n'
+    path.write_bytes(header + b"".join(rows))
+    data = path.read_bytes()
+    starts = {len(header)}  # where each row starts
+    for row in rows:
+        starts.add(max(starts) + len(row))
+    for parts in (2, 3, 5):
+        ranges = spill.byte_ranges(str(path), parts)
+        assert len(ranges) == parts and ranges[0][0] == 0 and ranges[-1][1] == len(data)
+        assert all(a[1] == b[0] and b[0] in starts for a, b in zip(ranges, ranges[1:]))
