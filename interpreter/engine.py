@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from typing import Any, Callable, Iterable, Iterator
 
 import attrs
@@ -32,7 +32,7 @@ from poletti.engine.program import Program
 from poletti.engine.state import CustomerState
 from poletti.engine.stores.base import LedgerEntry, Receipt, Store, content_dict, fingerprint
 from poletti.engine.stores.memory import MemoryStore
-from poletti.engine.timecalc import EPOCH as _EPOCH, from_us, parse_timestamp, require_aware, to_us
+from poletti.engine.timecalc import from_us, parse_timestamp, require_aware, to_us
 from poletti.interpreter import bookkeeping
 from poletti.interpreter.accounts import ACCOUNT_PREFIX, Accounts, account_key, is_account_key
 from poletti.interpreter.events import (
