@@ -250,21 +250,14 @@ class PointsLedger:
         soonest = self._soonest_expiry()
         if soonest is None or soonest > t:  # nothing expires until then
             return []
-        # One pass: what expires, what stays, and the soonest expiry and release among what stays (so that
-        # the next ``next_change`` need not look at every lot again).
         expired: list[ExpiredLot] = []
         kept: list[Lot] = []
-        expiry = release = None
         for lot in self.lots:
             ends = lot.expires_at
             if ends is not None and ends <= t:
                 expired.append(ExpiredLot(lot.points, lot.earned_at, ends, lot.source, lot.pending))
-                continue
-            kept.append(lot)
-            if ends is not None and (expiry is None or ends < expiry):
-                expiry = ends
-            if lot.pending and lot.available_at is not None and (release is None or lot.available_at < release):
-                release = lot.available_at
+            else:
+                kept.append(lot)
         if not expired:
             return expired
         self.lots = kept
@@ -275,8 +268,7 @@ class PointsLedger:
             else:
                 self._spendable_in_lots -= item.points
             self.expired_total += item.points
-        self._expiry, self._release = expiry, release
-        self._next = _UNKNOWN
+        self._keep(kept)
         return expired
 
     def release_pending_until(self, t: int) -> list[ReleasedLot]:
@@ -343,7 +335,6 @@ class PointsLedger:
         """Take up to ``points`` from the lots ``matches`` selects, oldest first; return what is left."""
         left = points
         kept: list[Lot] = []
-        expiry = release = None  # the soonest among the lots kept (so that next_change need not look again)
         for lot in self.lots:
             if left and matches(lot):
                 taken = min(left, lot.points)
@@ -356,16 +347,23 @@ class PointsLedger:
                     continue
                 lot.points -= taken
             kept.append(lot)
+        if len(kept) != len(self.lots):
+            self._keep(kept)
+        return left
+
+    def _keep(self, lots: list[Lot]) -> None:
+        """Keep only ``lots`` (some were removed), with their soonest expiry and release worked out now, in one
+        pass: ``next_change`` would otherwise look at every lot again, twice."""
+        expiry = release = None
+        for lot in lots:
             ends = lot.expires_at
             if ends is not None and (expiry is None or ends < expiry):
                 expiry = ends
             if lot.pending and lot.available_at is not None and (release is None or lot.available_at < release):
                 release = lot.available_at
-        if len(kept) != len(self.lots):
-            self.lots = kept
-            self._expiry, self._release = expiry, release
-            self._next = _UNKNOWN
-        return left
+        self.lots = lots
+        self._expiry, self._release = expiry, release
+        self._next = _UNKNOWN
 
     def state(self) -> dict[str, object]:
         """Everything needed to rebuild the ledger with :meth:`restore`."""

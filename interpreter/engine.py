@@ -205,9 +205,7 @@ class Engine:
             clock = state.clock
             if (watermark is not None and at < watermark) or (clock is not None and at < clock):
                 self._check_clock(event, state)
-            last = state.last_event_at
-            if kind == "refund" or (last is not None and at < last):
-                self.stepper.check(state, event)
+            self.stepper.check(state, event)
             tier_before = state.tier
             tally = Tally(False)
             runtime = self.runtime

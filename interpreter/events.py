@@ -436,17 +436,15 @@ class EventReader:
 
     def read(self, raw: Any) -> Event:
         """Raw dict → Event, or EventError with the reason."""
-        event = _quick(raw)  # (never an event with a `partner`: the quick reader leaves those to the rest)
-        if event is None and self._no_partners and (raw.__class__ is dict or isinstance(raw, Mapping)) \
-                and "partner" in raw:
-            return self._read_without_partners(raw)
-        if event is not None:
-            if event.attributes is None:  # keys beyond the event's own: declared attributes, or ignored
-                event.attributes = self._attributes({k: v for k, v in raw.items() if k not in _CORE_FIELDS},
-                                                    event.id)
-            self._check_type_rules(event)
-            return event
-        return self._read_carefully(raw)
+        event = _quick(raw)  # (it leaves any event with a `partner` value to the readers below)
+        if event is None:
+            if self._no_partners and isinstance(raw, Mapping) and "partner" in raw:
+                return self._read_without_partners(raw)
+            return self._read_carefully(raw)
+        if event.attributes is None:  # keys beyond the event's own: declared attributes, or ignored
+            event.attributes = self._attributes({k: v for k, v in raw.items() if k not in _CORE_FIELDS}, event.id)
+        self._check_type_rules(event)
+        return event
 
     def _read_carefully(self, raw: Any) -> Event:
         """Every field checked with a reason that names it: the path for everything ``_quick`` does not take."""

@@ -33,14 +33,11 @@ from datetime import date
 from decimal import Decimal
 from typing import Callable, Iterable
 
-import attrs
-
 from poletti.engine.compiler import (
     Blocked, Cap, CompiledProgram, ConvertRule, FixedRule, Guard, MultiplierRule, PerRule, Rule, SegmentRule,
     StampRule, WhenRule,
 )
 from poletti.engine.expressions import POOLS, Ctx
-from poletti.engine.ledger import PointsLedger
 from poletti.engine.money import EXACT, from_units, to_units
 from poletti.engine.state import CapUsage, CustomerState, PurchaseRecord, WindowTotals
 from poletti.engine.timecalc import add_us, day_start_us, local_date, next_birthday_us, period_key_us
@@ -111,37 +108,17 @@ _STATE_MAKERS: "weakref.WeakKeyDictionary[CompiledProgram, Callable[[str], Custo
 
 
 def _state_maker(cp: CompiledProgram) -> Callable[[str], CustomerState]:
-    """A function building ``Processor._new_state_slowly``'s state for this program with literal lists (no loops).
-
-    Every field is passed by position, fresh containers as literals: a call with keywords and attrs' factories
-    cost as much again, once per new customer.
-    """
+    """A function building ``Processor._new_state_slowly``'s state for this program with literal lists (no loops)."""
     def many(count: int, each: str) -> str:
         return f"[{', '.join([each] * count)}]" if count else "()"
 
-    given = {
-        "customer": "customer", "ledger": "PointsLedger()",
-        "windows": many(len(cp.windows), "WindowTotals()"), "metric_events": many(len(cp.metrics), "[]"),
-        "stamps": many(len(cp.stamps), "0"), "tier_held": many(len(cp.tiers), "False"),
-        "tier_keep_until": many(len(cp.tiers), "None"), "segments": many(len(cp.segments), "False"),
-        "when_active": many(len(cp.when_rules), "False"),
-    }
-    arguments = []
-    for field in attrs.fields(CustomerState):
-        if field.name in given:
-            arguments.append(given[field.name])
-        elif isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
-            empty = {list: "[]", dict: "{}"}.get(field.default.factory)  # type: ignore[union-attr]
-            if empty is None:
-                raise AssertionError(f"no literal for CustomerState.{field.name}'s default")  # pragma: no cover
-            arguments.append(empty)
-        elif field.default is None or isinstance(field.default, (bool, int, tuple)) and not field.default:
-            arguments.append(repr(field.default))
-        else:
-            raise AssertionError(f"no literal for CustomerState.{field.name}'s default")  # pragma: no cover
-    source = f"def new_state(customer):\n    return CustomerState({', '.join(arguments)})\n"
-    namespace: dict[str, object] = {"CustomerState": CustomerState, "WindowTotals": WindowTotals,
-                                    "PointsLedger": PointsLedger}
+    source = (
+        "def new_state(customer):\n"
+        f"    return CustomerState(customer, windows={many(len(cp.windows), 'WindowTotals()')}, "
+        f"metric_events={many(len(cp.metrics), '[]')}, stamps={many(len(cp.stamps), '0')}, "
+        f"tier_held={many(len(cp.tiers), 'False')}, tier_keep_until={many(len(cp.tiers), 'None')}, "
+        f"segments={many(len(cp.segments), 'False')}, when_active={many(len(cp.when_rules), 'False')})\n")
+    namespace: dict[str, object] = {"CustomerState": CustomerState, "WindowTotals": WindowTotals}
     exec(source, namespace)  # noqa: S102 — only counts go into the text
     return namespace["new_state"]  # type: ignore[return-value]
 

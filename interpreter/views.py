@@ -180,11 +180,6 @@ _NO_SEGMENTS: frozenset[str] = frozenset()
 def _held(compiled: CompiledProgram, state: CustomerState) -> tuple[HeldReward, ...]:
     """Held rewards: those without an end by count, then each one that ends, the first to end first."""
     labels = compiled.checked.rewards
-    if not state.wallet and not state.rewards_used and not state.rewards_expired:  # held by count: as granted
-        rewards = state.rewards
-        return tuple(HeldReward(name, labels[name].label if name in labels else None, count)
-                     for name, count in (sorted(rewards.items()) if len(rewards) > 1 else rewards.items())
-                     if count > 0)
     ending: dict[str, int] = {}
     for _, _, name in state.wallet:
         ending[name] = ending.get(name, 0) + 1

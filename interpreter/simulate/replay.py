@@ -461,20 +461,12 @@ class ShardReplay:
         (``_group_alone`` has this written out: a change here belongs there too.)
         """
         customer = event.customer
-        state = lane.states.get(customer)
-        if state is None:
-            state = lane.state_of(customer)
+        state = lane.state_of(customer)
         month = lane.through_months(state, customer, event.at)
-        stepper = lane.stepper
-        runtime = stepper.runtime
-        if runtime is not None and event.type != "redeem" and not event.rewards_used and event.partner is None:
-            tally = Tally(False)  # Stepper.apply's common case, without its tuple
-            runtime.apply(state, event, tally)
-        else:
-            tally, _ = stepper.apply(state, event)
+        tally, _ = lane.stepper.apply(state, event)
         if event.friend is not None or lane.referrals.rules:
             self._referral(lane, event, state, tally, month)
-        stepper.schedule(state)
+        lane.stepper.schedule(state)
         ledger = state.ledger
         lane.tracker.absorb(month, customer, ledger.balance + ledger.pending, ledger.earned_total, state.tier,
                             tally.spent, tally.expired, tally.reversed, tally.granted, state.segments)

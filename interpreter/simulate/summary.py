@@ -260,17 +260,7 @@ class Tracker:
             last = (0, 0, 0, self._outside)
             change.customers += 1
             change.tiers["none"] += 1
-        # ``_flows``, inline (this runs after every event and clock step).
-        change.outstanding += held - last[0]
-        change.earned += lifetime - last[1]
-        change.spent += spent
-        change.expired += expired
-        change.reversed += reversed_
-        if granted:
-            values = self.values
-            for reward, count in granted.items():
-                change.rewards[reward] += count
-                change.cost += values.get(reward, 0) * count
+        self._flows(change, last, held, lifetime, spent, expired, reversed_, granted)
         if tier != last[2]:
             change.tiers[self.tier_names[last[2]] or "none"] -= 1
             change.tiers[self.tier_names[tier] or "none"] += 1
@@ -766,6 +756,9 @@ def nps_of(scores: Iterable[int], responses: int) -> dict[str, Any]:
     }
 
 
+_WHOLE_PERIOD = (("all", 0),)  # the periods (and count slots) a purchase counts in without an effect date
+
+
 class Activity:
     """Purchases of the new program's run: by month, and the program-effect measures.
 
@@ -821,20 +814,9 @@ class Activity:
         if counts is None:
             counts = self._counts[customer] = [0, 0, 0, 0, 0]
         if self._pivot is None:
-            # Without an effect date (the usual run) only the whole period counts: the loop below, unrolled.
-            period = self.periods["all"]
-            period.purchases += 1
-            period.spend += amount
-            counts[0] += 1
-            if counts[0] == 1:
-                period.customers += 1
-            elif counts[0] == 2:
-                period.repeaters += 1
-            self._in_month(customer, amount, month, member)
-            return
-        slots = [("all", 0)]
-        if self._pivot is not None:
-            slots.append(("before", 1) if at < self._pivot else ("after", 2))
+            slots: tuple[tuple[str, int], ...] = _WHOLE_PERIOD  # (the usual run: no effect date)
+        else:
+            slots = (("all", 0), ("before", 1) if at < self._pivot else ("after", 2))
             counts[2 + slots[1][1]] += amount
         for name, slot in slots:
             period = self.periods[name]
