@@ -442,13 +442,13 @@ class _Generator:
             with out.indent():
                 out.line("st.clock = until")
                 out.line("return")
-            out.line("memo = st.next_change_memo")
-            out.line("st.next_change_memo = None")
+            out.line("memo = st.next_change_clock")
+            out.line("st.next_change_clock = None")
             out.line("while True:")
             with out.indent():
-                out.line("if memo is not None and memo[0] == st.clock:")
+                out.line("if memo is not None and memo == st.clock:")
                 with out.indent():
-                    out.line("instant = memo[1]")
+                    out.line("instant = st.next_change_at")
                 out.line("else:")
                 with out.indent():
                     out.line("instant = next_change(st)")
@@ -636,14 +636,13 @@ class _Generator:
                 out.line("st.clock = at")
             out.line("elif at > clock:")
             with out.indent():
-                out.line("memo = st.next_change_memo")
-                out.line("nxt = memo[1] if memo is not None and memo[0] == clock else next_change(st)")
+                out.line("nxt = st.next_change_at if st.next_change_clock == clock else next_change(st)")
                 out.line("if nxt is not None and nxt <= at:")
                 with out.indent():
                     out.line("advance(st, at, tally)")
                 out.line("else:")
                 with out.indent():
-                    out.line("st.next_change_memo = None")
+                    out.line("st.next_change_clock = None")
                     self._leave_windows("at")
                     out.line("st.clock = at")
             # step 2: facts

@@ -141,9 +141,19 @@ class CustomerState:
     # Shared accounts (interpreter/accounts.py): the account this contact belongs to, fixed by their first event
     # (None: their own figures). An account's own state is stored under ``accounts.account_key(id)``.
     account: str | None = None
-    # (clock, next change) as worked out when the state was last saved: the
-    # next event's clock step starts from it instead of working it out again.
-    next_change_memo: tuple[int, int | None] | None = None
+    # The next change (``next_change_at``) as worked out when the state was
+    # last saved, at clock ``next_change_clock`` (None: not known): the next
+    # event's clock step starts from it instead of working it out again, while
+    # the clock is still there. Two integers rather than one (clock, instant)
+    # tuple: saving a state then allocates nothing, and every allocation a
+    # long-lived state keeps brings the next garbage collection closer.
+    next_change_clock: int | None = None
+    next_change_at: int | None = None
+
+    def remember_next_change(self, instant: int | None) -> None:
+        """Note ``instant`` as the next change from the current clock (``next_change_at``)."""
+        self.next_change_clock = self.clock
+        self.next_change_at = instant
 
     @property
     def totals(self) -> Totals:

@@ -135,7 +135,7 @@ class Accounts:
 
     def advance(self, account: CustomerState, until: int, tally: Tally) -> None:
         """Every time-driven change of the account in (its clock, until], each at its instant."""
-        account.next_change_memo = None
+        account.next_change_clock = None
         if account.clock is None:
             account.clock = until
             return

@@ -171,14 +171,14 @@ class Processor:
         if state.clock is None:
             state.clock = until
             return
-        memo = state.next_change_memo
-        state.next_change_memo = None  # the state is about to change
+        known = state.next_change_clock
+        state.next_change_clock = None  # the state is about to change
         while True:
-            if memo is not None and memo[0] == state.clock:
-                instant = memo[1]
+            if known is not None and known == state.clock:
+                instant = state.next_change_at
             else:
                 instant = self.next_change(state)
-            memo = None
+            known = None
             if instant is None or instant > until:
                 break
             self._apply_instant(state, instant, tally)
@@ -253,7 +253,7 @@ class Processor:
     def schedule(self, state: CustomerState) -> int | None:
         """``next_change`` for a state about to be saved, remembered on it for its next clock step."""
         instant = self.next_change(state)
-        state.next_change_memo = None if state.clock is None else (state.clock, instant)
+        state.remember_next_change(instant)
         return instant
 
     def next_change(self, state: CustomerState) -> int | None:

@@ -132,7 +132,7 @@ class Referrals:
     def _referrer_clock(self, referrer: CustomerState, at: int, tally: Tally) -> int:
         """Bring the referrer to the friend's instant (when not past it); the instant their grant is given at."""
         if referrer.clock is not None and referrer.clock > at:
-            referrer.next_change_memo = None  # the state is about to change
+            referrer.next_change_clock = None  # the state is about to change
             return referrer.clock
         self.processor.advance(referrer, at, tally)
         if referrer.clock is None:
@@ -143,7 +143,7 @@ class Referrals:
         """A referral grant, and what follows from it at that instant as with any grant (convert, status, when)."""
         processor = self.processor
         target = rule.target
-        state.next_change_memo = None  # a new lot may expire: the next change is worked out again
+        state.next_change_clock = None  # a new lot may expire: the next change is worked out again
         if isinstance(target, str):
             processor._give_reward(state, target, tally, at=at)
         else:

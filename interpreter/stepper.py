@@ -181,5 +181,5 @@ class Stepper:
     def schedule(self, state: CustomerState) -> int | None:
         """The customer's next time-driven change, remembered on the state for its next clock step."""
         instant = (self.runtime or self.processor).next_change(state)
-        state.next_change_memo = None if state.clock is None else (state.clock, instant)
+        state.remember_next_change(instant)
         return instant

@@ -142,8 +142,8 @@ class Lane:
             return target
         target_start: int | None = None
         while month < target:
-            memo = state.next_change_memo
-            due = memo[1] if memo is not None and memo[0] == state.clock else self.stepper.schedule(state)
+            known = state.next_change_clock
+            due = state.next_change_at if known is not None and known == state.clock else self.stepper.schedule(state)
             boundary = day_start_us(next_month(month), tz)
             if due is None or due >= boundary:  # nothing due in `month`: on to the month of the next change
                 if target_start is None:
@@ -160,8 +160,8 @@ class Lane:
 
     def clock_step(self, state: CustomerState, customer: str, until: int, month: date) -> None:
         """``advance_to(until)`` for one customer: only if a change is due by then."""
-        memo = state.next_change_memo
-        due = memo[1] if memo is not None and memo[0] == state.clock else self.stepper.schedule(state)
+        known = state.next_change_clock
+        due = state.next_change_at if known is not None and known == state.clock else self.stepper.schedule(state)
         if due is None or due > until:
             return
         tally = self.stepper.advance(state, until)
@@ -440,7 +440,7 @@ class ShardReplay:
             # No ``Stepper.schedule`` here: the customer's next change is worked out where it is needed (the
             # next apply, a month's close), once either way. The memo is dropped instead: an event at the
             # instant of the last one leaves it as it was, and it must not outlive the change.
-            state.next_change_memo = None
+            state.next_change_clock = None
             ledger = state.ledger
             absorb(month, customer, ledger.balance + ledger.pending, ledger.earned_total, state.tier,
                    tally.spent, tally.expired, tally.reversed, tally.granted, state.segments)

@@ -108,7 +108,7 @@ ALLOWED_NODES = {
 ALLOWED_ATTRIBUTES = {
     "clock", "ledger", "next_change", "windows", "exits", "tier_keep_until", "expire_until", "points",
     "total_earned", "total_spent", "total_expired", "total_reversed", "total_cost", "expired", "changed", "release_pending_until", "count", "purchases", "spend", "amount", "refunded",
-    "next_change_memo", "segments", "tier_held", "tier", "rewards", "get", "cost", "granted", "earn", "earned",
+    "next_change_clock", "next_change_at", "segments", "tier_held", "tier", "rewards", "get", "cost", "granted", "earn", "earned",
     "balance", "spend_", "spent", "when_active", "last_grant", "at", "first_seen", "birthday", "type",
     "append", "spend_total", "visit_count", "id", "original", "purchase", "refund", "items", "price", "quantity",
     "category", "sku", "stamps", "last_event_at", "last_purchase_at", "attributes", "pending", "earned_total",

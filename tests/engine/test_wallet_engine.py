@@ -52,7 +52,8 @@ def _run(text: str, store: Any = None, **options: Any) -> poletti.Engine:
 
 def _comparable(state: CustomerState) -> dict[str, Any]:
     data = converter.unstructure(state)
-    data.pop("next_change_memo", None)
+    data.pop("next_change_clock", None)
+    data.pop("next_change_at", None)
     return data
 
 
