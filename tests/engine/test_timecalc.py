@@ -583,9 +583,10 @@ def test_add_us_is_add_on_integers(us: int, n: int, unit: str, tz: ZoneInfo) -> 
        st.sampled_from(["m", "y"]), zones)
 def test_month_shift_is_add_us_hour_cache_or_not(instants: list[int], n: int, unit: str, tz: ZoneInfo) -> None:
     # The generated code's MonthShift caches one shift per UTC hour: whatever it cached for earlier instants
-    # (neighbours in one hour included), every instant comes out as add_us's.
+    # (neighbours in one hour included: its first and last µs), every instant comes out as add_us's.
     shift = MonthShift(Duration(n, unit), tz)
-    neighbours = [us + step for us in instants for step in (0, 1, 59 * 60 * 10**6, -(us % (3600 * 10**6)))]
+    hour = 3600 * 10**6
+    neighbours = [us + step for us in instants for step in (0, 1, 59 * 60 * 10**6, -(us % hour), hour - 1 - us % hour)]
     for us in neighbours + neighbours:
         assert shift(us) == add_us(us, Duration(n, unit), tz)
 
@@ -600,16 +601,37 @@ def test_month_shift_caches_quiet_hours_and_not_the_hours_near_a_clock_change() 
     assert shift.hours[into_gap // (3600 * 10**6)] is None
 
 
+def test_month_shift_does_not_cache_an_hour_whose_two_local_days_shift_differently() -> None:
+    # Local midnight between 30 and 31 January 2027 in Kolkata (+05:30) falls inside the UTC hour 18:00–19:00:
+    # a month on, both days land on 28 February (clamped), so the instants before midnight shift by 29 days
+    # and those after by 28.
+    kolkata = ZoneInfo("Asia/Kolkata")
+    shift = MonthShift(Duration(1, "m"), kolkata)
+    hour = 3600 * 10**6
+    midnight = to_us(ts("2027-01-31T00:00+05:30"))
+    first = midnight // hour * hour
+    last = first + hour - 1
+    assert first < midnight <= last
+    assert shift(first) == add_us(first, Duration(1, "m"), kolkata) == first + 29 * 86_400 * 10**6
+    assert shift(last) == add_us(last, Duration(1, "m"), kolkata) == last + 28 * 86_400 * 10**6
+    assert shift(first) == first + 29 * 86_400 * 10**6  # (from the cache, had it kept one)
+    assert shift.hours[first // hour] is None
+
+
 @fast
 @given(st.one_of(int_instants, near_changes), zones)
 def test_offsets_and_local_dates_are_zoneinfo_s(us: int, tz: ZoneInfo) -> None:
-    local = from_us(us).astimezone(tz)
-    offset = local.utcoffset()
-    assert offset is not None
-    assert utc_offset_us(us, tz) == offset // timedelta(microseconds=1)
-    assert local_date(us, tz) == local.date()
-    for period in ("day", "week", "month", "year"):
-        assert period_key_us(us, period, tz) == period_key(from_us(us), period, tz)
+    # The instant and the ends of its UTC hour, twice: the second time from what the first cached.
+    hour = 3600 * 10**6
+    first = us // hour * hour
+    for instant in (us, first, first + hour - 1) * 2:
+        local = from_us(instant).astimezone(tz)
+        offset = local.utcoffset()
+        assert offset is not None
+        assert utc_offset_us(instant, tz) == offset // timedelta(microseconds=1)
+        assert local_date(instant, tz) == local.date()
+        for period in ("day", "week", "month", "year"):
+            assert period_key_us(instant, period, tz) == period_key(from_us(instant), period, tz)
 
 
 def test_add_us_lands_in_gaps_and_folds_by_the_one_rule() -> None:
