@@ -477,9 +477,14 @@ def _exact_offset(us: int, tz: ZoneInfo) -> int:
 def utc_offset_us(us: int, tz: ZoneInfo) -> int:
     """The offset of ``tz`` from UTC at instant ``us``, in µs.
 
-    Cached per hour: an hour whose first and last microsecond have the same
-    offset has it throughout (no zone changes its clock twice within an
-    hour); an hour in which it changes is looked up instant by instant.
+    Cached per hour. A new hour looks at its whole UTC day: when the day's
+    first and last microsecond have the same offset, every hour of it has
+    that offset, because no zone changes its offset twice within a day (in
+    the tz database the nearest two changes of one zone are four days
+    apart: ``tests/engine/test_timecalc.py`` checks every zone installed).
+    Otherwise the hour alone: the same test on its first and last
+    microsecond, and an hour in which the offset changes is looked up
+    instant by instant.
     """
     cache = _OFFSETS.get(tz)
     if cache is None or len(cache) > _OFFSET_CACHE_LIMIT:
@@ -488,8 +493,15 @@ def utc_offset_us(us: int, tz: ZoneInfo) -> int:
     if hour in cache:
         offset = cache[hour]
     else:
-        start = _exact_offset(hour * _HOUR_US, tz)
-        offset = cache[hour] = start if start == _exact_offset(hour * _HOUR_US + _HOUR_US - 1, tz) else _MIXED
+        day_first = hour - hour % 24
+        start = _exact_offset(day_first * _HOUR_US, tz)
+        if start == _exact_offset((day_first + 24) * _HOUR_US - 1, tz):
+            for each in range(day_first, day_first + 24):
+                cache[each] = start
+            offset = start
+        else:
+            start = _exact_offset(hour * _HOUR_US, tz)
+            offset = cache[hour] = start if start == _exact_offset(hour * _HOUR_US + _HOUR_US - 1, tz) else _MIXED
     return _exact_offset(us, tz) if offset is _MIXED else offset
 
 
@@ -578,6 +590,12 @@ class MonthShift:
     same target day, and the wall time maps back with one offset). Other
     hours (near a clock change, a day boundary inside the hour) go through
     ``add_us`` every time.
+
+    The first instant of an hour not seen yet works out its whole local day
+    at once (``_day``): every UTC hour inside a day that shifts by one
+    amount gets it. A new hour costs about as much as a hundred known ones
+    (new offsets to look up, here and a year on), and a history has many
+    more hours than days.
     """
 
     __slots__ = ("duration", "tz", "hours")
@@ -600,14 +618,25 @@ class MonthShift:
         if hour not in hours:
             if len(hours) > _OFFSET_CACHE_LIMIT:
                 hours.clear()
-            hours[hour] = self._uniform(hour)
+            self._day(us)
+            if hour not in hours:  # (an hour the day leaves out: at a day boundary or a clock change)
+                hours[hour] = self._uniform(hour * _HOUR_US, hour * _HOUR_US + _HOUR_US - 1)
         return add_us(us, self.duration, self.tz)
 
-    def _uniform(self, hour: int) -> int | None:
-        """What ``add_us`` adds to every instant of the UTC hour, or None when it is not one amount."""
+    def _day(self, us: int) -> None:
+        """Note the shift of every UTC hour inside ``us``'s local day, when the whole day shifts by one amount."""
+        offset = utc_offset_us(us, self.tz)
+        first = (us + offset) // DAY_US * DAY_US - offset  # the local day's first µs, at this offset
+        last = first + DAY_US - 1
+        shift = self._uniform(first, last)
+        if shift is not None:
+            for hour in range(-(-first // _HOUR_US), (last + 1) // _HOUR_US):
+                self.hours[hour] = shift
+
+    def _uniform(self, first: int, last: int) -> int | None:
+        """What ``add_us`` adds to every instant from ``first`` to ``last`` (within one local day), or None
+        when it is not one amount."""
         d, tz = self.duration, self.tz
-        first = hour * _HOUR_US
-        last = first + _HOUR_US - 1
         offset = utc_offset_us(first, tz)
         if utc_offset_us(last, tz) != offset or (first + offset) // DAY_US != (last + offset) // DAY_US:
             return None

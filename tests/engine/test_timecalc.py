@@ -10,6 +10,7 @@ DST ends Sunday 25 October at 04:00 EEST (01:00 UTC): clocks go back to
 
 from __future__ import annotations
 
+import itertools
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -639,3 +640,38 @@ def test_add_us_lands_in_gaps_and_folds_by_the_one_rule() -> None:
     assert from_us(add_us(to_us(ts("2027-02-28T03:30+02:00")), Duration(1, "m"), HEL)) == ts("2027-03-28T01:00Z")
     # 31 Aug 2027 03:30 EEST + 2m → 31 Oct 03:30, repeated: the earlier instant, 00:30Z.
     assert from_us(add_us(to_us(ts("2027-08-31T03:30+03:00")), Duration(2, "m"), HEL)) == ts("2027-10-31T00:30Z")
+
+
+def _offset_changes(name: str) -> list[tuple[int, int]]:
+    """(UTC second, new offset) of each change of a zone's offset, from the TZif file ``ZoneInfo`` reads."""
+    import importlib.resources
+    import os
+    import zoneinfo
+    from zoneinfo import _common  # the standard library's own TZif reader (what ZoneInfo itself uses)
+
+    for base in zoneinfo.TZPATH:
+        path = os.path.join(base, name)
+        if os.path.isfile(path):
+            with open(path, "rb") as handle:
+                data = _common.load_data(handle)
+            break
+    else:  # no system database: the tzdata package, as ZoneInfo falls back to
+        with importlib.resources.files("tzdata.zoneinfo").joinpath(name).open("rb") as handle:
+            data = _common.load_data(handle)
+    indices, transitions, offsets = data[0], data[1], data[2]
+    changes: list[tuple[int, int]] = []
+    for index, when in zip(indices, transitions):
+        if not changes or offsets[index] != changes[-1][1]:
+            changes.append((when, offsets[index]))
+    return changes
+
+
+def test_no_zone_changes_its_offset_twice_within_53_hours() -> None:
+    # utc_offset_us caches a whole UTC day when its two ends agree, and _quiet_offset trusts four instants
+    # spanning 53 hours: both rest on no zone changing its offset and back (or twice) that fast. In the tz
+    # database the nearest two changes of one zone are about four days apart (Africa/Freetown, 1939).
+    from zoneinfo import available_timezones
+
+    nearest = min((b[0] - a[0], name) for name in available_timezones()
+                  for a, b in itertools.pairwise(_offset_changes(name)))
+    assert nearest[0] > 53 * 3600, nearest
