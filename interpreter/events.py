@@ -360,14 +360,14 @@ def _quick(raw: Any) -> Event | None:
         return None
     get = raw.get
     event_id, kind, customer, at_text = get("id"), get("type"), get("customer"), get("at")
-    amount, currency = get("amount"), get("currency")
+    amount, currency, raw_items = get("amount"), get("currency"), get("items")
     # Most events have these fields and no other: then (once the four required ones are found below, each
     # one key) the dict's size says there is nothing else to look for.
-    common = len(raw) == 4 + (amount is not None) + (currency is not None)
+    common = len(raw) == 4 + (amount is not None) + (currency is not None) + (raw_items is not None)
     friend = account = None
     if common:
         plain = True
-        original = reward = birthday = raw_items = None
+        original = reward = birthday = None
     else:
         keys = raw.keys()
         plain = keys <= _PLAIN_FIELDS
@@ -378,7 +378,7 @@ def _quick(raw: Any) -> Event | None:
             if (friend is not None and _quick_text(friend) is None) or (
                     account is not None and _quick_text(account) is None):
                 return None
-        original, reward, birthday, raw_items = get("original"), get("reward"), get("birthday"), get("items")
+        original, reward, birthday = get("original"), get("reward"), get("birthday")
     # Texts neither empty nor blank (``_quick_text``, inline: this runs once per event).
     if (event_id.__class__ is not str or kind.__class__ is not str or customer.__class__ is not str
             or not event_id or not kind or not customer or event_id.isspace() or kind.isspace() or customer.isspace()

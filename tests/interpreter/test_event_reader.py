@@ -93,3 +93,15 @@ def test_the_rarer_fields_go_through_the_quick_reader_too() -> None:
     # A purchase that uses a reward, or happens at a partner, is handed to the careful reader.
     assert _quick({"id": "p1", "type": "purchase", "customer": "c1", "at": "2026-03-01T10:00:00+02:00",
                    "amount": "5.00", "rewards_used": ["ten_off"]}) is None
+
+
+def test_a_purchase_with_items_is_read_quickly_and_as_the_careful_reader_reads_it() -> None:
+    raw = {"id": "p1", "type": "purchase", "customer": "c1", "at": "2026-03-01T10:00:00+02:00", "amount": "3.00",
+           "currency": "EUR", "items": [{"sku": "a", "category": "b", "quantity": 2, "price": "1.50"}]}
+    event = _quick(dict(raw))
+    assert event is not None and event.attributes == {}  # nothing beyond the event's own fields
+    assert (event.amount, len(event.items), event.items[0].price) == (3_000_000, 1, 1_500_000)
+    assert READER.read(dict(raw)) == READER._read_carefully(dict(raw))
+    # One key more (a declared attribute) is still read, not skipped by the size test.
+    with_channel = READER.read({**raw, "channel": "app"})
+    assert with_channel.attributes == {"channel": "app"}
