@@ -619,6 +619,21 @@ def test_month_shift_does_not_cache_an_hour_whose_two_local_days_shift_different
     assert shift.hours[first // hour] is None
 
 
+def test_period_keys_of_an_hour_that_straddles_a_local_midnight() -> None:
+    # In Kolkata (+05:30) the UTC hour 18:00–19:00 holds the end of one local day and the start of the next:
+    # its period keys are cached for no hour, each instant gets its own day's.
+    kolkata = ZoneInfo("Asia/Kolkata")
+    hour = 3600 * 10**6
+    midnight = to_us(ts("2027-01-01T00:00+05:30"))
+    first = midnight // hour * hour
+    last = first + hour - 1
+    for _ in range(2):  # the second time from whatever the first cached
+        assert period_key_us(first, "day", kolkata) == ("day", 2026, 12, 31)
+        assert period_key_us(last, "day", kolkata) == ("day", 2027, 1, 1)
+        assert period_key_us(first, "year", kolkata) == ("year", 2026)
+        assert period_key_us(last, "year", kolkata) == ("year", 2027)
+
+
 @fast
 @given(st.one_of(int_instants, near_changes), zones)
 def test_offsets_and_local_dates_are_zoneinfo_s(us: int, tz: ZoneInfo) -> None:
