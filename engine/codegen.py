@@ -743,6 +743,7 @@ class _Generator:
                 continue
             out.line(f"if {self._guard_test(rule.guard, node)}:")
             with out.indent():
+                self._sum_items(rule)
                 out.line(f"pts = {self._per_points(rule)}")
                 if rule.guard.cap is not None:
                     out.line(f"pts = {self._calendar_cap_call(rule.index, rule.guard.cap, 'pts')}")
@@ -778,24 +779,36 @@ class _Generator:
                     out.line(f"total += {_lit(fixed.points)}")
         out.line("earned = total")
 
-    def _items_base(self, rule: PerRule) -> str:
-        kind, value = rule.filter  # type: ignore[misc]
-        return f"sum(item.price * item.quantity for item in ev.items if item.{kind} == {_lit(value)})"
+    def _sum_items(self, rule: PerRule) -> None:
+        """For a rule that counts items (their money, or their quantity), a loop adding them up into ``base``
+        (a loop in the function, not a ``sum`` over a generator: no generator to build per purchase)."""
+        if rule.base not in ("money", "item") or (rule.base == "money" and rule.filter is None):
+            return
+        out = self.out
+        term = "item.price * item.quantity" if rule.base == "money" else "item.quantity"
+        out.line("base = 0")
+        out.line("for item in ev.items:")
+        with out.indent():
+            if rule.filter is None:
+                out.line(f"base += {term}")
+            else:
+                kind, value = rule.filter
+                out.line(f"if item.{kind} == {_lit(value)}:")
+                with out.indent():
+                    out.line(f"base += {term}")
 
     def _per_points(self, rule: PerRule) -> str:
-        """Python for one per rule's points, in integer arithmetic (the interpreter does it in Decimal)."""
+        """Python for one per rule's points, in integer arithmetic (the interpreter does it in Decimal); a rule
+        that counts items reads ``base``, which ``_sum_items`` wrote just before."""
         p, q = _ratio(rule.rate)
         if rule.base == "money":
-            base = "ev.amount" if rule.filter is None else f"({self._items_base(rule)})"
+            base = "ev.amount" if rule.filter is None else "base"
             if rule.divisor is None:  # rate × amount, amount in micro-units
                 return _rounded(f"{p} * {base}", q * money.SCALE, self.rounding)
             step = money.to_units(rule.divisor)
             return _rounded(f"{p} * ({base} // {step})", q, self.rounding)
         if rule.base == "item":
-            kind_value = rule.filter
-            quantity = ("sum(item.quantity for item in ev.items)" if kind_value is None else
-                        f"sum(item.quantity for item in ev.items if item.{kind_value[0]} == {_lit(kind_value[1])})")
-            return _rounded(f"{p} * {quantity}", q, self.rounding)
+            return _rounded(f"{p} * base", q, self.rounding)
         points = _lit(int(rule.rate))
         if rule.base == "purchase" and rule.filter is not None:
             kind, value = rule.filter

@@ -122,7 +122,9 @@ def programs(draw: Any) -> str:
         elif kind == "per_purchase":
             lines.append(f"earn {draw(st.integers(1, 10))} points per purchase {draw(options(segments, tiers, True, False))}")
         elif kind == "per_item":
-            lines.append(f"earn {draw(st.sampled_from(['1', '0.5']))} points per item {draw(options(segments, tiers, True, False))}")
+            on = draw(st.sampled_from(["", ' on category "coffee"', ' on sku "x"']))
+            lines.append(f"earn {draw(st.sampled_from(['1', '0.5']))} points per item{on} "
+                         f"{draw(options(segments, tiers, True, False))}")
         elif kind == "per_visit":
             lines.append(f"earn {draw(st.integers(1, 10))} points per visit {draw(options(segments, tiers, False, False))}")
         elif kind == "fixed":
