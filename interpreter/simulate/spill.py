@@ -189,7 +189,10 @@ def byte_ranges(path: str, parts: int, delimiter: str = ",") -> list[tuple[int, 
     with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
         header_end = data.find(b"\n")
         targets = [max(size * k // parts, header_end) for k in range(1, parts)]
-        if data.find(b'"') >= 0:
+        # Only quotes up to the line end after the last target can put a cut inside a quoted cell (with none,
+        # that line end and the ones before it end rows): a file without quotes is not scanned to its end.
+        last_end = data.find(b"\n", targets[-1])
+        if data.find(b'"', 0, size if last_end < 0 else last_end + 1) >= 0:
             ends = _record_ends(handle, size, targets, delimiter)
             if ends is None:
                 return [(0, size)]
@@ -278,7 +281,7 @@ def partition(path: str, tz: Any, shards: int, until: int | None = None, *, part
         ranges = byte_ranges(path, parts if pool is not None else 1, dialect.delimiter)
         tasks = [(path, names, tz, shards, until, folder, k, a, b, dialect) for k, (a, b) in enumerate(ranges)]
         found = pool.map(_read_part_task, tasks, chunksize=1) if len(tasks) > 1 else [_read_part_task(tasks[0])]
-        if any(part is None for part in found) or _shared_ids(folder, shards, len(found)):
+        if any(part is None for part in found) or _any_shared_ids(folder, shards, len(found), pool, parts):
             shutil.rmtree(folder, ignore_errors=True)
             return None
         spilled = Spilled(folder, names, shards, found)  # type: ignore[arg-type]
@@ -430,15 +433,28 @@ def _has_long_cells(batch: Any) -> bool:
     return False
 
 
-def _shared_ids(folder: str, shards: int, parts: int) -> bool:
+def _any_shared_ids(folder: str, shards: int, parts: int, pool: Any = None, workers: int = 1) -> bool:
+    """``_shared_ids`` of every id file, the files shared out over ``pool``'s ``workers`` when there is one
+    (the check sorts every row's id: a tenth of a second a million rows, which the workers share)."""
+    if pool is None or workers < 2 or shards < 2:
+        return _shared_ids(folder, range(shards), parts)
+    tasks = [(folder, range(k, shards, workers), parts) for k in range(min(workers, shards))]
+    return any(pool.map(_shared_ids_task, tasks, chunksize=1))
+
+
+def _shared_ids_task(task: tuple[str, range, int]) -> bool:
+    return _shared_ids(*task)
+
+
+def _shared_ids(folder: str, numbers: range, parts: int) -> bool:
     """Whether an event id may belong to customers of two shards (then they must be replayed together).
 
     Each id file holds (a hash of the id, the customer's shard) of every row of its ids. Customers of one
     shard who share an id are linked by ``columns.arrange`` in that shard; rows of one id hash in two shards
     are either customers of two shards sharing an id or two ids of one hash: either way the caller reads
-    the history whole.
+    the history whole. ``numbers``: the id files to look at (the ids of one id file are in no other).
     """
-    for k in range(shards):
+    for k in numbers:
         pairs = np.concatenate([np.fromfile(ids_path(folder, k, part), dtype=_PAIR) for part in range(parts)])
         if pairs.size < 2:
             continue

@@ -142,8 +142,13 @@ def test_byte_ranges_cut_at_line_ends(tmp_path: Path, monkeypatch: pytest.Monkey
     ranges = spill.byte_ranges(str(path), 4)
     assert len(ranges) == 4 and ranges[0][0] == 0 and ranges[-1][1] == len(data)
     assert all(a[1] == b[0] and data[b[0] - 1:b[0]] == b"\n" for a, b in zip(ranges, ranges[1:]))
-    path.write_bytes(data + b'e100,visit,c100 "b",2026-01-01T00:00:00Z\n')  # a stray quote: one range
+    head, rest = data.split(b"\n", 1)
+    path.write_bytes(head + b'\ne100,visit,c100 "b",2026-01-01T00:00:00Z\n' + rest)  # a stray quote: one range
     assert spill.byte_ranges(str(path), 4) == [(0, path.stat().st_size)]
+    # Quotes after the line end that follows the last cut cannot move a cut: the file is cut as without them
+    # (and is not scanned to its end for them).
+    path.write_bytes(data + b'e100,visit,c100 "b",2026-01-01T00:00:00Z\n')
+    assert spill.byte_ranges(str(path), 4) == ranges[:-1] + [(ranges[-1][0], path.stat().st_size)]
 
 
 def test_byte_ranges_of_a_file_with_quotes_cut_outside_quoted_cells(tmp_path: Path,
@@ -163,3 +168,4 @@ def test_byte_ranges_of_a_file_with_quotes_cut_outside_quoted_cells(tmp_path: Pa
         ranges = spill.byte_ranges(str(path), parts)
         assert len(ranges) == parts and ranges[0][0] == 0 and ranges[-1][1] == len(data)
         assert all(a[1] == b[0] and b[0] in starts for a, b in zip(ranges, ranges[1:]))
+
