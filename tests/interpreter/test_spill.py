@@ -169,3 +169,82 @@ def test_byte_ranges_of_a_file_with_quotes_cut_outside_quoted_cells(tmp_path: Pa
         assert len(ranges) == parts and ranges[0][0] == 0 and ranges[-1][1] == len(data)
         assert all(a[1] == b[0] and b[0] in starts for a, b in zip(ranges, ranges[1:]))
 
+
+class _InProcessPool:
+    """A stand-in for a pool of forked workers: runs each task here, ``map_async``'s tasks in a shuffled order,
+    and hands their results back in that order (as workers that end in any order would, were they gathered
+    as they come); records the tasks it was given."""
+
+    def __init__(self, seed: int) -> None:
+        self.rnd = random.Random(seed)
+        self.replays: list[list[Any]] = []
+
+    def __enter__(self) -> _InProcessPool:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+    def map(self, function: Any, tasks: list[Any], chunksize: int = 1) -> list[Any]:
+        return [function(task) for task in tasks]
+
+    def map_async(self, function: Any, tasks: list[Any], chunksize: int = 1) -> Any:
+        self.replays.append(list(tasks))
+        order = list(tasks)
+        self.rnd.shuffle(order)
+        results = [function(task) for task in order]
+
+        class Done:
+            def ready(self) -> bool:
+                return True
+
+            def wait(self, timeout: float) -> None:
+                pass
+
+            def get(self) -> list[Any]:
+                return results
+
+        return Done()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_shards_replayed_in_any_order_add_up_to_the_hand_worked_figures(
+        tmp_path: Path, small_shards: list[Any], monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    import multiprocessing
+
+    monkeypatch.setattr(spill, "SHARD_BYTES", 512)  # about ten shards
+    real = multiprocessing.get_context("fork")
+    pool = _InProcessPool(seed)
+
+    class Context:
+        Value = staticmethod(real.Value)
+
+        @staticmethod
+        def Pool(workers: int) -> _InProcessPool:  # noqa: N802 - multiprocessing's name
+            return pool
+
+    monkeypatch.setattr(multiprocessing, "get_context", lambda method=None: Context)
+    program = poletti.compile("earn 1 point per EUR\n")
+    path = tmp_path / "h.csv"
+    lines = ["id,type,customer,at,amount,currency"]
+    for i in range(40):  # customer i buys for 10 EUR in January and for i + 1 EUR in February
+        lines.append(f"a{i},purchase,c{i},2026-01-01T10:{i:02d}:00Z,10.00,EUR")
+        lines.append(f"b{i},purchase,c{i},2026-02-01T10:{i:02d}:00Z,{i + 1}.00,EUR")
+    lines.append("z,purchase,c5,2026-03-01T00:00:00Z,-3,EUR")  # the latest row, rejected
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    got = simulate_file(program, str(path), workers=2)
+    summary = got.summary
+    # Hand-worked: 81 events, the last one rejected; 40 customers; 40 × 10 + (1 + 2 + … + 40) = 400 + 820
+    # points, none spent; the replay ends at the last accepted event (c39's in February), not the rejected one.
+    assert (summary["events"], summary["rejected"], summary["customers"]) == (81, 1, 40)
+    assert summary["points"]["earned"] == summary["points"]["outstanding"] == 1220
+    assert summary["period"] == {"from": "2026-01-01T10:00:00+00:00", "to": "2026-02-01T10:39:00+00:00"}
+    assert {row["customer"]: row["points"] for row in got.customer_rows()} == {f"c{i}": 10 + i + 1 for i in range(40)}
+    spilled = small_shards[-1]
+    assert spilled is not None and spilled.shards >= 6 and spilled.parts == 2
+    # A task a shard, the largest first; replayed again once the latest row turned out rejected (the end
+    # first assumed, 1 March, is not the end).
+    assert len(pool.replays) == 2
+    numbers = [task[2] for task in pool.replays[0]]
+    assert sorted(numbers) == [k for k in range(spilled.shards) if spilled.rows[k]]
+    assert [spilled.rows[k] for k in numbers] == sorted(spilled.rows[k] for k in numbers)[::-1]
