@@ -222,11 +222,9 @@ def _record_ends(handle: Any, size: int, targets: list[int], delimiter: str) -> 
     the byte is outside a quoted cell, as Arrow and Python's csv read the file. A stray quote (``ab"c``)
     leaves the file uncut.
     """
-    quote, newline, delimiter_byte = ord('"'), ord("\n"), ord(delimiter)
-
-    def bounding(neighbours: np.ndarray) -> np.ndarray:  # a delimiter, a line end or a quote
-        return (neighbours == delimiter_byte) | (neighbours == newline) | (neighbours == 13) | (neighbours == quote)
-
+    quote, newline = ord('"'), ord("\n")
+    bounding = np.zeros(256, dtype=bool)  # by byte: a delimiter, a line end or a quote (one look-up a quote)
+    bounding[[ord(delimiter), newline, 13, quote]] = True
     ends = [-1] * len(targets)
     pending = 0  # the first target without a line end yet
     parity = 0  # quotes before ``start``, modulo 2
@@ -235,19 +233,18 @@ def _record_ends(handle: Any, size: int, targets: list[int], delimiter: str) -> 
         stop = min(size, start + _SCAN_BYTES)
         lo, hi = max(start - 1, 0), min(stop + 1, size)  # one byte either side: a quote's neighbours
         handle.seek(lo)
-        window = np.frombuffer(handle.read(hi - lo), dtype=np.uint8)
-        chunk = window[start - lo:stop - lo]
+        read = handle.read(hi - lo)
+        # The chunk with a byte either side, a line end standing for the file's start and end (a quote there
+        # is as after or before a line end): the byte before the chunk's byte i is the window's byte i, the
+        # byte after it the window's byte i + 2.
+        window = np.frombuffer((b"\n" if start == 0 else b"") + read + (b"\n" if stop == size else b""),
+                               dtype=np.uint8)
+        chunk = window[1:-1]
         quotes = np.flatnonzero(chunk == quote)
         if quotes.size:
-            at = quotes + (start - lo)  # in the window
-            before = window[np.maximum(at - 1, 0)]
-            after = window[np.minimum(at + 1, len(window) - 1)]
-            if start == 0 and quotes[0] == 0:
-                before[0] = newline  # the file's start: as after a line end
-            if stop == size and quotes[-1] == len(chunk) - 1:
-                after[-1] = newline  # the file's end: as before one
             first = 1 if parity else 0  # the quotes that would open a cell: the 1st, 3rd, … of the file
-            if not (bool(bounding(before[first::2]).all()) and bool(bounding(after[1 - first::2]).all())):
+            if not (bool(bounding[window[quotes[first::2]]].all())
+                    and bool(bounding[window[quotes[1 - first::2] + 2]].all())):
                 return None
         if targets[pending] < stop:  # (line ends are looked for only from the chunk of the next target on)
             lines = np.flatnonzero(chunk == newline)

@@ -170,6 +170,41 @@ def test_byte_ranges_of_a_file_with_quotes_cut_outside_quoted_cells(tmp_path: Pa
         assert all(a[1] == b[0] and b[0] in starts for a, b in zip(ranges, ranges[1:]))
 
 
+
+
+def _line_ends_by_hand(data: bytes, targets: list[int], delimiter: bytes, scan: int) -> list[int] | None:
+    """``_record_ends`` byte by byte: each target's first line end after an even number of quotes, or None when
+    a quote is misplaced before the end of the last window scanned (the one holding the last line end found,
+    or the file's end)."""
+    quotes = [i for i, byte in enumerate(data) if byte == ord('"')]
+    ends = [next((i for i in range(target, len(data))
+                  if data[i] == ord("\n") and sum(q < i for q in quotes) % 2 == 0), -1) for target in targets]
+    scanned = len(data) if -1 in ends else min(len(data), (max(ends) // scan + 1) * scan)
+
+    def bounding(at: int) -> bool:
+        return at < 0 or at >= len(data) or data[at:at + 1] in (delimiter, b"\n", b"\r", b'"')
+
+    opening_then_closing = [bounding(q - 1) if k % 2 == 0 else bounding(q + 1) for k, q in enumerate(quotes)]
+    if not all(fine for q, fine in zip(quotes, opening_then_closing) if q < scanned):
+        return None
+    return ends
+
+
+@pytest.mark.parametrize("scan", [1, 3, 7, 64])
+def test_record_ends_are_the_ones_found_byte_by_byte(monkeypatch: pytest.MonkeyPatch, scan: int) -> None:
+    import io
+
+    monkeypatch.setattr(spill, "_SCAN_BYTES", scan)  # quotes, their neighbours and line ends across windows
+    rnd = random.Random(scan)
+    cells = [b'"a\n""b"', b"x", b'""', b'"q"', b'"', b'a"b', b"", b'"c,d"']
+    for _ in range(400):
+        data = b"".join(rnd.choice(cells) + rnd.choice([b",", b";", b"\n", b"\r\n"])
+                        for _ in range(rnd.randint(1, 12)))
+        targets = sorted(rnd.sample(range(len(data)), min(len(data), rnd.randint(1, 3))))
+        delimiter = rnd.choice([",", ";"])
+        expected = _line_ends_by_hand(data, targets, delimiter.encode(), scan)
+        assert spill._record_ends(io.BytesIO(data), len(data), targets, delimiter) == expected, (data, targets)
+
 class _InProcessPool:
     """A stand-in for a pool of forked workers: runs each task here, ``map_async``'s tasks in a shuffled order,
     and hands their results back in that order (as workers that end in any order would, were they gathered
