@@ -222,7 +222,8 @@ def _simulate_spilled(programs: list[Program], path: str, tz: Any, bool_columns:
     """A CSV file streamed into customer shards and replayed shard by shard (``spill``); None: it cannot be.
 
     With several workers, the forked processes read the file's byte ranges side by side, then replay the
-    shards, each shard a task of its own (to the end they check, see below); this process reads no shard.
+    shards, each shard a task of its own (to the end they check, see below); this process reads no shard
+    (but when the latest row is rejected, to find the true end).
     """
     global _SPILL_SETTINGS, _DONE
     shards = shard_count(path, workers)
