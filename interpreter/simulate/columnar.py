@@ -13,11 +13,14 @@ random programs and histories.
 A CSV file is streamed instead (``spill``): read in blocks into customer
 shards on disk, then replayed a shard at a time, so memory holds a block or
 a shard, not the history. With ``workers`` the forked processes read byte
-ranges of the file side by side and then replay their own shards, to the
-latest instant read; each also works out the end its own shards give, and
-should the latest row be rejected, they replay again to the true end. Files the stream cannot take as
-the whole-file reader would (irregular rows, an event id two customers
-share, …) and Parquet and JSON Lines are read whole, as before: workers are
+ranges of the file side by side and then replay the shards, one task a
+shard handed to whichever worker is free, the largest first (so they end
+close together), to the latest instant read; the shards holding it also
+work out the end they give, and should the latest row be rejected, the true
+end is found and the shards replayed again to it. The shards' results are
+added up in shard order, whatever order they end in. Files the stream
+cannot take as the whole-file reader would (irregular rows, an event id two
+customers share, …) and Parquet and JSON Lines are read whole, as before: workers are
 then forked after the file is read, so they share its columns without
 copying them; each returns only its sums and its customers' standings.
 """
@@ -161,15 +164,14 @@ class ShardJob:
         self._held = (number, columns, grouping)
         return columns, grouping
 
-    def _find_end(self, among: list[int] | None = None) -> int | None:
-        """The last accepted event of the whole history (of shards ``among``): the latest shards' ends, until
-        no later row is left.
+    def _find_end(self, among: list[int] | None = None, best: int | None = None) -> int | None:
+        """The last accepted event of the whole history (of shards ``among``; ``best``: one known already): the
+        latest shards' ends, until no later row is left.
 
         A shard's end is at most its latest instant, so the shards are tried latest first and the search
         stops at a shard whose latest instant is not after the end found (usually after one shard).
         """
         latest = self.spilled.latest
-        best: int | None = None
         for number in sorted((k for k in (range(self.spilled.shards) if among is None else among)
                               if latest[k] is not None), key=lambda k: -latest[k]):  # type: ignore[operator]
             if best is not None and latest[number] <= best:  # type: ignore[operator]
@@ -203,14 +205,14 @@ class ShardJob:
 _SPILL_SETTINGS: tuple[Any, ...] | None = None
 
 
-def _replay_shards(task: tuple[Spilled, int | None, list[int], bool]) -> tuple[ShardResult, int | None]:
-    """A worker's shards replayed to ``end``; with ``check``, also the end its own shards give (see
-    ``_simulate_spilled``), worked out first on the shards it reads anyway."""
+def _replay_shard(task: tuple[Spilled, int | None, int, bool]) -> tuple[int, ShardResult, int | None]:
+    """One shard replayed to ``end`` (in a worker); with ``check``, also the end the shard gives (see
+    ``_simulate_spilled``), worked out first on the shard it reads anyway."""
     assert _SPILL_SETTINGS is not None
-    spilled, end, numbers, check = task
+    spilled, end, number, check = task
     job = ShardJob(*_SPILL_SETTINGS[:1], spilled, *_SPILL_SETTINGS[1:], end=end)
-    own_end = job._find_end(numbers) if check else None
-    return job.run(job.order(numbers), tick=_count), own_end
+    own_end = job._find_end([number]) if check else None
+    return number, job.run([number], tick=_count), own_end
 
 
 def _simulate_spilled(programs: list[Program], path: str, tz: Any, bool_columns: frozenset[str], until: int | None,
@@ -219,8 +221,9 @@ def _simulate_spilled(programs: list[Program], path: str, tz: Any, bool_columns:
                       ) -> tuple[ShardResult, int | None, bool] | None:
     """A CSV file streamed into customer shards and replayed shard by shard (``spill``); None: it cannot be.
 
-    With several workers, the forked processes read the file's byte ranges side by side, then replay their
-    shards (to the end they check, see below); this process reads no shard.
+    With several workers, the forked processes read the file's byte ranges side by side, then replay the
+    shards, each shard a task of its own (to the end they check, see below); this process reads no shard
+    (but when the latest row is rejected, to find the true end).
     """
     global _SPILL_SETTINGS, _DONE
     shards = shard_count(path, workers)
@@ -258,28 +261,39 @@ def _simulate_spilled(programs: list[Program], path: str, tz: Any, bool_columns:
                     progress("read", spilled.count, spilled.count)
                 # The end of the replay is not worked out here, which would read a shard in this process
                 # while the workers wait: they replay to the latest instant read (the end unless the latest
-                # row is rejected) and each says the end its own shards give; if the largest of those is
-                # not the one assumed, they replay again to it.
+                # row is rejected), and the shards holding it say the end they give; if none gives the one
+                # assumed, the true end is found from there (``_find_end``) and the shards replayed again.
                 known = [instant for instant in spilled.latest if instant is not None]
                 end = until if until is not None else max(known) if known else None
                 check = until is None and end is not None
-                numbers = list(range(spilled.shards))
+                # A task a shard, handed out as workers come free, largest first: the workers then end
+                # within about the smallest shard of each other (a fixed share of the shards each ended up
+                # to a second apart). The shards are added up in their order, whatever order they end in.
+                numbers = sorted((k for k in range(spilled.shards) if spilled.rows[k]),
+                                 key=lambda k: -spilled.rows[k])
                 while True:
                     if progress is not None:
                         progress("simulate", 0, spilled.count)
-                    tasks = [(spilled, end, numbers[k::workers], check) for k in range(workers)
-                             if numbers[k::workers]]
-                    pending = pool.map_async(_replay_shards, tasks, chunksize=1)
+                    tasks = [(spilled, end, k, check and spilled.latest[k] == end) for k in numbers]
+                    pending = pool.map_async(_replay_shard, tasks, chunksize=1)
                     while not pending.ready():
                         pending.wait(0.25)
                         if progress is not None:
                             progress("simulate", _DONE.value, spilled.count)
-                    done = pending.get()
-                    ends = [own for _, own in done if own is not None]
+                    done = sorted(pending.get(), key=lambda item: item[0])
+                    ends = [own for _, _, own in done if own is not None]
                     found = max(ends) if ends else None
                     if not check or found == end:
-                        return merge([shard for shard, _ in done]), end, spilled.time_ordered
-                    end, check = found, False
+                        results = [result for _, result, _ in done]
+                        if not results:  # (no rows: a replay of nothing)
+                            results = [ShardJob(programs, spilled, tz, bool_columns, until, effect_from, generated,
+                                                end=end).run([])]
+                        return merge(results), end, spilled.time_ordered
+                    # The latest row is rejected: the shards not checked may still hold an end after ``found``.
+                    rest = [k for k in numbers if spilled.latest[k] != end]
+                    end = ShardJob(programs, spilled, tz, bool_columns, until, effect_from, generated,
+                                   end=None)._find_end(rest, found)
+                    check = False
                     _DONE.value = 0
     finally:
         _SPILL_SETTINGS, _DONE = None, None

@@ -189,7 +189,10 @@ def byte_ranges(path: str, parts: int, delimiter: str = ",") -> list[tuple[int, 
     with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
         header_end = data.find(b"\n")
         targets = [max(size * k // parts, header_end) for k in range(1, parts)]
-        if data.find(b'"') >= 0:
+        # Only quotes up to the line end after the last target can put a cut inside a quoted cell (with none,
+        # that line end and the ones before it end rows): a file without quotes is not scanned to its end.
+        last_end = data.find(b"\n", targets[-1])
+        if data.find(b'"', 0, size if last_end < 0 else last_end + 1) >= 0:
             ends = _record_ends(handle, size, targets, delimiter)
             if ends is None:
                 return [(0, size)]
@@ -219,11 +222,9 @@ def _record_ends(handle: Any, size: int, targets: list[int], delimiter: str) -> 
     the byte is outside a quoted cell, as Arrow and Python's csv read the file. A stray quote (``ab"c``)
     leaves the file uncut.
     """
-    quote, newline, delimiter_byte = ord('"'), ord("\n"), ord(delimiter)
-
-    def bounding(neighbours: np.ndarray) -> np.ndarray:  # a delimiter, a line end or a quote
-        return (neighbours == delimiter_byte) | (neighbours == newline) | (neighbours == 13) | (neighbours == quote)
-
+    quote, newline = ord('"'), ord("\n")
+    bounding = np.zeros(256, dtype=bool)  # by byte: a delimiter, a line end or a quote (one look-up a quote)
+    bounding[[ord(delimiter), newline, 13, quote]] = True
     ends = [-1] * len(targets)
     pending = 0  # the first target without a line end yet
     parity = 0  # quotes before ``start``, modulo 2
@@ -232,19 +233,18 @@ def _record_ends(handle: Any, size: int, targets: list[int], delimiter: str) -> 
         stop = min(size, start + _SCAN_BYTES)
         lo, hi = max(start - 1, 0), min(stop + 1, size)  # one byte either side: a quote's neighbours
         handle.seek(lo)
-        window = np.frombuffer(handle.read(hi - lo), dtype=np.uint8)
-        chunk = window[start - lo:stop - lo]
+        read = handle.read(hi - lo)
+        # The chunk with a byte either side, a line end standing for the file's start and end (a quote there
+        # is as after or before a line end): the byte before the chunk's byte i is the window's byte i, the
+        # byte after it the window's byte i + 2.
+        window = np.frombuffer((b"\n" if start == 0 else b"") + read + (b"\n" if stop == size else b""),
+                               dtype=np.uint8)
+        chunk = window[1:-1]
         quotes = np.flatnonzero(chunk == quote)
         if quotes.size:
-            at = quotes + (start - lo)  # in the window
-            before = window[np.maximum(at - 1, 0)]
-            after = window[np.minimum(at + 1, len(window) - 1)]
-            if start == 0 and quotes[0] == 0:
-                before[0] = newline  # the file's start: as after a line end
-            if stop == size and quotes[-1] == len(chunk) - 1:
-                after[-1] = newline  # the file's end: as before one
             first = 1 if parity else 0  # the quotes that would open a cell: the 1st, 3rd, … of the file
-            if not (bool(bounding(before[first::2]).all()) and bool(bounding(after[1 - first::2]).all())):
+            if not (bool(bounding[window[quotes[first::2]]].all())
+                    and bool(bounding[window[quotes[1 - first::2] + 2]].all())):
                 return None
         if targets[pending] < stop:  # (line ends are looked for only from the chunk of the next target on)
             lines = np.flatnonzero(chunk == newline)
@@ -278,7 +278,7 @@ def partition(path: str, tz: Any, shards: int, until: int | None = None, *, part
         ranges = byte_ranges(path, parts if pool is not None else 1, dialect.delimiter)
         tasks = [(path, names, tz, shards, until, folder, k, a, b, dialect) for k, (a, b) in enumerate(ranges)]
         found = pool.map(_read_part_task, tasks, chunksize=1) if len(tasks) > 1 else [_read_part_task(tasks[0])]
-        if any(part is None for part in found) or _shared_ids(folder, shards, len(found)):
+        if any(part is None for part in found) or _any_shared_ids(folder, shards, len(found), pool, parts):
             shutil.rmtree(folder, ignore_errors=True)
             return None
         spilled = Spilled(folder, names, shards, found)  # type: ignore[arg-type]
@@ -430,15 +430,28 @@ def _has_long_cells(batch: Any) -> bool:
     return False
 
 
-def _shared_ids(folder: str, shards: int, parts: int) -> bool:
+def _any_shared_ids(folder: str, shards: int, parts: int, pool: Any = None, workers: int = 1) -> bool:
+    """``_shared_ids`` of every id file, the files shared out over ``pool``'s ``workers`` when there is one
+    (the check sorts every row's id: a tenth of a second a million rows, which the workers share)."""
+    if pool is None or workers < 2 or shards < 2:
+        return _shared_ids(folder, range(shards), parts)
+    tasks = [(folder, range(k, shards, workers), parts) for k in range(min(workers, shards))]
+    return any(pool.map(_shared_ids_task, tasks, chunksize=1))
+
+
+def _shared_ids_task(task: tuple[str, range, int]) -> bool:
+    return _shared_ids(*task)
+
+
+def _shared_ids(folder: str, numbers: range, parts: int) -> bool:
     """Whether an event id may belong to customers of two shards (then they must be replayed together).
 
     Each id file holds (a hash of the id, the customer's shard) of every row of its ids. Customers of one
     shard who share an id are linked by ``columns.arrange`` in that shard; rows of one id hash in two shards
     are either customers of two shards sharing an id or two ids of one hash: either way the caller reads
-    the history whole.
+    the history whole. ``numbers``: the id files to look at (the ids of one id file are in no other).
     """
-    for k in range(shards):
+    for k in numbers:
         pairs = np.concatenate([np.fromfile(ids_path(folder, k, part), dtype=_PAIR) for part in range(parts)])
         if pairs.size < 2:
             continue

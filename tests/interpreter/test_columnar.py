@@ -127,3 +127,25 @@ def test_two_referrals_of_a_friend_with_no_events_are_replayed_together(tmp_path
     path.write_text("".join(json.dumps(event) + "\n" for event in events))
     summary = simulate_file(poletti.compile(text), str(path)).summary
     assert (summary["events"], summary["rejected"], summary["customers"]) == (3, 1, 1)
+
+
+def test_a_cycle_made_during_a_replay_is_freed_when_it_ends() -> None:
+    import gc
+    import weakref
+
+    from poletti.interpreter.simulate.replay import collector_paused
+
+    class Node:
+        pass
+
+    was_enabled = gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+        with collector_paused():  # nested: the outermost one collects
+            node = Node()
+            node.me = node  # type: ignore[attr-defined]  # a cycle only the collector frees
+            alive = weakref.ref(node)
+            del node
+        assert alive() is not None
+    assert alive() is None
+    assert gc.isenabled() == was_enabled

@@ -142,8 +142,13 @@ def test_byte_ranges_cut_at_line_ends(tmp_path: Path, monkeypatch: pytest.Monkey
     ranges = spill.byte_ranges(str(path), 4)
     assert len(ranges) == 4 and ranges[0][0] == 0 and ranges[-1][1] == len(data)
     assert all(a[1] == b[0] and data[b[0] - 1:b[0]] == b"\n" for a, b in zip(ranges, ranges[1:]))
-    path.write_bytes(data + b'e100,visit,c100 "b",2026-01-01T00:00:00Z\n')  # a stray quote: one range
+    head, rest = data.split(b"\n", 1)
+    path.write_bytes(head + b'\ne100,visit,c100 "b",2026-01-01T00:00:00Z\n' + rest)  # a stray quote: one range
     assert spill.byte_ranges(str(path), 4) == [(0, path.stat().st_size)]
+    # Quotes after the line end that follows the last cut cannot move a cut: the file is cut as without them
+    # (and is not scanned to its end for them).
+    path.write_bytes(data + b'e100,visit,c100 "b",2026-01-01T00:00:00Z\n')
+    assert spill.byte_ranges(str(path), 4) == ranges[:-1] + [(ranges[-1][0], path.stat().st_size)]
 
 
 def test_byte_ranges_of_a_file_with_quotes_cut_outside_quoted_cells(tmp_path: Path,
@@ -163,3 +168,118 @@ def test_byte_ranges_of_a_file_with_quotes_cut_outside_quoted_cells(tmp_path: Pa
         ranges = spill.byte_ranges(str(path), parts)
         assert len(ranges) == parts and ranges[0][0] == 0 and ranges[-1][1] == len(data)
         assert all(a[1] == b[0] and b[0] in starts for a, b in zip(ranges, ranges[1:]))
+
+
+
+
+def _line_ends_by_hand(data: bytes, targets: list[int], delimiter: bytes, scan: int) -> list[int] | None:
+    """``_record_ends`` byte by byte: each target's first line end after an even number of quotes, or None when
+    a quote is misplaced before the end of the last window scanned (the one holding the last line end found,
+    or the file's end)."""
+    quotes = [i for i, byte in enumerate(data) if byte == ord('"')]
+    ends = [next((i for i in range(target, len(data))
+                  if data[i] == ord("\n") and sum(q < i for q in quotes) % 2 == 0), -1) for target in targets]
+    scanned = len(data) if -1 in ends else min(len(data), (max(ends) // scan + 1) * scan)
+
+    def bounding(at: int) -> bool:
+        return at < 0 or at >= len(data) or data[at:at + 1] in (delimiter, b"\n", b"\r", b'"')
+
+    opening_then_closing = [bounding(q - 1) if k % 2 == 0 else bounding(q + 1) for k, q in enumerate(quotes)]
+    if not all(fine for q, fine in zip(quotes, opening_then_closing) if q < scanned):
+        return None
+    return ends
+
+
+@pytest.mark.parametrize("scan", [1, 3, 7, 64])
+def test_record_ends_are_the_ones_found_byte_by_byte(monkeypatch: pytest.MonkeyPatch, scan: int) -> None:
+    import io
+
+    monkeypatch.setattr(spill, "_SCAN_BYTES", scan)  # quotes, their neighbours and line ends across windows
+    rnd = random.Random(scan)
+    cells = [b'"a\n""b"', b"x", b'""', b'"q"', b'"', b'a"b', b"", b'"c,d"']
+    for _ in range(400):
+        data = b"".join(rnd.choice(cells) + rnd.choice([b",", b";", b"\n", b"\r\n"])
+                        for _ in range(rnd.randint(1, 12)))
+        targets = sorted(rnd.sample(range(len(data)), min(len(data), rnd.randint(1, 3))))
+        delimiter = rnd.choice([",", ";"])
+        expected = _line_ends_by_hand(data, targets, delimiter.encode(), scan)
+        assert spill._record_ends(io.BytesIO(data), len(data), targets, delimiter) == expected, (data, targets)
+
+class _InProcessPool:
+    """A stand-in for a pool of forked workers: runs each task here, ``map_async``'s tasks in a shuffled order,
+    and hands their results back in that order (as workers that end in any order would, were they gathered
+    as they come); records the tasks it was given."""
+
+    def __init__(self, seed: int) -> None:
+        self.rnd = random.Random(seed)
+        self.replays: list[list[Any]] = []
+
+    def __enter__(self) -> _InProcessPool:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+    def map(self, function: Any, tasks: list[Any], chunksize: int = 1) -> list[Any]:
+        return [function(task) for task in tasks]
+
+    def map_async(self, function: Any, tasks: list[Any], chunksize: int = 1) -> Any:
+        self.replays.append(list(tasks))
+        order = list(tasks)
+        self.rnd.shuffle(order)
+        results = [function(task) for task in order]
+
+        class Done:
+            def ready(self) -> bool:
+                return True
+
+            def wait(self, timeout: float) -> None:
+                pass
+
+            def get(self) -> list[Any]:
+                return results
+
+        return Done()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_shards_replayed_in_any_order_add_up_to_the_hand_worked_figures(
+        tmp_path: Path, small_shards: list[Any], monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    import multiprocessing
+
+    monkeypatch.setattr(spill, "SHARD_BYTES", 512)  # about ten shards
+    real = multiprocessing.get_context("fork")
+    pool = _InProcessPool(seed)
+
+    class Context:
+        Value = staticmethod(real.Value)
+
+        @staticmethod
+        def Pool(workers: int) -> _InProcessPool:  # noqa: N802 - multiprocessing's name
+            return pool
+
+    monkeypatch.setattr(multiprocessing, "get_context", lambda method=None: Context)
+    program = poletti.compile("earn 1 point per EUR\n")
+    path = tmp_path / "h.csv"
+    lines = ["id,type,customer,at,amount,currency"]
+    for i in range(40):  # customer i buys for 10 EUR in January and for i + 1 EUR in February
+        lines.append(f"a{i},purchase,c{i},2026-01-01T10:{i:02d}:00Z,10.00,EUR")
+        lines.append(f"b{i},purchase,c{i},2026-02-01T10:{i:02d}:00Z,{i + 1}.00,EUR")
+    lines.append("z,purchase,c5,2026-03-01T00:00:00Z,-3,EUR")  # the latest row, rejected
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    got = simulate_file(program, str(path), workers=2)
+    summary = got.summary
+    # Hand-worked: 81 events, the last one rejected; 40 customers; 40 × 10 + (1 + 2 + … + 40) = 400 + 820
+    # points, none spent; the replay ends at the last accepted event (c39's in February), not the rejected one.
+    assert (summary["events"], summary["rejected"], summary["customers"]) == (81, 1, 40)
+    assert summary["points"]["earned"] == summary["points"]["outstanding"] == 1220
+    assert summary["period"] == {"from": "2026-01-01T10:00:00+00:00", "to": "2026-02-01T10:39:00+00:00"}
+    assert {row["customer"]: row["points"] for row in got.customer_rows()} == {f"c{i}": 10 + i + 1 for i in range(40)}
+    spilled = small_shards[-1]
+    assert spilled is not None and spilled.shards >= 6 and spilled.parts == 2
+    # A task a shard, the largest first; replayed again once the latest row turned out rejected (the end
+    # first assumed, 1 March, is not the end).
+    assert len(pool.replays) == 2
+    numbers = [task[2] for task in pool.replays[0]]
+    assert sorted(numbers) == [k for k in range(spilled.shards) if spilled.rows[k]]
+    assert [spilled.rows[k] for k in numbers] == sorted(spilled.rows[k] for k in numbers)[::-1]
