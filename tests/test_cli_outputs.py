@@ -191,11 +191,18 @@ SIGTERM_SCRIPT = textwrap.dedent("""
         if mode == "child":  # a forked worker stopped by SIGTERM must not remove its parent's file
             pid = os.fork()
             if pid == 0:
+                # The child has the default disposition back, not the parent's Python-level handler: a
+                # worker blocked on its task queue's lock then always dies of Pool.terminate's SIGTERM
+                # (a Python handler runs only once the wait is interrupted, and a signal that arrives
+                # just before the worker blocks interrupts nothing: the pool waited for it for ever).
+                if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+                    os._exit(3)
                 os.kill(os.getpid(), signal.SIGTERM)
                 os._exit(0)
             _, status = os.waitpid(pid, 0)
             assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM, status
             assert os.path.exists(os.path.join(folder, temps[0]))
+            assert signal.getsignal(signal.SIGTERM).__name__ == "_on_signal"  # the parent keeps its own
         else:
             os.kill(os.getpid(), signal.SIGTERM)
     print("block ended")

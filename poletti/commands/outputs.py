@@ -233,6 +233,29 @@ def _on_signal(signum: int, frame: Any) -> None:
     os.kill(os.getpid(), signum)
 
 
+def _forget_in_child() -> None:
+    """In a forked child (a ``--workers`` process): the signals' previous handlers back, the files forgotten.
+
+    The child owns none of the files, and a Python-level SIGTERM handler is
+    what let ``Pool.terminate`` hang: a signal that arrives just before the
+    worker blocks on its task queue's lock trips the handler's flag, and the
+    handler only runs when the wait is interrupted, which that signal no
+    longer does. With the default disposition the kernel ends the worker.
+    """
+    if _previous:
+        for signum, previous in _previous.items():
+            try:
+                signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+            except (ValueError, OSError):
+                pass
+        _previous.clear()
+    _LIVE.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
+
+
 def _track(temp: str) -> None:
     global _owner
     with _LIVE_LOCK:
