@@ -242,14 +242,18 @@ def _forget_in_child() -> None:
     handler only runs when the wait is interrupted, which that signal no
     longer does. With the default disposition the kernel ends the worker.
     """
-    if _previous:
-        for signum, previous in _previous.items():
-            try:
-                signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
-            except (ValueError, OSError):
-                pass
-        _previous.clear()
+    _restore_handlers()
     _LIVE.clear()
+
+
+def _restore_handlers() -> None:
+    """The handlers ``_track`` replaced, back (each signal's previous one, or the default)."""
+    for signum, previous in _previous.items():
+        try:
+            signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+        except (ValueError, OSError):
+            pass
+    _previous.clear()
 
 
 if hasattr(os, "register_at_fork"):
@@ -273,12 +277,7 @@ def _untrack(temp: str) -> None:
     with _LIVE_LOCK:
         _LIVE.discard(temp)
         if not _LIVE and _previous and threading.current_thread() is threading.main_thread():
-            for signum, previous in _previous.items():
-                try:
-                    signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
-                except (ValueError, OSError):
-                    pass
-            _previous.clear()
+            _restore_handlers()
 
 
 @contextlib.contextmanager
