@@ -728,16 +728,15 @@ def table_goals(results: dict[str, dict[str, Row]], facts: dict[str, dict[str, A
                                   f"{engine:.2f}× against {value:.2f}×", engine > value))
         target = 5.0 if key == "cdnow" else 1.0
         size = facts[key]["events"]
+        at = "" if size >= 1_000_000 else f" at {size:,} events (the goal is stated for 1,000,000)"
         for mode in SIMULATE_MODES:
             value = speed(rows, mode.key)
             if value is None:
                 continue
-            at = "" if size >= 1_000_000 else f" at {size:,} events (the goal is stated for 1,000,000)"
             found.append(Goal(f"{name}: {mode.label} at least {target:.0f}× the hand loop's speed",
                               f"{value:.2f}×{at}", value >= target))
         one, two = rows.get("simulate"), rows.get("simulate-workers-2")
         if one and two and one.seconds and two.seconds:
-            at = "" if size >= 1_000_000 else f" at {size:,} events (the goal is stated for 1,000,000)"
             found.append(Goal(f"{name}: --workers 2 at least 1.6× one worker",
                               f"{one.seconds / two.seconds:.2f}×{at}", one.seconds / two.seconds >= 1.6))
     return found

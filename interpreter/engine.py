@@ -211,7 +211,7 @@ class Engine:
             runtime = self.runtime
             earned = runtime.apply(state, event, tally)
             instant = runtime.next_change(state)  # ``stepper.schedule``
-            state.next_change_clock, state.next_change_at = state.clock, instant  # ``remember_next_change``
+            state.remember_next_change(instant)
             store.save(state, instant)
             store._receipts[event.id] = key  # ``store.record``: the key begins with the customer (content_key)
             names = self.compiled.tier_names
@@ -466,7 +466,7 @@ class Engine:
                     tally = Tally(False)
                     runtime.advance(state, until, tally)
                     instant = runtime.next_change(state)  # ``stepper.schedule``
-                    state.next_change_clock, state.next_change_at = state.clock, instant  # ``remember_next_change``
+                    state.remember_next_change(instant)
                     store.save(state, instant)
                     if tally.changed:
                         outcomes.append(self._outcome(state, None, "clock", until, tier_before, tally, 0))

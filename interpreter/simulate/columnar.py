@@ -205,12 +205,17 @@ class ShardJob:
 _SPILL_SETTINGS: tuple[Any, ...] | None = None
 
 
+def _spill_job(spilled: Spilled, end: int | None) -> ShardJob:
+    """A ``ShardJob`` of ``spilled`` with the settings of the replay under way (``_SPILL_SETTINGS``), to ``end``."""
+    assert _SPILL_SETTINGS is not None
+    return ShardJob(*_SPILL_SETTINGS[:1], spilled, *_SPILL_SETTINGS[1:], end=end)
+
+
 def _replay_shard(task: tuple[Spilled, int | None, int, bool]) -> tuple[int, ShardResult, int | None]:
     """One shard replayed to ``end`` (in a worker); with ``check``, also the end the shard gives (see
     ``_simulate_spilled``), worked out first on the shard it reads anyway."""
-    assert _SPILL_SETTINGS is not None
     spilled, end, number, check = task
-    job = ShardJob(*_SPILL_SETTINGS[:1], spilled, *_SPILL_SETTINGS[1:], end=end)
+    job = _spill_job(spilled, end)
     own_end = job._find_end([number]) if check else None
     return number, job.run([number], tick=_count), own_end
 
@@ -286,13 +291,11 @@ def _simulate_spilled(programs: list[Program], path: str, tz: Any, bool_columns:
                     if not check or found == end:
                         results = [result for _, result, _ in done]
                         if not results:  # (no rows: a replay of nothing)
-                            results = [ShardJob(programs, spilled, tz, bool_columns, until, effect_from, generated,
-                                                end=end).run([])]
+                            results = [_spill_job(spilled, end).run([])]
                         return merge(results), end, spilled.time_ordered
                     # The latest row is rejected: the shards not checked may still hold an end after ``found``.
                     rest = [k for k in numbers if spilled.latest[k] != end]
-                    end = ShardJob(programs, spilled, tz, bool_columns, until, effect_from, generated,
-                                   end=None)._find_end(rest, found)
+                    end = _spill_job(spilled, None)._find_end(rest, found)
                     check = False
                     _DONE.value = 0
     finally:

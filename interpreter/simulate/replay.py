@@ -147,8 +147,7 @@ class Lane:
             return target
         target_start: int | None = None
         while month < target:
-            known = state.next_change_clock
-            due = state.next_change_at if known is not None and known == state.clock else self.stepper.schedule(state)
+            due = self.next_change(state)
             boundary = day_start_us(next_month(month), tz)
             if due is None or due >= boundary:  # nothing due in `month`: on to the month of the next change
                 if target_start is None:
@@ -163,10 +162,15 @@ class Lane:
         self.bounds[customer] = (day_start_us(target, tz), day_start_us(next_month(target), tz))
         return target
 
+    def next_change(self, state: CustomerState) -> int | None:
+        """The customer's next time-driven change: the one remembered at this clock, else worked out (and
+        remembered, ``Stepper.schedule``)."""
+        known = state.next_change_clock
+        return state.next_change_at if known is not None and known == state.clock else self.stepper.schedule(state)
+
     def clock_step(self, state: CustomerState, customer: str, until: int, month: date) -> None:
         """``advance_to(until)`` for one customer: only if a change is due by then."""
-        known = state.next_change_clock
-        due = state.next_change_at if known is not None and known == state.clock else self.stepper.schedule(state)
+        due = self.next_change(state)
         if due is None or due > until:
             return
         tally = self.stepper.advance(state, until)
