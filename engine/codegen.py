@@ -27,7 +27,8 @@ checks the generated module's AST for anything else.
 The module runs with this namespace (``poletti.interpreter.generated``
 provides it): ``P`` the interpreter's processor, ``K`` the constants, ``E``
 compiled expressions, ``Ctx``, ``TZ``, ``heappush``, ``heappop``,
-``add_us``, ``day_start_us``, ``local_date``, ``date``, ``PurchaseRecord``.
+``add_us``, ``day_start_us``, ``local_date``, ``date``, ``net_amount``, ``replaced``. A purchase record
+is the plain tuple ``engine/state.py`` describes: (id, at, amount, refunded, points, reversed, partner).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ __all__ = ["Generated", "generate"]
 BUILTINS = ("len", "sum", "any", "bool", "min", "max")
 # Names the generated source may use beside its own locals: the namespace it runs in.
 NAMESPACE = BUILTINS + ("P", "K", "E", "Ctx", "TZ", "heappush", "heappop", "add_us", "day_start_us", "local_date", "date",
-             "PurchaseRecord", "DAY", "within_calendar_cap")
+             "net_amount", "replaced", "DAY", "within_calendar_cap")
 # Locals and functions the generator invents (the AST test checks for nothing else).
 INVENTED = ("st", "ev", "tally", "now", "at", "until", "instant", "led", "pts", "per_total", "total", "earned",
             "granted_points", "released", "expired", "lot", "item", "items", "exits", "totals", "index", "record",
@@ -396,7 +397,7 @@ class _Generator:
                 out.line("totals.count -= 1")
                 if spec.source == "purchase":
                     out.line("record = st.purchases[index]")
-                    out.line("totals.spend -= record.amount - record.refunded")
+                    out.line("totals.spend -= record[2] - record[3]  # amount - refunded")
         if any(m.window is not None for m in self.cp.metrics):
             out.line(f"P.leave_metric_windows(st, {at})")
 
@@ -494,23 +495,30 @@ class _Generator:
         for tier in cp.tiers:
             i = tier.rank - 1
             node = self._rule_node(tier)
+            # The state's tier tuples are replaced only when a value changes (state.replaced).
             out.line(f"if {self.condition(node.condition)}:")
             with out.indent():
-                out.line(f"st.tier_held[{i}] = True")
-                out.line(f"st.tier_keep_until[{i}] = None")
+                out.line(f"if not st.tier_held[{i}]:")
+                with out.indent():
+                    out.line(f"st.tier_held = replaced(st.tier_held, {i}, True)")
+                out.line(f"if st.tier_keep_until[{i}] is not None:")
+                with out.indent():
+                    out.line(f"st.tier_keep_until = replaced(st.tier_keep_until, {i}, None)")
                 out.line(f"rank = {tier.rank}")
             out.line("else:")
             with out.indent():
-                if tier.keep is not None:
-                    out.line(f"if st.tier_held[{i}]:")
-                    with out.indent():
-                        out.line(f"st.tier_keep_until[{i}] = {self.plus('now', tier.keep)}")
+                out.line(f"if st.tier_held[{i}]:")
+                with out.indent():
+                    if tier.keep is not None:
+                        keep_until = self.plus("now", tier.keep)
+                        out.line(f"st.tier_keep_until = replaced(st.tier_keep_until, {i}, {keep_until})")
                         out.line(f"keep_started |= {1 << i}")
-                out.line(f"st.tier_held[{i}] = False")
+                    out.line(f"st.tier_held = replaced(st.tier_held, {i}, False)")
                 out.line(f"until_keep = st.tier_keep_until[{i}]")
                 out.line("if until_keep is not None and until_keep <= now:")
                 with out.indent():
-                    out.line(f"st.tier_keep_until[{i}] = until_keep = None")
+                    out.line(f"st.tier_keep_until = replaced(st.tier_keep_until, {i}, None)")
+                    out.line("until_keep = None")
                 out.line("if until_keep is not None:")
                 with out.indent():
                     out.line(f"rank = {tier.rank}")
@@ -658,7 +666,7 @@ class _Generator:
                     if kind == "purchase":
                         out.line("amount = ev.amount")
                         out.line("index = len(st.purchases)")
-                        out.line("st.purchases.append(PurchaseRecord(ev.id, at, amount))")
+                        out.line("st.purchases.append((ev.id, at, amount, 0, 0, 0, None))  # state.new_purchase")
                         out.line("st.spend_total += amount")
                     else:
                         out.line("st.visit_count += 1")
@@ -678,9 +686,9 @@ class _Generator:
             # a refund: the interpreter's own step (a redeem never comes here: the engine interprets those)
             out.line("if ev.type == 'refund':")
             with out.indent():
-                out.line("record = st.purchase(ev.original)")
-                out.line("amount = ev.amount if ev.amount is not None else record.amount - record.refunded")
-                out.line("P.refund(st, record, amount, at, tally)")
+                out.line("index = st.purchase_index(ev.original)")
+                out.line("amount = ev.amount if ev.amount is not None else net_amount(st.purchases[index])")
+                out.line("P.refund(st, index, amount, at, tally)")
             # step 3
             out.line("earned = 0")
             event_types = sorted(set(cp.per_rules) | set(cp.fixed_rules))
@@ -696,9 +704,10 @@ class _Generator:
                 out.line("else:")
                 with out.indent():
                     self._add_points("earned", "at", "ev.id", pending=False)
-            out.line("if ev.type == 'purchase':")
+            # The purchase's record, appended in step 2 and unchanged since, with what it earned (state.with_points).
+            out.line("if earned and ev.type == 'purchase':")
             with out.indent():
-                out.line("st.purchases[-1].points = earned")
+                out.line("st.purchases[-1] = (ev.id, at, ev.amount, 0, earned, 0, None)")
             # step 4: stamp cards count first, then `at` rules convert
             for rule in cp.stamps:
                 self._stamp(rule)

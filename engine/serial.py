@@ -16,6 +16,7 @@ from typing import Any
 import cattrs
 
 from poletti.engine.ledger import Lot, PointsLedger
+from poletti.engine.state import PurchaseRecord
 
 converter = cattrs.Converter()
 
@@ -49,6 +50,19 @@ def _tuple_key(value: Any, _type: Any) -> tuple[object, ...] | None:
 
 
 converter.register_structure_hook(tuple[object, ...] | None, _tuple_key)
+
+
+def _structure_purchase(value: Any, _type: Any) -> PurchaseRecord:
+    """A stored purchase: a list in ``PurchaseRecord``'s order, or the dict states were stored with before it
+    became a tuple (field name → value), so that states saved by an earlier version read back the same."""
+    if isinstance(value, dict):
+        return (value["id"], value["at"], value["amount"], value.get("refunded", 0), value.get("points", 0),
+                value.get("reversed", 0), value.get("partner"))
+    purchase_id, at, amount, refunded, points, reversed_points, partner = value
+    return (purchase_id, at, amount, refunded, points, reversed_points, partner)
+
+
+converter.register_structure_hook_func(lambda type_: type_ == PurchaseRecord, _structure_purchase)
 
 
 def _register_state() -> None:

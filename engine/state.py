@@ -19,23 +19,42 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import attrs
 
 from poletti.engine.ledger import PointsLedger
 
 
-@attrs.define
-class PurchaseRecord:
-    """One purchase: what it cost, what it earned, what has been refunded (money in micro-units)."""
+# One purchase: (id, at, amount, refunded, points, reversed, partner), money in micro-units. ``refunded``: how
+# much of it has been refunded; ``points``: P, what it earned in step 3; ``reversed``: the points refunds have
+# taken back; ``partner``: where it was bought (a refund's reversal is the partner's too), or None.
+# A plain tuple, not a record class, and replaced rather than changed: CPython stops tracking a tuple of plain
+# values, so the garbage collector's full passes no longer walk one object per purchase a state keeps (on a
+# long history most of what they walked). The names below are its places.
+PurchaseRecord = tuple[str, int, int, int, int, int, str | None]
+ID, AT, AMOUNT, REFUNDED, POINTS, REVERSED, PARTNER = range(7)
+PURCHASE_FIELDS = ("id", "at", "amount", "refunded", "points", "reversed", "partner")
 
-    id: str
-    at: int
-    amount: int
-    refunded: int = 0
-    points: int = 0  # P: the points the purchase earned in step 3
-    reversed: int = 0  # points already taken back by refunds
-    partner: str | None = None  # the partner it was made at: a refund's reversal is the partner's too
+
+def new_purchase(purchase_id: str, at: int, amount: int, partner: str | None = None) -> PurchaseRecord:
+    """The record of a purchase just made: nothing refunded, earned or reversed yet."""
+    return (purchase_id, at, amount, 0, 0, 0, partner)
+
+
+def with_points(record: PurchaseRecord, points: int) -> PurchaseRecord:
+    """``record`` with the points the purchase earned (step 3)."""
+    return (record[ID], record[AT], record[AMOUNT], record[REFUNDED], points, record[REVERSED], record[PARTNER])
+
+
+def replaced(values: tuple[Any, ...], index: int, value: Any) -> tuple[Any, ...]:
+    """``values`` with ``value`` at ``index`` (a state's per-rule tuples change by replacement)."""
+    return values[:index] + (value,) + values[index + 1:]
+
+
+def net_amount(record: PurchaseRecord) -> int:
+    """What is left of the purchase after its refunds."""
+    return record[AMOUNT] - record[REFUNDED]
 
 
 @attrs.define
@@ -109,8 +128,11 @@ class CustomerState:
     stamps: list[int] = attrs.Factory(list)
     caps: dict[int, CapUsage] = attrs.Factory(dict)
     tier: int = 0  # rank; 0 is "no tier"
-    tier_held: list[bool] = attrs.Factory(list)  # each tier's condition at the last evaluation
-    tier_keep_until: list[int | None] = attrs.Factory(list)
+    # Each tier's condition at the last evaluation, and the end of its ``keep`` (None: not kept). Tuples,
+    # replaced when a value changes (``replaced``; rare): a tuple of plain values is not an object the garbage
+    # collector walks, and these two were two lists per customer.
+    tier_held: tuple[bool, ...] = ()
+    tier_keep_until: tuple[int | None, ...] = ()
     segments: list[bool] = attrs.Factory(list)
     when_active: list[bool] = attrs.Factory(list)
     last_grant: dict[int, int] = attrs.Factory(dict)  # rule index → last grant, for `once`
@@ -166,8 +188,25 @@ class CustomerState:
         expired = self.rewards_expired.get(reward, 0) if self.rewards_expired else 0
         return self.rewards.get(reward, 0) - used - expired
 
-    def purchase(self, purchase_id: str) -> PurchaseRecord | None:
-        for record in reversed(self.purchases):
-            if record.id == purchase_id:
-                return record
+    def purchase_index(self, purchase_id: str) -> int | None:
+        """Where the purchase is in ``purchases`` (the latest first: refunds follow their purchase closely)."""
+        purchases = self.purchases
+        for index in range(len(purchases) - 1, -1, -1):
+            if purchases[index][ID] == purchase_id:
+                return index
         return None
+
+    def purchase(self, purchase_id: str) -> PurchaseRecord | None:
+        index = self.purchase_index(purchase_id)
+        return None if index is None else self.purchases[index]
+
+    def refund_purchase(self, index: int, amount: int) -> PurchaseRecord:
+        """Add ``amount`` to what has been refunded of purchase ``index``; returns the new record."""
+        purchase_id, at, paid, refunded, points, reversed_points, partner = self.purchases[index]
+        record = self.purchases[index] = (purchase_id, at, paid, refunded + amount, points, reversed_points, partner)
+        return record
+
+    def reverse_purchase_points(self, index: int, reversed_points: int) -> None:
+        """Note that refunds have now taken back ``reversed_points`` of purchase ``index``'s points."""
+        purchase_id, at, paid, refunded, points, _, partner = self.purchases[index]
+        self.purchases[index] = (purchase_id, at, paid, refunded, points, reversed_points, partner)

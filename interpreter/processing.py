@@ -39,7 +39,7 @@ from poletti.engine.compiler import (
 )
 from poletti.engine.expressions import POOLS, Ctx
 from poletti.engine.money import EXACT, from_units, to_units
-from poletti.engine.state import CapUsage, CustomerState, PurchaseRecord, WindowTotals
+from poletti.engine.state import AT, CapUsage, CustomerState, WindowTotals, net_amount, new_purchase, replaced
 from poletti.engine.timecalc import add_us, day_start_us, local_date, next_birthday_us, period_key_us
 from poletti.interpreter import wallet
 from poletti.interpreter.events import Event, Item
@@ -112,11 +112,14 @@ def _state_maker(cp: CompiledProgram) -> Callable[[str], CustomerState]:
     def many(count: int, each: str) -> str:
         return f"[{', '.join([each] * count)}]" if count else "()"
 
+    def fixed(count: int, each: str) -> str:
+        return f"({', '.join([each] * count)},)" if count else "()"
+
     source = (
         "def new_state(customer):\n"
         f"    return CustomerState(customer, windows={many(len(cp.windows), 'WindowTotals()')}, "
         f"metric_events={many(len(cp.metrics), '[]')}, stamps={many(len(cp.stamps), '0')}, "
-        f"tier_held={many(len(cp.tiers), 'False')}, tier_keep_until={many(len(cp.tiers), 'None')}, "
+        f"tier_held={fixed(len(cp.tiers), 'False')}, tier_keep_until={fixed(len(cp.tiers), 'None')}, "
         f"segments={many(len(cp.segments), 'False')}, when_active={many(len(cp.when_rules), 'False')})\n")
     namespace: dict[str, object] = {"CustomerState": CustomerState, "WindowTotals": WindowTotals}
     exec(source, namespace)  # noqa: S102 — only counts go into the text
@@ -158,8 +161,8 @@ class Processor:
             windows=[WindowTotals() for _ in cp.windows] if cp.windows else (),
             metric_events=[[] for _ in cp.metrics] if cp.metrics else (),
             stamps=[0] * len(cp.stamps) if cp.stamps else (),
-            tier_held=[False] * len(cp.tiers) if cp.tiers else (),
-            tier_keep_until=[None] * len(cp.tiers) if cp.tiers else (),
+            tier_held=(False,) * len(cp.tiers),
+            tier_keep_until=(None,) * len(cp.tiers),
             segments=[False] * len(cp.segments) if cp.segments else (),
             when_active=[False] * len(cp.when_rules) if cp.when_rules else (),
         )
@@ -239,8 +242,7 @@ class Processor:
                 _, index = heapq.heappop(exits)
                 totals.count -= 1
                 if index >= 0:
-                    record = state.purchases[index]
-                    totals.spend -= record.amount - record.refunded
+                    totals.spend -= net_amount(state.purchases[index])
         self.leave_metric_windows(state, instant)
 
     def leave_metric_windows(self, state: CustomerState, instant: int) -> None:
@@ -325,8 +327,7 @@ class Processor:
         if event.type == "purchase":
             assert event.amount is not None
             index = len(state.purchases)
-            state.purchases.append(PurchaseRecord(event.id, at, event.amount) if event.partner is None
-                                   else PurchaseRecord(event.id, at, event.amount, partner=event.partner))
+            state.purchases.append(new_purchase(event.id, at, event.amount, event.partner))
             state.spend_total += event.amount
             self._enter_windows(state, "purchase", at, index, event.amount)
             if self.cp.tracks_activity:
@@ -350,7 +351,7 @@ class Processor:
         if event.type == "purchase":
             assert event.amount is not None
             index = len(account.purchases)
-            account.purchases.append(PurchaseRecord(event.id, at, event.amount))
+            account.purchases.append(new_purchase(event.id, at, event.amount))
             account.spend_total += event.amount
             self._enter_windows(account, "purchase", at, index, event.amount)
         elif event.type == "visit":
@@ -359,13 +360,13 @@ class Processor:
 
     def _refund_account_facts(self, account: CustomerState, purchase_id: str, amount: int, at: int) -> None:
         """A refund takes the refunded amount out of the account's windows as it does out of the contact's."""
-        record = account.purchase(purchase_id)
-        if record is None:
+        index = account.purchase_index(purchase_id)
+        if index is None:
             return  # bought before the contact joined: the account never counted it
-        record.refunded += amount
+        bought = account.refund_purchase(index, amount)[AT]
         account.spend_total -= amount
         for spec, totals in zip(self.cp.windows, account.windows):
-            if spec.source == "purchase" and add_us(record.at, spec.duration, self.tz) > at:
+            if spec.source == "purchase" and add_us(bought, spec.duration, self.tz) > at:
                 totals.spend -= amount
 
     def record_metrics(self, state: CustomerState, event: Event) -> None:
@@ -410,31 +411,31 @@ class Processor:
             state.week_run = state.week_run + 1 if state.last_active_week == monday - 7 else 1
             state.last_active_week = monday
 
-    def refund(self, state: CustomerState, record: PurchaseRecord, amount: int, at: int, tally: Tally) -> None:
-        """Apply a validated refund: the net amount drops, the purchase's points are reversed pro rata.
+    def refund(self, state: CustomerState, index: int, amount: int, at: int, tally: Tally) -> None:
+        """Apply a validated refund of purchase ``index``: the net amount drops, its points are reversed pro rata.
 
         Inside the purchase's pending window its own pending points are taken
         first, so a return does not touch points the customer could already spend.
         """
-        record.refunded += amount
+        purchase_id, bought, paid, refunded, points, reversed_points, partner = state.refund_purchase(index, amount)
         state.spend_total -= amount
         if self.cp.pooled and id(state) in POOLS:
-            self._refund_account_facts(POOLS[id(state)], record.id, amount, at)
+            self._refund_account_facts(POOLS[id(state)], purchase_id, amount, at)
         for spec, totals in zip(self.cp.windows, state.windows):
             # Windows count the purchase at its net amount while they hold it.
-            if spec.source == "purchase" and add_us(record.at, spec.duration, self.tz) > at:
+            if spec.source == "purchase" and add_us(bought, spec.duration, self.tz) > at:
                 totals.spend -= amount
-        target = record.points * record.refunded // record.amount if record.amount > 0 else 0
-        delta = target - record.reversed
+        target = points * refunded // paid if paid > 0 else 0
+        delta = target - reversed_points
         if delta > 0:
-            state.ledger.deduct(delta, pending_source=record.id)
-            record.reversed = target
+            state.ledger.deduct(delta, pending_source=purchase_id)
+            state.reverse_purchase_points(index, target)
             tally.reversed += delta
             state.total_reversed += delta
-            if record.partner is not None:
-                wallet.reverse(state, record.partner, delta, at, tally)
+            if partner is not None:
+                wallet.reverse(state, partner, delta, at, tally)
         if tally.trace is not None or delta > 0:
-            tally.note(Reversed(at, delta, record.id, amount, record.points, record.amount, record.refunded, target))
+            tally.note(Reversed(at, delta, purchase_id, amount, points, paid, refunded, target))
 
     def redeem(self, state: CustomerState, reward: str, cost: int, at: int, tally: Tally) -> None:
         state.ledger.spend(cost)
@@ -703,16 +704,20 @@ class Processor:
             i = tier.rank - 1
             holds = bool(tier.condition(ctx))
             if holds:
-                state.tier_held[i] = True
-                state.tier_keep_until[i] = None
+                if not state.tier_held[i]:
+                    state.tier_held = replaced(state.tier_held, i, True)
+                if state.tier_keep_until[i] is not None:
+                    state.tier_keep_until = replaced(state.tier_keep_until, i, None)
             else:
-                if state.tier_held[i] and tier.keep is not None:
-                    state.tier_keep_until[i] = add_us(now, tier.keep, self.tz)
-                    keep_started.append(i)
-                state.tier_held[i] = False
+                if state.tier_held[i]:
+                    if tier.keep is not None:
+                        state.tier_keep_until = replaced(state.tier_keep_until, i, add_us(now, tier.keep, self.tz))
+                        keep_started.append(i)
+                    state.tier_held = replaced(state.tier_held, i, False)
                 until = state.tier_keep_until[i]
                 if until is not None and until <= now:
-                    state.tier_keep_until[i] = until = None
+                    state.tier_keep_until = replaced(state.tier_keep_until, i, None)
+                    until = None
                     keep_ended.append(i)
                 holds = until is not None
             if holds:

@@ -21,7 +21,7 @@ import copy
 
 from poletti.engine.compiler import CompiledProgram
 from poletti.engine.money import show
-from poletti.engine.state import CustomerState
+from poletti.engine.state import ID, CustomerState, net_amount, with_points
 from poletti.engine.timecalc import from_us
 from poletti.interpreter.events import Event, EventError
 from poletti.interpreter.events import _short as echoed  # a value echoed in a reason, cut when long
@@ -65,11 +65,11 @@ class Stepper:
             if record is None:
                 reject(f"refund of unknown purchase {echoed(event.original)} for customer {echoed(event.customer)}")
                 return
-            left = record.amount - record.refunded
+            left = net_amount(record)
             if left <= 0:
-                reject(f"purchase '{record.id}' is already fully refunded")
+                reject(f"purchase '{record[ID]}' is already fully refunded")
             if event.amount is not None and event.amount > left:
-                reject(f"refund of {show(event.amount)} is more than is left of purchase '{record.id}' ({show(left)})")
+                reject(f"refund of {show(event.amount)} is more than is left of purchase '{record[ID]}' ({show(left)})")
         elif event.type == "redeem":
             rewards = self.compiled.rewards
             reward = event.reward or ""
@@ -136,10 +136,10 @@ class Stepper:
             tally.event_start = len(tally.trace)
         processor.record_facts(state, event)
         if event.type == "refund":
-            record = state.purchase(event.original or "")
-            assert record is not None
-            amount = event.amount if event.amount is not None else record.amount - record.refunded
-            processor.refund(state, record, amount, event.at, tally)
+            index = state.purchase_index(event.original or "")
+            assert index is not None
+            amount = event.amount if event.amount is not None else net_amount(state.purchases[index])
+            processor.refund(state, index, amount, event.at, tally)
         elif event.type == "redeem":
             assert event.reward is not None
             cost = cp.rewards[event.reward][1]
@@ -157,7 +157,7 @@ class Stepper:
         if event.partner is not None and (earned or event.type != "redeem"):
             wallet.charge(state, event.partner, earned, event.at, tally, event.paid)
         if event.type == "purchase":
-            state.purchases[-1].points = earned
+            state.purchases[-1] = with_points(state.purchases[-1], earned)
         # Step 4: stamp cards count first, so the points a card grants convert on this event.
         processor.stamps(state, ctx, event, tally)
         processor.convert(state, ctx, tally)

@@ -107,10 +107,10 @@ ALLOWED_NODES = {
 # Attributes the generated code reads: fields of the state, events, items, the ledger and the tally.
 ALLOWED_ATTRIBUTES = {
     "clock", "ledger", "next_change", "windows", "exits", "tier_keep_until", "expire_until", "points",
-    "total_earned", "total_spent", "total_expired", "total_reversed", "total_cost", "expired", "changed", "release_pending_until", "count", "purchases", "spend", "amount", "refunded",
+    "total_earned", "total_spent", "total_expired", "total_reversed", "total_cost", "expired", "changed", "release_pending_until", "count", "purchases", "spend", "amount",
     "next_change_clock", "next_change_at", "segments", "tier_held", "tier", "rewards", "get", "cost", "granted", "earn", "earned",
     "balance", "spend_", "spent", "when_active", "last_grant", "at", "first_seen", "birthday", "type",
-    "append", "spend_total", "visit_count", "id", "original", "purchase", "refund", "items", "price", "quantity",
+    "append", "spend_total", "visit_count", "id", "original", "purchase_index", "refund", "items", "price", "quantity",
     "category", "sku", "stamps", "last_event_at", "last_purchase_at", "attributes", "pending", "earned_total",
     "cp", "round", "earn_per", "multiply", "earn_fixed", "when_rule", "stamp", "_fire", "_convert_rule",
     "birthday", "rare_next_change", "leave_metric_windows", "record_metrics", "_mark_active",
