@@ -34,7 +34,6 @@ from poletti.engine.ledger import PointsLedger
 # long history most of what they walked). The names below are its places.
 PurchaseRecord = tuple[str, int, int, int, int, int, str | None]
 ID, AT, AMOUNT, REFUNDED, POINTS, REVERSED, PARTNER = range(7)
-PURCHASE_FIELDS = ("id", "at", "amount", "refunded", "points", "reversed", "partner")
 
 
 def new_purchase(purchase_id: str, at: int, amount: int, partner: str | None = None) -> PurchaseRecord:

@@ -234,3 +234,37 @@ def test_a_state_stored_with_the_old_next_change_memo_reads_back_and_carries_on(
     restored.process(purchase("p2", "2026-01-02T10:00:00Z", "50"))  # 110 → a mug, 10 left
     view = restored.customer("c1")
     assert (view.points, view.lifetime_points, view.rewards) == (10, 110, {"mug": 1})
+
+
+TIERED = """earn 1 point per EUR
+tier silver when spend_30d > 50 keep 30d
+tier gold when spend_30d > 100
+"""
+
+
+def test_a_state_stored_with_purchase_dicts_and_tier_lists_reads_back_and_carries_on() -> None:
+    """Before 7987a83 a saved state held each purchase as a dict of its fields and the tiers' flags and keep
+    ends as lists; such a state reads back as today's tuples, and refunds, window exits and keeps go on."""
+    program = poletti.compile(TIERED)
+    engine = poletti.Engine(program)
+    engine.process(purchase("p1", "2026-01-01T10:00:00Z", "120"))  # 120 points; spend_30d 120: gold
+    stored = converter.unstructure(engine.state("c1"))
+    stored["purchases"] = [dict(zip(("id", "at", "amount", "refunded", "points", "reversed", "partner"), record))
+                           for record in stored["purchases"]]
+    stored["tier_held"], stored["tier_keep_until"] = list(stored["tier_held"]), list(stored["tier_keep_until"])
+    state = converter.structure(json.loads(json.dumps(stored)), type(engine.state("c1")))
+    assert state.tier_held == (True, True) and state.tier_keep_until == (None, None)
+    bought = 1_767_261_600_000_000  # 2026-01-01T10:00:00Z in µs
+    assert state.purchases == [("p1", bought, 120_000_000, 0, 120, 0, None)]  # 120.00 EUR in micro-units
+    restored = poletti.Engine(program)
+    restored.store.save(state, None)
+    # Half refunded: floor(120 × 60 ÷ 120) = 60 points back; spend_30d 60 — gold lost (no keep), silver holds.
+    restored.process({"id": "r1", "type": "refund", "customer": "c1", "at": "2026-01-05T10:00:00Z",
+                      "original": "p1", "amount": "60"})
+    assert (restored.customer("c1").points, restored.customer("c1").tier) == (60, "silver")
+    assert restored.state("c1").purchases == [("p1", bought, 120_000_000, 60_000_000, 120, 60, None)]
+    # p1 leaves the 30-day window at 2026-01-31T10:00Z: silver stops holding and is kept 30 days, to 03-02 10:00.
+    restored.advance_to("2026-03-02T09:59:59Z")
+    assert restored.customer("c1").tier == "silver"
+    restored.advance_to("2026-03-02T10:00:00Z")
+    assert restored.customer("c1").tier is None
