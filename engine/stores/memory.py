@@ -2,8 +2,13 @@
 
 Thread-safe: a transaction holds the store's lock (re-entrant), so one
 writer at a time changes it. The schedule is a heap with lazy deletion:
-a customer's entry is pushed again whenever its next change moves, and
-stale entries are skipped when popped. A receipt is the event's content
+a customer's entry is pushed again only when their next change moves
+earlier than the entry they have in it (``_queued``); one that moves later
+keeps the earlier entry, and when that comes up it is queued again at the
+real instant. Stale entries are skipped when popped. (Most saves move the
+next change later or not at all: a new purchase's window exit or pending
+release comes after the ones already due. Pushing on every move kept 33,000
+entries for 1,563 customers on the richer benchmark program.) A receipt is the event's content
 key, a tuple of plain values (not an object), so a million of them cost
 the garbage collector nothing.
 ``Engine.save`` writes the store to a file and ``Engine.restore`` reads it
@@ -32,8 +37,9 @@ class MemoryStore:
         # id → content key; the engine's keys begin with the customer, so that is all a receipt needs (one
         # tuple per event fewer for the garbage collector to count); another key is kept as _Apart((customer, key)).
         self._receipts: dict[str, tuple[Any, ...]] = {}
-        self._next: dict[str, int] = {}
-        self._heap: list[tuple[int, str]] = []
+        self._next: dict[str, int] = {}  # customer → their next change
+        self._heap: list[tuple[int, str]] = []  # (instant, customer): at most _next, lazily deleted
+        self._queued: dict[str, int] = {}  # customer → their earliest entry in the heap
         self._meta: dict[str, str] = {}
         self._ledger: dict[str, list[LedgerEntry]] = {}
         self._seq = 0
@@ -48,12 +54,21 @@ class MemoryStore:
         return self._states.get(customer)
 
     def save(self, state: CustomerState, next_change: int | None) -> None:
-        self._states[state.customer] = state
+        customer = state.customer
+        self._states[customer] = state
         if next_change is None:
-            self._next.pop(state.customer, None)
-        elif self._next.get(state.customer) != next_change:
-            self._next[state.customer] = next_change
-            heapq.heappush(self._heap, (next_change, state.customer))
+            self._next.pop(customer, None)  # (an entry they still have in the heap is skipped when it comes up)
+            return
+        if self._next.get(customer) == next_change:
+            return  # (most saves: the next change did not move)
+        self._next[customer] = next_change
+        queued = self._queued.get(customer)
+        if queued is None or next_change < queued:
+            self._queue(customer, next_change)
+
+    def _queue(self, customer: str, when: int) -> None:
+        self._queued[customer] = when
+        heapq.heappush(self._heap, (when, customer))
 
     def receipt(self, event_id: str) -> Receipt | None:
         found = self._receipts.get(event_id)
@@ -80,13 +95,20 @@ class MemoryStore:
 
     def due(self, until: int) -> list[str]:
         found: list[str] = []
-        taken: set[str] = set()  # a customer may sit in the heap more than once; a list test would be quadratic
+        heap, queued, upcoming = self._heap, self._queued, self._next
         with self._lock:
-            while self._heap and self._heap[0][0] <= until:
-                when, customer = heapq.heappop(self._heap)
-                if self._next.get(customer) == when and customer not in taken:
-                    taken.add(customer)
-                    found.append(customer)
+            while heap and heap[0][0] <= until:
+                when, customer = heapq.heappop(heap)
+                if queued.get(customer) != when:
+                    continue  # stale: the customer has an earlier entry, or came up already
+                instant = upcoming.get(customer)
+                if instant == when:
+                    del queued[customer]  # (saving their state after the change queues them again)
+                    found.append(customer)  # in the heap's order: by next change, then id, as the SQL stores
+                elif instant is None:
+                    del queued[customer]  # nothing to come
+                else:
+                    self._queue(customer, instant)  # it moved later: its own entry comes up in turn (or later)
         return found
 
     def next_due(self) -> int | None:
@@ -138,6 +160,7 @@ class MemoryStore:
             self._states.update(states)
             for customer, when in schedule.items():
                 self._next[customer] = when
+                self._queued[customer] = when
                 self._heap.append((when, customer))
             heapq.heapify(self._heap)
             for event_id, (customer, key) in receipts.items():

@@ -268,3 +268,24 @@ def test_a_state_stored_with_purchase_dicts_and_tier_lists_reads_back_and_carrie
     assert restored.customer("c1").tier == "silver"
     restored.advance_to("2026-03-02T10:00:00Z")
     assert restored.customer("c1").tier is None
+
+
+def test_the_memory_store_schedule_follows_moves_and_lists_by_next_change() -> None:
+    from poletti.engine.state import CustomerState
+
+    store = MemoryStore()
+    a, b, c, d, e = (CustomerState(name) for name in "abcde")
+    store.save(a, 50)
+    store.save(b, 30)
+    store.save(c, 40)
+    store.save(a, 10)  # earlier: a is queued again at 10
+    store.save(b, 60)  # later: b keeps its entry at 30, which queues it again at 60 when it comes up
+    store.save(c, None)  # nothing to come for c
+    assert store.due(5) == []
+    assert store.due(45) == ["a"]
+    store.save(a, 70)  # a's change applied; its next one
+    store.save(e, 80)
+    store.save(d, 80)
+    assert store.next_due() == 50  # a lower bound: a's stale entry
+    assert store.due(100) == ["b", "a", "d", "e"]  # by next change (60, 70, 80, 80), then id
+    assert store.due(1000) == [] and store.next_due() is None
