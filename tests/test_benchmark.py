@@ -333,3 +333,18 @@ def test_the_store_benchmark_times_postgres_in_a_schema_it_drops(
     with psycopg.connect(postgres_database) as connection:
         left = connection.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'bench_stores_%'").fetchall()
     assert left == []
+
+
+def test_speed_is_the_median_of_the_rounds_ratios() -> None:
+    # Rounds of a drifting machine: the hand loop's best (1.6 s) and the engine's best (3.6 s) come from
+    # different minutes; round by round the engine ran at 1.6/3.6, 2.2/3.6 and 2.2/3.7 of the hand loop's speed.
+    hand = bench.Row(bench.CONTENDERS[0], seconds=1.6, rounds=[1.6, 2.2, 2.2])
+    engine = bench.Row(bench.CONTENDERS[1], seconds=3.6, rounds=[3.6, 3.6, 3.7])
+    assert bench.round_ratio(hand, engine) == pytest.approx(2.2 / 3.7)  # 0.444, 0.611, 0.595: the middle one
+    rows = {"hand": hand, "engine": engine}
+    assert bench.speed(rows, "engine") == pytest.approx(2.2 / 3.7)
+    # A round one of them failed in is left out; with an even count the two middle ratios are averaged.
+    engine.rounds = [3.6, None, 3.7]
+    assert bench.round_ratio(hand, engine) == pytest.approx((1.6 / 3.6 + 2.2 / 3.7) / 2)
+    engine.rounds = []  # no rounds (a row built otherwise): the best times
+    assert bench.speed(rows, "engine") == pytest.approx(1.6 / 3.6)
