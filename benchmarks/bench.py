@@ -219,7 +219,8 @@ def _figures(value: Any) -> str:
 
 
 def worker(spec: dict[str, Any]) -> dict[str, Any]:
-    """Run one in-process contender ``repeat`` times on one program's events; compare its figures afterwards."""
+    """Run one in-process contender once on one program's events (``time_rounds`` repeats it, in rounds);
+    compare its figures afterwards."""
     program = PROGRAMS[spec["program"]]
     data = spec["data"]
     events = load_events(os.path.join(data, f"{program.key}.jsonl"))
@@ -231,21 +232,13 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     gc.freeze()
     loaded = memory()
     run = runner(spec["contender"], program)
-    times = []
-    figures: Any = None
-    extra: Any = None
-    best_extra: Any = None
-    for _ in range(spec["repeat"]):
-        figures = extra = None
-        gc.collect()
-        started = time.perf_counter()
-        figures, extra = run(events, end)
-        times.append(time.perf_counter() - started)
-        if times[-1] == min(times):
-            best_extra = extra
+    gc.collect()
+    started = time.perf_counter()
+    figures, extra = run(events, end)
+    seconds = time.perf_counter() - started
     peak = memory()["peak"]  # before the reference is read for the comparison
-    report: dict[str, Any] = {"times": times, "events": len(events), "loaded_mib": loaded["rss"], "peak_mib": peak,
-                              "customers": len(figures)}
+    report: dict[str, Any] = {"seconds": seconds, "events": len(events), "loaded_mib": loaded["rss"],
+                              "peak_mib": peak, "customers": len(figures)}
     reference = os.path.join(data, f"{program.key}.reference.pickle")
     if spec["contender"] == "hand":
         with open(reference, "wb") as stream:
@@ -261,8 +254,8 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         report["disagreeing"] = count
         if extra and extra.get("rejected"):
             report["rejected"] = extra["rejected"]
-        if best_extra and "advance" in best_extra:
-            report["advance_seconds"] = best_extra["advance"]
+        if extra and "advance" in extra:
+            report["advance_seconds"] = extra["advance"]
     return report
 
 
@@ -469,40 +462,35 @@ def compare_summary(expected: dict[str, Any], actual: dict[str, Any]) -> list[st
     return problems
 
 
-def time_simulate(contender: Contender, program: Program, data: str, repeat: int,
-                  expected: dict[str, Any]) -> Row:
+def time_simulate(contender: Contender, program: Program, data: str, expected: dict[str, Any]) -> Row:
+    """One run of a simulate mode as a whole process, its summary checked against the hand loop's totals."""
     row = Row(contender)
     history = os.path.join(data, f"{program.key}.csv")
     argv = [*poletti_command(), "simulate", program.rules, history, "--json", *contender.args]
     out = os.path.join(data, "simulate.json")
-    for attempt in range(repeat):
-        status, seconds, peak = spawn(argv, stdout=out, stderr="on-error")
-        if status != 0:
-            row.agree = False
-            row.problems = [f"`{' '.join(argv)}` exited with status {status}"]
-            return row
-        with open(out, encoding="utf-8") as stream:
-            summary = json.load(stream)
-        if attempt == 0:
-            row.problems = compare_summary(expected, summary)
-            row.agree = not row.problems
-            row.events = summary.get("events", 0)
-        row.seconds = seconds if row.seconds is None else min(row.seconds, seconds)
-        row.peak_mib = peak if row.peak_mib is None else max(row.peak_mib, peak)
-        if not row.agree:
-            break
+    status, seconds, peak = spawn(argv, stdout=out, stderr="on-error")
+    if status != 0:
+        row.agree = False
+        row.problems = [f"`{' '.join(argv)}` exited with status {status}"]
+        return row
+    with open(out, encoding="utf-8") as stream:
+        summary = json.load(stream)
+    row.problems = compare_summary(expected, summary)
+    row.agree = not row.problems
+    row.events = summary.get("events", 0)
+    row.seconds, row.peak_mib = seconds, peak
     return row
 
 
-def time_inproc(contender: Contender, program: Program, data: str, repeat: int) -> tuple[Row, dict[str, Any] | None]:
+def time_inproc(contender: Contender, program: Program, data: str) -> tuple[Row, dict[str, Any] | None]:
+    """One run of an in-process contender, in a worker process of its own."""
     row = Row(contender)
-    report, peak = run_worker("worker", {"program": program.key, "contender": contender.key, "data": data,
-                                         "repeat": repeat}, data)
+    report, peak = run_worker("worker", {"program": program.key, "contender": contender.key, "data": data}, data)
     if report is None:
         row.agree = False
         row.problems = ["the worker process failed (see its error and exit status on standard error)"]
         return row, None
-    row.seconds = min(report["times"])
+    row.seconds = report["seconds"]
     row.events = report["events"]
     row.peak_mib = report["peak_mib"] or peak
     row.loaded_mib = report["loaded_mib"]
@@ -705,9 +693,9 @@ def time_rounds(program: Program, data: str, repeat: int, contenders: list[Conte
                 if expected is None:
                     rows[contender.key] = Row(contender, note="not run: no hand-loop totals to check it against")
                     continue
-                row = time_simulate(contender, program, data, 1, expected)
+                row = time_simulate(contender, program, data, expected)
             else:
-                row, report = time_inproc(contender, program, data, 1)
+                row, report = time_inproc(contender, program, data)
                 if contender.key == "hand" and report is not None:
                     expected = report["summary"]
             print(f" {contender.key} {row.seconds or 0:.2f} s" + ("" if row.agree else " DISAGREES"),

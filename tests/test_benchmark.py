@@ -214,7 +214,7 @@ def test_a_contender_that_disagrees_is_reported_with_its_differences(tmp_path: P
     with open(tmp_path / "cdnow.jsonl", "w", encoding="utf-8") as stream:
         cdnow_history.write_jsonl(events, stream)
     (tmp_path / "cdnow.meta.json").write_text(json.dumps({"end": end_of(events)}), encoding="utf-8")
-    report = bench.worker({"program": "cdnow", "contender": "hand", "data": str(tmp_path), "repeat": 1})
+    report = bench.worker({"program": "cdnow", "contender": "hand", "data": str(tmp_path)})
     assert report["agree"]
     reference = tmp_path / "cdnow.reference.pickle"
     figures = pickle.loads(reference.read_bytes())
@@ -222,7 +222,7 @@ def test_a_contender_that_disagrees_is_reported_with_its_differences(tmp_path: P
     points, pending, lifetime, rewards, tier = figures[customer]
     figures[customer] = (points + 1, pending, lifetime, rewards, tier)
     reference.write_bytes(pickle.dumps(figures))
-    report = bench.worker({"program": "cdnow", "contender": "engine", "data": str(tmp_path), "repeat": 1})
+    report = bench.worker({"program": "cdnow", "contender": "engine", "data": str(tmp_path)})
     assert not report["agree"] and report["disagreeing"] == 1
     assert report["differences"][0].startswith(f"{customer}: hand loop points {points + 1},")
 
