@@ -43,7 +43,7 @@ def new_purchase(purchase_id: str, at: int, amount: int, partner: str | None = N
 
 def with_points(record: PurchaseRecord, points: int) -> PurchaseRecord:
     """``record`` with the points the purchase earned (step 3)."""
-    return (record[ID], record[AT], record[AMOUNT], record[REFUNDED], points, record[REVERSED], record[PARTNER])
+    return replaced(record, POINTS, points)
 
 
 def replaced(values: tuple[Any, ...], index: int, value: Any) -> tuple[Any, ...]:
@@ -201,11 +201,10 @@ class CustomerState:
 
     def refund_purchase(self, index: int, amount: int) -> PurchaseRecord:
         """Add ``amount`` to what has been refunded of purchase ``index``; returns the new record."""
-        purchase_id, at, paid, refunded, points, reversed_points, partner = self.purchases[index]
-        record = self.purchases[index] = (purchase_id, at, paid, refunded + amount, points, reversed_points, partner)
+        record = self.purchases[index]
+        record = self.purchases[index] = replaced(record, REFUNDED, record[REFUNDED] + amount)
         return record
 
     def reverse_purchase_points(self, index: int, reversed_points: int) -> None:
         """Note that refunds have now taken back ``reversed_points`` of purchase ``index``'s points."""
-        purchase_id, at, paid, refunded, points, _, partner = self.purchases[index]
-        self.purchases[index] = (purchase_id, at, paid, refunded, points, reversed_points, partner)
+        self.purchases[index] = replaced(self.purchases[index], REVERSED, reversed_points)
