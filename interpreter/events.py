@@ -282,9 +282,21 @@ def _present_core(raw: dict[str, Any]) -> int:
 _MAX_WHOLE_DIGITS = 12  # amounts below 10^12 (MAX_MONEY)
 _ITEM_FIELDS = frozenset({"sku", "category", "quantity", "price"})
 _FRACTION_PADS = tuple("0" * (money.DIGITS - digits) for digits in range(money.DIGITS + 1))  # by the digits written
-# Instants whose float timestamp converts to µs exactly (|t| < 2^32 s) and whose year is in range:
-# 1900-01-01T00:00Z up to 2106; the rest goes the careful way.
-_QUICK_FIRST, _QUICK_END = -2_208_988_800, 2**32
+# Instants whose year is in range in any zone, 1900-01-01T00:00Z up to 2106 (in µs): the rest goes the careful way.
+_QUICK_FIRST_US, _QUICK_END_US = -2_208_988_800_000_000, 2**32 * 1_000_000
+
+# The offsets timestamps are written with (``datetime.timezone`` objects, equal when their offsets are), in µs.
+_OFFSETS: dict[Any, int] = {}
+_OFFSETS_KEPT = 4096
+
+
+def _offset_us(zone: Any) -> int:
+    offset = zone.utcoffset(None)
+    found = (offset.days * 86_400 + offset.seconds) * 1_000_000 + offset.microseconds
+    if len(_OFFSETS) >= _OFFSETS_KEPT:
+        _OFFSETS.clear()
+    _OFFSETS[zone] = found
+    return found
 
 
 # Amounts and prices as written → micro-units: prices repeat (a menu), and a dictionary lookup is a tenth of
@@ -388,12 +400,17 @@ def _quick(raw: Any) -> Event | None:
         parsed = datetime.fromisoformat(at_text)
     except ValueError:
         return None
-    if parsed.tzinfo is None:
+    zone = parsed.tzinfo  # (``fromisoformat`` gives a fixed offset, a ``datetime.timezone``, or none)
+    if zone is None:
         return None
-    seconds = parsed.timestamp()
-    if not _QUICK_FIRST <= seconds < _QUICK_END:
+    offset = _OFFSETS.get(zone)
+    if offset is None:
+        offset = _offset_us(zone)
+    # ``to_us``, with the offset looked up: ``timestamp()`` and ``utcoffset()`` were a tenth of the Engine's time.
+    at = ((parsed.toordinal() - 719_163) * 86_400 + parsed.hour * 3600 + parsed.minute * 60 + parsed.second
+          ) * 1_000_000 + parsed.microsecond - offset  # (719_163: the ordinal of 1970-01-01)
+    if not _QUICK_FIRST_US <= at < _QUICK_END_US:
         return None
-    at = round(seconds * 1_000_000)  # money.SCALE µs a second (a literal: one global lookup fewer per event)
     if amount is not None:
         units = _UNITS.get(amount) if amount.__class__ is str else None  # a price seen before: ``_quick_units``
         amount = units if units is not None else _quick_units(amount)

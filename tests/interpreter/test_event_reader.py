@@ -105,3 +105,38 @@ def test_a_purchase_with_items_is_read_quickly_and_as_the_careful_reader_reads_i
     # One key more (a declared attribute) is still read, not skipped by the size test.
     with_channel = READER.read({**raw, "channel": "app"})
     assert with_channel.attributes == {"channel": "app"}
+
+
+# Instants written every way ISO 8601 allows with an offset: the quick reader computes µs from the parsed
+# fields and a looked-up offset; the careful one goes through the zone-aware parser. They must agree to the µs,
+# offsets with seconds and fractions included, and at the edges of the quick reader's range (1900, 2106).
+OFFSETS = st.one_of(
+    st.sampled_from(["Z", "+00:00", "-00:00", "+02:00", "-05:00", "+05:45", "+14:00", "-12:00"]),
+    st.builds(lambda sign, h, m, s: f"{sign}{h:02d}:{m:02d}:{s:02d}", st.sampled_from("+-"),
+              st.integers(0, 23), st.integers(0, 59), st.integers(0, 59)),
+    st.builds(lambda sign, h, us: f"{sign}{h:02d}:00:00.{us:06d}", st.sampled_from("+-"), st.integers(0, 23),
+              st.integers(0, 999_999)),
+)
+FRACTIONS = st.sampled_from(["", ".5", ".123", ".000001", ".999999"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(year=st.sampled_from([1899, 1900, 1969, 1970, 1997, 2024, 2038, 2105, 2106, 2107]),
+       month=st.integers(1, 12), day=st.integers(1, 28), hour=st.integers(0, 23), minute=st.integers(0, 59),
+       second=st.integers(0, 59), fraction=FRACTIONS, offset=OFFSETS)
+def test_an_instant_reads_the_same_on_the_quick_and_the_careful_path(year: int, month: int, day: int, hour: int,
+                                                                     minute: int, second: int, fraction: str,
+                                                                     offset: str) -> None:
+    raw = {"id": "v1", "type": "visit", "customer": "c1",
+           "at": f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}{fraction}{offset}"}
+    assert _outcome(READER.read, raw) == _outcome(READER._read_carefully, raw)
+
+
+def test_an_instant_is_microseconds_since_the_epoch() -> None:
+    # Worked by hand: 1997-01-01T00:04:17-05:00 is 05:04:17 UTC; 1997-01-01 is day 9862 after 1970-01-01
+    # (27 years, 7 of them leap: 27 × 365 + 7), so 9862 × 86400 + 5 × 3600 + 4 × 60 + 17 = 852_095_057 s.
+    event = _quick({"id": "p1", "type": "visit", "customer": "c1", "at": "1997-01-01T00:04:17-05:00"})
+    assert event is not None and event.at == 852_095_057_000_000
+    # Half a second and an offset with seconds: 23:59:59.5+00:00:30 is 23:59:29.5 UTC, 30 s before midnight.
+    event = _quick({"id": "p2", "type": "visit", "customer": "c1", "at": "1970-01-01T23:59:59.5+00:00:30"})
+    assert event is not None and event.at == (86_400 - 30.5) * 1_000_000
