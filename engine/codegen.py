@@ -47,6 +47,7 @@ from poletti.engine.compiler import (
     CompiledProgram, ConvertRule, FixedRule, Guard, MultiplierRule, OnRule, PerRule, StampRule, WhenRule,
 )
 from poletti.engine.expressions import duration_of
+from poletti.engine.state import EXIT_INDEX_MASK, EXIT_SHIFT
 from poletti.engine.timecalc import DAY_US, WEEK_US, MonthShift
 
 __all__ = ["Generated", "generate"]
@@ -63,7 +64,7 @@ INVENTED = ("st", "ev", "tally", "now", "at", "until", "instant", "led", "pts", 
             "was", "active", "until_keep", "keep_started", "keep_ended", "old", "kept", "inside", "year", "leaves",
             "units", "base", "cost", "apply", "advance", "apply_instant", "next_change", "status", "convert",
             "ctx", "_ctx", "earn", "triggers", "record_facts", "purchase_index", "day", "monday", "last",
-            "birthday_rules_due", "t", "i", "n", "reward", "when_rules")
+            "birthday_rules_due", "t", "i", "n", "reward", "when_rules", "limit")
 
 
 @attrs.frozen
@@ -349,7 +350,7 @@ class _Generator:
                 candidate("st.ledger.next_change()")
             for slot in ts.windows:
                 out.line(f"exits = st.windows[{slot}].exits")
-                candidate("exits[0][0] if exits else None")
+                candidate(f"exits[0] >> {EXIT_SHIFT} if exits else None")
             needs_first = bool(ts.day_thresholds or ts.daily)
             if needs_first:
                 out.line("first = st.first_seen if st.first_seen is not None else clock")
@@ -391,9 +392,10 @@ class _Generator:
         for spec in self.cp.windows:
             out.line(f"totals = st.windows[{spec.slot}]")
             out.line("exits = totals.exits")
-            out.line(f"while exits and exits[0][0] <= {at}:")
+            out.line(f"limit = ({at} + 1) << {EXIT_SHIFT}  # the first exit entry after {at} (state.window_exit)")
+            out.line("while exits and exits[0] < limit:")
             with out.indent():
-                out.line("index = heappop(exits)[1]")
+                out.line(f"index = (heappop(exits) & {EXIT_INDEX_MASK}) - 1")
                 out.line("totals.count -= 1")
                 if spec.source == "purchase":
                     out.line("record = st.purchases[index]")
@@ -676,8 +678,9 @@ class _Generator:
                             out.line("totals.count += 1")
                             if kind == "purchase":
                                 out.line("totals.spend += amount")
-                            index = "index" if kind == "purchase" else "-1"
-                            out.line(f"heappush(totals.exits, ({self.plus('at', spec.duration)}, {index}))")
+                            plus_index = " + index + 1" if kind == "purchase" else ""  # (a visit's index: -1)
+                            out.line(f"heappush(totals.exits, ({self.plus('at', spec.duration)} << {EXIT_SHIFT})"
+                                     f"{plus_index})  # state.window_exit")
                     if cp.tracks_activity:
                         out.line("P._mark_active(st, at)")
             if cp.metrics:

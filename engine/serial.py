@@ -16,7 +16,7 @@ from typing import Any
 import cattrs
 
 from poletti.engine.ledger import Lot, PointsLedger
-from poletti.engine.state import PurchaseRecord
+from poletti.engine.state import PurchaseRecord, WindowTotals, window_exit
 
 converter = cattrs.Converter()
 
@@ -63,6 +63,17 @@ def _structure_purchase(value: Any, _type: Any) -> PurchaseRecord:
 
 
 converter.register_structure_hook_func(lambda type_: type_ == PurchaseRecord, _structure_purchase)
+
+
+def _structure_window(value: dict[str, Any], _type: Any) -> WindowTotals:
+    """A stored window: its exits as ``window_exit`` ints, or as the (leaves, index) pairs states were stored
+    with before (those map to ints in the same order, so the heap stays a heap)."""
+    exits = [entry if isinstance(entry, int) else window_exit(int(entry[0]), int(entry[1]))
+             for entry in value.get("exits", ())]
+    return WindowTotals(int(value.get("spend", 0)), int(value.get("count", 0)), exits)
+
+
+converter.register_structure_hook(WindowTotals, _structure_window)
 
 
 def _register_state() -> None:

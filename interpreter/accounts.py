@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from poletti.engine.expressions import POOLS
-from poletti.engine.state import CustomerState
+from poletti.engine.state import CustomerState, exit_leaves
 from poletti.interpreter.events import Event, EventError
 from poletti.interpreter.events import _short as echoed
 from poletti.interpreter.processing import Processor, Tally
@@ -155,7 +155,7 @@ class Accounts:
         if after is None:
             return None
         candidates = [account.ledger.next_change()]
-        candidates.extend(totals.exits[0][0] for totals in account.windows if totals.exits)
+        candidates.extend(exit_leaves(totals.exits[0]) for totals in account.windows if totals.exits)
         candidates.extend(account.tier_keep_until)
         future = [t for t in candidates if t is not None and t > after]
         return min(future, default=None)

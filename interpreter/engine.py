@@ -31,7 +31,7 @@ from poletti.engine.ledger import PointsLedger
 from poletti.engine.program import Program
 from poletti.engine.state import CustomerState
 from poletti.engine.stores.base import LedgerEntry, Receipt, Store, content_dict, fingerprint
-from poletti.engine.stores.memory import MemoryStore
+from poletti.engine.stores.memory import MemoryStore, pack_receipt
 from poletti.engine.timecalc import from_us, parse_timestamp, require_aware, to_us
 from poletti.interpreter import bookkeeping
 from poletti.interpreter.accounts import ACCOUNT_PREFIX, Accounts, account_key, is_account_key
@@ -213,7 +213,7 @@ class Engine:
             instant = runtime.next_change(state)  # ``stepper.schedule``
             state.remember_next_change(instant)
             store.save(state, instant)
-            store._receipts[event.id] = key  # ``store.record``: the key begins with the customer (content_key)
+            store._receipts[event.id] = pack_receipt(customer, key)  # ``store.record``
             names = self.compiled.tier_names
             ledger = state.ledger
             return Outcome(event.id, customer, kind, at, "applied", earned, tally.granted, tally.expired,

@@ -39,7 +39,8 @@ from poletti.engine.compiler import (
 )
 from poletti.engine.expressions import POOLS, Ctx
 from poletti.engine.money import EXACT, from_units, to_units
-from poletti.engine.state import AT, CapUsage, CustomerState, WindowTotals, net_amount, new_purchase, replaced
+from poletti.engine.state import (AT, EXIT_SHIFT, CapUsage, CustomerState, WindowTotals, exit_index, exit_leaves,
+                                  net_amount, new_purchase, replaced, window_exit)
 from poletti.engine.timecalc import add_us, day_start_us, local_date, next_birthday_us, period_key_us
 from poletti.interpreter import wallet
 from poletti.interpreter.events import Event, Item
@@ -238,8 +239,9 @@ class Processor:
         """Take out of every rolling window what leaves it at or before ``instant``."""
         for totals in state.windows:
             exits = totals.exits
-            while exits and exits[0][0] <= instant:
-                _, index = heapq.heappop(exits)
+            limit = (instant + 1) << EXIT_SHIFT  # the first entry leaving after ``instant``
+            while exits and exits[0] < limit:
+                index = exit_index(heapq.heappop(exits))
                 totals.count -= 1
                 if index >= 0:
                     totals.spend -= net_amount(state.purchases[index])
@@ -271,7 +273,7 @@ class Processor:
         for slot in ts.windows:
             exits = state.windows[slot].exits
             if exits:
-                candidates.append(exits[0][0])  # every exit up to the clock has been applied
+                candidates.append(exit_leaves(exits[0]))  # every exit up to the clock has been applied
         first_seen = after if state.first_seen is None else state.first_seen
         last_purchase = first_seen if state.last_purchase_at is None else state.last_purchase_at
         for kind, days in ts.day_thresholds:
@@ -386,7 +388,7 @@ class Processor:
             if spec.source == source:
                 totals.count += 1
                 totals.spend += amount
-                heapq.heappush(totals.exits, (add_us(at, spec.duration, self.tz), index))
+                heapq.heappush(totals.exits, window_exit(add_us(at, spec.duration, self.tz), index))
 
     def _metric_value(self, field: str | None, item_filter: tuple[str, str] | None, event: Event) -> Decimal | None:
         items = [i for i in event.items if _matches(i, item_filter)]

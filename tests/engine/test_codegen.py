@@ -102,7 +102,7 @@ ALLOWED_NODES = {
     pyast.Attribute, pyast.Subscript, pyast.Constant, pyast.Compare, pyast.BoolOp, pyast.BinOp, pyast.UnaryOp,
     pyast.Tuple, pyast.IfExp, pyast.GeneratorExp, pyast.comprehension, pyast.And, pyast.Or, pyast.Not,
     pyast.Add, pyast.Sub, pyast.Mult, pyast.FloorDiv, pyast.Mod, pyast.USub, pyast.Eq, pyast.NotEq, pyast.Lt,
-    pyast.LtE, pyast.Gt, pyast.GtE, pyast.Is, pyast.IsNot, pyast.BitAnd, pyast.BitOr, pyast.RShift,
+    pyast.LtE, pyast.Gt, pyast.GtE, pyast.Is, pyast.IsNot, pyast.BitAnd, pyast.BitOr, pyast.RShift, pyast.LShift,
 }
 # Attributes the generated code reads: fields of the state, events, items, the ledger and the tally.
 ALLOWED_ATTRIBUTES = {

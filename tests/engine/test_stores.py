@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -244,7 +245,8 @@ tier gold when spend_30d > 100
 
 def test_a_state_stored_with_purchase_dicts_and_tier_lists_reads_back_and_carries_on() -> None:
     """Before 7987a83 a saved state held each purchase as a dict of its fields and the tiers' flags and keep
-    ends as lists; such a state reads back as today's tuples, and refunds, window exits and keeps go on."""
+    ends as lists, and before this round each window exit as a (leaves at, index) pair; such a state reads back
+    as today's tuples and ints, and refunds, window exits and keeps go on."""
     program = poletti.compile(TIERED)
     engine = poletti.Engine(program)
     engine.process(purchase("p1", "2026-01-01T10:00:00Z", "120"))  # 120 points; spend_30d 120: gold
@@ -252,9 +254,13 @@ def test_a_state_stored_with_purchase_dicts_and_tier_lists_reads_back_and_carrie
     stored["purchases"] = [dict(zip(("id", "at", "amount", "refunded", "points", "reversed", "partner"), record))
                            for record in stored["purchases"]]
     stored["tier_held"], stored["tier_keep_until"] = list(stored["tier_held"]), list(stored["tier_keep_until"])
+    bought = 1_767_261_600_000_000  # 2026-01-01T10:00:00Z in µs
+    leaves = bought + 30 * 86_400_000_000  # p1 leaves the 30-day window at 2026-01-31T10:00Z
+    assert [window["exits"] for window in stored["windows"]] == [[(leaves << 32) + 1]]  # index 0, + 1
+    stored["windows"][0]["exits"] = [[leaves, 0]]  # as a state was stored before the exits became ints
     state = converter.structure(json.loads(json.dumps(stored)), type(engine.state("c1")))
     assert state.tier_held == (True, True) and state.tier_keep_until == (None, None)
-    bought = 1_767_261_600_000_000  # 2026-01-01T10:00:00Z in µs
+    assert state.windows[0].exits == [(leaves << 32) + 1] and state.windows[0].spend == 120_000_000
     assert state.purchases == [("p1", bought, 120_000_000, 0, 120, 0, None)]  # 120.00 EUR in micro-units
     restored = poletti.Engine(program)
     restored.store.save(state, None)
@@ -289,3 +295,32 @@ def test_the_memory_store_schedule_follows_moves_and_lists_by_next_change() -> N
     assert store.next_due() == 50  # a lower bound: a's stale entry
     assert store.due(100) == ["b", "a", "d", "e"]  # by next change (60, 70, 80, 80), then id
     assert store.due(1000) == [] and store.next_due() is None
+
+
+def test_the_memory_store_keeps_receipts_packed_and_gives_back_their_content() -> None:
+    from poletti.engine.stores.base import content_dict, fingerprint
+
+    store = MemoryStore()
+    # An engine's key (it begins with its customer): a purchase with two items and an attribute, 12.50 USD at
+    # 1997-01-01T05:04:17Z (852_095_057 s since the epoch).
+    items = (("sku1", "music", 2, 3_500_000), ("sku2", None, 1, 5_500_000))
+    key = ("c1", "purchase", 852_095_057_000_000, 12_500_000, items, None, None, None, (("channel", "app"),))
+    store.record("p1", "c1", key)
+    assert store._receipts["p1"].__class__ is bytes  # packed: nothing for the garbage collector to count
+    receipt = store.receipt("p1")
+    assert receipt is not None and receipt.customer == "c1" and receipt.fingerprint == fingerprint(key)
+    assert receipt.content == content_dict(key)
+    assert receipt.content["amount"] == "12.50" and receipt.content["items"][1] == {
+        "sku": "sku2", "category": None, "quantity": 1, "price": "5.50"}
+    # A key that does not begin with its customer, and one with a value marshal cannot pack, are kept as
+    # they are and read back the same.
+    other = ("c9", "visit", 0, None, (), None, None, None, ())
+    store.record("v1", "c2", other)
+    unpackable = ("c3", "visit", 0, None, (), None, None, None, (("weight", Fraction(1, 3)),))
+    store.record("v2", "c3", unpackable)
+    assert store.receipt("v1").customer == "c2" and store.receipt("v1").fingerprint == fingerprint(other)
+    assert store.receipt("v2").customer == "c3" and store.receipt("v2").fingerprint == fingerprint(unpackable)
+    assert store.receipt("nope") is None
+    # A snapshot's contents hold (customer, key) whatever the form.
+    receipts = store.contents()[2]
+    assert receipts == {"p1": ("c1", key), "v1": ("c2", other), "v2": ("c3", unpackable)}
