@@ -19,6 +19,7 @@ concurrent calls come out as some serial order of them (docs/embedding.md).
 from __future__ import annotations
 
 import hashlib
+import marshal
 import random
 import time
 from datetime import date, datetime, timezone
@@ -45,6 +46,7 @@ from poletti.interpreter.stepper import Stepper
 from poletti.interpreter.views import CustomerView, view
 
 _CLOCK_KEY = "clock"
+_pack = marshal.dumps  # a receipt's content key, packed (``memory.pack_receipt``)
 # A transaction another writer's made impossible (the same new event id applied by two processes at once, a
 # serialization failure) is tried again from the start: the second try sees what the other one did.
 _ATTEMPTS = 30  # a serializable PostgreSQL store under heavy contention aborts often; each retry backs off
@@ -213,7 +215,10 @@ class Engine:
             instant = runtime.next_change(state)  # ``stepper.schedule``
             state.remember_next_change(instant)
             store.save(state, instant)
-            store._receipts[event.id] = pack_receipt(customer, key)  # ``store.record``
+            try:  # ``store.record`` (``pack_receipt``): the engine's keys begin with the customer
+                store._receipts[event.id] = _pack(key)
+            except ValueError:  # (a value marshal cannot pack: kept as it is)
+                store._receipts[event.id] = pack_receipt(customer, key)
             names = self.compiled.tier_names
             ledger = state.ledger
             return Outcome(event.id, customer, kind, at, "applied", earned, tally.granted, tally.expired,
