@@ -207,13 +207,16 @@ class Engine:
             clock = state.clock
             if (watermark is not None and at < watermark) or (clock is not None and at < clock):
                 self._check_clock(event, state)
-            self.stepper.check(state, event)
+            last = state.last_event_at
+            if kind == "refund" or (last is not None and at < last):  # (a redeem or rewards used: not this lane)
+                self.stepper.check(state, event)  # what ``check`` rejects; it passes every other event at once
             tier_before = state.tier
             tally = Tally(False)
             runtime = self.runtime
             earned = runtime.apply(state, event, tally)
             instant = runtime.next_change(state)  # ``stepper.schedule``
-            state.remember_next_change(instant)
+            state.next_change_clock = state.clock  # ``state.remember_next_change(instant)``
+            state.next_change_at = instant
             store.save(state, instant)
             try:  # ``store.record`` (``pack_receipt``): the engine's keys begin with the customer
                 store._receipts[event.id] = _pack(key)
