@@ -375,8 +375,11 @@ def _quick(raw: Any) -> Event | None:
     """
     if raw.__class__ is not dict:
         return None
+    try:  # (subscripts: a third of a ``get`` call each)
+        event_id, kind, customer, at_text = raw["id"], raw["type"], raw["customer"], raw["at"]
+    except KeyError:
+        return None  # a required field missing: the careful reader names it
     get = raw.get
-    event_id, kind, customer, at_text = get("id"), get("type"), get("customer"), get("at")
     amount, currency, raw_items = get("amount"), get("currency"), get("items")
     # Most events have these fields and no other: then (once the four required ones are found below, each
     # one key) the dict's size says there is nothing else to look for.
@@ -468,6 +471,27 @@ class EventReader:
             return self._read_carefully(raw)
         if event.attributes is None:  # keys beyond the event's own: declared attributes, or ignored
             event.attributes = self._attributes({k: v for k, v in raw.items() if k not in _CORE_FIELDS}, event.id)
+        # ``_check_type_rules``'s common case, written out (this runs once per event): a purchase with a
+        # non-negative amount or a plain event without one, in the program's currency, none of the fields the
+        # wallet, partners or referrals check, and items (if any) with prices not negative that add up.
+        kind = event.type
+        currency = event.currency
+        amount = event.amount
+        if ((currency is None or currency == self.currency) and event.partner is None
+                and not event.rewards_used and event.friend is None
+                and ((kind == "purchase" and amount is not None and amount >= 0)
+                     or (amount is None and kind in self.plain_types))):
+            items = event.items
+            if not items:
+                return event
+            total = 0
+            for item in items:
+                if item.price < 0:
+                    break
+                total += item.price * item.quantity
+            else:
+                if total <= _MAX_MONEY_UNITS:
+                    return event
         self._check_type_rules(event)
         return event
 

@@ -140,3 +140,17 @@ def test_an_instant_is_microseconds_since_the_epoch() -> None:
     # Half a second and an offset with seconds: 23:59:59.5+00:00:30 is 23:59:29.5 UTC, 30 s before midnight.
     event = _quick({"id": "p2", "type": "visit", "customer": "c1", "at": "1970-01-01T23:59:59.5+00:00:30"})
     assert event is not None and event.at == (86_400 - 30.5) * 1_000_000
+
+
+def test_items_that_add_up_past_the_limit_are_rejected_on_the_quick_path_too() -> None:
+    # 2 × 600,000,000,000.00 = 1,200,000,000,000.00 EUR, past the 10^12 limit: the quick reader takes the event
+    # (each price is within bounds) and the type rules reject it; 1 × the same price is accepted.
+    raw = {"id": "p1", "type": "purchase", "customer": "c1", "at": "2026-03-01T10:00:00+02:00", "amount": "3.00",
+           "items": [{"sku": "a", "quantity": 2, "price": "600000000000.00"}]}
+    assert _quick(raw) is not None
+    assert _outcome(READER.read, raw) == ("rejected", "the items' prices × quantities add up to more than "
+                                                      "1,000,000,000,000")
+    raw["items"][0]["quantity"] = 1
+    assert READER.read(raw).items[0].price == 600_000_000_000 * 1_000_000
+    # In another currency than the program's (EUR), a plain purchase is rejected with the reason.
+    assert _outcome(READER.read, {**raw, "currency": "SEK"})[0] == "rejected"
