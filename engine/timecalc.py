@@ -452,8 +452,7 @@ def to_us(t: datetime) -> int:
     if offset is None:
         raise ValueError(f"expected a timezone-aware datetime, got naive {t.isoformat()}")
     seconds = (t.toordinal() - _EPOCH_ORDINAL) * 86_400 + t.hour * 3600 + t.minute * 60 + t.second
-    seconds -= offset.days * 86_400 + offset.seconds
-    return seconds * US_PER_SECOND + t.microsecond - offset.microseconds
+    return seconds * US_PER_SECOND + t.microsecond - delta_us(offset)
 
 
 def from_us(us: int) -> datetime:
@@ -471,6 +470,11 @@ _OFFSET_CACHE_LIMIT: Final = 1 << 18
 def _exact_offset(us: int, tz: ZoneInfo) -> int:
     delta = from_us(us).astimezone(tz).utcoffset()
     assert delta is not None
+    return delta_us(delta)
+
+
+def delta_us(delta: timedelta) -> int:
+    """A timedelta (a UTC offset) → microseconds, exactly."""
     return (delta.days * 86_400 + delta.seconds) * US_PER_SECOND + delta.microseconds
 
 

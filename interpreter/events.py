@@ -24,7 +24,7 @@ from poletti.engine import money
 from poletti.dsl.ranges import decimal_places
 from poletti.engine.money import from_units, to_units
 from poletti.engine.stores.base import CONTENT_FIELDS
-from poletti.engine.timecalc import from_us, parse_timestamp, to_us
+from poletti.engine.timecalc import delta_us, from_us, parse_timestamp, to_us
 
 
 class EventError(ValueError):
@@ -291,8 +291,8 @@ _OFFSETS_KEPT = 4096
 
 
 def _offset_us(zone: Any) -> int:
-    offset = zone.utcoffset(None)
-    found = (offset.days * 86_400 + offset.seconds) * 1_000_000 + offset.microseconds
+    """A timestamp's fixed offset in µs, kept in ``_OFFSETS``."""
+    found = delta_us(zone.utcoffset(None))
     if len(_OFFSETS) >= _OFFSETS_KEPT:
         _OFFSETS.clear()
     _OFFSETS[zone] = found
@@ -471,27 +471,6 @@ class EventReader:
             return self._read_carefully(raw)
         if event.attributes is None:  # keys beyond the event's own: declared attributes, or ignored
             event.attributes = self._attributes({k: v for k, v in raw.items() if k not in _CORE_FIELDS}, event.id)
-        # ``_check_type_rules``'s common case, written out (this runs once per event): a purchase with a
-        # non-negative amount or a plain event without one, in the program's currency, none of the fields the
-        # wallet, partners or referrals check, and items (if any) with prices not negative that add up.
-        kind = event.type
-        currency = event.currency
-        amount = event.amount
-        if ((currency is None or currency == self.currency) and event.partner is None
-                and not event.rewards_used and event.friend is None
-                and ((kind == "purchase" and amount is not None and amount >= 0)
-                     or (amount is None and kind in self.plain_types))):
-            items = event.items
-            if not items:
-                return event
-            total = 0
-            for item in items:
-                if item.price < 0:
-                    break
-                total += item.price * item.quantity
-            else:
-                if total <= _MAX_MONEY_UNITS:
-                    return event
         self._check_type_rules(event)
         return event
 
