@@ -61,6 +61,7 @@ import os
 import pickle
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -724,11 +725,17 @@ def round_ratio(base: Row, row: Row) -> float | None:
     Two contenders of one round ran seconds apart, so their ratio is the least touched by a machine whose
     speed drifts; each contender's best round may come from different minutes.
     """
-    ratios = sorted(mine / theirs for mine, theirs in zip(base.rounds, row.rounds) if mine and theirs)
-    if not ratios:
+    ratios = [mine / theirs for mine, theirs in zip(base.rounds, row.rounds) if mine and theirs]
+    return statistics.median(ratios) if ratios else None
+
+
+def relative_speed(base: Row | None, row: Row) -> float | None:
+    """``row``'s speed relative to ``base``: the median of the rounds' ratios, or (rows without rounds) the
+    best times' ratio; None when either has no time."""
+    if base is None or not base.seconds or not row.seconds:
         return None
-    middle = len(ratios) // 2
-    return ratios[middle] if len(ratios) % 2 else (ratios[middle - 1] + ratios[middle]) / 2
+    paired = round_ratio(base, row)
+    return paired if paired is not None else base.seconds / row.seconds
 
 
 def print_table(program: Program, facts: dict[str, Any], rows: list[Row], repeat: int) -> None:
@@ -749,8 +756,7 @@ def print_table(program: Program, facts: dict[str, Any], rows: list[Row], repeat
             print(f"  {label:<58} {'—':>8}   {row.note}")
             continue
         ratio = row.seconds / hand.seconds if hand and hand.seconds else math.nan
-        paired = round_ratio(hand, row) if hand else None
-        faster = paired if paired is not None else (1 / ratio if ratio else math.nan)
+        faster = relative_speed(hand, row) or math.nan
         peak = f"{row.peak_mib:>8,.0f}" if row.peak_mib else f"{'?':>8}"
         loaded = f"{row.loaded_mib:>15,.0f}" if row.loaded_mib else f"{'':>15}"
         note = f"  {row.note}" if row.note else ""
@@ -760,11 +766,8 @@ def print_table(program: Program, facts: dict[str, Any], rows: list[Row], repeat
 
 def speed(rows: dict[str, Row], key: str, base: str = "hand") -> float | None:
     """The contender's speed relative to ``base`` (the hand loop): the median of the rounds' time ratios."""
-    row, reference = rows.get(key), rows.get(base)
-    if row is None or reference is None or not row.seconds or not reference.seconds:
-        return None
-    paired = round_ratio(reference, row)
-    return paired if paired is not None else reference.seconds / row.seconds
+    row = rows.get(key)
+    return None if row is None else relative_speed(rows.get(base), row)
 
 
 def table_goals(results: dict[str, dict[str, Row]], facts: dict[str, dict[str, Any]]) -> list[Goal]:
