@@ -27,8 +27,9 @@ checks the generated module's AST for anything else.
 The module runs with this namespace (``poletti.interpreter.generated``
 provides it): ``P`` the interpreter's processor, ``K`` the constants, ``E``
 compiled expressions, ``Ctx``, ``TZ``, ``heappush``, ``heappop``,
-``add_us``, ``day_start_us``, ``local_date``, ``date``, ``net_amount``, ``replaced``. A purchase record
-is the plain tuple ``engine/state.py`` describes: (id, at, amount, refunded, points, reversed, partner).
+``add_us``, ``day_start_us``, ``local_date``, ``date``, ``replaced``. A state's purchases
+are flat, as ``engine/state.py`` describes: the seven fields of each (id, at, amount, refunded, points,
+reversed, partner) one after the other.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from poletti.engine.compiler import (
     CompiledProgram, ConvertRule, FixedRule, Guard, MultiplierRule, OnRule, PerRule, StampRule, WhenRule,
 )
 from poletti.engine.expressions import duration_of
-from poletti.engine.state import EXIT_INDEX_MASK, EXIT_SHIFT
+from poletti.engine.state import AMOUNT, EXIT_INDEX_MASK, EXIT_SHIFT, POINTS, PURCHASE_FIELDS, REFUNDED
 from poletti.engine.timecalc import DAY_US, WEEK_US, MonthShift
 
 __all__ = ["Generated", "generate"]
@@ -56,7 +57,7 @@ __all__ = ["Generated", "generate"]
 BUILTINS = ("len", "sum", "any", "bool", "min", "max")
 # Names the generated source may use beside its own locals: the namespace it runs in.
 NAMESPACE = BUILTINS + ("P", "K", "E", "Ctx", "TZ", "heappush", "heappop", "add_us", "day_start_us", "local_date", "date",
-             "net_amount", "replaced", "DAY", "within_calendar_cap")
+             "replaced", "DAY", "within_calendar_cap")
 # Locals and functions the generator invents (the AST test checks for nothing else).
 INVENTED = ("st", "ev", "tally", "now", "at", "until", "instant", "led", "pts", "per_total", "total", "earned",
             "granted_points", "released", "expired", "lot", "item", "items", "exits", "totals", "index", "record",
@@ -272,7 +273,7 @@ class _Generator:
             return simple[kind], "int", False
         if kind in ("spend", "purchases", "visits"):
             if quantity.window is None:
-                read = {"spend": "st.spend_total", "purchases": "len(st.purchases)", "visits": "st.visit_count"}[kind]
+                read = {"spend": "st.spend_total", "purchases": f"len(st.purchases) // {PURCHASE_FIELDS}", "visits": "st.visit_count"}[kind]
             else:
                 source = "visit" if kind == "visits" else "purchase"
                 slot = self.window_slot[(source, str(duration_of(quantity.window)))]
@@ -398,8 +399,9 @@ class _Generator:
                 out.line(f"index = (heappop(exits) & {EXIT_INDEX_MASK}) - 1")
                 out.line("totals.count -= 1")
                 if spec.source == "purchase":
-                    out.line("record = st.purchases[index]")
-                    out.line("totals.spend -= record[2] - record[3]  # amount - refunded")
+                    # (flat purchases: state.PurchaseRecord) amount - refunded
+                    out.line(f"record = index * {PURCHASE_FIELDS}")
+                    out.line(f"totals.spend -= st.purchases[record + {AMOUNT}] - st.purchases[record + {REFUNDED}]")
         if any(m.window is not None for m in self.cp.metrics):
             out.line(f"P.leave_metric_windows(st, {at})")
 
@@ -538,7 +540,7 @@ class _Generator:
         """Inline: grant a reward ``count`` times, or points once."""
         out = self.out
         if isinstance(target, str):
-            out.line(f"st.rewards[{_lit(target)}] = st.rewards.get({_lit(target)}, 0) + {count}")
+            out.line(f"st.grant_reward({_lit(target)}, {count})")
             terms = self.cp.wallet.get(target)
             if terms is not None and terms.expires is not None:  # issue 13: held one by one until it ends
                 out.line(f"P.hold_reward(st, {_lit(target)}, now, {count})")
@@ -625,7 +627,7 @@ class _Generator:
     def _fire_simple(self, rule: WhenRule | OnRule | StampRule) -> None:
         """Inline grant of a rule without `once` or a cap (the guard was already checked)."""
         out = self.out
-        out.line(f"st.last_grant[{rule.index}] = now")
+        out.line(f"st.note_grant({rule.index}, now)")
         out.line("tally.changed = True")
         self._give(rule.target)
         if isinstance(rule.target, int):
@@ -667,8 +669,8 @@ class _Generator:
                 with out.indent():
                     if kind == "purchase":
                         out.line("amount = ev.amount")
-                        out.line("index = len(st.purchases)")
-                        out.line("st.purchases.append((ev.id, at, amount, 0, 0, 0, None))  # state.new_purchase")
+                        out.line(f"index = len(st.purchases) // {PURCHASE_FIELDS}")
+                        out.line("st.purchases += (ev.id, at, amount, 0, 0, 0, None)  # state.add_purchase")
                         out.line("st.spend_total += amount")
                     else:
                         out.line("st.visit_count += 1")
@@ -690,7 +692,7 @@ class _Generator:
             out.line("if ev.type == 'refund':")
             with out.indent():
                 out.line("index = st.purchase_index(ev.original)")
-                out.line("amount = ev.amount if ev.amount is not None else net_amount(st.purchases[index])")
+                out.line("amount = ev.amount if ev.amount is not None else st.purchase_net(index)")
                 out.line("P.refund(st, index, amount, at, tally)")
             # step 3
             out.line("earned = 0")
@@ -707,10 +709,11 @@ class _Generator:
                 out.line("else:")
                 with out.indent():
                     self._add_points("earned", "at", "ev.id", pending=False)
-            # The purchase's record, appended in step 2 and unchanged since, with what it earned (state.with_points).
+            # The purchase's record, appended in step 2 (the last PURCHASE_FIELDS values), with what it earned
+            # (state.set_purchase_points).
             out.line("if earned and ev.type == 'purchase':")
             with out.indent():
-                out.line("st.purchases[-1] = (ev.id, at, ev.amount, 0, earned, 0, None)")
+                out.line(f"st.purchases[{POINTS - PURCHASE_FIELDS}] = earned")
             # step 4: stamp cards count first, then `at` rules convert
             for rule in cp.stamps:
                 self._stamp(rule)

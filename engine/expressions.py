@@ -190,7 +190,7 @@ class ExpressionCompiler:
             if kind == "spend":
                 return lambda ctx: from_units(ctx.account.spend_total)
             if kind == "purchases":
-                return lambda ctx: len(ctx.account.purchases)
+                return lambda ctx: ctx.account.purchase_count
             return lambda ctx: ctx.account.visit_count
         slot = self.window_slot("visit" if kind == "visits" else "purchase", duration_of(quantity.window))
         if kind == "spend":
@@ -233,7 +233,7 @@ class ExpressionCompiler:
             if kind == "spend":
                 return lambda ctx: from_units(ctx.state.spend_total)
             if kind == "purchases":
-                return lambda ctx: len(ctx.state.purchases)
+                return lambda ctx: ctx.state.purchase_count
             return lambda ctx: ctx.state.visit_count
         slot = self.window_slot("visit" if kind == "visits" else "purchase", duration_of(quantity.window))
         if kind == "spend":

@@ -16,7 +16,7 @@ from typing import Any
 import cattrs
 
 from poletti.engine.ledger import Lot, PointsLedger
-from poletti.engine.state import PurchaseRecord, WindowTotals, window_exit
+from poletti.engine.state import PurchaseRecord, WindowTotals, flat_purchases, window_exit
 
 converter = cattrs.Converter()
 
@@ -78,13 +78,18 @@ converter.register_structure_hook(WindowTotals, _structure_window)
 
 def _register_state() -> None:
     """Customer state comes back exactly as ``Processor.new_state`` builds it: unused rule lists as ``()``."""
-    from cattrs.gen import make_dict_structure_fn
+    from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
     from poletti.engine.state import CustomerState
 
     structure = make_dict_structure_fn(CustomerState, converter)
+    unstructure = make_dict_unstructure_fn(CustomerState, converter)
 
     def structure_state(value: dict[str, Any], _type: Any) -> CustomerState:
+        # Purchases are stored one record each (a list, or a dict as before they were tuples) and kept flat.
+        if value.get("purchases"):
+            value = {**value, "purchases": flat_purchases(_structure_purchase(record, PurchaseRecord)
+                                                          for record in value["purchases"])}
         state = structure(value, _type)
         for name in ("windows", "metric_events", "stamps", "tier_held", "tier_keep_until", "segments",
                      "when_active", "wallet"):
@@ -92,7 +97,13 @@ def _register_state() -> None:
                 setattr(state, name, ())
         return state
 
+    def unstructure_state(state: CustomerState) -> dict[str, Any]:
+        data = unstructure(state)
+        data["purchases"] = [list(record) for record in state.purchase_records()]
+        return data
+
     converter.register_structure_hook(CustomerState, structure_state)
+    converter.register_unstructure_hook(CustomerState, unstructure_state)
 
 
 _register_state()

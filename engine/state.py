@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, Iterable
 
 import attrs
 
@@ -29,21 +29,19 @@ from poletti.engine.ledger import PointsLedger
 # One purchase: (id, at, amount, refunded, points, reversed, partner), money in micro-units. ``refunded``: how
 # much of it has been refunded; ``points``: P, what it earned in step 3; ``reversed``: the points refunds have
 # taken back; ``partner``: where it was bought (a refund's reversal is the partner's too), or None.
-# A plain tuple, not a record class, and replaced rather than changed: CPython stops tracking a tuple of plain
-# values, so the garbage collector's full passes no longer walk one object per purchase a state keeps (on a
-# long history most of what they walked). The names below are its places.
+# A state keeps its purchases flat: ``CustomerState.purchases`` holds the seven fields of each purchase one after
+# the other (purchase i's field F is ``purchases[i * PURCHASE_FIELDS + F]``), and ``purchase_record`` gives one
+# as this tuple. Why flat: the garbage collector counts every tuple when it is made, even one it later stops
+# tracking, and a full pass comes every so many objects kept; a tuple per purchase was a quarter of what the
+# CDNOW-like benchmark history kept (with three empty dicts per customer, below, one full pass of three).
 PurchaseRecord = tuple[str, int, int, int, int, int, str | None]
 ID, AT, AMOUNT, REFUNDED, POINTS, REVERSED, PARTNER = range(7)
+PURCHASE_FIELDS = 7
 
 
 def new_purchase(purchase_id: str, at: int, amount: int, partner: str | None = None) -> PurchaseRecord:
     """The record of a purchase just made: nothing refunded, earned or reversed yet."""
     return (purchase_id, at, amount, 0, 0, 0, partner)
-
-
-def with_points(record: PurchaseRecord, points: int) -> PurchaseRecord:
-    """``record`` with the points the purchase earned (step 3)."""
-    return replaced(record, POINTS, points)
 
 
 def replaced(values: tuple[Any, ...], index: int, value: Any) -> tuple[Any, ...]:
@@ -54,6 +52,16 @@ def replaced(values: tuple[Any, ...], index: int, value: Any) -> tuple[Any, ...]
 def net_amount(record: PurchaseRecord) -> int:
     """What is left of the purchase after its refunds."""
     return record[AMOUNT] - record[REFUNDED]
+
+
+def flat_purchases(records: "Iterable[PurchaseRecord]") -> list[Any]:
+    """Purchase records → ``CustomerState.purchases``' flat list."""
+    flat: list[Any] = []
+    for record in records:
+        if len(record) != PURCHASE_FIELDS:
+            raise ValueError(f"a purchase has {PURCHASE_FIELDS} fields, not {len(record)}: {record!r}")
+        flat.extend(record)
+    return flat
 
 
 @attrs.define
@@ -132,8 +140,9 @@ class CustomerState:
     # The local calendar year of the last birthday celebrated: at most one a
     # year, even when the customer moves their birthday to a later date.
     birthday_year: int | None = None
-    # Purchases in time order (refunds look them up; reports count them).
-    purchases: list[PurchaseRecord] = attrs.Factory(list)
+    # Purchases in time order (refunds look them up; reports count them), flat: PURCHASE_FIELDS values each
+    # (``purchase_count``, ``purchase_record``, ``purchase_records``).
+    purchases: list[Any] = attrs.Factory(list)
     spend_total: int = 0  # net amount of every purchase: spend_lifetime
     visit_count: int = 0
     # One per rolling window the program reads, by the compiled window slot.
@@ -148,7 +157,10 @@ class CustomerState:
     # None, value) of every matching event still inside, in time order.
     metric_events: list[list[tuple[int, int | None, Decimal]]] = attrs.Factory(list)
     stamps: list[int] = attrs.Factory(list)
-    caps: dict[int, CapUsage] = attrs.Factory(dict)
+    # Rule index → cap usage; None until a capped rule first counts (``cap_usage``). This, ``last_grant`` and
+    # ``rewards`` are None rather than empty dicts: an empty dict is one more object the garbage collector
+    # counts, for every customer, and most customers never need two of the three.
+    caps: dict[int, CapUsage] | None = None
     tier: int = 0  # rank; 0 is "no tier"
     # Each tier's condition at the last evaluation, and the end of its ``keep`` (None: not kept). Tuples,
     # replaced when a value changes (``replaced``; rare): a tuple of plain values is not an object the garbage
@@ -157,8 +169,9 @@ class CustomerState:
     tier_keep_until: tuple[int | None, ...] = ()
     segments: list[bool] = attrs.Factory(list)
     when_active: list[bool] = attrs.Factory(list)
-    last_grant: dict[int, int] = attrs.Factory(dict)  # rule index → last grant, for `once`
-    rewards: dict[str, int] = attrs.Factory(dict)
+    last_grant: dict[int, int] | None = None  # rule index → last grant, for `once` (None: none yet)
+    # Reward → how many were granted (None: none yet; ``granted`` reads it, ``grant_reward`` adds to it).
+    rewards: dict[str, int] | None = None
     # Running figures for reports, as plain fields (one object fewer per customer for the garbage
     # collector to walk); ``totals`` reads them as a ``Totals``.
     total_earned: int = 0
@@ -208,26 +221,91 @@ class CustomerState:
         """How many of ``reward`` the customer holds now: each grant is held until used or expired."""
         used = self.rewards_used.get(reward, 0) if self.rewards_used else 0
         expired = self.rewards_expired.get(reward, 0) if self.rewards_expired else 0
-        return self.rewards.get(reward, 0) - used - expired
+        return (self.rewards.get(reward, 0) if self.rewards else 0) - used - expired
+
+    @property
+    def granted(self) -> dict[str, int]:
+        """Reward → how many were granted (a copy; ``grant_reward`` adds)."""
+        return dict(self.rewards) if self.rewards else {}
+
+    def grant_reward(self, reward: str, count: int) -> None:
+        rewards = self.rewards
+        if rewards is None:
+            rewards = self.rewards = {}
+        rewards[reward] = rewards.get(reward, 0) + count
+
+    def cap_usage(self, index: int) -> CapUsage:
+        """Rule ``index``'s cap usage (made when first asked for)."""
+        caps = self.caps
+        if caps is None:
+            caps = self.caps = {}
+        usage = caps.get(index)
+        if usage is None:
+            usage = caps[index] = CapUsage()
+        return usage
+
+    def last_granted(self, index: int) -> int | None:
+        """When rule ``index`` last granted (for `once`), or None."""
+        return self.last_grant.get(index) if self.last_grant else None
+
+    def note_grant(self, index: int, at: int) -> None:
+        if self.last_grant is None:
+            self.last_grant = {}
+        self.last_grant[index] = at
+
+    # -- purchases (flat: see PurchaseRecord) --------------------------------
+
+    @property
+    def purchase_count(self) -> int:
+        return len(self.purchases) // PURCHASE_FIELDS
+
+    def purchase_record(self, index: int) -> PurchaseRecord:
+        """Purchase ``index`` (0 the first; -1 the last) as a ``PurchaseRecord``."""
+        if index < 0:
+            index += self.purchase_count
+        start = index * PURCHASE_FIELDS
+        return tuple(self.purchases[start:start + PURCHASE_FIELDS])  # type: ignore[return-value]
+
+    def purchase_records(self) -> list[PurchaseRecord]:
+        """Every purchase as a ``PurchaseRecord``, in time order."""
+        flat = self.purchases
+        return [tuple(flat[start:start + PURCHASE_FIELDS])  # type: ignore[misc]
+                for start in range(0, len(flat), PURCHASE_FIELDS)]
+
+    def add_purchase(self, purchase_id: str, at: int, amount: int, partner: str | None = None) -> int:
+        """Record a purchase just made (``new_purchase``); returns its index."""
+        index = len(self.purchases) // PURCHASE_FIELDS
+        self.purchases += (purchase_id, at, amount, 0, 0, 0, partner)
+        return index
+
+    def set_purchase_points(self, index: int, points: int) -> None:
+        """The points purchase ``index`` earned (step 3)."""
+        if index < 0:
+            index += self.purchase_count
+        self.purchases[index * PURCHASE_FIELDS + POINTS] = points
+
+    def purchase_net(self, index: int) -> int:
+        """What is left of purchase ``index`` after its refunds."""
+        start = index * PURCHASE_FIELDS
+        return self.purchases[start + AMOUNT] - self.purchases[start + REFUNDED]
 
     def purchase_index(self, purchase_id: str) -> int | None:
         """Where the purchase is in ``purchases`` (the latest first: refunds follow their purchase closely)."""
         purchases = self.purchases
-        for index in range(len(purchases) - 1, -1, -1):
-            if purchases[index][ID] == purchase_id:
-                return index
+        for start in range(len(purchases) - PURCHASE_FIELDS, -1, -PURCHASE_FIELDS):
+            if purchases[start] == purchase_id:
+                return start // PURCHASE_FIELDS
         return None
 
     def purchase(self, purchase_id: str) -> PurchaseRecord | None:
         index = self.purchase_index(purchase_id)
-        return None if index is None else self.purchases[index]
+        return None if index is None else self.purchase_record(index)
 
     def refund_purchase(self, index: int, amount: int) -> PurchaseRecord:
         """Add ``amount`` to what has been refunded of purchase ``index``; returns the new record."""
-        record = self.purchases[index]
-        record = self.purchases[index] = replaced(record, REFUNDED, record[REFUNDED] + amount)
-        return record
+        self.purchases[index * PURCHASE_FIELDS + REFUNDED] += amount
+        return self.purchase_record(index)
 
     def reverse_purchase_points(self, index: int, reversed_points: int) -> None:
         """Note that refunds have now taken back ``reversed_points`` of purchase ``index``'s points."""
-        self.purchases[index] = replaced(self.purchases[index], REVERSED, reversed_points)
+        self.purchases[index * PURCHASE_FIELDS + REVERSED] = reversed_points

@@ -21,7 +21,7 @@ from typing import Any, Callable
 from poletti.engine.codegen import BUILTINS, Generated, generate
 from poletti.engine.compiler import CompiledProgram
 from poletti.engine.expressions import Ctx
-from poletti.engine.state import net_amount, replaced
+from poletti.engine.state import replaced
 from poletti.engine.timecalc import DAY_US, add_us, day_start_us, local_date
 from poletti.interpreter.processing import Processor, within_calendar_cap
 
@@ -43,7 +43,7 @@ class Runtime:
             "P": processor, "K": generated.constants, "E": generated.evaluators, "Ctx": Ctx,
             "TZ": processor.tz, "heappush": heapq.heappush, "heappop": heapq.heappop, "add_us": add_us,
             "day_start_us": day_start_us, "local_date": local_date, "date": date,
-            "net_amount": net_amount, "replaced": replaced, "DAY": DAY_US, "within_calendar_cap": within_calendar_cap,
+            "replaced": replaced, "DAY": DAY_US, "within_calendar_cap": within_calendar_cap,
         }
         exec(code, namespace)  # noqa: S102 — source generated from the typed AST only (see engine/codegen.py)
         self.apply: Callable[..., int] = namespace["apply"]

@@ -40,7 +40,7 @@ from poletti.engine.compiler import (
 from poletti.engine.expressions import POOLS, Ctx
 from poletti.engine.money import EXACT, from_units, to_units
 from poletti.engine.state import (AT, EXIT_SHIFT, CapUsage, CustomerState, WindowTotals, exit_index, exit_leaves,
-                                  net_amount, new_purchase, replaced, window_exit)
+                                  replaced, window_exit)
 from poletti.engine.timecalc import add_us, day_start_us, local_date, next_birthday_us, period_key_us
 from poletti.interpreter import wallet
 from poletti.interpreter.events import Event, Item
@@ -66,12 +66,12 @@ def within_calendar_cap(state: CustomerState, index: int, period: str, amount: i
     if points <= 0:
         return points
     key = period_key_us(now, period, tz)  # type: ignore[arg-type]
-    usage = state.caps.get(index)
+    usage = state.caps.get(index) if state.caps else None
     used = usage.used if usage is not None and usage.period == key else 0
     granted = (points if used < amount else 0) if times else min(points, max(0, amount - used))
     if granted > 0:
         if usage is None:
-            usage = state.caps[index] = CapUsage()
+            usage = state.cap_usage(index)
         if usage.period != key:
             usage.period, usage.used = key, 0
         usage.used += 1 if times else granted
@@ -244,7 +244,7 @@ class Processor:
                 index = exit_index(heapq.heappop(exits))
                 totals.count -= 1
                 if index >= 0:
-                    totals.spend -= net_amount(state.purchases[index])
+                    totals.spend -= state.purchase_net(index)
         self.leave_metric_windows(state, instant)
 
     def leave_metric_windows(self, state: CustomerState, instant: int) -> None:
@@ -328,8 +328,7 @@ class Processor:
             state.birthday = event.birthday  # any event may carry it; a new value replaces the old from now on
         if event.type == "purchase":
             assert event.amount is not None
-            index = len(state.purchases)
-            state.purchases.append(new_purchase(event.id, at, event.amount, event.partner))
+            index = state.add_purchase(event.id, at, event.amount, event.partner)
             state.spend_total += event.amount
             self._enter_windows(state, "purchase", at, index, event.amount)
             if self.cp.tracks_activity:
@@ -352,8 +351,7 @@ class Processor:
         at = event.at
         if event.type == "purchase":
             assert event.amount is not None
-            index = len(account.purchases)
-            account.purchases.append(new_purchase(event.id, at, event.amount))
+            index = account.add_purchase(event.id, at, event.amount)
             account.spend_total += event.amount
             self._enter_windows(account, "purchase", at, index, event.amount)
         elif event.type == "visit":
@@ -552,13 +550,10 @@ class Processor:
     # -- caps
 
     def _usage(self, state: CustomerState, rule: Rule) -> CapUsage:
-        usage = state.caps.get(rule.index)
-        if usage is None:
-            usage = state.caps[rule.index] = CapUsage()
-        return usage
+        return state.cap_usage(rule.index)
 
     def _cap_left(self, state: CustomerState, ctx: Ctx, rule: Rule, cap: Cap) -> int:
-        usage = state.caps.get(rule.index)
+        usage = state.caps.get(rule.index) if state.caps else None
         if usage is None:
             return cap.amount
         if cap.period is not None:
@@ -787,7 +782,7 @@ class Processor:
                 self._skipped(tally, ctx, rule, blocked)
                 return False
         if guard.once:
-            last = state.last_grant.get(rule.index)
+            last = state.last_granted(rule.index)
             if last is not None and (guard.once_window is None or add_us(last, guard.once_window, self.tz) > now):
                 if trace is not None:
                     if guard.once_window is None:
@@ -800,7 +795,7 @@ class Processor:
             asked = 1 if guard.cap.unit == "times" else _points_of(target)
             if self._capped(state, ctx, rule, guard.cap, asked, tally) == 0:
                 return False
-        state.last_grant[rule.index] = now
+        state.note_grant(rule.index, now)
         every = rule.every if isinstance(rule, StampRule) else None
         tally.note(Granted(now, rule, target, occasion, count, every))
         self._grant_target(state, ctx, target, tally)
@@ -813,7 +808,7 @@ class Processor:
             self.add_points(state, target, ctx.now, source="grant", pending=False)
 
     def _give_reward(self, state: CustomerState, reward: str, tally: Tally, count: int = 1, *, at: int) -> None:
-        state.rewards[reward] = state.rewards.get(reward, 0) + count
+        state.grant_reward(reward, count)
         if self.cp.wallet:
             wallet.hold(state, self.cp, reward, at, count)
         cost = self.reward_cost.get(reward)

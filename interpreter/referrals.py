@@ -148,7 +148,7 @@ class Referrals:
             processor._give_reward(state, target, tally, at=at)
         else:
             processor.add_points(state, target, at, source="grant", pending=False)
-        state.last_grant[rule.index] = at
+        state.note_grant(rule.index, at)
         ctx = self.cp.make_ctx(state, at, None)
         if isinstance(target, int):
             processor.convert(state, ctx, tally)

@@ -21,7 +21,7 @@ import copy
 
 from poletti.engine.compiler import CompiledProgram
 from poletti.engine.money import show
-from poletti.engine.state import ID, CustomerState, net_amount, with_points
+from poletti.engine.state import ID, CustomerState, net_amount
 from poletti.engine.timecalc import from_us
 from poletti.interpreter.events import Event, EventError
 from poletti.interpreter.events import _short as echoed  # a value echoed in a reason, cut when long
@@ -138,7 +138,7 @@ class Stepper:
         if event.type == "refund":
             index = state.purchase_index(event.original or "")
             assert index is not None
-            amount = event.amount if event.amount is not None else net_amount(state.purchases[index])
+            amount = event.amount if event.amount is not None else state.purchase_net(index)
             processor.refund(state, index, amount, event.at, tally)
         elif event.type == "redeem":
             assert event.reward is not None
@@ -157,7 +157,7 @@ class Stepper:
         if event.partner is not None and (earned or event.type != "redeem"):
             wallet.charge(state, event.partner, earned, event.at, tally, event.paid)
         if event.type == "purchase":
-            state.purchases[-1] = with_points(state.purchases[-1], earned)
+            state.set_purchase_points(-1, earned)
         # Step 4: stamp cards count first, so the points a card grants convert on this event.
         processor.stamps(state, ctx, event, tally)
         processor.convert(state, ctx, tally)

@@ -166,7 +166,7 @@ def view(compiled: CompiledProgram, customer_id: str, state: CustomerState) -> C
     # spend_units, first_seen_us, last_event_at_us, lots, stamp_cards, converts, held, rewards_used, perks.
     return CustomerView(
         customer_id, balance, ledger._pending, ledger.earned_total, ledger.owed, compiled.tier_names[state.tier],
-        dict(state.rewards), segments, state.spend_total, state.first_seen, state.last_event_at,
+        dict(state.rewards) if state.rewards else {}, segments, state.spend_total, state.first_seen, state.last_event_at,
         lots, cards, compiled.converts,
         _held(compiled, state) if state.rewards or state.wallet else (),
         dict(state.rewards_used) if state.rewards_used else {},
@@ -184,7 +184,7 @@ def _held(compiled: CompiledProgram, state: CustomerState) -> tuple[HeldReward, 
     for _, _, name in state.wallet:
         ending[name] = ending.get(name, 0) + 1
     held: list[HeldReward] = []
-    for name in sorted(state.rewards):
+    for name in sorted(state.rewards or ()):
         count = state.held(name) - ending.get(name, 0)
         if count > 0:
             held.append(HeldReward(name, labels[name].label if name in labels else None, count))

@@ -444,8 +444,8 @@ def standing_of(state: CustomerState, compiled: CompiledProgram) -> Standing:
     ledger = state.ledger
     return Standing(
         ledger.balance, ledger.pending, ledger.lifetime, ledger.debt, compiled.tier_names[state.tier],
-        tuple(sorted((name, count) for name, count in state.rewards.items() if count)), state.totals.cost,
-        state.spend_total, len(state.purchases), state.first_seen, state.last_event_at,
+        tuple(sorted((name, count) for name, count in state.granted.items() if count)), state.totals.cost,
+        state.spend_total, state.purchase_count, state.first_seen, state.last_event_at,
         segments_of(state, compiled))
 
 
@@ -502,7 +502,8 @@ class Totals:
         self.reversed += totals.reversed
         self.cost += totals.cost
         self.outstanding += state.ledger.outstanding
-        self.rewards.update(state.rewards)
+        if state.rewards:
+            self.rewards.update(state.rewards)
         self.add_wallet(state, compiled)
 
     def merge(self, other: Totals) -> None:

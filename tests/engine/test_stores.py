@@ -261,14 +261,14 @@ def test_a_state_stored_with_purchase_dicts_and_tier_lists_reads_back_and_carrie
     state = converter.structure(json.loads(json.dumps(stored)), type(engine.state("c1")))
     assert state.tier_held == (True, True) and state.tier_keep_until == (None, None)
     assert state.windows[0].exits == [(leaves << 32) + 1] and state.windows[0].spend == 120_000_000
-    assert state.purchases == [("p1", bought, 120_000_000, 0, 120, 0, None)]  # 120.00 EUR in micro-units
+    assert state.purchase_records() == [("p1", bought, 120_000_000, 0, 120, 0, None)]  # 120.00 EUR in micro-units
     restored = poletti.Engine(program)
     restored.store.save(state, None)
     # Half refunded: floor(120 × 60 ÷ 120) = 60 points back; spend_30d 60 — gold lost (no keep), silver holds.
     restored.process({"id": "r1", "type": "refund", "customer": "c1", "at": "2026-01-05T10:00:00Z",
                       "original": "p1", "amount": "60"})
     assert (restored.customer("c1").points, restored.customer("c1").tier) == (60, "silver")
-    assert restored.state("c1").purchases == [("p1", bought, 120_000_000, 60_000_000, 120, 60, None)]
+    assert restored.state("c1").purchase_records() == [("p1", bought, 120_000_000, 60_000_000, 120, 60, None)]
     # p1 leaves the 30-day window at 2026-01-31T10:00Z: silver stops holding and is kept 30 days, to 03-02 10:00.
     restored.advance_to("2026-03-02T09:59:59Z")
     assert restored.customer("c1").tier == "silver"
@@ -324,3 +324,84 @@ def test_the_memory_store_keeps_receipts_packed_and_gives_back_their_content() -
     # A snapshot's contents hold (customer, key) whatever the form.
     receipts = store.contents()[2]
     assert receipts == {"p1": ("c1", key), "v1": ("c2", other), "v2": ("c3", unpackable)}
+
+
+def test_purchases_are_kept_flat_and_read_back_as_records() -> None:
+    """A state keeps its purchases' fields one after the other (no tuple per purchase, for the garbage
+    collector); refunds find and change the right one, and the stored form stays one record per purchase."""
+    program = poletti.compile(RULES)  # 1 point per EUR
+    engine = poletti.Engine(program)
+    engine.process(purchase("p1", "2026-01-01T10:00:00Z", "10"))
+    engine.process(purchase("p2", "2026-01-01T11:00:00Z", "20.50"))
+    engine.process(purchase("p3", "2026-01-01T12:00:00Z", "30"))
+    # p2 refunded 10.25 of 20.50: floor(20 × 10.25 ÷ 20.50) = 10 points back.
+    engine.process({"id": "r1", "type": "refund", "customer": "c1", "at": "2026-01-02T10:00:00Z",
+                    "original": "p2", "amount": "10.25"})
+    state = engine.state("c1")
+    at = 1_767_261_600_000_000  # 2026-01-01T10:00:00Z in µs
+    hour = 3_600_000_000
+    expected = [("p1", at, 10_000_000, 0, 10, 0, None),
+                ("p2", at + hour, 20_500_000, 10_250_000, 20, 10, None),
+                ("p3", at + 2 * hour, 30_000_000, 0, 30, 0, None)]
+    assert state.purchase_records() == expected
+    assert state.purchase_count == 3 and len(state.purchases) == 3 * 7
+    assert not any(isinstance(value, tuple) for value in state.purchases)
+    assert (state.purchase_index("p2"), state.purchase_index("p9")) == (1, None)
+    assert state.purchase("p3") == expected[2] and state.purchase_record(-1) == expected[2]
+    assert state.purchase_net(1) == 10_250_000
+    stored = json.loads(json.dumps(converter.unstructure(state)))
+    assert stored["purchases"] == [list(record) for record in expected]
+    back = converter.structure(stored, type(state))
+    assert back.purchases == state.purchases and back.purchase_records() == expected
+    assert engine.customer("c1").points == 10 + 20 + 30 - 10
+
+
+def test_rewards_caps_and_once_memory_are_none_until_used_and_old_empty_dicts_read_back() -> None:
+    """``rewards``, ``caps`` and ``last_grant`` stay None until something goes in them (one object fewer
+    each per customer); states stored with them as empty dicts read back and carry on."""
+    program = poletti.compile("earn 1 point per EUR\nat 50 points grant mug\n"
+                              "on visit grant 5 points once limit 1 times per day\n")
+    engine = poletti.Engine(program)
+    engine.process(purchase("p1", "2026-01-01T10:00:00Z", "20"))
+    state = engine.state("c1")
+    assert (state.rewards, state.caps, state.last_grant, state.granted) == (None, None, None, {})
+    assert engine.customer("c1").rewards == {}
+    stored = converter.unstructure(state)
+    stored.update(rewards={}, caps={}, last_grant={})  # as states were stored before
+    restored = poletti.Engine(program)
+    restored.store.save(converter.structure(json.loads(json.dumps(stored)), type(state)), None)
+    restored.process({"id": "v1", "type": "visit", "customer": "c1", "at": "2026-01-01T12:00:00Z"})  # 25
+    restored.process(purchase("p2", "2026-01-02T10:00:00Z", "30"))  # 55 → a mug, 5 left
+    restored.process({"id": "v2", "type": "visit", "customer": "c1", "at": "2026-01-02T12:00:00Z"})  # once: no
+    view = restored.customer("c1")
+    assert (view.points, view.rewards) == (5, {"mug": 1})
+    state = restored.state("c1")
+    assert state.rewards == {"mug": 1} and len(state.last_grant) == 1 and len(state.caps) == 1
+
+
+def test_what_a_state_keeps_for_the_collector_does_not_grow_with_its_purchases() -> None:
+    """Purchases add no objects the garbage collector counts: as many are reachable from a state after one
+    purchase as after a hundred (the tier's and window's own objects included)."""
+    import gc
+
+    HAS_GC = 1 << 14  # Py_TPFLAGS_HAVE_GC
+
+    def tracked(state: Any) -> int:
+        """Objects of a type the collector counts (tuples too: counted when made, untracked or not)."""
+        seen: set[int] = set()
+        todo = [state]
+        while todo:
+            item = todo.pop()
+            if id(item) in seen or not type(item).__flags__ & HAS_GC or isinstance(item, type):
+                continue
+            seen.add(id(item))
+            todo.extend(gc.get_referents(item))
+        return len(seen)
+
+    engine = poletti.Engine(poletti.compile(TIERED))
+    engine.process(purchase("p0", "2026-01-01T10:00:00Z", "12.50"))
+    one = tracked(engine.state("c1"))
+    for day in range(1, 100):
+        engine.process(purchase(f"p{day}", f"2026-01-01T10:{day // 60:02d}:{day % 60:02d}Z", "12.50"))
+    assert engine.state("c1").purchase_count == 100
+    assert tracked(engine.state("c1")) == one

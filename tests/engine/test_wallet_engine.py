@@ -114,7 +114,7 @@ def test_a_state_stored_before_the_wallet_reads_back() -> None:
     assert state.wallet == () and state.rewards_used is None and state.total_cost_used == 0
     assert state.held("gift") == 2  # 25 points → 2 × gift, both held
     at = 1767607200 * 1_000_000  # 2026-01-05T10:00:00Z in µs
-    assert state.purchases == [("p1", at, 25_000_000, 0, 25, 0, None)]  # 25.00 EUR in micro-units, 25 points
+    assert state.purchase_records() == [("p1", at, 25_000_000, 0, 25, 0, None)]  # 25.00 EUR in micro-units, 25 points
 
 
 def test_an_old_receipt_still_names_a_duplicate() -> None:

@@ -47,6 +47,6 @@ def check_books(engine: Any, where: str) -> None:
         assert moved["spend"] + moved["redeem"] == ledger.spent_total, f"{where}: {customer} spent"
         assert moved["expire"] == ledger.expired_total, f"{where}: {customer} expired"
         assert moved["reverse"] == ledger.deducted_total, f"{where}: {customer} reversed"
-        assert rewards == Counter({name: count for name, count in state.rewards.items() if count}), where
+        assert rewards == Counter({name: count for name, count in state.granted.items() if count}), where
         assert wallet["use"] == Counter(state.rewards_used or {}), f"{where}: {customer} used"
         assert wallet["reward_expire"] == Counter(state.rewards_expired or {}), f"{where}: {customer} expired rewards"
