@@ -440,13 +440,15 @@ class _Generator:
 
     def _advance(self) -> None:
         out = self.out
+        # It returns the next change after ``until`` (what ``next_change`` then gives): the first change after
+        # the last one applied, found by the loop, is after ``until``, so it is also the first after ``until``.
         out.line("def advance(st, until, tally):")
         with out.indent():
             out.line("clock = st.clock")
             out.line("if clock is None:")
             with out.indent():
                 out.line("st.clock = until")
-                out.line("return")
+                out.line("return next_change(st)")
             out.line("memo = st.next_change_clock")
             out.line("st.next_change_clock = None")
             out.line("while True:")
@@ -467,6 +469,7 @@ class _Generator:
             with out.indent():
                 self._leave_windows("until")
                 out.line("st.clock = until")
+            out.line("return instant")
         out.line()
 
     # ------------------------------------------------------------- step 5

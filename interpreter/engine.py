@@ -472,9 +472,9 @@ class Engine:
                     state = states[customer]
                     tier_before = state.tier
                     tally = Tally(False)
-                    runtime.advance(state, until, tally)
-                    instant = runtime.next_change(state)  # ``stepper.schedule``
-                    state.remember_next_change(instant)
+                    instant = runtime.advance(state, until, tally)  # (it returns ``stepper.schedule``'s next change)
+                    state.next_change_clock = state.clock  # ``state.remember_next_change(instant)``
+                    state.next_change_at = instant
                     store.save(state, instant)
                     if tally.changed:
                         outcomes.append(self._outcome(state, None, "clock", until, tier_before, tally, 0))

@@ -180,6 +180,9 @@ _NO_SEGMENTS: frozenset[str] = frozenset()
 def _held(compiled: CompiledProgram, state: CustomerState) -> tuple[HeldReward, ...]:
     """Held rewards: those without an end by count, then each one that ends, the first to end first."""
     labels = compiled.checked.rewards
+    if not (state.wallet or state.rewards_used or state.rewards_expired):  # (most: every grant still held)
+        return tuple(HeldReward(name, labels[name].label if name in labels else None, count)
+                     for name, count in sorted(state.rewards.items()) if count > 0)
     ending: dict[str, int] = {}
     for _, _, name in state.wallet:
         ending[name] = ending.get(name, 0) + 1

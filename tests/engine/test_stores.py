@@ -405,3 +405,29 @@ def test_what_a_state_keeps_for_the_collector_does_not_grow_with_its_purchases()
         engine.process(purchase(f"p{day}", f"2026-01-01T10:{day // 60:02d}:{day % 60:02d}Z", "12.50"))
     assert engine.state("c1").purchase_count == 100
     assert tracked(engine.state("c1")) == one
+
+
+def test_the_memory_store_lists_many_due_customers_in_order_after_moves() -> None:
+    """Past a few hundred due at once ``due`` scans and sorts instead of popping one by one: the same list,
+    by next change then id, with moved, dropped and re-queued customers handled as when it pops."""
+    import random
+
+    from poletti.engine.state import CustomerState
+
+    rng = random.Random(8)
+    store = MemoryStore()
+    states = {f"c{n:04d}": CustomerState(f"c{n:04d}") for n in range(2000)}
+    expected: dict[str, int | None] = {}
+    for _ in range(5000):  # saves in random order: first entries, moves earlier and later, nothing to come
+        name = rng.choice(list(states))
+        instant = None if rng.random() < 0.1 else rng.randrange(0, 1000)
+        store.save(states[name], instant)
+        expected[name] = instant
+    due = store.due(600)
+    assert due == sorted((name for name, at in expected.items() if at is not None and at <= 600),
+                         key=lambda name: (expected[name], name))
+    assert len(due) > 256  # (the sorted path ran)
+    assert store.due(600) == []
+    rest = store.due(10_000)
+    assert rest == sorted((name for name, at in expected.items() if at is not None and at > 600),
+                          key=lambda name: (expected[name], name))

@@ -160,3 +160,14 @@ def test_a_program_without_partners_reads_partner_as_it_always_did() -> None:
     with pytest.raises(poletti.CompileError) as err:
         poletti.compile("attribute partner: text\npartner k pays 0.01 EUR per point\nearn 1 point per EUR\n")
     assert [d.code for d in err.value.diagnostics] == ["E102"]
+
+
+def test_held_rewards_when_none_was_used_or_ends() -> None:
+    """The view's common case (no wallet entries, nothing used or expired): every grant held, by name."""
+    engine = poletti.Engine(poletti.compile('reward mug "Mug"\nreward cake\nearn 1 point per EUR\n'
+                                            "at 50 points grant mug\nevery 2 purchases grant cake\n"))
+    engine.process(_e("p1", "2026-01-05T10:00:00+00:00", amount="120"))  # 120 → 2 mugs, 20 left
+    engine.process(_e("p2", "2026-01-06T10:00:00+00:00", amount="10"))  # 30; the 2nd purchase: a cake
+    assert [(h.reward, h.label, h.count, h.until) for h in engine.customer("c1").held] == [
+        ("cake", None, 1, None), ("mug", "Mug", 2, None)]
+    assert engine.customer("c2").held == ()
