@@ -121,6 +121,7 @@ class Engine:
         # ledger, no pooled accounts and no referral rules. Everything else goes through ``_apply_once``.
         self._plain = (self._once and self.runtime is not None and not self.ledger and not self.compiled.pooled
                        and not self.referrals.rules)
+        self._new_state = self.processor.state_maker()
 
     # ------------------------------------------------------------------ events
 
@@ -201,7 +202,7 @@ class Engine:
                 return self._duplicate(event, key, store.receipt(event.id))
             state = store._states.get(customer)  # ``store.load``
             if state is None:
-                state = self.stepper.new_state(customer)
+                state = self._new_state(customer)  # ``stepper.new_state``
             at = event.at
             watermark = self._watermark
             clock = state.clock
