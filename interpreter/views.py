@@ -180,9 +180,15 @@ _NO_SEGMENTS: frozenset[str] = frozenset()
 def _held(compiled: CompiledProgram, state: CustomerState) -> tuple[HeldReward, ...]:
     """Held rewards: those without an end by count, then each one that ends, the first to end first."""
     labels = compiled.checked.rewards
-    if not (state.wallet or state.rewards_used or state.rewards_expired):  # (most: every grant still held)
-        return tuple(HeldReward(name, labels[name].label if name in labels else None, count)
-                     for name, count in sorted(state.rewards.items()) if count > 0)
+    rewards = state.rewards
+    if rewards and not (state.wallet or state.rewards_used or state.rewards_expired):  # (most: all still held)
+        held = []
+        for name in sorted(rewards) if len(rewards) > 1 else rewards:  # (a plain loop: this runs per view)
+            count = rewards[name]
+            if count > 0:
+                declared = labels.get(name)
+                held.append(HeldReward(name, None if declared is None else declared.label, count))
+        return tuple(held)
     ending: dict[str, int] = {}
     for _, _, name in state.wallet:
         ending[name] = ending.get(name, 0) + 1
