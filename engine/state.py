@@ -13,6 +13,13 @@ money is ``int`` micro-units of the program currency
 (``poletti.engine.money``), points are ``int``. The state is plain data
 (attrs classes, lists, dicts, ints); ``poletti.engine.serial`` turns it into
 JSON-ready dicts and back.
+
+Two forms are chosen for the garbage collector, not for reading (the
+comments below say why): the purchases are one flat list, seven values a
+purchase (read them with ``purchase_records()``, ``purchase_record(i)``,
+``purchase(id)``; stored, each is one record), and ``rewards``, ``caps`` and
+``last_grant`` are None until something goes in them (``granted`` reads the
+rewards as a dict either way).
 """
 
 from __future__ import annotations
