@@ -33,6 +33,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Callable, Iterable
 
+import attrs
+
 from poletti.engine.compiler import (
     Blocked, Cap, CompiledProgram, ConvertRule, FixedRule, Guard, MultiplierRule, PerRule, Rule, SegmentRule,
     StampRule, WhenRule,
@@ -109,21 +111,37 @@ _STATE_MAKERS: "weakref.WeakKeyDictionary[CompiledProgram, Callable[[str], Custo
 
 
 def _state_maker(cp: CompiledProgram) -> Callable[[str], CustomerState]:
-    """A function building ``Processor._new_state_slowly``'s state for this program with literal lists (no loops)."""
+    """A function building ``Processor._new_state_slowly``'s state for this program: literal lists, no loops, and
+    each field set on a bare instance (``_new_state_slowly`` is the reference; test_codegen checks the two)."""
     def many(count: int, each: str) -> str:
         return f"[{', '.join([each] * count)}]" if count else "()"
 
     def fixed(count: int, each: str) -> str:
         return f"({', '.join([each] * count)},)" if count else "()"
 
-    source = (
-        "def new_state(customer):\n"
-        f"    return CustomerState(customer, windows={many(len(cp.windows), 'WindowTotals()')}, "
-        f"metric_events={many(len(cp.metrics), '[]')}, stamps={many(len(cp.stamps), '0')}, "
-        f"tier_held={fixed(len(cp.tiers), 'False')}, tier_keep_until={fixed(len(cp.tiers), 'None')}, "
-        f"segments={many(len(cp.segments), 'False')}, when_active={many(len(cp.when_rules), 'False')})\n")
-    namespace: dict[str, object] = {"CustomerState": CustomerState, "WindowTotals": WindowTotals}
-    exec(source, namespace)  # noqa: S102 — only counts go into the text
+    given = {"customer": "customer", "windows": many(len(cp.windows), "WindowTotals()"),
+             "metric_events": many(len(cp.metrics), "[]"), "stamps": many(len(cp.stamps), "0"),
+             "tier_held": fixed(len(cp.tiers), "False"), "tier_keep_until": fixed(len(cp.tiers), "None"),
+             "segments": many(len(cp.segments), "False"), "when_active": many(len(cp.when_rules), "False")}
+    namespace: dict[str, object] = {"new": object.__new__, "CustomerState": CustomerState, "WindowTotals": WindowTotals}
+    # Every field set on a bare instance, as attrs' ``__init__`` would set it (a factory called, a default
+    # shared: they are None, numbers and empty tuples): matching 8 keywords among 42 parameters cost as much
+    # as setting all 42 fields (1.14 µs a state; 0.70 µs this way).
+    lines = ["def new_state(customer):", "    state = new(CustomerState)"]
+    for number, field in enumerate(attrs.fields(CustomerState)):
+        value = given.get(field.name)
+        if value is None:
+            if isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
+                assert not field.default.takes_self  # type: ignore[union-attr]
+                namespace[f"factory_{number}"] = field.default.factory  # type: ignore[union-attr]
+                value = f"factory_{number}()"
+            else:
+                assert isinstance(field.default, (type(None), int, str, tuple)), field.name  # (shared by all)
+                namespace[f"default_{number}"] = field.default
+                value = f"default_{number}"
+        lines.append(f"    state.{field.name} = {value}")
+    lines.append("    return state")
+    exec("\n".join(lines) + "\n", namespace)  # noqa: S102 — only counts and field names go into the text
     return namespace["new_state"]  # type: ignore[return-value]
 
 

@@ -173,3 +173,9 @@ def test_a_new_state_is_built_as_written_plainly(text: str) -> None:
     assert quick == plain
     assert [type(getattr(quick, f.name)) for f in attrs.fields(type(quick))] == \
         [type(getattr(plain, f.name)) for f in attrs.fields(type(plain))]
+    # Nothing a state changes in place is shared with the next new state (lists, the ledger, the windows).
+    other = processor.new_state("c2")
+    for field in attrs.fields(type(quick)):
+        value = getattr(quick, field.name)
+        if isinstance(value, (list, dict)) or attrs.has(type(value)) or hasattr(value, "__slots__"):
+            assert getattr(other, field.name) is not value, field.name
