@@ -103,9 +103,13 @@ class Stepper:
         for name, count in wanted.items():
             held = wallet.held_now(trial, self.compiled, name)
             if held < count:
-                ended = (trial.rewards_expired or {}).get(name, 0) > (state.rewards_expired or {}).get(name, 0)
-                if ended:  # the clock step up to the purchase ended one (perhaps one it also granted)
-                    why = f"the customer's {name} expired by {from_us(event.at).isoformat()}"
+                # Only what the state is at the purchase's instant, not what an earlier ``advance_to`` already
+                # applied: the reason must not depend on when the host moved the clock (a simulation moves it
+                # at month ends; comparing with the state before this clock step did, and said "expired" or
+                # not depending on it).
+                expired = (trial.rewards_expired or {}).get(name, 0)
+                if held <= 0 and expired:
+                    why = f"the customer holds no {name} ({expired} expired by {from_us(event.at).isoformat()})"
                 elif held <= 0:
                     why = f"the customer holds no {name}"
                 else:

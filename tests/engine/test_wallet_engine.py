@@ -171,3 +171,20 @@ def test_held_rewards_when_none_was_used_or_ends() -> None:
     assert [(h.reward, h.label, h.count, h.until) for h in engine.customer("c1").held] == [
         ("cake", None, 1, None), ("mug", "Mug", 2, None)]
     assert engine.customer("c2").held == ()
+
+
+def test_a_used_reward_that_expired_is_refused_with_one_reason_whenever_the_clock_moved() -> None:
+    """The reason depends on the state at the purchase's instant only, not on whether the host already moved
+    the clock past the expiry (a simulation does, at month ends): before, it said "expired" or "holds no"
+    depending on it."""
+    program = poletti.compile('reward bag "Bag" expires after 7d\non visit grant bag\n')
+    reasons = []
+    for advance in (None, "2027-01-15T00:00:00+00:00"):
+        engine = poletti.Engine(program)
+        engine.process(_e("v1", "2027-01-01T10:00:00+00:00", type="visit"))  # a bag, held until 01-08 10:00
+        if advance:
+            engine.advance_to(advance)
+        with pytest.raises(poletti.EventError) as refused:
+            engine.process(_e("p1", "2027-01-20T10:00:00+00:00", amount="5", rewards_used=["bag"]))
+        reasons.append(refused.value.reason)
+    assert reasons == ["cannot use reward 'bag': the customer holds no bag (1 expired by 2027-01-20T10:00:00+00:00)"] * 2
