@@ -280,9 +280,9 @@ class CustomerState:
                 for start in range(0, len(flat), PURCHASE_FIELDS)]
 
     def add_purchase(self, purchase_id: str, at: int, amount: int, partner: str | None = None) -> int:
-        """Record a purchase just made (``new_purchase``); returns its index."""
+        """Record a purchase just made; returns its index."""
         index = len(self.purchases) // PURCHASE_FIELDS
-        self.purchases += (purchase_id, at, amount, 0, 0, 0, partner)
+        self.purchases += new_purchase(purchase_id, at, amount, partner)
         return index
 
     def set_purchase_points(self, index: int, points: int) -> None:
