@@ -105,26 +105,46 @@ class MemoryStore:
         found: list[str] = []  # by next change, then id, as the SQL stores (the heap's order)
         heap = self._heap
         with self._lock:
-            popped = sorted_runs = 0
-            while heap and heap[0][0] <= until:
-                if popped < _POPS_BEFORE_SORTING:
-                    self._take(*heapq.heappop(heap), found)
-                    popped += 1
-                    continue
+            for _ in range(_POPS_BEFORE_SORTING):
+                if not heap or heap[0][0] > until:
+                    return found
+                self._take(*heapq.heappop(heap), found)
+            if heap and heap[0][0] <= until:
                 # Many are due (an advance after a long pause, or at the end of a replay): a pop costs about
                 # forty times what one step of a scan and a sort does, so take the rest of them in one go.
-                ready = [entry for entry in heap if entry[0] <= until]
-                heap[:] = [entry for entry in heap if entry[0] > until]
-                heapq.heapify(heap)
-                ready.sort()
-                take = self._take
-                for when, customer in ready:
-                    take(when, customer, found)
-                sorted_runs += 1  # (an entry that moved later, not past ``until``, was queued again: once more)
-            if sorted_runs > 1:  # those came up after the run they belong in: put them in place
-                upcoming = self._next
-                found.sort(key=lambda customer: (upcoming[customer], customer))
+                self._take_all(until, found)
         return found
+
+    def _take_all(self, until: int, found: list[str]) -> None:
+        """``_take`` for every heap entry due by ``until`` at once: the customers due, in order, onto ``found``.
+
+        An entry whose customer's change moved later is not queued again one by one (each would come up
+        after the rest, out of order): a customer due by ``until`` is taken at their real instant, sorted with
+        the others, and one due later gets a new entry, all of them put in the heap in one heapify.
+        """
+        heap, queued, upcoming = self._heap, self._queued, self._next
+        ready: list[tuple[int, str]] = []
+        kept = [entry for entry in heap if entry[0] > until]
+        for entry in heap:
+            when, customer = entry
+            if when > until or queued.get(customer) != when:
+                continue  # not due yet, or stale: the customer has an earlier entry, or came up already
+            instant = upcoming.get(customer)
+            if instant is None:
+                del queued[customer]  # nothing to come
+            elif instant <= until:
+                del queued[customer]  # (saving their state after the change queues them again)
+                # (the entry itself when it is on time, as most are: a new tuple is one more object made, and
+                # the collector's passes come every so many objects made)
+                ready.append(entry if instant == when else (instant, customer))
+            else:
+                queued[customer] = instant
+                kept.append((instant, customer))
+        heap[:] = kept
+        heapq.heapify(heap)
+        # Each of these comes after every customer popped before (their entries were no earlier than those).
+        ready.sort()
+        found.extend([customer for _, customer in ready])
 
     def _take(self, when: int, customer: str, found: list[str]) -> None:
         """One heap entry taken off for ``due``: the customer is due at ``when``, or the entry is stale."""
