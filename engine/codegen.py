@@ -34,6 +34,7 @@ reversed, partner) one after the other.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from decimal import Decimal
 from fractions import Fraction
@@ -65,7 +66,7 @@ INVENTED = ("st", "ev", "tally", "now", "at", "until", "instant", "led", "pts", 
             "was", "active", "until_keep", "keep_started", "keep_ended", "old", "kept", "inside", "year", "leaves",
             "units", "base", "cost", "apply", "advance", "apply_instant", "next_change", "status", "convert",
             "ctx", "_ctx", "earn", "triggers", "record_facts", "purchase_index", "day", "monday", "last",
-            "birthday_rules_due", "t", "i", "n", "reward", "when_rules", "limit")
+            "birthday_rules_due", "t", "i", "n", "reward", "when_rules", "limit", "kind")
 
 
 @attrs.frozen
@@ -325,6 +326,13 @@ class _Generator:
             if isinstance(option, ast.IfOption):
                 parts.append(self.condition(option.condition))
         return " and ".join(parts) if parts else "True"
+
+    def _when(self, test: str) -> Any:
+        """``if test:`` and the block it opens (the block alone, not indented, when the test is ``True``)."""
+        if test == "True":
+            return contextlib.nullcontext()
+        self.out.line(f"if {test}:")
+        return self.out.indent()
 
     def _rule_node(self, rule: Any) -> Any:
         return self.checked.rules[rule.index]
@@ -667,89 +675,103 @@ class _Generator:
             out.line("if ev.birthday is not None:")
             with out.indent():
                 out.line("st.birthday = ev.birthday")
-            for kind in ("purchase", "visit"):
-                out.line(f"if ev.type == {_lit(kind)}:")
+            # Steps 2 to 6 written out once per event type the program names (the type is known in each
+            # branch, so no step tests it again), and once for any other type.
+            named = self._named_types()
+            out.line("kind = ev.type")
+            for number, kind in enumerate(named):
+                out.line(f"{'if' if number == 0 else 'elif'} kind == {_lit(kind)}:")
                 with out.indent():
-                    if kind == "purchase":
-                        out.line("amount = ev.amount")
-                        out.line(f"index = len(st.purchases) // {PURCHASE_FIELDS}")
-                        out.line("st.purchases += (ev.id, at, amount, 0, 0, 0, None)  # state.add_purchase")
-                        out.line("st.spend_total += amount")
-                    else:
-                        out.line("st.visit_count += 1")
-                    for spec in cp.windows:
-                        if spec.source == kind:
-                            out.line(f"totals = st.windows[{spec.slot}]")
-                            out.line("totals.count += 1")
-                            if kind == "purchase":
-                                out.line("totals.spend += amount")
-                            plus_index = " + index + 1" if kind == "purchase" else ""  # (a visit's index: -1)
-                            out.line(f"heappush(totals.exits, ({self.plus('at', spec.duration)} << {EXIT_SHIFT})"
-                                     f"{plus_index})  # state.window_exit")
-                    if cp.tracks_activity:
-                        out.line("P._mark_active(st, at)")
-            if cp.metrics:
-                out.line("P.record_metrics(st, ev)")
-            # refunds and redeems: the interpreter's own steps
-            # a refund: the interpreter's own step (a redeem never comes here: the engine interprets those)
-            out.line("if ev.type == 'refund':")
-            with out.indent():
-                out.line("index = st.purchase_index(ev.original)")
-                out.line("amount = ev.amount if ev.amount is not None else st.purchase_net(index)")
-                out.line("P.refund(st, index, amount, at, tally)")
-            # step 3
-            out.line("earned = 0")
-            event_types = sorted(set(cp.per_rules) | set(cp.fixed_rules))
-            for kind in event_types:
-                out.line(f"if ev.type == {_lit(kind)}:")
-                with out.indent():
-                    self._earn(kind)
-            out.line("if earned:")
-            with out.indent():
-                out.line("if ev.type == 'purchase':")
-                with out.indent():
-                    self._add_points("earned", "at", "ev.id", pending=True)
+                    self._event_steps(kind)
+            if named:
                 out.line("else:")
                 with out.indent():
-                    self._add_points("earned", "at", "ev.id", pending=False)
-            # The purchase's record, appended in step 2 (the last PURCHASE_FIELDS values), with what it earned
-            # (state.set_purchase_points).
-            out.line("if earned and ev.type == 'purchase':")
+                    self._event_steps(None)
+            else:
+                self._event_steps(None)
+        out.line()
+
+    def _named_types(self) -> list[str]:
+        """The event types some step of ``apply`` treats in its own way (in a fixed order: purchases first)."""
+        cp = self.cp
+        named = {"purchase", "visit", "refund"} | set(cp.per_rules) | set(cp.fixed_rules)
+        named |= {kind for kind in cp.on_rules if kind != "birthday"}
+        named |= {rule.event_type for rule in cp.stamps}
+        return sorted(named, key=lambda kind: (kind != "purchase", kind))
+
+    def _event_steps(self, kind: str | None) -> None:
+        """Steps 2 (the event's own facts) to 6 of ``apply`` for an event of type ``kind`` (None: a type the
+        program names nowhere)."""
+        cp, out = self.cp, self.out
+        ts = cp.time_sources
+        if kind == "purchase":
+            out.line("amount = ev.amount")
+            out.line(f"index = len(st.purchases) // {PURCHASE_FIELDS}")
+            out.line("st.purchases += (ev.id, at, amount, 0, 0, 0, None)  # state.add_purchase")
+            out.line("st.spend_total += amount")
+        elif kind == "visit":
+            out.line("st.visit_count += 1")
+        if kind in ("purchase", "visit"):
+            for spec in cp.windows:
+                if spec.source == kind:
+                    out.line(f"totals = st.windows[{spec.slot}]")
+                    out.line("totals.count += 1")
+                    if kind == "purchase":
+                        out.line("totals.spend += amount")
+                    plus_index = " + index + 1" if kind == "purchase" else ""  # (a visit's index: -1)
+                    out.line(f"heappush(totals.exits, ({self.plus('at', spec.duration)} << {EXIT_SHIFT})"
+                             f"{plus_index})  # state.window_exit")
+            if cp.tracks_activity:
+                out.line("P._mark_active(st, at)")
+        if cp.metrics:
+            out.line("P.record_metrics(st, ev)")
+        if kind == "refund":  # the interpreter's own step (a redeem never comes here: the engine interprets those)
+            out.line("index = st.purchase_index(ev.original)")
+            out.line("amount = ev.amount if ev.amount is not None else st.purchase_net(index)")
+            out.line("P.refund(st, index, amount, at, tally)")
+        # step 3
+        if kind in cp.per_rules or kind in cp.fixed_rules:
+            self._earn(kind)
+            out.line("if earned:")
             with out.indent():
-                out.line(f"st.purchases[{POINTS - PURCHASE_FIELDS}] = earned")
-            # step 4: stamp cards count first, then `at` rules convert
-            for rule in cp.stamps:
-                self._stamp(rule)
-            out.line("convert(st, now, ev, tally)")
-            # step 5
-            out.line("status(st, now, ev, tally)")
-            # step 6: `on` rules of this event type, then `when` rules; points they grant convert
+                self._add_points("earned", "at", "ev.id", pending=kind == "purchase")
+                if kind == "purchase":
+                    # The purchase's record, appended in step 2 (the last PURCHASE_FIELDS values), with what it
+                    # earned (state.set_purchase_points).
+                    out.line(f"st.purchases[{POINTS - PURCHASE_FIELDS}] = earned")
+        else:
+            out.line("earned = 0")
+        # step 4: stamp cards count first, then `at` rules convert (what a card grants converts there: the
+        # ``granted_points`` its code sets is not read again)
+        if cp.stamps:
             out.line("granted_points = False")
-            for kind, rules in sorted(cp.on_rules.items()):
-                if kind == "birthday":
-                    continue  # a clock event
-                out.line(f"if ev.type == {_lit(kind)}:")
-                with out.indent():
-                    for rule in rules:
-                        self._on_rule(rule)
+        for rule in cp.stamps:
+            self._stamp(rule, kind)
+        out.line("convert(st, now, ev, tally)")
+        # step 5
+        out.line("status(st, now, ev, tally)")
+        # step 6: `on` rules of this event type, then `when` rules; points they grant convert
+        on_rules = cp.on_rules.get(kind, ()) if kind is not None and kind != "birthday" else ()  # (a clock event)
+        if on_rules or cp.when_rules:
+            out.line("granted_points = False")
+            for rule in on_rules:
+                self._on_rule(rule)
             if cp.when_rules:
                 out.line("granted_points = when_rules(st, now, ev, tally) or granted_points")
             out.line("if granted_points:")
             with out.indent():
                 out.line("convert(st, now, ev, tally)")
-            out.line("st.last_event_at = at")
-            out.line("if ev.type == 'purchase':")
-            with out.indent():
-                out.line("st.last_purchase_at = at")
-                if ts.reads_last_purchase:
-                    # settle: straight after a purchase, days_since_last_purchase is 0
-                    out.line("status(st, now, None, tally)")
-                    if cp.when_rules:
-                        out.line("if when_rules(st, now, None, tally):")
-                        with out.indent():
-                            out.line("convert(st, now, None, tally)")
-            out.line("return earned")
-        out.line()
+        out.line("st.last_event_at = at")
+        if kind == "purchase":
+            out.line("st.last_purchase_at = at")
+            if ts.reads_last_purchase:
+                # settle: straight after a purchase, days_since_last_purchase is 0
+                out.line("status(st, now, None, tally)")
+                if cp.when_rules:
+                    out.line("if when_rules(st, now, None, tally):")
+                    with out.indent():
+                        out.line("convert(st, now, None, tally)")
+        out.line("return earned")
 
     def _earn(self, kind: str) -> None:
         cp, out = self.cp, self.out
@@ -759,8 +781,7 @@ class _Generator:
             if not self._guard_simple(rule.guard, node) and not self._calendar_capped(rule.guard):
                 out.line(f"per_total += P.earn_per(st, _ctx(st, now, ev), {self.const(rule)}, ev, tally)")
                 continue
-            out.line(f"if {self._guard_test(rule.guard, node)}:")
-            with out.indent():
+            with self._when(self._guard_test(rule.guard, node)):
                 self._sum_items(rule)
                 out.line(f"pts = {self._per_points(rule)}")
                 if rule.guard.cap is not None:
@@ -833,19 +854,21 @@ class _Generator:
             return f"({points} if any(item.{kind} == {_lit(value)} for item in ev.items) else 0)"
         return points
 
-    def _stamp(self, rule: StampRule) -> None:
+    def _stamp(self, rule: StampRule, kind: str | None) -> None:
+        """A stamp card's step 4 in the steps of an event of type ``kind``."""
         out = self.out
         node = self._rule_node(rule)
         if node.options:
             out.line(f"granted_points = P.stamp(st, _ctx(st, now, ev), {self.const(rule)}, ev, tally) "
                      "or granted_points")
             return
-        test = f"ev.type == {_lit(rule.event_type)}"
+        if kind != rule.event_type:
+            return  # (it counts events of its own type only)
+        test = "True"
         if rule.filter is not None:
-            kind, value = rule.filter
-            test += f" and any(item.{kind} == {_lit(value)} for item in ev.items)"
-        out.line(f"if {test}:")
-        with out.indent():
+            field, value = rule.filter
+            test = f"any(item.{field} == {_lit(value)} for item in ev.items)"
+        with self._when(test):
             out.line(f"st.stamps[{rule.slot}] += 1")
             out.line(f"if st.stamps[{rule.slot}] % {_lit(rule.every)} == 0:")
             with out.indent():

@@ -90,6 +90,26 @@ def test_the_cafe_programs_agree_on_their_history() -> None:
             assert generated.state(customer) == interpreted.state(customer), (rules, customer)
 
 
+@pytest.mark.parametrize("generated", [True, False])
+def test_a_stamp_card_with_a_condition_counts_only_the_events_it_lets_through(generated: bool) -> None:
+    """A card with an option goes to the interpreter's ``stamp`` from the generated code (which, until the
+    type-specialised ``apply``, read its ``granted_points`` before setting it: UnboundLocalError on any event).
+
+    Hand-worked: 1 point per EUR; purchases of 2, 4, 5, 1, 6 EUR; only those over 3 EUR count (4, 5, 6); the
+    second counted (5 EUR) grants 5 points. Points: 2 + 4 + 5 + 5 + 1 + 6 = 23, and the card stands at 3.
+    """
+    program = poletti.compile('program "card"\ncurrency EUR\ntimezone "UTC"\nearn 1 point per EUR\n'
+                              "every 2 purchases grant 5 points if event.amount > 3 EUR\n")
+    engine = poletti.Engine(program, explain=False, generated=generated)
+    assert (engine.runtime is not None) == generated
+    outcomes = [engine.process({"id": f"p{n}", "type": "purchase", "customer": "c1",
+                                "at": f"2026-01-0{n + 1}T10:00:00Z", "amount": amount})
+                for n, amount in enumerate(["2.00", "4.00", "5.00", "1.00", "6.00"])]
+    assert [outcome.earned for outcome in outcomes] == [2, 4, 5, 1, 6]
+    assert [outcome.points for outcome in outcomes] == [2, 6, 16, 17, 23]
+    assert engine.state("c1").stamps == [3]
+
+
 # ------------------------------------------------------------------ safety
 
 HOSTILE = [

@@ -141,7 +141,9 @@ def programs(draw: Any) -> str:
             unit = draw(st.sampled_from(["purchases", "visits"]))
             on = ' on category "coffee"' if unit == "purchases" and draw(st.booleans()) else ""
             target = reward() if draw(st.booleans()) else f"{draw(st.integers(5, 40))} points"
-            lines.append(f"every {draw(st.integers(2, 4))} {unit}{on} grant {target}")
+            # (with options, the generated code hands the card to the interpreter's ``stamp``)
+            lines.append(f"every {draw(st.integers(2, 4))} {unit}{on} grant {target} "
+                         f"{draw(options(segments, tiers, True, True))}")
         elif kind == "on":
             target = reward() if draw(st.booleans()) else f"{draw(st.integers(5, 40))} points"
             lines.append(f"on {draw(st.sampled_from(['review', 'checkin', 'visit']))} grant {target} "
