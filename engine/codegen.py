@@ -49,6 +49,7 @@ from poletti.engine.compiler import (
     CompiledProgram, ConvertRule, FixedRule, Guard, MultiplierRule, OnRule, PerRule, StampRule, WhenRule,
 )
 from poletti.engine.expressions import duration_of
+from poletti.engine.ledger import _UNKNOWN as LEDGER_UNKNOWN
 from poletti.engine.state import AMOUNT, EXIT_INDEX_MASK, EXIT_SHIFT, POINTS, PURCHASE_FIELDS, REFUNDED
 from poletti.engine.timecalc import DAY_US, WEEK_US, MonthShift
 
@@ -58,7 +59,9 @@ __all__ = ["Generated", "generate"]
 BUILTINS = ("len", "sum", "any", "bool", "min", "max")
 # Names the generated source may use beside its own locals: the namespace it runs in.
 NAMESPACE = BUILTINS + ("P", "K", "E", "Ctx", "TZ", "heappush", "heappop", "add_us", "day_start_us", "local_date", "date",
-             "replaced", "DAY", "within_calendar_cap")
+             "replaced", "DAY", "within_calendar_cap", "period_key_us")
+# The local holding the key of the event's calendar period, by period (``_period_keys``).
+_PERIOD_KEY = {"day": "day_key", "week": "week_key", "month": "month_key", "year": "year_key"}
 # Locals and functions the generator invents (the AST test checks for nothing else).
 INVENTED = ("st", "ev", "tally", "now", "at", "until", "instant", "led", "pts", "per_total", "total", "earned",
             "granted_points", "released", "expired", "lot", "item", "items", "exits", "totals", "index", "record",
@@ -66,7 +69,8 @@ INVENTED = ("st", "ev", "tally", "now", "at", "until", "instant", "led", "pts", 
             "was", "active", "until_keep", "keep_started", "keep_ended", "old", "kept", "inside", "year", "leaves",
             "units", "base", "cost", "apply", "advance", "apply_instant", "next_change", "status", "convert",
             "ctx", "_ctx", "earn", "triggers", "record_facts", "purchase_index", "day", "monday", "last",
-            "birthday_rules_due", "t", "i", "n", "reward", "when_rules", "limit", "kind")
+            "birthday_rules_due", "t", "i", "n", "reward", "when_rules", "limit", "kind", "held", "day_key", "week_key",
+            "month_key", "year_key")
 
 
 @attrs.frozen
@@ -313,8 +317,17 @@ class _Generator:
         return guard.cap is not None and guard.cap.period is not None and not guard.once
 
     def _calendar_cap_call(self, index: int, cap: Any, points: str) -> str:
-        return (f"within_calendar_cap(st, {_lit(index)}, {_lit(cap.period)}, {_lit(cap.amount)}, "
-                f"{_lit(cap.unit == 'times')}, {points}, now, TZ)")
+        """The call that caps ``points`` (the key of the period was worked out by ``_period_keys``)."""
+        return (f"within_calendar_cap(st, {_lit(index)}, {_PERIOD_KEY[cap.period]}, {_lit(cap.amount)}, "
+                f"{_lit(cap.unit == 'times')}, {points})")
+
+    def _period_keys(self, kind: str) -> None:
+        """The key of each calendar period whose caps the earn rules of ``kind`` check inline, worked out once
+        for the event (before any rule's own block, so that every block can read it)."""
+        rules = [*self.cp.per_rules.get(kind, ()), *self.cp.fixed_rules.get(kind, ())]
+        periods = sorted({rule.guard.cap.period for rule in rules if self._calendar_capped(rule.guard)})
+        for period in periods:
+            self.out.line(f"{_PERIOD_KEY[period]} = period_key_us(now, {_lit(period)}, TZ)")
 
     def _guard_test(self, guard: Guard, rule_node: Any) -> str:
         """A Python condition that is true when the rule's `during` and `if` let it fire now."""
@@ -348,18 +361,29 @@ class _Generator:
             with out.indent():
                 out.line("return None")
             out.line("nxt = None")
+            first = [True]  # (until a candidate is written, nxt is None: the first one need not compare)
 
-            def candidate(expr: str) -> None:
+            def candidate(expr: str, nullable: bool = True) -> None:
                 out.line(f"t = {expr}")
-                out.line("if t is not None and t > clock and (nxt is None or t < nxt):")
+                tests = ["t is not None"] if nullable else []
+                tests.append("t > clock")
+                if not first[0]:
+                    tests.append("(nxt is None or t < nxt)")
+                first[0] = False
+                out.line(f"if {' and '.join(tests)}:")
                 with out.indent():
                     out.line("nxt = t")
 
             if cp.expire_after is not None or cp.pending_for is not None:
-                candidate("st.ledger.next_change()")
+                # ``st.ledger.next_change()``, its kept answer read here (worked out only when it is unknown)
+                out.line("led = st.ledger")
+                candidate(f"led._next if led._next != {_lit(LEDGER_UNKNOWN)} else led.next_change()")
             for slot in ts.windows:
                 out.line(f"exits = st.windows[{slot}].exits")
-                candidate(f"exits[0] >> {EXIT_SHIFT} if exits else None")
+                out.line("if exits:")
+                with out.indent():
+                    candidate(f"exits[0] >> {EXIT_SHIFT}", nullable=False)
+                first[0] = False  # (the block above may not have run)
             needs_first = bool(ts.day_thresholds or ts.daily)
             if needs_first:
                 out.line("first = st.first_seen if st.first_seen is not None else clock")
@@ -375,6 +399,7 @@ class _Generator:
                         with out.indent():
                             out.line("nxt = t")
                         out.line("break")
+                first[0] = False
             for kind in sorted(ts.daily):
                 ref = "last" if kind == "days_since_last_purchase" else "first"
                 candidate(f"{ref} + ((clock - {ref}) // DAY + 1) * DAY")
@@ -386,6 +411,7 @@ class _Generator:
                     out.line("if t is not None and t > clock and (nxt is None or t < nxt):")
                     with out.indent():
                         out.line("nxt = t")
+                first[0] = False
             for edge in ts.campaign_edges:
                 candidate(_lit(edge))
             # Issue 13: the next held reward to end (any state may hold some: its program may have changed).
@@ -504,6 +530,35 @@ class _Generator:
                 out.line("tally.changed = True")
 
     def _tiers(self) -> None:
+        cp, out = self.cp, self.out
+        if all(tier.keep is None for tier in cp.tiers):
+            # No tier has `keep`: unless the state kept a deadline from a program that had one, the tier is the
+            # highest whose condition holds, and nothing else is to be done (the general steps below, with no
+            # deadline, come to the same).
+            nones = ", ".join(["None"] * len(cp.tiers))
+            out.line(f"if st.tier_keep_until == ({nones},):")
+            with out.indent():
+                conditions = ", ".join(self.condition(self._rule_node(tier).condition) for tier in cp.tiers)
+                out.line(f"held = ({conditions},)")
+                out.line("rank = 0")
+                for tier in cp.tiers:
+                    out.line(f"if held[{tier.rank - 1}]:")
+                    with out.indent():
+                        out.line(f"rank = {tier.rank}")
+                out.line("if held != st.tier_held:")
+                with out.indent():
+                    out.line("st.tier_held = held")
+                out.line("if rank != st.tier:")
+                with out.indent():
+                    out.line("st.tier = rank")
+                    out.line("tally.changed = True")
+            out.line("else:")
+            with out.indent():
+                self._tiers_with_keep()
+        else:
+            self._tiers_with_keep()
+
+    def _tiers_with_keep(self) -> None:
         cp, out = self.cp, self.out
         out.line("rank = 0")
         out.line("keep_started = 0")  # bit i: tier i's keep began now (the interpreter reports that)
@@ -775,6 +830,7 @@ class _Generator:
 
     def _earn(self, kind: str) -> None:
         cp, out = self.cp, self.out
+        self._period_keys(kind)
         out.line("per_total = 0")
         for rule in cp.per_rules.get(kind, ()):
             node = self._rule_node(rule)

@@ -90,10 +90,6 @@ def _expires_at(lot: ExpiredLot) -> int:
     return lot.expires_at
 
 
-def _moments(lot: Lot) -> tuple[int | None, int | None]:
-    return lot.expires_at, lot.available_at if lot.pending else None
-
-
 _UNKNOWN = -(1 << 80)  # the next change must be worked out again
 
 
@@ -204,14 +200,21 @@ class PointsLedger:
             self._pending += rest
         else:
             self._spendable_in_lots += rest
-        if self._next != _UNKNOWN:
-            for moment in _moments(lot):
-                if moment is not None and (self._next is None or moment < self._next):
-                    self._next = moment
-        if expires_at is not None and self._expiry != _UNKNOWN and (self._expiry is None or expires_at < self._expiry):
-            self._expiry = expires_at
-        if pending and self._release != _UNKNOWN and (self._release is None or available_at < self._release):
-            self._release = available_at
+        # The soonest expiry, release and change, each kept up to date unless it is to be worked out again.
+        if expires_at is not None:
+            soonest = self._expiry
+            if soonest is None or (soonest != _UNKNOWN and expires_at < soonest):
+                self._expiry = expires_at
+            soonest = self._next
+            if soonest is None or (soonest != _UNKNOWN and expires_at < soonest):
+                self._next = expires_at
+        if pending:
+            soonest = self._release
+            if soonest is None or (soonest != _UNKNOWN and available_at < soonest):
+                self._release = available_at
+            soonest = self._next
+            if soonest is None or (soonest != _UNKNOWN and available_at < soonest):
+                self._next = available_at
 
     def spend(self, points: int) -> None:
         """Take ``points`` from spendable points, oldest lot first; :class:`InsufficientPoints` if short."""

@@ -22,7 +22,7 @@ from poletti.engine.codegen import BUILTINS, Generated, generate
 from poletti.engine.compiler import CompiledProgram
 from poletti.engine.expressions import Ctx
 from poletti.engine.state import replaced
-from poletti.engine.timecalc import DAY_US, add_us, day_start_us, local_date
+from poletti.engine.timecalc import DAY_US, add_us, day_start_us, local_date, period_key_us
 from poletti.interpreter.processing import Processor, within_calendar_cap
 
 # Compiled code objects by the hash of their source: generating is cheap, compiling less so.
@@ -44,6 +44,7 @@ class Runtime:
             "TZ": processor.tz, "heappush": heapq.heappush, "heappop": heapq.heappop, "add_us": add_us,
             "day_start_us": day_start_us, "local_date": local_date, "date": date,
             "replaced": replaced, "DAY": DAY_US, "within_calendar_cap": within_calendar_cap,
+            "period_key_us": period_key_us,
         }
         exec(code, namespace)  # noqa: S102 — source generated from the typed AST only (see engine/codegen.py)
         self.apply: Callable[..., int] = namespace["apply"]

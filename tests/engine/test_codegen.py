@@ -136,6 +136,7 @@ ALLOWED_ATTRIBUTES = {
     "birthday", "rare_next_change", "leave_metric_windows", "record_metrics", "_mark_active",
     "wallet", "hold_reward", "expire_held",  # issue 13: held rewards that expire
     "free", "owed", "_spendable_in_lots", "spent_total",  # the ledger's earn/spend/balance written out
+    "_next",  # the ledger's kept next change, read by next_change
 }
 
 
