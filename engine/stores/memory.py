@@ -5,7 +5,10 @@ writer at a time changes it. The schedule is a heap with lazy deletion:
 a customer's entry is pushed again only when their next change moves
 earlier than the entry they have in it (``_queued``); one that moves later
 keeps the earlier entry, and when that comes up it is queued again at the
-real instant. Stale entries are skipped when popped. (Most saves move the
+real instant. Stale entries are skipped when popped. Entries are made
+lazily too: a save lists the customer (``_unqueued``), and the entry is
+made when ``due`` next pops; when most entries are still unmade (the end of
+a replay), ``due`` reads them from the list and makes none. (Most saves move the
 next change later or not at all: a new purchase's window exit or pending
 release comes after the ones already due. Pushing on every move kept 32,978
 entries for 1,455 scheduled customers on the richer benchmark program.)
@@ -49,7 +52,10 @@ class MemoryStore:
         self._receipts: "dict[str, bytes | _Apart]" = {}
         self._next: dict[str, int] = {}  # customer → their next change
         self._heap: list[tuple[int, str]] = []  # (instant, customer): at most _next, lazily deleted
-        self._queued: dict[str, int] = {}  # customer → their earliest entry in the heap
+        self._queued: dict[str, int] = {}  # customer → their earliest entry (in the heap, or still to be put there)
+        # Customers whose earliest entry (``_queued``) is not in the heap yet: it is put there when ``due`` next
+        # pops (``_flush``), and ``due`` taking many at once reads it from here without making the entry at all.
+        self._unqueued: list[str] = []
         self._meta: dict[str, str] = {}
         self._ledger: dict[str, list[LedgerEntry]] = {}
         self._seq = 0
@@ -74,7 +80,20 @@ class MemoryStore:
         self._next[customer] = next_change
         queued = self._queued.get(customer)
         if queued is None or next_change < queued:
-            self._queue(customer, next_change)
+            # Its entry is made when ``due`` needs it (often never: an advance that takes many customers reads them
+            # from ``_unqueued``). Every tuple made counts towards the collector's next pass, and a replay saves
+            # each customer's first next change, then at its end each one's next after the advance.
+            self._queued[customer] = next_change
+            self._unqueued.append(customer)
+
+    def _flush(self) -> None:
+        """Put the entries of ``_unqueued`` in the heap."""
+        unqueued, queued, heap = self._unqueued, self._queued, self._heap
+        for customer in unqueued:
+            when = queued.get(customer)
+            if when is not None:  # (a customer listed twice gets a second, stale entry: skipped when popped)
+                heapq.heappush(heap, (when, customer))
+        unqueued.clear()
 
     def _queue(self, customer: str, when: int) -> None:
         self._queued[customer] = when
@@ -105,6 +124,12 @@ class MemoryStore:
         found: list[str] = []  # by next change, then id, as the SQL stores (the heap's order)
         heap = self._heap
         with self._lock:
+            if len(self._unqueued) > max(_POPS_BEFORE_SORTING, len(heap)):
+                # Most entries are still to be made (as at the end of a replay: nothing asked before): scanning
+                # them costs no more than making them would.
+                self._take_all(until, found)
+                return found
+            self._flush()
             for _ in range(_POPS_BEFORE_SORTING):
                 if not heap or heap[0][0] > until:
                     return found
@@ -116,35 +141,48 @@ class MemoryStore:
         return found
 
     def _take_all(self, until: int, found: list[str]) -> None:
-        """``_take`` for every heap entry due by ``until`` at once: the customers due, in order, onto ``found``.
+        """``_take`` for every entry due by ``until`` at once, those not in the heap yet included: the customers
+        due, in order, onto ``found``.
 
-        An entry whose customer's change moved later is not queued again one by one (each would come up
-        after the rest, out of order): a customer due by ``until`` is taken at their real instant, sorted with
-        the others, and one due later gets a new entry, all of them put in the heap in one heapify.
+        An entry whose customer's change moved later is not queued again one by one (each would come up after
+        the rest, out of order): a customer due by ``until`` is taken at their real instant, sorted with the
+        others, and one due later is listed in ``_unqueued`` for an entry when one is needed. No entry is made:
+        the customers are sorted by id, then (stably) by their next change.
         """
         heap, queued, upcoming = self._heap, self._queued, self._next
-        ready: list[tuple[int, str]] = []
-        kept = [entry for entry in heap if entry[0] > until]
-        for entry in heap:
-            when, customer = entry
+        ready: list[str] = []
+        later: list[str] = []
+
+        def take(when: int, customer: str) -> None:
             if when > until or queued.get(customer) != when:
-                continue  # not due yet, or stale: the customer has an earlier entry, or came up already
+                return  # not due yet, or stale: the customer has an earlier entry, or came up already
             instant = upcoming.get(customer)
             if instant is None:
                 del queued[customer]  # nothing to come
             elif instant <= until:
                 del queued[customer]  # (saving their state after the change queues them again)
-                # (the entry itself when it is on time, as most are: a new tuple is one more object made, and
-                # the collector's passes come every so many objects made)
-                ready.append(entry if instant == when else (instant, customer))
+                ready.append(customer)
             else:
                 queued[customer] = instant
-                kept.append((instant, customer))
-        heap[:] = kept
+                later.append(customer)
+
+        for when, customer in heap:
+            take(when, customer)
+        for customer in self._unqueued:
+            when = queued.get(customer)
+            if when is None:
+                continue  # (taken already: listed twice)
+            if when > until:
+                later.append(customer)  # not due: still no entry in the heap
+            else:
+                take(when, customer)
+        heap[:] = [entry for entry in heap if entry[0] > until]
         heapq.heapify(heap)
+        self._unqueued = later
         # Each of these comes after every customer popped before (their entries were no earlier than those).
         ready.sort()
-        found.extend([customer for _, customer in ready])
+        ready.sort(key=upcoming.__getitem__)
+        found.extend(ready)
 
     def _take(self, when: int, customer: str, found: list[str]) -> None:
         """One heap entry taken off for ``due``: the customer is due at ``when``, or the entry is stale."""
@@ -163,6 +201,7 @@ class MemoryStore:
     def next_due(self) -> int | None:
         """The earliest instant (µs) a customer's change may be due, None when none is (a lower bound)."""
         with self._lock:
+            self._flush()
             return self._heap[0][0] if self._heap else None
 
     def customers(self) -> Iterator[str]:
