@@ -136,6 +136,8 @@ class _Generator:
     def __init__(self, cp: CompiledProgram) -> None:
         self.cp = cp
         self.checked = cp.checked
+        # (``checked.rules`` builds its tuple anew on every read: read once, not once per rule)
+        self.rule_nodes = cp.checked.rules
         self.out = _Source()
         self.constants: list[Any] = []
         self.evaluators: list[Callable[..., Any]] = []
@@ -348,7 +350,7 @@ class _Generator:
         return self.out.indent()
 
     def _rule_node(self, rule: Any) -> Any:
-        return self.checked.rules[rule.index]
+        return self.rule_nodes[rule.index]
 
     # ------------------------------------------------------------ the clock
 
