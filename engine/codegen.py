@@ -7,7 +7,10 @@ with the program's rules unrolled into straight-line code: numbers are
 constants, money is integer micro-units, instants are integer
 microseconds, conditions are Python expressions over the customer state,
 and work the program does not need (streak days it never reads, windows it
-does not have, expiry it does not declare) is simply not there. The
+does not have, expiry it does not declare) is simply not there. ``apply``
+reads the event's type once and branches: each type the program names gets
+steps 2–6 written out for it alone (no step tests the type again), and every
+other type one branch more. The
 interpreter (``poletti.interpreter.processing``) stays the reference: the
 generated code must leave exactly the same state and counters (a property
 test runs both on random programs and histories), and whatever the
@@ -540,16 +543,19 @@ class _Generator:
             nones = ", ".join(["None"] * len(cp.tiers))
             out.line(f"if st.tier_keep_until == ({nones},):")
             with out.indent():
-                conditions = ", ".join(self.condition(self._rule_node(tier).condition) for tier in cp.tiers)
-                out.line(f"held = ({conditions},)")
+                out.line("held = st.tier_held")
                 out.line("rank = 0")
                 for tier in cp.tiers:
-                    out.line(f"if held[{tier.rank - 1}]:")
+                    i = tier.rank - 1
+                    out.line(f"if {self.condition(self._rule_node(tier).condition)}:")
                     with out.indent():
                         out.line(f"rank = {tier.rank}")
-                out.line("if held != st.tier_held:")
-                with out.indent():
-                    out.line("st.tier_held = held")
+                        out.line(f"if not held[{i}]:")
+                        with out.indent():
+                            out.line(f"st.tier_held = held = replaced(held, {i}, True)")
+                    out.line(f"elif held[{i}]:")
+                    with out.indent():
+                        out.line(f"st.tier_held = held = replaced(held, {i}, False)")
                 out.line("if rank != st.tier:")
                 with out.indent():
                     out.line("st.tier = rank")
