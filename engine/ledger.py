@@ -101,7 +101,7 @@ class PointsLedger:
     """
 
     __slots__ = ("free", "lots", "owed", "earned_total", "spent_total", "expired_total", "deducted_total",
-                 "_spendable_in_lots", "_pending", "_next", "_expiry", "_release")
+                 "_spendable_in_lots", "_pending", "_next", "_expiry", "_release", "_last_release")
 
     def __init__(self) -> None:
         self.free = 0  # spendable points that never expire
@@ -118,6 +118,10 @@ class PointsLedger:
         # The earliest expiry and the earliest pending release among the lots (None: none; _UNKNOWN: work it out).
         self._expiry: int | None = None
         self._release: int | None = None
+        # The pending lots' latest ``available_at`` while, in list order, they become spendable in order (each no
+        # earlier than the one before it: so it goes when the program's pending time is fixed and the lots come
+        # in time order); _UNKNOWN when that is not known. Then a release can stop at the first lot still to wait.
+        self._last_release: int | None = None
 
     # -- reading -------------------------------------------------------------
 
@@ -190,13 +194,22 @@ class PointsLedger:
             self.free += rest
             return
         lot = Lot(rest, at, expires_at, available_at if pending else None, source, pending)
+        appended = True
         if not self.lots:
             self.lots = [lot]
         elif self.lots[-1].earned_at > at:
             insort(self.lots, lot, key=_earned_at)  # restored or replayed out of order: keep FIFO
+            appended = False
         else:
             self.lots.append(lot)
         if pending:
+            last = self._last_release
+            if not self._pending:
+                self._last_release = available_at  # the only pending lot: in order by itself
+            elif appended and last is not None and last != _UNKNOWN and available_at >= last:
+                self._last_release = available_at
+            else:
+                self._last_release = _UNKNOWN  # (out of order, or after the order was lost)
             self._pending += rest
         else:
             self._spendable_in_lots += rest
@@ -293,13 +306,19 @@ class PointsLedger:
         any_released = False
         freed: set[int] | None = None  # ids of the lots that no longer need to be lots
         left: int | None = None  # the earliest release still to come (this pass finds it: no second pass)
+        last = self._last_release
+        in_order = last is not None and last != _UNKNOWN
         for lot in self.lots:
+            if not lot.pending:
+                continue
             available_at = lot.available_at
-            if not lot.pending or available_at is None:
+            if available_at is None:
                 continue
             if available_at > t:
                 if left is None or available_at < left:
                     left = available_at
+                if in_order:
+                    break  # every pending lot after it becomes spendable no earlier
                 continue
             any_released = True
             if released is not None:
@@ -408,6 +427,7 @@ class PointsLedger:
         if held + spent_total + expired_total + deducted_total != earned_total:
             raise ValueError("inconsistent totals: held + spent + expired + deducted must equal earned")
         ledger._next = ledger._expiry = ledger._release = _UNKNOWN
+        ledger._last_release = _UNKNOWN if ledger._pending else None  # (restored lots: their order not known)
         return ledger
 
     def copy(self) -> PointsLedger:

@@ -927,3 +927,33 @@ def test_ledger_against_list_of_lots_model(ops: list[tuple[Any, ...]], expiring:
             assert other == ledger
             assert (other.balance, other.pending, other.next_change()) == (
                 ledger.balance, ledger.pending, ledger.next_change())
+
+
+@pytest.mark.parametrize("restored", [False, True])
+def test_a_release_finds_a_lot_that_waits_less_than_the_lots_before_it(restored: bool) -> None:
+    """Lots earned in order usually become spendable in order, and a release then stops at the first lot
+    still waiting; one with a shorter wait after longer ones (the program's pending time changed), or lots
+    restored from a store, must not be missed.
+
+    Hand-worked: A 10 points available at 100, B 20 at 110, C 30 at 50 (earned last). At 60 only C is
+    released: balance 30, pending 30, and the next change is A's release at 100. At 105 A goes too.
+    """
+    ledger = PointsLedger()
+    ledger.earn(10, 0, available_at=100, source="A")
+    ledger.earn(20, 10, available_at=110, source="B")
+    ledger.earn(30, 20, available_at=50, source="C")
+    if restored:
+        ledger = PointsLedger.restore(**ledger.state())
+    assert ledger.release_pending_until(60) == [ReleasedLot(30, 20, 50, "C")]
+    assert (ledger.balance, ledger.pending, ledger.next_change()) == (30, 30, 100)
+    assert ledger.release_pending_until(105) == [ReleasedLot(10, 0, 100, "A")]
+    assert (ledger.balance, ledger.pending, ledger.next_change()) == (40, 20, 110)
+
+
+def test_lots_that_wait_in_order_are_released_up_to_the_first_still_waiting() -> None:
+    """Hand-worked: A 10 at 100, B 20 at 110, C 30 at 120; at 115 A and B are released, C waits."""
+    ledger = PointsLedger()
+    for points, at, available in ((10, 0, 100), (20, 10, 110), (30, 20, 120)):
+        ledger.earn(points, at, available_at=available, source=str(points))
+    assert ledger.release_pending_until(115) == [ReleasedLot(10, 0, 100, "10"), ReleasedLot(20, 10, 110, "20")]
+    assert (ledger.balance, ledger.pending, ledger.next_change()) == (30, 30, 120)
