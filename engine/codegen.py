@@ -556,10 +556,7 @@ class _Generator:
                     out.line(f"elif held[{i}]:")
                     with out.indent():
                         out.line(f"st.tier_held = held = replaced(held, {i}, False)")
-                out.line("if rank != st.tier:")
-                with out.indent():
-                    out.line("st.tier = rank")
-                    out.line("tally.changed = True")
+                self._set_rank()
             out.line("else:")
             with out.indent():
                 self._tiers_with_keep()
@@ -600,12 +597,17 @@ class _Generator:
                 out.line("if until_keep is not None:")
                 with out.indent():
                     out.line(f"rank = {tier.rank}")
+        self._set_rank()
+        out.line("elif rank and keep_started >> (rank - 1) & 1:")
+        with out.indent():
+            out.line("tally.changed = True")
+
+    def _set_rank(self) -> None:
+        """The tier worked out (``rank``) becomes the customer's: a change is something a host hears about."""
+        out = self.out
         out.line("if rank != st.tier:")
         with out.indent():
             out.line("st.tier = rank")
-            out.line("tally.changed = True")
-        out.line("elif rank and keep_started >> (rank - 1) & 1:")
-        with out.indent():
             out.line("tally.changed = True")
 
     # ------------------------------------------------------------- step 4
