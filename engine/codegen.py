@@ -146,6 +146,8 @@ class _Generator:
         self.evaluators: list[Callable[..., Any]] = []
         self._constant_index: dict[int, int] = {}
         self._shifts: dict[tuple[int, str], MonthShift] = {}
+        # (instant expression, amount, unit) → a local holding that shift, while the code being written has one
+        self._shifted: dict[tuple[str, int, str], str] = {}
         self.rounding = cp.checked.rounding
         self.window_slot = {(w.source, str(w.duration)): w.slot for w in cp.windows}
         self.segment_slot = {name: i for i, name in enumerate(cp.segment_names)}
@@ -162,6 +164,9 @@ class _Generator:
     def plus(self, at: str, duration: Any) -> str:
         """An expression for ``add_us(at, duration, TZ)``: days and weeks as integer arithmetic, months and
         years through the program's ``MonthShift`` for that duration (which caches the shift per hour)."""
+        known = self._shifted.get((at, duration.amount, duration.unit))
+        if known is not None:
+            return known  # worked out once already, in a local (``_share_purchase_shift``)
         if duration.unit in ("d", "w"):
             step = duration.amount * (DAY_US if duration.unit == "d" else WEEK_US)
             return f"({at} + {_lit(step)})" if step else at
@@ -754,7 +759,20 @@ class _Generator:
                     self._event_steps(None)
             else:
                 self._event_steps(None)
+            self._shifted.clear()  # (its locals end with the function)
         out.line()
+
+    def _share_purchase_shift(self) -> None:
+        """A purchase's window exit and its points' expiry, when both are the same calendar-month shift of the
+        purchase (``spend_12m`` and ``points expire after 12m``): worked out once, into ``leaves``."""
+        cp, expiry = self.cp, self.cp.expire_after
+        if expiry is None or expiry.unit in ("d", "w") or not (cp.per_rules.get("purchase") or
+                                                              cp.fixed_rules.get("purchase")):
+            return
+        if any(spec.source == "purchase" and (spec.duration.amount, spec.duration.unit) == (expiry.amount, expiry.unit)
+               for spec in cp.windows):
+            self.out.line(f"leaves = {self.plus('at', expiry)}")
+            self._shifted[("at", expiry.amount, expiry.unit)] = "leaves"
 
     def _named_types(self) -> list[str]:
         """The event types some step of ``apply`` treats in its own way (in a fixed order: purchases first)."""
@@ -769,7 +787,9 @@ class _Generator:
         program names nowhere)."""
         cp, out = self.cp, self.out
         ts = cp.time_sources
+        self._shifted.clear()
         if kind == "purchase":
+            self._share_purchase_shift()
             out.line("amount = ev.amount")
             out.line(f"index = len(st.purchases) // {PURCHASE_FIELDS}")
             out.line("st.purchases += (ev.id, at, amount, 0, 0, 0, None)  # state.add_purchase")
