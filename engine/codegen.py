@@ -52,7 +52,7 @@ from poletti.engine.compiler import (
     CompiledProgram, ConvertRule, FixedRule, Guard, MultiplierRule, OnRule, PerRule, StampRule, WhenRule,
 )
 from poletti.engine.expressions import duration_of
-from poletti.engine.ledger import _UNKNOWN as LEDGER_UNKNOWN
+from poletti.engine.ledger import NEXT_CHANGE_UNKNOWN
 from poletti.engine.state import AMOUNT, EXIT_INDEX_MASK, EXIT_SHIFT, POINTS, PURCHASE_FIELDS, REFUNDED
 from poletti.engine.timecalc import DAY_US, WEEK_US, MonthShift
 
@@ -387,7 +387,7 @@ class _Generator:
             if cp.expire_after is not None or cp.pending_for is not None:
                 # ``st.ledger.next_change()``, its kept answer read here (worked out only when it is unknown)
                 out.line("led = st.ledger")
-                candidate(f"led._next if led._next != {_lit(LEDGER_UNKNOWN)} else led.next_change()")
+                candidate(f"led._next if led._next != {_lit(NEXT_CHANGE_UNKNOWN)} else led.next_change()")
             for slot in ts.windows:
                 out.line(f"exits = st.windows[{slot}].exits")
                 out.line("if exits:")

@@ -91,6 +91,9 @@ def _expires_at(lot: ExpiredLot) -> int:
 
 
 _UNKNOWN = -(1 << 80)  # the next change must be worked out again
+# ``PointsLedger._next`` holds this while its next change is to be worked out again (the generated code reads the
+# kept answer in place, and calls ``next_change()`` only then).
+NEXT_CHANGE_UNKNOWN = _UNKNOWN
 
 
 class PointsLedger:
