@@ -371,15 +371,16 @@ class _Generator:
             with out.indent():
                 out.line("return None")
             out.line("nxt = None")
-            first = [True]  # (until a candidate is written, nxt is None: the first one need not compare)
+            first = True  # (until a candidate is written, nxt is None: the first one need not compare)
 
             def candidate(expr: str, nullable: bool = True) -> None:
+                nonlocal first
                 out.line(f"t = {expr}")
                 tests = ["t is not None"] if nullable else []
                 tests.append("t > clock")
-                if not first[0]:
+                if not first:
                     tests.append("(nxt is None or t < nxt)")
-                first[0] = False
+                first = False
                 out.line(f"if {' and '.join(tests)}:")
                 with out.indent():
                     out.line("nxt = t")
@@ -393,7 +394,7 @@ class _Generator:
                 out.line("if exits:")
                 with out.indent():
                     candidate(f"exits[0] >> {EXIT_SHIFT}", nullable=False)
-                first[0] = False  # (the block above may not have run)
+                first = False  # (the block above may not have run)
             needs_first = bool(ts.day_thresholds or ts.daily)
             if needs_first:
                 out.line("first = st.first_seen if st.first_seen is not None else clock")
@@ -409,7 +410,7 @@ class _Generator:
                         with out.indent():
                             out.line("nxt = t")
                         out.line("break")
-                first[0] = False
+                first = False
             for kind in sorted(ts.daily):
                 ref = "last" if kind == "days_since_last_purchase" else "first"
                 candidate(f"{ref} + ((clock - {ref}) // DAY + 1) * DAY")
@@ -421,7 +422,7 @@ class _Generator:
                     out.line("if t is not None and t > clock and (nxt is None or t < nxt):")
                     with out.indent():
                         out.line("nxt = t")
-                first[0] = False
+                first = False
             for edge in ts.campaign_edges:
                 candidate(_lit(edge))
             # Issue 13: the next held reward to end (any state may hold some: its program may have changed).

@@ -154,12 +154,10 @@ class MemoryStore:
         later: list[str] = []
 
         def take(when: int, customer: str) -> None:
-            if when > until or queued.get(customer) != when:
-                return  # not due yet, or stale: the customer has an earlier entry, or came up already
-            instant = upcoming.get(customer)
+            instant = self._entry_instant(when, customer) if when <= until else None
             if instant is None:
-                del queued[customer]  # nothing to come
-            elif instant <= until:
+                return  # not due yet, stale, or nothing to come
+            if instant <= until:
                 del queued[customer]  # (saving their state after the change queues them again)
                 ready.append(customer)
             else:
@@ -186,17 +184,25 @@ class MemoryStore:
 
     def _take(self, when: int, customer: str, found: list[str]) -> None:
         """One heap entry taken off for ``due``: the customer is due at ``when``, or the entry is stale."""
-        queued = self._queued
-        if queued.get(customer) != when:
-            return  # stale: the customer has an earlier entry, or came up already
-        instant = self._next.get(customer)
+        instant = self._entry_instant(when, customer)
+        if instant is None:
+            return
         if instant == when:
-            del queued[customer]  # (saving their state after the change queues them again)
+            del self._queued[customer]  # (saving their state after the change queues them again)
             found.append(customer)
-        elif instant is None:
-            del queued[customer]  # nothing to come
         else:
             self._queue(customer, instant)  # it moved later: its own entry comes up in turn (or later)
+
+    def _entry_instant(self, when: int, customer: str) -> int | None:
+        """The customer's next change, for their schedule entry at ``when``; None when the entry is stale (the
+        customer has an earlier one, or came up already) or nothing is to come (then they leave the queue)."""
+        queued = self._queued
+        if queued.get(customer) != when:
+            return None
+        instant = self._next.get(customer)
+        if instant is None:
+            del queued[customer]
+        return instant
 
     def next_due(self) -> int | None:
         """The earliest instant (µs) a customer's change may be due, None when none is (a lower bound)."""
