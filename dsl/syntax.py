@@ -29,6 +29,7 @@ import attrs
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
+from poletti.dsl.currencies import ACTIVE
 from poletti.dsl.diagnostics import did_you_mean
 
 STATEMENT_KEYWORDS = (
@@ -481,7 +482,8 @@ def _word_hints(word: str, accepts: set[str], lark: Lark) -> list[str]:
         code = _CURRENCY_WORDS.get(word.lower())
         if code:
             hints.append(f"write the currency as its ISO code: {code}")
-        elif re.fullmatch(r"[a-z]{3}", word):
+        elif re.fullmatch(r"[a-z]{3}", word) and word.upper() in ACTIVE:
+            # (only an ISO code: "sum" or "abc" written in capitals is no currency either)
             hints.append(f"currencies are ISO codes in capitals: {word.upper()}")
     return hints
 

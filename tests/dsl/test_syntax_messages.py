@@ -200,3 +200,15 @@ def test_a_duration_too_long_to_read_is_one_diagnostic_without_python_text() -> 
     assert (d.code, d.line, d.column) == ("P001", 1, 21)
     assert d.message == "'999999999999…' is far too long for a length of time"
     assert d.notes == ("expected a length of time of at most 100 years, such as 30d, 12m or 1y",)
+
+
+@pytest.mark.parametrize(("source", "hint"), [
+    ("earn 1 point per nzd", "currencies are ISO codes in capitals: NZD"),  # an ISO code in lower case
+    ("earn 1 point per usd", "write the currency as its ISO code: USD"),  # a word the parser knows
+    ("earn 1 point per abc", None),  # ABC is no currency
+    ("when sum", None),  # SUM is none either (hypothesis found this one; the hint also named a grammar terminal)
+])
+def test_a_lower_case_word_where_a_currency_may_stand_is_called_a_code_only_when_it_is_one(
+        source: str, hint: str | None) -> None:
+    notes = [note for d in parse(source).diagnostics for note in d.notes if "ISO code" in note]
+    assert notes == ([hint] if hint else [])
