@@ -129,7 +129,8 @@ class Engine:
         """Apply one event. Raises ``EventError`` (and changes nothing) when it is rejected."""
         read = self.reader.read(event)
         if self._plain:
-            return self._apply_plain(read, content_key(read))
+            key = read.key  # (the quick reader's, for most events)
+            return self._apply_plain(read, key if key is not None else content_key(read))
         if self._once:  # a store that never asks for a retry: no retry loop around the transaction
             return self._apply_once(read, content_key(read))
         return self._retrying(self._apply_once, read, content_key(read))

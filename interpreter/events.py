@@ -72,6 +72,9 @@ class Event:
     rewards_used: tuple[str, ...] = ()
     partner: str | None = None
     paid: tuple[str, int] | None = None
+    # The event's content key (``content_key``), when the quick reader worked it out: it does so for the
+    # common event, whose type rules it has then checked too (``EventReader.read``). None: not worked out.
+    key: tuple[Any, ...] | None = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen
@@ -102,7 +105,7 @@ class _ItemFields:
     price: Decimal = Decimal(0)
 
 
-_CORE_FIELDS = frozenset(f.name for f in attrs.fields(Event)) - {"attributes", "paid"}
+_CORE_FIELDS = frozenset(f.name for f in attrs.fields(Event)) - {"attributes", "paid", "key"}
 # Fields only the careful reader takes (the quick one hands such events over to it).
 _WALLET_FIELDS = ("rewards_used", "partner")
 # The fields of most events: one subset test tells the quick reader it need not look for the rarer ones.
@@ -365,13 +368,21 @@ def quick_items(raw_items: Any) -> tuple[Item, ...] | None:
     return tuple(built)
 
 
-def _quick(raw: Any) -> Event | None:
+def _quick(raw: Any, currency_of_program: str | None = None, plain_types: frozenset[str] = frozenset()) -> Event | None:
     """The common event read without detours, or None when anything is unusual (then ``_read_carefully``).
 
     It accepts only what the careful path accepts, and builds the same
     ``Event`` (``tests/interpreter/test_event_reader.py`` checks both on random
     input); ``attributes`` is left None when the dict has keys beyond the
     event's own fields.
+
+    Given the program's currency and its ``plain_types`` (``EventReader``), it
+    also sets the event's ``key`` (``content_key``) when the event is one that
+    ``EventReader._check_type_rules`` passes at once: a purchase with an amount
+    or a plain type without one, in the program's currency, no attributes, no
+    friend or account, items adding up within bounds. One pass over what it
+    has just read in its own variables, where the two steps after it read each
+    field of the event again (a tenth of an event's work in the engine).
     """
     if raw.__class__ is not dict:
         return None
@@ -443,8 +454,25 @@ def _quick(raw: Any) -> Event | None:
         if items is None:
             return None
     extra = not plain and not keys <= _CORE_FIELDS  # (``plain`` is True when ``keys`` was not looked at)
+    if extra:  # attributes to read: ``EventReader.read`` does, then the type rules in full
+        return Event(event_id, kind, customer, at, amount, currency, items, original, reward, birthday,
+                     None, friend, account)  # type: ignore[arg-type]
+    key = None
+    # ``_check_type_rules``' common case (no partner or rewards used here), and ``content_key``'s.
+    if (friend is None and account is None and (currency is None or currency == currency_of_program)
+            and ((kind == "purchase" and amount is not None) or (amount is None and kind in plain_types))):
+        if items:  # (prices are never negative here): their total within bounds
+            total = 0
+            for item in items:
+                total += item[3] * item[2]  # price × quantity
+            plain_items = tuple(map(tuple, items)) if total <= _MAX_MONEY_UNITS else None
+        else:
+            plain_items = ()
+        if plain_items is not None:
+            key = (customer, kind, at, amount, plain_items, original, reward,
+                   None if birthday is None else birthday.isoformat(), ())
     return Event(event_id, kind, customer, at, amount, currency, items, original, reward, birthday,
-                 None if extra else {}, friend, account)  # type: ignore[arg-type]
+                 {}, friend, account, (), None, None, key)  # type: ignore[arg-type]
 
 
 class EventReader:
@@ -464,14 +492,17 @@ class EventReader:
 
     def read(self, raw: Any) -> Event:
         """Raw dict → Event, or EventError with the reason."""
-        event = _quick(raw)  # (it leaves any event with a `partner` value to the readers below)
+        # (The quick reader leaves any event with a `partner` value to the readers below.)
+        event = _quick(raw, self.currency, self.plain_types)
         if event is None:
             if self._no_partners and isinstance(raw, Mapping) and "partner" in raw:
                 return self._read_without_partners(raw)
             return self._read_carefully(raw)
-        if event.attributes is None:  # keys beyond the event's own: declared attributes, or ignored
-            event.attributes = self._attributes({k: v for k, v in raw.items() if k not in _CORE_FIELDS}, event.id)
-        self._check_type_rules(event)
+        if event.key is None:  # (with a key: the type rules passed, in ``_quick``)
+            if event.attributes is None:  # keys beyond the event's own: declared attributes, or ignored
+                event.attributes = self._attributes({k: v for k, v in raw.items() if k not in _CORE_FIELDS},
+                                                    event.id)
+            self._check_type_rules(event)
         return event
 
     def _read_carefully(self, raw: Any) -> Event:
@@ -599,6 +630,7 @@ class EventReader:
             value = self._attributes({"partner": raw["partner"]}, event.id)
             if value:
                 event.attributes = {**event.attributes, **value}
+                event.key = None  # (its attributes are part of the content key)
         return event
 
     def _check_wallet_and_partner(self, event: Event) -> None:
@@ -694,6 +726,9 @@ def content_key(event: Event) -> tuple[Any, ...]:
     12.5 for 12.50, or the program's currency written or left out, are the
     same; undeclared attributes, which the rules never read, do not count.
     """
+    key = event.key
+    if key is not None:  # worked out by the quick reader
+        return key
     attributes = event.attributes
     attributes = tuple(sorted((name, _plain(value)) for name, value in attributes.items())) if attributes else ()
     items = event.items
