@@ -684,6 +684,19 @@ class _Generator:
             out.line("return None")
         out.line()
 
+    def _convert_step(self) -> None:
+        """Step 4's call of ``convert``, made only when the balance reaches the lowest threshold: below it no
+        `at` rule converts (``convert`` tests each rule's, as ``Processor._convert_rule`` does), and most events
+        leave the balance below it. Nothing when the program has no `at` rules."""
+        cp, out = self.cp, self.out
+        if not cp.converts:
+            return
+        lowest = min(rule.threshold for rule in cp.converts)
+        out.line("led = st.ledger")
+        out.line(f"if led.free + led._spendable_in_lots - led.owed >= {_lit(lowest)}:  # ``led.balance``, inline")
+        with out.indent():
+            out.line("convert(st, now, ev, tally)")
+
     # ------------------------------------------------------------- step 6
 
     def _when_rules(self) -> None:
@@ -833,7 +846,7 @@ class _Generator:
             out.line("granted_points = False")
         for rule in cp.stamps:
             self._stamp(rule, kind)
-        out.line("convert(st, now, ev, tally)")
+        self._convert_step()
         # step 5
         out.line("status(st, now, ev, tally)")
         # step 6: `on` rules of this event type, then `when` rules; points they grant convert

@@ -196,13 +196,16 @@ class Engine:
         store = self.store
         customer = event.customer
         kind = event.type
-        if kind == "redeem" or event.rewards_used or event.partner is not None or event.friend is not None:
+        # (An event with a key from the quick reader is none of these: ``_quick``.)
+        if event.key is None and (kind == "redeem" or event.rewards_used or event.partner is not None
+                                  or event.friend is not None):
             return self._apply_once(event, key)
         with store._lock:  # the memory store's transaction is its lock (MemoryStore.transaction)
             if event.id in store._receipts:  # ``store.receipt``: only a known id has one
                 return self._duplicate(event, key, store.receipt(event.id))
             state = store._states.get(customer)  # ``store.load``
-            if state is None:
+            fresh = state is None
+            if fresh:
                 state = self._new_state(customer)  # ``stepper.new_state``
             at = event.at
             watermark = self._watermark
@@ -219,7 +222,9 @@ class Engine:
             instant = runtime.next_change(state)  # ``stepper.schedule``
             state.next_change_clock = state.clock  # ``state.remember_next_change(instant)``
             state.next_change_at = instant
-            store.save(state, instant)
+            # ``store.save``, which has nothing to do for a state it holds whose next change did not move (most).
+            if fresh or store._next.get(customer) != instant:
+                store.save(state, instant)
             try:  # ``store.record`` (``pack_receipt``): the engine's keys begin with the customer
                 store._receipts[event.id] = _pack(key)
             except ValueError:  # (a value marshal cannot pack: kept as it is)

@@ -110,6 +110,27 @@ def test_a_stamp_card_with_a_condition_counts_only_the_events_it_lets_through(ge
     assert engine.state("c1").stamps == [3]
 
 
+@pytest.mark.parametrize("generated", [True, False])
+def test_a_next_change_an_event_brings_is_scheduled_for_a_customer_already_known(generated: bool) -> None:
+    """The engine's own lane for the generated code saves a known state only when its next change moved.
+
+    Hand-worked: a visit first (nothing will change by itself: no next change), then a 150 EUR purchase on
+    1 February 2026 makes c1 gold and leaves the 12-month window on 1 February 2027; on 1 March 2027 the
+    advance finds c1 due and takes gold away. The 150 points stay.
+    """
+    program = poletti.compile('program "window"\ncurrency EUR\ntimezone "UTC"\nearn 1 point per EUR\n'
+                              "tier gold when spend_12m > 100\n")
+    engine = poletti.Engine(program, explain=False, generated=generated)
+    assert engine.process({"id": "v1", "type": "visit", "customer": "c1", "at": "2026-01-10T10:00:00Z"}).tier is None
+    bought = engine.process({"id": "p1", "type": "purchase", "customer": "c1", "at": "2026-02-01T10:00:00Z",
+                             "amount": "150.00"})
+    assert (bought.tier, bought.points) == ("gold", 150)
+    assert engine.advance_to("2027-02-01T09:59:59Z") == []  # still inside: the window is p + 12 months, exclusive
+    changed = engine.advance_to("2027-03-01T00:00:00Z")
+    assert [(o.customer, o.tier_before, o.tier, o.points) for o in changed] == [("c1", "gold", None, 150)]
+    assert engine.customer("c1").tier is None
+
+
 # ------------------------------------------------------------------ safety
 
 HOSTILE = [
