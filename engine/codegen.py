@@ -460,14 +460,22 @@ class _Generator:
             out.line("if st.wallet:")  # issue 13: held rewards end at grant + `expires after`
             with out.indent():
                 out.line("P.expire_held(st, instant, tally)")
+            # The ledger's methods are called only when its kept soonest expiry or release is due: most
+            # instants are one or the other (or a window exit), and each call found nothing to do at once.
+            # The ledger's "work it out again" (NEXT_CHANGE_UNKNOWN) is below every instant: it calls them.
+            if cp.expire_after is not None or cp.pending_for is not None:
+                out.line("led = st.ledger")
             if cp.expire_after is not None:
-                out.line("for lot in st.ledger.expire_until(instant):")
+                out.line("if led._expiry is not None and led._expiry <= instant:")
                 with out.indent():
-                    out.line("tally.expired += lot.points")
-                    out.line("st.total_expired += lot.points")
-                    out.line("tally.changed = True")
+                    out.line("for lot in led.expire_until(instant):")
+                    with out.indent():
+                        out.line("tally.expired += lot.points")
+                        out.line("st.total_expired += lot.points")
+                        out.line("tally.changed = True")
             if cp.pending_for is not None:
-                out.line("if st.ledger.release_due(instant):")
+                out.line("if led._pending and led._release is not None and led._release <= instant and "
+                         "led.release_due(instant):")
                 with out.indent():
                     out.line("released = True")
                     out.line("tally.changed = True")

@@ -131,6 +131,32 @@ def test_a_next_change_an_event_brings_is_scheduled_for_a_customer_already_known
     assert engine.customer("c1").tier is None
 
 
+@pytest.mark.parametrize("generated", [True, False])
+def test_points_released_and_expiring_at_the_very_instant_of_an_advance(generated: bool) -> None:
+    """The generated clock step calls the ledger only when its kept soonest release or expiry is due: at the
+    instant itself, too (p + W: a lot is pending until the instant, exclusive, and expires at it).
+
+    Hand-worked: 1 point per EUR, pending 1 day, expiring after 3 days, 10 points a coffee. A 10 EUR purchase
+    at 10:00 on 1 March 2026 earns 10 pending points. advance_to 10:00 on 2 March releases them and they
+    convert at once: a coffee, 0 points. A 7 EUR purchase at 12:00 on 2 March earns 7, released at 12:00 on
+    3 March (balance 7), and they expire at 12:00 on 5 March: balance 0, 7 expired.
+    """
+    program = poletti.compile('program "instants"\ncurrency EUR\ntimezone "UTC"\nreward coffee "Coffee"\n'
+                              "earn 1 point per EUR\npoints pending for 1d\npoints expire after 3d\n"
+                              "at 10 points grant coffee\n")
+    engine = poletti.Engine(program, explain=False, generated=generated)
+    assert (engine.runtime is not None) == generated
+    engine.process({"id": "p1", "type": "purchase", "customer": "c1", "at": "2026-03-01T10:00:00Z", "amount": "10"})
+    [released] = engine.advance_to("2026-03-02T10:00:00Z")
+    assert (released.granted, released.points, released.pending_points) == ({"coffee": 1}, 0, 0)
+    engine.process({"id": "p2", "type": "purchase", "customer": "c1", "at": "2026-03-02T12:00:00Z", "amount": "7"})
+    assert engine.advance_to("2026-03-03T11:59:59Z") == []
+    [second] = engine.advance_to("2026-03-03T12:00:00Z")
+    assert (second.points, second.pending_points) == (7, 0)
+    [expired] = engine.advance_to("2026-03-05T12:00:00Z")
+    assert (expired.expired, expired.points, expired.lifetime_points) == (7, 0, 17)
+
+
 # ------------------------------------------------------------------ safety
 
 HOSTILE = [
