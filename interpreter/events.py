@@ -461,16 +461,11 @@ def _quick(raw: Any, currency_of_program: str | None = None, plain_types: frozen
     # ``_check_type_rules``' common case (no partner or rewards used here), and ``content_key``'s.
     if (friend is None and account is None and (currency is None or currency == currency_of_program)
             and ((kind == "purchase" and amount is not None) or (amount is None and kind in plain_types))):
-        if items:  # (prices are never negative here): their total within bounds
-            total = 0
-            for item in items:
-                total += item[3] * item[2]  # price × quantity
-            plain_items = tuple(map(tuple, items)) if total <= _MAX_MONEY_UNITS else None
-        else:
-            plain_items = ()
-        if plain_items is not None:
-            key = (customer, kind, at, amount, plain_items, original, reward,
-                   None if birthday is None else birthday.isoformat(), ())
+        total = 0
+        for item in items:  # (prices are never negative here): their total within bounds
+            total += item[3] * item[2]  # price × quantity
+        if total <= _MAX_MONEY_UNITS:
+            key = _key_of(customer, kind, at, amount, items, original, reward, birthday, ())
     return Event(event_id, kind, customer, at, amount, currency, items, original, reward, birthday,
                  {}, friend, account, (), None, None, key)  # type: ignore[arg-type]
 
@@ -719,6 +714,15 @@ def _attribute_value(value: Any, kind: Type) -> Any:
 # ------------------------------------------------------------ same content
 
 # The fields of an event's content, in the order a conflict names them.
+def _key_of(customer: str, kind: str, at: int, amount: int | None, items: tuple[Item, ...], original: str | None,
+            reward: str | None, birthday: date | None, attributes: tuple[tuple[str, Any], ...]) -> tuple[Any, ...]:
+    """The content key of an event without the optional fields, from its values: the one place its layout is
+    written (``content_key`` reads them from an event, the quick reader from its own variables)."""
+    return (customer, kind, at, amount,
+            tuple(map(tuple, items)) if items else (),  # plain tuples: kept by the millions, never walked by the GC
+            original, reward, None if birthday is None else birthday.isoformat(), attributes)
+
+
 def content_key(event: Event) -> tuple[Any, ...]:
     """What makes two events with one id the same event, as plain values (the contract's "same content").
 
@@ -731,11 +735,8 @@ def content_key(event: Event) -> tuple[Any, ...]:
         return key
     attributes = event.attributes
     attributes = tuple(sorted((name, _plain(value)) for name, value in attributes.items())) if attributes else ()
-    items = event.items
-    items = tuple(map(tuple, items)) if items else ()  # plain tuples: kept by the millions, never walked by the GC
-    birthday = event.birthday
-    key = (event.customer, event.type, event.at, event.amount, items, event.original, event.reward,
-           birthday.isoformat() if birthday is not None else None, attributes)
+    key = _key_of(event.customer, event.type, event.at, event.amount, event.items, event.original, event.reward,
+                  event.birthday, attributes)
     # The optional fields only when present, so that the keys (and fingerprints) of events without them stay
     # what stores hold: one more item, the (name, value) pairs of the fields present (``CONTENT_FIELDS``).
     if not event.rewards_used and event.partner is None and event.friend is None and event.account is None:

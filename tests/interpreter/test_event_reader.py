@@ -174,6 +174,9 @@ def test_the_quick_reader_makes_the_content_key_of_the_common_event_only() -> No
     # reward, birthday or attributes.
     expected = ("c1", "purchase", 852_095_057_000_000, 12_500_000, (("a", "b", 2, 1_500_000),), None, None, None, ())
     assert event.key == expected and content_key(event) == expected
+    # The rarer fields in their places: the purchase's `original` sixth, its `reward` seventh.
+    rarer = READER.read({**raw, "original": "p0", "reward": "ten_off"})
+    assert rarer.key == expected[:5] + ("p0", "ten_off") + expected[7:]
     # Not made (the type rules run in full, then ``content_key`` reads the event) when the event has attributes,
     # a friend or an account, another currency, or a type whose fields the rules must check.
     assert READER.read({**raw, "channel": "app"}).key is None
