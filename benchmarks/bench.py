@@ -182,10 +182,10 @@ def engine_runner(rules: str, generated: bool) -> Callable[[list[dict[str, Any]]
         engine.advance_to(end)
         advanced = time.perf_counter() - advancing
         figures = {}
-        for customer in engine.customers():
-            view = engine.customer(customer)
-            figures[customer] = (view.points, view.pending_points, view.lifetime_points,
-                                 {name: count for name, count in view.rewards.items() if count}, view.tier)
+        for standing in engine.standings():  # every customer's figures, as an export reads them
+            figures[standing.customer] = (standing.points, standing.pending_points, standing.lifetime_points,
+                                          {name: count for name, count in standing.rewards.items() if count},
+                                          standing.tier)
         return figures, {"rejected": rejected, "advance": advanced}
 
     return run

@@ -43,7 +43,7 @@ from poletti.interpreter.outcome import Outcome
 from poletti.interpreter.processing import Tally
 from poletti.interpreter.referrals import Referrals, friend_of, linked_customers
 from poletti.interpreter.stepper import Stepper
-from poletti.interpreter.views import CustomerView, view
+from poletti.interpreter.views import CustomerView, Standing, view
 
 _CLOCK_KEY = "clock"
 _pack = marshal.dumps  # a receipt's content key, packed (``memory.pack_receipt``)
@@ -540,6 +540,33 @@ class Engine:
 
     def customers(self) -> Iterator[str]:
         return self.store.customers()
+
+    def standings(self) -> Iterator[Standing]:
+        """Every customer ``customers()`` lists, in that order, with the figures ``customer()`` shows of them:
+        points, pending, lifetime, debt, tier and rewards (an export of every member's balance).
+
+        The memory store lists them from one look at its states, under its lock (a snapshot taken at once);
+        other stores read one customer at a time, as ``customer()`` does.
+        """
+        store = self.store
+        if type(store) is not MemoryStore or self.compiled.pooled:  # (a contact shows their account's pool)
+            return (self._standing(customer, self.customer(customer)) for customer in self.customers())
+        names = self.compiled.tier_names
+        found = []
+        with store._lock:
+            states = store._states
+            for customer in sorted(states):  # (``store.customers()``)
+                state = states[customer]
+                ledger = state.ledger  # ``ledger.balance``, without the property: this runs once per customer
+                found.append(Standing(customer, ledger.free + ledger._spendable_in_lots - ledger.owed,
+                                      ledger._pending, ledger.earned_total, ledger.owed, names[state.tier],
+                                      dict(state.rewards) if state.rewards else {}))
+        return iter(found)
+
+    @staticmethod
+    def _standing(customer: str, shown: CustomerView) -> Standing:
+        return Standing(customer, shown.points, shown.pending_points, shown.lifetime_points, shown.debt,
+                        shown.tier, shown.rewards)
 
     def state(self, customer_id: str) -> CustomerState | None:
         """The raw state (for reports and tests); do not modify it."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -69,6 +69,23 @@ class HeldReward:
     count: int
     until: datetime | None = None
     granted_at: datetime | None = None
+
+
+class Standing(NamedTuple):
+    """One customer's figures as ``Engine.standings`` lists them: the ``CustomerView`` fields an export of
+    every member reads (a CRM sync, a nightly balance file), without the member page's lots, cards and wallet.
+
+    A plain tuple with names: a store of a million customers gives a million of them, and building one costs
+    a tenth of a ``CustomerView``.
+    """
+
+    customer: str
+    points: int
+    pending_points: int
+    lifetime_points: int
+    debt: int
+    tier: str | None
+    rewards: dict[str, int]  # as ``CustomerView.rewards``: each reward granted and not used, with its count
 
 
 @attrs.define

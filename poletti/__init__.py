@@ -28,7 +28,7 @@ from poletti.dsl.diagnostics import ERROR, WARNING, Diagnostic
 
 if TYPE_CHECKING:
     from poletti.engine.program import BuildResult, Program
-    from poletti.interpreter.engine import BatchResult, CustomerView, Engine, Rejection
+    from poletti.interpreter.engine import BatchResult, CustomerView, Engine, Rejection, Standing
     from poletti.interpreter.events import EventError
     from poletti.interpreter.outcome import Outcome
     from poletti.engine.stores import LedgerEntry, MemoryStore, SQLiteStore, StoreError, open_store
@@ -50,6 +50,7 @@ __all__ = [
     "Program",
     "Rejection",
     "SQLiteStore",
+    "Standing",
     "StoreError",
     "__version__",
     "compile",
@@ -96,6 +97,7 @@ _LAZY = {
     "BatchResult": "poletti.interpreter.engine",
     "CustomerView": "poletti.interpreter.engine",
     "Rejection": "poletti.interpreter.engine",
+    "Standing": "poletti.interpreter.engine",
     "EventError": "poletti.interpreter.events",
     "Outcome": "poletti.interpreter.outcome",
     "Program": "poletti.engine.program",

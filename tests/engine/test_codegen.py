@@ -56,6 +56,10 @@ def run_both(text: str, steps: list[dict[str, Any]]) -> None:
                     results.append(("rejected", err.reason))
             assert results[0] == results[1], where
         compare(where)
+    # ``standings`` (the memory store's listing in one pass) shows of each customer what ``customer`` shows.
+    shown = [(customer, view.points, view.pending_points, view.lifetime_points, view.debt, view.tier, view.rewards)
+             for customer in interpreted.customers() for view in [interpreted.customer(customer)]]
+    assert [tuple(standing) for standing in generated.standings()] == shown, text
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])

@@ -354,6 +354,55 @@ def test_customer_fields() -> None:
     assert (nobody.points, nobody.tier, nobody.rewards, nobody.first_seen) == (0, None, {}, None)
 
 
+STANDINGS_RULES = """
+earn 1 point per EUR
+at 50 points grant free_drink
+tier gold when spend_12m > 100
+"""
+
+
+@pytest.mark.parametrize("store", ["memory", "memory-interpreted", "sqlite"])
+def test_standings_list_every_customer_with_their_figures(store: str, tmp_path: Any) -> None:
+    program = poletti.compile(STANDINGS_RULES)
+    engine = (poletti.Engine(program, poletti.SQLiteStore(str(tmp_path / "s.db"))) if store == "sqlite"
+              else poletti.Engine(program, explain=False, generated=store == "memory"))
+    for raw in (
+        # bea: 120 points → 2 drinks (100), 20 left; spend 120 > 100 → gold. The full refund reverses the
+        # 120: 20 − 120 = −100 (a debt of 100); lifetime stays 120; spend 0 → no tier; the drinks stay.
+        {"id": "b1", "type": "purchase", "customer": "bea", "at": "2026-01-05T10:00:00+00:00", "amount": "120.00"},
+        {"id": "b2", "type": "refund", "customer": "bea", "at": "2026-01-06T10:00:00+00:00", "original": "b1"},
+        # ada: 30 points, nothing converts, no tier.
+        {"id": "a1", "type": "purchase", "customer": "ada", "at": "2026-01-05T11:00:00+00:00", "amount": "30.00"},
+        # cy: 150 points → 3 drinks, 0 left; spend 150 → gold.
+        {"id": "c1", "type": "purchase", "customer": "cy", "at": "2026-01-07T09:00:00+00:00", "amount": "150.00"},
+    ):
+        engine.process(raw)
+    standings = list(engine.standings())
+    assert standings == [
+        ("ada", 30, 0, 30, 0, None, {}),
+        ("bea", -100, 0, 120, 100, None, {"free_drink": 2}),
+        ("cy", 0, 0, 150, 0, "gold", {"free_drink": 3}),
+    ]
+    bea = standings[1]
+    assert (bea.customer, bea.points, bea.debt, bea.lifetime_points, bea.tier) == ("bea", -100, 100, 120, None)
+    assert isinstance(bea, poletti.Standing)
+
+
+def test_standings_of_a_pooled_program_show_each_contact_the_account_pool() -> None:
+    engine = poletti.Engine(poletti.compile("""
+        points pooled by account
+        earn 1 point per EUR
+    """))
+    engine.process({"id": "p1", "type": "purchase", "customer": "liisa", "account": "acme", "amount": "30.00",
+                    "at": "2026-02-02T10:00:00+02:00"})
+    engine.process({"id": "p2", "type": "purchase", "customer": "matti", "account": "acme", "amount": "12.00",
+                    "at": "2026-02-03T10:00:00+02:00"})
+    # 30 + 12 = 42 in acme's pool, which both contacts show (as ``customer`` does).
+    found = {standing.customer: standing.points for standing in engine.standings()}
+    assert found["liisa"] == found["matti"] == 42
+    assert found == {customer: engine.customer(customer).points for customer in engine.customers()}
+
+
 # ------------------------------------------------------------ regressions
 
 
