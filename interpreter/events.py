@@ -344,28 +344,54 @@ def _quick_text(value: Any) -> str | None:
 _new_tuple = tuple.__new__
 
 
+# Items as sent → Items: a shop sends the same lines again and again (a menu, a price list), and looking a line up
+# costs a third of checking it again. The key is the line's (field, value) pairs with the values' classes, as 1 and
+# True, or "x" and a str subclass, are equal keys. Only lines that passed the checks are kept. Bounded: emptied
+# when full.
+_ITEMS: dict[tuple[Any, ...], Item] = {}
+_ITEMS_KEPT = 65_536
+
+
 def quick_items(raw_items: Any) -> tuple[Item, ...] | None:
     """A purchase's plain ``items`` list → Items, or None to read them carefully (same rules as ``_quick``)."""
     if raw_items.__class__ is not list:
         return None
     built = []
     for item in raw_items:
-        if item.__class__ is not dict or len(item) > 4 or not item.keys() <= _ITEM_FIELDS:
+        if item.__class__ is not dict:
             return None
-        sku = item.get("sku")
-        category = item.get("category")
-        if sku is not None and (sku.__class__ is not str or not sku or sku.isspace()):
+        line = (tuple(item.items()), tuple(map(type, item.values())))
+        try:
+            known = _ITEMS.get(line)
+        except TypeError:  # a value that cannot be a key (a list, a dict) is no plain value: read carefully
             return None
-        if category is not None and (category.__class__ is not str or not category or category.isspace()):
-            return None
-        quantity = item.get("quantity", 1)
-        if quantity.__class__ is not int or not 0 < quantity <= MAX_QUANTITY:
-            return None
-        price = _quick_units(item.get("price", 0))
-        if price is None:
-            return None
-        built.append(_new_tuple(Item, (sku, category, quantity, price)))  # Item(...) without its Python-level __new__
+        if known is None:
+            known = _quick_item(item)
+            if known is None:
+                return None
+            if len(_ITEMS) >= _ITEMS_KEPT:
+                _ITEMS.clear()
+            _ITEMS[line] = known
+        built.append(known)
     return tuple(built)
+
+
+def _quick_item(item: dict[str, Any]) -> Item | None:
+    """One line checked and read (``quick_items`` for a line not in ``_ITEMS``), or None."""
+    if len(item) > 4 or not item.keys() <= _ITEM_FIELDS:
+        return None
+    get = item.get
+    sku, category, quantity = get("sku"), get("category"), get("quantity", 1)
+    if sku is not None and (sku.__class__ is not str or not sku or sku.isspace()):
+        return None
+    if category is not None and (category.__class__ is not str or not category or category.isspace()):
+        return None
+    if quantity.__class__ is not int or not 0 < quantity <= MAX_QUANTITY:
+        return None
+    price = _quick_units(get("price", 0))
+    if price is None:
+        return None
+    return _new_tuple(Item, (sku, category, quantity, price))  # Item(...) without its Python-level __new__
 
 
 def _quick(raw: Any, currency_of_program: str | None = None, plain_types: frozenset[str] = frozenset()) -> Event | None:

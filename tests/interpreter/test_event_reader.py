@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import poletti
-from poletti.interpreter.events import EventError, EventReader, _quick, content_key
+from poletti.interpreter.events import EventError, EventReader, Item, _quick, content_key
 
 RULES = """
 reward ten_off "10 % off" value 10% expires after 30d costs 50 points
@@ -44,6 +44,33 @@ VALUES: dict[str, Any] = {
     "birthday": st.sampled_from(["1990-02-28", "1990-02-30", None]),
     "items": st.sampled_from([[{"sku": "a", "category": "b", "quantity": 2, "price": "1.50"}], [], "x", None]),
 }
+
+
+class Text(str):
+    """A str subclass: equal to its text (an equal dictionary key), but not a plain str."""
+
+
+# The values of an item's lines: the quick reader keeps the lines it read (``_ITEMS``), and a value equal to a
+# kept one but of another class (True and 1, 2.0 and 2, a str subclass) must still be read as it is.
+ITEM_VALUES: dict[str, Any] = {
+    "sku": st.sampled_from(["a", "", " ", None, 3, ["a"], Text("a")]),
+    "category": st.sampled_from(["b", "", None, 4, Text("b")]),
+    "quantity": st.sampled_from([1, 2, True, 2.0, 0, -1, None, "2", 10**9 + 1]),
+    "price": st.sampled_from(["1.50", "1.5", 1, True, 1.0, 1.5, "x", "-1", None, ["1"], 0]),
+    "size": st.sampled_from(["L"]),  # not an item's field
+}
+
+
+@st.composite
+def raw_items(draw: Any) -> list[dict[str, Any]]:
+    items = []
+    for _ in range(draw(st.integers(0, 3))):
+        names = draw(st.lists(st.sampled_from(sorted(ITEM_VALUES)), max_size=5, unique=True))
+        items.append({name: draw(ITEM_VALUES[name]) for name in names})
+    return items
+
+
+VALUES["items"] = st.one_of(VALUES["items"], raw_items())
 
 
 @st.composite
@@ -92,6 +119,18 @@ def test_a_program_without_partners_reads_the_same_either_way(raw: dict[str, Any
     expected = _read_with_key(careful._read_without_partners if "partner" in raw else careful._read_carefully,
                               raw)
     assert _read_with_key(careful.read, raw) == expected
+
+
+def test_a_kept_line_is_not_taken_for_an_equal_line_of_other_classes() -> None:
+    # The quick reader keeps each item line it read; True == 1 and hash alike, but true/false is no quantity
+    # and no price, whichever line was read before.
+    base = {"id": "e1", "type": "purchase", "customer": "c1", "at": "2026-03-01T10:00:00+02:00", "amount": "3.00"}
+    for good, bad in (({"sku": "k", "quantity": 1, "price": "1.50"}, {"sku": "k", "quantity": True, "price": "1.50"}),
+                      ({"sku": "k", "quantity": 2, "price": 1}, {"sku": "k", "quantity": 2, "price": True})):
+        assert READER.read(dict(base, items=[good])).items == (Item("k", None, good["quantity"], 1_500_000 if
+                                                                    good["price"] == "1.50" else 1_000_000),)
+        assert _outcome(READER.read, dict(base, items=[bad])) == (
+            "rejected", "expected a number, got true/false @ items[0]")
 
 
 def test_the_rarer_fields_go_through_the_quick_reader_too() -> None:
