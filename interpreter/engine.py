@@ -39,7 +39,7 @@ from poletti.interpreter.accounts import ACCOUNT_PREFIX, Accounts, account_key, 
 from poletti.interpreter.events import (
     FIRST_YEAR, LAST_YEAR, Event, EventError, EventReader, conflict_reason, content_key,
 )
-from poletti.interpreter.outcome import Outcome
+from poletti.interpreter.outcome import Outcome, new_outcome
 from poletti.interpreter.processing import Tally
 from poletti.interpreter.referrals import Referrals, friend_of, linked_customers
 from poletti.interpreter.stepper import Stepper
@@ -231,10 +231,10 @@ class Engine:
                 store._receipts[event.id] = pack_receipt(customer, key)
             names = self.compiled.tier_names
             ledger = state.ledger
-            return Outcome(event.id, customer, kind, at, "applied", earned, tally.granted, tally.expired,
-                           tally.reversed, tally.spent, names[tier_before], names[state.tier],
-                           ledger.free + ledger._spendable_in_lots - ledger.owed, ledger._pending,
-                           ledger.earned_total, (), self.compiled, ())
+            return new_outcome(Outcome, (event.id, customer, kind, at, "applied", earned, tally.granted, tally.expired,
+                                         tally.reversed, tally.spent, names[tier_before], names[state.tier],
+                                         ledger.free + ledger._spendable_in_lots - ledger.owed, ledger._pending,
+                                         ledger.earned_total, (), self.compiled, ()))
 
     def _apply_once(self, event: Event, key: tuple[Any, ...]) -> Outcome:
         store, stepper = self.store, self.stepper
@@ -274,11 +274,12 @@ class Engine:
                 self._book(tally, tally.event_start, before, state.customer, event.id, event.type)
             names = self.compiled.tier_names
             ledger = state.ledger
-            # Positional arguments, in Outcome's field order: keywords cost three times as much, once per event.
-            return Outcome(event.id, customer, event.type, at, "applied", earned,
-                           tally.granted, tally.expired, tally.reversed, tally.spent, names[tier_before],
-                           names[state.tier], ledger.balance, ledger.pending, ledger.earned_total,
-                           tuple(tally.trace) if tally.trace and self.explain else (), self.compiled, linked)
+            # Every field, in Outcome's order (``new_outcome``: one step, once per event).
+            return new_outcome(Outcome, (event.id, customer, event.type, at, "applied", earned,
+                                         tally.granted, tally.expired, tally.reversed, tally.spent, names[tier_before],
+                                         names[state.tier], ledger.balance, ledger.pending, ledger.earned_total,
+                                         tuple(tally.trace) if tally.trace and self.explain else (), self.compiled,
+                                         linked))
 
     # ------------------------------------------------------- shared accounts (interpreter/accounts.py)
 
@@ -421,9 +422,9 @@ class Engine:
         if self.compiled.pooled and state.account is not None:  # a contact's figures are their account's pool
             state = self.store.load(account_key(state.account)) or state
         names, ledger = self.compiled.tier_names, state.ledger
-        return Outcome(event.id, receipt.customer, event.type, event.at, "duplicate", 0, {}, 0, 0, 0,
-                       names[state.tier], names[state.tier], ledger.balance, ledger.pending, ledger.lifetime, (),
-                       self.compiled)
+        return new_outcome(Outcome, (event.id, receipt.customer, event.type, event.at, "duplicate", 0, {}, 0, 0, 0,
+                                     names[state.tier], names[state.tier], ledger.balance, ledger.pending,
+                                     ledger.lifetime, (), self.compiled, ()))
 
     def _check_clock(self, event: Event, state: CustomerState) -> None:
         watermark = self._read_clock() if self.store.shared else self._watermark
@@ -576,11 +577,11 @@ class Engine:
                  tally: Tally, earned: int) -> Outcome:
         names = self.compiled.tier_names
         ledger = state.ledger
-        # Positional arguments, in Outcome's field order: keywords cost three times as much, once per event.
-        return Outcome(event_id, state.customer, kind, at, "applied", earned, tally.granted, tally.expired,
-                       tally.reversed, tally.spent, names[tier_before], names[state.tier], ledger.balance,
-                       ledger.pending, ledger.lifetime, tuple(tally.trace) if tally.trace and self.explain else (),
-                       self.compiled)
+        # Every field, in Outcome's order (``new_outcome``: one step, once per event).
+        return new_outcome(Outcome, (event_id, state.customer, kind, at, "applied", earned, tally.granted,
+                                     tally.expired, tally.reversed, tally.spent, names[tier_before], names[state.tier],
+                                     ledger.balance, ledger.pending, ledger.lifetime,
+                                     tuple(tally.trace) if tally.trace and self.explain else (), self.compiled, ()))
 
     # --------------------------------------------------------------- snapshots
 

@@ -1,7 +1,7 @@
 """What an app shows a member: ``CustomerView`` and its parts, read from a customer's state.
 
-Records to read, not to change: like ``Outcome`` they are not frozen only
-because a frozen class costs three times as much to build, and a host may
+Records to read, not to change: they are not frozen only because a frozen
+class costs three times as much to build, and a host may
 read every member page (benchmarks read every customer's).
 
 ``view(compiled, state)`` builds it: the balance, pending and lifetime

@@ -450,6 +450,26 @@ def test_outcome_to_dict_is_json_ready(engine: Any) -> None:
     assert data["trace"][0]["text"] == "+12 points by 'earn 1 point per EUR' (line 4)"
 
 
+def test_an_outcome_is_a_record_to_read_whose_program_is_not_compared() -> None:
+    # The same event through two engines (two compiled programs, one text) gives equal outcomes: 40 points.
+    raw = dict(P1)
+    first, second = (poletti.Engine(poletti.compile(RULES)).process(dict(raw)) for _ in range(2))
+    assert first.program is not second.program and first == second and not first != second
+    assert (first.customer, first.status, first.earned, first.points, first.granted) == ("c1", "applied", 40, 40, {})
+    assert first.at == datetime(2026, 1, 5, 10, tzinfo=timezone.utc)
+    assert first != first._replace(points=41) and first._replace(points=41) != first
+    assert "program=" not in repr(first) and "points=40" in repr(first)
+    with pytest.raises(AttributeError):
+        first.points = 0  # type: ignore[misc]
+    # Every field, in order, whichever path built it (an applied event, a duplicate, a clock step).
+    engine = poletti.Engine(poletti.compile(RULES), explain=False)
+    built = [engine.process(dict(raw)), engine.process(dict(raw)), *engine.advance_to("2027-02-01T00:00:00+00:00")]
+    # The duplicate's figures are the customer's now; the clock step expires the 40 points (12 months).
+    assert [(o.status, o.type, o.points, o.expired, o.linked) for o in built] == [
+        ("applied", "purchase", 40, 0, ()), ("duplicate", "purchase", 40, 0, ()), ("applied", "clock", 0, 40, ())]
+    assert all(len(o) == len(poletti.Outcome._fields) for o in built)
+
+
 # ------------------------------------- choices where the contract is silent (docs/language.md)
 
 
