@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_engine.py [--events N] [--seed S] [--repeat R]
                                                  [--explain] [--peer] [--profile FILE] [--max-ratio X]
 
-Generates a café history with ``poletti.interpreter.generate`` (the events are
+Generates a café history with ``poletti.interpreter.simulate.generate`` (the events are
 built before any timing starts, as the dicts a host would send), then runs
 the café program ``examples/cafe/rules_v1.loyalty``
 
@@ -40,7 +40,7 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 import poletti
-from poletti.interpreter.generate import generate_history
+from poletti.interpreter.simulate.generate import generate_history
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RULES = os.path.join(ROOT, "examples", "cafe", "rules_v1.loyalty")

@@ -39,10 +39,7 @@ import loops_cdnow  # noqa: E402
 import loops_richer  # noqa: E402
 from loops_common import end_of, months_later  # noqa: E402
 
-try:
-    from poletti.interpreter.simulate.generate import generate_history
-except ImportError:  # before interpreter/simulate/ became a package
-    from poletti.interpreter.generate import generate_history  # type: ignore[no-redef]
+from poletti.interpreter.simulate.generate import generate_history  # noqa: E402
 
 EVENTS = 4_000
 
