@@ -550,7 +550,7 @@ class Engine:
         other stores read one customer at a time, as ``customer()`` does.
         """
         store = self.store
-        if type(store) is not MemoryStore or self.compiled.pooled:  # (a contact shows their account's pool)
+        if not self._once or self.compiled.pooled:  # (the memory store's own; a contact shows their account's pool)
             return (self._standing(customer, self.customer(customer)) for customer in self.customers())
         names = self.compiled.tier_names
         found = []

@@ -58,7 +58,8 @@ class Outcome(NamedTuple):
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not Outcome:
             return NotImplemented
-        return self[:_PROGRAM] == other[:_PROGRAM] and self[_PROGRAM + 1:] == other[_PROGRAM + 1:]  # type: ignore[index]
+        # (``program`` is the last field but one)
+        return self[:_PROGRAM] == other[:_PROGRAM] and self[-1] == other[-1]  # type: ignore[index]
 
     def __ne__(self, other: object) -> bool:
         equal = self.__eq__(other)
@@ -96,6 +97,7 @@ class Outcome(NamedTuple):
 
 
 _PROGRAM = Outcome._fields.index("program")
+assert _PROGRAM == len(Outcome._fields) - 2  # (``Outcome.__eq__``)
 # ``new_outcome(Outcome, (every field, in order))``: an outcome built in one step, without the named tuple's
 # Python-level ``__new__`` (the engine builds one per event, with every field).
 new_outcome = tuple.__new__
