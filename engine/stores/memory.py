@@ -120,14 +120,17 @@ class MemoryStore:
         with self._lock:
             return list(self._ledger.get(customer, ()))
 
-    def due(self, until: int) -> list[str]:
-        found: list[str] = []  # by next change, then id, as the SQL stores (the heap's order)
+    def due(self, until: int, ordered: bool = True) -> list[str]:
+        """The customers whose next change is due by ``until``, by next change, then id, as the SQL stores list
+        them (the heap's order); with ``ordered=False`` in any order (``Engine.advance_to``'s own lane, which
+        puts its outcomes in that order itself: sorting every customer due cost a fifth of an advance)."""
+        found: list[str] = []
         heap = self._heap
         with self._lock:
             if len(self._unqueued) > max(_POPS_BEFORE_SORTING, len(heap)):
                 # Most entries are still to be made (as at the end of a replay: nothing asked before): scanning
                 # them costs no more than making them would.
-                self._take_all(until, found)
+                self._take_all(until, found, ordered)
                 return found
             self._flush()
             for _ in range(_POPS_BEFORE_SORTING):
@@ -137,10 +140,10 @@ class MemoryStore:
             if heap and heap[0][0] <= until:
                 # Many are due (an advance after a long pause, or at the end of a replay): a pop costs about
                 # forty times what one step of a scan and a sort does, so take the rest of them in one go.
-                self._take_all(until, found)
+                self._take_all(until, found, ordered)
         return found
 
-    def _take_all(self, until: int, found: list[str]) -> None:
+    def _take_all(self, until: int, found: list[str], ordered: bool = True) -> None:
         """``_take`` for every entry due by ``until`` at once, those not in the heap yet included: the customers
         due, in order, onto ``found``.
 
@@ -178,8 +181,9 @@ class MemoryStore:
         heapq.heapify(heap)
         self._unqueued = later
         # Each of these comes after every customer popped before (their entries were no earlier than those).
-        ready.sort()
-        ready.sort(key=upcoming.__getitem__)
+        if ordered:
+            ready.sort()
+            ready.sort(key=upcoming.__getitem__)
         found.extend(ready)
 
     def _take(self, when: int, customer: str, found: list[str]) -> None:

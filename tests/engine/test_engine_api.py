@@ -317,6 +317,26 @@ def test_advance_to_applies_expiry_and_the_past_is_harmless(engine: Any) -> None
     assert_rejected(engine, event(at="2027-01-31T00:00:00+00:00"), "engine clock")
 
 
+@pytest.mark.parametrize("store", ["memory", "memory-interpreted", "sqlite"])
+def test_advance_to_lists_its_outcomes_by_the_change_due_then_by_customer(store: str, tmp_path: Any) -> None:
+    program = poletti.compile("earn 1 point per EUR\ntier gold when spend_12m > 100\n")
+    engine = (poletti.Engine(program, poletti.SQLiteStore(str(tmp_path / "s.db"))) if store == "sqlite"
+              else poletti.Engine(program, explain=False, generated=store == "memory"))
+    # Each buys 150 EUR → gold, until the purchase leaves the 12-month window: c's first (2027-01-03), then
+    # a's and b's at one instant (2027-01-05 10:00), a before b by id, though b bought first.
+    for customer, day in (("b", "05"), ("c", "03"), ("a", "05")):
+        engine.process({"id": f"p-{customer}", "type": "purchase", "customer": customer, "amount": "150.00",
+                        "at": f"2026-01-{day}T10:00:00+00:00"})
+    # 300 more customers whose purchases leave the window too, without a tier to lose (no outcome): so many
+    # due at once that the memory store takes them in one scan (``MemoryStore._take_all``), not one by one.
+    for number in range(300):
+        engine.process({"id": f"f{number}", "type": "purchase", "customer": f"f{number:03}", "amount": "10.00",
+                        "at": "2026-01-04T10:00:00+00:00"})
+    outcomes = engine.advance_to("2027-02-01T00:00:00+00:00")
+    assert [(o.customer, o.tier_before, o.tier) for o in outcomes] == [
+        ("c", "gold", None), ("a", "gold", None), ("b", "gold", None)]
+
+
 def test_advance_to_needs_an_aware_instant(engine: Any) -> None:
     with pytest.raises(ValueError):
         engine.advance_to(datetime(2027, 1, 1))
