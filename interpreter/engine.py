@@ -47,9 +47,6 @@ from poletti.interpreter.views import CustomerView, Standing, view
 
 _CLOCK_KEY = "clock"
 
-
-def _due_order(entry: tuple[int, str, Outcome]) -> tuple[int, str]:
-    return entry[0], entry[1]
 _pack = marshal.dumps  # a receipt's content key, packed (``memory.pack_receipt``)
 # A transaction another writer's made impossible (the same new event id applied by two processes at once, a
 # serialization failure) is tried again from the start: the second try sees what the other one did.
@@ -481,11 +478,11 @@ class Engine:
             runtime, states, lock, upcoming = self.runtime, store._states, store._lock, store._next
             # The customers due in any order; their outcomes are put in the order ``due`` lists them (by the
             # change that was due, then id) at the end: sorting the outcomes, not every customer due.
-            changed: list[tuple[int, str, Outcome]] = []
+            due_at: list[int] = []  # for each outcome, the change that was due
             for customer in store.due(until, ordered=False):
                 with lock:  # one customer at a time, as ``_advance_customer``'s transaction
                     state = states[customer]
-                    due_at = upcoming[customer]
+                    was_due = upcoming[customer]
                     tier_before = state.tier
                     tally = Tally(False)
                     instant = runtime.advance(state, until, tally)  # (it returns ``stepper.schedule``'s next change)
@@ -493,10 +490,15 @@ class Engine:
                     state.next_change_at = instant
                     store.save(state, instant)
                     if tally.changed:
-                        changed.append((due_at, customer, self._outcome(state, None, "clock", until, tier_before,
-                                                                        tally, 0)))
-            changed.sort(key=_due_order)
-            return [outcome for _, _, outcome in changed]
+                        due_at.append(was_due)
+                        outcomes.append(self._outcome(state, None, "clock", until, tier_before, tally, 0))
+            if len(outcomes) > 1:
+                # Two stable sorts on plain keys (ids, then instants, as ``due``) of the outcomes' places.
+                ids = [outcome.customer for outcome in outcomes]
+                order = sorted(range(len(outcomes)), key=ids.__getitem__)
+                order.sort(key=due_at.__getitem__)
+                outcomes = [outcomes[place] for place in order]
+            return outcomes
         advance = self._advance_pooled if self.compiled.pooled else self._advance_customer
         for customer in store.due(until):
             outcome = self._retrying(advance, customer, until)
