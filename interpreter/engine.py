@@ -46,7 +46,6 @@ from poletti.interpreter.stepper import Stepper
 from poletti.interpreter.views import CustomerView, Standing, view
 
 _CLOCK_KEY = "clock"
-
 _pack = marshal.dumps  # a receipt's content key, packed (``memory.pack_receipt``)
 # A transaction another writer's made impossible (the same new event id applied by two processes at once, a
 # serialization failure) is tried again from the start: the second try sees what the other one did.

@@ -363,17 +363,18 @@ def quick_items(raw_items: Any) -> tuple[Item, ...] | None:
             return None
         get = item.get
         line = (get("sku"), get("category"), get("quantity", 1), get("price", 0))
+        kept = line[2].__class__ is int and line[3].__class__ is str  # a line looked up and kept
         known = None
-        if line[2].__class__ is int and line[3].__class__ is str:
+        if kept:
             try:
                 known = _ITEMS.get(line)
             except TypeError:  # an sku or category that cannot be a key (a list): read carefully, and refused
                 return None
         if known is None:
-            known = _quick_item(item)
+            known = _quick_item(*line)
             if known is None:
                 return None
-            if line[2].__class__ is int and line[3].__class__ is str:
+            if kept:
                 if len(_ITEMS) >= _ITEMS_KEPT:
                     _ITEMS.clear()
                 _ITEMS[line] = known
@@ -381,20 +382,18 @@ def quick_items(raw_items: Any) -> tuple[Item, ...] | None:
     return tuple(built)
 
 
-def _quick_item(item: dict[str, Any]) -> Item | None:
-    """One line checked and read (``quick_items`` for a line not in ``_ITEMS``), or None."""
-    get = item.get
-    sku, category, quantity = get("sku"), get("category"), get("quantity", 1)
+def _quick_item(sku: Any, category: Any, quantity: Any, price: Any) -> Item | None:
+    """One line's values checked and read (``quick_items`` for a line not in ``_ITEMS``), or None."""
     if sku is not None and (sku.__class__ is not str or not sku or sku.isspace()):
         return None
     if category is not None and (category.__class__ is not str or not category or category.isspace()):
         return None
     if quantity.__class__ is not int or not 0 < quantity <= MAX_QUANTITY:
         return None
-    price = _quick_units(get("price", 0))
-    if price is None:
+    units = _quick_units(price)
+    if units is None:
         return None
-    return _new_tuple(Item, (sku, category, quantity, price))  # Item(...) without its Python-level __new__
+    return _new_tuple(Item, (sku, category, quantity, units))  # Item(...) without its Python-level __new__
 
 
 def _quick(raw: Any, currency_of_program: str | None = None, plain_types: frozenset[str] = frozenset()) -> Event | None:
