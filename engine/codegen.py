@@ -2,7 +2,10 @@
 
 ``generate(compiled) -> Generated`` writes a module of plain functions for
 one program — ``apply`` (steps 1–6 of one validated event), ``advance`` and
-``apply_instant`` (the clock), ``next_change``, ``status``, ``convert`` —
+``apply_instant`` (the clock), ``next_change``, ``status``, ``convert``, and
+``make_lane``, which makes the memory store's ``Engine.process`` for the
+common event: read, applied with ``apply``'s steps written out in place, and
+its outcome returned, in one function (``_Generator._lane_maker``) —
 with the program's rules unrolled into straight-line code: numbers are
 constants, money is integer micro-units, instants are integer
 microseconds, conditions are Python expressions over the customer state,
@@ -30,7 +33,9 @@ checks the generated module's AST for anything else.
 The module runs with this namespace (``poletti.interpreter.generated``
 provides it): ``P`` the interpreter's processor, ``K`` the constants, ``E``
 compiled expressions, ``Ctx``, ``TZ``, ``heappush``, ``heappop``,
-``add_us``, ``day_start_us``, ``local_date``, ``date``, ``replaced``. A state's purchases
+``add_us``, ``day_start_us``, ``local_date``, ``date``, ``replaced``, and
+for the lane ``quick_fields`` (the event reader), ``Tally``, ``Event``,
+``Outcome``, ``new_outcome`` and ``pack`` (``marshal.dumps``, the receipt). A state's purchases
 are flat, as ``engine/state.py`` describes: the seven fields of each (id, at, amount, refunded, points,
 reversed, partner) one after the other.
 """
@@ -39,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Callable
@@ -62,7 +68,9 @@ __all__ = ["Generated", "generate"]
 BUILTINS = ("len", "sum", "any", "bool", "min", "max")
 # Names the generated source may use beside its own locals: the namespace it runs in.
 NAMESPACE = BUILTINS + ("P", "K", "E", "Ctx", "TZ", "heappush", "heappop", "add_us", "day_start_us", "local_date", "date",
-             "replaced", "DAY", "within_calendar_cap", "period_key_us")
+             "replaced", "DAY", "within_calendar_cap", "period_key_us",
+             # the lane's (``_lane_maker``): the quick reader, the classes it builds, the receipt's packing
+             "quick_fields", "Tally", "Event", "Outcome", "new_outcome", "pack")
 # The local holding the key of the event's calendar period, by period (``_period_keys``).
 _PERIOD_KEY = {"day": "day_key", "week": "week_key", "month": "month_key", "year": "year_key"}
 # Locals and functions the generator invents (the AST test checks for nothing else).
@@ -73,7 +81,12 @@ INVENTED = ("st", "ev", "tally", "now", "at", "until", "instant", "led", "pts", 
             "units", "base", "cost", "apply", "advance", "apply_instant", "next_change", "status", "convert",
             "ctx", "_ctx", "earn", "triggers", "record_facts", "purchase_index", "day", "monday", "last",
             "birthday_rules_due", "t", "i", "n", "reward", "when_rules", "limit", "kind", "held", "day_key", "week_key",
-            "month_key", "year_key")
+            "month_key", "year_key",
+            # the lane's (``_lane_maker``)
+            "make_lane", "lane", "engine", "slow", "store", "lock", "receipts", "states", "upcoming", "save",
+            "new_state", "compiled", "names", "currency", "plain_types", "raw", "read", "ev_id", "customer",
+            "ev_amount", "ev_currency", "ev_items", "ev_original", "ev_reward", "ev_birthday", "friend", "account",
+            "key", "extra", "packed", "fresh", "watermark", "last_at", "tier_before")
 
 
 @attrs.frozen
@@ -135,6 +148,17 @@ def _rounded(numerator: str, denominator: int, mode: str) -> str:
     return f"(2 * ({numerator}) + {denominator}) // {2 * denominator}"  # nearest, halves up
 
 
+# The event's fields as the lane (``_Generator._lane_maker``) reads them into its locals.
+_LANE_FIELDS = {"at": "at", "type": "kind", "amount": "ev_amount", "id": "ev_id", "birthday": "ev_birthday",
+                "items": "ev_items", "original": "ev_original"}
+_EVENT_NAME = re.compile(r"\bev\b")
+
+
+def _mentions_event(lines: list[str]) -> bool:
+    """Whether generated lines use the name ``ev`` (the event, or what a function was handed as it)."""
+    return any(_EVENT_NAME.search(line) for line in lines)
+
+
 class _Generator:
     def __init__(self, cp: CompiledProgram) -> None:
         self.cp = cp
@@ -149,6 +173,11 @@ class _Generator:
         # (instant expression, amount, unit) → a local holding that shift, while the code being written has one
         self._shifted: dict[tuple[str, int, str], str] = {}
         self.rounding = cp.checked.rounding
+        # While the lane's steps are written (``_lane``): the event's fields are its locals (``_LANE_FIELDS``).
+        self._lane = False
+        # Whether ``status``, ``convert`` and ``when_rules`` read their ``ev`` (the lane passes None to those that
+        # do not, and builds no ``Event`` unless something it runs reads one).
+        self._reads_event: dict[str, bool] = {}
         self.window_slot = {(w.source, str(w.duration)): w.slot for w in cp.windows}
         self.segment_slot = {name: i for i, name in enumerate(cp.segment_names)}
         self.tier_rank = {name: rank for rank, name in enumerate(cp.tier_names) if name is not None}
@@ -186,6 +215,15 @@ class _Generator:
         """An expression the generator does not inline: the interpreter's compiled closure, given a context."""
         self.evaluators.append(self.exprs.compile(expr))
         return f"E[{len(self.evaluators) - 1}](_ctx(st, now, ev))"
+
+    def _ev(self, field: str) -> str:
+        """An expression for the event's ``field``: ``ev.field``, or in the lane the local it was read into."""
+        return _LANE_FIELDS[field] if self._lane else f"ev.{field}"
+
+    def _ev_for(self, function: str) -> str:
+        """What ``apply`` hands ``status``, ``convert`` or ``when_rules`` as their ``ev``: the event, or in the lane
+        None when the function never reads it (the ``Event`` is then not built at all)."""
+        return "ev" if not self._lane or self._reads_event[function] else "None"
 
     # --------------------------------------------------------- expressions
 
@@ -309,11 +347,105 @@ class _Generator:
         self._next_change()
         self._apply_instant()
         self._advance()
-        self._status()
-        self._convert()
-        self._when_rules()
+        for name, write in (("status", self._status), ("convert", self._convert), ("when_rules", self._when_rules)):
+            start = len(out.lines)
+            write()
+            self._reads_event[name] = _mentions_event(out.lines[start + 1:])  # (after its ``def`` line)
         self._apply()
+        self._lane_maker()
         return out.text()
+
+    # ------------------------------------------------------------ the lane
+
+    def _lane_maker(self) -> None:
+        """``make_lane(engine, slow)``: the engine's whole ``process`` for the common event, in one function.
+
+        For the memory store and the generated code (``Engine._plain``), ``lane(raw)`` reads the event with
+        ``quick_fields`` into its locals, checks the receipt and the clock, runs ``apply``'s steps written out
+        in place with the event's fields as locals, schedules the next change, keeps the receipt and returns
+        the ``Outcome``: the work of ``Engine.process``, ``EventReader.read``, ``_apply_plain`` and ``apply``
+        without their calls, and without an ``Event`` unless a step hands one to the interpreter. Whatever is
+        not the common case (an event the quick reader leaves alone or gives no content key, a duplicate, an
+        event before the clock or the customer's last one) goes to ``slow(raw)``, the engine's own path,
+        before anything has changed.
+        """
+        out = self.out
+        out.line("def make_lane(engine, slow):")
+        with out.indent():
+            out.line("store = engine.store")
+            out.line("lock = store._lock")
+            out.line("receipts = store._receipts")
+            out.line("states = store._states")
+            out.line("upcoming = store._next")
+            out.line("save = store.save")
+            out.line("new_state = engine._new_state")
+            out.line("compiled = engine.compiled")
+            out.line("names = compiled.tier_names")
+            out.line("currency = engine.reader.currency")
+            out.line("plain_types = engine.reader.plain_types")
+            out.line()
+            out.line("def lane(raw):")
+            with out.indent():
+                out.line("read = quick_fields(raw, currency, plain_types)")
+                out.line("if read is None:")
+                with out.indent():
+                    out.line("return slow(raw)")
+                out.line("(ev_id, kind, customer, at, ev_amount, ev_currency, ev_items, ev_original, ev_reward, "
+                         "ev_birthday, friend, account, key, extra) = read")
+                # A content key means the type rules passed (``quick_fields``): no refund or redeem, no friend,
+                # account, partner, rewards used or attributes. Its values are texts, ints, None and tuples of
+                # them, which ``pack`` always packs: packed before anything changes all the same.
+                out.line("if key is None:")
+                with out.indent():
+                    out.line("return slow(raw)")
+                out.line("packed = pack(key)")
+                out.line("with lock:")  # the memory store's transaction (``MemoryStore.transaction``)
+                with out.indent():
+                    out.line("if ev_id in receipts:")  # a duplicate or a conflict: the engine says which
+                    with out.indent():
+                        out.line("return slow(raw)")
+                    out.line("st = states.get(customer)")
+                    out.line("fresh = st is None")
+                    out.line("if fresh:")
+                    with out.indent():
+                        out.line("st = new_state(customer)")  # (kept by ``save`` below, or dropped by ``slow``)
+                    out.line("watermark = engine._watermark")
+                    out.line("clock = st.clock")
+                    out.line("last_at = st.last_event_at")
+                    # Before the clock or the customer's last event: ``_check_clock`` and ``Stepper.check`` decide.
+                    out.line("if ((watermark is not None and at < watermark) or (clock is not None and at < clock) "
+                             "or (last_at is not None and at < last_at)):")
+                    with out.indent():
+                        out.line("return slow(raw)")
+                    out.line("tier_before = st.tier")
+                    out.line("tally = Tally(False)")
+                    out.line("now = at")
+                    steps = _Source()
+                    steps.depth = out.depth
+                    self.out, self._lane = steps, True
+                    try:
+                        self._apply_steps()
+                    finally:
+                        self.out, self._lane = out, False
+                    if _mentions_event(steps.lines):  # a step hands the event to the interpreter: build it
+                        out.line("ev = Event(ev_id, kind, customer, at, ev_amount, ev_currency, ev_items, ev_original, "
+                                 "ev_reward, ev_birthday, {}, None, None, (), None, None, key)")
+                    out.lines.extend(steps.lines)
+                    out.line("instant = next_change(st)")  # (``Stepper.schedule``)
+                    out.line("st.next_change_clock = st.clock")
+                    out.line("st.next_change_at = instant")
+                    # ``store.save``: nothing to do for a state it holds whose next change did not move (most)
+                    out.line("if fresh or upcoming.get(customer) != instant:")
+                    with out.indent():
+                        out.line("save(st, instant)")
+                    out.line("receipts[ev_id] = packed")  # ``store.record``: the key begins with the customer
+                    out.line("led = st.ledger")
+                    out.line("return new_outcome(Outcome, (ev_id, customer, kind, at, 'applied', earned, tally.granted, "
+                             "tally.expired, tally.reversed, tally.spent, names[tier_before], names[st.tier], "
+                             "led.free + led._spendable_in_lots - led.owed, led._pending, led.earned_total, (), "
+                             "compiled, ()))")
+            out.line("return lane")
+        out.line()
 
     # ------------------------------------------------------- guards (inline)
 
@@ -703,7 +835,7 @@ class _Generator:
         out.line("led = st.ledger")
         out.line(f"if led.free + led._spendable_in_lots - led.owed >= {_lit(lowest)}:  # ``led.balance``, inline")
         with out.indent():
-            out.line("convert(st, now, ev, tally)")
+            out.line(f"convert(st, now, {self._ev_for('convert')}, tally)")
 
     # ------------------------------------------------------------- step 6
 
@@ -739,50 +871,56 @@ class _Generator:
     # ------------------------------------------------------------ an event
 
     def _apply(self) -> None:
-        cp, out = self.cp, self.out
-        ts = cp.time_sources
+        out = self.out
         out.line("def apply(st, ev, tally):")
         with out.indent():
             out.line("at = now = ev.at")
-            # step 1: the clock
-            out.line("clock = st.clock")
-            out.line("if clock is None:")
-            with out.indent():
-                out.line("st.clock = at")
-            out.line("elif at > clock:")
-            with out.indent():
-                out.line("nxt = st.next_change_at if st.next_change_clock == clock else next_change(st)")
-                out.line("if nxt is not None and nxt <= at:")
-                with out.indent():
-                    out.line("advance(st, at, tally)")
-                out.line("else:")
-                with out.indent():
-                    out.line("st.next_change_clock = None")
-                    self._leave_windows("at")
-                    out.line("st.clock = at")
-            # step 2: facts
-            out.line("if st.first_seen is None:")
-            with out.indent():
-                out.line("st.first_seen = at")
-            out.line("if ev.birthday is not None:")
-            with out.indent():
-                out.line("st.birthday = ev.birthday")
-            # Steps 2 to 6 written out once per event type the program names (the type is known in each
-            # branch, so no step tests it again), and once for any other type.
-            named = self._named_types()
-            out.line("kind = ev.type")
-            for number, kind in enumerate(named):
-                out.line(f"{'if' if number == 0 else 'elif'} kind == {_lit(kind)}:")
-                with out.indent():
-                    self._event_steps(kind)
-            if named:
-                out.line("else:")
-                with out.indent():
-                    self._event_steps(None)
-            else:
-                self._event_steps(None)
-            self._shifted.clear()  # (its locals end with the function)
+            self._apply_steps()
         out.line()
+
+    def _apply_steps(self) -> None:
+        """``apply``'s body after it has read ``at`` and ``now`` (the lane's too: ``_lane``)."""
+        cp, out = self.cp, self.out
+        # step 1: the clock
+        if not self._lane:  # (the lane has read it)
+            out.line("clock = st.clock")
+        out.line("if clock is None:")
+        with out.indent():
+            out.line("st.clock = at")
+        out.line("elif at > clock:")
+        with out.indent():
+            out.line("nxt = st.next_change_at if st.next_change_clock == clock else next_change(st)")
+            out.line("if nxt is not None and nxt <= at:")
+            with out.indent():
+                out.line("advance(st, at, tally)")
+            out.line("else:")
+            with out.indent():
+                out.line("st.next_change_clock = None")
+                self._leave_windows("at")
+                out.line("st.clock = at")
+        # step 2: facts
+        out.line("if st.first_seen is None:")
+        with out.indent():
+            out.line("st.first_seen = at")
+        out.line(f"if {self._ev('birthday')} is not None:")
+        with out.indent():
+            out.line(f"st.birthday = {self._ev('birthday')}")
+        # Steps 2 to 6 written out once per event type the program names (the type is known in each
+        # branch, so no step tests it again), and once for any other type.
+        named = self._named_types()
+        if not self._lane:  # (the lane has read it)
+            out.line("kind = ev.type")
+        for number, kind in enumerate(named):
+            out.line(f"{'if' if number == 0 else 'elif'} kind == {_lit(kind)}:")
+            with out.indent():
+                self._event_steps(kind)
+        if named:
+            out.line("else:")
+            with out.indent():
+                self._event_steps(None)
+        else:
+            self._event_steps(None)
+        self._shifted.clear()  # (its locals end with the function)
 
     def _share_purchase_shift(self) -> None:
         """A purchase's window exit and its points' expiry, when both are the same calendar-month shift of the
@@ -812,9 +950,9 @@ class _Generator:
         self._shifted.clear()
         if kind == "purchase":
             self._share_purchase_shift()
-            out.line("amount = ev.amount")
+            out.line(f"amount = {self._ev('amount')}")
             out.line(f"index = len(st.purchases) // {PURCHASE_FIELDS}")
-            out.line("st.purchases += (ev.id, at, amount, 0, 0, 0, None)  # state.add_purchase")
+            out.line(f"st.purchases += ({self._ev('id')}, at, amount, 0, 0, 0, None)  # state.add_purchase")
             out.line("st.spend_total += amount")
         elif kind == "visit":
             out.line("st.visit_count += 1")
@@ -833,15 +971,15 @@ class _Generator:
         if cp.metrics:
             out.line("P.record_metrics(st, ev)")
         if kind == "refund":  # the interpreter's own step (a redeem never comes here: the engine interprets those)
-            out.line("index = st.purchase_index(ev.original)")
-            out.line("amount = ev.amount if ev.amount is not None else st.purchase_net(index)")
+            out.line(f"index = st.purchase_index({self._ev('original')})")
+            out.line(f"amount = {self._ev('amount')} if {self._ev('amount')} is not None else st.purchase_net(index)")
             out.line("P.refund(st, index, amount, at, tally)")
         # step 3
         if kind in cp.per_rules or kind in cp.fixed_rules:
             self._earn(kind)
             out.line("if earned:")
             with out.indent():
-                self._add_points("earned", "at", "ev.id", pending=kind == "purchase")
+                self._add_points("earned", "at", self._ev("id"), pending=kind == "purchase")
                 if kind == "purchase":
                     # The purchase's record, appended in step 2 (the last PURCHASE_FIELDS values), with what it
                     # earned (state.set_purchase_points).
@@ -856,7 +994,7 @@ class _Generator:
             self._stamp(rule, kind)
         self._convert_step()
         # step 5
-        out.line("status(st, now, ev, tally)")
+        out.line(f"status(st, now, {self._ev_for('status')}, tally)")
         # step 6: `on` rules of this event type, then `when` rules; points they grant convert
         on_rules = cp.on_rules.get(kind, ()) if kind is not None and kind != "birthday" else ()  # (a clock event)
         if on_rules or cp.when_rules:
@@ -864,10 +1002,10 @@ class _Generator:
             for rule in on_rules:
                 self._on_rule(rule)
             if cp.when_rules:
-                out.line("granted_points = when_rules(st, now, ev, tally) or granted_points")
+                out.line(f"granted_points = when_rules(st, now, {self._ev_for('when_rules')}, tally) or granted_points")
             out.line("if granted_points:")
             with out.indent():
-                out.line("convert(st, now, ev, tally)")
+                out.line(f"convert(st, now, {self._ev_for('convert')}, tally)")
         out.line("st.last_event_at = at")
         if kind == "purchase":
             out.line("st.last_purchase_at = at")
@@ -878,7 +1016,8 @@ class _Generator:
                     out.line("if when_rules(st, now, None, tally):")
                     with out.indent():
                         out.line("convert(st, now, None, tally)")
-        out.line("return earned")
+        if not self._lane:
+            out.line("return earned")  # (the lane goes on to what the engine does after ``apply``)
 
     def _earn(self, kind: str) -> None:
         cp, out = self.cp, self.out
@@ -934,7 +1073,7 @@ class _Generator:
         out = self.out
         term = "item.price * item.quantity" if rule.base == "money" else "item.quantity"
         out.line("base = 0")
-        out.line("for item in ev.items:")
+        out.line(f"for item in {self._ev('items')}:")
         with out.indent():
             if rule.filter is None:
                 out.line(f"base += {term}")
@@ -949,7 +1088,7 @@ class _Generator:
         that counts items reads ``base``, which ``_sum_items`` wrote just before."""
         p, q = _ratio(rule.rate)
         if rule.base == "money":
-            base = "ev.amount" if rule.filter is None else "base"
+            base = self._ev("amount") if rule.filter is None else "base"
             if rule.divisor is None:  # rate × amount, amount in micro-units
                 return _rounded(f"{p} * {base}", q * money.SCALE, self.rounding)
             step = money.to_units(rule.divisor)
@@ -959,7 +1098,7 @@ class _Generator:
         points = _lit(int(rule.rate))
         if rule.base == "purchase" and rule.filter is not None:
             kind, value = rule.filter
-            return f"({points} if any(item.{kind} == {_lit(value)} for item in ev.items) else 0)"
+            return f"({points} if any(item.{kind} == {_lit(value)} for item in {self._ev('items')}) else 0)"
         return points
 
     def _stamp(self, rule: StampRule, kind: str | None) -> None:
@@ -975,7 +1114,7 @@ class _Generator:
         test = "True"
         if rule.filter is not None:
             field, value = rule.filter
-            test = f"any(item.{field} == {_lit(value)} for item in ev.items)"
+            test = f"any(item.{field} == {_lit(value)} for item in {self._ev('items')})"
         with self._when(test):
             out.line(f"st.stamps[{rule.slot}] += 1")
             out.line(f"if st.stamps[{rule.slot}] % {_lit(rule.every)} == 0:")

@@ -122,11 +122,22 @@ class Engine:
         self._plain = (self._once and self.runtime is not None and not self.ledger and not self.compiled.pooled
                        and not self.referrals.rules)
         self._new_state = self.processor.state_maker()
+        # In that lane the common event does not even come here: the program's generated ``lane`` reads it,
+        # applies it and returns its outcome in one function (``codegen._lane_maker``), and hands anything
+        # else to ``_process`` before changing anything.
+        self._lane = self.runtime.make_lane(self, self._process) if self._plain else None
 
     # ------------------------------------------------------------------ events
 
     def process(self, event: dict[str, Any]) -> Outcome:
         """Apply one event. Raises ``EventError`` (and changes nothing) when it is rejected."""
+        lane = self._lane
+        if lane is not None:
+            return lane(event)
+        return self._process(event)
+
+    def _process(self, event: dict[str, Any]) -> Outcome:
+        """``process`` without the generated lane: the event read, then applied in the engine's lane for it."""
         read = self.reader.read(event)
         if self._plain:
             key = read.key  # (the quick reader's, for most events)

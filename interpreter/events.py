@@ -396,16 +396,36 @@ def _quick_item(sku: Any, category: Any, quantity: Any, price: Any) -> Item | No
     return _new_tuple(Item, (sku, category, quantity, units))  # Item(...) without its Python-level __new__
 
 
-def _quick(raw: Any, currency_of_program: str | None = None, plain_types: frozenset[str] = frozenset()) -> Event | None:
-    """The common event read without detours, or None when anything is unusual (then ``_read_carefully``).
+# ``quick_fields``' answer, in this order: the ``Event``'s first ten fields, then its ``friend``, ``account`` and
+# ``key``, and whether the event has attributes still to read (then ``key`` is None).
+QuickFields = tuple[str, str, str, int, "int | None", "str | None", "tuple[Item, ...]", "str | None", "str | None",
+                    "date | None", "str | None", "str | None", "tuple[Any, ...] | None", bool]
 
-    It accepts only what the careful path accepts, and builds the same
-    ``Event`` (``tests/interpreter/test_event_reader.py`` checks both on random
-    input); ``attributes`` is left None when the dict has keys beyond the
-    event's own fields.
+
+def _quick(raw: Any, currency_of_program: str | None = None, plain_types: frozenset[str] = frozenset()) -> Event | None:
+    """``quick_fields`` as an ``Event`` (``attributes`` None when it has attributes still to read), or None."""
+    read = quick_fields(raw, currency_of_program, plain_types)
+    if read is None:
+        return None
+    event_id, kind, customer, at, amount, currency, items, original, reward, birthday, friend, account, key, extra = read
+    return Event(event_id, kind, customer, at, amount, currency, items, original, reward, birthday,
+                 None if extra else {}, friend, account, (), None, None, key)  # type: ignore[arg-type]
+
+
+def quick_fields(raw: Any, currency_of_program: str | None = None,
+                 plain_types: frozenset[str] = frozenset()) -> QuickFields | None:
+    """The common event read without detours, as its fields (``QuickFields``), or None when anything is unusual
+    (then ``_read_carefully``).
+
+    It accepts only what the careful path accepts, and ``_quick`` builds the
+    same ``Event`` from what it reads (``tests/interpreter/test_event_reader.py``
+    checks both on random input); the last field says the dict has keys beyond
+    the event's own (attributes, which ``EventReader.read`` reads). The
+    generated lane (``codegen._lane_maker``) reads the fields as they are and
+    builds no ``Event`` at all.
 
     Given the program's currency and its ``plain_types`` (``EventReader``), it
-    also sets the event's ``key`` (``content_key``) when the event is one that
+    also works out the event's ``key`` (``content_key``) when the event is one that
     ``EventReader._check_type_rules`` passes at once: a purchase with an amount
     or a plain type without one, in the program's currency, no attributes, no
     friend or account, items adding up within bounds. One pass over what it
@@ -483,8 +503,8 @@ def _quick(raw: Any, currency_of_program: str | None = None, plain_types: frozen
             return None
     extra = not plain and not keys <= _CORE_FIELDS  # (``plain`` is True when ``keys`` was not looked at)
     if extra:  # attributes to read: ``EventReader.read`` does, then the type rules in full
-        return Event(event_id, kind, customer, at, amount, currency, items, original, reward, birthday,
-                     None, friend, account)  # type: ignore[arg-type]
+        return (event_id, kind, customer, at, amount, currency, items, original, reward, birthday, friend, account,
+                None, True)
     key = None
     # ``_check_type_rules``' common case (no partner or rewards used here), and ``content_key``'s.
     if (friend is None and account is None and (currency is None or currency == currency_of_program)
@@ -494,8 +514,7 @@ def _quick(raw: Any, currency_of_program: str | None = None, plain_types: frozen
             total += item[3] * item[2]  # price × quantity
         if total <= _MAX_MONEY_UNITS:
             key = _key_of(customer, kind, at, amount, items, original, reward, birthday, ())
-    return Event(event_id, kind, customer, at, amount, currency, items, original, reward, birthday,
-                 {}, friend, account, (), None, None, key)  # type: ignore[arg-type]
+    return event_id, kind, customer, at, amount, currency, items, original, reward, birthday, friend, account, key, False
 
 
 class EventReader:

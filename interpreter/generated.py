@@ -7,13 +7,15 @@ expects: the interpreter's processor for the parts it hands back, the
 constants, the state classes and the time helpers. The ``Runtime`` has the
 same entry points as the interpreter (``apply``, ``advance``,
 ``next_change``), minus explanations: the generated code never builds a
-trace record.
+trace record. ``make_lane(engine, slow)`` gives the memory store's engine
+its ``process`` for the common event (``Engine._lane``).
 """
 
 from __future__ import annotations
 
 import builtins
 import heapq
+import marshal
 import weakref
 from datetime import date
 from typing import Any, Callable
@@ -23,7 +25,9 @@ from poletti.engine.compiler import CompiledProgram
 from poletti.engine.expressions import Ctx
 from poletti.engine.state import replaced
 from poletti.engine.timecalc import DAY_US, add_us, day_start_us, local_date, period_key_us
-from poletti.interpreter.processing import Processor, within_calendar_cap
+from poletti.interpreter.events import Event, quick_fields
+from poletti.interpreter.outcome import Outcome, new_outcome
+from poletti.interpreter.processing import Processor, Tally, within_calendar_cap
 
 # Compiled code objects by the hash of their source: generating is cheap, compiling less so.
 _CODE: dict[str, Any] = {}
@@ -45,11 +49,15 @@ class Runtime:
             "day_start_us": day_start_us, "local_date": local_date, "date": date,
             "replaced": replaced, "DAY": DAY_US, "within_calendar_cap": within_calendar_cap,
             "period_key_us": period_key_us,
+            "quick_fields": quick_fields, "Tally": Tally, "Event": Event, "Outcome": Outcome,
+            "new_outcome": new_outcome, "pack": marshal.dumps,
         }
         exec(code, namespace)  # noqa: S102 — source generated from the typed AST only (see engine/codegen.py)
         self.apply: Callable[..., int] = namespace["apply"]
         self.advance: Callable[..., None] = namespace["advance"]
         self.next_change: Callable[..., int | None] = namespace["next_change"]
+        # ``make_lane(engine, slow)``: the engine's ``process`` for the common event (``Engine._plain``)
+        self.make_lane: Callable[..., Callable[[Any], Any]] = namespace["make_lane"]
 
 
 _GENERATED: "weakref.WeakKeyDictionary[CompiledProgram, Generated]" = weakref.WeakKeyDictionary()

@@ -46,6 +46,8 @@ class MemoryStore:
     def __init__(self, *, ledger: bool = False) -> None:
         """``ledger``: keep every point movement (costs memory and time: the engine builds trace records)."""
         self.keeps_ledger = ledger
+        # (The engine's generated lane binds ``_lock``, ``_states``, ``_receipts``, ``_next`` and ``save`` once,
+        # when the engine is made: they are changed in place, never replaced.)
         self._states: dict[str, CustomerState] = {}
         # id → the content key packed (``pack_receipt``); the engine's keys begin with the customer, so that is
         # all a receipt needs; another key is kept as _Apart((customer, key)).

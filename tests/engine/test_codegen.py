@@ -174,6 +174,8 @@ ALLOWED_NODES = {
     pyast.Tuple, pyast.IfExp, pyast.GeneratorExp, pyast.comprehension, pyast.And, pyast.Or, pyast.Not,
     pyast.Add, pyast.Sub, pyast.Mult, pyast.FloorDiv, pyast.Mod, pyast.USub, pyast.Eq, pyast.NotEq, pyast.Lt,
     pyast.LtE, pyast.Gt, pyast.GtE, pyast.Is, pyast.IsNot, pyast.BitAnd, pyast.BitOr, pyast.RShift, pyast.LShift,
+    # the lane: ``with lock:``, ``if ev_id in receipts:``, an event's empty attributes ``{}`` (checked empty below)
+    pyast.With, pyast.withitem, pyast.In, pyast.Dict,
 }
 # Attributes the generated code reads: fields of the state, events, items, the ledger and the tally.
 ALLOWED_ATTRIBUTES = {
@@ -188,6 +190,9 @@ ALLOWED_ATTRIBUTES = {
     "wallet", "hold_reward", "expire_held",  # issue 13: held rewards that expire
     "free", "owed", "_spendable_in_lots", "spent_total",  # the ledger's earn/spend/balance written out
     "_next",  # the ledger's kept next change, read by next_change
+    # the lane (``make_lane``): the engine's and the memory store's parts it binds, the outcome's figures
+    "store", "_lock", "_receipts", "_states", "save", "_new_state", "compiled", "tier_names", "reader", "currency",
+    "plain_types", "_watermark", "_pending", "reversed",
 }
 
 
@@ -225,6 +230,8 @@ def test_hostile_names_and_texts_change_nothing_in_the_generated_structure(text:
             assert node.attr in ALLOWED_ATTRIBUTES, f"unexpected attribute {node.attr!r}"
         if isinstance(node, pyast.Constant):
             assert node.value is None or isinstance(node.value, (bool, int, str)), repr(node.value)
+        if isinstance(node, pyast.Dict):
+            assert not node.keys, "a dict literal with contents"
     # Every user text reaches the source only as the value of a string constant.
     strings = {node.value for node in pyast.walk(tree) if isinstance(node, pyast.Constant) and isinstance(node.value, str)}
     assert user_texts <= strings

@@ -1,0 +1,125 @@
+"""The generated lane: ``Engine.process`` in one generated function for the common event.
+
+For the memory store and the generated code, ``process`` hands each event to
+the program's ``lane`` (``engine/codegen.py``, ``_lane_maker``), which reads
+it, applies it and returns its outcome, and hands anything else (a refund, a
+duplicate, an event before the clock) to the engine's own path before
+changing anything. Every figure below is worked out by hand in the comments;
+the same events through the interpreter must give the same outcomes and
+states.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import poletti
+from poletti.engine.codegen import generate
+
+CAFE = """
+reward coffee "Coffee" value 2 EUR
+earn 1 point per EUR
+at 10 points grant coffee
+tier gold when spend_30d > 100
+"""
+
+FIGURES = ("status", "earned", "granted", "reversed", "spent", "tier_before", "tier", "points", "lifetime_points")
+
+
+def purchase(event_id: str, at: str, amount: str, customer: str = "c1", **extra: Any) -> dict[str, Any]:
+    return {"id": event_id, "type": "purchase", "customer": customer, "at": at, "amount": amount, **extra}
+
+
+def figures(outcome: Any) -> tuple[Any, ...]:
+    return tuple(getattr(outcome, name) for name in FIGURES)
+
+
+@pytest.mark.parametrize("options, lane", [
+    ({"explain": False}, True),  # the memory store and the generated code: the lane
+    ({}, False),  # explanations (the default): the interpreter runs, and no lane
+    ({"explain": False, "generated": False}, False),
+])
+def test_the_lane_is_taken_with_the_memory_store_and_the_generated_code(options: dict[str, Any], lane: bool) -> None:
+    engine = poletti.Engine(poletti.compile(CAFE), **options)
+    assert (engine._lane is not None) is lane
+
+
+def test_a_store_on_disk_has_no_lane(tmp_path: Any) -> None:
+    from poletti.engine.stores.sqlite import SQLiteStore
+
+    engine = poletti.Engine(poletti.compile(CAFE), SQLiteStore(str(tmp_path / "state.db"), ledger=False), explain=False)
+    assert engine.runtime is not None and engine._lane is None
+
+
+def test_common_events_and_every_hand_over_give_the_hand_worked_figures() -> None:
+    program = poletti.compile(CAFE)
+    lane, interpreter = poletti.Engine(program, explain=False), poletti.Engine(program, explain=False, generated=False)
+    assert lane._lane is not None and interpreter._lane is None
+    steps: list[tuple[dict[str, Any], tuple[Any, ...] | str]] = [
+        # 30.00 EUR → 30 points → 3 coffees at 10 points each, 30 spent: 0 left.
+        (purchase("p1", "2026-03-01T10:00:00Z", "30.00"),
+         ("applied", 30, {"coffee": 3}, 0, 30, None, None, 0, 30)),
+        # The same event again (12:00+02:00 is 10:00Z; 30 is 30.00): a duplicate, the figures now.
+        (purchase("p1", "2026-03-01T12:00:00+02:00", "30"), ("duplicate", 0, {}, 0, 0, None, None, 0, 30)),
+        # The same id with another amount: a conflict, rejected.
+        (purchase("p1", "2026-03-01T10:00:00Z", "31.00"), "conflict"),
+        # A refund of 10 of the 30: floor(30 × 10 ÷ 30) = 10 points back; none left, so a debt of 10.
+        ({"id": "r1", "type": "refund", "customer": "c1", "at": "2026-03-02T10:00:00Z", "original": "p1",
+          "amount": "10.00"}, ("applied", 0, {}, 10, 0, None, None, -10, 30)),
+        # A refund of a purchase never made: rejected (the engine's own checks, which the lane hands refunds to).
+        ({"id": "r2", "type": "refund", "customer": "c1", "at": "2026-03-02T11:00:00Z", "original": "p9",
+          "amount": "1.00"}, "unknown purchase 'p9'"),
+        # 80.00 → 80 points: the debt of 10 first, 70 left → 7 coffees, 0 left. spend_30d 30 − 10 + 80 = 100,
+        # not over 100: no tier.
+        (purchase("p2", "2026-03-03T10:00:00Z", "80.00"), ("applied", 80, {"coffee": 7}, 0, 70, None, None, 0, 110)),
+        # Before the customer's last event (03-03T10:00Z): rejected, nothing changes.
+        (purchase("p0", "2026-03-03T09:00:00Z", "5.00"), "older than"),
+        # 5.50 → 5 points (rounded down); spend_30d 105.50 > 100: gold.
+        (purchase("p3", "2026-03-04T10:00:00Z", "5.50"), ("applied", 5, {}, 0, 0, None, "gold", 5, 115)),
+        # A new customer's event that is not valid (a negative amount): rejected, and no customer made.
+        (purchase("x1", "2026-03-04T11:00:00Z", "-1", customer="c9"), "negative"),
+        # A new customer: 12.00 → 12 points → 1 coffee, 2 left.
+        (purchase("q1", "2026-03-04T12:00:00Z", "12.00", customer="c2"),
+         ("applied", 12, {"coffee": 1}, 0, 10, None, None, 2, 12)),
+    ]
+    for raw, expected in steps:
+        for engine in (lane, interpreter):
+            if isinstance(expected, str):
+                with pytest.raises(poletti.EventError, match=expected):
+                    engine.process(dict(raw))
+            else:
+                assert figures(engine.process(dict(raw))) == expected, raw
+    assert list(lane.customers()) == ["c1", "c2"]
+    for customer in ("c1", "c2"):
+        assert lane.state(customer) == interpreter.state(customer)
+    # After the engine's clock moved on, an event dated before it is handed over and rejected: c3 is not made.
+    lane.advance_to("2026-03-10T00:00:00Z")
+    with pytest.raises(poletti.EventError, match="engine clock"):
+        lane.process(purchase("z1", "2026-03-09T00:00:00Z", "1.00", customer="c3"))
+    assert lane.state("c3") is None and "c3" not in list(lane.customers())
+
+
+ATTRIBUTED = """
+attribute channel: text
+earn 1 point per EUR
+earn 2 points per EUR if event.channel == "web"
+"""
+
+
+def test_the_event_is_built_only_for_a_program_whose_steps_read_it() -> None:
+    def lane_source(text: str) -> str:
+        source = generate(poletti.compile(text).compiled).source
+        return source[source.index("def make_lane"):]
+
+    assert "ev = Event(" not in lane_source(CAFE)  # nothing reads the event beyond its fields: never built
+    assert "ev = Event(" in lane_source(ATTRIBUTED)  # the `if` reads an attribute: built for the interpreter
+    engine = poletti.Engine(poletti.compile(ATTRIBUTED), explain=False)
+    assert engine._lane is not None
+    # From the web: 1 + 2 points per EUR, 10.00 → 30. Without the attribute: 10. An undeclared field
+    # makes no difference to the rules.
+    assert engine.process(purchase("w1", "2026-03-01T10:00:00Z", "10.00", channel="web")).earned == 30
+    assert engine.process(purchase("w2", "2026-03-01T11:00:00Z", "10.00")).earned == 10
+    assert engine.process(purchase("w3", "2026-03-01T12:00:00Z", "10.00", note="hi")).earned == 10
+    assert engine.customer("c1").points == 50
