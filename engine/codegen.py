@@ -431,7 +431,10 @@ class _Generator:
                         out.line("ev = Event(ev_id, kind, customer, at, ev_amount, ev_currency, ev_items, ev_original, "
                                  "ev_reward, ev_birthday, {}, None, None, (), None, None, key)")
                     out.lines.extend(steps.lines)
-                    out.line("instant = next_change(st)")  # (``Stepper.schedule``)
+                    # ``next_change(st)`` (``Stepper.schedule``), in place: the steps have set the clock
+                    out.line("clock = st.clock")
+                    self._next_change_steps()
+                    out.line("instant = nxt")
                     out.line("st.next_change_clock = st.clock")
                     out.line("st.next_change_at = instant")
                     # ``store.save``: nothing to do for a state it holds whose next change did not move (most)
@@ -502,67 +505,73 @@ class _Generator:
             out.line("if clock is None:")
             with out.indent():
                 out.line("return None")
-            out.line("nxt = None")
-            first = True  # (until a candidate is written, nxt is None: the first one need not compare)
-
-            def candidate(expr: str, nullable: bool = True) -> None:
-                nonlocal first
-                out.line(f"t = {expr}")
-                tests = ["t is not None"] if nullable else []
-                tests.append("t > clock")
-                if not first:
-                    tests.append("(nxt is None or t < nxt)")
-                first = False
-                out.line(f"if {' and '.join(tests)}:")
-                with out.indent():
-                    out.line("nxt = t")
-
-            if cp.expire_after is not None or cp.pending_for is not None:
-                # ``st.ledger.next_change()``, its kept answer read here (worked out only when it is unknown)
-                out.line("led = st.ledger")
-                candidate(f"led._next if led._next != {_lit(NEXT_CHANGE_UNKNOWN)} else led.next_change()")
-            for slot in ts.windows:
-                out.line(f"exits = st.windows[{slot}].exits")
-                out.line("if exits:")
-                with out.indent():
-                    candidate(f"exits[0] >> {EXIT_SHIFT}", nullable=False)
-                first = False  # (the block above may not have run)
-            needs_first = bool(ts.day_thresholds or ts.daily)
-            if needs_first:
-                out.line("first = st.first_seen if st.first_seen is not None else clock")
-                out.line("last = st.last_purchase_at if st.last_purchase_at is not None else first")
-            for kind, days in ts.day_thresholds:
-                ref = "last" if kind == "days_since_last_purchase" else "first"
-                out.line(f"for n in ({''.join(_lit(day) + ', ' for day in days)}):")
-                with out.indent():
-                    out.line(f"t = {ref} + n * DAY")
-                    out.line("if t > clock:")
-                    with out.indent():
-                        out.line("if nxt is None or t < nxt:")
-                        with out.indent():
-                            out.line("nxt = t")
-                        out.line("break")
-                first = False
-            for kind in sorted(ts.daily):
-                ref = "last" if kind == "days_since_last_purchase" else "first"
-                candidate(f"{ref} + ((clock - {ref}) // DAY + 1) * DAY")
-            if ts.metric_windows or ts.streak_days or ts.streak_weeks or "birthday" in cp.on_rules:
-                candidate("P.rare_next_change(st)")  # metrics, streaks, birthdays: the interpreter's
-            if cp.tiers and any(t.keep is not None for t in cp.tiers):
-                out.line("for t in st.tier_keep_until:")
-                with out.indent():
-                    out.line("if t is not None and t > clock and (nxt is None or t < nxt):")
-                    with out.indent():
-                        out.line("nxt = t")
-                first = False
-            for edge in ts.campaign_edges:
-                candidate(_lit(edge))
-            # Issue 13: the next held reward to end (any state may hold some: its program may have changed).
-            out.line("if st.wallet:")
-            with out.indent():
-                candidate("st.wallet[0][0]")
+            self._next_change_steps()
             out.line("return nxt")
         out.line()
+
+    def _next_change_steps(self) -> None:
+        """``next_change``' body once ``clock`` is read and known: it leaves the answer in ``nxt`` (the lane
+        writes it out in place of the call, after ``apply``'s steps, which always set the clock)."""
+        cp, ts, out = self.cp, self.cp.time_sources, self.out
+        out.line("nxt = None")
+        first = True  # (until a candidate is written, nxt is None: the first one need not compare)
+
+        def candidate(expr: str, nullable: bool = True) -> None:
+            nonlocal first
+            out.line(f"t = {expr}")
+            tests = ["t is not None"] if nullable else []
+            tests.append("t > clock")
+            if not first:
+                tests.append("(nxt is None or t < nxt)")
+            first = False
+            out.line(f"if {' and '.join(tests)}:")
+            with out.indent():
+                out.line("nxt = t")
+
+        if cp.expire_after is not None or cp.pending_for is not None:
+            # ``st.ledger.next_change()``, its kept answer read here (worked out only when it is unknown)
+            out.line("led = st.ledger")
+            candidate(f"led._next if led._next != {_lit(NEXT_CHANGE_UNKNOWN)} else led.next_change()")
+        for slot in ts.windows:
+            out.line(f"exits = st.windows[{slot}].exits")
+            out.line("if exits:")
+            with out.indent():
+                candidate(f"exits[0] >> {EXIT_SHIFT}", nullable=False)
+            first = False  # (the block above may not have run)
+        needs_first = bool(ts.day_thresholds or ts.daily)
+        if needs_first:
+            out.line("first = st.first_seen if st.first_seen is not None else clock")
+            out.line("last = st.last_purchase_at if st.last_purchase_at is not None else first")
+        for kind, days in ts.day_thresholds:
+            ref = "last" if kind == "days_since_last_purchase" else "first"
+            out.line(f"for n in ({''.join(_lit(day) + ', ' for day in days)}):")
+            with out.indent():
+                out.line(f"t = {ref} + n * DAY")
+                out.line("if t > clock:")
+                with out.indent():
+                    out.line("if nxt is None or t < nxt:")
+                    with out.indent():
+                        out.line("nxt = t")
+                    out.line("break")
+            first = False
+        for kind in sorted(ts.daily):
+            ref = "last" if kind == "days_since_last_purchase" else "first"
+            candidate(f"{ref} + ((clock - {ref}) // DAY + 1) * DAY")
+        if ts.metric_windows or ts.streak_days or ts.streak_weeks or "birthday" in cp.on_rules:
+            candidate("P.rare_next_change(st)")  # metrics, streaks, birthdays: the interpreter's
+        if cp.tiers and any(t.keep is not None for t in cp.tiers):
+            out.line("for t in st.tier_keep_until:")
+            with out.indent():
+                out.line("if t is not None and t > clock and (nxt is None or t < nxt):")
+                with out.indent():
+                    out.line("nxt = t")
+            first = False
+        for edge in ts.campaign_edges:
+            candidate(_lit(edge))
+        # Issue 13: the next held reward to end (any state may hold some: its program may have changed).
+        out.line("if st.wallet:")
+        with out.indent():
+            candidate("st.wallet[0][0]")
 
     def _leave_windows(self, at: str) -> None:
         """Inline: take out of every window what leaves it at or before ``at``."""
@@ -660,15 +669,20 @@ class _Generator:
     # ------------------------------------------------------------- step 5
 
     def _status(self) -> None:
-        cp, out = self.cp, self.out
+        out = self.out
         out.line("def status(st, now, ev, tally):")
         with out.indent():
-            self._segments(cp.segments_before_tiers)
-            if cp.tiers:
-                self._tiers()
-            self._segments(cp.segments_after_tiers)
+            self._status_steps()
             out.line("return None")
         out.line()
+
+    def _status_steps(self) -> None:
+        """``status``' body (written out in the lane in place of the call: it has no ``return`` of its own)."""
+        cp = self.cp
+        self._segments(cp.segments_before_tiers)
+        if cp.tiers:
+            self._tiers()
+        self._segments(cp.segments_after_tiers)
 
     def _segments(self, segments: tuple[Any, ...]) -> None:
         out = self.out
@@ -994,7 +1008,10 @@ class _Generator:
             self._stamp(rule, kind)
         self._convert_step()
         # step 5
-        out.line(f"status(st, now, {self._ev_for('status')}, tally)")
+        if self._lane:
+            self._status_steps()  # (in place: one call fewer per event)
+        else:
+            out.line("status(st, now, ev, tally)")
         # step 6: `on` rules of this event type, then `when` rules; points they grant convert
         on_rules = cp.on_rules.get(kind, ()) if kind is not None and kind != "birthday" else ()  # (a clock event)
         if on_rules or cp.when_rules:
