@@ -808,35 +808,40 @@ class _Generator:
         out.line(f"st.total_earned += {points}")
 
     def _convert(self) -> None:
-        cp, out = self.cp, self.out
+        out = self.out
         out.line("def convert(st, now, ev, tally):")
         with out.indent():
-            out.line("led = st.ledger")
-            for rule in cp.converts:
-                node = self._rule_node(rule)
-                if not self._guard_simple(rule.guard, node):
-                    out.line(f"P._convert_rule(st, _ctx(st, now, ev), {self.const(rule)}, tally)")
-                    continue
-                out.line("bal = led.free + led._spendable_in_lots - led.owed")  # ``led.balance``, inline
-                out.line(f"if bal >= {_lit(rule.threshold)} and {self._guard_test(rule.guard, node)}:")
-                with out.indent():
-                    count = "1" if isinstance(rule.target, int) else f"bal // {_lit(rule.threshold)}"
-                    out.line(f"count = {count}")
-                    out.line(f"pts = {_lit(rule.threshold)} * count")
-                    # ``led.spend(pts)``: pts is within the balance; free points first, as spend takes them.
-                    out.line("if pts <= led.free:")
-                    with out.indent():
-                        out.line("led.free -= pts")
-                        out.line("led.spent_total += pts")
-                    out.line("else:")
-                    with out.indent():
-                        out.line("led.spend(pts)")
-                    out.line("tally.spent += pts")
-                    out.line("st.total_spent += pts")
-                    out.line("tally.changed = True")
-                    self._give(rule.target, "count")
+            self._convert_steps()
             out.line("return None")
         out.line()
+
+    def _convert_steps(self) -> None:
+        """``convert``'s body (written out in the lane's step 4 in place of the call: no ``return`` of its own)."""
+        cp, out = self.cp, self.out
+        out.line("led = st.ledger")
+        for rule in cp.converts:
+            node = self._rule_node(rule)
+            if not self._guard_simple(rule.guard, node):
+                out.line(f"P._convert_rule(st, _ctx(st, now, ev), {self.const(rule)}, tally)")
+                continue
+            out.line("bal = led.free + led._spendable_in_lots - led.owed")  # ``led.balance``, inline
+            out.line(f"if bal >= {_lit(rule.threshold)} and {self._guard_test(rule.guard, node)}:")
+            with out.indent():
+                count = "1" if isinstance(rule.target, int) else f"bal // {_lit(rule.threshold)}"
+                out.line(f"count = {count}")
+                out.line(f"pts = {_lit(rule.threshold)} * count")
+                # ``led.spend(pts)``: pts is within the balance; free points first, as spend takes them.
+                out.line("if pts <= led.free:")
+                with out.indent():
+                    out.line("led.free -= pts")
+                    out.line("led.spent_total += pts")
+                out.line("else:")
+                with out.indent():
+                    out.line("led.spend(pts)")
+                out.line("tally.spent += pts")
+                out.line("st.total_spent += pts")
+                out.line("tally.changed = True")
+                self._give(rule.target, "count")
 
     def _convert_step(self) -> None:
         """Step 4's call of ``convert``, made only when the balance reaches the lowest threshold: below it no
@@ -849,7 +854,10 @@ class _Generator:
         out.line("led = st.ledger")
         out.line(f"if led.free + led._spendable_in_lots - led.owed >= {_lit(lowest)}:  # ``led.balance``, inline")
         with out.indent():
-            out.line(f"convert(st, now, {self._ev_for('convert')}, tally)")
+            if self._lane:
+                self._convert_steps()  # (in place: one call fewer when the balance reaches a threshold)
+            else:
+                out.line("convert(st, now, ev, tally)")
 
     # ------------------------------------------------------------- step 6
 
