@@ -1,8 +1,9 @@
 """Generate Python source specialised to one compiled program: the engine's fast path.
 
 ``generate(compiled) -> Generated`` writes a module of plain functions for
-one program — ``apply`` (steps 1–6 of one validated event), ``advance`` and
-``apply_instant`` (the clock), ``next_change``, ``status``, ``convert``, and
+one program — ``apply`` (steps 1–6 of one validated event), ``advance``
+(the clock, each instant's changes written out in its loop),
+``next_change``, ``status``, ``convert``, and
 ``make_lane``, which makes the memory store's ``Engine.process`` for the
 common event: read, applied with ``apply``'s steps written out in place, and
 its outcome returned, in one function (``_Generator._lane_maker``) —
@@ -345,7 +346,6 @@ class _Generator:
             out.line("return Ctx(st, now, ev, TZ)")
         out.line()
         self._next_change()
-        self._apply_instant()
         self._advance()
         for name, write in (("status", self._status), ("convert", self._convert), ("when_rules", self._when_rules)):
             start = len(out.lines)
@@ -591,46 +591,45 @@ class _Generator:
         if any(m.window is not None for m in self.cp.metrics):
             out.line(f"P.leave_metric_windows(st, {at})")
 
-    def _apply_instant(self) -> None:
+    def _instant_steps(self) -> None:
+        """The changes due at one ``instant`` of the clock (``Processor._apply_instant``), written out in
+        ``advance``'s loop, with ``status``' steps in place of its call."""
         cp, out = self.cp, self.out
-        out.line("def apply_instant(st, instant, tally):")
+        out.line("now = instant")
+        out.line("ev = None")
+        out.line("released = False")
+        out.line("if st.wallet:")  # issue 13: held rewards end at grant + `expires after`
         with out.indent():
-            out.line("now = instant")
-            out.line("ev = None")
-            out.line("released = False")
-            out.line("if st.wallet:")  # issue 13: held rewards end at grant + `expires after`
+            out.line("P.expire_held(st, instant, tally)")
+        # The ledger's methods are called only when its kept soonest expiry or release is due: most
+        # instants are one or the other (or a window exit), and each call found nothing to do at once.
+        # The ledger's "work it out again" (NEXT_CHANGE_UNKNOWN) is below every instant: it calls them.
+        if cp.expire_after is not None or cp.pending_for is not None:
+            out.line("led = st.ledger")
+        if cp.expire_after is not None:
+            out.line("if led._expiry is not None and led._expiry <= instant:")
             with out.indent():
-                out.line("P.expire_held(st, instant, tally)")
-            # The ledger's methods are called only when its kept soonest expiry or release is due: most
-            # instants are one or the other (or a window exit), and each call found nothing to do at once.
-            # The ledger's "work it out again" (NEXT_CHANGE_UNKNOWN) is below every instant: it calls them.
-            if cp.expire_after is not None or cp.pending_for is not None:
-                out.line("led = st.ledger")
-            if cp.expire_after is not None:
-                out.line("if led._expiry is not None and led._expiry <= instant:")
+                out.line("for lot in led.expire_until(instant):")
                 with out.indent():
-                    out.line("for lot in led.expire_until(instant):")
-                    with out.indent():
-                        out.line("tally.expired += lot.points")
-                        out.line("st.total_expired += lot.points")
-                        out.line("tally.changed = True")
-            if cp.pending_for is not None:
-                out.line("if led._pending and led._release is not None and led._release <= instant and "
-                         "led.release_due(instant):")
-                with out.indent():
-                    out.line("released = True")
+                    out.line("tally.expired += lot.points")
+                    out.line("st.total_expired += lot.points")
                     out.line("tally.changed = True")
-            self._leave_windows("instant")
-            out.line("granted_points = False")
-            if cp.on_rules.get("birthday"):
-                out.line("granted_points = P.birthday(st, instant, tally)")
-            out.line("status(st, now, ev, tally)")
-            if cp.when_rules:
-                out.line("granted_points = when_rules(st, now, ev, tally) or granted_points")
-            out.line("if released or granted_points:")
+        if cp.pending_for is not None:
+            out.line("if led._pending and led._release is not None and led._release <= instant and "
+                     "led.release_due(instant):")
             with out.indent():
-                out.line("convert(st, now, ev, tally)")
-        out.line()
+                out.line("released = True")
+                out.line("tally.changed = True")
+        self._leave_windows("instant")
+        out.line("granted_points = False")
+        if cp.on_rules.get("birthday"):
+            out.line("granted_points = P.birthday(st, instant, tally)")
+        self._status_steps()
+        if cp.when_rules:
+            out.line("granted_points = when_rules(st, now, ev, tally) or granted_points")
+        out.line("if released or granted_points:")
+        with out.indent():
+            out.line("convert(st, now, ev, tally)")
 
     def _advance(self) -> None:
         out = self.out
@@ -651,13 +650,15 @@ class _Generator:
                 with out.indent():
                     out.line("instant = st.next_change_at")
                 out.line("else:")
-                with out.indent():
-                    out.line("instant = next_change(st)")
+                with out.indent():  # ``next_change(st)``, in place (the clock is set here)
+                    out.line("clock = st.clock")
+                    self._next_change_steps()
+                    out.line("instant = nxt")
                 out.line("memo = None")
                 out.line("if instant is None or instant > until:")
                 with out.indent():
                     out.line("break")
-                out.line("apply_instant(st, instant, tally)")
+                self._instant_steps()  # (one call fewer per instant, two with ``status``)
                 out.line("st.clock = instant")
             out.line("if until > st.clock:")
             with out.indent():
