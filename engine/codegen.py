@@ -87,7 +87,8 @@ INVENTED = ("st", "ev", "tally", "now", "at", "until", "instant", "led", "pts", 
             "make_lane", "lane", "engine", "slow", "store", "lock", "receipts", "states", "upcoming", "save",
             "new_state", "compiled", "names", "currency", "plain_types", "raw", "read", "ev_id", "customer",
             "ev_amount", "ev_currency", "ev_items", "ev_original", "ev_reward", "ev_birthday", "friend", "account",
-            "key", "extra", "packed", "fresh", "watermark", "last_at", "tier_before")
+            "key", "extra", "packed", "fresh", "watermark", "last_at", "tier_before",
+            "caps", "usage", "used", "room")  # (a calendar cap written out: ``_calendar_cap_inline``)
 
 
 @attrs.frozen
@@ -465,6 +466,35 @@ class _Generator:
         """The call that caps ``points`` (the key of the period was worked out by ``_period_keys``)."""
         return (f"within_calendar_cap(st, {_lit(index)}, {_PERIOD_KEY[cap.period]}, {_lit(cap.amount)}, "
                 f"{_lit(cap.unit == 'times')}, {points})")
+
+    def _calendar_cap_inline(self, index: int, cap: Any) -> None:
+        """``pts = within_calendar_cap(st, index, key, amount, times, pts)`` written out (the same usage record,
+        read and counted the same way): a per rule's cap, checked on every purchase it earns on."""
+        out, key, amount = self.out, _PERIOD_KEY[cap.period], _lit(cap.amount)
+        out.line("if pts > 0:")
+        with out.indent():
+            out.line("caps = st.caps")
+            out.line(f"usage = caps.get({_lit(index)}) if caps else None")
+            out.line(f"used = usage.used if usage is not None and usage.period == {key} else 0")
+            if cap.unit == "times":
+                out.line(f"if used >= {amount}:")
+                with out.indent():
+                    out.line("pts = 0")
+            else:
+                out.line(f"room = {amount} - used")
+                out.line("if pts > room:")
+                with out.indent():
+                    out.line("pts = room if room > 0 else 0")
+            out.line("if pts > 0:")
+            with out.indent():
+                out.line("if usage is None:")
+                with out.indent():
+                    out.line(f"usage = st.cap_usage({_lit(index)})")
+                out.line(f"if usage.period != {key}:")
+                with out.indent():
+                    out.line(f"usage.period = {key}")
+                    out.line("usage.used = 0")
+                out.line(f"usage.used += {'1' if cap.unit == 'times' else 'pts'}")
 
     def _period_keys(self, kind: str) -> None:
         """The key of each calendar period whose caps the earn rules of ``kind`` check inline, worked out once
@@ -1058,7 +1088,7 @@ class _Generator:
                 self._sum_items(rule)
                 out.line(f"pts = {self._per_points(rule)}")
                 if rule.guard.cap is not None:
-                    out.line(f"pts = {self._calendar_cap_call(rule.index, rule.guard.cap, 'pts')}")
+                    self._calendar_cap_inline(rule.index, rule.guard.cap)
                 out.line("if pts > 0:")
                 with out.indent():
                     out.line("per_total += pts")

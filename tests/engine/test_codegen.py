@@ -193,6 +193,7 @@ ALLOWED_ATTRIBUTES = {
     # the lane (``make_lane``): the engine's and the memory store's parts it binds, the outcome's figures
     "store", "_lock", "_receipts", "_states", "save", "_new_state", "compiled", "tier_names", "reader", "currency",
     "plain_types", "_watermark", "_pending", "reversed",
+    "caps", "cap_usage", "period", "used",  # a calendar cap's usage, written out
 }
 
 

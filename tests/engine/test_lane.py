@@ -123,3 +123,22 @@ def test_the_event_is_built_only_for_a_program_whose_steps_read_it() -> None:
     assert engine.process(purchase("w2", "2026-03-01T11:00:00Z", "10.00")).earned == 10
     assert engine.process(purchase("w3", "2026-03-01T12:00:00Z", "10.00", note="hi")).earned == 10
     assert engine.customer("c1").points == 50
+
+
+CAPPED = """
+earn 1 point per EUR limit 15 points per day
+earn 2 points per EUR on category "beans" limit 2 times per day
+"""
+
+
+@pytest.mark.parametrize("generated", [True, False])
+def test_calendar_caps_written_out_count_as_the_interpreter_does(generated: bool) -> None:
+    engine = poletti.Engine(poletti.compile(CAPPED), explain=False, generated=generated)
+    assert (engine._lane is not None) is generated
+    beans = [{"sku": "b", "category": "beans", "quantity": 1, "price": "10.00"}]
+    earned = [engine.process(purchase(f"p{n}", at, "10.00", items=beans)).earned
+              for n, at in enumerate(["2026-03-01T09:00:00Z", "2026-03-01T10:00:00Z", "2026-03-01T11:00:00Z",
+                                      "2026-03-02T09:00:00Z"])]
+    # Each purchase: 10.00 EUR, all of it beans. The first rule: 10, then 5 (15 a day), then 0; the next day 10.
+    # The second: 2 × 10 = 20 on each of the first two purchases of a day, then 0; the next day 20 again.
+    assert earned == [10 + 20, 5 + 20, 0 + 0, 10 + 20]
