@@ -82,6 +82,11 @@ class ReleasedLot:
     source: str
 
 
+def _sooner(expiry: int | None, release: int | None) -> int | None:
+    """The sooner of two known instants, None standing for "never"."""
+    return release if expiry is None else expiry if release is None or expiry < release else release
+
+
 def _earned_at(lot: Lot) -> int:
     return lot.earned_at
 
@@ -155,8 +160,7 @@ class PointsLedger:
     def next_change(self) -> int | None:
         """The earliest expiry or pending release not applied yet, or None."""
         if self._next == _UNKNOWN:
-            expiry, release = self._soonest_expiry(), self._soonest_release()
-            self._next = release if expiry is None else expiry if release is None or expiry < release else release
+            self._next = _sooner(self._soonest_expiry(), self._soonest_release())
         return self._next
 
     def _soonest_expiry(self) -> int | None:
@@ -340,9 +344,11 @@ class PointsLedger:
                 self.lots = [lot for lot in self.lots if id(lot) not in freed]
             if released:
                 released.sort(key=lambda item: item.available_at)
-            # Releasing changes no expiry (a lot freed from the list never expires): only the next release moves.
+            # Releasing changes no expiry (a lot freed from the list never expires): only the next release moves,
+            # and with the soonest expiry known the next change is the sooner of the two (``next_change``).
             self._release = left
-            self._next = _UNKNOWN
+            expiry = self._expiry
+            self._next = _UNKNOWN if expiry == _UNKNOWN else _sooner(expiry, left)
         return any_released
 
     # -- plumbing ------------------------------------------------------------
@@ -388,7 +394,7 @@ class PointsLedger:
                 release = lot.available_at
         self.lots = lots
         self._expiry, self._release = expiry, release
-        self._next = _UNKNOWN
+        self._next = _sooner(expiry, release)
 
     def state(self) -> dict[str, object]:
         """Everything needed to rebuild the ledger with :meth:`restore`."""
