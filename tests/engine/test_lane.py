@@ -11,6 +11,7 @@ states.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -142,3 +143,35 @@ def test_calendar_caps_written_out_count_as_the_interpreter_does(generated: bool
     # Each purchase: 10.00 EUR, all of it beans. The first rule: 10, then 5 (15 a day), then 0; the next day 10.
     # The second: 2 × 10 = 20 on each of the first two purchases of a day, then 0; the next day 20 again.
     assert earned == [10 + 20, 5 + 20, 0 + 0, 10 + 20]
+
+
+def test_threads_feeding_one_customer_through_the_lane_lose_and_double_nothing() -> None:
+    import threading
+
+    engine = poletti.Engine(poletti.compile(CAFE), explain=False)
+    assert engine._lane is not None
+    at = "2026-03-01T10:00:00Z"  # one instant for every event: none is older than another
+    outcomes: list[Any] = []
+    start = threading.Barrier(8)
+
+    def feed(thread: int) -> None:
+        start.wait()
+        for number in range(400):
+            engine.process(purchase(f"t{thread}-{number}", at, "1.00"))
+        outcomes.append(engine.process(purchase("same", at, "5.00")))  # the same event from every thread
+
+    threads = [threading.Thread(target=feed, args=(thread,)) for thread in range(8)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads take turns every few bytecodes: a missing lock shows at once
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    # 3,200 purchases of 1.00 EUR (1 point each) and one of 5.00 applied once: 3,205 points earned. Every 10
+    # points convert to a coffee: 320 coffees, 5 points left.
+    assert sorted(outcome.status for outcome in outcomes) == ["applied"] + ["duplicate"] * 7
+    view = engine.customer("c1")
+    assert (view.lifetime_points, view.points, view.rewards) == (3205, 5, {"coffee": 320})
