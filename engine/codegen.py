@@ -177,8 +177,8 @@ class _Generator:
         self.rounding = cp.checked.rounding
         # While the lane's steps are written (``_lane``): the event's fields are its locals (``_LANE_FIELDS``).
         self._lane = False
-        # Whether ``status``, ``convert`` and ``when_rules`` read their ``ev`` (the lane passes None to those that
-        # do not, and builds no ``Event`` unless something it runs reads one).
+        # Whether ``convert`` and ``when_rules`` read their ``ev`` (the lane passes None to one that does not, and
+        # builds no ``Event`` unless something it runs reads one; ``status``' steps it writes out in place).
         self._reads_event: dict[str, bool] = {}
         self.window_slot = {(w.source, str(w.duration)): w.slot for w in cp.windows}
         self.segment_slot = {name: i for i, name in enumerate(cp.segment_names)}
@@ -223,8 +223,8 @@ class _Generator:
         return _LANE_FIELDS[field] if self._lane else f"ev.{field}"
 
     def _ev_for(self, function: str) -> str:
-        """What ``apply`` hands ``status``, ``convert`` or ``when_rules`` as their ``ev``: the event, or in the lane
-        None when the function never reads it (the ``Event`` is then not built at all)."""
+        """What ``apply`` hands ``convert`` or ``when_rules`` as their ``ev``: the event, or in the lane None when
+        the function never reads it (the ``Event`` is then not built at all)."""
         return "ev" if not self._lane or self._reads_event[function] else "None"
 
     # --------------------------------------------------------- expressions
@@ -348,7 +348,8 @@ class _Generator:
         out.line()
         self._next_change()
         self._advance()
-        for name, write in (("status", self._status), ("convert", self._convert), ("when_rules", self._when_rules)):
+        self._status()
+        for name, write in (("convert", self._convert), ("when_rules", self._when_rules)):
             start = len(out.lines)
             write()
             self._reads_event[name] = _mentions_event(out.lines[start + 1:])  # (after its ``def`` line)

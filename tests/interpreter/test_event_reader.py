@@ -9,13 +9,14 @@ fields with the rarer ones (``friend``, ``account``, ``rewards_used``,
 
 from __future__ import annotations
 
+import marshal
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import poletti
-from poletti.interpreter.events import EventError, EventReader, Item, _quick, content_key
+from poletti.interpreter.events import EventError, EventReader, Item, _quick, content_key, quick_fields
 
 RULES = """
 reward ten_off "10 % off" value 10% expires after 30d costs 50 points
@@ -105,6 +106,11 @@ def test_what_the_quick_reader_takes_is_what_the_careful_reader_reads(raw: dict[
     # the same content key, though the quick reader makes its own for the common event (the careful reader
     # never does: ``content_key`` works it out from the event).
     assert _read_with_key(READER.read, raw) == _read_with_key(READER._read_carefully, raw)
+    # The generated lane packs a quick key with ``marshal`` after nothing more than reading: it always packs,
+    # and unpacks to itself.
+    read = quick_fields(raw, READER.currency, READER.plain_types)
+    if read is not None and read[12] is not None:
+        assert marshal.loads(marshal.dumps(read[12])) == read[12]
 
 
 # A program without partners reads `partner` as its declared attribute (or not at all), as before issue 13.
