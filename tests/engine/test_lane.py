@@ -175,3 +175,18 @@ def test_threads_feeding_one_customer_through_the_lane_lose_and_double_nothing()
     assert sorted(outcome.status for outcome in outcomes) == ["applied"] + ["duplicate"] * 7
     view = engine.customer("c1")
     assert (view.lifetime_points, view.points, view.rewards) == (3205, 5, {"coffee": 320})
+
+
+def test_an_engine_restored_from_a_snapshot_carries_on_through_the_lane(tmp_path: Any) -> None:
+    program = poletti.compile(CAFE)
+    engine = poletti.Engine(program, explain=False)
+    engine.process(purchase("p1", "2026-03-01T10:00:00Z", "14.00"))  # 14 points → 1 coffee, 4 left
+    path = str(tmp_path / "cafe.snapshot")
+    engine.save(path)
+    restored = poletti.Engine.restore(program, path, explain=False)
+    assert restored._lane is not None
+    # The receipt came back: the same event is a duplicate. A new one goes on from 4: 4 + 7 = 11 → 1 more
+    # coffee, 1 left; lifetime 21.
+    assert restored.process(purchase("p1", "2026-03-01T10:00:00Z", "14.00")).status == "duplicate"
+    assert figures(restored.process(purchase("p2", "2026-03-02T10:00:00Z", "7.00"))) == (
+        "applied", 7, {"coffee": 1}, 0, 10, None, None, 1, 21)
