@@ -2,7 +2,11 @@
 
 The cases are data, in ``tests/conformance/*.toml`` (see the README there for
 the format). Each case compiles its rules, feeds its steps to a fresh
-``poletti.Engine`` and compares only the keys each expectation gives.
+``poletti.Engine`` and compares only the keys each expectation gives. Each case
+runs on every store: the memory store with the interpreter (the default,
+explaining) and with the generated code (explain off: the program's generated
+lane), the memory store keeping a ledger, SQLite, and PostgreSQL when a
+server is there.
 
 Until ``poletti.Engine`` exists the engine tests skip with a clear reason;
 the checks that the case files are well formed and that every case's rules
@@ -202,7 +206,7 @@ def _store(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Any:
     """A fresh store of one kind: every case must come out the same in each."""
     from poletti.engine.stores import MemoryStore, SQLiteStore
 
-    if kind == "memory":
+    if kind in ("memory", "memory+generated"):
         return None  # the engine's default
     if kind == "memory+ledger":
         return MemoryStore(ledger=True)
@@ -213,7 +217,7 @@ def _store(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Any:
     return SQLiteStore(str(tmp_path / "case.db"))
 
 
-@pytest.mark.parametrize("store_kind", ["memory", "memory+ledger", "sqlite",
+@pytest.mark.parametrize("store_kind", ["memory", "memory+generated", "memory+ledger", "sqlite",
                                         pytest.param("postgres", marks=pytest.mark.postgres)])
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_conformance(case: Case, store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
@@ -225,7 +229,12 @@ def test_conformance(case: Case, store_kind: str, tmp_path: Path, request: pytes
     except poletti.CompileError as err:
         pytest.fail(f"[{case.id}] the rules do not compile:\n{err}")
     store = _store(store_kind, tmp_path, request)
-    engine = poletti.Engine(program, store)
+    # "memory+generated": explain off, so the program's generated code runs, and for the common event the
+    # generated lane (``Engine.process`` in one generated function); the others run the interpreter.
+    engine = poletti.Engine(program, store, explain=False) if store_kind == "memory+generated" else poletti.Engine(
+        program, store)
+    if store_kind == "memory+generated":
+        assert engine._lane is not None or program.compiled.pooled or engine.referrals.rules
     try:
         run_case(poletti, case, engine)
     finally:
