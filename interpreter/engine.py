@@ -489,19 +489,24 @@ class Engine:
             # The customers due in any order; their outcomes are put in the order ``due`` lists them (by the
             # change that was due, then id) at the end: sorting the outcomes, not every customer due.
             due_at: list[int] = []  # for each outcome, the change that was due
+            save = store.save
+            tally = Tally(False)
             for customer in store.due(until, ordered=False):
                 with lock:  # one customer at a time, as ``_advance_customer``'s transaction
                     state = states[customer]
                     was_due = upcoming[customer]
                     tier_before = state.tier
-                    tally = Tally(False)
                     instant = runtime.advance(state, until, tally)  # (it returns ``stepper.schedule``'s next change)
                     state.next_change_clock = state.clock  # ``state.remember_next_change(instant)``
                     state.next_change_at = instant
-                    store.save(state, instant)
-                    if tally.changed:
-                        due_at.append(was_due)
-                        outcomes.append(self._outcome(state, None, "clock", until, tier_before, tally, 0))
+                    save(state, instant)
+                    # A tally that recorded nothing is still as new: the next customer's (most customers' steps
+                    # are window exits that change nothing a host hears about).
+                    if tally.changed or tally.granted or tally.expired or tally.reversed or tally.spent:
+                        if tally.changed:
+                            due_at.append(was_due)
+                            outcomes.append(self._outcome(state, None, "clock", until, tier_before, tally, 0))
+                        tally = Tally(False)
             if len(outcomes) > 1:
                 # Two stable sorts on plain keys (ids, then instants, as ``due``) of the outcomes' places.
                 ids = [outcome.customer for outcome in outcomes]

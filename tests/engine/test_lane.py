@@ -190,3 +190,23 @@ def test_an_engine_restored_from_a_snapshot_carries_on_through_the_lane(tmp_path
     assert restored.process(purchase("p1", "2026-03-01T10:00:00Z", "14.00")).status == "duplicate"
     assert figures(restored.process(purchase("p2", "2026-03-02T10:00:00Z", "7.00"))) == (
         "applied", 7, {"coffee": 1}, 0, 10, None, None, 1, 21)
+
+
+EXPIRING = """
+earn 1 point per EUR
+points expire after 30d
+tier gold when spend_30d > 1000
+"""
+
+
+@pytest.mark.parametrize("generated", [True, False])
+def test_each_clock_outcome_of_an_advance_counts_its_own_customer_alone(generated: bool) -> None:
+    engine = poletti.Engine(poletti.compile(EXPIRING), explain=False, generated=generated)
+    engine.process(purchase("a", "2026-03-01T10:00:00Z", "40.00", customer="c1"))  # 40 points, gone 03-31
+    engine.process(purchase("b", "2026-03-01T11:00:00Z", "0.50", customer="c2"))  # 0 points; leaves the window
+    engine.process(purchase("c", "2026-03-02T10:00:00Z", "10.00", customer="c3"))  # 10 points, gone 04-01
+    outcomes = engine.advance_to("2026-04-15T00:00:00Z")
+    # c2 is due (its purchase leaves the 30-day window) but nothing a host hears about changes: no outcome.
+    # c1 and c3 each lose their own points, by the change that was due (03-31 before 04-01).
+    assert [(o.customer, o.expired, o.points, o.type) for o in outcomes] == [("c1", 40, 0, "clock"),
+                                                                            ("c3", 10, 0, "clock")]
