@@ -79,7 +79,7 @@ INVENTED = ("st", "ev", "tally", "now", "at", "until", "instant", "led", "pts", 
             "granted_points", "released", "expired", "lot", "item", "items", "exits", "totals", "index", "record",
             "clock", "memo", "nxt", "candidates", "first", "ref", "prev", "amount", "bal", "count", "rank", "holds",
             "was", "active", "until_keep", "keep_started", "keep_ended", "old", "kept", "inside", "year", "leaves",
-            "units", "base", "cost", "apply", "advance", "apply_instant", "next_change", "status", "convert",
+            "units", "base", "cost", "apply", "advance", "next_change", "status", "convert",
             "ctx", "_ctx", "earn", "triggers", "record_facts", "purchase_index", "day", "monday", "last",
             "birthday_rules_due", "t", "i", "n", "reward", "when_rules", "limit", "kind", "held", "day_key", "week_key",
             "month_key", "year_key",
@@ -365,7 +365,7 @@ class _Generator:
         For the memory store and the generated code (``Engine._plain``), ``lane(raw)`` reads the event with
         ``quick_fields`` into its locals, checks the receipt and the clock, runs ``apply``'s steps written out
         in place with the event's fields as locals, schedules the next change, keeps the receipt and returns
-        the ``Outcome``: the work of ``Engine.process``, ``EventReader.read``, ``_apply_plain`` and ``apply``
+        the ``Outcome``: the work of ``Engine.process``, ``EventReader.read``, ``Engine._apply_once`` and ``apply``
         without their calls, and without an ``Event`` unless a step hands one to the interpreter. Whatever is
         not the common case (an event the quick reader leaves alone or gives no content key, a duplicate, an
         event before the clock or the customer's last one) goes to ``slow(raw)``, the engine's own path,

@@ -19,7 +19,6 @@ concurrent calls come out as some serial order of them (docs/embedding.md).
 from __future__ import annotations
 
 import hashlib
-import marshal
 import random
 import time
 from datetime import date, datetime, timezone
@@ -32,7 +31,7 @@ from poletti.engine.ledger import PointsLedger
 from poletti.engine.program import Program
 from poletti.engine.state import CustomerState
 from poletti.engine.stores.base import LedgerEntry, Receipt, Store, content_dict, fingerprint
-from poletti.engine.stores.memory import MemoryStore, pack_receipt
+from poletti.engine.stores.memory import MemoryStore
 from poletti.engine.timecalc import from_us, parse_timestamp, require_aware, to_us
 from poletti.interpreter import bookkeeping
 from poletti.interpreter.accounts import ACCOUNT_PREFIX, Accounts, account_key, is_account_key
@@ -46,7 +45,6 @@ from poletti.interpreter.stepper import Stepper
 from poletti.interpreter.views import CustomerView, Standing, view
 
 _CLOCK_KEY = "clock"
-_pack = marshal.dumps  # a receipt's content key, packed (``memory.pack_receipt``)
 # A transaction another writer's made impossible (the same new event id applied by two processes at once, a
 # serialization failure) is tried again from the start: the second try sees what the other one did.
 _ATTEMPTS = 30  # a serializable PostgreSQL store under heavy contention aborts often; each retry backs off
@@ -117,14 +115,14 @@ class Engine:
         self._once = type(self.store) is MemoryStore
         if not self.store.shared:
             self._watermark = self._read_clock()
-        # The common case gets a lane of its own (``_apply_plain``): the memory store, the generated code, no
-        # ledger, no pooled accounts and no referral rules. Everything else goes through ``_apply_once``.
+        # The common case gets a lane of its own: the memory store, the generated code, no ledger, no pooled
+        # accounts and no referral rules. There the common event does not even come here: the program's
+        # generated ``lane`` reads it, applies it and returns its outcome in one function
+        # (``codegen._lane_maker``), and hands anything else to ``_process`` (``_apply_once``) before changing
+        # anything; ``advance_to`` has a lane of its own for it too.
         self._plain = (self._once and self.runtime is not None and not self.ledger and not self.compiled.pooled
                        and not self.referrals.rules)
         self._new_state = self.processor.state_maker()
-        # In that lane the common event does not even come here: the program's generated ``lane`` reads it,
-        # applies it and returns its outcome in one function (``codegen._lane_maker``), and hands anything
-        # else to ``_process`` before changing anything.
         self._lane = self.runtime.make_lane(self, self._process) if self._plain else None
 
     # ------------------------------------------------------------------ events
@@ -137,11 +135,9 @@ class Engine:
         return self._process(event)
 
     def _process(self, event: dict[str, Any]) -> Outcome:
-        """``process`` without the generated lane: the event read, then applied in the engine's lane for it."""
+        """``process`` without the generated lane: the event read, then applied in one store transaction (also
+        what the lane hands over: refunds, duplicates, late events, anything the quick reader does not take)."""
         read = self.reader.read(event)
-        if self._plain:
-            key = read.key  # (the quick reader's, for most events)
-            return self._apply_plain(read, key if key is not None else content_key(read))
         if self._once:  # a store that never asks for a retry: no retry loop around the transaction
             return self._apply_once(read, content_key(read))
         return self._retrying(self._apply_once, read, content_key(read))
@@ -197,55 +193,6 @@ class Engine:
             # Writers that collided back off for a random while, longer each time, so that they stop colliding.
             time.sleep(random.uniform(0, min(0.1, 0.001 * 2 ** attempt)))
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _apply_plain(self, event: Event, key: tuple[Any, ...]) -> Outcome:
-        """``_apply_once`` for the common case (``self._plain``), written out: this runs once per event.
-
-        The same steps in the same order; an event this lane does not take (a redeem, rewards used, a
-        partner, a referral) goes to ``_apply_once`` before anything changed.
-        """
-        store = self.store
-        customer = event.customer
-        kind = event.type
-        # (An event with a key from the quick reader is none of these: ``_quick``.)
-        if event.key is None and (kind == "redeem" or event.rewards_used or event.partner is not None
-                                  or event.friend is not None):
-            return self._apply_once(event, key)
-        with store._lock:  # the memory store's transaction is its lock (MemoryStore.transaction)
-            if event.id in store._receipts:  # ``store.receipt``: only a known id has one
-                return self._duplicate(event, key, store.receipt(event.id))
-            state = store._states.get(customer)  # ``store.load``
-            fresh = state is None
-            if fresh:
-                state = self._new_state(customer)  # ``stepper.new_state``
-            at = event.at
-            watermark = self._watermark
-            clock = state.clock
-            if (watermark is not None and at < watermark) or (clock is not None and at < clock):
-                self._check_clock(event, state)
-            last = state.last_event_at
-            if kind == "refund" or (last is not None and at < last):  # (a redeem or rewards used: not this lane)
-                self.stepper.check(state, event)  # what ``check`` rejects; it passes every other event at once
-            tier_before = state.tier
-            tally = Tally(False)
-            runtime = self.runtime
-            earned = runtime.apply(state, event, tally)
-            instant = runtime.next_change(state)  # ``stepper.schedule``
-            state.next_change_clock = state.clock  # ``state.remember_next_change(instant)``
-            state.next_change_at = instant
-            # ``store.save``, which has nothing to do for a state it holds whose next change did not move (most).
-            if fresh or store._next.get(customer) != instant:
-                store.save(state, instant)
-            try:  # ``store.record`` (``pack_receipt``): the engine's keys begin with the customer
-                store._receipts[event.id] = _pack(key)
-            except ValueError:  # (a value marshal cannot pack: kept as it is)
-                store._receipts[event.id] = pack_receipt(customer, key)
-            names = self.compiled.tier_names
-            ledger = state.ledger
-            return new_outcome(Outcome, (event.id, customer, kind, at, "applied", earned, tally.granted, tally.expired,
-                                         tally.reversed, tally.spent, names[tier_before], names[state.tier],
-                                         ledger.free + ledger._spendable_in_lots - ledger.owed, ledger._pending,
-                                         ledger.earned_total, (), self.compiled, ()))
 
     def _apply_once(self, event: Event, key: tuple[Any, ...]) -> Outcome:
         store, stepper = self.store, self.stepper
