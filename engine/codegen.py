@@ -69,7 +69,7 @@ __all__ = ["Generated", "generate"]
 BUILTINS = ("len", "sum", "any", "bool", "min", "max")
 # Names the generated source may use beside its own locals: the namespace it runs in.
 NAMESPACE = BUILTINS + ("P", "K", "E", "Ctx", "TZ", "heappush", "heappop", "add_us", "day_start_us", "local_date", "date",
-             "replaced", "DAY", "within_calendar_cap", "period_key_us",
+             "replaced", "DAY", "period_key_us",
              # the lane's (``_lane_maker``): the quick reader, the classes it builds, the receipt's packing
              "quick_fields", "Tally", "Event", "Outcome", "new_outcome", "pack")
 # The local holding the key of the event's calendar period, by period (``_period_keys``).
@@ -463,14 +463,10 @@ class _Generator:
         """Whether a rule's only option beyond `if`/`during` is a calendar `limit` (written inline too)."""
         return guard.cap is not None and guard.cap.period is not None and not guard.once
 
-    def _calendar_cap_call(self, index: int, cap: Any, points: str) -> str:
-        """The call that caps ``points`` (the key of the period was worked out by ``_period_keys``)."""
-        return (f"within_calendar_cap(st, {_lit(index)}, {_PERIOD_KEY[cap.period]}, {_lit(cap.amount)}, "
-                f"{_lit(cap.unit == 'times')}, {points})")
-
     def _calendar_cap_inline(self, index: int, cap: Any) -> None:
-        """``pts = within_calendar_cap(st, index, key, amount, times, pts)`` written out (the same usage record,
-        read and counted the same way): a per rule's cap, checked on every purchase it earns on."""
+        """``pts`` cut down to what is left of rule ``index``'s calendar ``limit`` and counted (the key of the
+        period was worked out by ``_period_keys``): ``Processor._capped`` for a calendar period, written out,
+        with the same usage record, read and counted the same way."""
         out, key, amount = self.out, _PERIOD_KEY[cap.period], _lit(cap.amount)
         out.line("if pts > 0:")
         with out.indent():
@@ -1116,8 +1112,11 @@ class _Generator:
             out.line(f"if {self._guard_test(fixed.guard, node)}:")
             with out.indent():
                 if fixed.guard.cap is not None:
-                    points = self._calendar_cap_call(fixed.index, fixed.guard.cap, _lit(fixed.points))
-                    out.line(f"total += max({points}, 0)")
+                    out.line(f"pts = {_lit(fixed.points)}")
+                    self._calendar_cap_inline(fixed.index, fixed.guard.cap)
+                    out.line("if pts > 0:")
+                    with out.indent():
+                        out.line("total += pts")
                 else:
                     out.line(f"total += {_lit(fixed.points)}")
         out.line("earned = total")

@@ -27,7 +27,7 @@ from poletti.engine.state import replaced
 from poletti.engine.timecalc import DAY_US, add_us, day_start_us, local_date, period_key_us
 from poletti.interpreter.events import Event, quick_fields
 from poletti.interpreter.outcome import Outcome, new_outcome
-from poletti.interpreter.processing import Processor, Tally, within_calendar_cap
+from poletti.interpreter.processing import Processor, Tally
 
 # Compiled code objects by the hash of their source: generating is cheap, compiling less so.
 _CODE: dict[str, Any] = {}
@@ -47,7 +47,7 @@ class Runtime:
             "P": processor, "K": generated.constants, "E": generated.evaluators, "Ctx": Ctx,
             "TZ": processor.tz, "heappush": heapq.heappush, "heappop": heapq.heappop, "add_us": add_us,
             "day_start_us": day_start_us, "local_date": local_date, "date": date,
-            "replaced": replaced, "DAY": DAY_US, "within_calendar_cap": within_calendar_cap,
+            "replaced": replaced, "DAY": DAY_US,
             "period_key_us": period_key_us,
             "quick_fields": quick_fields, "Tally": Tally, "Event": Event, "Outcome": Outcome,
             "new_outcome": new_outcome, "pack": marshal.dumps,

@@ -43,7 +43,7 @@ from poletti.engine.expressions import POOLS, Ctx
 from poletti.engine.money import EXACT, from_units, to_units
 from poletti.engine.state import (AT, EXIT_SHIFT, CapUsage, CustomerState, WindowTotals, exit_index, exit_leaves,
                                   replaced, window_exit)
-from poletti.engine.timecalc import PeriodKey, add_us, day_start_us, local_date, next_birthday_us, period_key_us
+from poletti.engine.timecalc import add_us, day_start_us, local_date, next_birthday_us, period_key_us
 from poletti.interpreter import wallet
 from poletti.interpreter.events import Event, Item
 from poletti.interpreter.trace import (
@@ -56,29 +56,6 @@ _BLOCKED = {
     Blocked.ENDED: Reason.CAMPAIGN_ENDED,
     Blocked.CONDITION: Reason.CONDITION_FALSE,
 }
-
-
-def within_calendar_cap(state: CustomerState, index: int, key: PeriodKey, amount: int, times: bool,
-                        points: int) -> int:
-    """What is left of ``points`` under rule ``index``'s ``limit amount points|times per period``, counted.
-
-    The generated code's form of ``Processor._capped`` for calendar periods
-    (no trace): the same usage record, the same period keys. ``key`` is
-    ``period_key_us(now, period, tz)``, which the generated code works out
-    once per event for all the rules capped by that period.
-    """
-    if points <= 0:
-        return points
-    usage = state.caps.get(index) if state.caps else None
-    used = usage.used if usage is not None and usage.period == key else 0
-    granted = (points if used < amount else 0) if times else min(points, max(0, amount - used))
-    if granted > 0:
-        if usage is None:
-            usage = state.cap_usage(index)
-        if usage.period != key:
-            usage.period, usage.used = key, 0
-        usage.used += 1 if times else granted
-    return granted
 
 
 class Tally:
