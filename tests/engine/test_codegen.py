@@ -174,8 +174,9 @@ ALLOWED_NODES = {
     pyast.Tuple, pyast.IfExp, pyast.GeneratorExp, pyast.comprehension, pyast.And, pyast.Or, pyast.Not,
     pyast.Add, pyast.Sub, pyast.Mult, pyast.FloorDiv, pyast.Mod, pyast.USub, pyast.Eq, pyast.NotEq, pyast.Lt,
     pyast.LtE, pyast.Gt, pyast.GtE, pyast.Is, pyast.IsNot, pyast.BitAnd, pyast.BitOr, pyast.RShift, pyast.LShift,
-    # the lane: ``with lock:``, ``if ev_id in receipts:``, an event's empty attributes ``{}`` (checked empty below)
-    pyast.With, pyast.withitem, pyast.In, pyast.Dict,
+    # the lane: ``with lock:``, ``if ev_id in receipts:``, an event's empty attributes ``{}`` (checked empty below),
+    # ``nonlocal spare`` (its kept tally: the name is checked among the invented ones below)
+    pyast.With, pyast.withitem, pyast.In, pyast.Dict, pyast.Nonlocal,
 }
 # Attributes the generated code reads: fields of the state, events, items, the ledger and the tally.
 ALLOWED_ATTRIBUTES = {
@@ -233,6 +234,8 @@ def test_hostile_names_and_texts_change_nothing_in_the_generated_structure(text:
             assert node.value is None or isinstance(node.value, (bool, int, str)), repr(node.value)
         if isinstance(node, pyast.Dict):
             assert not node.keys, "a dict literal with contents"
+        if isinstance(node, pyast.Nonlocal):
+            assert set(node.names) <= set(INVENTED), node.names
     # Every user text reaches the source only as the value of a string constant.
     strings = {node.value for node in pyast.walk(tree) if isinstance(node, pyast.Constant) and isinstance(node.value, str)}
     assert user_texts <= strings

@@ -210,3 +210,35 @@ def test_each_clock_outcome_of_an_advance_counts_its_own_customer_alone(generate
     # c1 and c3 each lose their own points, by the change that was due (03-31 before 04-01).
     assert [(o.customer, o.expired, o.points, o.type) for o in outcomes] == [("c1", 40, 0, "clock"),
                                                                             ("c3", 10, 0, "clock")]
+
+
+def test_a_basket_kept_by_the_lane_tells_a_duplicate_from_a_conflict(tmp_path: Any) -> None:
+    # The lane packs a basket's receipt with marshal's version 2, any other with version 4
+    # (``MemoryStore.receipt_version``): either must read back as the content it was.
+    engine = poletti.Engine(poletti.compile(CAFE), explain=False)
+    basket = [{"sku": "b1", "category": "beans", "quantity": 2, "price": "4.50"},
+              {"sku": "m1", "category": "milk", "quantity": 1, "price": "1.00"}]
+    # 10.00 EUR: 10 points, converted to one coffee at once, 0 left.
+    assert figures(engine.process(purchase("p1", "2026-03-01T10:00:00Z", "10.00", items=basket))) == (
+        "applied", 10, {"coffee": 1}, 0, 10, None, None, 0, 10)
+    assert engine.process(purchase("v1", "2026-03-01T11:00:00Z", "3.00")).earned == 3
+    # The same basket written otherwise (4.5 for 4.50, the instant in another offset) is the same event.
+    again = [dict(basket[0], price="4.5"), basket[1]]
+    assert engine.process(purchase("p1", "2026-03-01T12:00:00+02:00", "10", items=again)).status == "duplicate"
+    assert engine.process(purchase("v1", "2026-03-01T11:00:00Z", "3.00")).status == "duplicate"
+    # One more bag of beans in it is another event with the same id: refused, saying what differs.
+    other = [dict(basket[0], quantity=3), basket[1]]
+    with pytest.raises(poletti.EventError) as caught:
+        engine.process(purchase("p1", "2026-03-01T10:00:00Z", "10.00", items=other))
+    assert "conflict" in caught.value.reason and "items" in caught.value.reason
+    receipt = engine.store.receipt("p1")
+    assert receipt is not None and receipt.content["items"] == [
+        {"sku": "b1", "category": "beans", "quantity": 2, "price": "4.50"},
+        {"sku": "m1", "category": "milk", "quantity": 1, "price": "1.00"}]
+    # And after a snapshot, as it was.
+    path = str(tmp_path / "basket.snapshot")
+    engine.save(path)
+    restored = poletti.Engine.restore(poletti.compile(CAFE), path, explain=False)
+    assert restored.process(purchase("p1", "2026-03-01T10:00:00Z", "10.00", items=basket)).status == "duplicate"
+    view = restored.customer("c1")
+    assert (view.points, view.lifetime_points, view.rewards) == (3, 13, {"coffee": 1})
