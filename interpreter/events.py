@@ -283,7 +283,6 @@ def _present_core(raw: dict[str, Any]) -> int:
 
 
 _MAX_WHOLE_DIGITS = 12  # amounts below 10^12 (MAX_MONEY)
-_ITEM_FIELDS = frozenset({"sku", "category", "quantity", "price"})
 _FRACTION_PADS = tuple("0" * (money.DIGITS - digits) for digits in range(money.DIGITS + 1))  # by the digits written
 # Instants whose year is in range in any zone, 1900-01-01T00:00Z up to 2106 (in µs): the rest goes the careful way.
 _QUICK_FIRST_US, _QUICK_END_US = -2_208_988_800_000_000, 2**32 * 1_000_000
@@ -359,10 +358,15 @@ def quick_items(raw_items: Any) -> tuple[Item, ...] | None:
         return None
     built = []
     for item in raw_items:
-        if item.__class__ is not dict or len(item) > 4 or not item.keys() <= _ITEM_FIELDS:
+        if item.__class__ is not dict:
             return None
         get = item.get
-        line = (get("sku"), get("category"), get("quantity", 1), get("price", 0))
+        sku, category, quantity, price = get("sku"), get("category"), get("quantity"), get("price")
+        # The line's size says whether it has a field besides these four (``quick_fields`` does the same with
+        # the event's), a quarter cheaper than comparing its keys; a field given as None is read carefully.
+        if len(item) != (sku is not None) + (category is not None) + (quantity is not None) + (price is not None):
+            return None
+        line = (sku, category, 1 if quantity is None else quantity, 0 if price is None else price)
         kept = line[2].__class__ is int and line[3].__class__ is str  # a line looked up and kept
         known = None
         if kept:

@@ -45,6 +45,11 @@ def figures(outcome: Any) -> tuple[Any, ...]:
 def test_the_lane_is_taken_with_the_memory_store_and_the_generated_code(options: dict[str, Any], lane: bool) -> None:
     engine = poletti.Engine(poletti.compile(CAFE), **options)
     assert (engine._lane is not None) is lane
+    # With the lane, ``engine.process`` is the lane itself (no call in between); without, the method.
+    assert (engine.process is engine._lane) is lane
+    # Either way it applies an event: 12.50 EUR, 12 points, one coffee at 10, 2 left.
+    assert figures(engine.process(purchase("p1", "2026-03-01T10:00:00Z", "12.50"))) == (
+        "applied", 12, {"coffee": 1}, 0, 10, None, None, 2, 12)
 
 
 def test_a_store_on_disk_has_no_lane(tmp_path: Any) -> None:

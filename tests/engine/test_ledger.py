@@ -204,6 +204,34 @@ def test_free_points_go_before_lots() -> None:
     assert (ledger.free, remaining(ledger)) == (0, [("lot", 5)])
 
 
+def test_releases_one_after_another_around_a_spend() -> None:
+    # Three purchases a day apart, 10, 20 and 30 points, each pending for 14 days and expiring at END: releases
+    # one after another, with a spend between them that leaves a released lot in front of a pending one.
+    ledger = PointsLedger()
+    for day, points in ((1, 10), (2, 20), (3, 30)):
+        ledger.earn(points, JAN + day * DAY, END, JAN + (day + 14) * DAY, f"p{day}")
+    assert (ledger.balance, ledger.pending) == (0, 60)
+    # Day 15: the first lot (10) is released; the others wait for days 16 and 17.
+    assert [lot.points for lot in ledger.release_pending_until(JAN + 15 * DAY)] == [10]
+    assert (ledger.balance, ledger.pending, ledger.next_change()) == (10, 50, JAN + 16 * DAY)
+    # Day 16: the second (20): 30 spendable.
+    assert [lot.points for lot in ledger.release_pending_until(JAN + 16 * DAY)] == [20]
+    assert (ledger.balance, ledger.pending) == (30, 30)
+    # Spending 25 takes the first lot (10) and 15 of the second, oldest first: the lots left are 5 (released)
+    # and 30 (pending).
+    ledger.spend(25)
+    assert [(lot.source, lot.points, lot.pending) for lot in ledger.lots] == [("p2", 5, False), ("p3", 30, True)]
+    # Day 17: the third (30): 5 + 30 = 35 spendable, nothing pending.
+    assert [lot.points for lot in ledger.release_pending_until(JAN + 17 * DAY)] == [30]
+    assert (ledger.balance, ledger.pending, ledger.next_change()) == (35, 0, END)
+    # A lot earned out of order (restored or replayed), pending, goes in before the released ones: the next
+    # release still finds it.
+    ledger.earn(7, JAN, END, JAN + 20 * DAY, "late")
+    assert [lot.source for lot in ledger.lots] == ["late", "p2", "p3"]
+    assert [lot.points for lot in ledger.release_pending_until(JAN + 20 * DAY)] == [7]
+    assert (ledger.balance, ledger.pending) == (42, 0)
+
+
 def test_released_lot_without_expiry_joins_free() -> None:
     # A program with `points pending for 14d` and no expiry.
     release = JAN + 14 * DAY
