@@ -22,6 +22,7 @@ import hashlib
 import random
 import time
 from datetime import date, datetime, timezone
+from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator
 
 import attrs
@@ -48,6 +49,7 @@ _CLOCK_KEY = "clock"
 # A transaction another writer's made impossible (the same new event id applied by two processes at once, a
 # serialization failure) is tried again from the start: the second try sees what the other one did.
 _ATTEMPTS = 30  # a serializable PostgreSQL store under heavy contention aborts often; each retry backs off
+_first = itemgetter(0)  # (a standing's customer)
 
 
 @attrs.frozen
@@ -535,14 +537,16 @@ class Engine:
             return (self._standing(customer, self.customer(customer)) for customer in self.customers())
         names = self.compiled.tier_names
         found = []
+        new_standing = tuple.__new__  # (``Standing(...)`` without its Python-level ``__new__``)
         with store._lock:
-            states = store._states
-            for customer in sorted(states):  # (``store.customers()``)
-                state = states[customer]
+            # The states in the order they came (about the order they lie in memory: a third faster than
+            # looking each up in the order of their ids), then the standings sorted by id (``store.customers()``).
+            for customer, state in store._states.items():
                 ledger = state.ledger  # ``ledger.balance``, without the property: this runs once per customer
-                found.append(Standing(customer, ledger.free + ledger._spendable_in_lots - ledger.owed,
-                                      ledger._pending, ledger.earned_total, ledger.owed, names[state.tier],
-                                      dict(state.rewards) if state.rewards else {}))
+                found.append(new_standing(Standing, (
+                    customer, ledger.free + ledger._spendable_in_lots - ledger.owed, ledger._pending,
+                    ledger.earned_total, ledger.owed, names[state.tier], dict(state.rewards) if state.rewards else {})))
+        found.sort(key=_first)
         return iter(found)
 
     @staticmethod
