@@ -261,10 +261,10 @@ class PointsLedger:
             raise ValueError(f"points must not be negative, got {points}")
         left = points
         if pending_source is not None and self._pending:
-            left = self._take_lots(left, lambda lot: lot.pending and lot.source == pending_source)
+            left = self._take_lots(left, True, pending_source)
         left = self._take_spendable(left)
         if left and self._pending:
-            left = self._take_lots(left, lambda lot: lot.pending)
+            left = self._take_lots(left, True)
         self.owed += left
         self.deducted_total += points
 
@@ -300,14 +300,15 @@ class PointsLedger:
         self._release_until(t, released)
         return released
 
-    def release_due(self, t: int) -> bool:
-        """``release_pending_until`` without the records of what it released: whether it released any."""
-        return self._release_until(t, None)
-
-    def _release_until(self, t: int, released: list[ReleasedLot] | None) -> bool:
+    def _release_until(self, t: int, released: list[ReleasedLot] | None = None) -> bool:
+        """``release_pending_until``'s work, recording what it released on ``released`` (None: nothing kept);
+        whether it released any. (The clock of the generated code calls it once a release is due, for about
+        every purchase of a program with `points pending`: the soonest release is read in place when known.)"""
         if not self._pending:
             return False
-        soonest = self._soonest_release()
+        soonest = self._release
+        if soonest == _UNKNOWN:
+            soonest = self._soonest_release()
         if soonest is None or soonest > t:  # nothing is released until then
             return False
         any_released = False
@@ -348,8 +349,13 @@ class PointsLedger:
             # and with the soonest expiry known the next change is the sooner of the two (``next_change``).
             self._release = left
             expiry = self._expiry
-            self._next = _UNKNOWN if expiry == _UNKNOWN else _sooner(expiry, left)
+            # ``_sooner(expiry, left)``, in place
+            self._next = (_UNKNOWN if expiry == _UNKNOWN else left if expiry is None
+                          else expiry if left is None or expiry < left else left)
         return any_released
+
+    # ``release_pending_until`` without the records of what it released: whether it released any.
+    release_due = _release_until
 
     # -- plumbing ------------------------------------------------------------
 
@@ -359,15 +365,17 @@ class PointsLedger:
         self.free -= taken
         left = points - taken
         if left and self._spendable_in_lots:
-            left = self._take_lots(left, lambda lot: not lot.pending)
+            left = self._take_lots(left, False)
         return left
 
-    def _take_lots(self, points: int, matches) -> int:  # type: ignore[no-untyped-def]
-        """Take up to ``points`` from the lots ``matches`` selects, oldest first; return what is left."""
+    def _take_lots(self, points: int, pending: bool, source: str | None = None) -> int:
+        """Take up to ``points`` from the spendable lots (``pending`` False) or the pending ones (True; of
+        ``source`` only, when given), oldest first; return what is left. (The test written out, not a function
+        called for every lot: a spend walks the lots once per conversion.)"""
         left = points
         kept: list[Lot] = []
         for lot in self.lots:
-            if left and matches(lot):
+            if left and (lot.pending if pending else not lot.pending) and (source is None or lot.source == source):
                 taken = min(left, lot.points)
                 left -= taken
                 if lot.pending:

@@ -204,6 +204,22 @@ def test_free_points_go_before_lots() -> None:
     assert (ledger.free, remaining(ledger)) == (0, [("lot", 5)])
 
 
+def test_a_spend_passes_over_an_older_pending_lot() -> None:
+    # 30 points earned on JAN, pending until FEB; 20 more on JAN + 1 day, spendable at once (both expire at END).
+    # A spend of 15 takes only from what is spendable, though the pending lot is older: 5 spendable left, the 30
+    # still pending. Then a reversal of 40 (a refund) takes the 5 spendable points, then 30 pending, oldest
+    # first, and 5 become debt.
+    ledger = PointsLedger()
+    ledger.earn(30, JAN, END, FEB, "p1")
+    ledger.earn(20, JAN + DAY, END, None, "p2")
+    assert (ledger.balance, ledger.pending) == (20, 30)
+    ledger.spend(15)
+    assert (ledger.balance, ledger.pending) == (5, 30)
+    assert [(lot.source, lot.points, lot.pending) for lot in ledger.lots] == [("p1", 30, True), ("p2", 5, False)]
+    ledger.deduct(40)
+    assert (ledger.balance, ledger.pending, ledger.debt, ledger.lots) == (-5, 0, 5, [])
+
+
 def test_releases_one_after_another_around_a_spend() -> None:
     # Three purchases a day apart, 10, 20 and 30 points, each pending for 14 days and expiring at END: releases
     # one after another, with a spend between them that leaves a released lot in front of a pending one.
