@@ -61,7 +61,7 @@ from poletti.engine.compiler import (
 from poletti.engine.expressions import duration_of
 from poletti.engine.ledger import NEXT_CHANGE_UNKNOWN
 from poletti.engine.state import AMOUNT, EXIT_INDEX_MASK, EXIT_SHIFT, POINTS, PURCHASE_FIELDS, REFUNDED
-from poletti.engine.timecalc import DAY_US, WEEK_US, MonthShift
+from poletti.engine.timecalc import DAY_US, WEEK_US, MonthShift, PeriodKeys
 
 __all__ = ["Generated", "generate"]
 
@@ -172,6 +172,7 @@ class _Generator:
         self.evaluators: list[Callable[..., Any]] = []
         self._constant_index: dict[int, int] = {}
         self._shifts: dict[tuple[int, str], MonthShift] = {}
+        self._period_key_fns: dict[str, PeriodKeys] = {}  # (``_period_keys``)
         # (instant expression, amount, unit) → a local holding that shift, while the code being written has one
         self._shifted: dict[tuple[str, int, str], str] = {}
         self.rounding = cp.checked.rounding
@@ -517,7 +518,10 @@ class _Generator:
         rules = [*self.cp.per_rules.get(kind, ()), *self.cp.fixed_rules.get(kind, ())]
         periods = sorted({rule.guard.cap.period for rule in rules if self._calendar_capped(rule.guard)})
         for period in periods:
-            self.out.line(f"{_PERIOD_KEY[period]} = period_key_us(now, {_lit(period)}, TZ)")
+            keys = self._period_key_fns.get(period)
+            if keys is None:
+                keys = self._period_key_fns[period] = PeriodKeys(period, self.cp.tz)
+            self.out.line(f"{_PERIOD_KEY[period]} = {self.const(keys)}(now)  # period_key_us(now, {_lit(period)}, TZ)")
 
     def _guard_test(self, guard: Guard, rule_node: Any) -> str:
         """A Python condition that is true when the rule's `during` and `if` let it fire now."""

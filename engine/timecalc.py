@@ -672,6 +672,41 @@ def period_key_us(us: int, period: str, tz: ZoneInfo) -> PeriodKey:
     return _period_key_of_day(_EPOCH_ORDINAL + (us + utc_offset_us(us, tz)) // DAY_US, period)
 
 
+class PeriodKeys:
+    """``period_key_us(·, period, tz)`` for one period and zone, as a callable of one instant, kept per UTC hour.
+
+    The generated code asks for the key of the event's day (week, month, year) once for each purchase that a
+    calendar ``limit`` counts; ``period_key_us`` took three calls for it. An hour is kept when its first and
+    last microsecond have one offset and one key: the offset then holds through the hour (no zone changes its
+    offset twice within a day, ``utc_offset_us``), so local time runs on without a jump inside it, and every
+    instant of the hour is in that period. Other hours (one at a local midnight that is not on the hour, as in
+    India or Newfoundland, or at a clock change) are worked out instant by instant.
+    """
+
+    __slots__ = ("period", "tz", "hours")
+
+    def __init__(self, period: str, tz: ZoneInfo) -> None:
+        _check_period(period)
+        self.period, self.tz = period, tz
+        self.hours: dict[int, PeriodKey] = {}
+
+    def __call__(self, us: int) -> PeriodKey:
+        key = self.hours.get(us // _HOUR_US)
+        return key if key is not None else self._slowly(us)
+
+    def _slowly(self, us: int) -> PeriodKey:
+        period, tz = self.period, self.tz
+        key = period_key_us(us, period, tz)
+        first = us - us % _HOUR_US
+        last = first + _HOUR_US - 1
+        if (utc_offset_us(first, tz) == utc_offset_us(last, tz)
+                and period_key_us(first, period, tz) == key == period_key_us(last, period, tz)):
+            if len(self.hours) > _OFFSET_CACHE_LIMIT:
+                self.hours.clear()
+            self.hours[us // _HOUR_US] = key
+        return key
+
+
 @functools.lru_cache(maxsize=1 << 12)
 def _period_key_of_day(ordinal: int, period: str) -> PeriodKey:
     local_day = date.fromordinal(ordinal)

@@ -560,7 +560,8 @@ def test_whole_days_is_floor(a: datetime, micros: int) -> None:
 
 # -- integer instants -------------------------------------------------------------
 
-from poletti.engine.timecalc import MonthShift, add_us, from_us, local_date, to_us, utc_offset_us  # noqa: E402
+from poletti.engine.timecalc import (MonthShift, PeriodKeys, add_us, from_us, local_date, to_us,  # noqa: E402
+                                     utc_offset_us)
 
 int_instants = st.integers(min_value=to_us(datetime(1901, 1, 1, tzinfo=UTC)),
                            max_value=to_us(datetime(2090, 12, 31, tzinfo=UTC)))
@@ -632,6 +633,39 @@ def test_period_keys_of_an_hour_that_straddles_a_local_midnight() -> None:
         assert period_key_us(last, "day", kolkata) == ("day", 2027, 1, 1)
         assert period_key_us(first, "year", kolkata) == ("year", 2026)
         assert period_key_us(last, "year", kolkata) == ("year", 2027)
+
+
+@fast
+@given(st.lists(st.one_of(int_instants, near_changes), min_size=1, max_size=12),
+       st.sampled_from(["day", "week", "month", "year"]), zones)
+def test_period_keys_are_period_key_us_hour_cache_or_not(instants: list[int], period: str, tz: ZoneInfo) -> None:
+    # The generated code's PeriodKeys keeps one key per UTC hour: whatever it kept for earlier instants (the
+    # ends of their hours included), every instant comes out as period_key_us's, and that is zoneinfo's.
+    keys = PeriodKeys(period, tz)
+    hour = 3600 * 10**6
+    neighbours = [us + step for us in instants for step in (0, 1, 59 * 60 * 10**6, -(us % hour), hour - 1 - us % hour)]
+    for us in neighbours + neighbours:
+        assert keys(us) == period_key_us(us, period, tz) == period_key(from_us(us), period, tz)
+
+
+def test_period_keys_keep_no_key_for_an_hour_with_a_local_midnight_or_a_clock_change() -> None:
+    hour = 3600 * 10**6
+    # Kolkata (+05:30): local midnight, 1 January 2027, falls at 18:30 UTC, inside the hour 18:00–19:00.
+    kolkata = PeriodKeys("day", ZoneInfo("Asia/Kolkata"))
+    first = to_us(ts("2027-01-01T00:00+05:30")) // hour * hour
+    for _ in range(2):
+        assert kolkata(first) == ("day", 2026, 12, 31) and kolkata(first + hour - 1) == ("day", 2027, 1, 1)
+    assert first // hour not in kolkata.hours
+    # Helsinki, 31 October 2027: clocks go back at 04:00 EEST (01:00 UTC). The hour 00:00–01:00 UTC is
+    # 03:00–04:00 EEST; 01:00–02:00 UTC is 03:00–04:00 EET again. Neither has a local midnight, and only the
+    # hour of the change itself has two offsets: both days' keys are 31 October.
+    helsinki = PeriodKeys("day", HEL)
+    change = to_us(ts("2027-10-31T01:00Z"))
+    assert helsinki(change - 1) == helsinki(change) == ("day", 2027, 10, 31)
+    assert (change - hour) // hour in helsinki.hours and change // hour in helsinki.hours
+    # A quiet hour is kept: 10:00–11:00 UTC on 15 June 2027 is 13:00–14:00 EEST.
+    quiet = to_us(ts("2027-06-15T10:20Z"))
+    assert helsinki(quiet) == ("day", 2027, 6, 15) and helsinki.hours[quiet // hour] == ("day", 2027, 6, 15)
 
 
 @fast
