@@ -1116,14 +1116,17 @@ class _Generator:
             out.line("if per_total > 0:")
             with out.indent():
                 if all(self._guard_simple(m.guard, self._rule_node(m)) for m in cp.multipliers):
+                    # Whole factors (x2, x3) multiply as ints: their product is a whole number of points, which
+                    # rounding (any mode) leaves as it is. A fraction among them (x1.5) goes through Decimal.
+                    whole = all(m.factor == m.factor.to_integral_value() for m in cp.multipliers)
                     out.line("n = 1")
                     for mult in cp.multipliers:
                         out.line(f"if {self._guard_test(mult.guard, self._rule_node(mult))}:")
                         with out.indent():
-                            out.line(f"n *= {self.const(mult.factor)}")
+                            out.line(f"n *= {_lit(int(mult.factor)) if whole else self.const(mult.factor)}")
                     out.line("if n != 1:")
                     with out.indent():
-                        out.line("total = P.cp.round(per_total * n)")
+                        out.line("total = per_total * n" if whole else "total = P.cp.round(per_total * n)")
                 else:
                     out.line("total = P.multiply(st, _ctx(st, now, ev), per_total, tally)")
         for fixed in cp.fixed_rules.get(kind, ()):
