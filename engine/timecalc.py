@@ -676,11 +676,11 @@ class PeriodKeys:
     """``period_key_us(·, period, tz)`` for one period and zone, as a callable of one instant, kept per UTC hour.
 
     The generated code asks for the key of the event's day (week, month, year) once for each purchase that a
-    calendar ``limit`` counts; ``period_key_us`` took three calls for it. An hour is kept when its first and
-    last microsecond have one offset and one key: the offset then holds through the hour (no zone changes its
-    offset twice within a day, ``utc_offset_us``), so local time runs on without a jump inside it, and every
-    instant of the hour is in that period. Other hours (one at a local midnight that is not on the hour, as in
-    India or Newfoundland, or at a clock change) are worked out instant by instant.
+    calendar ``limit`` counts; ``period_key_us`` took three calls for it. The first instant of a local day
+    keeps the key for every UTC hour wholly inside that day, when the zone's offset is the same at the day's
+    first and last microsecond: it then holds all day (no zone changes its offset twice within a day,
+    ``utc_offset_us``), so the day is one stretch of UTC time. Any other instant (in an hour that holds a local
+    midnight off the hour, as in India or Newfoundland, or on a day the clocks change) is worked out alone.
     """
 
     __slots__ = ("period", "tz", "hours")
@@ -695,15 +695,18 @@ class PeriodKeys:
         return key if key is not None else self._slowly(us)
 
     def _slowly(self, us: int) -> PeriodKey:
-        period, tz = self.period, self.tz
-        key = period_key_us(us, period, tz)
-        first = us - us % _HOUR_US
-        last = first + _HOUR_US - 1
-        if (utc_offset_us(first, tz) == utc_offset_us(last, tz)
-                and period_key_us(first, period, tz) == key == period_key_us(last, period, tz)):
-            if len(self.hours) > _OFFSET_CACHE_LIMIT:
-                self.hours.clear()
-            self.hours[us // _HOUR_US] = key
+        tz = self.tz
+        offset = utc_offset_us(us, tz)
+        day = (us + offset) // DAY_US  # the local day, in days since 1970-01-01 (as ``period_key_us``)
+        key = _period_key_of_day(_EPOCH_ORDINAL + day, self.period)
+        start = day * DAY_US - offset  # the day's first µs, and its end (exclusive), with the offset of ``us``
+        end = start + DAY_US
+        if utc_offset_us(start, tz) == offset == utc_offset_us(end - 1, tz):
+            hours = self.hours
+            if len(hours) > _OFFSET_CACHE_LIMIT:
+                hours.clear()
+            for hour in range(-(-start // _HOUR_US), end // _HOUR_US):  # the hours wholly inside the day
+                hours[hour] = key
         return key
 
 

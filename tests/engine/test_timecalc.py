@@ -648,24 +648,30 @@ def test_period_keys_are_period_key_us_hour_cache_or_not(instants: list[int], pe
         assert keys(us) == period_key_us(us, period, tz) == period_key(from_us(us), period, tz)
 
 
-def test_period_keys_keep_no_key_for_an_hour_with_a_local_midnight_or_a_clock_change() -> None:
+def test_period_keys_keep_the_hours_of_a_quiet_day_and_no_hour_with_a_local_midnight_or_a_clock_change() -> None:
     hour = 3600 * 10**6
-    # Kolkata (+05:30): local midnight, 1 January 2027, falls at 18:30 UTC, inside the hour 18:00–19:00.
+    # Helsinki, 15 June 2027 (EEST, +03:00 all day): the local day runs from 14 June 21:00 UTC to 15 June 21:00
+    # UTC, and its first instant asked keeps the key for those 24 UTC hours, and for no other.
+    helsinki = PeriodKeys("day", HEL)
+    quiet = to_us(ts("2027-06-15T10:20Z"))
+    assert helsinki(quiet) == ("day", 2027, 6, 15)
+    day_start = to_us(ts("2027-06-14T21:00Z")) // hour
+    assert sorted(helsinki.hours) == list(range(day_start, day_start + 24))
+    assert set(helsinki.hours.values()) == {("day", 2027, 6, 15)}
+    assert helsinki(to_us(ts("2027-06-15T20:59:59.999999Z"))) == ("day", 2027, 6, 15)
+    assert helsinki(to_us(ts("2027-06-15T21:00Z"))) == ("day", 2027, 6, 16)
+    # 31 October 2027: the clocks go back at 04:00 EEST (01:00 UTC), so the offset at the day's two ends
+    # differs: no hour of it is kept, and each instant gets its day.
+    change = to_us(ts("2027-10-31T01:00Z"))
+    assert helsinki(change - 1) == helsinki(change) == ("day", 2027, 10, 31)
+    assert (change - 1) // hour not in helsinki.hours and change // hour not in helsinki.hours
+    # Kolkata (+05:30): local midnight, 1 January 2027, falls at 18:30 UTC, inside the hour 18:00–19:00, which is
+    # wholly inside neither day: never kept, and its two halves get their own days.
     kolkata = PeriodKeys("day", ZoneInfo("Asia/Kolkata"))
     first = to_us(ts("2027-01-01T00:00+05:30")) // hour * hour
     for _ in range(2):
         assert kolkata(first) == ("day", 2026, 12, 31) and kolkata(first + hour - 1) == ("day", 2027, 1, 1)
-    assert first // hour not in kolkata.hours
-    # Helsinki, 31 October 2027: clocks go back at 04:00 EEST (01:00 UTC). The hour 00:00–01:00 UTC is
-    # 03:00–04:00 EEST; 01:00–02:00 UTC is 03:00–04:00 EET again. Neither has a local midnight, and only the
-    # hour of the change itself has two offsets: both days' keys are 31 October.
-    helsinki = PeriodKeys("day", HEL)
-    change = to_us(ts("2027-10-31T01:00Z"))
-    assert helsinki(change - 1) == helsinki(change) == ("day", 2027, 10, 31)
-    assert (change - hour) // hour in helsinki.hours and change // hour in helsinki.hours
-    # A quiet hour is kept: 10:00–11:00 UTC on 15 June 2027 is 13:00–14:00 EEST.
-    quiet = to_us(ts("2027-06-15T10:20Z"))
-    assert helsinki(quiet) == ("day", 2027, 6, 15) and helsinki.hours[quiet // hour] == ("day", 2027, 6, 15)
+    assert first // hour not in kolkata.hours and (first - hour) // hour in kolkata.hours
 
 
 @fast
