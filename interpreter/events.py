@@ -347,16 +347,25 @@ _new_tuple = tuple.__new__
 # by its values costs two thirds of checking them again. Only lines whose quantity is an int and whose price is
 # text are looked up (so that True, 1.0 or a float price, equal keys to 1 and 1, are never taken for a kept line),
 # and only lines that passed the checks are kept. A kept sku or category is plain text, which a str subclass
-# equal to it would be read as anyway. Bounded: emptied when full.
-_ITEMS: dict[tuple[Any, ...], Item] = {}
+# equal to it would be read as anyway. Each is kept with its Item as a plain tuple, as the content key holds it
+# (``_key_of``: making those again took three quarters of the key of a purchase with two lines). Bounded:
+# emptied when full.
+_ITEMS: dict[tuple[Any, ...], tuple[Item, tuple[Any, ...]]] = {}
 _ITEMS_KEPT = 65_536
 
 
 def quick_items(raw_items: Any) -> tuple[Item, ...] | None:
     """A purchase's plain ``items`` list → Items, or None to read them carefully (same rules as ``_quick``)."""
+    read = quick_lines(raw_items)
+    return None if read is None else read[0]
+
+
+def quick_lines(raw_items: Any) -> tuple[tuple[Item, ...], tuple[tuple[Any, ...], ...]] | None:
+    """``quick_items``, with the Items also as plain tuples (the content key's ``items``), or None."""
     if raw_items.__class__ is not list:
         return None
     built = []
+    plain = []
     for item in raw_items:
         if item.__class__ is not dict:
             return None
@@ -375,15 +384,17 @@ def quick_items(raw_items: Any) -> tuple[Item, ...] | None:
             except TypeError:  # an sku or category that cannot be a key (a list): read carefully, and refused
                 return None
         if known is None:
-            known = _quick_item(*line)
-            if known is None:
+            one = _quick_item(*line)
+            if one is None:
                 return None
+            known = (one, tuple(one))
             if kept:
                 if len(_ITEMS) >= _ITEMS_KEPT:
                     _ITEMS.clear()
                 _ITEMS[line] = known
-        built.append(known)
-    return tuple(built)
+        built.append(known[0])
+        plain.append(known[1])
+    return tuple(built), tuple(plain)
 
 
 def _quick_item(sku: Any, category: Any, quantity: Any, price: Any) -> Item | None:
@@ -500,11 +511,13 @@ def quick_fields(raw: Any, currency_of_program: str | None = None,
             birthday = _date(birthday, date)
         except ValueError:
             return None
-    items: tuple[Item, ...] | None = ()
+    items: tuple[Item, ...] = ()
+    lines: tuple[tuple[Any, ...], ...] = ()  # the items as plain tuples (the key's)
     if raw_items is not None:
-        items = quick_items(raw_items)
-        if items is None:
+        read_items = quick_lines(raw_items)
+        if read_items is None:
             return None
+        items, lines = read_items
     extra = not plain and not keys <= _CORE_FIELDS  # (``plain`` is True when ``keys`` was not looked at)
     if extra:  # attributes to read: ``EventReader.read`` does, then the type rules in full
         return (event_id, kind, customer, at, amount, currency, items, original, reward, birthday, friend, account,
@@ -517,7 +530,7 @@ def quick_fields(raw: Any, currency_of_program: str | None = None,
         for item in items:  # (prices are never negative here): their total within bounds
             total += item[3] * item[2]  # price × quantity
         if total <= _MAX_MONEY_UNITS:
-            key = _key_of(customer, kind, at, amount, items, original, reward, birthday, ())
+            key = _plain_key(customer, kind, at, amount, lines, original, reward, birthday, ())
     return event_id, kind, customer, at, amount, currency, items, original, reward, birthday, friend, account, key, False
 
 
@@ -767,11 +780,20 @@ def _attribute_value(value: Any, kind: Type) -> Any:
 # The fields of an event's content, in the order a conflict names them.
 def _key_of(customer: str, kind: str, at: int, amount: int | None, items: tuple[Item, ...], original: str | None,
             reward: str | None, birthday: date | None, attributes: tuple[tuple[str, Any], ...]) -> tuple[Any, ...]:
-    """The content key of an event without the optional fields, from its values: the one place its layout is
-    written (``content_key`` reads them from an event, the quick reader from its own variables)."""
-    return (customer, kind, at, amount,
-            tuple(map(tuple, items)) if items else (),  # plain tuples: kept by the millions, never walked by the GC
-            original, reward, None if birthday is None else birthday.isoformat(), attributes)
+    """The content key of an event without the optional fields, from its values (``content_key`` reads them
+    from an event)."""
+    return _plain_key(customer, kind, at, amount, tuple(map(tuple, items)) if items else (), original, reward,
+                      birthday, attributes)
+
+
+def _plain_key(customer: str, kind: str, at: int, amount: int | None, lines: tuple[tuple[Any, ...], ...],
+               original: str | None, reward: str | None, birthday: date | None,
+               attributes: tuple[tuple[str, Any], ...]) -> tuple[Any, ...]:
+    """``_key_of`` with the items given as plain tuples (the quick reader keeps them so): the one place the
+    key's layout is written."""
+    # (plain tuples: kept by the millions, never walked by the garbage collector)
+    return (customer, kind, at, amount, lines, original, reward, None if birthday is None else birthday.isoformat(),
+            attributes)
 
 
 def content_key(event: Event) -> tuple[Any, ...]:
