@@ -50,6 +50,7 @@ _CLOCK_KEY = "clock"
 # serialization failure) is tried again from the start: the second try sees what the other one did.
 _ATTEMPTS = 30  # a serializable PostgreSQL store under heavy contention aborts often; each retry backs off
 _first = itemgetter(0)  # (a standing's customer)
+_ADVANCED_AT_ONCE = 256  # customers ``advance_to`` changes under one taking of the memory store's lock
 
 
 @attrs.frozen
@@ -447,22 +448,29 @@ class Engine:
             due_at: list[int] = []  # for each outcome, the change that was due
             save = store.save
             tally = Tally(False)
-            for customer in store.due(until, ordered=False):
-                with lock:  # one customer at a time, as ``_advance_customer``'s transaction
-                    state = states[customer]
-                    was_due = upcoming[customer]
-                    tier_before = state.tier
-                    instant = runtime.advance(state, until, tally)  # (it returns ``stepper.schedule``'s next change)
-                    state.next_change_clock = state.clock  # ``state.remember_next_change(instant)``
-                    state.next_change_at = instant
-                    save(state, instant)
-                    # A tally that recorded nothing is still as new: the next customer's (most customers' steps
-                    # are window exits that change nothing a host hears about).
-                    if tally.changed or tally.granted or tally.expired or tally.reversed or tally.spent:
-                        if tally.changed:
-                            due_at.append(was_due)
-                            outcomes.append(self._outcome(state, None, "clock", until, tier_before, tally, 0))
-                        tally = Tally(False)
+            due = store.due(until, ordered=False)
+            # The lock is taken for a few hundred customers at a time, not for each (a twentieth of an advance
+            # of many customers went on taking it): an event of another thread waits for at most that many.
+            for first in range(0, len(due), _ADVANCED_AT_ONCE):
+                with lock:  # each customer still one change, as ``_advance_customer``'s transaction
+                    for customer in due[first:first + _ADVANCED_AT_ONCE]:
+                        state = states[customer]
+                        was_due = upcoming[customer]
+                        tier_before = state.tier
+                        instant = runtime.advance(state, until, tally)  # (``stepper.schedule``'s next change)
+                        state.next_change_clock = state.clock  # ``state.remember_next_change(instant)``
+                        state.next_change_at = instant
+                        if instant is None:
+                            upcoming.pop(customer, None)  # (``save``: nothing to come, and the state is the one kept)
+                        else:
+                            save(state, instant)
+                        # A tally that recorded nothing is still as new: the next customer's (most customers' steps
+                        # are window exits that change nothing a host hears about).
+                        if tally.changed or tally.granted or tally.expired or tally.reversed or tally.spent:
+                            if tally.changed:
+                                due_at.append(was_due)
+                                outcomes.append(self._outcome(state, None, "clock", until, tier_before, tally, 0))
+                            tally = Tally(False)
             if len(outcomes) > 1:
                 # Two stable sorts on plain keys (ids, then instants, as ``due``) of the outcomes' places.
                 ids = [outcome.customer for outcome in outcomes]

@@ -18,6 +18,8 @@ import pytest
 
 import poletti
 from poletti.engine.codegen import generate
+from poletti.engine.timecalc import to_us
+from instants import ts
 
 CAFE = """
 reward coffee "Coffee" value 2 EUR
@@ -247,3 +249,27 @@ def test_a_basket_kept_by_the_lane_tells_a_duplicate_from_a_conflict(tmp_path: A
     assert restored.process(purchase("p1", "2026-03-01T10:00:00Z", "10.00", items=basket)).status == "duplicate"
     view = restored.customer("c1")
     assert (view.points, view.lifetime_points, view.rewards) == (3, 13, {"coffee": 1})
+
+
+@pytest.mark.parametrize("generated", [True, False])
+def test_an_advance_of_more_customers_than_it_takes_under_one_lock(generated: bool) -> None:
+    # 600 customers (``advance_to`` takes the lock for 256 at a time on the lane's engine): customer i buys
+    # (i mod 7) + 1 EUR at i minutes past 10:00 on 1 March, earning that many points, which expire 30 days on,
+    # at the same minute of 31 March. Half of them have bought again on 20 March (1 point, gone on 19 April).
+    engine = poletti.Engine(poletti.compile(EXPIRING), explain=False, generated=generated)
+    for i in range(600):
+        at = f"2026-03-01T{10 + i // 60:02d}:{i % 60:02d}:00Z"
+        engine.process(purchase(f"a{i}", at, f"{i % 7 + 1}.00", customer=f"c{i:03d}"))
+        if i % 2:
+            engine.process(purchase(f"b{i}", "2026-03-20T12:00:00Z", "1.00", customer=f"c{i:03d}"))
+    outcomes = engine.advance_to("2026-04-05T00:00:00Z")
+    # Every customer's first points expired, one outcome each, in the order their points expired (by i).
+    assert [outcome.customer for outcome in outcomes] == [f"c{i:03d}" for i in range(600)]
+    assert [outcome.expired for outcome in outcomes] == [i % 7 + 1 for i in range(600)]
+    assert [outcome.points for outcome in outcomes] == [i % 2 for i in range(600)]
+    # The memory store keeps a next change for the 300 customers with one to come (19 April), no other.
+    assert engine.store._next == {f"c{i:03d}": to_us(ts("2026-04-19T12:00:00Z")) for i in range(1, 600, 2)}
+    # The second purchases' points expire on 19 April: the next advance takes the 300 customers who have them.
+    later = engine.advance_to("2026-04-20T00:00:00Z")
+    assert [(outcome.customer, outcome.expired) for outcome in later] == [(f"c{i:03d}", 1) for i in range(1, 600, 2)]
+    assert engine.advance_to("2026-06-01T00:00:00Z") == []
