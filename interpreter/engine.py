@@ -127,9 +127,10 @@ class Engine:
                        and not self.referrals.rules)
         self._new_state = self.processor.state_maker()
         self._lane = self.runtime.make_lane(self, self._process) if self._plain else None
-        if self._lane is not None:
+        if self._lane is not None and type(self).process is Engine.process:
             # ``engine.process`` is the lane itself, as ``process`` below would call it: one call per event
             # fewer (a host's loop calls it once per event; the method's frame was a hundredth of the time).
+            # Not for a subclass with a ``process`` of its own, which must keep being called.
             self.process = self._lane  # type: ignore[method-assign]
 
     # ------------------------------------------------------------------ events

@@ -273,3 +273,20 @@ def test_an_advance_of_more_customers_than_it_takes_under_one_lock(generated: bo
     later = engine.advance_to("2026-04-20T00:00:00Z")
     assert [(outcome.customer, outcome.expired) for outcome in later] == [(f"c{i:03d}", 1) for i in range(1, 600, 2)]
     assert engine.advance_to("2026-06-01T00:00:00Z") == []
+
+
+def test_a_subclass_with_its_own_process_keeps_being_called() -> None:
+    # A host that wraps ``process`` in a subclass: its method runs for every event, lane or not.
+    seen: list[str] = []
+
+    class Logged(poletti.Engine):
+        def process(self, event: dict[str, Any]) -> Any:
+            seen.append(event["id"])
+            return super().process(event)
+
+    engine = Logged(poletti.compile(CAFE), explain=False)
+    assert engine._lane is not None and engine.process.__func__ is Logged.process
+    # 12.50 EUR: 12 points, one coffee at 10, 2 left; then 3.00: 5 points.
+    assert engine.process(purchase("p1", "2026-03-01T10:00:00Z", "12.50")).points == 2
+    assert engine.process(purchase("p2", "2026-03-01T11:00:00Z", "3.00")).points == 5
+    assert seen == ["p1", "p2"]
