@@ -69,7 +69,7 @@ __all__ = ["Generated", "generate"]
 BUILTINS = ("len", "sum", "any", "bool", "min", "max")
 # Names the generated source may use beside its own locals: the namespace it runs in.
 NAMESPACE = BUILTINS + ("P", "K", "E", "Ctx", "TZ", "heappush", "heappop", "add_us", "day_start_us", "local_date", "date",
-             "replaced", "DAY", "period_key_us",
+             "replaced", "DAY",
              # the lane's (``_lane_maker``): the quick reader, the classes it builds, the receipt's packing
              "quick_fields", "Tally", "Event", "Outcome", "new_outcome", "pack")
 # The local holding the key of the event's calendar period, by period (``_period_keys``).

@@ -349,9 +349,7 @@ class PointsLedger:
             # and with the soonest expiry known the next change is the sooner of the two (``next_change``).
             self._release = left
             expiry = self._expiry
-            # ``_sooner(expiry, left)``, in place
-            self._next = (_UNKNOWN if expiry == _UNKNOWN else left if expiry is None
-                          else expiry if left is None or expiry < left else left)
+            self._next = _UNKNOWN if expiry == _UNKNOWN else _sooner(expiry, left)
         return any_released
 
     # ``release_pending_until`` without the records of what it released: whether it released any.

@@ -461,10 +461,7 @@ class Engine:
                         instant = runtime.advance(state, until, tally)  # (``stepper.schedule``'s next change)
                         state.next_change_clock = state.clock  # ``state.remember_next_change(instant)``
                         state.next_change_at = instant
-                        if instant is None:
-                            upcoming.pop(customer, None)  # (``save``: nothing to come, and the state is the one kept)
-                        else:
-                            save(state, instant)
+                        save(state, instant)
                         # A tally that recorded nothing is still as new: the next customer's (most customers' steps
                         # are window exits that change nothing a host hears about).
                         if tally.changed or tally.granted or tally.expired or tally.reversed or tally.spent:

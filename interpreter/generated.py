@@ -24,7 +24,7 @@ from poletti.engine.codegen import BUILTINS, Generated, generate
 from poletti.engine.compiler import CompiledProgram
 from poletti.engine.expressions import Ctx
 from poletti.engine.state import replaced
-from poletti.engine.timecalc import DAY_US, add_us, day_start_us, local_date, period_key_us
+from poletti.engine.timecalc import DAY_US, add_us, day_start_us, local_date
 from poletti.interpreter.events import Event, quick_fields
 from poletti.interpreter.outcome import Outcome, new_outcome
 from poletti.interpreter.processing import Processor, Tally
@@ -48,7 +48,6 @@ class Runtime:
             "TZ": processor.tz, "heappush": heapq.heappush, "heappop": heapq.heappop, "add_us": add_us,
             "day_start_us": day_start_us, "local_date": local_date, "date": date,
             "replaced": replaced, "DAY": DAY_US,
-            "period_key_us": period_key_us,
             "quick_fields": quick_fields, "Tally": Tally, "Event": Event, "Outcome": Outcome,
             "new_outcome": new_outcome, "pack": marshal.dumps,
         }
