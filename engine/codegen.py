@@ -581,9 +581,16 @@ class _Generator:
             # ``st.ledger.next_change()``, its kept answer read here (worked out only when it is unknown)
             out.line("led = st.ledger")
             candidate(f"led._next if led._next != {_lit(NEXT_CHANGE_UNKNOWN)} else led.next_change()")
-        for slot in ts.windows:
-            out.line(f"exits = st.windows[{slot}].exits")
-            out.line("if exits:")
+        for slot, watch in zip(ts.windows, ts.watches):
+            out.line(f"totals = st.windows[{slot}]")
+            out.line("exits = totals.exits")
+            # The next exit counts only while it can change a condition (``WindowWatch.live``, written out).
+            tests = ["exits"]
+            if not watch.always:
+                live = [f"totals.{figure} >= {_lit(bound)}" for figure, bound in
+                        (("spend", watch.spend_from), ("count", watch.count_from)) if bound is not None]
+                tests.append(live[0] if len(live) == 1 else f"({' or '.join(live)})")
+            out.line(f"if {' and '.join(tests)}:")
             with out.indent():
                 candidate(f"exits[0] >> {EXIT_SHIFT}", nullable=False)
             first = False  # (the block above may not have run)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import enum
 import functools
+import math
 from datetime import timedelta
+from fractions import Fraction
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Callable
 from zoneinfo import ZoneInfo
@@ -21,6 +23,7 @@ from poletti.dsl import ast
 from poletti.dsl.dependencies import source_text, status_order
 from poletti.dsl.program import BuiltinQuantity, CheckedProgram
 from poletti.engine.expressions import Ctx, Evaluator, ExpressionCompiler, WindowSpec, duration_of, literal_date
+from poletti.engine.money import SCALE
 from poletti.engine.timecalc import Duration, day_start_us
 
 if TYPE_CHECKING:
@@ -239,6 +242,33 @@ class MetricSpec:
 
 
 @attrs.frozen
+class WindowWatch:
+    """While a rolling window's exits can change a time-driven condition (``TimeSources.watches``).
+
+    A window's figures only fall as its entries leave (amounts are never
+    negative, and a refund is taken off at once). So a comparison of the
+    figure with a number, ``spend_12m > 1000``, once false, stays false
+    until an event, and ``purchases_30d < 1``, once true, stays true: the
+    clock need not stop at the exits after that (they change nothing), and
+    a customer with nothing else to come is not scheduled at all. Each such
+    comparison is true-or-false-for-good below a bound on the figure, in
+    the window's own units (micro-units of money, or a count): an exit can
+    change it only while the figure is at least the bound. ``always``: the
+    window is read some other way (in arithmetic, against another quantity),
+    and every exit may change something.
+    """
+
+    spend_from: int | None = None  # an exit matters while ``spend >= spend_from`` (None: no such comparison)
+    count_from: int | None = None  # ... or while ``count >= count_from``
+    always: bool = False
+
+    def live(self, spend: int, count: int) -> bool:
+        """Whether the window's next exit can change a condition, its figures being these."""
+        return self.always or (self.spend_from is not None and spend >= self.spend_from) or (
+            self.count_from is not None and count >= self.count_from)
+
+
+@attrs.frozen
 class TimeSources:
     """What can change a customer's tiers, segments or `when` rules with no event.
 
@@ -247,6 +277,7 @@ class TimeSources:
     """
 
     windows: tuple[int, ...] = ()  # slots of the rolling windows such conditions read
+    watches: tuple[WindowWatch, ...] = ()  # for each of ``windows``, in its order: when its exits matter
     metric_windows: tuple[int, ...] = ()  # slots of the windowed metrics they read
     # (kind, day counts at which a condition can change); kind is
     # days_since_last_purchase or member_days. `daily` kinds change every day.
@@ -664,6 +695,8 @@ def _time_sources(checked: CheckedProgram, exprs: list[ast.Expr], metrics: tuple
                   campaign_edges: list[int], compiler: ExpressionCompiler) -> TimeSources:
     """Find what in the time-driven conditions can change as time passes."""
     windows: set[int] = set()
+    bounds: dict[int, dict[str, int]] = {}  # slot → figure → least bound of its comparisons (WindowWatch)
+    read_otherwise: set[int] = set()  # slots read other than in such a comparison
     metric_windows: set[int] = set()
     thresholds: dict[str, set[int]] = {}
     daily: set[str] = set()
@@ -674,6 +707,13 @@ def _time_sources(checked: CheckedProgram, exprs: list[ast.Expr], metrics: tuple
     while pending:
         node = pending.pop()
         if isinstance(node, ast.Compare):
+            atom = _window_comparison(checked, node, compiler, metric_slot)
+            if atom is not None:
+                slot, figure, bound = atom
+                windows.add(slot)
+                least = bounds.setdefault(slot, {})
+                least[figure] = min(bound, least.get(figure, bound))
+                continue
             for mine, other in ((node.left, node.right), (node.right, node.left)):
                 quantity = _day_quantity(checked, mine)
                 if quantity and isinstance(other, ast.NumberLit):
@@ -696,7 +736,9 @@ def _time_sources(checked: CheckedProgram, exprs: list[ast.Expr], metrics: tuple
                 quantity = checked.builtins[name]
                 if quantity.window is not None and quantity.kind in ("spend", "purchases", "visits"):
                     source = "visit" if quantity.kind == "visits" else "purchase"
-                    windows.add(compiler.window_slot(source, duration_of(quantity.window)))
+                    slot = compiler.window_slot(source, duration_of(quantity.window))
+                    windows.add(slot)
+                    read_otherwise.add(slot)  # (not in a comparison with a number: every exit may matter)
                 elif quantity.kind in ("days_since_last_purchase", "member_days"):
                     daily.add(quantity.kind)  # used outside a simple comparison
                 elif quantity.kind == "streak_days":
@@ -708,8 +750,11 @@ def _time_sources(checked: CheckedProgram, exprs: list[ast.Expr], metrics: tuple
             value = getattr(node, field.name)
             if attrs.has(type(value)) and field.name != "span":
                 pending.append(value)
+    watches = tuple(WindowWatch(always=True) if slot in read_otherwise
+                    else WindowWatch(bounds[slot].get("spend"), bounds[slot].get("count")) for slot in sorted(windows))
     return TimeSources(
         windows=tuple(sorted(windows)),
+        watches=watches,
         metric_windows=tuple(sorted(metric_windows)),
         day_thresholds=tuple(sorted((k, tuple(sorted(v))) for k, v in thresholds.items() if k not in daily)),
         daily=frozenset(daily),
@@ -717,6 +762,38 @@ def _time_sources(checked: CheckedProgram, exprs: list[ast.Expr], metrics: tuple
         streak_weeks=streak_weeks,
         campaign_edges=tuple(sorted(set(campaign_edges))),
     )
+
+
+_MIRRORED = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "==": "==", "!=": "!="}
+
+
+def _window_comparison(checked: CheckedProgram, node: ast.Compare, compiler: ExpressionCompiler,
+                       metric_slot: dict[str, MetricSpec]) -> tuple[int, str, int] | None:
+    """``spend_12m > 1000`` or ``2 <= visits_30d`` (a rolling window's figure against a number): the window's slot,
+    the figure ("spend" or "count") and ``_exit_bound``; None for any other comparison."""
+    for mine, other, op in ((node.left, node.right, node.op), (node.right, node.left, _MIRRORED[node.op])):
+        if not isinstance(mine, ast.NameRef) or mine.name in metric_slot or mine.name not in checked.builtins:
+            continue
+        quantity = checked.builtins[mine.name]
+        if quantity.window is None or quantity.kind not in ("spend", "purchases", "visits"):
+            continue
+        if isinstance(other, ast.MoneyLit):
+            other = other.amount
+        if not isinstance(other, ast.NumberLit):
+            return None
+        slot = compiler.window_slot("visit" if quantity.kind == "visits" else "purchase", duration_of(quantity.window))
+        figure = "spend" if quantity.kind == "spend" else "count"
+        return slot, figure, _exit_bound(op, other.value, SCALE if figure == "spend" else 1)
+    return None
+
+
+def _exit_bound(op: str, number: Decimal, scale: int) -> int:
+    """The least figure, in units (``number`` × ``scale``), at which ``figure OP number`` can still change as the
+    figure falls (``WindowWatch``): above ``number`` for > and <= (their truth changes when the figure drops to it),
+    at it for the others (>= and < change when it drops below it, == and != when it reaches it or leaves it).
+    (The checker bounds numbers in rules: at most 10^12, with at most 6 decimal places.)"""
+    exact = Fraction(number) * scale
+    return math.floor(exact) + 1 if op in (">", "<=") else math.ceil(exact)
 
 
 def _day_quantity(checked: CheckedProgram, node: ast.Expr) -> str | None:

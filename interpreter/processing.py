@@ -270,10 +270,12 @@ class Processor:
         ledger_next = state.ledger.next_change()
         if ledger_next is not None:
             candidates.append(ledger_next)
-        for slot in ts.windows:
-            exits = state.windows[slot].exits
-            if exits:
-                candidates.append(exit_leaves(exits[0]))  # every exit up to the clock has been applied
+        for slot, watch in zip(ts.windows, ts.watches):
+            totals = state.windows[slot]
+            exits = totals.exits
+            # Every exit up to the clock has been applied; the next one only counts while it can change something.
+            if exits and watch.live(totals.spend, totals.count):
+                candidates.append(exit_leaves(exits[0]))
         first_seen = after if state.first_seen is None else state.first_seen
         last_purchase = first_seen if state.last_purchase_at is None else state.last_purchase_at
         for kind, days in ts.day_thresholds:
