@@ -581,7 +581,7 @@ class _Generator:
             # ``st.ledger.next_change()``, its kept answer read here (worked out only when it is unknown)
             out.line("led = st.ledger")
             candidate(f"led._next if led._next != {_lit(NEXT_CHANGE_UNKNOWN)} else led.next_change()")
-        for slot, watch in zip(ts.windows, ts.watches):
+        for slot, watch in zip(ts.windows, ts.watches, strict=True):
             out.line(f"totals = st.windows[{slot}]")
             out.line("exits = totals.exits")
             # The next exit counts only while it can change a condition (``WindowWatch.live``, written out).

@@ -12,8 +12,8 @@ import enum
 import functools
 import math
 from datetime import timedelta
-from fractions import Fraction
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from fractions import Fraction
 from typing import TYPE_CHECKING, Callable
 from zoneinfo import ZoneInfo
 

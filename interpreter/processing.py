@@ -270,7 +270,7 @@ class Processor:
         ledger_next = state.ledger.next_change()
         if ledger_next is not None:
             candidates.append(ledger_next)
-        for slot, watch in zip(ts.windows, ts.watches):
+        for slot, watch in zip(ts.windows, ts.watches, strict=True):
             totals = state.windows[slot]
             exits = totals.exits
             # Every exit up to the clock has been applied; the next one only counts while it can change something.
