@@ -734,9 +734,8 @@ def _time_sources(checked: CheckedProgram, exprs: list[ast.Expr], metrics: tuple
                 metric_windows.add(spec.slot)
             elif name in checked.builtins:
                 quantity = checked.builtins[name]
-                if quantity.window is not None and quantity.kind in ("spend", "purchases", "visits"):
-                    source = "visit" if quantity.kind == "visits" else "purchase"
-                    slot = compiler.window_slot(source, duration_of(quantity.window))
+                slot = _rolling_slot(quantity, compiler)
+                if slot is not None:
                     windows.add(slot)
                     read_otherwise.add(slot)  # (not in a comparison with a number: every exit may matter)
                 elif quantity.kind in ("days_since_last_purchase", "member_days"):
@@ -764,6 +763,13 @@ def _time_sources(checked: CheckedProgram, exprs: list[ast.Expr], metrics: tuple
     )
 
 
+def _rolling_slot(quantity: BuiltinQuantity, compiler: ExpressionCompiler) -> int | None:
+    """The slot of the rolling window a built-in quantity reads (``spend_12m``, ``visits_30d``), or None."""
+    if quantity.window is None or quantity.kind not in ("spend", "purchases", "visits"):
+        return None
+    return compiler.window_slot("visit" if quantity.kind == "visits" else "purchase", duration_of(quantity.window))
+
+
 _MIRRORED = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "==": "==", "!=": "!="}
 
 
@@ -775,13 +781,13 @@ def _window_comparison(checked: CheckedProgram, node: ast.Compare, compiler: Exp
         if not isinstance(mine, ast.NameRef) or mine.name in metric_slot or mine.name not in checked.builtins:
             continue
         quantity = checked.builtins[mine.name]
-        if quantity.window is None or quantity.kind not in ("spend", "purchases", "visits"):
+        slot = _rolling_slot(quantity, compiler)
+        if slot is None:
             continue
         if isinstance(other, ast.MoneyLit):
             other = other.amount
         if not isinstance(other, ast.NumberLit):
             return None
-        slot = compiler.window_slot("visit" if quantity.kind == "visits" else "purchase", duration_of(quantity.window))
         figure = "spend" if quantity.kind == "spend" else "count"
         return slot, figure, _exit_bound(op, other.value, SCALE if figure == "spend" else 1)
     return None

@@ -462,8 +462,8 @@ class Engine:
                         state.next_change_clock = state.clock  # ``state.remember_next_change(instant)``
                         state.next_change_at = instant
                         save(state, instant)
-                        # A tally that recorded nothing is still as new: the next customer's (most customers' steps
-                        # are window exits that change nothing a host hears about).
+                        # A tally that recorded nothing is still as new: the next customer's (most steps change
+                        # nothing a host hears about).
                         if tally.changed or tally.granted or tally.expired or tally.reversed or tally.spent:
                             if tally.changed:
                                 due_at.append(was_due)
