@@ -252,6 +252,12 @@ def add(t: datetime, d: Duration, tz: ZoneInfo) -> datetime:
     return _shift(t, d, tz, +1)
 
 
+def add_months_us_once(us: int, months: int, tz: ZoneInfo) -> int:
+    """``add_us(us, Nm, tz)`` for ``months`` > 0, without the cache :func:`add` keeps: for a bulk pass over
+    instants that each come once (a replay's window exits near a clock change), which would only fill it."""
+    return to_us(_shift_calendar.__wrapped__(from_us(us), months, tz))
+
+
 def subtract(t: datetime, d: Duration, tz: ZoneInfo) -> datetime:
     """Instant ``t`` minus duration ``d`` → a UTC instant; the mirror of :func:`add`.
 

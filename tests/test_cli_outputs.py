@@ -122,6 +122,33 @@ def test_outputs_that_are_new_distinct_files_are_written(files: dict[str, Path])
                                                        "r.csv", "report.html"}
 
 
+@pytest.mark.parametrize("args, kept", [
+    ((), False),  # the summary alone holds no customer
+    (("--json",), False),
+    (("--customers", "c.csv"), True),
+    (("--report", "report.html"), False),  # without a baseline the report shows no per-customer change
+    (("--report", "report.html", "--baseline", "old.loyalty"), True),
+    (("--baseline", "old.loyalty"), False),  # the group changes are added up shard by shard
+])
+def test_simulate_keeps_each_customers_figures_only_for_an_output_that_lists_them(
+        files: dict[str, Path], monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], kept: bool) -> None:
+    from poletti.interpreter.simulate import columnar
+
+    asked: list[bool] = []
+    real = columnar.simulate_file
+
+    def watched(*a: object, keep_standings: bool = True, **k: object) -> object:
+        asked.append(keep_standings)
+        return real(*a, keep_standings=keep_standings, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(columnar, "simulate_file", watched)
+    result = run("simulate", "rules.loyalty", "history.csv", *args)
+    assert result.exit_code == EXIT_OK, result.output
+    assert asked == [kept]
+    if "--customers" in args:
+        assert len((files["dir"] / "c.csv").read_text(encoding="utf-8").splitlines()) > 1
+
+
 def test_generate_refuses_empty_fifo_and_folder_targets_but_writes_stdout(tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)

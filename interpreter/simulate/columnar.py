@@ -23,6 +23,11 @@ cannot take as the whole-file reader would (irregular rows, an event id two
 customers share, …) and Parquet and JSON Lines are read whole, as before: workers are
 then forked after the file is read, so they share its columns without
 copying them; each returns only its sums and its customers' standings.
+
+Each customer's final standing (``--customers``, the report's
+distributions) is kept only with ``keep_standings``; without it every
+shard is folded into sums as it ends, so the summary's memory is one
+shard's, whatever the length of the history.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from poletti.engine.program import Program
 from poletti.engine.timecalc import from_us, to_us
 from poletti.interpreter.simulate.columns import Columns, arrange, load
 from poletti.interpreter.simulate.history import STDIN, CsvDialect, HistoryError, csv_dialect, detect_format
-from poletti.interpreter.simulate.spill import Spilled, load_shard, partition, shard_count
+from poletti.interpreter.simulate.spill import Spilled, load_shard, partition, release_unused, shard_count
 from poletti.interpreter.simulate.replay import (
     ShardReplay, ShardResult, collector_paused, find_end, in_replay_order, merge,
 )
@@ -58,12 +63,13 @@ class Job:
     """One replay of a file: its columns and groups, the programs and the end, ready to shard."""
 
     def __init__(self, programs: list[Program], columns: Columns, until: int | None, effect_from: datetime | None,
-                 generated: bool | None) -> None:
+                 generated: bool | None, keep_standings: bool = True) -> None:
         self.programs = programs
         self.columns = columns
         self.until = until
         self.effect_from = effect_from
         self.generated = generated
+        self.keep_standings = keep_standings
         self.grouping = arrange(columns)
         probe = ShardReplay(programs, until=until, effect_from=None, generated=generated)
         self.end = until if until is not None else find_end(probe, columns, self.grouping)
@@ -77,7 +83,8 @@ class Job:
         return numbers[np.array([shard_of(keys[g], shards) == shard for g in range(len(keys))], dtype=bool)]
 
     def run(self, shard: int = 0, shards: int = 1, tick: Callable[[int], None] | None = None) -> ShardResult:
-        replay = ShardReplay(self.programs, until=self.until, effect_from=self.effect_from, generated=self.generated)
+        replay = ShardReplay(self.programs, until=self.until, effect_from=self.effect_from, generated=self.generated,
+                             keep_standings=self.keep_standings)
         return replay.run(self.columns, self.grouping, self.shard_groups(shard, shards), self.end, tick)
 
 
@@ -141,8 +148,8 @@ class ShardJob:
     """One replay of a history streamed into customer shards on disk (``spill``): each shard read on its own."""
 
     def __init__(self, programs: list[Program], spilled: Spilled, tz: Any, bool_columns: frozenset[str],
-                 until: int | None, effect_from: datetime | None, generated: bool | None, *,
-                 end: Any = ...) -> None:
+                 until: int | None, effect_from: datetime | None, generated: bool | None,
+                 keep_standings: bool = True, *, end: Any = ...) -> None:
         """``end``: the end of the replay when known (else worked out: ``--until``, or the last accepted event)."""
         self.programs = programs
         self.spilled = spilled
@@ -151,6 +158,7 @@ class ShardJob:
         self.until = until
         self.effect_from = effect_from
         self.generated = generated
+        self.keep_standings = keep_standings
         self._held: tuple[int, Columns, Any] | None = None  # the shard read last (find_end's, for the replay)
         self.end = end if end is not ... else until if until is not None else self._find_end()
 
@@ -192,12 +200,14 @@ class ShardJob:
         return numbers
 
     def run(self, numbers: list[int], tick: Callable[[int], None] | None = None) -> ShardResult:
-        replay = ShardReplay(self.programs, until=self.until, effect_from=self.effect_from, generated=self.generated)
+        replay = ShardReplay(self.programs, until=self.until, effect_from=self.effect_from, generated=self.generated,
+                             keep_standings=self.keep_standings)
         for number in numbers:
             columns, grouping = self.shard(number)
             self._held = None  # let go once replayed
             replay.run(columns, grouping, np.arange(len(grouping), dtype=np.int64), self.end, tick)
             del columns, grouping
+            release_unused()
         return replay.result
 
 
@@ -222,7 +232,7 @@ def _replay_shard(task: tuple[Spilled, int | None, int, bool]) -> tuple[int, Sha
 
 def _simulate_spilled(programs: list[Program], path: str, tz: Any, bool_columns: frozenset[str], until: int | None,
                       effect_from: datetime | None, generated: bool | None, workers: int,
-                      progress: Progress | None, dialect: CsvDialect | None = None
+                      progress: Progress | None, dialect: CsvDialect | None = None, keep_standings: bool = True
                       ) -> tuple[ShardResult, int | None, bool] | None:
     """A CSV file streamed into customer shards and replayed shard by shard (``spill``); None: it cannot be.
 
@@ -239,7 +249,7 @@ def _simulate_spilled(programs: list[Program], path: str, tz: Any, bool_columns:
         with spilled:
             if progress is not None:
                 progress("read", spilled.count, spilled.count)
-            job = ShardJob(programs, spilled, tz, bool_columns, until, effect_from, generated)
+            job = ShardJob(programs, spilled, tz, bool_columns, until, effect_from, generated, keep_standings)
             if progress is not None:
                 progress("simulate", 0, spilled.count)
             done = 0
@@ -254,7 +264,7 @@ def _simulate_spilled(programs: list[Program], path: str, tz: Any, bool_columns:
     import multiprocessing  # (only with workers: one process needs none of it)
 
     context = multiprocessing.get_context("fork")
-    _SPILL_SETTINGS = (programs, tz, bool_columns, until, effect_from, generated)
+    _SPILL_SETTINGS = (programs, tz, bool_columns, until, effect_from, generated, keep_standings)
     _DONE = context.Value("q", 0)
     try:
         with context.Pool(workers) as pool:
@@ -306,10 +316,14 @@ def simulate_file(program: Program, path: str, *, baseline: Program | None = Non
                   until: str | date | datetime | None = None, effect_from: str | date | datetime | None = None,
                   bool_columns: frozenset[str] = frozenset(), workers: int = 1, generated: bool | None = None,
                   progress: Progress | None = None, on_rejected: Callable[[Rejected], None] | None = None,
-                  keep_rejections: int | None = None, dialect: CsvDialect | None = None) -> SimulationResult:
+                  keep_rejections: int | None = None, dialect: CsvDialect | None = None,
+                  keep_standings: bool = True) -> SimulationResult:
     """Replay a history file through ``program`` (and ``baseline``): see the module docstring.
 
-    ``dialect``: a CSV file's delimiter and decimal mark (None: ``history.csv_dialect`` finds them)."""
+    ``dialect``: a CSV file's delimiter and decimal mark (None: ``history.csv_dialect`` finds them).
+    ``keep_standings``: keep each customer's final figures (``customer_rows()``, ``deltas()``); without
+    them the result has the summary and the month series, and memory does not grow with the customers.
+    (A program with shared accounts is replayed event at a time, which keeps them.)"""
     tz = program.compiled.tz
     until_at = parse_instant(until, tz) if until is not None else None
     effect_at = parse_instant(effect_from, tz) if effect_from is not None else None
@@ -326,7 +340,7 @@ def simulate_file(program: Program, path: str, *, baseline: Program | None = Non
         dialect = dialect or csv_dialect(path)
         with collector_paused():
             spilled_run = _simulate_spilled(programs, path, tz, bool_columns, until_us, effect_at, generated,
-                                            workers, progress, dialect)
+                                            workers, progress, dialect, keep_standings)
         if spilled_run is not None:
             total, end, in_order = spilled_run
             return assemble(programs, total, end, until_at, in_order, on_rejected, keep_rejections)
@@ -334,7 +348,7 @@ def simulate_file(program: Program, path: str, *, baseline: Program | None = Non
         columns = load(path, tz, bool_columns=bool_columns, dialect=dialect)
         if progress is not None:
             progress("read", columns.count, columns.count)
-        job = Job(programs, columns, until_us, effect_at, generated)
+        job = Job(programs, columns, until_us, effect_at, generated, keep_standings)
         if progress is not None:
             progress("simulate", 0, columns.count)
         total = run_sharded(job, workers, progress)
@@ -369,7 +383,10 @@ def assemble(programs: list[Program], total: ShardResult, end_us: int | None, un
     extras["effect"] = total.activity.measures(first, end)
     summary = finish_summary(total.totals[0], program, total.totals[1] if baseline else None, baseline,
                              total.events, extras)
-    figures = [ProgramFigures(p, total.trackers[i].series(months, p), total.standings[i])
+    if total.groups is not None:
+        summary["groups"] = total.groups.figures()
+    figures = [ProgramFigures(p, total.trackers[i].series(months, p),
+                              total.standings[i] if total.standings is not None else None)
                for i, p in enumerate(programs)]
     return SimulationResult(summary, figures[0], figures[1] if baseline else None, rejections, total.activity,
                             first, end, not in_time_order)

@@ -103,10 +103,10 @@ def shard_end(texts: tuple[str, ...], data: ShardData, until: int | None) -> int
 
 
 def replay_shard(texts: tuple[str, ...], data: ShardData, end: int | None, until: int | None,
-                 effect_from: datetime | None) -> ShardResult:
+                 effect_from: datetime | None, keep_standings: bool = True) -> ShardResult:
     programs = _programs(texts)
     grouping = arrange(data.columns)
-    replay = ShardReplay(programs, until=until, effect_from=effect_from)
+    replay = ShardReplay(programs, until=until, effect_from=effect_from, keep_standings=keep_standings)
     return replay.run(data.columns, grouping, np.arange(len(grouping), dtype=np.int64), end)
 
 
@@ -114,8 +114,10 @@ def simulate_dask(program: Program, path: str, address: str, *, baseline: Progra
                   until: str | date | datetime | None = None, effect_from: str | date | datetime | None = None,
                   bool_columns: frozenset[str] = frozenset(), workers: int = 2, progress: Progress | None = None,
                   on_rejected: Callable[[Rejected], None] | None = None,
-                  keep_rejections: int | None = None, dialect: Any = None) -> SimulationResult:
-    """Replay a history on a Dask cluster (see the module docstring); ``dialect`` as ``simulate_file``'s."""
+                  keep_rejections: int | None = None, dialect: Any = None,
+                  keep_standings: bool = True) -> SimulationResult:
+    """Replay a history on a Dask cluster (see the module docstring); ``dialect`` and ``keep_standings`` as
+    ``simulate_file``'s."""
     from dask.distributed import Client, LocalCluster, as_completed
 
     from poletti.interpreter.simulate.columnar import assemble
@@ -161,7 +163,8 @@ def simulate_dask(program: Program, path: str, address: str, *, baseline: Progra
             end = max(known) if known else None
         else:
             end = until_us
-        futures = [client.submit(replay_shard, texts, d, end, until_us, effect_at, pure=False) for d in data]
+        futures = [client.submit(replay_shard, texts, d, end, until_us, effect_at, keep_standings, pure=False)
+                   for d in data]
         results: list[ShardResult] = []
         done = 0
         for future in as_completed(futures):

@@ -36,7 +36,7 @@ from poletti.dsl import ast
 from poletti.engine import money
 from poletti.engine.compiler import CompiledProgram
 from poletti.engine.expressions import duration_of
-from poletti.engine.timecalc import Duration, add_us, day_start_us, utc_offset_us
+from poletti.engine.timecalc import Duration, add_months_us_once, day_start_us, utc_offset_us
 from poletti.interpreter.simulate.summary import (
     Activity, MonthChange, StandingColumns, Standings, Totals, Tracker, next_month,
 )
@@ -266,7 +266,8 @@ def window_exits(instants: np.ndarray, window: Duration, tz: Any) -> np.ndarray:
 
     Months and years move the wall-clock date (the day clamped to the month's
     end) and keep the wall time; an instant within a day of a clock change
-    is worked out by ``add_us`` itself, which settles gaps and repeated hours.
+    is worked out by the engine's own shift (``add_months_us_once``), which
+    settles gaps and repeated hours.
     """
     if window.unit in ("d", "w"):
         return instants + window.amount * (7 if window.unit == "w" else 1) * _DAY
@@ -286,8 +287,8 @@ def window_exits(instants: np.ndarray, window: Duration, tz: Any) -> np.ndarray:
     landed = offsets(wall - offset, tz)
     exits = wall - landed
     settled = (offsets(exits - _NEAR, tz) == landed) & (offsets(exits + _NEAR, tz) == landed)
-    for i in np.flatnonzero(~settled).tolist():
-        exits[i] = add_us(int(instants[i]), window, tz)
+    for i in np.flatnonzero(~settled).tolist():  # (near a clock change: each one its own way)
+        exits[i] = add_months_us_once(int(instants[i]), months, tz)
     return exits
 
 

@@ -21,7 +21,12 @@ event-at-a-time replay (``sequential``) would for the same customers:
 The end of the replay is worked out first (``find_end``: usually by
 replaying the one customer with the latest event), so each group is
 replayed to the end and let go at once: memory holds one group's states,
-not every customer's.
+not every customer's. After each ``run`` (a set of whole customers: a
+shard) the tables kept per customer while their events come in are folded
+into sums (``settle``), and each customer's final standing is kept only if
+asked (``keep_standings``; the group changes against a baseline are added
+up shard by shard either way), so a summary's memory does not grow with the
+customers.
 """
 
 from __future__ import annotations
@@ -42,8 +47,8 @@ from poletti.interpreter.events import Event, EventError, EventReader, conflict_
 from poletti.interpreter.simulate import kernels
 from poletti.interpreter.simulate.columns import NO_INSTANT, PURCHASE, REFUND, Columns, Grouping
 from poletti.interpreter.simulate.summary import (
-    MEMBER_ATTRIBUTE, SCORE_ATTRIBUTE, Activity, Rejected, Standings, Totals, Tracker, member_flag, month_of_us,
-    next_month, standing_of,
+    MEMBER_ATTRIBUTE, SCORE_ATTRIBUTE, Activity, GroupChanges, Rejected, Standings, Totals, Tracker, member_flag,
+    month_of_us, next_month, standing_of,
 )
 from poletti.interpreter.processing import Tally
 from poletti.interpreter.referrals import Referrals
@@ -201,8 +206,9 @@ class ShardResult:
 
     trackers: list[Tracker]
     totals: list[Totals]
-    standings: list[Standings]
+    standings: list[Standings] | None  # None: not kept (``ShardReplay``'s ``keep_standings``)
     activity: Activity
+    groups: GroupChanges | None  # with a baseline: who gains and who loses (``GroupChanges``)
     rejections: list[tuple[int, int, bool, Rejected]]  # (instant or NO_INSTANT, row, from the baseline?, rejection)
     events: int = 0
     after_until: int = 0
@@ -214,16 +220,20 @@ class ShardReplay:
     """Replays groups of rows (see ``columns.arrange``) for one or two programs, each to ``end``."""
 
     def __init__(self, programs: list[Program], *, until: int | None, effect_from: datetime | None,
-                 generated: bool | None = None, arrays: bool = True) -> None:
-        """``arrays``: replay the customers a whole-array plan can take (``kernels``) that way."""
+                 generated: bool | None = None, arrays: bool = True, keep_standings: bool = True) -> None:
+        """``arrays``: replay the customers a whole-array plan can take (``kernels``) that way;
+        ``keep_standings``: keep each customer's final standing in the result (else only their sums)."""
         labels = ["new", "baseline"]
         self.tz = programs[0].compiled.tz
         self.lanes = [Lane(program, labels[i], generated, self.tz) for i, program in enumerate(programs)]
         self.until = until
         plans = [kernels.plan(program.compiled) for program in programs] if arrays and generated is not False else []
         self.plans = plans if plans and all(p is not None for p in plans) else None
+        self.keep_standings = keep_standings
         self.result = ShardResult([lane.tracker for lane in self.lanes], [lane.totals for lane in self.lanes],
-                                  [lane.standings for lane in self.lanes], Activity(self.tz, effect_from), [])
+                                  [Standings() for _ in self.lanes] if keep_standings else None,
+                                  Activity(self.tz, effect_from),
+                                  GroupChanges(programs[0]) if len(programs) == 2 else None, [])
 
     def run(self, columns: Columns, grouping: Grouping, numbers: np.ndarray, end: int | None,
             tick: Callable[[int], None] | None = None) -> ShardResult:
@@ -246,7 +256,21 @@ class ShardReplay:
                     done = 0
             if tick is not None and done:
                 tick(done)
+        self._settle()
         return self.result
+
+    def _settle(self) -> None:
+        """Add up the customers just replayed (every one of them whole): their group changes, their standings
+        if kept; and forget what was kept of them while their events came in."""
+        result = self.result
+        if result.groups is not None:
+            result.groups.add(self.lanes[0].standings, self.lanes[1].standings)
+        for i, lane in enumerate(self.lanes):
+            if result.standings is not None:
+                result.standings[i].update(lane.standings)
+            lane.standings = Standings()
+            lane.tracker.settle()
+        result.activity.settle()
 
     def _arrays(self, columns: Columns, grouping: Grouping, numbers: np.ndarray,
                 end: int) -> tuple[np.ndarray, int]:
@@ -706,8 +730,11 @@ def merge(shards: list[ShardResult]) -> ShardResult:
             mine.merge(theirs)
         for mine_totals, their_totals in zip(total.totals, shard.totals):
             mine_totals.merge(their_totals)
-        for mine_standings, their_standings in zip(total.standings, shard.standings):
-            mine_standings.update(their_standings)
+        if total.standings is not None and shard.standings is not None:
+            for mine_standings, their_standings in zip(total.standings, shard.standings):
+                mine_standings.update(their_standings)
+        if total.groups is not None and shard.groups is not None:
+            total.groups.merge(shard.groups)
         total.activity.merge(shard.activity)
         total.rejections.extend(shard.rejections)
         total.events += shard.events

@@ -25,6 +25,8 @@ it always has.
 from __future__ import annotations
 
 import csv
+import functools
+import io
 import os
 import shutil
 import tempfile
@@ -36,8 +38,9 @@ from poletti.interpreter.simulate import history as _history
 from poletti.interpreter.simulate.columns import NO_INSTANT, Columns, _from_table, _is_text, _text_bytes, instants
 from poletti.interpreter.simulate.history import CsvDialect, HistoryError, _require_columns, csv_dialect
 
-SHARD_BYTES = 12 << 20  # CSV bytes per shard (about 180,000 rows of a CDNOW-like history)
+SHARD_BYTES = 4 << 20  # CSV bytes per shard (about 60,000 rows of a CDNOW-like history)
 BLOCK_BYTES = 1 << 20  # CSV bytes per block read
+HELD_BYTES = 8 << 20  # rows held back for the shard files before they are written (see ``ShardWriters``)
 SPLIT_BYTES = 1 << 20  # a smaller file is read by one process
 _PAIR = np.dtype([("id", "<u8"), ("shard", "<i8")])  # an id file's entries
 _ROW, _INSTANT, _QUICK = "__poletti_row", "__poletti_instant", "__poletti_quick"
@@ -184,20 +187,18 @@ def byte_ranges(path: str, parts: int, delimiter: str = ",") -> list[tuple[int, 
     size = os.path.getsize(path)
     if parts <= 1 or size < SPLIT_BYTES:
         return [(0, size)]
-    import mmap
-
-    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        header_end = data.find(b"\n")
+    with open(path, "rb") as handle:  # (read, not mapped: a mapped file's pages count as the process's memory)
+        header_end = _find(handle, b"\n", 0, size)
         targets = [max(size * k // parts, header_end) for k in range(1, parts)]
         # Only quotes up to the line end after the last target can put a cut inside a quoted cell (with none,
         # that line end and the ones before it end rows): a file without quotes is not scanned to its end.
-        last_end = data.find(b"\n", targets[-1])
-        if data.find(b'"', 0, size if last_end < 0 else last_end + 1) >= 0:
+        last_end = _find(handle, b"\n", targets[-1], size)
+        if _find(handle, b'"', 0, size if last_end < 0 else last_end + 1) >= 0:
             ends = _record_ends(handle, size, targets, delimiter)
             if ends is None:
                 return [(0, size)]
         else:
-            ends = [data.find(b"\n", target) for target in targets]
+            ends = [_find(handle, b"\n", target, size) for target in targets]
         cuts = [0]
         for at in ends:
             if at < 0 or at + 1 >= size:
@@ -209,6 +210,50 @@ def byte_ranges(path: str, parts: int, delimiter: str = ",") -> list[tuple[int, 
 
 
 _SCAN_BYTES = 1 << 20  # bytes read at a time to look for quotes (read, not mapped: a VM's page faults cost)
+
+
+def _find(handle: Any, byte: bytes, start: int, stop: int) -> int:
+    """The offset of the first ``byte`` in ``start:stop`` of the open file (-1: none), read a chunk at a time."""
+    while start < stop:
+        handle.seek(start)
+        chunk = handle.read(min(_SCAN_BYTES, stop - start))
+        if not chunk:
+            break
+        found = chunk.find(byte)
+        if found >= 0:
+            return start + found
+        start += len(chunk)
+    return -1
+
+
+class _FileRange(io.RawIOBase):
+    """Bytes ``start:stop`` of a file as a stream, read a block at a time.
+
+    Read, not mapped: each page of a mapped file read stays in the process's
+    resident memory until it is unmapped, so reading a history through a
+    mapping made the process's peak memory the size of the file.
+    """
+
+    def __init__(self, path: str, start: int, stop: int) -> None:
+        super().__init__()
+        self._handle = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._handle.seek(start)
+        self._left = stop - start
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        wanted = min(len(buffer), self._left)
+        if wanted <= 0:
+            return 0
+        got = self._handle.readinto(memoryview(buffer)[:wanted]) or 0
+        self._left -= got
+        return got
+
+    def close(self) -> None:
+        self._handle.close()
+        super().close()
 
 
 def _record_ends(handle: Any, size: int, targets: list[int], delimiter: str) -> list[int] | None:
@@ -314,9 +359,8 @@ def read_part(path: str, names: list[str], tz: Any, shards: int, until: int | No
     writers: list[Any] = []
     sinks: list[Any] = []
     try:
-        source = pa.memory_map(path)
-        data = pa.BufferReader(source.read_at(stop - start, start)) if (start, stop) != (0, source.size()) \
-            else source
+        data = _FileRange(path, start, stop)
+        sinks.append(data)
         reader = pcsv.open_csv(
             data,
             read_options=pcsv.ReadOptions(column_names=names, skip_rows=1 if start == 0 else 0, encoding="utf8",
@@ -335,6 +379,7 @@ def read_part(path: str, names: list[str], tz: Any, shards: int, until: int | No
             writers.append(ipc.new_stream(sink, schema))
             id_files.append(open(ids_path(folder, shard, number), "wb"))
             sinks.append(id_files[-1])
+        held = ShardWriters(writers, id_files)
         for batch in reader:
             if irregular or _has_long_cells(batch):
                 return _give_up(writers, sinks)
@@ -370,7 +415,7 @@ def read_part(path: str, names: list[str], tz: Any, shards: int, until: int | No
             for k in range(shards):
                 lo, hi = int(bounds[k]), int(bounds[k + 1])
                 if hi > lo:
-                    writers[k].write_batch(laid.slice(lo, hi - lo))
+                    held.add_rows(k, laid.slice(lo, hi - lo))
                     part.rows[k] += hi - lo
                     mine = order[lo:hi]
                     times = instant[mine][counted[mine]]
@@ -389,9 +434,10 @@ def read_part(path: str, names: list[str], tz: Any, shards: int, until: int | No
                 for k in range(shards):
                     lo, hi = int(bounds[k]), int(bounds[k + 1])
                     if hi > lo:
-                        pairs[lo:hi].tofile(id_files[k])
+                        held.add_ids(k, pairs[lo:hi])
         if irregular:
             return _give_up(writers, sinks)
+        held.flush()
         for writer in writers:
             writer.close()
         for sink in sinks:
@@ -405,6 +451,70 @@ def read_part(path: str, names: list[str], tz: Any, shards: int, until: int | No
     except BaseException:
         _give_up(writers, sinks)
         raise
+
+
+class ShardWriters:
+    """A part's shard files and id files, written in few large pieces.
+
+    A block of the file holds rows of every shard, so writing each block's
+    share at once would leave each shard file in as many small pieces as
+    the file has blocks (and every later step on its columns working piece
+    by piece): each shard's rows and ids are held back until ``HELD_BYTES``
+    of them are waiting, then written, one piece a shard.
+    """
+
+    def __init__(self, writers: list[Any], id_files: list[Any]) -> None:
+        self.writers = writers
+        self.id_files = id_files
+        self.rows: list[list[Any]] = [[] for _ in writers]  # per shard: record batches held
+        self.ids: list[list[np.ndarray]] = [[] for _ in id_files]  # per id file: (id, shard) pairs held
+        self.held = 0  # bytes held
+
+    def add_rows(self, shard: int, batch: Any) -> None:
+        self.rows[shard].append(batch)
+        self.held += batch.nbytes
+        if self.held >= HELD_BYTES:
+            self.flush()
+
+    def add_ids(self, number: int, pairs: np.ndarray) -> None:
+        self.ids[number].append(pairs)
+        self.held += pairs.nbytes
+
+    def flush(self) -> None:
+        import pyarrow as pa
+
+        for writer, held in zip(self.writers, self.rows):
+            if held:
+                writer.write_batch(pa.Table.from_batches(held).combine_chunks().to_batches()[0])
+                held.clear()
+        for handle, held in zip(self.id_files, self.ids):
+            if held:
+                np.concatenate(held).tofile(handle)
+                held.clear()
+        self.held = 0
+        release_unused()
+
+
+def release_unused() -> None:
+    """Hand the memory held free back to the system, between shards: Arrow's allocator and the C library's
+    keep what a step let go for the next one, scattered, and the process's peak crept up shard by shard."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim`` (None elsewhere): numpy's arrays come from the C library's heap."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def _give_up(writers: list[Any], sinks: list[Any]) -> None:
@@ -478,7 +588,8 @@ def load_shard(spilled: Spilled, shard: int, tz: Any, bool_columns: frozenset[st
             rows = pc.add(table.column(_ROW), spilled.offsets[part])
             table = table.set_column(table.schema.get_field_index(_ROW), _ROW, rows)
         tables.append(table)
-    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    # One piece a column (the file holds a piece a flush of each part): Arrow's kernels then run once a column.
+    table = (pa.concat_tables(tables) if len(tables) > 1 else tables[0]).combine_chunks()
     rows = table.column(_ROW).to_numpy().astype(np.int64)
     instant = table.column(_INSTANT).to_numpy().astype(np.int64)
     quick = table.column(_QUICK).to_numpy(zero_copy_only=False).astype(bool)
@@ -489,5 +600,5 @@ def load_shard(spilled: Spilled, shard: int, tz: Any, bool_columns: frozenset[st
     return columns
 
 
-__all__ = ["Part", "Spilled", "byte_ranges", "header", "load_shard", "partition", "read_part", "shard_count",
-           "text_hash"]
+__all__ = ["Part", "Spilled", "byte_ranges", "header", "load_shard", "partition", "read_part", "release_unused",
+           "shard_count", "text_hash"]

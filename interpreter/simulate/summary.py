@@ -275,6 +275,11 @@ class Tracker:
                     change.segments[name] += 1 if now else -1
         self.last[customer] = (held, lifetime, tier, inside)
 
+    def settle(self) -> None:
+        """Forget the customers' last figures: every customer absorbed so far has had their last step (a replay
+        calls this after each set of whole customers, so it holds one shard's customers, not all of them)."""
+        self.last.clear()
+
     def absorb_pool(self, month: date, account: str, held: int, lifetime: int, spent: int, expired: int,
                     reversed_: int, granted: Mapping[str, int]) -> None:
         """An account's pool after an event or a clock step: stocks and flows, but no customer and no tier
@@ -742,11 +747,16 @@ def cohort_side(customers: int, purchases: int, spend_units: int, days: Fraction
     }
 
 
-def nps_of(scores: Iterable[int], responses: int) -> dict[str, Any]:
-    """NPS over the respondents' scores (one per customer): % promoters (9–10) − % detractors (0–6)."""
-    tally = Counter("promoters" if s >= 9 else "detractors" if s <= 6 else "passives" for s in scores)
+def nps_kind(score: int) -> str:
+    """"promoters" (9–10), "passives" (7–8) or "detractors" (0–6)."""
+    return "promoters" if score >= 9 else "detractors" if score <= 6 else "passives"
+
+
+def nps_of(tally: Mapping[str, int], responses: int) -> dict[str, Any]:
+    """NPS over the respondents (one latest score per customer, counted by ``nps_kind``): % promoters − %
+    detractors."""
     respondents = sum(tally.values())
-    promoters, passives, detractors = tally["promoters"], tally["passives"], tally["detractors"]
+    promoters, passives, detractors = (tally.get(kind, 0) for kind in ("promoters", "passives", "detractors"))
     return {
         "respondents": respondents,
         "responses": responses,
@@ -794,6 +804,7 @@ class Activity:
         self.unflagged = 0  # purchases without a readable membership flag
         self._groups_of: dict[str, int] = {}  # customer → groups bought in (bit 1: member, bit 2: non-member)
         self.scores: dict[str, list[int | None]] = {}  # customer → latest score in (all, before, after)
+        self._settled_scores: list[Counter[str]] = [Counter(), Counter(), Counter()]  # ``settle``d customers' kinds
         self.responses = [0, 0, 0]  # scored feedback events in (all, before, after)
         self.unscored = 0  # accepted feedback events without a readable score
         self._decimals: dict[int, Decimal] = {}  # amount in micro-units → from_units(amount)
@@ -887,8 +898,28 @@ class Activity:
             self.groups[name].add(group)
         self.unflagged += other.unflagged
         self.scores.update(other.scores)
+        for mine, theirs in zip(self._settled_scores, other._settled_scores):
+            mine.update(theirs)
         self.responses = [a + b for a, b in zip(self.responses, other.responses)]
         self.unscored += other.unscored
+
+    def settle(self) -> None:
+        """Fold the per-customer tables into sums: every customer seen so far has had their last event (a
+        replay calls this after each set of whole customers, so the tables hold one shard's customers, not
+        every customer of the history)."""
+        self.cohort = self.cohort_sums()
+        for slot, tally in enumerate(self._settled_scores):
+            tally.update(nps_kind(latest[slot]) for latest in self.scores.values()  # type: ignore[arg-type]
+                         if latest[slot] is not None)
+        for table in (self._counts, self._last_active, self._last_purchase, self._groups_of, self.scores):
+            table.clear()
+
+    def nps_tally(self, slot: int) -> Counter[str]:
+        """Respondents by kind in period ``slot`` (0 all, 1 before, 2 after): settled and still tabled."""
+        tally = Counter(self._settled_scores[slot])
+        tally.update(nps_kind(latest[slot]) for latest in self.scores.values()  # type: ignore[arg-type]
+                     if latest[slot] is not None)
+        return tally
 
     def finish(self, months: Iterable[date]) -> None:
         """The month series over ``months`` (see ``shown_months``; a month without activity is zeros)."""
@@ -933,12 +964,10 @@ class Activity:
                 "after": cohort_side(customers, bought_after, spent_after, _days(after.start, after.end)),
             }
         if self.responses[0] or self.unscored:
-            nps: dict[str, Any] = {"all": nps_of((s[0] for s in self.scores.values() if s[0] is not None),
-                                                 self.responses[0])}
+            nps: dict[str, Any] = {"all": nps_of(self.nps_tally(0), self.responses[0])}
             if self.effect_from is not None:
                 for slot, name in ((1, "before"), (2, "after")):
-                    nps[name] = nps_of((s[slot] for s in self.scores.values() if s[slot] is not None),
-                                       self.responses[slot])
+                    nps[name] = nps_of(self.nps_tally(slot), self.responses[slot])
             nps["unscored"] = self.unscored
             result["nps"] = nps
         if self.groups["member"].purchases or self.groups["non_member"].purchases:
@@ -952,11 +981,16 @@ class Activity:
 
 @attrs.define
 class ProgramFigures:
-    """One program's side of a simulation: its month series and every customer's final standing."""
+    """One program's side of a simulation: its month series and every customer's final standing (None: not
+    kept, see ``simulate_file``'s ``keep_standings``)."""
 
     program: Program
     months: list[Month]
-    standings: Mapping[str, Standing]
+    standings: Mapping[str, Standing] | None
+
+
+class StandingsNotKept(RuntimeError):
+    """Per-customer figures asked of a simulation run without them (``keep_standings=False``)."""
 
 
 CUSTOMER_COLUMNS = ("customer", "points", "pending_points", "lifetime_points", "debt", "tier", "segments",
@@ -1001,9 +1035,65 @@ class GroupChange:
         self.earned += earned
         self.value += value
 
+    def merge(self, other: GroupChange) -> None:
+        self.customers += other.customers
+        self.gain += other.gain
+        self.lose += other.lose
+        self.same += other.same
+        self.earned += other.earned
+        self.value += other.value
+
     def figures(self) -> dict[str, Any]:
         return {"customers": self.customers, "gain": self.gain, "lose": self.lose, "same": self.same,
                 "earned_points_change": self.earned, "reward_value_change": money(from_units(self.value))}
+
+
+def standing_pairs(new: Mapping[str, Standing], old: Mapping[str, Standing]) -> Iterator[tuple[Standing, Standing]]:
+    """Each customer's (new, baseline) standing, in no set order; a customer only one side has is nothing on the
+    other."""
+    for customer in new:
+        yield new[customer], old.get(customer, _NOTHING)
+    for customer in old:
+        if customer not in new:
+            yield _NOTHING, old[customer]
+
+
+class GroupChanges:
+    """Who gains and who loses under the new rules, by tier and by segment, added up customer by customer.
+
+    A customer's group is where the new rules leave them at the end: the
+    tier they hold ("none" for no tier) and each segment they are in (a
+    customer in two segments counts in both; one in none in no segment
+    group). Every tier and segment the new rules declare is listed, zeros
+    included, in the rules' order. Sums over customers: a replay adds up
+    each shard's customers as it finishes them and merges the shards.
+    """
+
+    def __init__(self, program: Program) -> None:
+        self.tiers = {tier.name: GroupChange() for tier in program.tiers}
+        self.tiers["none"] = GroupChange()
+        self.segments = {name: GroupChange() for name in program.segments}
+
+    def add(self, new: Mapping[str, Standing], old: Mapping[str, Standing]) -> None:
+        """The customers of ``new`` and ``old`` (the same customers' standings under each program)."""
+        for mine, theirs in standing_pairs(new, old):
+            change = change_of(mine, theirs)
+            earned = mine.lifetime_points - theirs.lifetime_points
+            value = mine.reward_value - theirs.reward_value
+            groups = [self.tiers.setdefault(mine.tier or "none", GroupChange())]
+            groups += [self.segments[name] for name in mine.segments if name in self.segments]
+            for group in groups:
+                group.add(change, earned, value)
+
+    def merge(self, other: GroupChanges) -> None:
+        for mine, theirs in ((self.tiers, other.tiers), (self.segments, other.segments)):
+            for name, group in theirs.items():
+                mine.setdefault(name, GroupChange()).merge(group)
+
+    def figures(self) -> dict[str, Any]:
+        return {"by": "new rules, at the end",
+                "tiers": {name: group.figures() for name, group in self.tiers.items()},
+                "segments": {name: group.figures() for name, group in self.segments.items()}}
 
 
 @attrs.define
@@ -1018,9 +1108,16 @@ class SimulationResult:
     reordered: bool | None = None
 
     def __attrs_post_init__(self) -> None:
-        # Here, so that every replay path adds the same figures: they come from the final standings alone.
+        # Here, so that every replay path adds the same figures: they come from the final standings alone
+        # (a replay that does not keep them adds them up shard by shard and puts them in the summary).
         if self.baseline is not None and "groups" not in self.summary:
             self.summary["groups"] = self.group_changes()
+
+    def _standings(self, figures: ProgramFigures) -> Mapping[str, Standing]:
+        if figures.standings is None:
+            raise StandingsNotKept("this simulation did not keep each customer's figures (keep_standings=False): "
+                                   "run it with keep_standings=True for customer rows and their changes")
+        return figures.standings
 
     @property
     def tz(self) -> ZoneInfo:
@@ -1047,12 +1144,12 @@ class SimulationResult:
 
     def customer_rows(self) -> Iterator[dict[str, Any]]:
         """One row per customer (sorted by id): final standing, and with a baseline the old one and the change."""
-        new = self.new.standings
+        new = self._standings(self.new)
         if self.baseline is None:
             for customer in sorted(new):
                 yield self._row(customer, new[customer], "")
             return
-        old = self.baseline.standings
+        old = self._standings(self.baseline)
         for customer in sorted(set(new) | set(old)):
             mine, theirs = new.get(customer, _NOTHING), old.get(customer, _NOTHING)
             row = self._row(customer, mine, "")
@@ -1070,43 +1167,13 @@ class SimulationResult:
             row["change"] = change_of(mine, theirs)
             yield row
 
-    def _pairs(self) -> Iterator[tuple[Standing, Standing]]:
-        """Each customer's (new, baseline) standing, in no set order; a customer only one side has is nothing on
-        the other."""
-        assert self.baseline is not None
-        new, old = self.new.standings, self.baseline.standings
-        for customer in new:
-            yield new[customer], old.get(customer, _NOTHING)
-        for customer in old:
-            if customer not in new:
-                yield _NOTHING, old[customer]
-
     def group_changes(self) -> dict[str, Any]:
-        """Who gains and who loses, by tier and by segment (see ``GroupChange``); {} without a baseline.
-
-        A customer's group is where the new rules leave them at the end: the
-        tier they hold ("none" for no tier) and each segment they are in (a
-        customer in two segments counts in both; one in none in no segment
-        group). Every tier and segment the new rules declare is listed, zeros
-        included, in the rules' order.
-        """
+        """Who gains and who loses, by tier and by segment (see ``GroupChanges``); {} without a baseline."""
         if self.baseline is None:
             return {}
-        program = self.new.program
-        tiers = {tier.name: GroupChange() for tier in program.tiers}
-        tiers["none"] = GroupChange()
-        segments = {name: GroupChange() for name in program.segments}
-        for mine, theirs in self._pairs():
-            change = change_of(mine, theirs)
-            earned = mine.lifetime_points - theirs.lifetime_points
-            value = mine.reward_value - theirs.reward_value
-            groups = [tiers.setdefault(mine.tier or "none", GroupChange())]
-            groups += [segments[name] for name in mine.segments if name in segments]
-            for group in groups:
-                group.add(change, earned, value)
-        return {"by": "new rules, at the end",
-                "tiers": {name: group.figures() for name, group in tiers.items()},
-                "segments": {name: group.figures() for name, group in segments.items()}}
+        changes = GroupChanges(self.new.program)
+        changes.add(self._standings(self.new), self._standings(self.baseline))
+        return changes.figures()
 
     def deltas(self) -> dict[str, list[float]]:
         """Per-customer changes (new minus baseline) for the report's distribution plots."""

@@ -101,6 +101,9 @@ def command(ctx: click.Context, rules: str, history: str, baseline_path: str | N
         raise click.UsageError("--sequential replays event at a time in one process: leave out --workers and --dask")
     if dask_address and history == STDIN:
         raise click.UsageError("--dask workers read HISTORY themselves: give a file, not standard input")
+    # Each customer's final figures are kept only for the outputs that list them (the customer table, and the
+    # report's distributions of the changes against a baseline): the summary alone holds no customer.
+    keep_standings = customers_out is not None or (report_out is not None and baseline is not None)
     with contextlib.ExitStack() as stack:
         rejected_sink = stack.enter_context(_rejected_writer(rejected_out, baseline is not None))
         if progress is not None:
@@ -122,13 +125,14 @@ def command(ctx: click.Context, rules: str, history: str, baseline_path: str | N
                     result = simulate_dask(program, history, dask_address, baseline=baseline, until=until_at,
                                            effect_from=effect_at, bool_columns=frozenset(bool_columns),
                                            workers=workers, progress=progress, on_rejected=rejected_sink,
-                                           keep_rejections=20, dialect=dialect)
+                                           keep_rejections=20, dialect=dialect, keep_standings=keep_standings)
                 except ClusterUnavailable as err:
                     raise Unreadable(str(err)) from None
             else:
                 result = simulate_file(program, history, baseline=baseline, until=until_at, effect_from=effect_at,
                                        bool_columns=frozenset(bool_columns), workers=workers, progress=progress,
-                                       on_rejected=rejected_sink, keep_rejections=20, dialect=dialect)
+                                       on_rejected=rejected_sink, keep_rejections=20, dialect=dialect,
+                                       keep_standings=keep_standings)
         except HistoryError as err:
             raise Unreadable(str(err)) from None
     if customers_out is not None:

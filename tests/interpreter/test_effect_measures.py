@@ -136,6 +136,58 @@ def test_every_replay_path_gives_the_same_effect(tmp_path: Path, rules: str) -> 
     assert effect(rules, path, generated=False) == one
 
 
+@pytest.mark.parametrize("rules", [RULES, RULES_PER_EVENT])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_customers_folded_into_sums_shard_by_shard_give_the_same_effect(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rules: str, workers: int) -> None:
+    """Streamed in shards of a customer or two, each shard's customers are folded into sums when it ends
+    (``Activity.settle``): the cohort and the NPS still count each customer once, by their whole history."""
+    from poletti.interpreter.simulate import spill
+
+    monkeypatch.setattr(spill, "SHARD_BYTES", 64)
+    monkeypatch.setattr(spill, "SPLIT_BYTES", 0)
+    path = write(tmp_path / "h.csv")
+    assert spill.shard_count(str(path), workers) >= 6
+    for keep in (True, False):
+        got = effect(rules, path, workers=workers, keep_standings=keep)
+        assert got["cohort"] == EXPECTED_COHORT and got["nps"] == EXPECTED_NPS
+        assert got["members"] == EXPECTED_MEMBERS
+
+
+def test_settling_an_activity_keeps_its_measures() -> None:
+    """Folding finished customers into sums mid-way changes no measure (hand-worked above)."""
+    from datetime import datetime, timezone
+
+    from poletti.engine.timecalc import to_us
+    from poletti.interpreter.simulate.summary import Activity
+
+    tz = poletti.compile(RULES).compiled.tz
+    pivot = datetime(2026, 2, 1, tzinfo=timezone.utc)
+    activity = Activity(tz, pivot)
+    by_customer: dict[str, list[dict[str, Any]]] = {}
+    for event in EVENTS:
+        by_customer.setdefault(event["customer"], []).append(event)
+    for number, events in enumerate(by_customer.values()):
+        for event in events:
+            at = datetime.fromisoformat(event["at"].replace("Z", "+00:00"))
+            month = at.date().replace(day=1)
+            activity.event(event["customer"], month)
+            if event["type"] == "purchase":
+                units = int(event["amount"].replace(".", "")) * 10_000
+                activity.purchase(event["customer"], to_us(at), units, month, event.get("member"))
+            else:
+                activity.feedback(event["customer"], to_us(at), event["score"])
+        if number % 2:  # every second customer done: fold what is tabled so far
+            activity.settle()
+            assert not activity.scores and not activity._counts
+    first = datetime(2026, 1, 1, 10, tzinfo=timezone.utc)
+    end = datetime(2026, 3, 2, 10, tzinfo=timezone.utc)
+    measures = activity.measures(first, end)
+    assert measures["cohort"] == EXPECTED_COHORT
+    assert measures["nps"] == EXPECTED_NPS
+    assert measures["members"] == EXPECTED_MEMBERS
+
+
 def test_without_effect_from_only_the_whole_history() -> None:
     got = simulate(poletti.compile(RULES), EVENTS).summary["effect"]
     assert "cohort" not in got and "before" not in got

@@ -53,6 +53,7 @@ def small_shards(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     monkeypatch.setattr(spill, "SHARD_BYTES", 4096)
     monkeypatch.setattr(spill, "BLOCK_BYTES", 4096)
     monkeypatch.setattr(spill, "SPLIT_BYTES", 0)
+    monkeypatch.setattr(spill, "HELD_BYTES", 8192)  # the shard files written in many pieces
     made: list[Any] = []
     partition = spill.partition
 
@@ -283,3 +284,75 @@ def test_shards_replayed_in_any_order_add_up_to_the_hand_worked_figures(
     numbers = [task[2] for task in pool.replays[0]]
     assert sorted(numbers) == [k for k in range(spilled.shards) if spilled.rows[k]]
     assert [spilled.rows[k] for k in numbers] == sorted(spilled.rows[k] for k in numbers)[::-1]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_summary_alone_keeps_no_customer_and_adds_up_the_same(tmp_path: Path, small_shards: list[Any],
+                                                                  workers: int) -> None:
+    from poletti.interpreter.simulate.summary import StandingsNotKept
+
+    program = poletti.load(ROOT / "benchmarks" / "programs" / "cdnow.loyalty")
+    baseline = poletti.compile("currency USD\nearn 2 points per USD\nat 50 points grant free_cd\n"
+                               "tier gold when spend_12m > 500 USD\n")
+    path = cdnow_csv(tmp_path / "h.csv", messy=True)
+    for options in ({}, {"baseline": baseline}, {"effect_from": "1997-06-01", "until": "1998-01-31"}):
+        kept = simulate_file(program, str(path), workers=workers, **options)
+        alone = simulate_file(program, str(path), workers=workers, keep_standings=False, **options)
+        assert json.dumps(alone.summary) == json.dumps(kept.summary)
+        assert alone.new.months == kept.new.months
+        assert alone.new.standings is None
+        with pytest.raises(StandingsNotKept):
+            list(alone.customer_rows())
+    with_baseline = simulate_file(program, str(path), workers=workers, keep_standings=False, baseline=baseline)
+    groups = with_baseline.summary["groups"]["tiers"]
+    # The group changes added up shard by shard: every customer is in one tier group of the new rules.
+    assert sum(group["customers"] for group in groups.values()) == with_baseline.summary["customers"]
+    assert groups == whole(program, path, baseline=baseline).summary["groups"]["tiers"]
+    assert all(made is not None and made.shards > 3 for made in small_shards)
+
+
+def test_the_shard_files_are_written_in_few_pieces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows are held back until ``HELD_BYTES`` of them wait: a shard file is then one piece a flush, not one a
+    block (which left every later step on its columns working piece by piece)."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    monkeypatch.setattr(spill, "BLOCK_BYTES", 4096)
+    path = cdnow_csv(tmp_path / "h.csv")
+    blocks = -(-path.stat().st_size // 4096)
+    program = poletti.load(ROOT / "benchmarks" / "programs" / "cdnow.loyalty")
+    for held, most in ((1 << 20, 1), (8192, blocks - 1)):
+        monkeypatch.setattr(spill, "HELD_BYTES", held)
+        with spill.partition(str(path), program.compiled.tz, 4) as spilled:  # type: ignore[union-attr]
+            pieces = [ipc.open_stream(pa.memory_map(spilled.path(k, 0))).read_all().column(0).num_chunks
+                      for k in range(4)]
+            assert sum(spilled.rows) > 0
+        assert blocks > 5 and all(1 <= count <= most for count in pieces), (held, pieces)
+    assert max(pieces) > 1  # (with a small ``HELD_BYTES``, several pieces: the check above can tell)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_history_is_read_not_mapped(tmp_path: Path, small_shards: list[Any], monkeypatch: pytest.MonkeyPatch,
+                                        workers: int) -> None:
+    """A mapped file's pages stay in the process's memory once read: the history is read a block at a time."""
+    import mmap
+
+    import pyarrow as pa
+
+    path = cdnow_csv(tmp_path / "h.csv")
+    log = tmp_path / "mapped.txt"  # (a file: forked workers map files too)
+    real = pa.memory_map
+
+    def watched(where: Any, *args: Any, **kwargs: Any) -> Any:
+        with open(log, "a", encoding="utf-8") as stream:
+            stream.write(f"{where}\n")
+        return real(where, *args, **kwargs)
+
+    monkeypatch.setattr(pa, "memory_map", watched)
+    monkeypatch.setattr(mmap, "mmap", lambda *a, **k: pytest.fail("the history was mapped"))
+    program = poletti.load(ROOT / "benchmarks" / "programs" / "cdnow.loyalty")
+    got = simulate_file(program, str(path), workers=workers)
+    assert small_shards[-1] is not None and small_shards[-1].parts == workers
+    mapped = log.read_text(encoding="utf-8").splitlines()
+    assert str(path) not in mapped and mapped  # (the shard files, small, are mapped while replayed)
+    same(got, whole(program, path))
