@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import itertools
 import os
 import shutil
 import tempfile
@@ -499,16 +500,16 @@ class ShardWriters:
 
 
 RELEASE_EVERY = 8  # calls of ``release_unused`` per actual release
+_RELEASE_CALLS = itertools.count(1)
 
 
-def release_unused(_calls: list[int] = [0]) -> None:  # noqa: B006 - the count of calls, kept between them
+def release_unused() -> None:
     """Hand the memory held free back to the system, every ``RELEASE_EVERY`` calls (between shards, and
     between writes of the shard files): Arrow's allocator and the C library's keep what a step let go, in
     scattered pieces, and the process's peak crept up shard by shard (``--workers 2`` on a 10-million-event
     history: 218 MiB without handing back, 184 MiB with it). Not at every call: memory handed back is faulted
     in again by the next shard, which cost a few percent of a replay's time when it was done after each."""
-    _calls[0] += 1
-    if _calls[0] % RELEASE_EVERY:
+    if next(_RELEASE_CALLS) % RELEASE_EVERY:
         return
     import pyarrow as pa
 
