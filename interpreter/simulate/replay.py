@@ -229,7 +229,6 @@ class ShardReplay:
         self.until = until
         plans = [kernels.plan(program.compiled) for program in programs] if arrays and generated is not False else []
         self.plans = plans if plans and all(p is not None for p in plans) else None
-        self.keep_standings = keep_standings
         self.result = ShardResult([lane.tracker for lane in self.lanes], [lane.totals for lane in self.lanes],
                                   [Standings() for _ in self.lanes] if keep_standings else None,
                                   Activity(self.tz, effect_from),

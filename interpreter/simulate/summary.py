@@ -908,9 +908,7 @@ class Activity:
         replay calls this after each set of whole customers, so the tables hold one shard's customers, not
         every customer of the history)."""
         self.cohort = self.cohort_sums()
-        for slot, tally in enumerate(self._settled_scores):
-            tally.update(nps_kind(latest[slot]) for latest in self.scores.values()  # type: ignore[arg-type]
-                         if latest[slot] is not None)
+        self._settled_scores = [self.nps_tally(slot) for slot in range(len(self._settled_scores))]
         for table in (self._counts, self._last_active, self._last_purchase, self._groups_of, self.scores):
             table.clear()
 
