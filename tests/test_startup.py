@@ -64,3 +64,36 @@ def test_compile_loads_no_heavy_module_and_the_graph_loads_networkx_when_asked_f
         "print('NODES=' + str(program.graph.number_of_nodes() > 0))\n")
     assert "BEFORE=False" in done.stdout and "NODES=True" in done.stdout
     assert heavy == ["networkx"]
+
+
+# Prints, as the process ends, how many objects the collector holds frozen and the BLAS thread setting.
+_EXIT_STATE = (
+    "import atexit, gc, os\n"
+    "atexit.register(lambda: print('EXIT=' + json.dumps([gc.get_freeze_count(),\n"
+    "                                                    os.environ.get('OPENBLAS_NUM_THREADS')])))\n"
+)
+
+
+def _exit_state(code: str) -> tuple[int, str | None]:
+    import os
+
+    env = {key: value for key, value in os.environ.items() if key != "OPENBLAS_NUM_THREADS"}
+    done = subprocess.run([sys.executable, "-c", "import json\n" + _EXIT_STATE + code], capture_output=True,
+                          text=True, timeout=120, env=env)
+    marker = [line for line in done.stdout.splitlines() if line.startswith("EXIT=")]
+    assert marker, done.stdout + done.stderr
+    frozen, blas = json.loads(marker[-1][len("EXIT="):])
+    return frozen, blas
+
+
+def test_the_console_script_skips_the_shutdown_collections_and_keeps_blas_to_one_thread() -> None:
+    # The console script calls main() with no arguments: the process ends next, so its objects are frozen
+    # (the interpreter's shutdown collections skip them) and numpy's BLAS starts one thread.
+    frozen, blas = _exit_state(f"import sys\nsys.argv = ['poletti', 'check', {str(CAFE)!r}]\n"
+                               "from poletti.cli import main\nmain()\n")
+    assert frozen > 1000 and blas == "1"
+
+
+def test_a_host_calling_main_keeps_its_objects_collectable_and_its_environment() -> None:
+    frozen, blas = _exit_state(f"from poletti.cli import main\nmain(['check', {str(CAFE)!r}])\n")
+    assert frozen == 0 and blas is None

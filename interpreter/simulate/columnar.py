@@ -12,10 +12,11 @@ random programs and histories.
 
 A CSV file is streamed instead (``spill``): read in blocks into customer
 shards on disk, then replayed a shard at a time, so memory holds a block or
-a shard, not the history. With ``workers`` the forked processes read byte
-ranges of the file side by side and then replay the shards, one task a
-shard handed to whichever worker is free, the largest first (so they end
-close together), to the latest instant read; the shards holding it also
+a shard, not the history. With ``workers`` (this process and forked ones:
+``crew``) the processes read byte ranges of the file side by side and
+then replay the shards, one task a shard taken by whichever process is
+free, the largest first (so they end close together), to the latest
+instant read; the shards holding it also
 work out the end they give, and should the latest row be rejected, the true
 end is found and the shards replayed again to it. The shards' results are
 added up in shard order, whatever order they end in. Files the stream
@@ -42,6 +43,7 @@ import numpy as np
 from poletti.engine.program import Program
 from poletti.engine.timecalc import from_us, to_us
 from poletti.interpreter.simulate.columns import Columns, arrange, load
+from poletti.interpreter.simulate.crew import Crew
 from poletti.interpreter.simulate.history import STDIN, CsvDialect, HistoryError, csv_dialect, detect_format
 from poletti.interpreter.simulate.spill import Spilled, load_shard, partition, release_unused, shard_count
 from poletti.interpreter.simulate.replay import (
@@ -88,7 +90,7 @@ class Job:
         return replay.run(self.columns, self.grouping, self.shard_groups(shard, shards), self.end, tick)
 
 
-# What a forked worker inherits: the job, and a counter of rows done that the parent shows.
+# What a forked worker inherits: the job, and a counter of rows done that this process shows.
 _FORKED: Job | None = None
 _DONE: Any = None
 
@@ -104,7 +106,7 @@ def _run_forked(task: tuple[int, int]) -> ShardResult:
 
 
 def run_sharded(job: Job, workers: int, progress: Progress | None = None) -> ShardResult:
-    """The job's shards on ``workers`` forked processes (or here, for one), added up."""
+    """The job's shards on ``workers`` processes (this one and forked ones; or here alone, for one), added up."""
     global _FORKED, _DONE
     total = job.columns.count
     if workers <= 1:
@@ -117,21 +119,25 @@ def run_sharded(job: Job, workers: int, progress: Progress | None = None) -> Sha
                 progress("simulate", done, total)
 
         return job.run(tick=tick)
-    import multiprocessing  # (only with workers: one process needs none of it)
 
-    context = multiprocessing.get_context("fork")
-    _FORKED, _DONE = job, context.Value("q", 0)
+    def report() -> None:
+        if progress is not None:
+            progress("simulate", _DONE.value, total)
+
+    _FORKED, _DONE = job, _rows_done_counter()
     try:
-        with context.Pool(workers) as pool:
-            pending = pool.map_async(_run_forked, [(k, workers) for k in range(workers)], chunksize=1)
-            while not pending.ready():
-                pending.wait(0.25)
-                if progress is not None:
-                    progress("simulate", _DONE.value, total)
-            shards = pending.get()
+        with Crew(workers) as crew:
+            shards = crew.map(_run_forked, [(k, workers) for k in range(workers)], between=report)
     finally:
         _FORKED, _DONE = None, None
     return merge(shards)
+
+
+def _rows_done_counter() -> Any:
+    """A count of rows replayed that forked workers add to (made before they are forked: they inherit it)."""
+    import multiprocessing  # (only with workers: one process needs none of it)
+
+    return multiprocessing.get_context("fork").Value("q", 0)
 
 
 def _spillable(path: str) -> bool:
@@ -236,9 +242,8 @@ def _simulate_spilled(programs: list[Program], path: str, tz: Any, bool_columns:
                       ) -> tuple[ShardResult, int | None, bool] | None:
     """A CSV file streamed into customer shards and replayed shard by shard (``spill``); None: it cannot be.
 
-    With several workers, the forked processes read the file's byte ranges side by side, then replay the
-    shards, each shard a task of its own (to the end they check, see below); this process reads no shard
-    (but when the latest row is rejected, to find the true end).
+    With several workers (this process and forked ones, ``Crew``), they read the file's byte ranges side by
+    side, then replay the shards, each shard a task of its own (to the end they check, see below).
     """
     global _SPILL_SETTINGS, _DONE
     shards = shard_count(path, workers)
@@ -261,21 +266,18 @@ def _simulate_spilled(programs: list[Program], path: str, tz: Any, bool_columns:
                     progress("simulate", done, spilled.count)  # type: ignore[union-attr]
 
             return job.run(job.order(), tick=tick), job.end, spilled.time_ordered
-    import multiprocessing  # (only with workers: one process needs none of it)
-
-    context = multiprocessing.get_context("fork")
     _SPILL_SETTINGS = (programs, tz, bool_columns, until, effect_from, generated, keep_standings)
-    _DONE = context.Value("q", 0)
+    _DONE = _rows_done_counter()
     try:
-        with context.Pool(workers) as pool:
-            spilled = partition(path, tz, shards, until, parts=workers, pool=pool, dialect=dialect)
+        with Crew(workers) as crew:
+            spilled = partition(path, tz, shards, until, parts=workers, crew=crew, dialect=dialect)
             if spilled is None:
                 return None
             with spilled:
                 if progress is not None:
                     progress("read", spilled.count, spilled.count)
-                # The end of the replay is not worked out here, which would read a shard in this process
-                # while the workers wait: they replay to the latest instant read (the end unless the latest
+                # The end of the replay is not worked out first, which would read a shard in this process
+                # while the others wait: all replay to the latest instant read (the end unless the latest
                 # row is rejected), and the shards holding it say the end they give; if none gives the one
                 # assumed, the true end is found from there (``_find_end``) and the shards replayed again.
                 known = [instant for instant in spilled.latest if instant is not None]
@@ -286,16 +288,15 @@ def _simulate_spilled(programs: list[Program], path: str, tz: Any, bool_columns:
                 # to a second apart). The shards are added up in their order, whatever order they end in.
                 numbers = sorted((k for k in range(spilled.shards) if spilled.rows[k]),
                                  key=lambda k: -spilled.rows[k])
+                def report() -> None:
+                    if progress is not None:
+                        progress("simulate", _DONE.value, spilled.count)  # type: ignore[union-attr]
+
                 while True:
                     if progress is not None:
                         progress("simulate", 0, spilled.count)
                     tasks = [(spilled, end, k, check and spilled.latest[k] == end) for k in numbers]
-                    pending = pool.map_async(_replay_shard, tasks, chunksize=1)
-                    while not pending.ready():
-                        pending.wait(0.25)
-                        if progress is not None:
-                            progress("simulate", _DONE.value, spilled.count)
-                    done = sorted(pending.get(), key=lambda item: item[0])
+                    done = sorted(crew.map(_replay_shard, tasks, between=report), key=lambda item: item[0])
                     ends = [own for _, _, own in done if own is not None]
                     found = max(ends) if ends else None
                     if not check or found == end:

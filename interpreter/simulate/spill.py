@@ -307,10 +307,10 @@ def _record_ends(handle: Any, size: int, targets: list[int], delimiter: str) -> 
 
 
 def partition(path: str, tz: Any, shards: int, until: int | None = None, *, parts: int = 1,
-              pool: Any = None, dialect: CsvDialect | None = None) -> Spilled | None:
+              crew: Any = None, dialect: CsvDialect | None = None) -> Spilled | None:
     """Stream a CSV file into ``shards`` customer shards (see the module docstring); None: read it whole.
 
-    With ``parts`` > 1 and a ``pool`` (of forked processes: ``read_part`` runs there), the file's byte
+    With ``parts`` > 1 and a ``crew`` (``crew.Crew``: this process and forked ones), the file's byte
     ranges are read side by side. ``dialect``: the file's delimiter and decimal mark (None: found).
     """
     dialect = dialect or csv_dialect(path)
@@ -321,10 +321,10 @@ def partition(path: str, tz: Any, shards: int, until: int | None = None, *, part
         return None
     folder = tempfile.mkdtemp(prefix="poletti-simulate-")
     try:
-        ranges = byte_ranges(path, parts if pool is not None else 1, dialect.delimiter)
+        ranges = byte_ranges(path, parts if crew is not None else 1, dialect.delimiter)
         tasks = [(path, names, tz, shards, until, folder, k, a, b, dialect) for k, (a, b) in enumerate(ranges)]
-        found = pool.map(_read_part_task, tasks, chunksize=1) if len(tasks) > 1 else [_read_part_task(tasks[0])]
-        if any(part is None for part in found) or _any_shared_ids(folder, shards, len(found), pool, parts):
+        found = crew.map(_read_part_task, tasks) if len(tasks) > 1 else [_read_part_task(tasks[0])]
+        if any(part is None for part in found) or _any_shared_ids(folder, shards, len(found), crew, parts):
             shutil.rmtree(folder, ignore_errors=True)
             return None
         spilled = Spilled(folder, names, shards, found)  # type: ignore[arg-type]
@@ -553,13 +553,13 @@ def _has_long_cells(batch: Any) -> bool:
     return False
 
 
-def _any_shared_ids(folder: str, shards: int, parts: int, pool: Any = None, workers: int = 1) -> bool:
-    """``_shared_ids`` of every id file, the files shared out over ``pool``'s ``workers`` when there is one
-    (the check sorts every row's id: a tenth of a second a million rows, which the workers share)."""
-    if pool is None or workers < 2 or shards < 2:
+def _any_shared_ids(folder: str, shards: int, parts: int, crew: Any = None, workers: int = 1) -> bool:
+    """``_shared_ids`` of every id file, the files shared out over the ``crew``'s ``workers`` when there is
+    one (the check sorts every row's id: a tenth of a second a million rows, which the workers share)."""
+    if crew is None or workers < 2 or shards < 2:
         return _shared_ids(folder, range(shards), parts)
     tasks = [(folder, range(k, shards, workers), parts) for k in range(min(workers, shards))]
-    return any(pool.map(_shared_ids_task, tasks, chunksize=1))
+    return any(crew.map(_shared_ids_task, tasks))
 
 
 def _shared_ids_task(task: tuple[str, range, int]) -> bool:

@@ -206,60 +206,47 @@ def test_record_ends_are_the_ones_found_byte_by_byte(monkeypatch: pytest.MonkeyP
         expected = _line_ends_by_hand(data, targets, delimiter.encode(), scan)
         assert spill._record_ends(io.BytesIO(data), len(data), targets, delimiter) == expected, (data, targets)
 
-class _InProcessPool:
-    """A stand-in for a pool of forked workers: runs each task here, ``map_async``'s tasks in a shuffled order,
-    and hands their results back in that order (as workers that end in any order would, were they gathered
-    as they come); records the tasks it was given."""
+class _InProcessCrew:
+    """A stand-in for a crew of forked workers (``crew.Crew``): runs each task here, in a shuffled order, and
+    hands the results back in task order (as processes that end in any order do); records each ``map``'s
+    function name and tasks."""
 
     def __init__(self, seed: int) -> None:
         self.rnd = random.Random(seed)
-        self.replays: list[list[Any]] = []
+        self.maps: list[tuple[str, list[Any]]] = []
 
-    def __enter__(self) -> _InProcessPool:
+    def __call__(self, workers: int) -> _InProcessCrew:  # (stands in for the class)
+        return self
+
+    def __enter__(self) -> _InProcessCrew:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         pass
 
-    def map(self, function: Any, tasks: list[Any], chunksize: int = 1) -> list[Any]:
-        return [function(task) for task in tasks]
-
-    def map_async(self, function: Any, tasks: list[Any], chunksize: int = 1) -> Any:
-        self.replays.append(list(tasks))
-        order = list(tasks)
+    def map(self, function: Any, tasks: list[Any], between: Any = None) -> list[Any]:
+        self.maps.append((function.__name__, list(tasks)))
+        order = list(range(len(tasks)))
         self.rnd.shuffle(order)
-        results = [function(task) for task in order]
+        results = {}
+        for number in order:
+            results[number] = function(tasks[number])
+            if between is not None:
+                between()
+        return [results[number] for number in range(len(tasks))]
 
-        class Done:
-            def ready(self) -> bool:
-                return True
-
-            def wait(self, timeout: float) -> None:
-                pass
-
-            def get(self) -> list[Any]:
-                return results
-
-        return Done()
+    def replays(self) -> list[list[Any]]:
+        return [tasks for name, tasks in self.maps if name == "_replay_shard"]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_shards_replayed_in_any_order_add_up_to_the_hand_worked_figures(
         tmp_path: Path, small_shards: list[Any], monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
-    import multiprocessing
+    from poletti.interpreter.simulate import columnar
 
     monkeypatch.setattr(spill, "SHARD_BYTES", 512)  # about ten shards
-    real = multiprocessing.get_context("fork")
-    pool = _InProcessPool(seed)
-
-    class Context:
-        Value = staticmethod(real.Value)
-
-        @staticmethod
-        def Pool(workers: int) -> _InProcessPool:  # noqa: N802 - multiprocessing's name
-            return pool
-
-    monkeypatch.setattr(multiprocessing, "get_context", lambda method=None: Context)
+    crew = _InProcessCrew(seed)
+    monkeypatch.setattr(columnar, "Crew", crew)
     program = poletti.compile("earn 1 point per EUR\n")
     path = tmp_path / "h.csv"
     lines = ["id,type,customer,at,amount,currency"]
@@ -280,8 +267,8 @@ def test_shards_replayed_in_any_order_add_up_to_the_hand_worked_figures(
     assert spilled is not None and spilled.shards >= 6 and spilled.parts == 2
     # A task a shard, the largest first; replayed again once the latest row turned out rejected (the end
     # first assumed, 1 March, is not the end).
-    assert len(pool.replays) == 2
-    numbers = [task[2] for task in pool.replays[0]]
+    assert len(crew.replays()) == 2
+    numbers = [task[2] for task in crew.replays()[0]]
     assert sorted(numbers) == [k for k in range(spilled.shards) if spilled.rows[k]]
     assert [spilled.rows[k] for k in numbers] == sorted(spilled.rows[k] for k in numbers)[::-1]
 
