@@ -51,7 +51,8 @@ SUMMARY_COLUMNS = ("Figure", "New rules", "Baseline rules", "Change")
 @click.option("--report", "report_out", metavar="OUT.html",
               help="Write a self-contained HTML report with charts (works offline).")
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
-              help="Replay on this many processes (customers are shared out by a hash; the result is the same).")
+              help="Replay on this many processes, this one included (customers are shared out by a hash; the "
+                   "result is the same).")
 @click.option("--sequential", is_flag=True,
               help="Replay event at a time through the engine, as a host would (the reference; slower).")
 @click.option("--dask", "dask_address", metavar="ADDRESS",
