@@ -293,6 +293,7 @@ def _simulate_spilled(programs: list[Program], path: str, tz: Any, bool_columns:
                 # to a second apart). The shards are added up in their order, whatever order they end in.
                 numbers = sorted((k for k in range(spilled.shards) if spilled.rows[k]),
                                  key=lambda k: -spilled.rows[k])
+
                 def report() -> None:
                     if progress is not None:
                         progress("simulate", _DONE.value, spilled.count)  # type: ignore[union-attr]
