@@ -172,7 +172,7 @@ class Columns:
         if "currency" not in self.names:
             return np.ones(self.count, dtype=bool)
         if self._table is not None:
-            import pyarrow.compute as pc
+            from poletti.interpreter.simulate import arrow_functions as pc
 
             column = self._table.column("currency")
             return pc.fill_null(pc.equal(column, currency), True).to_numpy(zero_copy_only=False) \
@@ -200,9 +200,11 @@ class Columns:
 
     def subset(self, keep: np.ndarray) -> Columns:
         """The rows ``keep`` (a mask) selects, with their own row numbers: a worker's share of a history."""
+        from poletti.interpreter.simulate import arrow_functions as pc
+
         picked = np.flatnonzero(keep)
         where = {int(old): new for new, old in enumerate(picked.tolist())}
-        table = self._table.filter(keep) if self._table is not None else None
+        table = pc.filter(self._table, keep) if self._table is not None else None
         cells = None if table is not None else {name: [values[i] for i in picked.tolist()]
                                                  for name, values in self._cells.items()}
         part = Columns(self.names, len(picked), self.rows[keep], self.instant[keep], self.plain[keep],
@@ -287,7 +289,7 @@ def _read_csv(path: str, dialect: CsvDialect = CsvDialect()) -> Any:
 
 def _has_long_cells(table: Any) -> bool:
     """Whether a cell is longer than ``history.CELL_LIMIT``: the row reader rejects those rows, with a reason."""
-    import pyarrow.compute as pc
+    from poletti.interpreter.simulate import arrow_functions as pc
 
     for column in table.columns:
         if _is_text(column.type) and len(column):
@@ -370,13 +372,15 @@ def _is_text(kind: Any) -> bool:
 
 
 def _valid(column: Any) -> np.ndarray:
-    import pyarrow.compute as pc
+    from poletti.interpreter.simulate import arrow_functions as pc
 
     return pc.is_valid(column).to_numpy(zero_copy_only=False)
 
 
 def instants(at: Any, tz: Any) -> tuple[np.ndarray, np.ndarray]:
     """Each cell's instant (µs; ``NO_INSTANT`` if unreadable), and which cells have the quick strict form."""
+    from poletti.interpreter.simulate import arrow_functions as pc
+
     count = len(at)
     instant = np.full(count, NO_INSTANT, np.int64)
     at_quick = np.zeros(count, dtype=bool)
@@ -386,7 +390,7 @@ def instants(at: Any, tz: Any) -> tuple[np.ndarray, np.ndarray]:
         instant[at_quick] = values[at_quick]
     slow = np.flatnonzero(~at_quick)
     if slow.size:
-        texts = _cells(at.take(slow), "at", frozenset())
+        texts = _cells(pc.take(at, slow), "at", frozenset())
         for index, text in zip(slow.tolist(), texts):
             instant[index] = _instant_of(text, tz)
     return instant, at_quick
@@ -395,7 +399,7 @@ def instants(at: Any, tz: Any) -> tuple[np.ndarray, np.ndarray]:
 def _commas_to_points(table: Any) -> tuple[Any, dict[int, str]]:
     """A CSV table of decimal commas: its ``amount`` cells as the engine reads them (``12,50`` → ``12.50``),
     and the rows whose amount has a decimal point (no event: the row reader's reason, word for word)."""
-    import pyarrow.compute as pc
+    from poletti.interpreter.simulate import arrow_functions as pc
 
     if "amount" not in table.schema.names:
         return table, {}
@@ -403,7 +407,7 @@ def _commas_to_points(table: Any) -> tuple[Any, dict[int, str]]:
     pointed = np.flatnonzero(pc.fill_null(pc.match_substring(column, "."), False).to_numpy(zero_copy_only=False))
     errors = {}
     if pointed.size:
-        values = column.take(pointed).to_pylist()
+        values = pc.take(column, pointed).to_pylist()
         errors = {int(i): _history.comma_reason("amount", value) for i, value in zip(pointed.tolist(), values)}
     fixed = pc.replace_substring(column, ",", ".")
     return table.set_column(table.schema.get_field_index("amount"), "amount", fixed), errors
@@ -414,7 +418,7 @@ def _from_table(table: Any, tz: Any, bool_columns: frozenset[str], *, rows: np.n
     """The table's rows as ``Columns``; ``rows`` their row numbers (1, 2, … by default), ``known`` their
     ``instants`` when already worked out; ``decimal_comma``: a CSV file's amounts are written ``12,50``."""
     import pyarrow as pa
-    import pyarrow.compute as pc
+    from poletti.interpreter.simulate import arrow_functions as pc
 
     count = table.num_rows
     names = list(table.schema.names)
@@ -511,7 +515,7 @@ def _ready_items(columns: Columns, column: Any, plain: np.ndarray) -> None:
 def _codes(columns: Columns, table: Any) -> None:
     """Kinds, customer codes and id codes (vectorised by Arrow for text columns)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
+    from poletti.interpreter.simulate import arrow_functions as pc
 
     kind = table.column("type")
     if _is_text(kind.type):
@@ -629,7 +633,7 @@ def _text_bytes(text: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def _texts(column: Any) -> np.ndarray:
     """Rows whose cell is a non-empty text without only spaces (what the quick event reader takes)."""
-    import pyarrow.compute as pc
+    from poletti.interpreter.simulate import arrow_functions as pc
 
     if not _is_text(column.type):
         return np.zeros(len(column), dtype=bool)
@@ -652,7 +656,7 @@ def _cells(column: Any, name: str, bool_columns: frozenset[str]) -> list[Any]:
 def _item_cells(column: Any) -> list[Any]:
     """An ``items`` text column, each distinct text parsed once: the rows that repeat it share the (never
     changed) list. A history repeats a few baskets many times."""
-    import pyarrow.compute as pc
+    from poletti.interpreter.simulate import arrow_functions as pc
 
     whole = column.combine_chunks() if hasattr(column, "combine_chunks") else column
     encoded = pc.dictionary_encode(whole)

@@ -120,7 +120,7 @@ def text_hash(column: Any) -> tuple[np.ndarray, np.ndarray]:
 
     Texts of up to 16 bytes (most ids and customers) are hashed from two words; longer ones byte by byte.
     """
-    import pyarrow.compute as pc
+    from poletti.interpreter.simulate import arrow_functions as pc
 
     count = len(column)
     if count == 0:
@@ -350,6 +350,8 @@ def read_part(path: str, names: list[str], tz: Any, shards: int, until: int | No
     import pyarrow.csv as pcsv
     import pyarrow.ipc as ipc
 
+    from poletti.interpreter.simulate import arrow_functions as pc
+
     irregular: list[int] = []
 
     def invalid(row: Any) -> str:
@@ -394,8 +396,6 @@ def read_part(path: str, names: list[str], tz: Any, shards: int, until: int | No
             part.count += count
             instant, quick = instants(batch.column("at"), tz)
             if dialect.decimal_comma and "amount" in names:  # a decimal point: no event, no instant (as read whole)
-                import pyarrow.compute as pc
-
                 unclear = pc.fill_null(pc.match_substring(batch.column("amount"), "."), False) \
                     .to_numpy(zero_copy_only=False)
                 instant[unclear], quick[unclear] = NO_INSTANT, False
@@ -415,7 +415,7 @@ def read_part(path: str, names: list[str], tz: Any, shards: int, until: int | No
             order = np.argsort(shard, kind="stable")
             bounds = np.searchsorted(shard[order], np.arange(shards + 1))
             arrays = batch.columns + [pa.array(rows), pa.array(instant), pa.array(quick)]
-            laid = pa.RecordBatch.from_arrays(arrays, schema=schema).take(pa.array(order))
+            laid = pc.take(pa.RecordBatch.from_arrays(arrays, schema=schema), pa.array(order))
             for k in range(shards):
                 lo, hi = int(bounds[k]), int(bounds[k + 1])
                 if hi > lo:
@@ -541,7 +541,7 @@ def _give_up(writers: list[Any], sinks: list[Any]) -> None:
 
 def _has_long_cells(batch: Any) -> bool:
     """Whether a cell is longer than ``history.CELL_LIMIT`` characters (the row reader says why it rejects it)."""
-    import pyarrow.compute as pc
+    from poletti.interpreter.simulate import arrow_functions as pc
 
     for column in batch.columns:
         if _is_text(column.type) and len(column):
@@ -591,7 +591,7 @@ def _shared_ids(folder: str, numbers: range, parts: int) -> bool:
 def load_shard(spilled: Spilled, shard: int, tz: Any, bool_columns: frozenset[str]) -> Columns:
     """One shard's rows as ``Columns``, numbered as in the file, ordered as the whole history is."""
     import pyarrow as pa
-    import pyarrow.compute as pc
+    from poletti.interpreter.simulate import arrow_functions as pc
     import pyarrow.ipc as ipc
 
     tables = []
