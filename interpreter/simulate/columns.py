@@ -288,14 +288,24 @@ def _read_csv(path: str, dialect: CsvDialect = CsvDialect()) -> Any:
 
 
 def _has_long_cells(table: Any) -> bool:
-    """Whether a cell is longer than ``history.CELL_LIMIT``: the row reader rejects those rows, with a reason."""
+    """Whether a cell of a table or record batch is longer than ``history.CELL_LIMIT`` characters: the row
+    reader rejects those rows, with a reason. Characters are counted only in a piece of a column with a cell
+    of more bytes than that (a character is at least one byte), which the usual file does not have."""
+    import pyarrow as pa
+
     from poletti.interpreter.simulate import arrow_functions as pc
 
     for column in table.columns:
-        if _is_text(column.type) and len(column):
-            longest = pc.max(pc.utf8_length(column)).as_py()
-            if longest is not None and longest > _history.CELL_LIMIT:
-                return True
+        if not _is_text(column.type):
+            continue
+        for piece in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
+            if not len(piece):
+                continue
+            _, offsets = _text_bytes(piece)
+            if int(np.diff(offsets).max()) > _history.CELL_LIMIT:
+                longest = pc.max(pc.utf8_length(piece)).as_py()
+                if longest is not None and longest > _history.CELL_LIMIT:
+                    return True
     return False
 
 

@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from poletti.interpreter.simulate import history as _history
-from poletti.interpreter.simulate.columns import NO_INSTANT, Columns, _from_table, _is_text, _text_bytes, instants
+from poletti.interpreter.simulate.columns import (NO_INSTANT, Columns, _from_table, _has_long_cells, _text_bytes,
+                                                 instants)
 from poletti.interpreter.simulate.history import CsvDialect, HistoryError, _require_columns, csv_dialect
 
 SHARD_BYTES = 4 << 20  # CSV bytes per shard (about 60,000 rows of a CDNOW-like history)
@@ -537,20 +537,6 @@ def _give_up(writers: list[Any], sinks: list[Any]) -> None:
         except Exception:  # noqa: BLE001 - already giving up
             pass
     return None
-
-
-def _has_long_cells(batch: Any) -> bool:
-    """Whether a cell is longer than ``history.CELL_LIMIT`` characters (the row reader says why it rejects it)."""
-    from poletti.interpreter.simulate import arrow_functions as pc
-
-    for column in batch.columns:
-        if _is_text(column.type) and len(column):
-            _, offsets = _text_bytes(column)
-            if int(np.diff(offsets).max()) > _history.CELL_LIMIT:  # bytes: at least as many as characters
-                longest = pc.max(pc.utf8_length(column)).as_py()
-                if longest is not None and longest > _history.CELL_LIMIT:
-                    return True
-    return False
 
 
 def _any_shared_ids(folder: str, shards: int, parts: int, crew: Any = None, workers: int = 1) -> bool:
