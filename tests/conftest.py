@@ -101,3 +101,41 @@ def postgres_schema(postgres_dsn: str) -> Iterator[str]:
             yield make_conninfo(postgres_dsn, options=f"-csearch_path={name}")
         finally:
             admin.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+
+# A test that hangs must fail the run, with every thread's traceback, long before CI's own time limit ends
+# it without a word (it did once: a deadlock between forked workers). No single test comes near this.
+TEST_TIME_LIMIT_SECONDS = float(os.environ.get("POLETTI_TEST_TIME_LIMIT", "900"))
+
+
+def _stop_the_run(item: pytest.Item) -> None:
+    """Print where every thread is, outside pytest's capture, and end the run (a hung test cannot be stopped)."""
+    import faulthandler
+    import sys
+
+    capture = item.config.pluginmanager.getplugin("capturemanager")
+    if capture is not None:
+        capture.suspend_global_capture(in_=True)  # (what the test prints is captured, and would be lost)
+    sys.stderr.write(f"\n{item.nodeid} ran for more than {TEST_TIME_LIMIT_SECONDS:g} s: stopping the test run.\n")
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    sys.stderr.flush()
+    os._exit(3)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    import faulthandler
+    import sys
+    import threading
+
+    watchdog = threading.Timer(TEST_TIME_LIMIT_SECONDS, _stop_the_run, (item,))
+    watchdog.daemon = True
+    watchdog.start()
+    # If the watchdog cannot run (a thread that never lets go of the interpreter), this ends the run regardless.
+    faulthandler.dump_traceback_later(TEST_TIME_LIMIT_SECONDS + 60, exit=True, file=sys.__stderr__)
+    try:
+        yield
+    finally:
+        watchdog.cancel()
+        faulthandler.cancel_dump_traceback_later()
