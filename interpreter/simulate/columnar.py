@@ -45,7 +45,7 @@ from poletti.engine.timecalc import from_us, to_us
 from poletti.interpreter.simulate.columns import Columns, arrange, load
 from poletti.interpreter.simulate.crew import Crew
 from poletti.interpreter.simulate.history import STDIN, CsvDialect, HistoryError, csv_dialect, detect_format
-from poletti.interpreter.simulate.spill import Spilled, load_shard, partition, release_unused, shard_count
+from poletti.interpreter.simulate.spill import Spilled, is_parquet, load_shard, partition, release_unused, shard_count
 from poletti.interpreter.simulate.replay import (
     ShardReplay, ShardResult, collector_paused, find_end, in_replay_order, merge,
 )
@@ -141,11 +141,16 @@ def _rows_done_counter() -> Any:
 
 
 def _spillable(path: str) -> bool:
-    """Whether a history is a CSV file, which ``spill`` streams into customer shards."""
-    if path == STDIN or not os.path.isfile(path):
+    """Whether a history is a file (CSV, JSON Lines or Parquet) or a folder of Parquet files, which ``spill``
+    streams into customer shards."""
+    if path == STDIN:
+        return False
+    if os.path.isdir(path):
+        return True
+    if not os.path.isfile(path):
         return False
     try:
-        return detect_format(path) == "csv"
+        return detect_format(path) in ("csv", "parquet", "jsonl")
     except HistoryError:
         return False
 
@@ -248,7 +253,7 @@ def _simulate_spilled(programs: list[Program], path: str, tz: Any, bool_columns:
     global _SPILL_SETTINGS, _DONE
     shards = shard_count(path, workers)
     if workers <= 1:
-        spilled = partition(path, tz, shards, until, dialect=dialect)
+        spilled = partition(path, tz, shards, until, dialect=dialect, bool_columns=bool_columns, progress=progress)
         if spilled is None:
             return None
         with spilled:
@@ -270,15 +275,20 @@ def _simulate_spilled(programs: list[Program], path: str, tz: Any, bool_columns:
     _DONE = _rows_done_counter()
     # Arrow's modules imported, and its first conversions done, before the workers are forked: they inherit
     # them instead of each doing them again (about 0.07 s of CPU a worker, on cores the others are using).
-    import pyarrow.csv  # noqa: F401
     import pyarrow.ipc  # noqa: F401
+
+    if is_parquet(path):
+        import pyarrow.parquet  # noqa: F401
+    else:
+        import pyarrow.csv  # noqa: F401
 
     from poletti.interpreter.simulate import arrow_functions
 
     arrow_functions.warm_up()
     try:
         with Crew(workers) as crew:
-            spilled = partition(path, tz, shards, until, parts=workers, crew=crew, dialect=dialect)
+            spilled = partition(path, tz, shards, until, parts=workers, crew=crew, dialect=dialect,
+                                bool_columns=bool_columns, progress=progress)
             if spilled is None:
                 return None
             with spilled:
@@ -347,7 +357,8 @@ def simulate_file(program: Program, path: str, *, baseline: Program | None = Non
                            progress=progress, on_rejected=on_rejected, keep_rejections=keep_rejections)
     until_us = None if until_at is None else to_us(until_at)
     if _spillable(path):
-        dialect = dialect or csv_dialect(path)
+        if not is_parquet(path) and detect_format(path) == "csv":
+            dialect = dialect or csv_dialect(path)
         with collector_paused():
             spilled_run = _simulate_spilled(programs, path, tz, bool_columns, until_us, effect_at, generated,
                                             workers, progress, dialect, keep_standings)

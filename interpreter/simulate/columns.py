@@ -284,7 +284,52 @@ def _read_csv(path: str, dialect: CsvDialect = CsvDialect()) -> Any:
         return None
     if irregular or _has_long_cells(table):
         return None
+    blank = blank_rows(table)
+    if blank.size:
+        if not is_blank_tail(blank, table.num_rows, trailing_blank_lines(path)):
+            return None
+        table = table.slice(0, table.num_rows - blank.size)
     return table
+
+
+def blank_rows(table: Any) -> np.ndarray:
+    """The rows of a table or record batch with no cell at all. Arrow reads a blank line as such a row
+    (without calling the handler of irregular rows), where the row reader skips it; a row of nothing but
+    delimiters, which the row reader rejects, reads the same. Only blank lines at the end of the file can
+    be told apart (``trailing_blank_lines``); any other such row sends the file to the row reader.
+    (Looked for only when every column has an empty cell, which the usual file does not.)"""
+    columns = table.columns
+    if not columns or any(column.null_count == 0 for column in columns):
+        return np.zeros(0, dtype=np.int64)
+    present = np.zeros(table.num_rows, dtype=bool)
+    for column in columns:
+        present |= _valid(column)
+    return np.flatnonzero(~present)
+
+
+def is_blank_tail(blank: np.ndarray, rows: int, trailing: int) -> bool:
+    """Whether rows ``blank`` (``blank_rows``) are the last of ``rows`` and at most the file's ``trailing``
+    blank lines: then they are those lines, and are left out as the row reader leaves them out."""
+    return blank.size <= trailing and int(blank[0]) == rows - blank.size
+
+
+def trailing_blank_lines(path: str) -> int:
+    """How many blank lines end a file: the line ends after its last line's (``\r\n``, ``\n`` or ``\r``)."""
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - 4096))
+            tail = handle.read()
+    except OSError:
+        return 0
+    text = tail.rstrip(b"\r\n")
+    if not text and size > len(tail):
+        return 0  # (4 KiB of line ends: read the file the careful way)
+    ends, count, at = tail[len(text):], 0, 0
+    while at < len(ends):
+        at += 2 if ends[at:at + 2] == b"\r\n" else 1
+        count += 1
+    return max(0, count - 1)
 
 
 def _has_long_cells(table: Any) -> bool:
@@ -710,14 +755,16 @@ def _instant_of(value: Any, tz: Any) -> int:
 
 def _from_records(path: str, fmt: str, tz: Any, bool_columns: frozenset[str],
                   dialect: CsvDialect | None = None) -> Columns:
-    """JSON Lines (and CSV files Arrow cannot take row for row): read by ``History``, then as columns.
-
-    JSON values come in every type, so no row is plain: each goes through
-    the event reader. Customers get codes all the same, for the grouping.
-    """
+    """JSON Lines (and CSV files Arrow cannot take row for row): read by ``History``, then as columns."""
     with History(path, tz, fmt=fmt, bool_columns=bool_columns, dialect=dialect) as history:
         records = list(history.records())
-    names: list[str] = list(REQUIRED_COLUMNS)
+    return columns_of_records(records, record_names(records), bool_columns)
+
+
+def record_names(records: Any, names: list[str] | None = None) -> list[str]:
+    """The columns of records: the required ones, then every other field in the order first met (added to
+    ``names``, the columns of records before, when given)."""
+    names = list(REQUIRED_COLUMNS) if names is None else names
     seen = set(names)
     for record in records:
         if record.event is not None:
@@ -725,6 +772,17 @@ def _from_records(path: str, fmt: str, tz: Any, bool_columns: frozenset[str],
                 if key not in seen:
                     seen.add(key)
                     names.append(key)
+    return names
+
+
+def columns_of_records(records: list[Any], names: list[str], bool_columns: frozenset[str],
+                       instant: np.ndarray | None = None) -> Columns:
+    """``History`` records (``names``: their columns, ``record_names``) as columns; ``instant``: their
+    instants (µs, ``NO_INSTANT`` for none) when known already (else from the records).
+
+    JSON values come in every type, so no row is plain: each goes through
+    the event reader. Customers get codes all the same, for the grouping.
+    """
     count = len(records)
     errors = {i: record.error for i, record in enumerate(records) if record.event is None and record.error}
     cells: dict[str, list[Any]] = {name: [None] * count for name in names}
@@ -733,7 +791,8 @@ def _from_records(path: str, fmt: str, tz: Any, bool_columns: frozenset[str],
             for key, value in record.event.items():
                 cells[key][i] = value
     rows = np.array([record.row for record in records], dtype=np.int64)
-    instant = np.array([NO_INSTANT if r.instant is None else to_us(r.instant) for r in records], dtype=np.int64)
+    if instant is None:
+        instant = np.array([NO_INSTANT if r.instant is None else to_us(r.instant) for r in records], dtype=np.int64)
     columns = Columns(names, count, rows, instant, np.zeros(count, dtype=bool), np.zeros(count, dtype=np.int64),
                       np.zeros(count, dtype=bool), errors, cells=cells, bool_columns=bool_columns)
     known: dict[str, int] = {}

@@ -31,13 +31,17 @@ import itertools
 import os
 import shutil
 import tempfile
+import zlib
 from typing import Any
 
 import numpy as np
 
-from poletti.interpreter.simulate.columns import (NO_INSTANT, Columns, _from_table, _has_long_cells, _text_bytes,
-                                                 instants)
-from poletti.interpreter.simulate.history import CsvDialect, HistoryError, _require_columns, csv_dialect
+from poletti.engine.timecalc import to_us
+from poletti.interpreter.simulate.columns import (NO_INSTANT, PARQUET_SUFFIXES, Columns, _from_table, _has_long_cells,
+                                                 _name, _text_bytes, blank_rows, columns_of_records, dataset_files,
+                                                 instants, is_blank_tail, record_names, trailing_blank_lines)
+from poletti.interpreter.simulate.history import (REQUIRED_COLUMNS, CsvDialect, History, HistoryError, Record,
+                                                 _require_columns, csv_dialect, detect_format)
 
 SHARD_BYTES = 4 << 20  # CSV bytes per shard (about 60,000 rows of a CDNOW-like history)
 BLOCK_BYTES = 1 << 20  # CSV bytes per block read
@@ -71,6 +75,7 @@ class Spilled:
         self.names = names
         self.shards = shards
         self.decimal_comma = False  # the file's amounts are written 12,50 (``load_shard`` reads them so)
+        self.records = False  # the shards hold ``History`` records (of JSON Lines), not Arrow rows
         self.parts = len(parts)
         self.offsets = [sum(part.count for part in parts[:k]) for k in range(len(parts))]  # rows before a part
         self.count = sum(part.count for part in parts)
@@ -105,12 +110,16 @@ def ids_path(folder: str, shard: int, part: int) -> str:
 
 
 def shard_count(path: str, workers: int) -> int:
-    """Shards for a file: enough that each holds about ``SHARD_BYTES`` of it, and a multiple of the workers."""
-    try:
-        size = os.path.getsize(path)
-    except OSError:
-        size = 0
-    shards = max(1, -(-size // SHARD_BYTES))
+    """Shards for a file: enough that each holds about ``SHARD_BYTES`` of it (of a Parquet file or folder,
+    ``PARQUET_ROWS_PER_SHARD`` rows), and a multiple of the workers."""
+    if is_parquet(path):
+        shards = max(1, -(-parquet_rows(path) // PARQUET_ROWS_PER_SHARD))
+    else:
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            size = 0
+        shards = max(1, -(-size // SHARD_BYTES))
     workers = max(1, workers)
     return -(-shards // workers) * workers
 
@@ -307,12 +316,19 @@ def _record_ends(handle: Any, size: int, targets: list[int], delimiter: str) -> 
 
 
 def partition(path: str, tz: Any, shards: int, until: int | None = None, *, parts: int = 1,
-              crew: Any = None, dialect: CsvDialect | None = None) -> Spilled | None:
+              crew: Any = None, dialect: CsvDialect | None = None, bool_columns: frozenset[str] = frozenset(),
+              progress: Any = None) -> Spilled | None:
     """Stream a CSV file into ``shards`` customer shards (see the module docstring); None: read it whole.
 
     With ``parts`` > 1 and a ``crew`` (``crew.Crew``: this process and forked ones), the file's byte
     ranges are read side by side. ``dialect``: the file's delimiter and decimal mark (None: found).
+    A Parquet file, or a folder of them, goes to ``partition_parquet``, a JSON Lines file (its yes/no
+    fields: ``bool_columns``; ``progress``: its reading's, which takes long) to ``partition_records``.
     """
+    if is_parquet(path):
+        return partition_parquet(path, tz, shards, until, parts=parts, crew=crew)
+    if detect_format(path) == "jsonl":
+        return partition_records(path, tz, shards, until, bool_columns, progress)
     dialect = dialect or csv_dialect(path)
     names = header(path, dialect)
     if names is None or "friend" in names:
@@ -324,15 +340,255 @@ def partition(path: str, tz: Any, shards: int, until: int | None = None, *, part
         ranges = byte_ranges(path, parts if crew is not None else 1, dialect.delimiter)
         tasks = [(path, names, tz, shards, until, folder, k, a, b, dialect) for k, (a, b) in enumerate(ranges)]
         found = crew.map(_read_part_task, tasks) if len(tasks) > 1 else [_read_part_task(tasks[0])]
-        if any(part is None for part in found) or _any_shared_ids(folder, shards, len(found), crew, parts):
-            shutil.rmtree(folder, ignore_errors=True)
-            return None
-        spilled = Spilled(folder, names, shards, found)  # type: ignore[arg-type]
-        spilled.decimal_comma = dialect.decimal_comma
-        return spilled
+        return _spilled(folder, names, shards, found, crew, parts, dialect.decimal_comma)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+
+
+def _spilled(folder: str, names: list[str], shards: int, found: list[Part | None], crew: Any, parts: int,
+             decimal_comma: bool = False) -> Spilled | None:
+    """The shards the parts wrote, or None (the folder removed) if a part gave up or customers share an id."""
+    if any(part is None for part in found) or _any_shared_ids(folder, shards, len(found), crew, parts):
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    spilled = Spilled(folder, names, shards, found)  # type: ignore[arg-type]
+    spilled.decimal_comma = decimal_comma
+    return spilled
+
+
+# ------------------------------------------------------------------ Parquet
+
+PARQUET_ROWS_PER_SHARD = 60_000  # (what ``SHARD_BYTES`` of a CDNOW-like CSV holds)
+PARQUET_BATCH_ROWS = 65_536  # rows read at a time
+
+
+def is_parquet(path: str) -> bool:
+    """A Parquet file (by its name) or a folder (of Parquet files)."""
+    if os.path.isdir(path):
+        return True
+    return os.path.splitext(path)[1].lower() in PARQUET_SUFFIXES
+
+
+def _row_groups(path: str) -> tuple[Any, list[tuple[str, int, int]]] | None:
+    """The schema shared by a Parquet file or every file of a folder, and their row groups in row order as
+    (file, row group, rows); None when they cannot be streamed as one (the whole read then says why)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        files = dataset_files(path) if os.path.isdir(path) else [path]
+        schema = None
+        groups = []
+        for file in files:
+            metadata = pq.ParquetFile(file)
+            if schema is None:
+                schema = metadata.schema_arrow
+            elif not metadata.schema_arrow.equals(schema):  # (read whole, their columns are unified)
+                return None
+            groups += [(file, g, metadata.metadata.row_group(g).num_rows) for g in range(metadata.num_row_groups)]
+    except (OSError, HistoryError, pa.ArrowException, ValueError):
+        return None
+    return schema, groups
+
+
+def parquet_rows(path: str) -> int:
+    """The rows of a Parquet file or folder, from its metadata (0 if it cannot be read)."""
+    found = _row_groups(path)
+    return 0 if found is None else sum(rows for _, _, rows in found[1])
+
+
+def partition_parquet(path: str, tz: Any, shards: int, until: int | None = None, *, parts: int = 1,
+                      crew: Any = None) -> Spilled | None:
+    """A Parquet file (or a folder of them, in name order) streamed into customer shards, as ``partition``
+    does a CSV file: a batch of rows at a time, with the file's own column types. The parts are runs of
+    row groups, read side by side with a ``crew``. None: read it whole instead (the files' columns differ,
+    ``id`` or ``customer`` is not text, a column is missing, or there are referrals)."""
+    from poletti.interpreter.simulate.columns import _is_text
+
+    found = _row_groups(path)
+    if found is None:
+        return None
+    schema, groups = found
+    names = list(schema.names)
+    if not groups:  # (no rows: the whole read is as quick)
+        return None
+    if "friend" in names or any(name not in names for name in REQUIRED_COLUMNS) or len(set(names)) < len(names):
+        return None
+    if not (_is_text(schema.field("id").type) and _is_text(schema.field("customer").type)):
+        return None
+    runs = _runs_of(groups, parts if crew is not None else 1)
+    folder = tempfile.mkdtemp(prefix="poletti-simulate-")
+    try:
+        tasks = [(run, tz, shards, until, folder, k) for k, run in enumerate(runs)]
+        found_parts = crew.map(_read_parquet_part_task, tasks) if len(tasks) > 1 else \
+            [_read_parquet_part_task(task) for task in tasks]
+        return _spilled(folder, names, shards, found_parts, crew, parts)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _runs_of(groups: list[tuple[str, int, int]], parts: int) -> list[list[tuple[str, int, int]]]:
+    """Row groups cut into at most ``parts`` runs of about equal rows, in order (a part's rows follow the last's)."""
+    total = sum(rows for _, _, rows in groups)
+    runs: list[list[tuple[str, int, int]]] = [[]]
+    done = 0
+    for group in groups:
+        if runs[-1] and len(runs) < parts and done >= total * len(runs) / parts:
+            runs.append([])
+        runs[-1].append(group)
+        done += group[2]
+    return runs
+
+
+def _read_parquet_part_task(task: tuple[Any, ...]) -> Part | None:
+    return read_parquet_part(*task)
+
+
+def read_parquet_part(run: list[tuple[str, int, int]], tz: Any, shards: int, until: int | None, folder: str,
+                      number: int) -> Part | None:
+    """Row groups ``run`` (file, row group, rows) read into part ``number``'s shard files, batch by batch."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer: PartWriter | None = None
+    try:
+        for file, files_groups in itertools.groupby(run, key=lambda group: group[0]):
+            reader = pq.ParquetFile(file)
+            if writer is None:
+                writer = PartWriter(folder, number, shards, reader.schema_arrow, tz, until)
+            for batch in reader.iter_batches(batch_size=PARQUET_BATCH_ROWS, use_threads=False,
+                                             row_groups=[g for _, g, _ in files_groups]):
+                writer.add(batch)
+        if writer is None:  # (a file of no row groups)
+            return Part(shards)
+        return writer.finish()
+    except (pa.ArrowException, ValueError, OSError):
+        return writer.abandon() if writer is not None else None
+    except BaseException:
+        if writer is not None:
+            writer.abandon()
+        raise
+
+
+# --------------------------------------------------------------- JSON Lines
+
+RECORDS_HELD = 50_000  # records held back for the shard files before they are written
+
+
+def records_path(folder: str, shard: int, part: int) -> str:
+    return os.path.join(folder, f"records-{shard}-{part}.pickle")
+
+
+def partition_records(path: str, tz: Any, shards: int, until: int | None = None,
+                      bool_columns: frozenset[str] = frozenset(), progress: Any = None) -> Spilled | None:
+    """A JSON Lines file streamed into customer shards, as ``partition`` does a CSV file, a record at a time.
+
+    ``History`` reads it, as it does when the file is read whole (JSON values come in every type, so every
+    row goes the careful way); the shard files hold its records (pickled: written and read by this replay
+    alone, in its own temporary folder). One process reads the file; ``progress("scan", bytes, size)`` as it
+    goes. None: read it whole instead (there are referrals, or customers share an event id).
+    """
+    import pickle
+
+    part = Part(shards)
+    names = list(REQUIRED_COLUMNS)
+    known = set(names)
+    folder = tempfile.mkdtemp(prefix="poletti-simulate-")
+    files: list[Any] = []
+    try:
+        files = [open(records_path(folder, k, 0), "wb") for k in range(shards)]
+        id_files = [open(ids_path(folder, k, 0), "wb") for k in range(shards)]
+        files += id_files
+        held: list[list[Any]] = [[] for _ in range(shards)]
+        held_ids: list[list[tuple[int, int]]] = [[] for _ in range(shards)]
+        waiting = 0
+
+        def flush() -> None:
+            for k in range(shards):
+                if held[k]:
+                    pickle.dump(held[k], files[k], protocol=pickle.HIGHEST_PROTOCOL)
+                    held[k] = []
+                if held_ids[k]:
+                    np.array(held_ids[k], dtype=_PAIR).tofile(id_files[k])
+                    held_ids[k] = []
+
+        with History(path, tz, fmt="jsonl", bool_columns=bool_columns) as history:
+            for record in history.records(progress):
+                event = record.event
+                customer = id_name = None
+                if event is not None:
+                    if "friend" in event:  # (referrals join customers of two shards: read whole, see ``partition``)
+                        return _give_up_folder(folder, files)
+                    if not known.issuperset(event):
+                        record_names([record], names)
+                        known.update(names)
+                    customer, id_name = _name(event.get("customer")), _name(event.get("id"))
+                shard = _text_hash64(customer) % shards if customer is not None else record.row % shards
+                part.count += 1
+                part.rows[shard] += 1
+                instant = NO_INSTANT
+                if record.instant is not None:
+                    instant = to_us(record.instant)
+                    if part.last is not None and instant < part.last:
+                        part.ordered = False
+                    if part.first is None:
+                        part.first = instant
+                    part.last = instant if part.last is None else max(part.last, instant)
+                    if until is None or instant <= until:
+                        latest = part.latest[shard]
+                        part.latest[shard] = instant if latest is None else max(latest, instant)
+                held[shard].append((record.row, event, record.error, instant))  # (an instant as a number
+                # pickles in a tenth of the time of a datetime: pickling was a fifth of the whole replay's time)
+                if id_name is not None and customer is not None:
+                    id_hash = _text_hash64(id_name)
+                    held_ids[id_hash % shards].append((id_hash, shard))
+                waiting += 1
+                if waiting >= RECORDS_HELD:
+                    flush()
+                    waiting = 0
+        flush()
+        for handle in files:
+            handle.close()
+        spilled = _spilled(folder, names, shards, [part], None, 1)
+        if spilled is not None:
+            spilled.records = True
+        return spilled
+    except BaseException:
+        _give_up_folder(folder, files)
+        raise
+
+
+def _give_up_folder(folder: str, files: list[Any]) -> None:
+    for handle in files:
+        handle.close()
+    shutil.rmtree(folder, ignore_errors=True)
+    return None
+
+
+def _text_hash64(text: str) -> int:
+    """A 64-bit hash of a text, the same in every process and run (two CRC-32s: a tenth of blake2b's time)."""
+    data = text.encode("utf-8", "surrogatepass")
+    return zlib.crc32(data) | zlib.crc32(data, 0x9E3779B9) << 32
+
+
+def _load_records(spilled: Spilled, shard: int, bool_columns: frozenset[str]) -> Columns:
+    """A JSON Lines shard's records as ``Columns`` (see ``partition_records``)."""
+    import pickle
+
+    held: list[tuple[int, Any, str | None, int]] = []
+    with open(records_path(spilled.folder, shard, 0), "rb") as handle:
+        while True:
+            try:
+                held += pickle.load(handle)
+            except EOFError:
+                break
+    records = [Record(row, event, error) for row, event, error, _ in held]
+    instants = np.array([instant for _, _, _, instant in held], dtype=np.int64)
+    columns = columns_of_records(records, spilled.names, bool_columns, instants)
+    columns.time_ordered = spilled.time_ordered
+    return columns
 
 
 def _read_part_task(task: tuple[Any, ...]) -> Part | None:
@@ -348,9 +604,6 @@ def read_part(path: str, names: list[str], tz: Any, shards: int, until: int | No
     """
     import pyarrow as pa
     import pyarrow.csv as pcsv
-    import pyarrow.ipc as ipc
-
-    from poletti.interpreter.simulate import arrow_functions as pc
 
     irregular: list[int] = []
 
@@ -358,12 +611,12 @@ def read_part(path: str, names: list[str], tz: Any, shards: int, until: int | No
         irregular.append(row.number)
         return "skip"
 
-    part = Part(shards)
-    writers: list[Any] = []
-    sinks: list[Any] = []
+    data = None
+    writer: PartWriter | None = None
+    trailing: int | None = None  # the blank lines that end the file (looked up when a row of no cell is read)
+    ended = False  # blank lines were read that must end the file: a row after them is read whole
     try:
         data = _FileRange(path, start, stop)
-        sinks.append(data)
         reader = pcsv.open_csv(
             data,
             # One thread: the blocks are taken in turn by this thread's own work (hashing, sorting, writing),
@@ -376,85 +629,137 @@ def read_part(path: str, names: list[str], tz: Any, shards: int, until: int | No
             convert_options=pcsv.ConvertOptions(column_types={name: pa.string() for name in names},
                                                 strings_can_be_null=True, null_values=[""],
                                                 quoted_strings_can_be_null=True))
-        schema = reader.schema.append(pa.field(_ROW, pa.int64())).append(pa.field(_INSTANT, pa.int64())) \
-            .append(pa.field(_QUICK, pa.bool_()))
-        id_files: list[Any] = []
-        for shard in range(shards):
-            sink = pa.OSFile(shard_path(folder, shard, number), "wb")
-            sinks.append(sink)
-            writers.append(ipc.new_stream(sink, schema))
-            id_files.append(open(ids_path(folder, shard, number), "wb"))
-            sinks.append(id_files[-1])
-        held = ShardWriters(writers, id_files)
+        writer = PartWriter(folder, number, shards, reader.schema, tz, until, dialect.decimal_comma)
         for batch in reader:
-            if irregular or _has_long_cells(batch):
-                return _give_up(writers, sinks)
-            count = batch.num_rows
-            if count == 0:
-                continue
-            rows = np.arange(part.count + 1, part.count + count + 1, dtype=np.int64)
-            part.count += count
-            instant, quick = instants(batch.column("at"), tz)
-            if dialect.decimal_comma and "amount" in names:  # a decimal point: no event, no instant (as read whole)
-                unclear = pc.fill_null(pc.match_substring(batch.column("amount"), "."), False) \
-                    .to_numpy(zero_copy_only=False)
-                instant[unclear], quick[unclear] = NO_INSTANT, False
-            known = instant[instant != NO_INSTANT]
-            if known.size:
-                if part.ordered and ((part.last is not None and int(known[0]) < part.last)
-                                     or bool(np.any(np.diff(known) < 0))):
-                    part.ordered = False
-                if part.first is None:
-                    part.first = int(known[0])
-                part.last = int(known[-1])
-            hashes, named = text_hash(batch.column("customer"))
-            shard = np.where(named, (hashes % np.uint64(shards)).astype(np.int64), rows % shards)
-            counted = instant != NO_INSTANT
-            if until is not None:
-                counted &= instant <= until
-            order = np.argsort(shard, kind="stable")
-            bounds = np.searchsorted(shard[order], np.arange(shards + 1))
-            arrays = batch.columns + [pa.array(rows), pa.array(instant), pa.array(quick)]
-            laid = pc.take(pa.RecordBatch.from_arrays(arrays, schema=schema), pa.array(order))
+            if irregular or _has_long_cells(batch) or ended:
+                return writer.abandon()
+            blank = blank_rows(batch)
+            if blank.size:  # (blank lines that end the file are left out; other rows of no cell: read whole)
+                if trailing is None:
+                    trailing = trailing_blank_lines(path) if stop >= os.path.getsize(path) else 0
+                if not is_blank_tail(blank, batch.num_rows, trailing):
+                    return writer.abandon()
+                batch, ended = batch.slice(0, batch.num_rows - blank.size), True
+            writer.add(batch)
+        if irregular:
+            return writer.abandon()
+        return writer.finish()
+    except (pa.ArrowInvalid, pa.ArrowException, UnicodeDecodeError):
+        return writer.abandon() if writer is not None else None
+    except OSError as err:
+        if writer is not None:
+            writer.abandon()
+        raise HistoryError(f"cannot read '{path}': {getattr(err, 'strerror', None) or err}") from None
+    except BaseException:
+        if writer is not None:
+            writer.abandon()
+        raise
+    finally:
+        if data is not None:
+            data.close()
+
+
+class PartWriter:
+    """One part's shard files and id files, written block by block of the rows read (``add``).
+
+    Each block's rows go to the shard of their customer, with their row number (the part's own: 1, 2, …),
+    instant and whether the instant has the quick strict form; each row's id hash goes to the id file of
+    the id (see ``_shared_ids``). ``finish`` closes the files and says what the part held (``Part``).
+    """
+
+    def __init__(self, folder: str, number: int, shards: int, schema: Any, tz: Any, until: int | None,
+                 decimal_comma: bool = False) -> None:
+        import pyarrow as pa
+        import pyarrow.ipc as ipc
+
+        self.part = Part(shards)
+        self.shards, self.tz, self.until, self.decimal_comma = shards, tz, until, decimal_comma
+        self.names = list(schema.names)
+        self.schema = schema.append(pa.field(_ROW, pa.int64())).append(pa.field(_INSTANT, pa.int64())) \
+            .append(pa.field(_QUICK, pa.bool_()))
+        self._sinks: list[Any] = []
+        self._writers: list[Any] = []
+        try:
+            id_files: list[Any] = []
+            for shard in range(shards):
+                sink = pa.OSFile(shard_path(folder, shard, number), "wb")
+                self._sinks.append(sink)
+                self._writers.append(ipc.new_stream(sink, self.schema))
+                id_files.append(open(ids_path(folder, shard, number), "wb"))
+                self._sinks.append(id_files[-1])
+        except BaseException:
+            self.abandon()
+            raise
+        self._held = ShardWriters(self._writers, id_files)
+
+    def add(self, batch: Any) -> None:
+        import pyarrow as pa
+
+        from poletti.interpreter.simulate import arrow_functions as pc
+
+        part, shards, until = self.part, self.shards, self.until
+        count = batch.num_rows
+        if count == 0:
+            return
+        rows = np.arange(part.count + 1, part.count + count + 1, dtype=np.int64)
+        part.count += count
+        instant, quick = instants(batch.column("at"), self.tz)
+        if self.decimal_comma and "amount" in self.names:  # a decimal point: no event, no instant (as read whole)
+            unclear = pc.fill_null(pc.match_substring(batch.column("amount"), "."), False) \
+                .to_numpy(zero_copy_only=False)
+            instant[unclear], quick[unclear] = NO_INSTANT, False
+        known = instant[instant != NO_INSTANT]
+        if known.size:
+            if part.ordered and ((part.last is not None and int(known[0]) < part.last)
+                                 or bool(np.any(np.diff(known) < 0))):
+                part.ordered = False
+            if part.first is None:
+                part.first = int(known[0])
+            part.last = int(known[-1])
+        hashes, named = text_hash(batch.column("customer"))
+        shard = np.where(named, (hashes % np.uint64(shards)).astype(np.int64), rows % shards)
+        counted = instant != NO_INSTANT
+        if until is not None:
+            counted &= instant <= until
+        order = np.argsort(shard, kind="stable")
+        bounds = np.searchsorted(shard[order], np.arange(shards + 1))
+        arrays = batch.columns + [pa.array(rows), pa.array(instant), pa.array(quick)]
+        laid = pc.take(pa.RecordBatch.from_arrays(arrays, schema=self.schema), pa.array(order))
+        for k in range(shards):
+            lo, hi = int(bounds[k]), int(bounds[k + 1])
+            if hi > lo:
+                self._held.add_rows(k, laid.slice(lo, hi - lo))
+                part.rows[k] += hi - lo
+                mine = order[lo:hi]
+                times = instant[mine][counted[mine]]
+                if times.size:
+                    latest = int(times.max())
+                    previous = part.latest[k]
+                    part.latest[k] = latest if previous is None else max(previous, latest)
+        id_hashes, has_id = text_hash(batch.column("id"))
+        linkable = np.flatnonzero(has_id & named)
+        if linkable.size:
+            pairs = np.empty(linkable.size, dtype=_PAIR)
+            pairs["id"], pairs["shard"] = id_hashes[linkable], shard[linkable]
+            where = (pairs["id"] % np.uint64(shards)).astype(np.int64)
+            pairs = pairs[np.argsort(where, kind="stable")]
+            bounds = np.searchsorted(np.sort(where), np.arange(shards + 1))
             for k in range(shards):
                 lo, hi = int(bounds[k]), int(bounds[k + 1])
                 if hi > lo:
-                    held.add_rows(k, laid.slice(lo, hi - lo))
-                    part.rows[k] += hi - lo
-                    mine = order[lo:hi]
-                    times = instant[mine][counted[mine]]
-                    if times.size:
-                        latest = int(times.max())
-                        previous = part.latest[k]
-                        part.latest[k] = latest if previous is None else max(previous, latest)
-            id_hashes, has_id = text_hash(batch.column("id"))
-            linkable = np.flatnonzero(has_id & named)
-            if linkable.size:
-                pairs = np.empty(linkable.size, dtype=_PAIR)
-                pairs["id"], pairs["shard"] = id_hashes[linkable], shard[linkable]
-                where = (pairs["id"] % np.uint64(shards)).astype(np.int64)
-                pairs = pairs[np.argsort(where, kind="stable")]
-                bounds = np.searchsorted(np.sort(where), np.arange(shards + 1))
-                for k in range(shards):
-                    lo, hi = int(bounds[k]), int(bounds[k + 1])
-                    if hi > lo:
-                        held.add_ids(k, pairs[lo:hi])
-        if irregular:
-            return _give_up(writers, sinks)
-        held.flush()
-        for writer in writers:
+                    self._held.add_ids(k, pairs[lo:hi])
+
+    def finish(self) -> Part:
+        self._held.flush()
+        for writer in self._writers:
             writer.close()
-        for sink in sinks:
+        for sink in self._sinks:
             sink.close()
-        return part
-    except (pa.ArrowInvalid, pa.ArrowException, UnicodeDecodeError):
-        return _give_up(writers, sinks)
-    except OSError as err:
-        _give_up(writers, sinks)
-        raise HistoryError(f"cannot read '{path}': {getattr(err, 'strerror', None) or err}") from None
-    except BaseException:
-        _give_up(writers, sinks)
-        raise
+        return self.part
+
+    def abandon(self) -> None:
+        """Close every file, on the way out of a part that is given up (the caller removes the folder)."""
+        return _give_up(self._writers, self._sinks)
 
 
 class ShardWriters:
@@ -576,6 +881,8 @@ def _shared_ids(folder: str, numbers: range, parts: int) -> bool:
 
 def load_shard(spilled: Spilled, shard: int, tz: Any, bool_columns: frozenset[str]) -> Columns:
     """One shard's rows as ``Columns``, numbered as in the file, ordered as the whole history is."""
+    if spilled.records:
+        return _load_records(spilled, shard, bool_columns)
     import pyarrow as pa
     from poletti.interpreter.simulate import arrow_functions as pc
     import pyarrow.ipc as ipc
@@ -599,5 +906,6 @@ def load_shard(spilled: Spilled, shard: int, tz: Any, bool_columns: frozenset[st
     return columns
 
 
-__all__ = ["Part", "Spilled", "byte_ranges", "header", "load_shard", "partition", "read_part", "release_unused",
+__all__ = ["Part", "PartWriter", "Spilled", "byte_ranges", "header", "is_parquet", "load_shard", "partition",
+           "partition_parquet", "partition_records", "read_parquet_part", "read_part", "release_unused",
            "shard_count", "text_hash"]

@@ -1,4 +1,4 @@
-"""A CSV history streamed into customer shards on disk (``spill``) adds up to the history read whole.
+"""A CSV or Parquet history streamed into customer shards on disk (``spill``) adds up to the history read whole.
 
 Small shards and blocks (the module's sizes, patched) make a small history
 several shards and several byte ranges; the summary, the month series, the
@@ -16,10 +16,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
 import pytest
 
 import poletti
 from poletti.interpreter.simulate import columnar, spill
+from poletti.interpreter.simulate import columns as columns_module
 from poletti.interpreter.simulate.columnar import simulate_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -343,3 +347,283 @@ def test_the_history_is_read_not_mapped(tmp_path: Path, small_shards: list[Any],
     mapped = log.read_text(encoding="utf-8").splitlines()
     assert str(path) not in mapped and mapped  # (the shard files, small, are mapped while replayed)
     same(got, whole(program, path))
+
+
+# ------------------------------------------------------------------ Parquet
+# A Parquet history (a file, or a folder of them) is streamed too (``spill.partition_parquet``); before, it
+# was read whole, and simulate's memory grew with it (1.4 GB at a million events).
+
+CDNOW = ROOT / "benchmarks" / "programs" / "cdnow.loyalty"
+
+
+@pytest.fixture
+def small_parquet_shards(monkeypatch: pytest.MonkeyPatch, small_shards: list[Any]) -> list[Any]:
+    """About 60 rows a shard, batches of 64 rows; the partitions made are listed (``small_shards``)."""
+    monkeypatch.setattr(spill, "PARQUET_ROWS_PER_SHARD", 60)
+    monkeypatch.setattr(spill, "PARQUET_BATCH_ROWS", 64)
+    return small_shards
+
+
+def as_table(csv_path: Path) -> pa.Table:
+    """The CSV's cells as strings (null where empty), the way ``poletti generate`` writes Parquet."""
+    names = csv_path.read_text(encoding="utf-8").splitlines()[0].split(",")
+    return pcsv.read_csv(csv_path, convert_options=pcsv.ConvertOptions(
+        column_types={name: pa.string() for name in names}, strings_can_be_null=True))
+
+
+def parquet_of(tmp_path: Path, name: str = "h.parquet", messy: bool = True, row_group: int = 100) -> Path:
+    target = tmp_path / name
+    pq.write_table(as_table(cdnow_csv(tmp_path / "h.csv", messy=messy)), target, row_group_size=row_group)
+    return target
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("messy", [False, True])
+def test_a_parquet_file_in_shards_adds_up_to_the_file_read_whole(tmp_path: Path, small_parquet_shards: list[Any],
+                                                                  workers: int, messy: bool) -> None:
+    program = poletti.load(CDNOW)
+    path = parquet_of(tmp_path, messy=messy)
+    got = simulate_file(program, str(path), workers=workers)
+    spilled = small_parquet_shards[-1]
+    assert spilled is not None and spilled.shards > 3 and spilled.parts == workers
+    same(got, whole(program, path))
+    # and the same as the CSV it was written from, streamed the CSV way
+    same(got, simulate_file(program, str(tmp_path / "h.csv"), workers=workers))
+    assert got.reordered == messy
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_parquet_shards_with_until_a_baseline_and_an_effect_date(tmp_path: Path, small_parquet_shards: list[Any],
+                                                                  workers: int) -> None:
+    program = poletti.load(CDNOW)
+    baseline = poletti.load(ROOT / "examples" / "cafe" / "rules_v1.loyalty")  # EUR: rejects every USD purchase
+    path = parquet_of(tmp_path)
+    for options in ({"until": "1997-09-15"}, {"baseline": baseline}, {"effect_from": "1997-06-01"}):
+        same(simulate_file(program, str(path), workers=workers, **options), whole(program, path, **options))
+    assert small_parquet_shards and all(made is not None for made in small_parquet_shards)
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_a_folder_of_parquet_files_in_shards(tmp_path: Path, small_parquet_shards: list[Any], workers: int) -> None:
+    program = poletti.load(CDNOW)
+    table = as_table(cdnow_csv(tmp_path / "h.csv", messy=True))
+    folder = tmp_path / "history"
+    folder.mkdir()
+    cut = [0, 150, 151, 400, table.num_rows]  # rows numbered across the files in name order, one file of one row
+    for k, (a, b) in enumerate(zip(cut, cut[1:])):
+        pq.write_table(table.slice(a, b - a), folder / f"part-{k}.parquet", row_group_size=70)
+    got = simulate_file(program, str(folder), workers=workers)
+    assert small_parquet_shards[-1] is not None and small_parquet_shards[-1].parts == workers
+    same(got, whole(program, folder))
+    same(got, simulate_file(program, str(tmp_path / "h.csv")))
+
+
+def test_the_parquet_history_is_streamed_not_read_whole(tmp_path: Path, small_parquet_shards: list[Any],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    program = poletti.load(CDNOW)
+    path = parquet_of(tmp_path)
+    expected = whole(program, path)
+
+    def read_whole(*_args: Any) -> Any:
+        raise AssertionError("the Parquet file was read whole")
+
+    monkeypatch.setattr(columns_module, "_read_parquet", read_whole)
+    monkeypatch.setattr(pq, "read_table", read_whole)
+    same(simulate_file(program, str(path)), expected)
+    assert small_parquet_shards[-1].count == expected.summary["events"]
+
+
+def test_typed_parquet_columns_in_shards(tmp_path: Path, small_parquet_shards: list[Any]) -> None:
+    # Amounts as decimals and whole numbers, instants as timestamps: not text, so read the careful way,
+    # shard by shard as whole.
+    table = as_table(cdnow_csv(tmp_path / "h.csv", messy=False))
+    amounts = pa.array([None if a is None else a for a in table.column("amount").to_pylist()]).cast(
+        pa.decimal128(12, 2))
+    typed = table.set_column(table.schema.get_field_index("amount"), "amount", amounts)
+    path = tmp_path / "typed.parquet"
+    pq.write_table(typed, path, row_group_size=100)
+    program = poletti.load(CDNOW)
+    got = simulate_file(program, str(path), workers=2)
+    assert small_parquet_shards[-1] is not None
+    same(got, whole(program, path))
+    assert got.summary["points"]["earned"] == simulate_file(program, str(tmp_path / "h.csv")).summary["points"][
+        "earned"]
+
+
+def test_parquet_the_stream_cannot_take_is_read_whole(tmp_path: Path, small_parquet_shards: list[Any]) -> None:
+    program = poletti.load(CDNOW)
+    table = as_table(cdnow_csv(tmp_path / "h.csv", messy=False))
+    # Files whose columns differ (the whole read unifies them), and customers that are numbers, not text.
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    pq.write_table(table.slice(0, 200), folder / "a.parquet")
+    pq.write_table(table.slice(200).drop_columns(["birthday"]), folder / "b.parquet")
+    numbered = table.set_column(table.schema.get_field_index("customer"), "customer",
+                                pa.array(range(table.num_rows), pa.int64()))
+    pq.write_table(numbered, tmp_path / "numbered.parquet")
+    for path in (folder, tmp_path / "numbered.parquet"):
+        small_parquet_shards.clear()
+        got = simulate_file(program, str(path))
+        assert small_parquet_shards == [None]
+        same(got, whole(program, path))
+
+
+def test_runs_of_row_groups_are_in_order_and_about_equal() -> None:
+    groups = [("a", 0, 100), ("a", 1, 100), ("b", 0, 50), ("b", 1, 150), ("c", 0, 100)]
+    runs = spill._runs_of(groups, 2)
+    assert [group for run in runs for group in run] == groups
+    assert [sum(rows for _, _, rows in run) for run in runs] == [250, 250]
+    assert spill._runs_of(groups, 9) == [[group] for group in groups]
+    assert spill._runs_of(groups[:1], 3) == [groups[:1]]
+
+
+# ------------------------------------------------------------------ JSON Lines
+# A JSON Lines history is streamed record by record (``spill.partition_records``); before, every record was
+# held at once (1.48 GB at a million events).
+
+
+@pytest.fixture
+def small_record_shards(monkeypatch: pytest.MonkeyPatch, small_shards: list[Any]) -> list[Any]:
+    monkeypatch.setattr(spill, "RECORDS_HELD", 50)  # the shard files written in many pieces
+    return small_shards
+
+
+def cdnow_jsonl(tmp_path: Path, messy: bool = True) -> Path:
+    """The events of ``cdnow_csv`` as JSON Lines (empty cells left out), with a few JSON-typed values."""
+    with open(cdnow_csv(tmp_path / "h.csv", messy=messy), newline="", encoding="utf-8") as stream:
+        rows = [{key: value for key, value in row.items() if value} for row in csv.DictReader(stream)]
+    if messy:
+        rows[3]["customer"] = 4711  # a customer and an id as JSON numbers (the event reader takes whole numbers)
+        rows[3]["id"] = 99001
+        rows[4]["amount"] = 12.5  # a JSON number for an amount
+        rows[6]["vip"] = True  # a field only some rows have
+    path = tmp_path / "h.jsonl"
+    lines = [json.dumps(row) for row in rows]
+    if messy:
+        lines.insert(8, "{not json")
+        lines.insert(20, "[1, 2]")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("messy", [False, True])
+def test_a_json_lines_file_in_shards_adds_up_to_the_file_read_whole(tmp_path: Path,
+                                                                     small_record_shards: list[Any],
+                                                                     workers: int, messy: bool) -> None:
+    program = poletti.load(CDNOW)
+    path = cdnow_jsonl(tmp_path, messy=messy)
+    got = simulate_file(program, str(path), workers=workers)
+    spilled = small_record_shards[-1]
+    assert spilled is not None and spilled.records and spilled.shards > 3
+    same(got, whole(program, path))
+    assert got.reordered == messy
+    if messy:
+        assert got.summary["rejected"] >= 2  # the two lines that are not events, at least
+    else:  # the same events as the CSV file
+        same(got, simulate_file(program, str(tmp_path / "h.csv")))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_json_lines_shards_with_until_a_baseline_and_an_effect_date(tmp_path: Path,
+                                                                    small_record_shards: list[Any],
+                                                                    workers: int) -> None:
+    program = poletti.load(CDNOW)
+    baseline = poletti.compile("currency USD\nearn 2 points per USD\nat 50 points grant free_cd\n")
+    path = cdnow_jsonl(tmp_path)
+    for options in ({"until": "1997-09-15"}, {"baseline": baseline}, {"effect_from": "1997-06-01"}):
+        same(simulate_file(program, str(path), workers=workers, **options), whole(program, path, **options))
+    assert small_record_shards and all(made is not None for made in small_record_shards)
+
+
+def test_the_json_lines_history_is_streamed_not_held(tmp_path: Path, small_record_shards: list[Any],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    program = poletti.load(CDNOW)
+    path = cdnow_jsonl(tmp_path)
+    expected = whole(program, path)
+
+    def read_whole(*_args: Any) -> Any:
+        raise AssertionError("the JSON Lines file was read whole")
+
+    monkeypatch.setattr(columns_module, "_from_records", read_whole)
+    seen: list[tuple[str, int, Any]] = []
+    same(simulate_file(program, str(path), progress=lambda *step: seen.append(step)), expected)
+    assert small_record_shards[-1].count == expected.summary["events"]
+    # The reading, which takes minutes for millions of JSON lines, reports its bytes as it goes.
+    size = path.stat().st_size
+    assert ("scan", size, size) in seen
+    assert [phase for phase, _, _ in seen].index("scan") < [phase for phase, _, _ in seen].index("simulate")
+
+
+def test_json_lines_with_referrals_or_an_id_two_customers_share_are_read_whole(
+        tmp_path: Path, small_record_shards: list[Any]) -> None:
+    program = poletti.load(CDNOW)
+    path = cdnow_jsonl(tmp_path, messy=False)
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    shared = tmp_path / "shared.jsonl"  # a second customer's purchase under the first row's id
+    shards = spill.shard_count(str(path), 1)
+    assert shards > 3
+    other = next(row["customer"] for row in rows
+                 if spill._text_hash64(row["customer"]) % shards != spill._text_hash64(rows[0]["customer"]) % shards)
+    extra = {"id": rows[0]["id"], "type": "purchase", "customer": other, "at": "1998-06-01T10:00:00-04:00",
+             "amount": "12.00", "currency": "USD"}
+    shared.write_text("\n".join(json.dumps(row) for row in rows + [extra]) + "\n", encoding="utf-8")
+    referral = tmp_path / "referral.jsonl"
+    friend = {"id": "r1", "type": "referral", "customer": rows[0]["customer"], "friend": other,
+              "at": "1997-02-01T10:00:00-05:00"}
+    referral.write_text("\n".join(json.dumps(row) for row in rows[:50] + [friend] + rows[50:]) + "\n",
+                        encoding="utf-8")
+    for history in (shared, referral):
+        small_record_shards.clear()
+        got = simulate_file(program, str(history))
+        assert small_record_shards == [None]
+        same(got, whole(program, history))
+
+
+# ------------------------------------------------------------------ blank lines
+# Arrow reads a blank line as a row of no cell, which the row reader (and so ``--sequential``) skips: the
+# columnar replay counted it as a rejected event ("missing required field 'id'"), the event-at-a-time one
+# did not. Blank lines that end the file are left out in the stream; any other row of no cell (a blank line
+# inside, a row of nothing but delimiters) sends the file to the row reader.
+
+SEQUENTIAL_HEADER = "id,type,customer,at,amount,currency\n"
+ONE_PURCHASE = "e1,purchase,c1,2026-01-01T10:00:00Z,12.50,EUR\n"
+
+
+def event_at_a_time(program: Any, path: Path) -> Any:
+    from poletti.interpreter.simulate.sequential import replay_file
+
+    return replay_file([program], str(path), until=None, effect_from=None)
+
+
+@pytest.mark.parametrize("tail, streamed, events, rejected", [
+    ("\n", True, 1, 0),  # a blank line ends the file
+    ("\r\n\r\n\n\r", True, 1, 0),  # four of them, in every kind of line end
+    (",,,,,\n", False, 2, 1),  # a row of empty cells: rejected, as the row reader has it
+    (",,,,,\n\n", False, 2, 1),
+    ("\ne2,purchase,c1,2026-01-02T10:00:00Z,7.50,EUR\n", False, 2, 0),  # a blank line inside
+])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_blank_lines_are_skipped_as_the_row_reader_skips_them(tmp_path: Path, small_shards: list[Any], tail: str,
+                                                              streamed: bool, events: int, rejected: int,
+                                                              workers: int) -> None:
+    program = poletti.compile("earn 1 point per EUR\n")
+    path = tmp_path / "h.csv"
+    path.write_bytes((SEQUENTIAL_HEADER + ONE_PURCHASE + tail).encode())
+    got = simulate_file(program, str(path), workers=workers)
+    assert (small_shards[-1] is not None) == streamed
+    assert (got.summary["events"], got.summary["rejected"]) == (events, rejected)
+    assert got.summary["points"]["earned"] == (12 if events - rejected == 1 else 12 + 7)
+    same(got, event_at_a_time(program, path))
+    same(got, whole(program, path))
+
+
+def test_trailing_blank_lines_are_counted_from_the_bytes(tmp_path: Path) -> None:
+    from poletti.interpreter.simulate.columns import trailing_blank_lines
+
+    cases = {b"a\n": 0, b"a": 0, b"a\n\n": 1, b"a\r\n\r\n": 1, b"a\r\n\n\r": 2, b"a\n\r\n\r\n": 2, b"": 0,
+             b"a\n" + b"\n" * 5000: 0}  # (more line ends than the 4 KiB looked at: none assumed)
+    for number, (content, blank) in enumerate(cases.items()):
+        path = tmp_path / f"{number}.csv"
+        path.write_bytes(content)
+        assert trailing_blank_lines(str(path)) == blank, content[:20]
