@@ -43,6 +43,14 @@ def whole(program: Any, path: Path, **options: Any) -> Any:
         columnar._spillable = saved
 
 
+def forbidden(what: str) -> Any:
+    """A stand-in for a reader a test must not see called."""
+    def called(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError(what)
+
+    return called
+
+
 def same(a: Any, b: Any) -> None:
     assert json.dumps(a.summary) == json.dumps(b.summary)
     assert list(a.customer_rows()) == list(b.customer_rows())
@@ -423,12 +431,8 @@ def test_the_parquet_history_is_streamed_not_read_whole(tmp_path: Path, small_pa
     program = poletti.load(CDNOW)
     path = parquet_of(tmp_path)
     expected = whole(program, path)
-
-    def read_whole(*_args: Any) -> Any:
-        raise AssertionError("the Parquet file was read whole")
-
-    monkeypatch.setattr(columns_module, "_read_parquet", read_whole)
-    monkeypatch.setattr(pq, "read_table", read_whole)
+    monkeypatch.setattr(columns_module, "_read_parquet", forbidden("the Parquet file was read whole"))
+    monkeypatch.setattr(pq, "read_table", forbidden("the Parquet file was read whole"))
     same(simulate_file(program, str(path)), expected)
     assert small_parquet_shards[-1].count == expected.summary["events"]
 
@@ -541,11 +545,7 @@ def test_the_json_lines_history_is_streamed_not_held(tmp_path: Path, small_recor
     program = poletti.load(CDNOW)
     path = cdnow_jsonl(tmp_path)
     expected = whole(program, path)
-
-    def read_whole(*_args: Any) -> Any:
-        raise AssertionError("the JSON Lines file was read whole")
-
-    monkeypatch.setattr(columns_module, "_from_records", read_whole)
+    monkeypatch.setattr(columns_module, "_from_records", forbidden("the JSON Lines file was read whole"))
     seen: list[tuple[str, int, Any]] = []
     same(simulate_file(program, str(path), progress=lambda *step: seen.append(step)), expected)
     assert small_record_shards[-1].count == expected.summary["events"]
