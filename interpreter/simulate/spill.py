@@ -1,7 +1,9 @@
-"""A CSV history streamed into customer shards on disk, so a replay holds one shard at a time.
+"""A history streamed into customer shards on disk, so a replay holds one shard at a time.
 
 ``partition(path, tz, …) -> Spilled | None`` reads a CSV file in blocks
-(Arrow's streaming reader) and writes each block's rows to one of
+(Arrow's streaming reader; a Parquet file or folder in batches of rows,
+``partition_parquet``; a JSON Lines file record by record through the row
+reader, ``partition_records``) and writes each block's rows to one of
 ``shards`` temporary Arrow files by a hash of the customer, with each row's
 number, instant and whether its instant has the quick strict form (so a
 shard is read back as the very ``Columns`` the whole file would have given
@@ -639,7 +641,7 @@ def read_part(path: str, names: list[str], tz: Any, shards: int, until: int | No
                                                 quoted_strings_can_be_null=True))
         writer = PartWriter(folder, number, shards, reader.schema, tz, until, dialect.decimal_comma)
         for batch in reader:
-            if irregular or _has_long_cells(batch) or ended:
+            if irregular or _has_long_cells(batch) or (ended and batch.num_rows):
                 return writer.abandon()
             blank = blank_rows(batch)
             if blank.size:  # (blank lines that end the file are left out; other rows of no cell: read whole)
