@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 _NEXT: Any = None  # the next task to take: a lock-guarded counter, inherited by the workers (it cannot be sent)
 _WAIT_SECONDS = 0.25  # how often this process looks at the others (and calls ``between``) while it waits
+_EXIT_SECONDS = 30  # how long a worker told to stop may take before it is ended (it has no task left by then)
 
 
 class WorkerDied(RuntimeError):
@@ -78,7 +79,7 @@ class Crew:
                     pass
             connection.close()
         for process, _ in self._members:
-            process.join(timeout=None if kind is None else 0)
+            process.join(timeout=_EXIT_SECONDS if kind is None else 0)
             if process.is_alive():  # (left by an error: it may be in the middle of a task)
                 process.terminate()
                 process.join()
