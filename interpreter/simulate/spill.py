@@ -65,6 +65,28 @@ class Part:
         self.rows = [0] * shards
         self.latest: list[int | None] = [None] * shards  # per shard: its latest instant (up to `until`)
 
+    def saw(self, instant: np.ndarray, shard: np.ndarray, until: int | None) -> None:
+        """Rows read, in file order after those before: their instants (``NO_INSTANT``: none) and shards."""
+        self.count += len(instant)
+        self.rows = (np.array(self.rows) + np.bincount(shard, minlength=len(self.rows))).tolist()
+        known = instant[instant != NO_INSTANT]
+        if known.size:
+            if self.ordered and ((self.last is not None and int(known[0]) < self.last)
+                                 or bool(np.any(np.diff(known) < 0))):
+                self.ordered = False
+            if self.first is None:
+                self.first = int(known[0])
+            self.last = int(known[-1])
+        counted = instant != NO_INSTANT
+        if until is not None:
+            counted &= instant <= until
+        if counted.any():
+            latest = np.full(len(self.latest), NO_INSTANT, dtype=np.int64)
+            np.maximum.at(latest, shard[counted], instant[counted])
+            for k in np.flatnonzero(latest != NO_INSTANT).tolist():
+                previous = self.latest[k]
+                self.latest[k] = int(latest[k]) if previous is None else max(previous, int(latest[k]))
+
 
 class Spilled:
     """The shards of one history on disk (a temporary folder; ``close`` removes it).
@@ -507,9 +529,13 @@ def partition_records(path: str, tz: Any, shards: int, until: int | None = None,
         files += id_files
         held: list[list[Any]] = [[] for _ in range(shards)]
         held_ids: list[list[tuple[int, int]]] = [[] for _ in range(shards)]
-        waiting = 0
+        seen_instants: list[int] = []  # the instants and shards of the records since the last flush
+        seen_shards: list[int] = []
 
         def flush() -> None:
+            part.saw(np.array(seen_instants, dtype=np.int64), np.array(seen_shards, dtype=np.int64), until)
+            seen_instants.clear()
+            seen_shards.clear()
             for k in range(shards):
                 if held[k]:
                     pickle.dump(held[k], files[k], protocol=pickle.HIGHEST_PROTOCOL)
@@ -530,28 +556,16 @@ def partition_records(path: str, tz: Any, shards: int, until: int | None = None,
                         known.update(names)
                     customer, id_name = _name(event.get("customer")), _name(event.get("id"))
                 shard = _shard_of(customer, shards) if customer is not None else record.row % shards
-                part.count += 1
-                part.rows[shard] += 1
-                instant = NO_INSTANT
-                if record.instant is not None:
-                    instant = to_us(record.instant)
-                    if part.last is not None and instant < part.last:
-                        part.ordered = False
-                    if part.first is None:
-                        part.first = instant
-                    part.last = instant if part.last is None else max(part.last, instant)
-                    if until is None or instant <= until:
-                        latest = part.latest[shard]
-                        part.latest[shard] = instant if latest is None else max(latest, instant)
+                instant = NO_INSTANT if record.instant is None else to_us(record.instant)
+                seen_instants.append(instant)
+                seen_shards.append(shard)
                 held[shard].append((record.row, event, record.error, instant))  # (an instant as a number
                 # pickles in a tenth of the time of a datetime: pickling was a fifth of the whole replay's time)
                 if id_name is not None and customer is not None:
                     id_hash = _text_hash64(id_name)
                     held_ids[id_hash % shards].append((id_hash, shard))
-                waiting += 1
-                if waiting >= RECORDS_HELD:
+                if len(seen_instants) >= RECORDS_HELD:
                     flush()
-                    waiting = 0
         flush()
         for handle in files:
             handle.close()
@@ -707,30 +721,19 @@ class PartWriter:
 
         from poletti.interpreter.simulate import arrow_functions as pc
 
-        part, shards, until = self.part, self.shards, self.until
+        part, shards = self.part, self.shards
         count = batch.num_rows
         if count == 0:
             return
         rows = np.arange(part.count + 1, part.count + count + 1, dtype=np.int64)
-        part.count += count
         instant, quick = instants(batch.column("at"), self.tz)
         if self.decimal_comma and "amount" in self.names:  # a decimal point: no event, no instant (as read whole)
             unclear = pc.fill_null(pc.match_substring(batch.column("amount"), "."), False) \
                 .to_numpy(zero_copy_only=False)
             instant[unclear], quick[unclear] = NO_INSTANT, False
-        known = instant[instant != NO_INSTANT]
-        if known.size:
-            if part.ordered and ((part.last is not None and int(known[0]) < part.last)
-                                 or bool(np.any(np.diff(known) < 0))):
-                part.ordered = False
-            if part.first is None:
-                part.first = int(known[0])
-            part.last = int(known[-1])
         hashes, named = text_hash(batch.column("customer"))
         shard = np.where(named, (hashes % np.uint64(shards)).astype(np.int64), rows % shards)
-        counted = instant != NO_INSTANT
-        if until is not None:
-            counted &= instant <= until
+        part.saw(instant, shard, self.until)
         order = np.argsort(shard, kind="stable")
         bounds = np.searchsorted(shard[order], np.arange(shards + 1))
         arrays = batch.columns + [pa.array(rows), pa.array(instant), pa.array(quick)]
@@ -739,13 +742,6 @@ class PartWriter:
             lo, hi = int(bounds[k]), int(bounds[k + 1])
             if hi > lo:
                 self._held.add_rows(k, laid.slice(lo, hi - lo))
-                part.rows[k] += hi - lo
-                mine = order[lo:hi]
-                times = instant[mine][counted[mine]]
-                if times.size:
-                    latest = int(times.max())
-                    previous = part.latest[k]
-                    part.latest[k] = latest if previous is None else max(previous, latest)
         id_hashes, has_id = text_hash(batch.column("id"))
         linkable = np.flatnonzero(has_id & named)
         if linkable.size:
