@@ -343,7 +343,7 @@ def simulate_file(program: Program, path: str, *, baseline: Program | None = Non
     ``dialect``: a CSV file's delimiter and decimal mark (None: ``history.csv_dialect`` finds them).
     ``keep_standings``: keep each customer's final figures (``customer_rows()``, ``deltas()``); without
     them the result has the summary and the month series, and memory does not grow with the customers.
-    (A program with shared accounts is replayed event at a time, which keeps them.)"""
+    (A program with shared accounts is replayed event at a time: ``sequential.replay_file``.)"""
     tz = program.compiled.tz
     until_at = parse_instant(until, tz) if until is not None else None
     effect_at = parse_instant(effect_from, tz) if effect_from is not None else None
@@ -354,7 +354,8 @@ def simulate_file(program: Program, path: str, *, baseline: Program | None = Non
         from poletti.interpreter.simulate.sequential import replay_file
 
         return replay_file(programs, path, until=until, effect_from=effect_from, bool_columns=bool_columns,
-                           progress=progress, on_rejected=on_rejected, keep_rejections=keep_rejections)
+                           progress=progress, on_rejected=on_rejected, keep_rejections=keep_rejections,
+                           dialect=dialect, keep_standings=keep_standings, generated=generated)
     until_us = None if until_at is None else to_us(until_at)
     if _spillable(path):
         if not is_parquet(path) and detect_format(path) == "csv":

@@ -333,13 +333,23 @@ def trailing_blank_lines(path: str) -> int:
 
 
 def _has_long_cells(table: Any) -> bool:
-    """Whether a cell of a table or record batch is longer than ``history.CELL_LIMIT`` characters: the row
-    reader rejects those rows, with a reason. Characters are counted only in a piece of a column with a cell
-    of more bytes than that (a character is at least one byte), which the usual file does not have."""
+    """Whether a cell of a table or record batch is longer than ``history.CELL_LIMIT`` characters, or a row
+    may be a line longer than ``history.LINE_LIMIT``: the row reader rejects those rows, with a reason.
+    Characters are counted only in a piece of a column with a cell of more bytes than that (a character is
+    at least one byte), which the usual file does not have; a row's bytes only when the batch has more than
+    a line's worth (then a row of more, with its delimiters, is taken for too long: the caller reads the file
+    whole, which says for sure)."""
     import pyarrow as pa
 
     from poletti.interpreter.simulate import arrow_functions as pc
 
+    if table.nbytes > _history.LINE_LIMIT:
+        widths = np.full(table.num_rows, table.num_columns, dtype=np.int64)  # (the delimiters)
+        for column in table.columns:
+            if _is_text(column.type):
+                widths += np.diff(_text_bytes(column)[1])
+        if int(widths.max(initial=0)) > _history.LINE_LIMIT:
+            return True
     for column in table.columns:
         if not _is_text(column.type):
             continue

@@ -128,7 +128,8 @@ def simulate_dask(program: Program, path: str, address: str, *, baseline: Progra
 
         return replay_file([program] if baseline is None else [program, baseline], path, until=until,
                            effect_from=effect_from, bool_columns=bool_columns, progress=progress,
-                           on_rejected=on_rejected, keep_rejections=keep_rejections)
+                           on_rejected=on_rejected, keep_rejections=keep_rejections, dialect=dialect,
+                           keep_standings=keep_standings)
     tz = program.compiled.tz
     until_at = parse_instant(until, tz) if until is not None else None
     effect_at = parse_instant(effect_from, tz) if effect_from is not None else None

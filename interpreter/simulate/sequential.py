@@ -30,7 +30,7 @@ from poletti.interpreter.accounts import account_key, is_account_key
 from poletti.interpreter.engine import Engine
 from poletti.interpreter.events import EventError
 from poletti.interpreter.outcome import Outcome
-from poletti.interpreter.simulate.history import Record, instant_of
+from poletti.interpreter.simulate.history import CsvDialect, Record, instant_of
 from poletti.interpreter.simulate.replay import collector_paused
 from poletti.interpreter.simulate.summary import (
     MEMBER_ATTRIBUTE, ONE_MICROSECOND, SCORE_ATTRIBUTE, Activity, ProgramFigures, Rejected, SimulationResult, Totals,
@@ -114,6 +114,134 @@ class ProgramRun:
         return totals, ProgramFigures(self.program, [], standings)
 
 
+class EventReplay:
+    """The event-at-a-time replay's state: an engine per program, the month being filled, what was counted.
+
+    ``feed`` takes events (in time order), ``close(end)`` takes every customer to the end of the replay.
+    ``replay`` runs one over a whole stream; ``streamed`` runs one a shard of customers (each to the end of
+    the whole history), which gives every customer the very steps the whole replay gives them.
+    """
+
+    def __init__(self, program: Program, baseline: Program | None, until_at: datetime | None,
+                 effect_at: datetime | None, generated: bool | None,
+                 reject: Callable[[Rejected, int | None], None]) -> None:
+        """``reject(rejection, instant)``: every rejected event, with its instant in µs (None: it has none)."""
+        self.tz = program.compiled.tz
+        self.until_at = until_at
+        self.new = ProgramRun(program, "new", generated)
+        self.old = ProgramRun(baseline, "baseline", generated) if baseline is not None else None
+        self.runs = [self.new] if self.old is None else [self.new, self.old]
+        self.activity = Activity(self.tz, effect_at)
+        self.reject = reject
+        self.events = 0  # events up to ``until`` (rejected ones too)
+        self.after_until = 0
+        self.first: datetime | None = None  # the first and last accepted events' instants
+        self.last: datetime | None = None
+        self.month: date | None = None  # the month being filled
+        self.boundary: datetime | None = None  # the start of the month after it
+
+    def close_months(self, upto: datetime) -> None:
+        """Close every month that ends at or before ``upto``: each customer's clock up to its last instant.
+
+        Months in which no change is due are passed over at once, so a gap of
+        years between two events costs nothing (one row dated 8999 is one step).
+        """
+        month, boundary, tz, runs = self.month, self.boundary, self.tz, self.runs
+        assert month is not None and boundary is not None
+        while upto >= boundary:
+            due = _next_due(runs)
+            if due is None or due >= to_us(boundary):  # nothing due in `month`: on to the month of what is next
+                month = month_of(upto if due is None else min(upto, from_us(due)), tz)
+            else:
+                for run in runs:
+                    run.advance(boundary - ONE_MICROSECOND, month)
+                month = next_month(month)
+            boundary = day_start(next_month(month), tz)
+        self.month, self.boundary = month, boundary
+
+    def feed(self, events: Iterable[Record | dict[str, Any]], progress: Progress | None = None,
+             total: int | None = None, done: int = 0) -> int:
+        """Replay ``events`` (in time order); returns ``done`` plus the events read. ``progress`` as ``replay``."""
+        tz, until_at, runs, new, activity = self.tz, self.until_at, self.runs, self.new, self.activity
+        both = "both" if self.old is not None else "new"
+        processed = done
+        with collector_paused():  # see replay.collector_paused: a third of the time otherwise
+            for position, item in enumerate(events, start=1):
+                processed += 1
+                if progress is not None and processed % _REPORT_EVERY == 0:
+                    progress("simulate", processed, total)
+                record = item if isinstance(item, Record) else Record(position, item, None, instant_of(item, tz))
+                instant = record.instant
+                if until_at is not None and instant is not None and instant > until_at:
+                    self.after_until += 1
+                    continue
+                self.events += 1
+                at_us = None if instant is None else to_us(instant)
+                raw = record.event
+                if raw is None or record.error is not None:
+                    for run in runs:
+                        run.rejected += 1
+                    self.reject(Rejected(record.row, None, None, record.error or "not an event", both), at_us)
+                    continue
+                # First each program says whether it takes the event: only an accepted one may move the months.
+                verdicts: list[Any] = []
+                for run in runs:
+                    try:
+                        verdicts.append(run.engine.admit(raw))
+                    except EventError as err:
+                        verdicts.append(EventError(err.reason))  # without its traceback: no cycle to collect
+                accepted = [run for run, verdict in zip(runs, verdicts) if not isinstance(verdict, EventError)]
+                if accepted and verdicts[runs.index(accepted[0])] is not None:
+                    at = from_us(verdicts[runs.index(accepted[0])].at)
+                    if self.month is None:
+                        self.first, self.month = at, month_of(at, tz)
+                        self.boundary = day_start(next_month(self.month), tz)
+                    self.close_months(at)
+                    if self.last is None or at > self.last:
+                        self.last = at
+                month = self.month
+                reasons: dict[str, str] = {}
+                for run, verdict in zip(runs, verdicts):
+                    if isinstance(verdict, EventError):
+                        run.rejected += 1
+                        reasons[run.label] = verdict.reason
+                        continue
+                    if verdict is None:
+                        run.duplicates += 1
+                        continue
+                    try:
+                        outcome = run.engine.apply_event(verdict)
+                    except Exception as err:  # a bug in the engine: say which event, keep the cause
+                        raise RuntimeError(f"the engine failed on row {record.row} (event {raw.get('id')!r}, "
+                                           f"{run.label} rules): {type(err).__name__}: {err}") from err
+                    assert month is not None
+                    run.absorb(outcome, month)
+                    for other in outcome.linked:  # a referrer paid at their friend's purchase
+                        run.absorb(other, month)
+                    if run is new:
+                        activity.event(outcome.customer, month)
+                        if outcome.type == "purchase":
+                            activity.purchase(outcome.customer, verdict.at, verdict.amount, month,
+                                              raw.get(MEMBER_ATTRIBUTE))
+                        elif outcome.type == "feedback":
+                            activity.feedback(outcome.customer, verdict.at, raw.get(SCORE_ATTRIBUTE))
+                if reasons:
+                    event_id, customer = _text_or_none(raw.get("id")), _text_or_none(raw.get("customer"))
+                    if len(reasons) == 2 and reasons["new"] == reasons["baseline"]:
+                        self.reject(Rejected(record.row, event_id, customer, reasons["new"], "both"), at_us)
+                    else:
+                        for label, reason in reasons.items():
+                            self.reject(Rejected(record.row, event_id, customer, reason, label), at_us)
+        return processed
+
+    def close(self, end: datetime | None) -> None:
+        """Every customer's clock to ``end`` (the end of the replay: ``until``, or the last accepted event)."""
+        if end is not None and self.month is not None:
+            self.close_months(end)
+            for run in self.runs:
+                run.advance(end, self.month)
+
+
 def replay(program: Program, events: Iterable[Record | dict[str, Any]], *, baseline: Program | None = None,
            until: str | date | datetime | None = None, effect_from: str | date | datetime | None = None,
            progress: Progress | None = None, total: int | None = None,
@@ -134,116 +262,21 @@ def replay(program: Program, events: Iterable[Record | dict[str, Any]], *, basel
     tz = program.compiled.tz
     until_at = parse_instant(until, tz) if until is not None else None
     effect_at = parse_instant(effect_from, tz) if effect_from is not None else None
-    new = ProgramRun(program, "new", generated)
-    old = ProgramRun(baseline, "baseline", generated) if baseline is not None else None
-    runs = [new] if old is None else [new, old]
-    activity = Activity(tz, effect_at)
     rejections: list[Rejected] = []
-    counts = {"events": 0, "after_until": 0}
 
-    def reject(item: Rejected) -> None:
+    def reject(item: Rejected, _instant: int | None) -> None:
         if keep_rejections is None or len(rejections) < keep_rejections:
             rejections.append(item)
         if on_rejected is not None:
             on_rejected(item)
 
-    first: datetime | None = None
-    last: datetime | None = None
-    month: date | None = None
-    boundary: datetime | None = None  # the start of the month after `month`
-
-    def close_months(upto: datetime) -> None:
-        """Close every month that ends at or before ``upto``: each customer's clock up to its last instant.
-
-        Months in which no change is due are passed over at once, so a gap of
-        years between two events costs nothing (one row dated 8999 is one step).
-        """
-        nonlocal month, boundary
-        assert month is not None and boundary is not None
-        while upto >= boundary:
-            due = _next_due(runs)
-            if due is None or due >= to_us(boundary):  # nothing due in `month`: on to the month of what is next
-                month = month_of(upto if due is None else min(upto, from_us(due)), tz)
-            else:
-                for run in runs:
-                    run.advance(boundary - ONE_MICROSECOND, month)
-                month = next_month(month)
-            boundary = day_start(next_month(month), tz)
-
-    processed = 0
-    with collector_paused():  # see replay.collector_paused: a third of the time otherwise
-        for position, item in enumerate(events, start=1):
-            processed += 1
-            if progress is not None and processed % _REPORT_EVERY == 0:
-                progress("simulate", processed, total)
-            record = item if isinstance(item, Record) else Record(position, item, None, instant_of(item, tz))
-            instant = record.instant
-            if until_at is not None and instant is not None and instant > until_at:
-                counts["after_until"] += 1
-                continue
-            counts["events"] += 1
-            raw = record.event
-            if raw is None or record.error is not None:
-                for run in runs:
-                    run.rejected += 1
-                reject(Rejected(record.row, None, None, record.error or "not an event", "both" if old else "new"))
-                continue
-            # First each program says whether it takes the event: only an accepted one may move the months on.
-            verdicts: list[Any] = []
-            for run in runs:
-                try:
-                    verdicts.append(run.engine.admit(raw))
-                except EventError as err:
-                    verdicts.append(EventError(err.reason))  # without its traceback: no cycle to collect
-            accepted = [run for run, verdict in zip(runs, verdicts) if not isinstance(verdict, EventError)]
-            if accepted and verdicts[runs.index(accepted[0])] is not None:
-                at = from_us(verdicts[runs.index(accepted[0])].at)
-                if month is None:
-                    first, month = at, month_of(at, tz)
-                    boundary = day_start(next_month(month), tz)
-                close_months(at)
-                if last is None or at > last:
-                    last = at
-            reasons: dict[str, str] = {}
-            for run, verdict in zip(runs, verdicts):
-                if isinstance(verdict, EventError):
-                    run.rejected += 1
-                    reasons[run.label] = verdict.reason
-                    continue
-                if verdict is None:
-                    run.duplicates += 1
-                    continue
-                try:
-                    outcome = run.engine.apply_event(verdict)
-                except Exception as err:  # a bug in the engine: say which event, keep the cause
-                    raise RuntimeError(f"the engine failed on row {record.row} (event {raw.get('id')!r}, "
-                                       f"{run.label} rules): {type(err).__name__}: {err}") from err
-                assert month is not None
-                run.absorb(outcome, month)
-                for other in outcome.linked:  # a referrer paid at their friend's purchase
-                    run.absorb(other, month)
-                if run is new:
-                    activity.event(outcome.customer, month)
-                    if outcome.type == "purchase":
-                        activity.purchase(outcome.customer, verdict.at, verdict.amount, month,
-                                          raw.get(MEMBER_ATTRIBUTE))
-                    elif outcome.type == "feedback":
-                        activity.feedback(outcome.customer, verdict.at, raw.get(SCORE_ATTRIBUTE))
-            if reasons:
-                event_id, customer = _text_or_none(raw.get("id")), _text_or_none(raw.get("customer"))
-                if len(reasons) == 2 and reasons["new"] == reasons["baseline"]:
-                    reject(Rejected(record.row, event_id, customer, reasons["new"], "both"))
-                else:
-                    for label, reason in reasons.items():
-                        reject(Rejected(record.row, event_id, customer, reason, label))
+    state = EventReplay(program, baseline, until_at, effect_at, generated, reject)
+    processed = state.feed(events, progress, total)
     if progress is not None:
         progress("simulate", processed, total)
-
-    end = until_at if until_at is not None else last
-    if end is not None and month is not None:
-        close_months(end)
-        for run in runs:
-            run.advance(end, month)
+    first, runs, activity = state.first, state.runs, state.activity
+    end = until_at if until_at is not None else state.last
+    state.close(end)
     first_month = month_of(first, tz) if first is not None else None
     last_month = month_of(end, tz) if end is not None else None
     months = shown_months(first_month, last_month, [run.tracker for run in runs], activity)
@@ -251,7 +284,7 @@ def replay(program: Program, events: Iterable[Record | dict[str, Any]], *, basel
 
     extras: dict[str, Any] = {}
     if until_at is not None:
-        extras["after_until"] = counts["after_until"]
+        extras["after_until"] = state.after_until
     if reordered is not None:
         extras["reordered"] = reordered
     extras["period"] = {"from": first.astimezone(tz).isoformat() if first else None,
@@ -264,7 +297,8 @@ def replay(program: Program, events: Iterable[Record | dict[str, Any]], *, basel
         run_figures.months = run.tracker.series(months, run.program)
         totals.append(run_totals)
         figures.append(run_figures)
-    summary = finish_summary(totals[0], program, totals[1] if old else None, baseline, counts["events"], extras)
+    old = state.old
+    summary = finish_summary(totals[0], program, totals[1] if old else None, baseline, state.events, extras)
     return SimulationResult(summary, figures[0], figures[1] if old else None, rejections, activity, first, end,
                             reordered)
 
@@ -272,16 +306,32 @@ def replay(program: Program, events: Iterable[Record | dict[str, Any]], *, basel
 def replay_file(programs: list[Program], path: str, *, until: str | date | datetime | None,
                 effect_from: str | date | datetime | None, bool_columns: frozenset[str] = frozenset(),
                 progress: Progress | None = None, on_rejected: Callable[[Rejected], None] | None = None,
-                keep_rejections: int | None = None) -> SimulationResult:
-    """A history file replayed event at a time: the path for programs the per-customer replays do not take
-    (``points pooled by account``: one event changes a contact and their account, whose contacts are many)."""
+                keep_rejections: int | None = None, dialect: CsvDialect | None = None, keep_standings: bool = True,
+                generated: bool | None = None) -> SimulationResult:
+    """A history file replayed event at a time: ``simulate --sequential``, and the path for programs the
+    per-customer replays do not take (``points pooled by account``: one event changes a contact and their
+    account, whose contacts are many). A shard of customers at a time (``streamed``) where the file allows,
+    else the whole file through one engine per program. ``keep_standings`` as ``columnar.simulate_file``
+    (the whole replay keeps them anyway)."""
     from poletti.interpreter.simulate.history import History
+    from poletti.interpreter.simulate.streamed import replay_streamed
 
-    with History(path, programs[0].compiled.tz, bool_columns=bool_columns) as source:
+    tz = programs[0].compiled.tz
+    until_at = parse_instant(until, tz) if until is not None else None
+    effect_at = parse_instant(effect_from, tz) if effect_from is not None else None
+    if progress is not None:
+        progress("read", 0, None)
+    streamed = replay_streamed(programs, path, until_at=until_at, effect_at=effect_at, bool_columns=bool_columns,
+                               dialect=dialect, progress=progress, on_rejected=on_rejected,
+                               keep_rejections=keep_rejections, keep_standings=keep_standings, generated=generated)
+    if streamed is not None:
+        return streamed
+    with History(path, tz, bool_columns=bool_columns, dialect=dialect) as source:
         source.scan(progress)
         return replay(programs[0], source.in_time_order(progress), baseline=programs[1] if len(programs) > 1 else None,
-                      until=until, effect_from=effect_from, progress=progress, total=source.count,
-                      on_rejected=on_rejected, keep_rejections=keep_rejections, reordered=source.reordered)
+                      until=until_at, effect_from=effect_at, progress=progress, total=source.count,
+                      on_rejected=on_rejected, keep_rejections=keep_rejections, reordered=source.reordered,
+                      generated=generated)
 
 
 def _next_due(runs: list[ProgramRun]) -> int | None:

@@ -18,7 +18,14 @@ Customers who share an event id must be replayed together (only time
 order says which of two rows is the duplicate); the pass also writes each
 row's id and customer to files partitioned by the id, and if any id is
 shared by two customers, it gives up (``None``): the caller reads the file
-whole, as before. It gives up too whenever the whole-file reader would not
+whole, as before. With ``by_account`` (a program that pools points by
+account, whose contacts share one pool) every row of a contact goes to the
+shard of their account: a first pass reads only the customer and account
+columns and finds each contact's account (``account_links``; it gives up
+if a customer names two), then the rows of a customer who names one go to
+its shard (rows without an account too), any other to the customer's own.
+The id files then also hold each row's customer, as a safety net: a
+customer whose rows went to two shards gives up as a shared id does. It gives up too whenever the whole-file reader would not
 take the file row for row (an irregular row, an over-long cell, a repeated
 column, bytes that are not UTF-8): ``columns.load`` then reads it the way
 it always has.
@@ -41,8 +48,9 @@ import numpy as np
 
 from poletti.engine.timecalc import to_us
 from poletti.interpreter.simulate.columns import (NO_INSTANT, PARQUET_SUFFIXES, Columns, _from_table, _has_long_cells,
-                                                 _name, _text_bytes, blank_rows, columns_of_records, dataset_files,
-                                                 instants, is_blank_tail, record_names, trailing_blank_lines)
+                                                 _is_text, _name, _text_bytes, blank_rows, columns_of_records,
+                                                 dataset_files, instants, is_blank_tail, record_names,
+                                                 trailing_blank_lines)
 from poletti.interpreter.simulate.history import (REQUIRED_COLUMNS, CsvDialect, History, HistoryError, Record,
                                                  _require_columns, csv_dialect, detect_format)
 
@@ -51,6 +59,9 @@ BLOCK_BYTES = 1 << 20  # CSV bytes per block read
 HELD_BYTES = 8 << 20  # rows held back for the shard files before they are written (see ``ShardWriters``)
 SPLIT_BYTES = 1 << 20  # a smaller file is read by one process
 _PAIR = np.dtype([("id", "<u8"), ("shard", "<i8")])  # an id file's entries
+# Mixed into a customer's hash where the id files also hold customers (``by_account``), so that an event id
+# and a customer of one text are not taken for one id.
+_CUSTOMER_SALT = np.uint64(0x5BD1E9955BD1E995)
 _ROW, _INSTANT, _QUICK = "__poletti_row", "__poletti_instant", "__poletti_quick"
 
 
@@ -342,18 +353,24 @@ def _record_ends(handle: Any, size: int, targets: list[int], delimiter: str) -> 
 
 def partition(path: str, tz: Any, shards: int, until: int | None = None, *, parts: int = 1,
               crew: Any = None, dialect: CsvDialect | None = None, bool_columns: frozenset[str] = frozenset(),
-              progress: Any = None) -> Spilled | None:
+              progress: Any = None, by_account: bool = False) -> Spilled | None:
     """Stream a CSV file into ``shards`` customer shards (see the module docstring); None: read it whole.
 
     With ``parts`` > 1 and a ``crew`` (``crew.Crew``: this process and forked ones), the file's byte
     ranges are read side by side. ``dialect``: the file's delimiter and decimal mark (None: found).
     A Parquet file, or a folder of them, goes to ``partition_parquet``, a JSON Lines file (its yes/no
     fields: ``bool_columns``; ``progress``: its reading's, which takes long) to ``partition_records``.
+    ``by_account``: a contact's rows go to their account's shard (see the module docstring).
     """
+    links = None
+    if by_account:
+        links = account_links(path, tz, dialect, bool_columns, progress)
+        if links is None:
+            return None
     if is_parquet(path):
-        return partition_parquet(path, tz, shards, until, parts=parts, crew=crew)
+        return partition_parquet(path, tz, shards, until, parts=parts, crew=crew, links=links)
     if detect_format(path) == "jsonl":
-        return partition_records(path, tz, shards, until, bool_columns, progress)
+        return partition_records(path, tz, shards, until, bool_columns, progress, links)
     dialect = dialect or csv_dialect(path)
     names = header(path, dialect)
     if names is None or "friend" in names:
@@ -363,7 +380,8 @@ def partition(path: str, tz: Any, shards: int, until: int | None = None, *, part
     folder = tempfile.mkdtemp(prefix="poletti-simulate-")
     try:
         ranges = byte_ranges(path, parts if crew is not None else 1, dialect.delimiter)
-        tasks = [(path, names, tz, shards, until, folder, k, a, b, dialect) for k, (a, b) in enumerate(ranges)]
+        tasks = [(path, names, tz, shards, until, folder, k, a, b, dialect, links)
+                 for k, (a, b) in enumerate(ranges)]
         found = crew.map(_read_part_task, tasks) if len(tasks) > 1 else [_read_part_task(tasks[0])]
         return _spilled(folder, names, shards, found, crew, parts, dialect.decimal_comma)
     except BaseException:
@@ -424,13 +442,11 @@ def parquet_rows(path: str) -> int:
 
 
 def partition_parquet(path: str, tz: Any, shards: int, until: int | None = None, *, parts: int = 1,
-                      crew: Any = None) -> Spilled | None:
+                      crew: Any = None, links: np.ndarray | None = None) -> Spilled | None:
     """A Parquet file (or a folder of them, in name order) streamed into customer shards, as ``partition``
     does a CSV file: a batch of rows at a time, with the file's own column types. The parts are runs of
     row groups, read side by side with a ``crew``. None: read it whole instead (the files' columns differ,
     ``id`` or ``customer`` is not text, a column is missing, or there are referrals)."""
-    from poletti.interpreter.simulate.columns import _is_text
-
     found = _row_groups(path)
     if found is None:
         return None
@@ -442,10 +458,12 @@ def partition_parquet(path: str, tz: Any, shards: int, until: int | None = None,
         return None
     if not (_is_text(schema.field("id").type) and _is_text(schema.field("customer").type)):
         return None
+    if links is not None and "account" in names and not _is_text(schema.field("account").type):
+        return None
     runs = _runs_of(groups, parts if crew is not None else 1)
     folder = tempfile.mkdtemp(prefix="poletti-simulate-")
     try:
-        tasks = [(run, tz, shards, until, folder, k) for k, run in enumerate(runs)]
+        tasks = [(run, tz, shards, until, folder, k, links) for k, run in enumerate(runs)]
         found_parts = crew.map(_read_parquet_part_task, tasks) if len(tasks) > 1 else \
             [_read_parquet_part_task(task) for task in tasks]
         return _spilled(folder, names, shards, found_parts, crew, parts)
@@ -472,7 +490,7 @@ def _read_parquet_part_task(task: tuple[Any, ...]) -> Part | None:
 
 
 def read_parquet_part(run: list[tuple[str, int, int]], tz: Any, shards: int, until: int | None, folder: str,
-                      number: int) -> Part | None:
+                      number: int, links: np.ndarray | None = None) -> Part | None:
     """Row groups ``run`` (file, row group, rows) read into part ``number``'s shard files, batch by batch."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -483,7 +501,7 @@ def read_parquet_part(run: list[tuple[str, int, int]], tz: Any, shards: int, unt
             # Without pre_buffer=False, Arrow keeps what it read ahead: 260 MiB more over a 10M-event file.
             reader = pq.ParquetFile(file, pre_buffer=False)
             if writer is None:
-                writer = PartWriter(folder, number, shards, reader.schema_arrow, tz, until)
+                writer = PartWriter(folder, number, shards, reader.schema_arrow, tz, until, links=links)
             for batch in reader.iter_batches(batch_size=PARQUET_BATCH_ROWS, use_threads=False,
                                              row_groups=[g for _, g, _ in files_groups]):
                 writer.add(batch)
@@ -498,6 +516,133 @@ def read_parquet_part(run: list[tuple[str, int, int]], tz: Any, shards: int, unt
         raise
 
 
+# ----------------------------------------------------------------- accounts
+
+_LINK = np.dtype([("customer", "<u8"), ("account", "<u8")])  # a contact's hash and their account's
+
+
+def account_links(path: str, tz: Any, dialect: CsvDialect | None = None, bool_columns: frozenset[str] = frozenset(),
+                  progress: Any = None) -> np.ndarray | None:
+    """Each contact's shard key, as hashes (``text_hash``'s; of JSON Lines, ``_text_hash64``'s), sorted by
+    customer: their account's (a contact whose rows name two accounts — the second is refused, but which
+    comes first only the replay knows — joins the two, and every contact of either, under one key). None:
+    the file cannot be read so (the whole read says why). Only the two columns are read (JSON Lines: every
+    record, through ``History``)."""
+    import pyarrow as pa
+
+    found: list[np.ndarray] = []
+    try:
+        for customers, accounts in _customer_account_columns(path, tz, dialect, bool_columns, progress):
+            if isinstance(customers, np.ndarray):  # (hashes already: JSON Lines)
+                pairs = np.empty(len(customers), dtype=_LINK)
+                pairs["customer"], pairs["account"] = customers, accounts
+            else:
+                customer_hashes, named = text_hash(customers)
+                account_hashes, has_account = text_hash(accounts)
+                if len(accounts):
+                    has_account &= np.diff(_text_bytes(accounts)[1]) > 0  # ("": no account)
+                keep = named & has_account
+                pairs = np.empty(int(keep.sum()), dtype=_LINK)
+                pairs["customer"], pairs["account"] = customer_hashes[keep], account_hashes[keep]
+            if pairs.size:
+                found.append(np.unique(pairs))
+    except (pa.ArrowException, ValueError, UnicodeDecodeError, HistoryError):
+        return None
+    links = np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=_LINK)
+    again = links["customer"][1:] == links["customer"][:-1]  # a contact's second account (sorted: one run each)
+    if not again.any():
+        return links
+    # Accounts one contact names are one key (a union of them, the few there are: rows in error).
+    parent: dict[int, int] = {}
+
+    def root(account: int) -> int:
+        while parent.get(account, account) != account:
+            account = parent[account]
+        return account
+
+    for place in np.flatnonzero(again).tolist():
+        a, b = root(int(links["account"][place])), root(int(links["account"][place + 1]))
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    joined = np.array(sorted(parent), dtype=np.uint64)
+    roots = np.array([root(account) for account in joined.tolist()], dtype=np.uint64)
+    place = np.minimum(np.searchsorted(joined, links["account"]), joined.size - 1)
+    merged = joined[place] == links["account"]
+    links["account"] = np.where(merged, roots[place], links["account"])
+    return links[np.concatenate(([True], ~again))]  # each contact once (their accounts share a key now)
+
+
+def _customer_account_columns(path: str, tz: Any, dialect: CsvDialect | None, bool_columns: frozenset[str],
+                              progress: Any) -> Any:
+    """The file's customer and account columns, a batch at a time (none: the file has no account column)."""
+    import pyarrow as pa
+
+    if is_parquet(path):
+        import pyarrow.parquet as pq
+
+        found = _row_groups(path)
+        if found is None or "account" not in found[0].names or "customer" not in found[0].names:
+            return
+        for file, files_groups in itertools.groupby(found[1], key=lambda group: group[0]):
+            reader = pq.ParquetFile(file, pre_buffer=False)
+            for batch in reader.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=["customer", "account"],
+                                             use_threads=False, row_groups=[g for _, g, _ in files_groups]):
+                if not (_is_text(batch.column(0).type) and _is_text(batch.column(1).type)):
+                    raise ValueError("a customer or account column that is not text")
+                yield batch.column(0), batch.column(1)
+        return
+    if detect_format(path) == "jsonl":
+        customers: list[int] = []
+        accounts: list[int] = []
+        with History(path, tz, fmt="jsonl", bool_columns=bool_columns) as history:
+            for record in history.records(progress):
+                event = record.event
+                if event is None:
+                    continue
+                customer, account = _name(event.get("customer")), _name(event.get("account"))
+                if customer is not None and account:
+                    customers.append(_text_hash64(customer))
+                    accounts.append(_text_hash64(account))
+                if len(customers) >= RECORDS_HELD:
+                    yield np.array(customers, dtype=np.uint64), np.array(accounts, dtype=np.uint64)
+                    customers, accounts = [], []
+        if customers:
+            yield np.array(customers, dtype=np.uint64), np.array(accounts, dtype=np.uint64)
+        return
+    import pyarrow.csv as pcsv
+
+    dialect = dialect or csv_dialect(path)
+    names = header(path, dialect)
+    if names is None or "account" not in names or "customer" not in names:
+        return
+    reader = pcsv.open_csv(
+        path, read_options=pcsv.ReadOptions(column_names=names, skip_rows=1, block_size=BLOCK_BYTES,
+                                            encoding="utf8"),
+        parse_options=pcsv.ParseOptions(delimiter=dialect.delimiter, invalid_row_handler=lambda _row: "skip",
+                                        newlines_in_values=True),
+        convert_options=pcsv.ConvertOptions(include_columns=["customer", "account"],
+                                            column_types={"customer": pa.string(), "account": pa.string()},
+                                            strings_can_be_null=True, null_values=[""],
+                                            quoted_strings_can_be_null=True))
+    for batch in reader:
+        yield batch.column(0), batch.column(1)
+
+
+def keys_of(customers: np.ndarray, links: np.ndarray) -> np.ndarray:
+    """The shard keys of rows of these customers (hashes): a contact's from ``links`` (every row of theirs,
+    with an account or without), anyone else's their own."""
+    if not links.size:
+        return customers
+    place = np.minimum(np.searchsorted(links["customer"], customers), links.size - 1)
+    contact = links["customer"][place] == customers
+    return np.where(contact, links["account"][place], customers)
+
+
+def _key_of(customer: str, links: np.ndarray) -> int:
+    """``keys_of`` for one JSON Lines record."""
+    return int(keys_of(np.array([_text_hash64(customer)], dtype=np.uint64), links)[0])
+
+
 # --------------------------------------------------------------- JSON Lines
 
 RECORDS_HELD = 50_000  # records held back for the shard files before they are written
@@ -508,13 +653,16 @@ def records_path(folder: str, shard: int, part: int) -> str:
 
 
 def partition_records(path: str, tz: Any, shards: int, until: int | None = None,
-                      bool_columns: frozenset[str] = frozenset(), progress: Any = None) -> Spilled | None:
+                      bool_columns: frozenset[str] = frozenset(), progress: Any = None,
+                      links: np.ndarray | None = None) -> Spilled | None:
     """A JSON Lines file streamed into customer shards, as ``partition`` does a CSV file, a record at a time.
 
     ``History`` reads it, as it does when the file is read whole (JSON values come in every type, so every
     row goes the careful way); the shard files hold its records (pickled: written and read by this replay
     alone, in its own temporary folder). One process reads the file; ``progress("scan", bytes, size)`` as it
-    goes. None: read it whole instead (there are referrals, or customers share an event id).
+    goes. None: read it whole instead (there are referrals, or customers share an event id; with ``links``,
+    or a customer's rows went to two shards). ``links``: each contact's account (``account_links``), for a
+    program that pools points by account: a contact's records go to their account's shard.
     """
     import pickle
 
@@ -547,7 +695,7 @@ def partition_records(path: str, tz: Any, shards: int, until: int | None = None,
         with History(path, tz, fmt="jsonl", bool_columns=bool_columns) as history:
             for record in history.records(progress):
                 event = record.event
-                customer = id_name = None
+                customer = id_name = account = None
                 if event is not None:
                     if "friend" in event:  # (referrals join customers of two shards: read whole, see ``partition``)
                         return _give_up_folder(folder, files)
@@ -555,7 +703,12 @@ def partition_records(path: str, tz: Any, shards: int, until: int | None = None,
                         record_names([record], names)
                         known.update(names)
                     customer, id_name = _name(event.get("customer")), _name(event.get("id"))
-                shard = _shard_of(customer, shards) if customer is not None else record.row % shards
+                if customer is None:
+                    shard = record.row % shards
+                elif links is None:
+                    shard = _shard_of(customer, shards)
+                else:  # (by the 64-bit hashes ``account_links`` gives)
+                    shard = _key_of(customer, links) % shards
                 instant = NO_INSTANT if record.instant is None else to_us(record.instant)
                 seen_instants.append(instant)
                 seen_shards.append(shard)
@@ -564,6 +717,9 @@ def partition_records(path: str, tz: Any, shards: int, until: int | None = None,
                 if id_name is not None and customer is not None:
                     id_hash = _text_hash64(id_name)
                     held_ids[id_hash % shards].append((id_hash, shard))
+                if links is not None and customer is not None:  # (a customer in two shards gives up, as an id)
+                    customer_hash = _text_hash64(customer) ^ int(_CUSTOMER_SALT)
+                    held_ids[customer_hash % shards].append((customer_hash, shard))
                 if len(seen_instants) >= RECORDS_HELD:
                     flush()
         flush()
@@ -620,7 +776,8 @@ def _read_part_task(task: tuple[Any, ...]) -> Part | None:
 
 
 def read_part(path: str, names: list[str], tz: Any, shards: int, until: int | None, folder: str, number: int,
-              start: int, stop: int, dialect: CsvDialect = CsvDialect()) -> Part | None:
+              start: int, stop: int, dialect: CsvDialect = CsvDialect(), links: np.ndarray | None = None
+              ) -> Part | None:
     """Read bytes ``start:stop`` of the file (the first part: with the header) into the part's shard files.
 
     Row numbers are the part's own (1, 2, …): ``load_shard`` adds the rows of the parts before. None: a row
@@ -653,7 +810,7 @@ def read_part(path: str, names: list[str], tz: Any, shards: int, until: int | No
             convert_options=pcsv.ConvertOptions(column_types={name: pa.string() for name in names},
                                                 strings_can_be_null=True, null_values=[""],
                                                 quoted_strings_can_be_null=True))
-        writer = PartWriter(folder, number, shards, reader.schema, tz, until, dialect.decimal_comma)
+        writer = PartWriter(folder, number, shards, reader.schema, tz, until, dialect.decimal_comma, links)
         for batch in reader:
             if irregular or _has_long_cells(batch) or (ended and batch.num_rows):
                 return writer.abandon()
@@ -686,19 +843,21 @@ def read_part(path: str, names: list[str], tz: Any, shards: int, until: int | No
 class PartWriter:
     """One part's shard files and id files, written block by block of the rows read (``add``).
 
-    Each block's rows go to the shard of their customer, with their row number (the part's own: 1, 2, …),
-    instant and whether the instant has the quick strict form; each row's id hash goes to the id file of
-    the id (see ``_shared_ids``). ``finish`` closes the files and says what the part held (``Part``).
+    Each block's rows go to the shard of their customer (with ``links``, ``account_links``': of the customer's
+    account, if they name one), with their row number (the part's own: 1, 2, …), instant and whether the instant has the
+    quick strict form; each row's id hash goes to the id file of the id (see ``_shared_ids``; with
+    ``links``, its customer's hash too). ``finish`` closes the files and says what the part held (``Part``).
     """
 
     def __init__(self, folder: str, number: int, shards: int, schema: Any, tz: Any, until: int | None,
-                 decimal_comma: bool = False) -> None:
+                 decimal_comma: bool = False, links: np.ndarray | None = None) -> None:
         import pyarrow as pa
         import pyarrow.ipc as ipc
 
         self.part = Part(shards)
         self.shards, self.tz, self.until, self.decimal_comma = shards, tz, until, decimal_comma
         self.names = list(schema.names)
+        self.links = links
         self.schema = schema.append(pa.field(_ROW, pa.int64())).append(pa.field(_INSTANT, pa.int64())) \
             .append(pa.field(_QUICK, pa.bool_()))
         self._sinks: list[Any] = []
@@ -732,7 +891,8 @@ class PartWriter:
                 .to_numpy(zero_copy_only=False)
             instant[unclear], quick[unclear] = NO_INSTANT, False
         hashes, named = text_hash(batch.column("customer"))
-        shard = np.where(named, (hashes % np.uint64(shards)).astype(np.int64), rows % shards)
+        keys = hashes if self.links is None else keys_of(hashes, self.links)
+        shard = np.where(named, (keys % np.uint64(shards)).astype(np.int64), rows % shards)
         part.saw(instant, shard, self.until)
         order = np.argsort(shard, kind="stable")
         bounds = np.searchsorted(shard[order], np.arange(shards + 1))
@@ -744,9 +904,13 @@ class PartWriter:
                 self._held.add_rows(k, laid.slice(lo, hi - lo))
         id_hashes, has_id = text_hash(batch.column("id"))
         linkable = np.flatnonzero(has_id & named)
-        if linkable.size:
-            pairs = np.empty(linkable.size, dtype=_PAIR)
-            pairs["id"], pairs["shard"] = id_hashes[linkable], shard[linkable]
+        pairs = np.empty(linkable.size, dtype=_PAIR)
+        pairs["id"], pairs["shard"] = id_hashes[linkable], shard[linkable]
+        if self.links is not None:  # and each customer's hash: a customer in two shards gives up, as a shared id does
+            customers = np.empty(int(named.sum()), dtype=_PAIR)
+            customers["id"], customers["shard"] = hashes[named] ^ _CUSTOMER_SALT, shard[named]
+            pairs = np.concatenate((pairs, customers))
+        if pairs.size:
             where = (pairs["id"] % np.uint64(shards)).astype(np.int64)
             pairs = pairs[np.argsort(where, kind="stable")]
             bounds = np.searchsorted(np.sort(where), np.arange(shards + 1))

@@ -72,7 +72,7 @@ def command(ctx: click.Context, rules: str, history: str, baseline_path: str | N
     customer by customer (with --workers, on several processes); the
     figures are those of an event-at-a-time replay (--sequential).
     """
-    from poletti.interpreter.simulate.history import History, HistoryError, bool_columns_of, detect_format
+    from poletti.interpreter.simulate.history import HistoryError, bool_columns_of, detect_format
     from poletti.interpreter.simulate import parse_instant
     from poletti.interpreter.simulate.columnar import simulate_file
 
@@ -112,13 +112,12 @@ def command(ctx: click.Context, rules: str, history: str, baseline_path: str | N
         try:
             dialect = history_dialect(history)
             if sequential:
-                source = stack.enter_context(History(history, tz, bool_columns=bool_columns, dialect=dialect))
-                source.scan(progress)
-                from poletti.interpreter.simulate import simulate  # (the Engine: only for this path)
+                from poletti.interpreter.simulate.sequential import replay_file  # (the Engine: only this path)
 
-                result = simulate(program, source.in_time_order(progress), baseline=baseline, until=until_at,
-                                  effect_from=effect_at, progress=progress, total=source.count,
-                                  on_rejected=rejected_sink, keep_rejections=20, reordered=source.reordered)
+                result = replay_file([program] if baseline is None else [program, baseline], history,
+                                     until=until_at, effect_from=effect_at, bool_columns=frozenset(bool_columns),
+                                     progress=progress, on_rejected=rejected_sink, keep_rejections=20,
+                                     dialect=dialect, keep_standings=keep_standings)
             elif dask_address:
                 from poletti.interpreter.simulate.distributed import ClusterUnavailable, simulate_dask
 

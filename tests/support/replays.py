@@ -2,8 +2,9 @@
 
 ``write`` puts events in a CSV, JSON Lines or Parquet file as a host's
 export would; ``compare`` replays it through a program (and a baseline)
-with ``simulate_file`` and with ``sequential.replay`` and fails, with the
-program, the history and a diff, unless every figure is the same.
+with ``simulate_file`` (or another replay of files: ``simulate``) and with
+``sequential.replay`` of the whole file and fails, with the program, the
+history and a diff, unless every figure is the same.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import poletti
 from poletti.interpreter.simulate.columnar import simulate_file
@@ -22,7 +23,7 @@ COLUMNS = ["id", "type", "customer", "at", "amount", "currency", "items", "origi
            "rewards_used", "partner"]  # issue 13
 
 
-def write(events: list[dict[str, Any]], path: Path) -> None:
+def write(events: list[dict[str, Any]], path: Path, columns: list[str] = COLUMNS) -> None:
     if path.suffix == ".jsonl":
         path.write_text("".join(json.dumps(e) + "\n" if isinstance(e, dict) else e for e in events), encoding="utf-8")
         return
@@ -34,7 +35,7 @@ def write(events: list[dict[str, Any]], path: Path) -> None:
         rows.append(row)
     if path.suffix == ".csv":
         with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
+            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
         return
@@ -42,7 +43,7 @@ def write(events: list[dict[str, Any]], path: Path) -> None:
     import pyarrow.parquet as pq
 
     table = pa.table({name: pa.array([None if row.get(name) is None else str(row[name]) for row in rows],
-                                     pa.string()) for name in COLUMNS})
+                                     pa.string()) for name in columns})
     pq.write_table(table, path)
 
 
@@ -53,17 +54,23 @@ EFFECT_FROM = "2027-03-01"  # splits the histories of rich_programs: the cohort 
 
 
 def compare(text: str, events: list[Any], tmp: Path, suffix: str, until: str | None, workers: int,
-            baseline_text: str = BASELINE, effect_from: str | None = EFFECT_FROM) -> None:
+            baseline_text: str = BASELINE, effect_from: str | None = EFFECT_FROM,
+            simulate: Callable[..., Any] | None = None, columns: list[str] = COLUMNS) -> None:
+    """``simulate(program, path, baseline=, until=, effect_from=)``: the replay checked (``simulate_file``
+    with ``workers`` when None)."""
     program = poletti.compile(text)
     baseline = poletti.compile(baseline_text)
     path = tmp / f"history{suffix}"
-    write(events, path)
+    write(events, path, columns)
     with History(str(path), program.compiled.tz) as history:
         history.scan()
         expected = replay(program, history.in_time_order(), baseline=baseline, until=until, effect_from=effect_from,
                           reordered=history.reordered)
-    got = simulate_file(program, str(path), baseline=baseline, until=until, workers=workers,
-                        effect_from=effect_from)
+    if simulate is None:
+        got = simulate_file(program, str(path), baseline=baseline, until=until, workers=workers,
+                            effect_from=effect_from)
+    else:
+        got = simulate(program, str(path), baseline=baseline, until=until, effect_from=effect_from)
     shown = "\n".join(json.dumps(e) for e in events) if suffix == ".parquet" else path.read_text()[:3000]
     where = f"\nprogram:\n{text}\nhistory ({suffix}):\n{shown}"
     if got.summary != expected.summary:
