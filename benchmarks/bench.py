@@ -637,6 +637,24 @@ def measure_advance(data: str, customers: int, repeat: int) -> tuple[list[str], 
     return lines, found
 
 
+#: The modes whose memory must not grow with the events (issue 8: the per-customer, columnar path); every mode
+#: must stay under 2 GiB at 10 million events. (The event-at-a-time replay holds one shard's engines, whose
+#: bounded caches — amounts, timestamps, baskets read — fill over the first millions of events.)
+GROWTH_MODES = ("simulate", "simulate-workers-2")
+#: Growth is judged from the first size of at least this many events (when a larger one was measured too): a
+#: smaller history does not fill what the stream holds at most — 8 MiB of rows waiting for the shard files,
+#: shards of 4 MiB — so its peak is below the steady one (measured: --workers 2's parent peaked at 163 MiB at
+#: 100,000 events, 187 MiB at a million, 192 MiB at ten million).
+GROWTH_FROM = 1_000_000
+
+
+def growth_sizes(sizes: list[int]) -> tuple[int, int]:
+    """The sizes (sorted) memory growth is judged between: the first of at least ``GROWTH_FROM`` events (else
+    the smallest) and the largest."""
+    steady = [size for size in sizes[:-1] if size >= GROWTH_FROM]
+    return (steady[0] if steady else sizes[0]), sizes[-1]
+
+
 def measure_scaling(sizes: list[int], data: str, seed: int, help_text: str,
                     wanted: set[str]) -> tuple[list[str], list[Goal]]:
     """Every available simulate mode (of those wanted) on program 1 at each size: seconds and peak memory."""
@@ -656,18 +674,18 @@ def measure_scaling(sizes: list[int], data: str, seed: int, help_text: str,
             argv = [*poletti_command(), "simulate", program.rules, os.path.join(folder, f"{program.key}.csv"),
                     "--json", *mode.args]
             status, seconds, peak = spawn(argv, stdout=os.path.join(folder, "out.json"), stderr="on-error")
-            peaks.setdefault(mode.key, {})[facts["events"]] = peak
+            peaks.setdefault(mode.key, {})[size] = peak  # (by the size asked for: 10,000,000, not 9,980,542)
             lines.append(f"  {facts['events']:>11,} events, {mode.label}: {seconds:8.1f} s, {peak:8,.0f} MiB"
                          + ("" if status == 0 else f" (exit status {status})"))
         shutil.rmtree(folder, ignore_errors=True)
     goals_found = []
     labels = {mode.key: mode.label for mode in SIMULATE_MODES}
     for mode, by_size in peaks.items():
-        if len(by_size) > 1:
-            small, big = min(by_size), max(by_size)
+        if mode in GROWTH_MODES and len(by_size) > 1:
+            small, big = growth_sizes(sorted(by_size))
             goals_found.append(Goal(f"{labels[mode]}: peak memory does not grow with the events",
-                                    f"{by_size[small]:,.0f} MiB at {small:,} events, {by_size[big]:,.0f} MiB at "
-                                    f"{big:,}", by_size[big] <= by_size[small] * 1.25))
+                                    f"{by_size[small]:,.0f} MiB at the {small:,}-event size, {by_size[big]:,.0f} "
+                                    f"MiB at {big:,}", by_size[big] <= by_size[small] * 1.25))
         biggest = max(by_size)
         if biggest >= 10_000_000:
             goals_found.append(Goal(f"{labels[mode]}: under 2 GiB at 10 million events", f"{by_size[biggest]:,.0f} MiB",

@@ -345,3 +345,13 @@ def test_speed_is_the_median_of_the_rounds_ratios() -> None:
     assert bench.round_ratio(hand, engine) == pytest.approx((1.6 / 3.6 + 2.2 / 3.7) / 2)
     engine.rounds = []  # no rounds (a row built otherwise): the best times
     assert bench.speed(rows, "engine") == pytest.approx(1.6 / 3.6)
+
+
+def test_memory_growth_is_judged_from_a_million_events_when_larger_sizes_were_run() -> None:
+    # 100,000 events do not fill what the stream holds at most (8 MiB of rows, 4 MiB shards): growth is
+    # judged from the first size of at least a million events, when a larger one was measured too.
+    assert bench.growth_sizes([100_000, 1_000_000, 10_000_000]) == (1_000_000, 10_000_000)
+    assert bench.growth_sizes([100_000, 10_000_000]) == (100_000, 10_000_000)
+    assert bench.growth_sizes([1_000_000, 3_000_000, 10_000_000]) == (1_000_000, 10_000_000)
+    assert bench.growth_sizes([100_000, 300_000]) == (100_000, 300_000)
+    assert bench.GROWTH_MODES == ("simulate", "simulate-workers-2")  # the columnar path; every mode: 2 GiB
