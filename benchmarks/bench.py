@@ -637,10 +637,12 @@ def measure_advance(data: str, customers: int, repeat: int) -> tuple[list[str], 
     return lines, found
 
 
-#: The modes whose memory must not grow with the events (issue 8: the per-customer, columnar path); every mode
-#: must stay under 2 GiB at 10 million events. (The event-at-a-time replay holds one shard's engines, whose
-#: bounded caches — amounts, timestamps, baskets read — fill over the first millions of events.)
-GROWTH_MODES = ("simulate", "simulate-workers-2")
+#: The modes issue 8's simulate goals speak of: the per-customer (columnar) path, whose speed against the hand
+#: loop is a goal and whose memory must not grow with the events. Every mode must stay under 2 GiB at 10
+#: million events. (``--sequential``, the event-at-a-time reference, is timed and shown, not held to the
+#: speed goals; it holds one shard's engines, whose bounded caches — amounts, timestamps, baskets read —
+#: fill over the first millions of events.)
+COLUMNAR_MODES = ("simulate", "simulate-workers-2")
 #: Growth is judged from the first size of at least this many events (when a larger one was measured too): a
 #: smaller history does not fill what the stream holds at most — 8 MiB of rows waiting for the shard files,
 #: shards of 4 MiB — so its peak is below the steady one (measured: --workers 2's parent peaked at 163 MiB at
@@ -681,7 +683,7 @@ def measure_scaling(sizes: list[int], data: str, seed: int, help_text: str,
     goals_found = []
     labels = {mode.key: mode.label for mode in SIMULATE_MODES}
     for mode, by_size in peaks.items():
-        if mode in GROWTH_MODES and len(by_size) > 1:
+        if mode in COLUMNAR_MODES and len(by_size) > 1:
             small, big = growth_sizes(sorted(by_size))
             goals_found.append(Goal(f"{labels[mode]}: peak memory does not grow with the events",
                                     f"{by_size[small]:,.0f} MiB at the {small:,}-event size, {by_size[big]:,.0f} "
@@ -819,7 +821,7 @@ def table_goals(results: dict[str, dict[str, Row]], facts: dict[str, dict[str, A
         at = "" if size >= 1_000_000 else f" at {size:,} events (the goal is stated for 1,000,000)"
         for mode in SIMULATE_MODES:
             value = speed(rows, mode.key)
-            if value is None:
+            if value is None or mode.key not in COLUMNAR_MODES:
                 continue
             found.append(Goal(f"{name}: {mode.label} at least {target:.0f}× the hand loop's speed",
                               f"{value:.2f}×{at}", value >= target))

@@ -354,4 +354,4 @@ def test_memory_growth_is_judged_from_a_million_events_when_larger_sizes_were_ru
     assert bench.growth_sizes([100_000, 10_000_000]) == (100_000, 10_000_000)
     assert bench.growth_sizes([1_000_000, 3_000_000, 10_000_000]) == (1_000_000, 10_000_000)
     assert bench.growth_sizes([100_000, 300_000]) == (100_000, 300_000)
-    assert bench.GROWTH_MODES == ("simulate", "simulate-workers-2")  # the columnar path; every mode: 2 GiB
+    assert bench.COLUMNAR_MODES == ("simulate", "simulate-workers-2")  # the columnar path; every mode: 2 GiB

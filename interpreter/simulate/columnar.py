@@ -355,7 +355,7 @@ def simulate_file(program: Program, path: str, *, baseline: Program | None = Non
 
         return replay_file(programs, path, until=until, effect_from=effect_from, bool_columns=bool_columns,
                            progress=progress, on_rejected=on_rejected, keep_rejections=keep_rejections,
-                           dialect=dialect, keep_standings=keep_standings, generated=generated)
+                           dialect=dialect, keep_standings=keep_standings, generated=generated, workers=workers)
     until_us = None if until_at is None else to_us(until_at)
     if _spillable(path):
         if not is_parquet(path) and detect_format(path) == "csv":

@@ -307,12 +307,13 @@ def replay_file(programs: list[Program], path: str, *, until: str | date | datet
                 effect_from: str | date | datetime | None, bool_columns: frozenset[str] = frozenset(),
                 progress: Progress | None = None, on_rejected: Callable[[Rejected], None] | None = None,
                 keep_rejections: int | None = None, dialect: CsvDialect | None = None, keep_standings: bool = True,
-                generated: bool | None = None) -> SimulationResult:
+                generated: bool | None = None, workers: int = 1) -> SimulationResult:
     """A history file replayed event at a time: ``simulate --sequential``, and the path for programs the
     per-customer replays do not take (``points pooled by account``: one event changes a contact and their
     account, whose contacts are many). A shard of customers at a time (``streamed``) where the file allows,
     else the whole file through one engine per program. ``keep_standings`` as ``columnar.simulate_file``
-    (the whole replay keeps them anyway)."""
+    (the whole replay keeps them anyway); ``workers``: processes in all for the shards (the whole replay
+    runs in this one)."""
     from poletti.interpreter.simulate.history import History
     from poletti.interpreter.simulate.streamed import replay_streamed
 
@@ -323,7 +324,8 @@ def replay_file(programs: list[Program], path: str, *, until: str | date | datet
         progress("read", 0, None)
     streamed = replay_streamed(programs, path, until_at=until_at, effect_at=effect_at, bool_columns=bool_columns,
                                dialect=dialect, progress=progress, on_rejected=on_rejected,
-                               keep_rejections=keep_rejections, keep_standings=keep_standings, generated=generated)
+                               keep_rejections=keep_rejections, keep_standings=keep_standings, generated=generated,
+                               workers=workers)
     if streamed is not None:
         return streamed
     with History(path, tz, bool_columns=bool_columns, dialect=dialect) as source:

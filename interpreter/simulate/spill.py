@@ -21,14 +21,14 @@ shared by two customers, it gives up (``None``): the caller reads the file
 whole, as before. With ``by_account`` (a program that pools points by
 account, whose contacts share one pool) every row of a contact goes to the
 shard of their account: a first pass reads only the customer and account
-columns and finds each contact's account (``account_links``; it gives up
-if a customer names two), then the rows of a customer who names one go to
-its shard (rows without an account too), any other to the customer's own.
-The id files then also hold each row's customer, as a safety net: a
-customer whose rows went to two shards gives up as a shared id does. It gives up too whenever the whole-file reader would not
-take the file row for row (an irregular row, an over-long cell, a repeated
-column, bytes that are not UTF-8): ``columns.load`` then reads it the way
-it always has.
+columns and finds each contact's account (``account_links``; a contact who
+names two joins them), then every row of a contact goes to their account's
+shard (rows without an account too), any other to the customer's own. The
+id files then also hold each row's customer, as a safety net: a customer
+whose rows went to two shards gives up as a shared id does. It gives up
+too whenever the whole-file reader would not take the file row for row (an
+irregular row, an over-long cell, a repeated column, bytes that are not
+UTF-8): ``columns.load`` then reads it the way it always has.
 """
 
 from __future__ import annotations
@@ -843,10 +843,11 @@ def read_part(path: str, names: list[str], tz: Any, shards: int, until: int | No
 class PartWriter:
     """One part's shard files and id files, written block by block of the rows read (``add``).
 
-    Each block's rows go to the shard of their customer (with ``links``, ``account_links``': of the customer's
-    account, if they name one), with their row number (the part's own: 1, 2, …), instant and whether the instant has the
-    quick strict form; each row's id hash goes to the id file of the id (see ``_shared_ids``; with
-    ``links``, its customer's hash too). ``finish`` closes the files and says what the part held (``Part``).
+    Each block's rows go to the shard of their customer (with ``links``, ``account_links``': of the
+    customer's account, if they name one), with their row number (the part's own: 1, 2, …), instant and
+    whether the instant has the quick strict form; each row's id hash goes to the id file of the id (see
+    ``_shared_ids``; with ``links``, its customer's hash too). ``finish`` closes the files and says what the
+    part held (``Part``).
     """
 
     def __init__(self, folder: str, number: int, shards: int, schema: Any, tz: Any, until: int | None,

@@ -22,10 +22,16 @@ shards' sums are added up in shard order (``replay.merge``), and the
 summary is the one the whole replay gives (checked by the tests on the
 examples and on random histories).
 
+With ``workers`` (this process and forked ones, ``crew``), the processes
+read the file's byte ranges side by side, then take the shards one at a
+time, the largest first, each to the latest instant read (the end, unless
+the latest row is refused: then every shard is replayed again to the end
+the shards found), and the sums are added up in shard order, as the
+per-customer replay does (``columnar``).
+
 None: the file cannot be streamed so (standard input, referrals, customers
-that share an event id, a contact whose rows name two accounts or an
-account and none, rows the whole reader would read otherwise): the caller
-replays it whole (``sequential.replay_file``).
+that share an event id, rows the whole reader would read otherwise): the
+caller replays it whole (``sequential.replay_file``).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import numpy as np
 from poletti.engine.program import Program
 from poletti.engine.timecalc import from_us, to_us
 from poletti.interpreter.simulate.columns import NO_INSTANT
+from poletti.interpreter.simulate.crew import Crew
 from poletti.interpreter.simulate.history import CsvDialect, Record, csv_dialect, detect_format
 from poletti.interpreter.simulate.replay import ShardResult, collector_paused, merge
 from poletti.interpreter.simulate.sequential import EventReplay, Progress
@@ -53,10 +60,11 @@ def replay_streamed(programs: list[Program], path: str, *, until_at: datetime | 
                     bool_columns: frozenset[str] = frozenset(), dialect: CsvDialect | None = None,
                     progress: Progress | None = None, on_rejected: Callable[[Rejected], None] | None = None,
                     keep_rejections: int | None = None, keep_standings: bool = True,
-                    generated: bool | None = None) -> SimulationResult | None:
+                    generated: bool | None = None, workers: int = 1) -> SimulationResult | None:
     """Replay a history file event at a time, a shard of customers at a time (see the module docstring).
 
-    ``programs``: the program, then the baseline if any. None: the file cannot be streamed so.
+    ``programs``: the program, then the baseline if any; ``workers``: processes in all. None: the file
+    cannot be streamed so.
     """
     from poletti.interpreter.simulate.columnar import _spillable, assemble
 
@@ -66,17 +74,25 @@ def replay_streamed(programs: list[Program], path: str, *, until_at: datetime | 
     if not is_parquet(path) and detect_format(path) == "csv":
         dialect = dialect or csv_dialect(path)
     until_us = None if until_at is None else to_us(until_at)
+    by_account = any(p.compiled.pooled for p in programs)
     with collector_paused():
-        spilled = partition(path, tz, shard_count(path, 1), until_us, dialect=dialect, bool_columns=bool_columns,
-                            progress=progress, by_account=any(p.compiled.pooled for p in programs))
-        if spilled is None:
-            return None
-        with spilled:
-            if progress is not None:
-                progress("read", spilled.count, spilled.count)
-            total, end = _replay_shards(programs, spilled, bool_columns, until_at, effect_at, generated,
-                                        keep_standings, progress)
-            in_order = spilled.time_ordered
+        if workers > 1:
+            found = _replay_on_workers(workers, programs, path, tz, bool_columns, dialect, until_at, effect_at,
+                                       generated, keep_standings, progress)
+            if found is None:
+                return None
+            total, end, in_order = found
+        else:
+            spilled = partition(path, tz, shard_count(path, 1), until_us, dialect=dialect, bool_columns=bool_columns,
+                                progress=progress, by_account=by_account)
+            if spilled is None:
+                return None
+            with spilled:
+                if progress is not None:
+                    progress("read", spilled.count, spilled.count)
+                total, end = _replay_shards(programs, spilled, bool_columns, until_at, effect_at, generated,
+                                            keep_standings, progress)
+                in_order = spilled.time_ordered
     return assemble(programs, total, end, until_at, in_order, on_rejected, keep_rejections)
 
 
@@ -120,6 +136,76 @@ def _replay_shards(programs: list[Program], spilled: Spilled, bool_columns: froz
     if not results:  # (no rows: a replay of nothing)
         return _Shard(programs, until_at, effect_at, generated).finish(end, keep_standings), end
     return merge([results[k] for k in sorted(results)]), end
+
+
+# What forked workers inherit: the replay's settings (a compiled program does not travel), and a count of the
+# rows they replayed, which this process shows.
+_SETTINGS: tuple[Any, ...] | None = None
+_DONE: Any = None
+
+
+def _replay_on_workers(workers: int, programs: list[Program], path: str, tz: Any, bool_columns: frozenset[str],
+                       dialect: CsvDialect | None, until_at: datetime | None, effect_at: datetime | None,
+                       generated: bool | None, keep_standings: bool, progress: Progress | None
+                       ) -> tuple[ShardResult, int | None, bool] | None:
+    """The shards on ``workers`` processes (see the module docstring): their sums, the end, and whether the
+    history was in time order. None: the file cannot be streamed so."""
+    global _SETTINGS, _DONE
+    from poletti.interpreter.simulate.columnar import _rows_done_counter
+
+    until_us = None if until_at is None else to_us(until_at)
+    _SETTINGS = (programs, tz, bool_columns, until_at, effect_at, generated, keep_standings)
+    _DONE = _rows_done_counter()
+    try:
+        with Crew(workers) as crew:
+            spilled = partition(path, tz, shard_count(path, workers), until_us, parts=workers, crew=crew,
+                                dialect=dialect, bool_columns=bool_columns, progress=progress,
+                                by_account=any(p.compiled.pooled for p in programs))
+            if spilled is None:
+                return None
+            with spilled:
+                if progress is not None:
+                    progress("read", spilled.count, spilled.count)
+                known = [instant for instant in spilled.latest if instant is not None]
+                end = until_us if until_us is not None else max(known) if known else None
+                numbers = sorted((k for k in range(spilled.shards) if spilled.rows[k]),
+                                 key=lambda k: -spilled.rows[k])  # largest first: the processes end together
+
+                def report() -> None:
+                    if progress is not None:
+                        progress("simulate", _DONE.value, spilled.count)  # type: ignore[union-attr]
+
+                while True:
+                    if progress is not None:
+                        progress("simulate", 0, spilled.count)
+                    done = sorted(crew.map(_replay_shard, [(spilled, k, end) for k in numbers], between=report),
+                                  key=lambda item: item[0])
+                    lasts = [last for _, _, last in done if last is not None]
+                    found = until_us if until_us is not None else max(lasts) if lasts else None
+                    if found == end:
+                        results = [result for _, result, _ in done]
+                        if not results:  # (no rows: a replay of nothing)
+                            results = [_Shard(programs, until_at, effect_at, generated).finish(end, keep_standings)]
+                        return merge(results), end, spilled.time_ordered
+                    end = found  # the latest row was refused: every shard again, to the true end
+                    _DONE.value = 0
+    finally:
+        _SETTINGS, _DONE = None, None
+
+
+def _replay_shard(task: tuple[Spilled, int, int | None]) -> tuple[int, ShardResult, int | None]:
+    """One shard replayed to ``end`` (in a worker); with its number and its last accepted instant (µs)."""
+    assert _SETTINGS is not None
+    spilled, number, end = task
+    programs, tz, bool_columns, until_at, effect_at, generated, keep_standings = _SETTINGS
+    shard = _Shard(programs, until_at, effect_at, generated)
+    shard.replay.feed(_records(spilled, number, tz, bool_columns))
+    last = shard.replay.last
+    result = shard.finish(end, keep_standings)
+    _let_go()
+    with _DONE.get_lock():
+        _DONE.value += spilled.rows[number]
+    return number, result, None if last is None else to_us(last)
 
 
 def _let_go() -> None:

@@ -54,7 +54,8 @@ SUMMARY_COLUMNS = ("Figure", "New rules", "Baseline rules", "Change")
               help="Replay on this many processes, this one included (customers are shared out by a hash; the "
                    "result is the same).")
 @click.option("--sequential", is_flag=True,
-              help="Replay event at a time through the engine, as a host would (the reference; slower).")
+              help="Replay event at a time through the engine, as a host would (the reference; slower; a shard "
+                   "of customers at a time, on --workers processes).")
 @click.option("--dask", "dask_address", metavar="ADDRESS",
               help="Run the shards on a Dask cluster: a scheduler address (tcp://host:8786), or 'local' for "
                    "--workers processes on this machine. Every worker must be able to read HISTORY.")
@@ -98,8 +99,8 @@ def command(ctx: click.Context, rules: str, history: str, baseline_path: str | N
 
     bool_columns = bool_columns_of(program, baseline)  # as run and explain read a CSV
     progress = make_progress(enabled=not as_json and _stderr_is_terminal())
-    if sequential and (workers > 1 or dask_address):
-        raise click.UsageError("--sequential replays event at a time in one process: leave out --workers and --dask")
+    if sequential and dask_address:
+        raise click.UsageError("--sequential replays event at a time on this machine: leave out --dask")
     if dask_address and history == STDIN:
         raise click.UsageError("--dask workers read HISTORY themselves: give a file, not standard input")
     # Each customer's final figures are kept only for the outputs that list them (the customer table, and the
@@ -117,7 +118,7 @@ def command(ctx: click.Context, rules: str, history: str, baseline_path: str | N
                 result = replay_file([program] if baseline is None else [program, baseline], history,
                                      until=until_at, effect_from=effect_at, bool_columns=frozenset(bool_columns),
                                      progress=progress, on_rejected=rejected_sink, keep_rejections=20,
-                                     dialect=dialect, keep_standings=keep_standings)
+                                     dialect=dialect, keep_standings=keep_standings, workers=workers)
             elif dask_address:
                 from poletti.interpreter.simulate.distributed import ClusterUnavailable, simulate_dask
 

@@ -44,10 +44,11 @@ PROPERTY = settings(max_examples=100, deadline=None,
 
 
 def streamed_file(program: Any, path: str, *, baseline: Any = None, until: Any = None, effect_from: Any = None,
-                  keep_standings: bool = True) -> Any:
+                  keep_standings: bool = True, workers: int = 1) -> Any:
     """``replay_file``, which streams the file where it can."""
     programs_ = [program] if baseline is None else [program, baseline]
-    return replay_file(programs_, path, until=until, effect_from=effect_from, keep_standings=keep_standings)
+    return replay_file(programs_, path, until=until, effect_from=effect_from, keep_standings=keep_standings,
+                       workers=workers)
 
 
 class Watch:
@@ -185,17 +186,36 @@ def pooled_histories(draw: Any) -> list[dict[str, Any]]:
 
 @PROPERTY
 @given(text=pooled_programs(), events=pooled_histories(), suffix=st.sampled_from([".csv", ".jsonl", ".parquet"]),
-       seed=st.integers(0, 2**32), until=st.sampled_from([None, "2027-03-01"]), baseline=st.booleans())
+       seed=st.integers(0, 2**32), until=st.sampled_from([None, "2027-03-01"]), baseline=st.booleans(),
+       workers=st.sampled_from([1, 1, 2]))
 def test_a_pooled_program_streamed_by_account_is_the_whole_replay(text: str, events: list[dict[str, Any]],
                                                                   suffix: str, seed: int, until: str | None,
-                                                                  baseline: bool, tmp_path_factory: Any) -> None:
+                                                                  baseline: bool, workers: int,
+                                                                  tmp_path_factory: Any) -> None:
     history = messy(events, random.Random(seed))
+
+    def simulate(*args: Any, **kwargs: Any) -> Any:
+        return streamed_file(*args, workers=workers, **kwargs)
+
     with pytest.MonkeyPatch.context() as patch:
         watch = Watch(patch)
-        compare(text, history, tmp_path_factory.mktemp("h"), suffix, until, 1, simulate=streamed_file,
+        compare(text, history, tmp_path_factory.mktemp("h"), suffix, until, 1, simulate=simulate,
                 baseline_text=text if baseline else "earn 1 point per EUR\n", columns=ACCOUNT_COLUMNS)
-    event(f"{watch.shards} shards")
+    event(f"{watch.shards} shards" if workers == 1 else "2 workers")
     assert watch.streamed  # (accounts never send a history to the whole read: a contact's two accounts join)
+
+
+@pytest.mark.slow
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(text=pooled_programs(), events=pooled_histories(), suffix=st.sampled_from([".csv", ".jsonl", ".parquet"]),
+       seed=st.integers(0, 2**32), until=st.sampled_from([None, "2027-03-01"]))
+def test_a_pooled_program_streamed_at_length(text: str, events: list[dict[str, Any]], suffix: str, seed: int,
+                                             until: str | None, tmp_path_factory: Any) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        Watch(patch)
+        compare(text, messy(events, random.Random(seed)), tmp_path_factory.mktemp("h"), suffix, until, 1,
+                simulate=streamed_file, baseline_text=text, columns=ACCOUNT_COLUMNS)
 
 
 # ------------------------------------------------------------------ hand-worked
@@ -204,7 +224,8 @@ def test_a_pooled_program_streamed_by_account_is_the_whole_replay(text: str, eve
 POOLED = "points pooled by account\nreward gift \"Gift\" value 5 EUR\nearn 1 point per EUR\nat 50 points grant gift\n"
 
 
-def test_contacts_are_replayed_with_their_account(tmp_path: Path, watch: Watch) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_contacts_are_replayed_with_their_account(tmp_path: Path, watch: Watch, workers: int) -> None:
     # acme: c1 30 + c2 25 = 55 → a gift for 50 points, 5 left. beta: c3 40, then 15 on a row without an
     # account (still beta's: a contact's first event fixed it) = 55 → a gift, 5 left. c4 has no account:
     # 60 → a gift, 10 left. Spent: three gifts of 50 points.
@@ -214,7 +235,7 @@ def test_contacts_are_replayed_with_their_account(tmp_path: Path, watch: Watch) 
     path = tmp_path / "h.csv"
     path.write_text("id,type,customer,account,at,amount\n" + "".join(
         f"{i},purchase,{c},{a},{at}T10:00:00Z,{amount}\n" for i, c, a, at, amount in rows), encoding="utf-8")
-    result = streamed_file(poletti.compile(POOLED), str(path))
+    result = streamed_file(poletti.compile(POOLED), str(path), workers=workers)
     assert watch.streamed
     summary = result.summary
     assert (summary["events"], summary["rejected"], summary["customers"]) == (5, 0, 4)
@@ -253,17 +274,19 @@ def test_a_contact_naming_two_accounts_joins_them(tmp_path: Path, watch: Watch) 
     assert summary["points"] == {"earned": 1150, "spent": 1000, "expired": 0, "reversed": 200, "outstanding": -50}
 
 
-def test_the_end_is_the_last_accepted_event_of_the_whole_history(tmp_path: Path, watch: Watch) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_end_is_the_last_accepted_event_of_the_whole_history(tmp_path: Path, watch: Watch, workers: int) -> None:
     # c1 earns 10 on 1 January (expire after 1m: on 1 February); c2 earns 20 on 1 March, the last accepted
     # event, so the replay ends there; c3's row of 1 June is refused (a negative amount). Were the replay
-    # taken to 1 June, c2's points would expire on 1 April: they must not.
+    # taken to 1 June, c2's points would expire on 1 April: they must not. (With workers, every shard is
+    # first replayed to 1 June, the latest instant read, then again to 1 March.)
     rules = "earn 1 point per EUR\npoints expire after 1m\n"
     path = tmp_path / "h.csv"
     path.write_text("id,type,customer,at,amount\n"
                     "e1,purchase,c1,2026-01-01T10:00:00Z,10\n"
                     "e2,purchase,c2,2026-03-01T10:00:00Z,20\n"
                     "e3,purchase,c3,2026-06-01T10:00:00Z,-3\n", encoding="utf-8")
-    result = streamed_file(poletti.compile(rules), str(path))
+    result = streamed_file(poletti.compile(rules), str(path), workers=workers)
     assert watch.streamed
     summary = result.summary
     assert (summary["events"], summary["rejected"], summary["customers"]) == (3, 1, 2)
