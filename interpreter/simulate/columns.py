@@ -517,6 +517,10 @@ def _from_table(table: Any, tz: Any, bool_columns: frozenset[str], *, rows: np.n
             valid = (values >= 0) & (values < 10**12)
             columns.amount = np.where(valid, values * money.SCALE, 0)
             amount_ok = ~present | valid
+        elif pa.types.is_decimal128(column.type) and 0 <= column.type.scale <= money.DIGITS:
+            units, valid = _decimal_units(column)
+            columns.amount = np.where(valid, units, 0)
+            amount_ok = ~present | valid
         else:
             amount_ok = ~present
     plain = at_quick & amount_ok
@@ -550,6 +554,23 @@ def _from_table(table: Any, tz: Any, bool_columns: frozenset[str], *, rows: np.n
     columns.plain = plain
     _codes(columns, table)
     return columns
+
+
+def _decimal_units(column: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A ``decimal128`` column (of 0 to ``money.DIGITS`` decimal places) in micro-units, and which cells
+    are amounts the row reader takes as they are (0 up to 10^12, not included; the rest it reads, and
+    rejects with its reason). The values are read from Arrow's buffer: 16-byte two's-complement integers,
+    the decimal's digits without its point."""
+    import pyarrow as pa
+
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    scale = array.type.scale
+    count = len(array)
+    words = np.frombuffer(array.buffers()[1], dtype="<i8")[2 * array.offset:2 * (array.offset + count)]
+    low, high = words[0::2], words[1::2]  # (little-endian: the low word first; it is unsigned, read as signed)
+    limit = 10 ** (12 + scale)  # the digits of amounts below 10^12
+    fits = (high == 0) & (low >= 0) & (low < limit) & _valid(array)
+    return np.where(fits, low, 0) * 10 ** (money.DIGITS - scale), fits
 
 
 def _ready_items(columns: Columns, column: Any, plain: np.ndarray) -> None:

@@ -315,12 +315,22 @@ class ShardReplay:
         result.last = last if result.last is None else max(result.last, last)
         return np.flatnonzero(wanted & ~eligible), len(rows)
 
+    def trial(self) -> ShardReplay:
+        """A replay of the same programs for trials (``last_accepted``): what it adds up is never used."""
+        return ShardReplay([lane.program for lane in self.lanes], until=self.until, effect_from=None,
+                           generated=None)
+
     def last_accepted(self, columns: Columns, group: np.ndarray) -> int | None:
-        """The instant of the group's last accepted event (a trial replay; nothing is added up)."""
-        trial = ShardReplay([lane.program for lane in self.lanes], until=self.until, effect_from=None,
-                            generated=None)
-        trial._group(columns, group.tolist())
-        return trial.result.last
+        """The instant of the group's last accepted event, on this replay taken as a trial (see ``trial``): it
+        is emptied of the customers and rejections of the groups tried before, so one trial serves them all
+        (a replay is made with each program's event reader and steps: milliseconds, which a history whose
+        rows are all refused would pay for each of its customers)."""
+        for lane in self.lanes:
+            lane.states, lane.month, lane.bounds = {}, {}, {}
+        self.result.rejections.clear()
+        self.result.last = None
+        self._group(columns, group.tolist())
+        return self.result.last
 
     def _reject(self, instant: int, row: int, event_id: Any, customer: Any, reason: str, rules: str) -> None:
         text = lambda value: None if value is None else str(value)  # noqa: E731
@@ -692,6 +702,7 @@ def find_end(replay: ShardReplay, columns: Columns, grouping: Grouping) -> int |
     latest_first = np.argsort(instants, kind="stable")[::-1]
     best: int | None = None
     tried: set[int] = set()
+    trial = replay.trial()
     for index in latest_first.tolist():
         instant = int(instants[index])
         if instant == NO_INSTANT or (best is not None and instant <= best):
@@ -702,7 +713,7 @@ def find_end(replay: ShardReplay, columns: Columns, grouping: Grouping) -> int |
         if group in tried:
             continue
         tried.add(group)
-        last = replay.last_accepted(columns, grouping.group(group))
+        last = trial.last_accepted(columns, grouping.group(group))
         if last is not None and (best is None or last > best):
             best = last
     return best

@@ -8,12 +8,15 @@ takes matters — and it must take the plain forms an export writes.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
+import poletti
 from poletti.engine.timecalc import parse_timestamp, to_us
 from poletti.interpreter.simulate.columns import _strict_instants
 
@@ -71,3 +74,40 @@ def test_impossible_dates_are_left_to_the_careful_reader() -> None:
     assert not taken.any()
     _, taken = _strict_instants(pa.array([], pa.string()))
     assert taken.size == 0
+
+
+def test_decimal_parquet_amounts_are_read_as_columns_like_text_ones(tmp_path: Path) -> None:
+    # A decimal128 amount (of at most six places) is made micro-units from Arrow's buffer; the other cells
+    # (negative, 10^12 and more) go the row reader's way, which says what it makes of them. Before, every
+    # decimal amount went the careful way, row by row: 26.8 s for a million events, 2.95 s as text.
+    from decimal import Decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from poletti.interpreter.simulate import columns as columns_module
+    from poletti.interpreter.simulate.columnar import simulate_file
+    from poletti.interpreter.simulate.history import History
+    from poletti.interpreter.simulate.sequential import replay
+
+    amounts = [Decimal("12.50"), Decimal("0.00"), None, Decimal("-3.00"), Decimal("999999999999.99"),
+               Decimal("1000000000000.00"), Decimal("0.07")]
+    count = len(amounts)
+    path = tmp_path / "h.parquet"
+    pq.write_table(pa.table({
+        "id": [f"e{i}" for i in range(count)], "type": ["purchase"] * count,
+        "customer": ["c1", "c2", "c3", "c4", "c5", "c6", "c1"],
+        "at": [f"2026-01-0{1 + i}T10:00:00Z" for i in range(count)],
+        "amount": pa.array(amounts, pa.decimal128(15, 2))}), path)
+    program = poletti.compile("earn 1 point per EUR\nat 10 points grant gift\nreward gift \"Gift\"\n")
+    columns = columns_module.load(str(path), program.compiled.tz)
+    assert columns.plain.tolist() == [True, True, True, False, True, False, True]
+    assert columns.amount[[0, 1, 4, 6]].tolist() == [12_500_000, 0, 999_999_999_999_990_000, 70_000]
+    got = simulate_file(program, str(path))
+    with History(str(path), program.compiled.tz) as history:
+        expected = replay(program, history.in_time_order(), reordered=history.reordered)
+    assert json.dumps(got.summary) == json.dumps(expected.summary)
+    # Refused: the purchase without an amount and the negative one. 10^12 goes the careful way, which takes it.
+    assert [r.row for r in got.rejections] == [3, 4] and got.rejections == expected.rejections
+    # c1: 12 (12.50) + 0 (0.07); c2: 0; c5: 999,999,999,999; c6: 1,000,000,000,000.
+    assert got.summary["points"]["earned"] == 12 + 999_999_999_999 + 1_000_000_000_000
