@@ -133,6 +133,19 @@ def run_sharded(job: Job, workers: int, progress: Progress | None = None) -> Sha
     return merge(shards)
 
 
+def map_shards(crew: Crew, function: Callable[[Any], Any], tasks: list[Any], total: int,
+               progress: Progress | None, counter: Any) -> list[Any]:
+    """``crew.map`` of a task a shard, showing the rows replayed as the workers add them to ``counter``
+    (``_rows_done_counter``'s); the results in shard order (each result starts with its shard's number)."""
+    def report() -> None:
+        if progress is not None:
+            progress("simulate", counter.value, total)
+
+    if progress is not None:
+        progress("simulate", 0, total)
+    return sorted(crew.map(function, tasks, between=report), key=lambda item: item[0])
+
+
 def _rows_done_counter() -> Any:
     """A count of rows replayed that forked workers add to (made before they are forked: they inherit it)."""
     import multiprocessing  # (only with workers: one process needs none of it)
@@ -298,24 +311,15 @@ def _simulate_spilled(programs: list[Program], path: str, tz: Any, bool_columns:
                 # while the others wait: all replay to the latest instant read (the end unless the latest
                 # row is rejected), and the shards holding it say the end they give; if none gives the one
                 # assumed, the true end is found from there (``_find_end``) and the shards replayed again.
-                known = [instant for instant in spilled.latest if instant is not None]
-                end = until if until is not None else max(known) if known else None
+                end = spilled.latest_read(until)
                 check = until is None and end is not None
-                # A task a shard, handed out as workers come free, largest first: the workers then end
-                # within about the smallest shard of each other (a fixed share of the shards each ended up
-                # to a second apart). The shards are added up in their order, whatever order they end in.
-                numbers = sorted((k for k in range(spilled.shards) if spilled.rows[k]),
-                                 key=lambda k: -spilled.rows[k])
-
-                def report() -> None:
-                    if progress is not None:
-                        progress("simulate", _DONE.value, spilled.count)  # type: ignore[union-attr]
-
+                # A task a shard, handed out as workers come free, largest first (a fixed share of the shards
+                # each ended up to a second apart). The shards are added up in their order, whatever order
+                # they end in.
+                numbers = spilled.largest_first()
                 while True:
-                    if progress is not None:
-                        progress("simulate", 0, spilled.count)
                     tasks = [(spilled, end, k, check and spilled.latest[k] == end) for k in numbers]
-                    done = sorted(crew.map(_replay_shard, tasks, between=report), key=lambda item: item[0])
+                    done = map_shards(crew, _replay_shard, tasks, spilled.count, progress, _DONE)
                     ends = [own for _, _, own in done if own is not None]
                     found = max(ends) if ends else None
                     if not check or found == end:

@@ -127,6 +127,17 @@ class Spilled:
     def path(self, shard: int, part: int) -> str:
         return shard_path(self.folder, shard, part)
 
+    def latest_read(self, until: int | None) -> int | None:
+        """The end a replay with workers takes first (µs): ``until``, else the latest instant read (the end
+        of the replay unless the latest row is refused; None: no row has one)."""
+        known = [instant for instant in self.latest if instant is not None]
+        return until if until is not None else max(known) if known else None
+
+    def largest_first(self) -> list[int]:
+        """The shards that hold rows, the largest first: handed out so, to workers as they come free, the
+        workers end within about the smallest shard of each other."""
+        return sorted((k for k in range(self.shards) if self.rows[k]), key=lambda k: -self.rows[k])
+
     def close(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -753,8 +764,8 @@ def _text_hash64(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
 
 
-def _load_records(spilled: Spilled, shard: int, bool_columns: frozenset[str]) -> Columns:
-    """A JSON Lines shard's records as ``Columns`` (see ``partition_records``)."""
+def held_records(spilled: Spilled, shard: int) -> list[tuple[int, Any, str | None, int]]:
+    """A JSON Lines shard's records as ``partition_records`` wrote them: (row, event, error, instant µs)."""
     import pickle
 
     held: list[tuple[int, Any, str | None, int]] = []
@@ -764,6 +775,12 @@ def _load_records(spilled: Spilled, shard: int, bool_columns: frozenset[str]) ->
                 held += pickle.load(handle)
             except EOFError:
                 break
+    return held
+
+
+def _load_records(spilled: Spilled, shard: int, bool_columns: frozenset[str]) -> Columns:
+    """A JSON Lines shard's records as ``Columns`` (see ``partition_records``)."""
+    held = held_records(spilled, shard)
     records = [Record(row, event, error) for row, event, error, _ in held]
     instants = np.array([instant for _, _, _, instant in held], dtype=np.int64)
     columns = columns_of_records(records, spilled.names, bool_columns, instants)

@@ -37,7 +37,6 @@ caller replays it whole (``sequential.replay_file``).
 from __future__ import annotations
 
 import gc
-import pickle
 from datetime import datetime
 from typing import Any, Callable, Iterator
 
@@ -51,7 +50,7 @@ from poletti.interpreter.simulate.history import CsvDialect, Record, csv_dialect
 from poletti.interpreter.simulate.replay import ShardResult, collector_paused, merge
 from poletti.interpreter.simulate.sequential import EventReplay, Progress
 from poletti.interpreter.simulate.spill import (
-    Spilled, is_parquet, load_shard, partition, records_path, release_unused, shard_count,
+    Spilled, held_records, is_parquet, load_shard, partition, release_unused, shard_count,
 )
 from poletti.interpreter.simulate.summary import GroupChanges, Rejected, SimulationResult, Standings
 
@@ -151,7 +150,7 @@ def _replay_on_workers(workers: int, programs: list[Program], path: str, tz: Any
     """The shards on ``workers`` processes (see the module docstring): their sums, the end, and whether the
     history was in time order. None: the file cannot be streamed so."""
     global _SETTINGS, _DONE
-    from poletti.interpreter.simulate.columnar import _rows_done_counter
+    from poletti.interpreter.simulate.columnar import _rows_done_counter, map_shards
 
     until_us = None if until_at is None else to_us(until_at)
     _SETTINGS = (programs, tz, bool_columns, until_at, effect_at, generated, keep_standings)
@@ -166,20 +165,10 @@ def _replay_on_workers(workers: int, programs: list[Program], path: str, tz: Any
             with spilled:
                 if progress is not None:
                     progress("read", spilled.count, spilled.count)
-                known = [instant for instant in spilled.latest if instant is not None]
-                end = until_us if until_us is not None else max(known) if known else None
-                numbers = sorted((k for k in range(spilled.shards) if spilled.rows[k]),
-                                 key=lambda k: -spilled.rows[k])  # largest first: the processes end together
-
-                def report() -> None:
-                    if progress is not None:
-                        progress("simulate", _DONE.value, spilled.count)  # type: ignore[union-attr]
-
+                end, numbers = spilled.latest_read(until_us), spilled.largest_first()
                 while True:
-                    if progress is not None:
-                        progress("simulate", 0, spilled.count)
-                    done = sorted(crew.map(_replay_shard, [(spilled, k, end) for k in numbers], between=report),
-                                  key=lambda item: item[0])
+                    done = map_shards(crew, _replay_shard, [(spilled, k, end) for k in numbers], spilled.count,
+                                      progress, _DONE)
                     lasts = [last for _, _, last in done if last is not None]
                     found = until_us if until_us is not None else max(lasts) if lasts else None
                     if found == end:
@@ -261,13 +250,7 @@ def _records(spilled: Spilled, number: int, tz: Any, bool_columns: frozenset[str
     """Shard ``number``'s rows as the ``Record``s ``History.in_time_order()`` gives of them, in that order:
     file order for a history in time order, else by instant (rows without one first), then by row."""
     if spilled.records:  # JSON Lines: the records themselves (``partition_records``)
-        held: list[tuple[int, Any, str | None, int]] = []
-        with open(records_path(spilled.folder, number, 0), "rb") as handle:
-            while True:
-                try:
-                    held += pickle.load(handle)
-                except EOFError:
-                    break
+        held = held_records(spilled, number)
         if not spilled.time_ordered:
             held.sort(key=lambda item: (item[3], item[0]))
         for row, event, error, instant in held:
