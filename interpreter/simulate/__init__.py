@@ -4,6 +4,7 @@ The room of ``poletti simulate``:
 
 * ``history`` — history files (CSV, JSON Lines, Parquet) read as event dicts, in time order;
 * ``sequential`` — the event-at-a-time replay through ``Engine``, the reference;
+* ``streamed`` — that replay of a file, a shard of customers at a time (``--sequential``, shared accounts);
 * ``summary`` — what a replay adds up to (summary, month series, activity, standings);
 * ``report`` — the HTML report; ``generate`` — synthetic histories.
 

@@ -5,7 +5,11 @@
 the faster replays are checked against: it feeds every event, in the order
 given (``History.in_time_order()`` reads a file that way), to an in-memory
 ``Engine`` per program, exactly as a host would. A rejected event is
-counted and kept with its reason and never stops the run.
+counted and kept with its reason and never stops the run. ``EventReplay``
+is that replay's state (fed events, then closed at the end);
+``replay_file`` (``simulate --sequential``, and programs with shared
+accounts) replays a file a shard of customers at a time where it can
+(``streamed``), else whole.
 
 Figures by calendar month (program time zone) come from the same pass:
 before the first accepted event of a new month, every customer's
