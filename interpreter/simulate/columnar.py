@@ -270,8 +270,6 @@ def _simulate_spilled(programs: list[Program], path: str, tz: Any, bool_columns:
         if spilled is None:
             return None
         with spilled:
-            if progress is not None:
-                progress("read", spilled.count, spilled.count)
             job = ShardJob(programs, spilled, tz, bool_columns, until, effect_from, generated, keep_standings)
             if progress is not None:
                 progress("simulate", 0, spilled.count)
@@ -305,8 +303,6 @@ def _simulate_spilled(programs: list[Program], path: str, tz: Any, bool_columns:
             if spilled is None:
                 return None
             with spilled:
-                if progress is not None:
-                    progress("read", spilled.count, spilled.count)
                 # The end of the replay is not worked out first, which would read a shard in this process
                 # while the others wait: all replay to the latest instant read (the end unless the latest
                 # row is rejected), and the shards holding it say the end they give; if none gives the one

@@ -371,7 +371,8 @@ def partition(path: str, tz: Any, shards: int, until: int | None = None, *, part
     ranges are read side by side. ``dialect``: the file's delimiter and decimal mark (None: found).
     A Parquet file, or a folder of them, goes to ``partition_parquet``, a JSON Lines file (its yes/no
     fields: ``bool_columns``; ``progress``: its reading's, which takes long) to ``partition_records``.
-    ``by_account``: a contact's rows go to their account's shard (see the module docstring).
+    ``by_account``: a contact's rows go to their account's shard (see the module docstring). Once the file
+    is in its shards, ``progress("read", rows, rows)``.
     """
     links = None
     if by_account:
@@ -379,10 +380,19 @@ def partition(path: str, tz: Any, shards: int, until: int | None = None, *, part
         if links is None:
             return None
     if is_parquet(path):
-        return partition_parquet(path, tz, shards, until, parts=parts, crew=crew, links=links)
-    if detect_format(path) == "jsonl":
-        return partition_records(path, tz, shards, until, bool_columns, progress, links)
-    dialect = dialect or csv_dialect(path)
+        spilled = partition_parquet(path, tz, shards, until, parts=parts, crew=crew, links=links)
+    elif detect_format(path) == "jsonl":
+        spilled = partition_records(path, tz, shards, until, bool_columns, progress, links)
+    else:
+        spilled = _partition_csv(path, tz, shards, until, parts, crew, dialect or csv_dialect(path), links)
+    if spilled is not None and progress is not None:
+        progress("read", spilled.count, spilled.count)
+    return spilled
+
+
+def _partition_csv(path: str, tz: Any, shards: int, until: int | None, parts: int, crew: Any, dialect: CsvDialect,
+                   links: np.ndarray | None) -> Spilled | None:
+    """``partition`` of a CSV file: its byte ranges read side by side (with a ``crew``) into the shards."""
     names = header(path, dialect)
     if names is None or "friend" in names:
         # (Referrals join customers that a hash of the customer would put in two shards: read the file whole,

@@ -76,8 +76,8 @@ def replay_streamed(programs: list[Program], path: str, *, until_at: datetime | 
     by_account = any(p.compiled.pooled for p in programs)
     with collector_paused():
         if workers > 1:
-            found = _replay_on_workers(workers, programs, path, tz, bool_columns, dialect, until_at, effect_at,
-                                       generated, keep_standings, progress)
+            found = _replay_on_workers(workers, programs, path, tz, bool_columns, dialect, until_at, until_us,
+                                       effect_at, generated, keep_standings, progress, by_account)
             if found is None:
                 return None
             total, end, in_order = found
@@ -87,8 +87,6 @@ def replay_streamed(programs: list[Program], path: str, *, until_at: datetime | 
             if spilled is None:
                 return None
             with spilled:
-                if progress is not None:
-                    progress("read", spilled.count, spilled.count)
                 total, end = _replay_shards(programs, spilled, bool_columns, until_at, effect_at, generated,
                                             keep_standings, progress)
                 in_order = spilled.time_ordered
@@ -144,27 +142,24 @@ _DONE: Any = None
 
 
 def _replay_on_workers(workers: int, programs: list[Program], path: str, tz: Any, bool_columns: frozenset[str],
-                       dialect: CsvDialect | None, until_at: datetime | None, effect_at: datetime | None,
-                       generated: bool | None, keep_standings: bool, progress: Progress | None
-                       ) -> tuple[ShardResult, int | None, bool] | None:
+                       dialect: CsvDialect | None, until_at: datetime | None, until_us: int | None,
+                       effect_at: datetime | None, generated: bool | None, keep_standings: bool,
+                       progress: Progress | None, by_account: bool) -> tuple[ShardResult, int | None, bool] | None:
     """The shards on ``workers`` processes (see the module docstring): their sums, the end, and whether the
     history was in time order. None: the file cannot be streamed so."""
     global _SETTINGS, _DONE
     from poletti.interpreter.simulate.columnar import _rows_done_counter, map_shards
 
-    until_us = None if until_at is None else to_us(until_at)
     _SETTINGS = (programs, tz, bool_columns, until_at, effect_at, generated, keep_standings)
     _DONE = _rows_done_counter()
     try:
         with Crew(workers) as crew:
             spilled = partition(path, tz, shard_count(path, workers), until_us, parts=workers, crew=crew,
                                 dialect=dialect, bool_columns=bool_columns, progress=progress,
-                                by_account=any(p.compiled.pooled for p in programs))
+                                by_account=by_account)
             if spilled is None:
                 return None
             with spilled:
-                if progress is not None:
-                    progress("read", spilled.count, spilled.count)
                 end, numbers = spilled.latest_read(until_us), spilled.largest_first()
                 while True:
                     done = map_shards(crew, _replay_shard, [(spilled, k, end) for k in numbers], spilled.count,
