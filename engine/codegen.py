@@ -583,7 +583,7 @@ class _Generator:
             candidate(f"led._next if led._next != {_lit(NEXT_CHANGE_UNKNOWN)} else led.next_change()")
         for slot, watch in zip(ts.windows, ts.watches, strict=True):
             out.line(f"totals = st.windows[{slot}]")
-            out.line("exits = totals.exits")
+            out.line("exits = totals")  # (a window is its own heap of exits: ``WindowTotals``)
             # The next exit counts only while it can change a condition (``WindowWatch.live``, written out).
             tests = ["exits"]
             if not watch.always:
@@ -634,7 +634,7 @@ class _Generator:
         out = self.out
         for spec in self.cp.windows:
             out.line(f"totals = st.windows[{spec.slot}]")
-            out.line("exits = totals.exits")
+            out.line("exits = totals")  # (a window is its own heap of exits: ``WindowTotals``)
             out.line(f"limit = ({at} + 1) << {EXIT_SHIFT}  # the first exit entry after {at} (state.window_exit)")
             out.line("while exits and exits[0] < limit:")
             with out.indent():
@@ -1043,7 +1043,7 @@ class _Generator:
                     if kind == "purchase":
                         out.line("totals.spend += amount")
                     plus_index = " + index + 1" if kind == "purchase" else ""  # (a visit's index: -1)
-                    out.line(f"heappush(totals.exits, ({self.plus('at', spec.duration)} << {EXIT_SHIFT})"
+                    out.line(f"heappush(totals, ({self.plus('at', spec.duration)} << {EXIT_SHIFT})"
                              f"{plus_index})  # state.window_exit")
             if cp.tracks_activity:
                 out.line("P._mark_active(st, at)")

@@ -74,6 +74,9 @@ def _structure_window(value: dict[str, Any], _type: Any) -> WindowTotals:
 
 
 converter.register_structure_hook(WindowTotals, _structure_window)
+# (A window is a list, the heap of its exits: stored as the attrs class it was, {"spend", "count", "exits"}.)
+converter.register_unstructure_hook(WindowTotals, lambda window: {"spend": window.spend, "count": window.count,
+                                                                  "exits": list(window)})
 
 
 def _register_state() -> None:

@@ -417,6 +417,29 @@ def test_standings_list_every_customer_with_their_figures(store: str, tmp_path: 
     assert isinstance(bea, poletti.Standing)
 
 
+@pytest.mark.parametrize("generated", [True, False])
+def test_standings_are_a_snapshot_taken_when_asked_each_with_its_own_rewards(generated: bool) -> None:
+    # The memory store's standings are read under its lock when ``standings()`` is called; the ``Standing``s
+    # are made as they are read. An event applied in between does not show, and each standing's rewards dict
+    # is its own (changing one changes neither the engine nor the next reading).
+    program = poletti.compile(STANDINGS_RULES)
+    engine = poletti.Engine(program, explain=False, generated=generated)
+    engine.process({"id": "c1", "type": "purchase", "customer": "cy", "at": "2026-01-07T09:00:00+00:00",
+                    "amount": "150.00"})  # 150 points → 3 drinks, 0 left; gold
+    listing = engine.standings()
+    # dan comes after the snapshot; cy's 60 more points (1 drink, 10 left) too.
+    engine.process({"id": "d1", "type": "purchase", "customer": "dan", "at": "2026-01-08T09:00:00+00:00",
+                    "amount": "10.00"})
+    engine.process({"id": "c2", "type": "purchase", "customer": "cy", "at": "2026-01-08T10:00:00+00:00",
+                    "amount": "60.00"})
+    first = list(listing)
+    assert first == [("cy", 0, 0, 150, 0, "gold", {"free_drink": 3})]
+    first[0].rewards["free_drink"] = 99
+    assert list(engine.standings()) == [("cy", 10, 0, 210, 0, "gold", {"free_drink": 4}),
+                                        ("dan", 10, 0, 10, 0, None, {})]
+    assert engine.customer("cy").rewards == {"free_drink": 4}
+
+
 def test_standings_of_a_pooled_program_show_each_contact_the_account_pool() -> None:
     engine = poletti.Engine(poletti.compile("""
         points pooled by account

@@ -440,3 +440,29 @@ def test_the_memory_store_lists_many_due_customers_in_order_after_moves(asked_be
     rest = store.due(10_000)
     assert rest == sorted((name for name, at in expected.items() if at is not None and at > 600),
                           key=lambda name: (expected[name], name))
+
+
+def test_a_window_is_its_heap_of_exits_and_is_kept_as_spend_count_and_exits() -> None:
+    """``WindowTotals`` is a list (the heap of its exits) with ``spend`` and ``count``: compared on all three,
+    stored as the {"spend", "count", "exits"} it was stored as when it was an attrs class, copied and pickled
+    whole."""
+    import copy
+    import pickle
+
+    from poletti.engine.state import WindowTotals
+
+    window = WindowTotals(120_000_000, 1, [7 << 32 | 1])
+    assert window.exits is window and window.exits == [(7 << 32) + 1]
+    assert window == WindowTotals(120_000_000, 1, [(7 << 32) + 1])
+    assert window != WindowTotals(120_000_000, 2, [(7 << 32) + 1])  # same exits, another count
+    assert window != WindowTotals(100_000_000, 1, [(7 << 32) + 1])
+    assert window != WindowTotals(120_000_000, 1, [])
+    assert converter.unstructure(window) == {"spend": 120_000_000, "count": 1, "exits": [(7 << 32) + 1]}
+    assert converter.structure({"spend": 120_000_000, "count": 1, "exits": [(7 << 32) + 1]}, WindowTotals) == window
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        again = pickle.loads(pickle.dumps(window, protocol))
+        assert type(again) is WindowTotals and again == window
+    deep = copy.deepcopy(window)
+    deep.append(9)
+    assert window.exits == [(7 << 32) + 1] and deep.spend == 120_000_000
+    assert repr(window) == f"WindowTotals(spend=120000000, count=1, exits=[{(7 << 32) + 1}])"
