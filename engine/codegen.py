@@ -87,7 +87,7 @@ INVENTED = ("st", "ev", "tally", "now", "at", "until", "instant", "led", "pts", 
             "make_lane", "lane", "engine", "slow", "store", "lock", "receipts", "states", "upcoming", "save",
             "new_state", "compiled", "names", "currency", "plain_types", "raw", "read", "ev_id", "customer",
             "ev_amount", "ev_currency", "ev_items", "ev_original", "ev_reward", "ev_birthday", "friend", "account",
-            "key", "extra", "packed", "fresh", "watermark", "last_at", "tier_before", "spare", "outcome",
+            "key", "extra", "packed", "fresh", "watermark", "last_at", "tier_before", "spare", "outcome", "left",
             "caps", "usage", "used", "room")  # (a calendar cap written out: ``_calendar_cap_inline``)
 
 
@@ -401,7 +401,7 @@ class _Generator:
                     out.line("return slow(raw)")
                 out.line("(ev_id, kind, customer, at, ev_amount, ev_currency, ev_items, ev_original, ev_reward, "
                          "ev_birthday, friend, account, key, extra) = read")
-                # A content key means the type rules passed (``quick_fields``): no refund or redeem, no friend,
+                # A content key means the type rules passed (``quick_fields``): no redeem, no friend,
                 # account, partner, rewards used or attributes. Its values are texts, ints, None and tuples of
                 # them, which ``pack`` always packs: packed before anything changes all the same.
                 out.line("if key is None:")
@@ -426,6 +426,18 @@ class _Generator:
                              "or (last_at is not None and at < last_at)):")
                     with out.indent():
                         out.line("return slow(raw)")
+                    # A refund ``Stepper.check`` rejects (a purchase not this customer's, or without that much left)
+                    # goes to ``slow`` too, which says why: before anything has changed.
+                    out.line("if kind == 'refund':")
+                    with out.indent():
+                        out.line("index = st.purchase_index(ev_original)")
+                        out.line("if index is None:")
+                        with out.indent():
+                            out.line("return slow(raw)")
+                        out.line("left = st.purchase_net(index)")
+                        out.line("if left <= 0 or (ev_amount is not None and ev_amount > left):")
+                        with out.indent():
+                            out.line("return slow(raw)")
                     out.line("tier_before = st.tier")
                     out.line("tally = spare")
                     out.line("if tally is None:")

@@ -456,9 +456,10 @@ def quick_fields(raw: Any, currency_of_program: str | None = None,
 
     Given the program's currency and its ``plain_types`` (``EventReader``), it
     also works out the event's ``key`` (``content_key``) when the event is one that
-    ``EventReader._check_type_rules`` passes at once: a purchase with an amount
-    or a plain type without one, in the program's currency, no attributes, no
-    friend or account, items adding up within bounds. One pass over what it
+    ``EventReader._check_type_rules`` passes at once: a purchase with an amount,
+    a refund naming its purchase (with no amount or one above 0) or a plain
+    type without one, in the program's currency, no attributes, no friend or
+    account, items adding up within bounds. One pass over what it
     has just read in its own variables, where the two steps after it read each
     field of the event again (a tenth of an event's work in the engine).
     """
@@ -539,8 +540,11 @@ def quick_fields(raw: Any, currency_of_program: str | None = None,
                 None, True)
     key = None
     # ``_check_type_rules``' common case (no partner or rewards used here), and ``content_key``'s.
+    # A refund of a named purchase, of the rest or of an amount above 0, passes the type rules too: whether the
+    # purchase is this customer's and has that much left is the state's to say (``Stepper.check``).
     if (friend is None and account is None and (currency is None or currency == currency_of_program)
-            and ((kind == "purchase" and amount is not None) or (amount is None and kind in plain_types))):
+            and ((kind == "purchase" and amount is not None) or (amount is None and kind in plain_types)
+                 or (kind == "refund" and original is not None and (amount is None or amount > 0)))):
         total = 0
         for item in items:  # (prices are never negative here): their total within bounds
             total += item[3] * item[2]  # price × quantity

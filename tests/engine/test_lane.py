@@ -109,6 +109,64 @@ def test_common_events_and_every_hand_over_give_the_hand_worked_figures() -> Non
     assert lane.state("c3") is None and "c3" not in list(lane.customers())
 
 
+def test_refunds_the_state_allows_go_through_the_lane_and_the_others_are_handed_over() -> None:
+    class Counting(poletti.Engine):
+        handed_over = 0
+
+        def _process(self, event: dict[str, Any]) -> Any:
+            Counting.handed_over += 1
+            return super()._process(event)
+
+    def refund(event_id: str, at: str, original: str, amount: str | None = None, customer: str = "c1") -> dict[str, Any]:
+        raw = {"id": event_id, "type": "refund", "customer": customer, "at": at, "original": original}
+        return raw if amount is None else {**raw, "amount": amount}
+
+    program = poletti.compile(CAFE)
+    lane, interpreter = Counting(program, explain=False), poletti.Engine(program, explain=False, generated=False)
+    assert lane._lane is not None
+    steps: list[tuple[dict[str, Any], tuple[Any, ...] | str]] = [
+        # 40.00 EUR → 40 points → 4 coffees, 40 spent: 0 left; spend_30d 40.
+        (purchase("p1", "2026-03-01T10:00:00Z", "40.00"),
+         ("applied", 40, {"coffee": 4}, 0, 40, None, None, 0, 40)),
+        # 10 of the 40 back: floor(40 × 10 ÷ 40) = 10 points reversed, none left: a debt of 10.
+        (refund("r1", "2026-03-02T10:00:00Z", "p1", "10.00"), ("applied", 0, {}, 10, 0, None, None, -10, 40)),
+        # 31 of the 30 left: rejected, nothing changes.
+        (refund("r2", "2026-03-02T11:00:00Z", "p1", "31.00"), "more than is left"),
+        # An amount of 0: rejected.
+        (refund("r3", "2026-03-02T12:00:00Z", "p1", "0"), "above 0"),
+        # No amount: the 30 left. Reversed so far floor(40 × 40 ÷ 40) = 40, 30 of them now: −10 − 30 = −40.
+        (refund("r4", "2026-03-02T13:00:00Z", "p1"), ("applied", 0, {}, 30, 0, None, None, -40, 40)),
+        # Nothing left of p1: rejected.
+        (refund("r5", "2026-03-02T14:00:00Z", "p1"), "already fully refunded"),
+        # c2: 20.00 → 20 points → 2 coffees, 0 left.
+        (purchase("q1", "2026-03-03T10:00:00Z", "20.00", customer="c2"),
+         ("applied", 20, {"coffee": 2}, 0, 20, None, None, 0, 20)),
+        # c1 refunding c2's purchase: not one of c1's, rejected.
+        (refund("r6", "2026-03-03T11:00:00Z", "q1"), "unknown purchase 'q1'"),
+        # 150.00 → 150 points: the debt of 40 first, 110 left → 11 coffees, 0 left. spend_30d 40 − 10 − 30 + 150
+        # = 150 > 100: gold. Lifetime 40 + 150 = 190.
+        (purchase("p2", "2026-03-04T10:00:00Z", "150.00"),
+         ("applied", 150, {"coffee": 11}, 0, 110, None, "gold", 0, 190)),
+        # 60 of p2 back: floor(150 × 60 ÷ 150) = 60 reversed, none left: −60. spend_30d 150 − 60 = 90: gold lost.
+        (refund("r7", "2026-03-05T10:00:00Z", "p2", "60.00"), ("applied", 0, {}, 60, 0, "gold", None, -60, 190)),
+    ]
+    for raw, expected in steps:
+        for engine in (lane, interpreter):
+            if isinstance(expected, str):
+                with pytest.raises(poletti.EventError, match=expected):
+                    engine.process(dict(raw))
+            else:
+                assert figures(engine.process(dict(raw))) == expected, raw
+    # The four rejected refunds went to the engine's own path (which says why); the three applied did not.
+    assert Counting.handed_over == 4
+    for customer in ("c1", "c2"):
+        assert lane.state(customer) == interpreter.state(customer)
+    # The same refund again is a duplicate, told apart from a conflict as for a purchase.
+    assert lane.process(refund("r7", "2026-03-05T10:00:00Z", "p2", "60")).status == "duplicate"
+    with pytest.raises(poletti.EventError, match="conflict"):
+        lane.process(refund("r7", "2026-03-05T10:00:00Z", "p2", "61.00"))
+
+
 ATTRIBUTED = """
 attribute channel: text
 earn 1 point per EUR

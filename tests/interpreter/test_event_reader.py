@@ -227,7 +227,14 @@ def test_the_quick_reader_makes_the_content_key_of_the_common_event_only() -> No
     assert READER.read({**raw, "channel": "app"}).key is None
     assert READER.read({"id": "r1", "type": "referral", "customer": "c1", "at": at, "friend": "c2"}).key is None
     assert READER.read({**raw, "account": "acme"}).key is None
-    assert READER.read({"id": "f1", "type": "refund", "customer": "c1", "at": at, "original": "p1"}).key is None
+    # A refund naming its purchase, of the rest or of an amount above 0, passes the type rules: its key is made
+    # (whether the purchase has that much left is the customer state's to say). Of 0, it is rejected.
+    refund = {"id": "f1", "type": "refund", "customer": "c1", "at": at, "original": "p1"}
+    assert READER.read(dict(refund)).key == ("c1", "refund", 852_095_057_000_000, None, (), "p1", None, None, ())
+    assert READER.read({**refund, "amount": "2.5"}).key == (
+        "c1", "refund", 852_095_057_000_000, 2_500_000, (), "p1", None, None, ())
+    assert _quick({**refund, "amount": "0"}).key is None  # (then the type rules run in full, and reject it)
+    assert _outcome(READER.read, {**refund, "amount": "0"}) == ("rejected", "a refund amount must be above 0, got 0.00")
     assert _outcome(READER.read, {**raw, "currency": "SEK"})[0] == "rejected"
     # A visit, a plain type: its key has no amount; a birthday goes in as ISO text.
     visit = READER.read({"id": "v1", "type": "visit", "customer": "c1", "at": at, "birthday": "1990-02-28"})
