@@ -2,11 +2,11 @@
 
 For the memory store and the generated code, ``process`` hands each event to
 the program's ``lane`` (``engine/codegen.py``, ``_lane_maker``), which reads
-it, applies it and returns its outcome, and hands anything else (a refund, a
-duplicate, an event before the clock) to the engine's own path before
-changing anything. Every figure below is worked out by hand in the comments;
-the same events through the interpreter must give the same outcomes and
-states.
+it, applies it and returns its outcome, and hands anything else (a refund the
+customer's state rejects, a duplicate, an event before the clock) to the
+engine's own path before changing anything. Every figure below is worked
+out by hand in the comments; the same events through the interpreter must
+give the same outcomes and states.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def test_common_events_and_every_hand_over_give_the_hand_worked_figures() -> Non
         # A refund of 10 of the 30: floor(30 × 10 ÷ 30) = 10 points back; none left, so a debt of 10.
         ({"id": "r1", "type": "refund", "customer": "c1", "at": "2026-03-02T10:00:00Z", "original": "p1",
           "amount": "10.00"}, ("applied", 0, {}, 10, 0, None, None, -10, 30)),
-        # A refund of a purchase never made: rejected (the engine's own checks, which the lane hands refunds to).
+        # A refund of a purchase never made: rejected (the engine's own checks, which the lane hands it to).
         ({"id": "r2", "type": "refund", "customer": "c1", "at": "2026-03-02T11:00:00Z", "original": "p9",
           "amount": "1.00"}, "unknown purchase 'p9'"),
         # 80.00 → 80 points: the debt of 10 first, 70 left → 7 coffees, 0 left. spend_30d 30 − 10 + 80 = 100,
