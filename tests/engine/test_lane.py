@@ -39,6 +39,17 @@ def figures(outcome: Any) -> tuple[Any, ...]:
     return tuple(getattr(outcome, name) for name in FIGURES)
 
 
+def run_steps(steps: list[tuple[dict[str, Any], tuple[Any, ...] | str]], *engines: poletti.Engine) -> None:
+    """Each event through each engine: its outcome's ``figures``, or (a text) rejected with that reason."""
+    for raw, expected in steps:
+        for engine in engines:
+            if isinstance(expected, str):
+                with pytest.raises(poletti.EventError, match=expected):
+                    engine.process(dict(raw))
+            else:
+                assert figures(engine.process(dict(raw))) == expected, raw
+
+
 @pytest.mark.parametrize("options, lane", [
     ({"explain": False}, True),  # the memory store and the generated code: the lane
     ({}, False),  # explanations (the default): the interpreter runs, and no lane
@@ -92,13 +103,7 @@ def test_common_events_and_every_hand_over_give_the_hand_worked_figures() -> Non
         (purchase("q1", "2026-03-04T12:00:00Z", "12.00", customer="c2"),
          ("applied", 12, {"coffee": 1}, 0, 10, None, None, 2, 12)),
     ]
-    for raw, expected in steps:
-        for engine in (lane, interpreter):
-            if isinstance(expected, str):
-                with pytest.raises(poletti.EventError, match=expected):
-                    engine.process(dict(raw))
-            else:
-                assert figures(engine.process(dict(raw))) == expected, raw
+    run_steps(steps, lane, interpreter)
     assert list(lane.customers()) == ["c1", "c2"]
     for customer in ("c1", "c2"):
         assert lane.state(customer) == interpreter.state(customer)
@@ -150,13 +155,7 @@ def test_refunds_the_state_allows_go_through_the_lane_and_the_others_are_handed_
         # 60 of p2 back: floor(150 × 60 ÷ 150) = 60 reversed, none left: −60. spend_30d 150 − 60 = 90: gold lost.
         (refund("r7", "2026-03-05T10:00:00Z", "p2", "60.00"), ("applied", 0, {}, 60, 0, "gold", None, -60, 190)),
     ]
-    for raw, expected in steps:
-        for engine in (lane, interpreter):
-            if isinstance(expected, str):
-                with pytest.raises(poletti.EventError, match=expected):
-                    engine.process(dict(raw))
-            else:
-                assert figures(engine.process(dict(raw))) == expected, raw
+    run_steps(steps, lane, interpreter)
     # The four rejected refunds went to the engine's own path (which says why); the three applied did not.
     assert Counting.handed_over == 4
     for customer in ("c1", "c2"):
