@@ -88,6 +88,7 @@ INVENTED = ("st", "ev", "tally", "now", "at", "until", "instant", "led", "pts", 
             "new_state", "compiled", "names", "currency", "plain_types", "raw", "read", "ev_id", "customer",
             "ev_amount", "ev_currency", "ev_items", "ev_original", "ev_reward", "ev_birthday", "friend", "account",
             "key", "extra", "packed", "fresh", "watermark", "last_at", "tier_before", "spare", "outcome", "left",
+            "refund_index",
             "caps", "usage", "used", "room")  # (a calendar cap written out: ``_calendar_cap_inline``)
 
 
@@ -430,11 +431,12 @@ class _Generator:
                     # goes to ``slow`` too, which says why: before anything has changed.
                     out.line("if kind == 'refund':")
                     with out.indent():
-                        out.line("index = st.purchase_index(ev_original)")
-                        out.line("if index is None:")
+                        # (kept for the refund step below: the clock step's window exits reuse ``index``)
+                        out.line("refund_index = st.purchase_index(ev_original)")
+                        out.line("if refund_index is None:")
                         with out.indent():
                             out.line("return slow(raw)")
-                        out.line("left = st.purchase_net(index)")
+                        out.line("left = st.purchase_net(refund_index)")
                         out.line("if left <= 0 or (ev_amount is not None and ev_amount > left):")
                         with out.indent():
                             out.line("return slow(raw)")
@@ -1062,8 +1064,13 @@ class _Generator:
         if cp.metrics:
             out.line("P.record_metrics(st, ev)")
         if kind == "refund":  # the interpreter's own step (a redeem never comes here: the engine interprets those)
-            out.line(f"index = st.purchase_index({self._ev('original')})")
-            out.line(f"amount = {self._ev('amount')} if {self._ev('amount')} is not None else st.purchase_net(index)")
+            if self._lane:  # the lane's check found the purchase and what is left of it (``_lane_maker``)
+                out.line("index = refund_index")
+                out.line("amount = ev_amount if ev_amount is not None else left")
+            else:
+                out.line(f"index = st.purchase_index({self._ev('original')})")
+                out.line(f"amount = {self._ev('amount')} if {self._ev('amount')} is not None "
+                         "else st.purchase_net(index)")
             out.line("P.refund(st, index, amount, at, tally)")
         # step 3
         if kind in cp.per_rules or kind in cp.fixed_rules:

@@ -50,6 +50,7 @@ _CLOCK_KEY = "clock"
 # serialization failure) is tried again from the start: the second try sees what the other one did.
 _ATTEMPTS = 30  # a serializable PostgreSQL store under heavy contention aborts often; each retry backs off
 _first = itemgetter(0)  # (a standing's customer)
+_ADVANCED_AT_ONCE = 256  # customers ``advance_to`` changes under one taking of the memory store's lock
 
 
 def _standings_of(found: list[tuple[Any, ...]]) -> Iterator[Standing]:
@@ -66,7 +67,6 @@ def _standings_of(found: list[tuple[Any, ...]]) -> Iterator[Standing]:
     new_standing = tuple.__new__  # (``Standing(...)`` without its Python-level ``__new__``)
     for customer, points, pending, lifetime, debt, tier, rewards in found:
         yield new_standing(Standing, (customer, points, pending, lifetime, debt, tier, dict(rewards)))
-_ADVANCED_AT_ONCE = 256  # customers ``advance_to`` changes under one taking of the memory store's lock
 
 
 @attrs.frozen
