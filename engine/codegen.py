@@ -88,7 +88,7 @@ INVENTED = ("st", "ev", "tally", "now", "at", "until", "instant", "led", "pts", 
             "new_state", "compiled", "names", "currency", "plain_types", "raw", "read", "ev_id", "customer",
             "ev_amount", "ev_currency", "ev_items", "ev_original", "ev_reward", "ev_birthday", "friend", "account",
             "key", "extra", "packed", "fresh", "watermark", "last_at", "tier_before", "spare", "outcome", "left",
-            "refund_index",
+            "refund_index", "refused",
             "caps", "usage", "used", "room")  # (a calendar cap written out: ``_calendar_cap_inline``)
 
 
@@ -427,17 +427,14 @@ class _Generator:
                              "or (last_at is not None and at < last_at)):")
                     with out.indent():
                         out.line("return slow(raw)")
-                    # A refund ``Stepper.check`` rejects (a purchase not this customer's, or without that much left)
-                    # goes to ``slow`` too, which says why: before anything has changed.
+                    # A refund ``Stepper.check`` rejects (``CustomerState.refund_refusal``: a purchase not this
+                    # customer's, or without that much left) goes to ``slow`` too, which says why: before anything
+                    # has changed.
                     out.line("if kind == 'refund':")
                     with out.indent():
                         # (kept for the refund step below: the clock step's window exits reuse ``index``)
-                        out.line("refund_index = st.purchase_index(ev_original)")
-                        out.line("if refund_index is None:")
-                        with out.indent():
-                            out.line("return slow(raw)")
-                        out.line("left = st.purchase_net(refund_index)")
-                        out.line("if left <= 0 or (ev_amount is not None and ev_amount > left):")
+                        out.line("refund_index, left, refused = st.refund_refusal(ev_original, ev_amount)")
+                        out.line("if refused is not None:")
                         with out.indent():
                             out.line("return slow(raw)")
                     out.line("tier_before = st.tier")

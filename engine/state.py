@@ -46,6 +46,10 @@ ID, AT, AMOUNT, REFUNDED, POINTS, REVERSED, PARTNER = range(7)
 PURCHASE_FIELDS = 7
 
 
+# Why a refund may not go ahead (``CustomerState.refund_refusal``).
+REFUND_UNKNOWN, REFUND_NOTHING_LEFT, REFUND_TOO_MUCH = "unknown purchase", "nothing left", "more than is left"
+
+
 def new_purchase(purchase_id: str, at: int, amount: int, partner: str | None = None) -> PurchaseRecord:
     """The record of a purchase just made: nothing refunded, earned or reversed yet."""
     return (purchase_id, at, amount, 0, 0, 0, partner)
@@ -335,6 +339,24 @@ class CustomerState:
             if purchases[start] == purchase_id:
                 return start // PURCHASE_FIELDS
         return None
+
+    def refund_refusal(self, purchase_id: str, amount: int | None) -> tuple[int | None, int, str | None]:
+        """Whether a refund of ``amount`` (None: all that is left) of purchase ``purchase_id`` may go ahead:
+        (the purchase's index, what is left of it, None), or why not: ``REFUND_UNKNOWN`` (no purchase of this
+        customer's has that id), ``REFUND_NOTHING_LEFT`` or ``REFUND_TOO_MUCH`` (more than is left).
+
+        The one place these rules are written: ``Stepper.check`` turns a refusal into its reason, and the
+        generated lane hands a refused refund to the engine's own path, which does so.
+        """
+        index = self.purchase_index(purchase_id)
+        if index is None:
+            return None, 0, REFUND_UNKNOWN
+        left = self.purchase_net(index)
+        if left <= 0:
+            return index, left, REFUND_NOTHING_LEFT
+        if amount is not None and amount > left:
+            return index, left, REFUND_TOO_MUCH
+        return index, left, None
 
     def purchase(self, purchase_id: str) -> PurchaseRecord | None:
         index = self.purchase_index(purchase_id)

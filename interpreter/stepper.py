@@ -21,7 +21,7 @@ import copy
 
 from poletti.engine.compiler import CompiledProgram
 from poletti.engine.money import show
-from poletti.engine.state import ID, CustomerState, net_amount
+from poletti.engine.state import REFUND_NOTHING_LEFT, REFUND_UNKNOWN, CustomerState
 from poletti.engine.timecalc import from_us
 from poletti.interpreter.events import Event, EventError
 from poletti.interpreter.events import _short as echoed  # a value echoed in a reason, cut when long
@@ -61,15 +61,14 @@ class Stepper:
             reject(f"older than this customer's last processed event ({from_us(state.last_event_at).isoformat()}); "
                    "events of one customer must come in time order")
         if event.type == "refund":
-            record = state.purchase(event.original or "")
-            if record is None:
+            _, left, refused = state.refund_refusal(event.original or "", event.amount)
+            if refused == REFUND_UNKNOWN:
                 reject(f"refund of unknown purchase {echoed(event.original)} for customer {echoed(event.customer)}")
-                return
-            left = net_amount(record)
-            if left <= 0:
-                reject(f"purchase '{record[ID]}' is already fully refunded")
-            if event.amount is not None and event.amount > left:
-                reject(f"refund of {show(event.amount)} is more than is left of purchase '{record[ID]}' ({show(left)})")
+            elif refused == REFUND_NOTHING_LEFT:
+                reject(f"purchase '{event.original}' is already fully refunded")
+            elif refused is not None:
+                reject(f"refund of {show(event.amount)} is more than is left of purchase '{event.original}' "
+                       f"({show(left)})")
         elif event.type == "redeem":
             rewards = self.compiled.rewards
             reward = event.reward or ""

@@ -184,7 +184,7 @@ ALLOWED_ATTRIBUTES = {
     "total_earned", "total_spent", "total_expired", "total_reversed", "total_cost", "expired", "changed", "release_pending_until", "count", "purchases", "spend", "amount",
     "next_change_clock", "next_change_at", "segments", "tier_held", "tier", "grant_reward", "get", "cost", "granted", "earn", "earned",
     "balance", "spend_", "spent", "when_active", "note_grant", "at", "first_seen", "birthday", "type",
-    "spend_total", "visit_count", "id", "original", "purchase_index", "purchase_net", "refund", "items", "price", "quantity",
+    "spend_total", "visit_count", "id", "original", "purchase_index", "purchase_net", "refund_refusal", "refund", "items", "price", "quantity",
     "category", "sku", "stamps", "last_event_at", "last_purchase_at", "attributes", "pending", "earned_total",
     "cp", "round", "earn_per", "multiply", "earn_fixed", "when_rule", "stamp", "_fire", "_convert_rule",
     "birthday", "rare_next_change", "leave_metric_windows", "record_metrics", "_mark_active",

@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 
 import poletti
 from poletti.engine.serial import converter
+from poletti.engine.state import REFUND_NOTHING_LEFT, REFUND_TOO_MUCH, REFUND_UNKNOWN, CustomerState
 from poletti.engine.stores import MemoryStore, SQLiteStore, StoreError
 from rich_programs import histories, programs
 from store_checks import check_books, step_through
@@ -326,6 +327,22 @@ def test_the_memory_store_keeps_receipts_packed_and_gives_back_their_content() -
     # A snapshot's contents hold (customer, key) whatever the form.
     receipts = store.contents()[2]
     assert receipts == {"p1": ("c1", key), "v1": ("c2", other), "v2": ("c3", unpackable)}
+
+
+def test_refund_refusal_is_the_one_place_of_the_refund_rules() -> None:
+    """``refund_refusal``: (index, what is left, why not), the rules both ``Stepper.check`` and the lane use."""
+    state = CustomerState("c1")
+    state.add_purchase("p1", 1_000, 10_000_000)  # 10.00
+    state.add_purchase("p2", 2_000, 4_500_000)  # 4.50
+    assert state.refund_refusal("p9", None) == (None, 0, REFUND_UNKNOWN)
+    assert state.refund_refusal("p2", None) == (1, 4_500_000, None)  # the rest of it
+    assert state.refund_refusal("p2", 4_500_000) == (1, 4_500_000, None)  # exactly what is left
+    assert state.refund_refusal("p2", 4_500_001) == (1, 4_500_000, REFUND_TOO_MUCH)
+    state.refund_purchase(0, 7_250_000)  # 10.00 - 7.25 = 2.75 left of p1
+    assert state.refund_refusal("p1", 3_000_000) == (0, 2_750_000, REFUND_TOO_MUCH)
+    state.refund_purchase(0, 2_750_000)
+    assert state.refund_refusal("p1", None) == (0, 0, REFUND_NOTHING_LEFT)
+    assert state.refund_refusal("p1", 1) == (0, 0, REFUND_NOTHING_LEFT)  # (nothing left is said first)
 
 
 def test_purchases_are_kept_flat_and_read_back_as_records() -> None:
