@@ -79,6 +79,7 @@ from __future__ import annotations
 import bisect
 import datetime
 import functools
+import os
 import re
 import zoneinfo
 from decimal import Decimal
@@ -188,6 +189,57 @@ def _time_zones() -> frozenset[str]:
     return frozenset(z for z in zoneinfo.available_timezones() if _host_zone(z) is None)
 
 
+def _listed_zone(name: str) -> bool:
+    """Whether ``zoneinfo.available_timezones()`` holds ``name``, found without reading that whole list.
+
+    The list is the tzdata package's zone list and every zone file (one that starts "TZif") under the zone
+    search path, except in the search path's top-level posix/ and right/ folders and in folders reached
+    through a link. Reading it opens some 600 files, 15 ms of every ``poletti check`` and ``simulate``;
+    looking up one name reads at most one folder listing a level and one file. Names are compared as the
+    listing spells them, so "europe/paris" is not "Europe/Paris" on a system that ignores case either.
+    """
+    if name in _tzdata_zones():
+        return True
+    parts = name.split("/")
+    for root in zoneinfo.TZPATH:
+        folder = root
+        for depth, part in enumerate(parts):
+            try:
+                with os.scandir(folder) as listing:
+                    entry = next((item for item in listing if item.name == part), None)
+            except OSError:
+                break
+            if entry is None:
+                break
+            if depth < len(parts) - 1:
+                if entry.is_symlink() or not entry.is_dir() or (depth == 0 and part in ("posix", "right")):
+                    break
+                folder = entry.path
+            elif not entry.is_dir():
+                return _starts_like_a_zone_file(entry.path)
+    return False
+
+
+@functools.lru_cache(maxsize=1)
+def _tzdata_zones() -> frozenset[str]:
+    """The zone list of the tzdata package (empty where it is not installed): one file, read once."""
+    from importlib import resources
+
+    try:
+        with resources.files("tzdata").joinpath("zones").open("r") as listing:
+            return frozenset(line.strip() for line in listing if line.strip())
+    except (ImportError, OSError):
+        return frozenset()
+
+
+def _starts_like_a_zone_file(path: str) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) == b"TZif"
+    except OSError:
+        return False
+
+
 def _host_zone(name: str) -> str | None:
     """Why ``name`` names no fixed zone (a host-dependent name, a variant tree or a path), or None."""
     lowered = name.lower()
@@ -205,7 +257,9 @@ def _host_zone(name: str) -> str | None:
 def _is_time_zone(name: str) -> bool:
     if _host_zone(name) is not None or not _ZONE_NAME.fullmatch(name):
         return False
-    zones = _time_zones()
+    if _listed_zone(name):
+        return True
+    zones = _time_zones()  # (only for a name that is not a zone, or when the quick look is wrong: the list decides)
     if zones:
         return name in zones
     # No zone list on this system (no tzdata): ask zoneinfo directly.

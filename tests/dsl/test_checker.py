@@ -8,6 +8,7 @@ at the end check whole realistic files against tests/data/check/*.expected.
 
 from __future__ import annotations
 
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -208,6 +209,49 @@ def test_the_zone_list_is_read_once() -> None:
         codes(f'timezone "{zone}"')
     assert checker._time_zones.cache_info().misses == 1
     assert "localtime" not in checker._time_zones() and "Europe/Paris" in checker._time_zones()
+
+
+def test_a_valid_zone_is_found_without_reading_the_zone_list() -> None:
+    # The list opens some 600 files: only a name that is not a zone needs it (for its did-you-mean).
+    from poletti.dsl import checker
+
+    checker._time_zones.cache_clear()
+    assert codes('timezone "America/New_York"\nearn 1 point per EUR') == []
+    assert checker._time_zones.cache_info().misses == 0
+
+
+def _zone_tree(root: Path) -> list[str]:
+    """A zone search path of its own: zone files, files that are not zones, the trees and links the list skips."""
+    zone = b"TZif2" + bytes(40)
+    files = {"UTC": zone, "Europe/Paris": zone, "Europe/Deep/Place": zone, "zone.tab": b"# not a zone",
+             "posix/Europe/Paris": zone, "right/UTC": zone, "Europe/posix": zone, "Empty": b""}
+    for name, content in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(content)
+    (root / "Linked").symlink_to(root / "Europe", target_is_directory=True)  # a folder reached through a link
+    (root / "Alias").symlink_to(root / "UTC")  # a file reached through a link is listed
+    return [*files, "Linked/Paris", "Alias", "Europe", "Europe/Deep", "utc", "europe/paris", "Nowhere/UTC"]
+
+
+def test_the_quick_zone_lookup_agrees_with_the_zone_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The system's own list, then a search path built here (zone files, other files, posix/ and right/, links),
+    # each without the tzdata package's list, so that the folders are what is looked up.
+    import zoneinfo
+
+    from poletti.dsl import checker
+
+    monkeypatch.setattr(checker, "_tzdata_zones", lambda: frozenset())
+    monkeypatch.setitem(sys.modules, "tzdata", None)
+    system = zoneinfo.available_timezones()
+    assert all(checker._listed_zone(name) for name in system)
+    names = _zone_tree(tmp_path)
+    zoneinfo.reset_tzpath(to=[str(tmp_path)])
+    try:
+        listed = zoneinfo.available_timezones()
+        assert listed == {"UTC", "Europe/Paris", "Europe/Deep/Place", "Europe/posix", "Alias"}
+        assert {name for name in names if checker._listed_zone(name)} == listed
+    finally:
+        zoneinfo.reset_tzpath()
 
 
 # ------------------------------------------------------------------ names
