@@ -9,16 +9,18 @@ by the engine before it changes anything.
 
 from __future__ import annotations
 
+import functools
 import math
 import traceback
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
 from zoneinfo import ZoneInfo
 
 import attrs
-import cattrs
-from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
+
+if TYPE_CHECKING:
+    import cattrs
 
 from poletti.dsl.program import BUILTIN_EVENT_TYPES, CheckedProgram, Type
 from poletti.engine import money
@@ -224,7 +226,12 @@ def _date(value: Any, _type: Any) -> date:
 
 
 def make_converter(tz: ZoneInfo) -> cattrs.Converter:
-    """The converter that structures raw event dicts for a program in zone ``tz``."""
+    """The converter that structures raw event dicts for a program in zone ``tz``.
+
+    (cattrs is imported here, not with this module: only an event the quick readers refuse needs it, to name
+    what is wrong, and its import, about 8 ms, was part of the start of every command and Engine.)"""
+    import cattrs
+
     converter = cattrs.Converter(forbid_extra_keys=True)
     converter.register_structure_hook(str, _text)
     converter.register_structure_hook(Decimal, _decimal)
@@ -281,11 +288,16 @@ def _leaf_message(error: BaseException, expected: Any) -> str:
     """Our own hooks raise ValueError with a sentence meant for people: keep it."""
     if isinstance(error, ValueError) and str(error):
         return str(error)
+    import cattrs.v
+
     return cattrs.v.format_exception(error, expected)
 
 
 def _describe(error: Exception) -> str:
     """One readable sentence from a cattrs error tree."""
+    import cattrs
+    from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
+
     if isinstance(error, (ClassValidationError, ForbiddenExtraKeysError)):
         messages = cattrs.transform_error(error, path="event", format_exception=_leaf_message)
         return "; ".join(m.replace("event.", "", 1) for m in messages)
@@ -559,7 +571,6 @@ class EventReader:
     def __init__(self, program: CheckedProgram) -> None:
         self.program = program
         self.tz = ZoneInfo(program.timezone)
-        self.converter = make_converter(self.tz)
         self.event_types = program.event_types | BUILTIN_EVENT_TYPES
         self.attribute_types = dict(program.attributes)
         self.currency = program.currency
@@ -567,6 +578,11 @@ class EventReader:
         self.plain_types = frozenset(self.event_types - {"purchase", "refund", "redeem"})
         # A program without partners reads `partner` as before issue 13 (its declared attribute, or ignored).
         self._no_partners = not program.partners
+
+    @functools.cached_property
+    def converter(self) -> cattrs.Converter:
+        """cattrs' converter for this program, made when an event first needs it (``make_converter``)."""
+        return make_converter(self.tz)
 
     def read(self, raw: Any) -> Event:
         """Raw dict → Event, or EventError with the reason."""
@@ -615,8 +631,11 @@ class EventReader:
         their tracebacks hold in turn — cycles that only the collector frees, and a replay pauses it (a
         history of refused rows held 14 KB a row until the replay ended: 1.5 GiB for 100,000 rows).
         """
+        from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
+
+        converter = self.converter
         try:
-            self.converter.structure(core, _Fields)
+            converter.structure(core, _Fields)
         except (ClassValidationError, ForbiddenExtraKeysError, ValueError, TypeError, KeyError) as err:
             _forget_frames(err)
             _forget_frames(direct)
