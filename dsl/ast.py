@@ -16,10 +16,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Union
 
-import attrs
+from poletti.dsl import classes
 
 
-@attrs.frozen
+@classes.frozen
 class Span:
     """Where a node stands in its file: 1-based line and column, and offsets."""
 
@@ -35,7 +35,7 @@ class Span:
 NO_SPAN = Span(0, 0, 0, 0, 0, 0)
 
 
-@attrs.frozen
+@classes.frozen
 class Ident:
     """A name as written at one place: a declaration or a reference."""
 
@@ -46,13 +46,13 @@ class Ident:
 # ------------------------------------------------------------------ expressions
 
 
-@attrs.frozen
+@classes.frozen
 class NumberLit:
     value: Decimal
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class NameRef:
     """A bare name in an expression or in a literal's amount slot (a module parameter)."""
 
@@ -60,20 +60,20 @@ class NameRef:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class MoneyLit:
     amount: NumberLit | NameRef
     currency: str
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class PointsLit:
     amount: NumberLit | NameRef
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class DurationLit:
     """``30d`` ``12w`` ``12m`` ``1y``: unit d/w/m/y (days, weeks, calendar months, years)."""
 
@@ -82,25 +82,25 @@ class DurationLit:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class DateLit:
     text: str
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class TextLit:
     value: str
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class BoolLit:
     value: bool
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class EventAttr:
     """``event.channel``: an attribute of the event being processed."""
 
@@ -108,7 +108,7 @@ class EventAttr:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class AccountQuantity:
     """``account.spend_12m``: a built-in quantity over the events of every contact of the event's account."""
 
@@ -116,7 +116,7 @@ class AccountQuantity:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class PresenceTest:
     """``event.channel is missing`` / ``event.channel is present``."""
 
@@ -125,7 +125,7 @@ class PresenceTest:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class Compare:
     op: str  # one of > >= < <= == !=
     left: Expr
@@ -133,7 +133,7 @@ class Compare:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class BinaryOp:
     op: str  # one of + - * /
     left: Expr
@@ -141,21 +141,21 @@ class BinaryOp:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class AndOp:
     left: Expr
     right: Expr
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class OrOp:
     left: Expr
     right: Expr
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class NotOp:
     operand: Expr
     span: Span
@@ -171,7 +171,7 @@ Count = Union[NumberLit, NameRef]
 # ------------------------------------------------------------------ rule parts
 
 
-@attrs.frozen
+@classes.frozen
 class ItemFilter:
     """``on category "beans"`` / ``on sku "esp-250"``."""
 
@@ -180,7 +180,7 @@ class ItemFilter:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class Multiplier:
     """``x2`` in ``earn x2 if tier >= gold``."""
 
@@ -188,7 +188,7 @@ class Multiplier:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class PerCurrency:
     """``per EUR``: points for every currency unit of the amount."""
 
@@ -197,7 +197,7 @@ class PerCurrency:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class PerMoney:
     """``per 10 EUR``: points for every full 10 EUR."""
 
@@ -206,7 +206,7 @@ class PerMoney:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class PerUnit:
     """``per purchase`` / ``per visit`` / ``per item``."""
 
@@ -215,7 +215,7 @@ class PerUnit:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class OnEvent:
     """``on signup``: a fixed award for each event of a type."""
 
@@ -227,13 +227,13 @@ EarnBasis = Union[PerCurrency, PerMoney, PerUnit, OnEvent]
 GrantTarget = Union[Ident, PointsLit]
 
 
-@attrs.frozen
+@classes.frozen
 class IfOption:
     condition: Expr
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class DuringOption:
     """``during 2026-12-01..2026-12-24``, inclusive calendar dates; one date means one day."""
 
@@ -242,7 +242,7 @@ class DuringOption:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class LimitOption:
     """``limit 500 points per day`` / ``limit 3 times per 30d``."""
 
@@ -252,7 +252,7 @@ class LimitOption:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class OnceOption:
     """``once`` (ever) or ``once per 12m``."""
 
@@ -265,31 +265,31 @@ RuleOption = Union[IfOption, DuringOption, LimitOption, OnceOption]
 # ----------------------------------------------------------------- declarations
 
 
-@attrs.frozen
+@classes.frozen
 class ProgramDecl:
     title: str
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class CurrencyDecl:
     code: str
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class RoundingDecl:
     mode: str  # down / nearest / up
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class TimezoneDecl:
     zone: str
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class PointValueDecl:
     """``point value 0.05 EUR``: what one point is worth to the business, for reports."""
 
@@ -297,13 +297,13 @@ class PointValueDecl:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class RewardValue:
     money: MoneyLit
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class RewardCost:
     points: PointsLit
     span: Span
@@ -312,7 +312,7 @@ class RewardCost:
 # ---- wallet terms of a reward (issue 13): `value 10%`, `max 20 EUR`, `expires after 3m`
 
 
-@attrs.frozen
+@classes.frozen
 class RewardPercent:
     """``value 10%``: the reward is worth this share of the purchase that uses it (the number as written)."""
 
@@ -320,7 +320,7 @@ class RewardPercent:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class RewardMax:
     """``max 20 EUR``: a cap on a percentage value."""
 
@@ -328,7 +328,7 @@ class RewardMax:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class RewardExpiry:
     """``expires after 3m``: a held reward ends at the instant grant + W."""
 
@@ -339,7 +339,7 @@ class RewardExpiry:
 RewardPart = Union[RewardValue, RewardCost, RewardPercent, RewardMax, RewardExpiry]
 
 
-@attrs.frozen
+@classes.frozen
 class RewardDecl:
     """``reward free_drink "Free drink" value 3.50 EUR costs 50 points``."""
 
@@ -349,14 +349,14 @@ class RewardDecl:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class SegmentDecl:
     name: Ident
     condition: Expr
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class MetricDecl:
     """``metric beans_30d = sum of amount of purchase on category "beans" over 30d``.
 
@@ -374,7 +374,7 @@ class MetricDecl:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class AttributeDecl:
     """``attribute channel: text``: a custom event attribute and its type."""
 
@@ -383,7 +383,7 @@ class AttributeDecl:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class EventDecl:
     """``event checkin``: a custom event type."""
 
@@ -391,7 +391,7 @@ class EventDecl:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class ParamDecl:
     """``param every: count = 10``: a parameter of a stdlib module."""
 
@@ -401,14 +401,14 @@ class ParamDecl:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class UseArg:
     name: Ident
     value: Expr
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class UseDecl:
     """``use stamp_card with every = 10, reward = free_coffee``."""
 
@@ -420,7 +420,7 @@ class UseDecl:
 # ------------------------------------------------------------------------ rules
 
 
-@attrs.frozen
+@classes.frozen
 class EarnRule:
     amount: PointsLit | Multiplier
     basis: EarnBasis | None
@@ -428,7 +428,7 @@ class EarnRule:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class ConvertRule:
     """``at 50 points grant free_drink``."""
 
@@ -438,7 +438,7 @@ class ConvertRule:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class StampRule:
     """``every 10 purchases on category "coffee" grant free_coffee``."""
 
@@ -450,7 +450,7 @@ class StampRule:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class TierRule:
     name: Ident
     condition: Expr
@@ -458,7 +458,7 @@ class TierRule:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class OnRule:
     """``on review grant thank_you``."""
 
@@ -468,7 +468,7 @@ class OnRule:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class WhenRule:
     """``when spend_lifetime > 5000 grant vip_gift once``."""
 
@@ -478,7 +478,7 @@ class WhenRule:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class ReferralRule:
     """``referral grant ten_off to both when friend buys if event.amount >= 20 EUR limit 5 times per year``.
 
@@ -492,20 +492,20 @@ class ReferralRule:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class PoolRule:
     """``points pooled by account``: balance, lots, pending points and tier belong to the event's account."""
 
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class ExpireRule:
     window: Window
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class PendingRule:
     window: Window
     span: Span
@@ -514,7 +514,7 @@ class PendingRule:
 # ------------------------------------------------- perks and partners (issue 13)
 
 
-@attrs.frozen
+@classes.frozen
 class PerkDecl:
     """``perk early_access "Early access" when tier >= vip``: held while the condition holds."""
 
@@ -524,7 +524,7 @@ class PerkDecl:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class PartnerDecl:
     """``partner kulma "Kahvila Kulma" pays 0.02 EUR per point``."""
 
@@ -534,7 +534,7 @@ class PartnerDecl:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class RateDecl:
     """``rate SEK 0.087 EUR``: one unit of ``currency`` is worth ``value`` in the program currency."""
 
@@ -551,7 +551,7 @@ Statement = Union[
 ]
 
 
-@attrs.frozen
+@classes.frozen
 class Comment:
     """A ``#`` comment; kept beside the tree so the formatter can put it back."""
 
@@ -559,7 +559,7 @@ class Comment:
     span: Span
 
 
-@attrs.frozen
+@classes.frozen
 class RuleFile:
     """A whole parsed file: its statements in file order."""
 

@@ -85,9 +85,7 @@ import zoneinfo
 from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
-import attrs
-
-from poletti.dsl import ast, currencies, modules
+from poletti.dsl import ast, classes, currencies, modules
 from poletti.dsl.dependencies import find_cycles
 from poletti.dsl.diagnostics import ERROR, Diagnostic, closest, did_you_mean, finish, has_errors, make
 from poletti.dsl.formatter import format_expr, format_statement
@@ -112,7 +110,7 @@ DEFAULT_ROUNDING = "down"
 DEFAULT_TIMEZONE = "UTC"
 
 
-@attrs.frozen
+@classes.frozen
 class CheckResult:
     program: CheckedProgram | None  # None when any diagnostic is an error
     diagnostics: tuple[Diagnostic, ...]
@@ -292,14 +290,14 @@ def _article(t: Type) -> str:
     return f"an {t}" if str(t)[0] in "AEIOU" else f"a {t}"
 
 
-@attrs.define
+@classes.define
 class _Decl:
     kind: str  # reward / segment / metric / tier
     node: Any  # the declaring statement
     name: ast.Ident
 
 
-@attrs.define
+@classes.define
 class _Window:
     """A checked window: ``ok`` False after an error; ``duration`` None for ``lifetime``."""
 

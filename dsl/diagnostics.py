@@ -12,8 +12,7 @@ from __future__ import annotations
 import difflib
 from typing import Iterable
 
-import attrs
-
+from poletti.dsl import classes
 from poletti.dsl.ast import Span
 
 ERROR = "error"
@@ -24,7 +23,7 @@ WARNING = "warning"
 MAX_DIAGNOSTICS = 50
 
 
-@attrs.frozen
+@classes.frozen
 class Code:
     code: str
     slug: str
@@ -92,7 +91,7 @@ _CODES = [
 CODES: dict[str, Code] = {c.code: c for c in _CODES}
 
 
-@attrs.frozen
+@classes.frozen
 class Diagnostic:
     """One problem found in a rule file.
 

@@ -62,9 +62,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Callable, Sequence
 
-import attrs
-
-from poletti.dsl import ast
+from poletti.dsl import ast, classes
 from poletti.dsl.diagnostics import Diagnostic, has_errors
 from poletti.dsl.parser import parse
 
@@ -73,7 +71,7 @@ __all__ = ["FormatResult", "format_expr", "format_rule_file", "format_statement"
 TRAILING_COMMENT_GAP = "  "
 
 
-@attrs.frozen
+@classes.frozen
 class FormatResult:
     """``text`` is the formatted file, or None when the input has syntax errors."""
 
@@ -131,7 +129,7 @@ def format_rule_file(rule_file: ast.RuleFile) -> str:
 # ------------------------------------------------------------------- comments
 
 
-@attrs.frozen
+@classes.frozen
 class _Placement:
     above: list[list[ast.Comment]]  # per statement: own-line comments before it
     inside: list[list[ast.Comment]]  # per statement: comments within its span, moved above it

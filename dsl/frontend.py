@@ -12,16 +12,14 @@ import contextlib
 import gc
 from typing import Iterator
 
-import attrs
-
-from poletti.dsl import checker, ranges
+from poletti.dsl import checker, classes, ranges
 from poletti.dsl.ast import Span
 from poletti.dsl.diagnostics import Diagnostic, finish, has_errors, make
 from poletti.dsl.parser import LineIndex, parse
 from poletti.dsl.program import CheckedProgram
 
 
-@attrs.frozen
+@classes.frozen
 class FrontendResult:
     program: CheckedProgram | None  # None when there is any error
     diagnostics: tuple[Diagnostic, ...]

@@ -28,9 +28,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Mapping
 
-import attrs
-
-from poletti.dsl import ast
+from poletti.dsl import ast, classes
 from poletti.dsl.formatter import format_expr
 
 # How deep segments are followed into their definitions (a cycle is E127, reported elsewhere),
@@ -44,7 +42,7 @@ _FLIPPED = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "==": "==", "!=": "!="}
 _NEGATED = {">": "<=", ">=": "<", "<": ">=", "<=": ">", "==": "!=", "!=": "=="}
 
 
-@attrs.frozen
+@classes.frozen
 class _Bound:
     """``quantity op value``, with the quantity printed as the formatter prints it."""
 

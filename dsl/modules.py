@@ -46,7 +46,7 @@ from typing import Any, Mapping
 
 import attrs
 
-from poletti.dsl import ast
+from poletti.dsl import ast, classes
 from poletti.dsl.diagnostics import Diagnostic, did_you_mean, make
 from poletti.dsl.formatter import format_expr, format_statement
 from poletti.dsl.parser import parse
@@ -61,7 +61,7 @@ _FORBIDDEN_IN_MODULE = (ast.ProgramDecl, ast.CurrencyDecl, ast.RoundingDecl, ast
                         ast.UseDecl)
 
 
-@attrs.frozen
+@classes.frozen
 class Module:
     """A parsed stdlib module."""
 
@@ -76,7 +76,7 @@ class Module:
         return lines[number - 1].strip() if 0 < number <= len(lines) else ""
 
 
-@attrs.frozen
+@classes.frozen
 class Origin:
     """Where an expanded statement comes from: a module line, brought in by a ``use``."""
 
@@ -92,7 +92,7 @@ class Origin:
         return f"from module '{self.module}': {self.expanded}"
 
 
-@attrs.frozen
+@classes.frozen
 class Expansion:
     statements: tuple[tuple[ast.Statement, Origin], ...]
     diagnostics: tuple[Diagnostic, ...]

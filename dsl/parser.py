@@ -21,7 +21,7 @@ import attrs
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput
 
-from poletti.dsl import ast, syntax, usercache
+from poletti.dsl import ast, classes, syntax, usercache
 from poletti.dsl.diagnostics import MAX_DIAGNOSTICS, Diagnostic, finish, make
 
 STATEMENT_KEYWORDS = syntax.STATEMENT_KEYWORDS
@@ -97,7 +97,7 @@ def _load_tables(data: bytes) -> Lark | None:
         return None
 
 
-@attrs.frozen
+@classes.frozen
 class ParseResult:
     rule_file: ast.RuleFile
     diagnostics: tuple[Diagnostic, ...]
@@ -120,7 +120,7 @@ class LineIndex:
         return ast.Span(line, column, end_line, end_column, start, end)
 
 
-@attrs.frozen
+@classes.frozen
 class _Chunk:
     start: int
     end: int

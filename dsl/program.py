@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import attrs
 
-from poletti.dsl import ast
+from poletti.dsl import ast, classes
 
 
 class Type(enum.Enum):
@@ -57,7 +57,7 @@ BUILTIN_EVENT_TYPES = frozenset(
 CLOCK_EVENT_TYPES = frozenset({"birthday"})
 
 
-@attrs.frozen
+@classes.frozen
 class RewardInfo:
     name: str
     label: str | None
@@ -72,7 +72,7 @@ class RewardInfo:
     expires: ast.DurationLit | None = None
 
 
-@attrs.frozen
+@classes.frozen
 class PerkInfo:
     """``perk early_access "Early access" when tier >= vip``."""
 
@@ -81,7 +81,7 @@ class PerkInfo:
     decl: ast.PerkDecl
 
 
-@attrs.frozen
+@classes.frozen
 class PartnerInfo:
     """``partner kulma "Kahvila Kulma" pays 0.02 EUR per point``: ``rate`` money per point."""
 
@@ -90,14 +90,14 @@ class PartnerInfo:
     rate: Decimal
 
 
-@attrs.frozen
+@classes.frozen
 class TierInfo:
     name: str
     rank: int  # 1 for the lowest tier; "no tier" is rank 0
     rule: ast.TierRule
 
 
-@attrs.frozen
+@classes.frozen
 class MetricInfo:
     """A user metric, with the checker's reading of its short forms."""
 
@@ -111,7 +111,7 @@ class MetricInfo:
     window: ast.DurationLit | None = None
 
 
-@attrs.frozen(eq=False)
+@classes.frozen(eq=False)
 class CheckedProgram:
     """A rule file that passed the checker (possibly with warnings).
 
@@ -163,7 +163,7 @@ RULE_TYPES = (
 )
 
 
-@attrs.frozen
+@classes.frozen
 class BuiltinQuantity:
     """A built-in name resolved: ``spend_12m`` → kind "spend", window 12m.
 

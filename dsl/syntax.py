@@ -25,10 +25,10 @@ from __future__ import annotations
 import re
 from typing import Iterable, Sequence
 
-import attrs
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
+from poletti.dsl import classes
 from poletti.dsl.currencies import ACTIVE
 from poletti.dsl.diagnostics import did_you_mean
 
@@ -41,7 +41,7 @@ STATEMENT_KEYWORDS = (
 END = "$END"
 
 
-@attrs.frozen
+@classes.frozen
 class SyntaxProblem:
     """A P diagnostic before it has a place in the file: offsets are within the statement."""
 
@@ -310,7 +310,7 @@ _VALUE_TERMINALS = {
 }
 
 
-@attrs.frozen
+@classes.frozen
 class _Slot:
     """What the statement needs next, and the terminals (names or keyword texts) that phrase covers."""
 

@@ -50,9 +50,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Callable
 
-import attrs
-
-from poletti.dsl import ast
+from poletti.dsl import ast, classes
 from poletti.dsl.program import Type
 from poletti.engine import money
 from poletti.engine.compiler import (
@@ -92,7 +90,7 @@ INVENTED = ("st", "ev", "tally", "now", "at", "until", "instant", "led", "pts", 
             "caps", "usage", "used", "room")  # (a calendar cap written out: ``_calendar_cap_inline``)
 
 
-@attrs.frozen
+@classes.frozen
 class Generated:
     """The generated source of one program, its constants, and a hash that names it."""
 

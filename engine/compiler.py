@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from poletti.dsl import ast
+from poletti.dsl import ast, classes
 from poletti.dsl.dependencies import source_text, status_order
 from poletti.dsl.program import BuiltinQuantity, CheckedProgram
 from poletti.engine.expressions import Ctx, Evaluator, ExpressionCompiler, WindowSpec, duration_of, literal_date
@@ -37,7 +37,7 @@ def make_rounder(mode: str) -> Callable[[Decimal], int]:
     return lambda value: int(value.to_integral_value(rounding=how))
 
 
-@attrs.frozen
+@classes.frozen
 class Cap:
     """``limit N points|times per PERIOD``: a calendar period or a rolling window."""
 
@@ -59,7 +59,7 @@ class Blocked(enum.Enum):
     CONDITION = "condition"  # its `if` is false
 
 
-@attrs.frozen
+@classes.frozen
 class ConditionPart:
     """One part of an ``and`` chain in an ``if``, for explanations: its text, its test and what it reads."""
 
@@ -69,7 +69,7 @@ class ConditionPart:
     shown: tuple[tuple[str, Evaluator, Callable[[object], str]], ...]
 
 
-@attrs.frozen
+@classes.frozen
 class Guard:
     """The options every earn or grant rule may carry."""
 
@@ -102,14 +102,14 @@ class Guard:
         return None, ()
 
 
-@attrs.frozen
+@classes.frozen
 class Rule:
     index: int  # position among the program's rules; keys cap usage and trigger memory
     line: int
     text: str  # the rule as written, for explain
 
 
-@attrs.frozen
+@classes.frozen
 class PerRule(Rule):
     """``earn R points per …``: spend-based or unit-based points, multiplied by multipliers."""
 
@@ -120,7 +120,7 @@ class PerRule(Rule):
     guard: Guard
 
 
-@attrs.frozen
+@classes.frozen
 class FixedRule(Rule):
     """``earn N points on TYPE``: a fixed award, never multiplied."""
 
@@ -129,20 +129,20 @@ class FixedRule(Rule):
     guard: Guard
 
 
-@attrs.frozen
+@classes.frozen
 class MultiplierRule(Rule):
     factor: Decimal
     guard: Guard
 
 
-@attrs.frozen
+@classes.frozen
 class ConvertRule(Rule):
     threshold: int
     target: str | int  # a reward name, or points
     guard: Guard
 
 
-@attrs.frozen
+@classes.frozen
 class StampRule(Rule):
     slot: int
     every: int
@@ -152,7 +152,7 @@ class StampRule(Rule):
     guard: Guard
 
 
-@attrs.frozen
+@classes.frozen
 class TierRule(Rule):
     rank: int
     name: str
@@ -160,7 +160,7 @@ class TierRule(Rule):
     keep: Duration | None
 
 
-@attrs.frozen
+@classes.frozen
 class SegmentRule(Rule):
     slot: int
     name: str
@@ -170,7 +170,7 @@ class SegmentRule(Rule):
 # ----------------------------------------------- wallets, perks, partners (issue 13)
 
 
-@attrs.frozen
+@classes.frozen
 class WalletTerms:
     """How a held reward is worth and ends: ``value 10% max 20 EUR expires after 3m``."""
 
@@ -179,7 +179,7 @@ class WalletTerms:
     expires: Duration | None  # a held reward ends at grant + this
 
 
-@attrs.frozen
+@classes.frozen
 class PerkRule:
     """``perk early_access "Early access" when tier >= vip``: held while the condition holds."""
 
@@ -198,14 +198,14 @@ class PerkRule:
         return None, ()
 
 
-@attrs.frozen
+@classes.frozen
 class OnRule(Rule):
     event_type: str
     target: str | int
     guard: Guard
 
 
-@attrs.frozen
+@classes.frozen
 class WhenRule(Rule):
     slot: int
     condition: Evaluator
@@ -213,7 +213,7 @@ class WhenRule(Rule):
     guard: Guard
 
 
-@attrs.frozen
+@classes.frozen
 class ReferralRule(Rule):
     """``referral grant … to referrer|friend|both when friend buys``: paid at a referred friend's first
     purchase that passes the guard, once per friend; the cap counts per referrer (in the referrer's state)."""
@@ -231,7 +231,7 @@ class ReferralRule(Rule):
         return self.side != "referrer"
 
 
-@attrs.frozen
+@classes.frozen
 class MetricSpec:
     slot: int
     name: str
@@ -241,7 +241,7 @@ class MetricSpec:
     window: Duration | None
 
 
-@attrs.frozen
+@classes.frozen
 class WindowWatch:
     """While a rolling window's exits can change a time-driven condition (``TimeSources.watches``).
 
@@ -268,7 +268,7 @@ class WindowWatch:
             self.count_from is not None and count >= self.count_from)
 
 
-@attrs.frozen
+@classes.frozen
 class TimeSources:
     """What can change a customer's tiers, segments or `when` rules with no event.
 
@@ -294,7 +294,7 @@ class TimeSources:
             kind == "days_since_last_purchase" for kind, _ in self.day_thresholds)
 
 
-@attrs.frozen
+@classes.frozen
 class PointValue:
     """What one point is worth to the business, for reports: ``value`` (money) for every ``points`` points.
 
@@ -347,7 +347,7 @@ def point_value_of(checked: CheckedProgram) -> PointValue | None:
     return best
 
 
-@attrs.frozen(eq=False)
+@classes.frozen(eq=False)
 class CompiledProgram:
     checked: CheckedProgram
     tz: ZoneInfo

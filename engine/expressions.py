@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from poletti.dsl import ast
+from poletti.dsl import ast, classes
 from poletti.dsl.program import BuiltinQuantity, CheckedProgram, Type
 from poletti.engine.state import CustomerState
 from poletti.engine.money import from_units
@@ -33,7 +33,7 @@ Evaluator = Callable[["Ctx"], Any]
 
 
 
-@attrs.frozen
+@classes.frozen
 class WindowSpec:
     """A rolling window some rule reads: over purchases (spend and count) or visits (count)."""
 
@@ -102,7 +102,7 @@ def _arith(op: str) -> Callable[[Any, Any], Any]:
     return {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": div}[op]
 
 
-@attrs.define
+@classes.define
 class ExpressionCompiler:
     """Resolves names of one program and compiles its expressions."""
 

@@ -30,6 +30,8 @@ from collections.abc import Iterable
 
 import attrs
 
+from poletti.dsl import classes
+
 __all__ = ["ExpiredLot", "InsufficientPoints", "Lot", "PointsLedger", "ReleasedLot"]
 
 
@@ -42,7 +44,7 @@ class InsufficientPoints(Exception):
         self.available = available
 
 
-@attrs.define
+@classes.define
 class Lot:
     """What is left of one earning that can expire or is still pending.
 
@@ -61,7 +63,7 @@ class Lot:
     pending: bool = False
 
 
-@attrs.frozen
+@classes.frozen
 class ExpiredLot:
     """The remainder of a lot removed by expiry: ``points`` gone at ``expires_at``."""
 
@@ -72,7 +74,7 @@ class ExpiredLot:
     pending: bool
 
 
-@attrs.frozen
+@classes.frozen
 class ReleasedLot:
     """Pending points that became spendable at ``available_at``."""
 

@@ -10,16 +10,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Mapping
 
-import attrs
-
-from poletti.dsl import frontend
+from poletti.dsl import classes, frontend
 from poletti.dsl.diagnostics import Diagnostic
 from poletti.dsl.frontend import FrontendResult
 from poletti.dsl.program import CheckedProgram, RewardInfo, TierInfo
 from poletti.engine.compiler import CompiledProgram, compile_program
 
 
-@attrs.frozen(eq=False)
+@classes.frozen(eq=False)
 class Program:
     """A compiled loyalty program, ready for ``poletti.Engine``."""
 
@@ -77,7 +75,7 @@ class Program:
         return self.checked.event_types
 
 
-@attrs.frozen
+@classes.frozen
 class BuildResult:
     program: Program | None
     diagnostics: tuple[Diagnostic, ...]

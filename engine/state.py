@@ -30,6 +30,7 @@ from typing import Any, Iterable
 
 import attrs
 
+from poletti.dsl import classes
 from poletti.engine.ledger import PointsLedger
 
 
@@ -75,7 +76,7 @@ def flat_purchases(records: "Iterable[PurchaseRecord]") -> list[Any]:
     return flat
 
 
-@attrs.define
+@classes.define
 class CapUsage:
     """How much of one rule's cap is used.
 
@@ -88,7 +89,7 @@ class CapUsage:
     entries: list[tuple[int, int]] = attrs.Factory(list)
 
 
-@attrs.define
+@classes.define
 class Totals:
     """Running figures for reports (simulate sums them over customers); ``cost`` in micro-units."""
 
@@ -170,7 +171,7 @@ class WindowTotals(list):  # type: ignore[type-arg]
         return f"WindowTotals(spend={self.spend!r}, count={self.count!r}, exits={list(self)!r})"
 
 
-@attrs.define
+@classes.define
 class CustomerState:
     customer: str
     ledger: PointsLedger = attrs.Factory(PointsLedger)

@@ -38,6 +38,8 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
+from poletti.dsl import classes
+
 __all__ = [
     "DAY_US",
     "DURATION_UNITS",
@@ -103,7 +105,7 @@ def _check_unit(_instance: object, _attribute: attrs.Attribute[str], value: str)
         )
 
 
-@attrs.frozen
+@classes.frozen
 class Duration:
     """A length of time as written in rules: ``30d``, ``12w``, ``12m``, ``1y``.
 

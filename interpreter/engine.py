@@ -25,8 +25,7 @@ from datetime import date, datetime, timezone
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator
 
-import attrs
-
+from poletti.dsl import classes
 from poletti.engine.compiler import CompiledProgram
 from poletti.engine.ledger import PointsLedger
 from poletti.engine.program import Program
@@ -69,7 +68,7 @@ def _standings_of(found: list[tuple[Any, ...]]) -> Iterator[Standing]:
         yield new_standing(Standing, (customer, points, pending, lifetime, debt, tier, dict(rewards)))
 
 
-@attrs.frozen
+@classes.frozen
 class Rejection:
     index: int  # position in the batch
     event_id: str | None
@@ -77,7 +76,7 @@ class Rejection:
     reason: str
 
 
-@attrs.frozen
+@classes.frozen
 class BatchResult:
     outcomes: tuple[Outcome, ...]
     rejected: tuple[Rejection, ...]

@@ -22,6 +22,7 @@ import attrs
 if TYPE_CHECKING:
     import cattrs
 
+from poletti.dsl import classes
 from poletti.dsl.program import BUILTIN_EVENT_TYPES, CheckedProgram, Type
 from poletti.engine import money
 from poletti.dsl.ranges import decimal_places
@@ -48,7 +49,7 @@ class Item(NamedTuple):
     price: int = 0  # micro-units of the program currency
 
 
-@attrs.define
+@classes.define
 class Event:
     """A validated event: instants in µs since the epoch, money in micro-units (see the state's docstring).
 
@@ -80,7 +81,7 @@ class Event:
     key: tuple[Any, ...] | None = attrs.field(default=None, eq=False, repr=False)
 
 
-@attrs.frozen
+@classes.frozen
 class _Fields:
     """The event's fields as a host writes them: what cattrs structures to name a bad field in a reason."""
 
@@ -100,7 +101,7 @@ class _Fields:
     account: str | None = None
 
 
-@attrs.frozen
+@classes.frozen
 class _ItemFields:
     sku: str | None = None
     category: str | None = None

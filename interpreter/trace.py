@@ -14,8 +14,7 @@ from __future__ import annotations
 import enum
 from typing import Any, ClassVar, Union
 
-import attrs
-
+from poletti.dsl import classes
 from poletti.engine.compiler import MultiplierRule, Rule, SegmentRule, TierRule
 
 
@@ -45,7 +44,7 @@ class Occasion(enum.Enum):
     BIRTHDAY = "birthday"  # `on birthday`, at the start of the birthday
 
 
-@attrs.frozen
+@classes.frozen
 class Earned:
     """Points an earn rule gave in step 3 (``fixed``: an award on the event, never multiplied)."""
 
@@ -56,7 +55,7 @@ class Earned:
     fixed: bool = False
 
 
-@attrs.frozen
+@classes.frozen
 class Multiplied:
     """Multipliers scaled the spend-based points of a purchase from ``before`` to ``after``."""
 
@@ -67,7 +66,7 @@ class Multiplied:
     after: int
 
 
-@attrs.frozen
+@classes.frozen
 class Skipped:
     """A rule that did not fire, and why (the numbers ``reason`` needs; the rest stay None)."""
 
@@ -89,7 +88,7 @@ class Skipped:
     again: int | None = None
 
 
-@attrs.frozen
+@classes.frozen
 class Capped:
     """An award cut by its rule's ``limit N points``: ``asked`` became ``granted`` (``used`` before)."""
 
@@ -101,7 +100,7 @@ class Capped:
     used: int
 
 
-@attrs.frozen
+@classes.frozen
 class Converted:
     """An `at` rule turned ``count`` × ``points`` into as many of its target (a reward name, or points)."""
 
@@ -113,7 +112,7 @@ class Converted:
     count: int = 1
 
 
-@attrs.frozen
+@classes.frozen
 class Granted:
     """A grant rule fired: an `on`/`when` rule, a stamp card (``count``-th stamp of ``every``), a birthday."""
 
@@ -126,7 +125,7 @@ class Granted:
     every: int | None = None
 
 
-@attrs.frozen
+@classes.frozen
 class Redeemed:
     kind: ClassVar[str] = "redeem"
     at: int
@@ -134,7 +133,7 @@ class Redeemed:
     points: int
 
 
-@attrs.frozen
+@classes.frozen
 class Expired:
     """A lot's remaining ``points`` expired (``pending``: before they ever became spendable)."""
 
@@ -146,7 +145,7 @@ class Expired:
     pending: bool
 
 
-@attrs.frozen
+@classes.frozen
 class Released:
     """Pending points became spendable."""
 
@@ -157,7 +156,7 @@ class Released:
     source: str
 
 
-@attrs.frozen
+@classes.frozen
 class Reversed:
     """A refund of ``refund`` on ``purchase`` (which earned ``purchase_points`` for ``purchase_amount``):
     ``refunded`` so far, so floor(P × refunded ÷ amount) = ``target`` reversed in all, ``points`` of them now."""
@@ -173,7 +172,7 @@ class Reversed:
     target: int
 
 
-@attrs.frozen
+@classes.frozen
 class TierChanged:
     """The tier went from rank ``old`` to rank ``new`` (0: none); ``rule`` is the tier rule that decided it.
 
@@ -190,7 +189,7 @@ class TierChanged:
     keep_ended: bool = False
 
 
-@attrs.frozen
+@classes.frozen
 class TierKept:
     """The tier's condition stopped holding, and its `keep` holds it until ``until``."""
 
@@ -200,7 +199,7 @@ class TierKept:
     until: int
 
 
-@attrs.frozen
+@classes.frozen
 class SegmentChanged:
     kind: ClassVar[str] = "segment"
     at: int
@@ -211,7 +210,7 @@ class SegmentChanged:
 # ---------------------------------------------- wallets and partners (issue 13)
 
 
-@attrs.frozen
+@classes.frozen
 class RewardUsed:
     """A purchase used a held ``reward``, worth ``value`` (micro-units; None: the reward has no value).
 
@@ -231,7 +230,7 @@ class RewardUsed:
     ends_at: int | None = None
 
 
-@attrs.frozen
+@classes.frozen
 class RewardExpired:
     """A held ``reward`` granted at ``granted_at`` expired at ``at`` (its grant + ``expires after``)."""
 
@@ -241,7 +240,7 @@ class RewardExpired:
     granted_at: int
 
 
-@attrs.frozen
+@classes.frozen
 class PartnerPoints:
     """Points earned (``earned``), reversed or redeemed at ``partner``; ``converted``: (currency, amount paid)."""
 
@@ -257,7 +256,7 @@ class PartnerPoints:
 # -- referrals (interpreter/referrals.py)
 
 
-@attrs.frozen
+@classes.frozen
 class Referred:
     """A referral linked ``friend`` to ``referrer`` (recorded on the referrer's event)."""
 
@@ -267,7 +266,7 @@ class Referred:
     friend: str
 
 
-@attrs.frozen
+@classes.frozen
 class ReferralPaid:
     """A referral rule paid ``target`` to ``receiver`` ("referrer" or "friend") for ``friend``'s purchase at
     ``purchase_at``; ``at`` is when it was given (the referrer's own latest instant when they were already past

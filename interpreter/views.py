@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 import attrs
 
+from poletti.dsl import classes
 from poletti.engine.compiler import CompiledProgram
 from poletti.engine.money import from_units
 from poletti.engine.state import CustomerState
@@ -27,7 +28,7 @@ from poletti.engine.timecalc import from_us
 from poletti.interpreter.perks import perks_held
 
 
-@attrs.define
+@classes.define
 class LotView:
     """Points earned together that can still expire or are still pending."""
 
@@ -39,7 +40,7 @@ class LotView:
     source: str  # the event that earned them, or "grant"
 
 
-@attrs.define
+@classes.define
 class StampCardView:
     """One stamp card: ``stamps`` counted towards the next grant of ``target`` at ``every``."""
 
@@ -50,7 +51,7 @@ class StampCardView:
     total: int  # stamps counted since the first
 
 
-@attrs.define
+@classes.define
 class NextReward:
     """An ``at`` rule: ``needed`` more points (0: it converts at the next chance) for ``target``."""
 
@@ -60,7 +61,7 @@ class NextReward:
     target: str | int
 
 
-@attrs.define
+@classes.define
 class HeldReward:
     """A reward the customer holds (issue 13): ``count`` of it, held ``until`` (None: until used)."""
 
@@ -88,7 +89,7 @@ class Standing(NamedTuple):
     rewards: dict[str, int]  # as ``CustomerView.rewards``: each reward granted and not used, with its count
 
 
-@attrs.define
+@classes.define
 class CustomerView:
     """A customer's standing, as the host application sees it.
 

@@ -27,11 +27,11 @@ import sys
 import traceback
 from typing import Any, NoReturn, Sequence
 
-import attrs
 import click
 
 from poletti import __version__
 from poletti.commands.outputs import atomic_output, json_for_terminal, refuse_unfit_target, shown, terminal_text
+from poletti.dsl import classes
 from poletti.dsl.diagnostics import Diagnostic, has_errors
 from poletti.dsl.render import diagnostics_to_json, render_diagnostics, summary_line
 
@@ -123,7 +123,7 @@ class PolettiGroup(click.Group):
             ctx.exit(EXIT_INTERNAL)
 
 
-@attrs.frozen
+@classes.frozen
 class Settings:
     color: bool | None  # None: colour when the stream is a terminal
 

@@ -26,8 +26,7 @@ import hashlib
 from datetime import datetime
 from typing import Any, ContextManager, Iterable, Iterator, Protocol
 
-import attrs
-
+from poletti.dsl import classes
 from poletti.engine import money
 from poletti.engine.state import CustomerState
 from poletti.engine.timecalc import from_us
@@ -37,7 +36,7 @@ class StoreError(RuntimeError):
     """The store cannot be opened or used (a newer schema, a file that is not a poletti store, a lost connection…)."""
 
 
-@attrs.frozen
+@classes.frozen
 class Receipt:
     """What a store remembers of an applied event: whose it was and what it said."""
 
@@ -46,7 +45,7 @@ class Receipt:
     content: dict[str, Any] | None = None  # ``content_dict`` of it, to name what differs in a conflict
 
 
-@attrs.frozen
+@classes.frozen
 class LedgerEntry:
     """One point movement or reward, as it happened.
 

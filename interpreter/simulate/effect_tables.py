@@ -10,10 +10,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-import attrs
+from poletti.dsl import classes
 
 
-@attrs.frozen
+@classes.frozen
 class EffectTable:
     title: str
     header: tuple[str, ...]

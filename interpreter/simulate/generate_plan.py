@@ -37,7 +37,7 @@ from typing import Any, Iterator
 
 import attrs
 
-from poletti.dsl import ast
+from poletti.dsl import ast, classes
 from poletti.dsl.program import BUILTIN_EVENT_TYPES, Type
 
 __all__ = ["AttributePlan", "HistoryPlan", "PRICE_SCALE", "plan_for"]
@@ -68,7 +68,7 @@ _KNOWN_TEXTS = {"channel": ("app", "till", "web")}
 _UNSUPPORTED = frozenset({Type.DURATION, Type.TIER, Type.REWARD})
 
 
-@attrs.frozen
+@classes.frozen
 class AttributePlan:
     """A declared attribute: its kind, the event kinds that carry it and what its values are drawn from."""
 
@@ -84,7 +84,7 @@ class AttributePlan:
     dates: tuple[date, date] | None = None  # DATE: the range (None: up to a year before the event)
 
 
-@attrs.frozen(eq=False)
+@classes.frozen(eq=False)
 class HistoryPlan:
     program: Any  # poletti.Program
     currency: str

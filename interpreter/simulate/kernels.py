@@ -32,7 +32,7 @@ from typing import Any, Callable
 import attrs
 import numpy as np
 
-from poletti.dsl import ast
+from poletti.dsl import ast, classes
 from poletti.engine import money
 from poletti.engine.compiler import CompiledProgram
 from poletti.engine.expressions import duration_of
@@ -48,7 +48,7 @@ _HOUR = 3600 * 1_000_000
 _INT64_SAFE = 2**62
 
 
-@attrs.frozen
+@classes.frozen
 class Earning:
     """One earn rule as integer arithmetic: points = round(numerator × base ÷ denominator)."""
 
@@ -58,7 +58,7 @@ class Earning:
     step: int = 0  # micro-units of one step, for "units"
 
 
-@attrs.frozen
+@classes.frozen
 class TierTest:
     """A tier condition: ``quantity op value`` over one window (None: lifetime) of spend or purchase count."""
 
@@ -70,7 +70,7 @@ class TierTest:
     exact: Fraction  # the value as written, for counts that are not whole
 
 
-@attrs.define
+@classes.define
 class Plan:
     compiled: CompiledProgram = attrs.field(repr=False)
     earnings: list[Earning]
@@ -292,7 +292,7 @@ def window_exits(instants: np.ndarray, window: Duration, tz: Any) -> np.ndarray:
     return exits
 
 
-@attrs.define
+@classes.define
 class Batch:
     """Purchases and refunds of a set of customers, grouped by customer, each group in replay order.
 
@@ -339,7 +339,7 @@ def _running_max(values: np.ndarray, batch: Batch) -> np.ndarray | None:
     return np.maximum.accumulate(values + lift) - lift
 
 
-@attrs.define
+@classes.define
 class Figures:
     """A batch's per-row figures under one plan: points, reversals, grants and balances."""
 

@@ -39,6 +39,7 @@ from typing import Any, Callable, Iterator
 import attrs
 import numpy as np
 
+from poletti.dsl import classes
 from poletti.engine.program import Program
 from poletti.engine.state import CustomerState
 from poletti.engine.timecalc import day_start_us
@@ -200,7 +201,7 @@ class Lane:
         self.bounds = {}
 
 
-@attrs.define
+@classes.define
 class ShardResult:
     """What one shard adds up to, as plain data (it travels between processes; see ``merge``)."""
 

@@ -30,8 +30,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Sequence
 
-import attrs
-
+from poletti.dsl import classes
 from poletti.interpreter.simulate.summary import ActivityMonth, Month, SimulationResult, day_start, delta_pct
 
 # Colours that stay apart for colour-blind readers (Okabe–Ito).
@@ -41,7 +40,7 @@ SERIES = {"earned": GREEN, "spent": BLUE, "expired": RED, "reversed": PURPLE}
 PALETTE = (BLUE, ORANGE, GREEN, PURPLE, SKY, RED, YELLOW, "#000000")
 
 
-@attrs.frozen
+@classes.frozen
 class Names:
     """What the report calls its inputs."""
 
@@ -51,7 +50,7 @@ class Names:
     generated: str = ""
 
 
-@attrs.frozen
+@classes.frozen
 class Chart:
     name: str
     title: str

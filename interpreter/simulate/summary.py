@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
+from poletti.dsl import classes
 from poletti.engine.compiler import CompiledProgram
 from poletti.engine.money import SCALE, from_units
 from poletti.engine.program import Program
@@ -164,7 +165,7 @@ def shown_months(first: date | None, last: date | None, trackers: Iterable[Track
 # ------------------------------------------------------------------ records
 
 
-@attrs.frozen
+@classes.frozen
 class Rejected:
     """A rejected event. ``rules``: which program rejected it — new, baseline or both."""
 
@@ -175,7 +176,7 @@ class Rejected:
     rules: str = "new"
 
 
-@attrs.define
+@classes.define
 class Month:
     """One program's figures for one calendar month.
 
@@ -197,7 +198,7 @@ class Month:
     segments: dict[str, int] = attrs.Factory(dict)
 
 
-@attrs.define
+@classes.define
 class ActivityMonth:
     start: date
     purchases: int = 0
@@ -209,7 +210,7 @@ class ActivityMonth:
 # ------------------------------------------------------------ month series
 
 
-@attrs.define
+@classes.define
 class MonthChange:
     """What one program's customers did in one month, and how its stocks moved (money in micro-units)."""
 
@@ -345,7 +346,7 @@ class Tracker:
 # ------------------------------------------------------------ final figures
 
 
-@attrs.frozen
+@classes.frozen
 class Standing:
     """One customer's final figures under one program (money in micro-units, instants in µs)."""
 
@@ -367,7 +368,7 @@ class Standing:
         return sum(count for _, count in self.rewards)
 
 
-@attrs.define
+@classes.define
 class StandingColumns:
     """Final standings of a batch the arrays replayed, column by column; ``standing(i)`` makes one a Standing.
 
@@ -459,7 +460,7 @@ def segments_of(state: CustomerState, compiled: CompiledProgram) -> tuple[str, .
     return tuple(name for name, inside in zip(compiled.segment_names, state.segments) if inside)
 
 
-@attrs.define
+@classes.define
 class Totals:
     """One program's final figures, summed over customers' final states (merge: add another shard's)."""
 
@@ -671,7 +672,7 @@ def _rate(value: Fraction, places: int = 4) -> float:
     return float(_round_half_up(value, places))
 
 
-@attrs.define
+@classes.define
 class Period:
     start: datetime | None = None
     end: datetime | None = None
@@ -707,7 +708,7 @@ class Period:
         }
 
 
-@attrs.define
+@classes.define
 class Group:
     """Purchases of one membership group (members, non-members): counts, spend (micro-units), customers."""
 
@@ -977,7 +978,7 @@ class Activity:
 # -------------------------------------------------------------------- result
 
 
-@attrs.define
+@classes.define
 class ProgramFigures:
     """One program's side of a simulation: its month series and every customer's final standing (None: not
     kept, see ``simulate_file``'s ``keep_standings``)."""
@@ -1010,7 +1011,7 @@ def change_of(mine: Standing, theirs: Standing) -> str:
     return "gains" if key > (0, 0, 0) else "loses" if key < (0, 0, 0) else "same"
 
 
-@attrs.define
+@classes.define
 class GroupChange:
     """One group's customers under new against baseline rules: how many gain, lose or stay the same, and the
     change of their points earned and of their rewards' value (micro-units), summed."""
@@ -1094,7 +1095,7 @@ class GroupChanges:
                 "segments": {name: group.figures() for name, group in self.segments.items()}}
 
 
-@attrs.define
+@classes.define
 class SimulationResult:
     summary: dict[str, Any]
     new: ProgramFigures

@@ -25,11 +25,12 @@ from collections import Counter
 from datetime import datetime
 from typing import Any, Iterator
 
-import attrs
-
 import click
 
-@attrs.frozen
+from poletti.dsl import classes
+
+
+@classes.frozen
 class Rejected:
     """An event (or a row that is not one) that changed nothing, and why."""
 
