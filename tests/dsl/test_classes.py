@@ -92,24 +92,32 @@ def test_a_class_keeps_its_own_repr_and_options_pass_through() -> None:
         Asked(1).value = 2  # type: ignore[misc]
 
 
-def test_the_repr_guard_is_per_thread() -> None:
-    @classes.frozen
-    class Slow:
-        value: object
-
-    seen: list[str] = []
+def test_a_record_printed_in_two_threads_at_once_is_printed_whole_in_both() -> None:
+    # The "..." guard is per thread: a record another thread is printing is not one met inside itself.
+    started, go_on = threading.Event(), threading.Event()
+    calls: list[str] = []
 
     class Waits:
         def __repr__(self) -> str:
-            seen.append(repr(shared))  # (another thread printing the same record meanwhile does not see "...")
+            calls.append(threading.current_thread().name)
+            if len(calls) == 1:  # (the worker's: it holds the box's repr open until told to go on)
+                started.set()
+                go_on.wait(5)
             return "W"
 
-    shared = Slow(1)
-    outer = Slow(Waits())
-    worker = threading.Thread(target=lambda: seen.append(repr(outer)))
+    @classes.frozen
+    class Box:
+        value: object
+
+    box = Box(Waits())
+    seen: list[str] = []
+    worker = threading.Thread(target=lambda: seen.append(repr(box)), name="worker")
     worker.start()
-    worker.join()
-    assert seen == ["Slow(value=1)", "Slow(value=W)"]
+    assert started.wait(5)
+    mine = repr(box)  # while the worker is inside repr(box)
+    go_on.set()
+    worker.join(5)
+    assert (mine, seen, calls) == ("Box(value=W)", ["Box(value=W)"], ["worker", "MainThread"])
 
 
 def test_every_poletti_record_class_shares_the_repr_or_writes_its_own() -> None:
