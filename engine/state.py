@@ -61,11 +61,6 @@ def replaced(values: tuple[Any, ...], index: int, value: Any) -> tuple[Any, ...]
     return values[:index] + (value,) + values[index + 1:]
 
 
-def net_amount(record: PurchaseRecord) -> int:
-    """What is left of the purchase after its refunds."""
-    return record[AMOUNT] - record[REFUNDED]
-
-
 def flat_purchases(records: "Iterable[PurchaseRecord]") -> list[Any]:
     """Purchase records → ``CustomerState.purchases``' flat list."""
     flat: list[Any] = []
