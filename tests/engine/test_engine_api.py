@@ -13,6 +13,7 @@ engine's own path).
 from __future__ import annotations
 
 import copy
+import gc
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -438,6 +439,38 @@ def test_standings_are_a_snapshot_taken_when_asked_each_with_its_own_rewards(gen
     assert list(engine.standings()) == [("cy", 10, 0, 210, 0, "gold", {"free_drink": 4}),
                                         ("dan", 10, 0, 10, 0, None, {})]
     assert engine.customer("cy").rewards == {"free_drink": 4}
+
+
+@pytest.mark.parametrize("generated", [True, False])
+def test_standings_snapshot_is_flat_plain_values_that_the_collector_stops_tracking(generated: bool) -> None:
+    # ``standings()`` snapshots every customer as one flat tuple of plain values (``_snapshot_row``): the six
+    # figures, then each reward's name and count. Nested tuples could stay tracked by the garbage collector and
+    # bring on a full pass over every state; a flat tuple of plain values is untracked by any pass.
+    from poletti.interpreter.engine import _snapshot_row
+
+    program = poletti.compile("""
+        earn 1 point per EUR
+        at 50 points grant free_drink
+        every 2 purchases grant sticker
+    """)
+    engine = poletti.Engine(program, explain=False, generated=generated)
+    for number, (customer, amount) in enumerate([("ana", "60.00"), ("ben", "20.00"), ("ana", "45.00"),
+                                                 ("cy", "50.00")]):
+        engine.process({"id": f"e{number}", "type": "purchase", "customer": customer, "amount": amount,
+                        "at": f"2026-03-0{number + 1}T10:00:00+00:00"})
+    # ana: 60 → a drink, 10 left; 45 more → 55 → a drink, 5 left, and her second purchase a sticker.
+    # ben: 20 points, nothing. cy: 50 → a drink, 0 left.
+    expected = [("ana", 5, 0, 105, 0, None, {"free_drink": 2, "sticker": 1}),
+                ("ben", 20, 0, 20, 0, None, {}),
+                ("cy", 0, 0, 50, 0, None, {"free_drink": 1})]
+    assert list(engine.standings()) == expected
+    rows = [_snapshot_row(customer, engine.state(customer), program.compiled.tier_names)
+            for customer in engine.customers()]
+    assert rows == [standing[:6] + tuple(value for pair in standing[6].items() for value in pair)
+                    for standing in expected]
+    assert all(value is None or type(value) in (str, int) for row in rows for value in row)
+    gc.collect()
+    assert not any(gc.is_tracked(row) for row in rows)
 
 
 def test_standings_of_a_pooled_program_show_each_contact_the_account_pool() -> None:
